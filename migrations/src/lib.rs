@@ -1,0 +1,72 @@
+//! Versioned SQL migrations, embedded in the binary.
+//!
+//! `CONTROL` runs in the `control` schema; `TENANT` runs in every merchant schema
+//! (with `search_path` set to that schema). Versions only ever grow; an applied
+//! migration is never edited (the runner refuses a changed checksum). See README.md.
+
+/// One migration: a version, a short name and the SQL to run (in one transaction).
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! migration {
+    ($dir:literal, $version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../", $dir, "/", $name, ".sql")),
+        }
+    };
+}
+
+/// Migrations of the control schema (directory, alliances, staff, keys, audit).
+pub const CONTROL: &[Migration] = &[migration!("control", 1, "0001_directory")];
+
+/// Migrations of every tenant (merchant) schema.
+pub const TENANT: &[Migration] = &[migration!("tenant", 1, "0001_members")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(dir: &str, list: &[Migration]) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = list.iter().map(|m| format!("{}.sql", m.name)).collect();
+        assert_eq!(
+            files, listed,
+            "every file in {dir}/ must be listed, in order"
+        );
+        for (i, m) in list.iter().enumerate() {
+            assert_eq!(
+                m.version,
+                i as i64 + 1,
+                "versions are 1, 2, 3 … without gaps"
+            );
+            let prefix = format!("{:04}_", m.version);
+            assert!(
+                m.name.starts_with(&prefix),
+                "{} must start with {prefix}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn control_files_are_all_listed_in_order() {
+        check("control", CONTROL);
+    }
+
+    #[test]
+    fn tenant_files_are_all_listed_in_order() {
+        check("tenant", TENANT);
+    }
+}

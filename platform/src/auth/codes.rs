@@ -1,0 +1,148 @@
+//! One-time codes for login, registration and password reset (SPEC M1, M2).
+//! Six digits, five minutes, five wrong guesses, one send a minute per destination;
+//! only a hash is stored. Codes go out through a `Sender`.
+
+use chrono::{Duration, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::sender::{Message, Sender};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Login,
+    Register,
+    ResetPassword,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Register => "register",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+fn code_hash(tenant_id: i64, destination: &str, purpose: Purpose, code: &str) -> Vec<u8> {
+    crate::auth::secrets::digest(&format!(
+        "{tenant_id}\n{destination}\n{}\n{code}",
+        purpose.as_str()
+    ))
+}
+
+/// Creates a code and sends it. Refuses with 429 if one was sent to the same
+/// destination for the same purpose less than a minute ago.
+pub async fn issue(
+    db: &Db,
+    sender: &dyn Sender,
+    tenant: &Tenant,
+    destination: &str,
+    purpose: Purpose,
+) -> Result<()> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let last: Option<chrono::DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(created_at) FROM verification_codes WHERE destination = $1 AND purpose = $2",
+    )
+    .bind(destination)
+    .bind(purpose.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(last) = last {
+        let next = last + Duration::seconds(limits::OTP_RESEND_GAP_SECS);
+        let now = Utc::now();
+        if next > now {
+            let wait = (next - now).num_seconds().max(1) as u64;
+            return Err(Error::RateLimited {
+                retry_after_secs: wait,
+            });
+        }
+    }
+    let code = format!(
+        "{:0width$}",
+        rand::rng().random_range(0..10u32.pow(limits::OTP_DIGITS)),
+        width = limits::OTP_DIGITS as usize
+    );
+    sqlx::query(
+        "INSERT INTO verification_codes (destination, purpose, code_hash, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(destination)
+    .bind(purpose.as_str())
+    .bind(code_hash(tenant.id, destination, purpose, &code))
+    .bind(Utc::now() + Duration::seconds(limits::OTP_TTL_SECS))
+    .execute(&mut *tx)
+    .await?;
+    let minutes = limits::OTP_TTL_SECS / 60;
+    sender
+        .send(&Message {
+            tenant_id: Some(tenant.id),
+            channel: if destination.contains('@') {
+                "email"
+            } else {
+                "sms"
+            },
+            destination: destination.to_string(),
+            body: format!(
+                "[{}] Your verification code is {code}. It expires in {minutes} minutes.",
+                tenant.name
+            ),
+        })
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks and uses up the newest live code for (destination, purpose). A wrong guess
+/// is counted (committed even though the request fails).
+pub async fn verify(
+    db: &Db,
+    tenant: &Tenant,
+    destination: &str,
+    purpose: Purpose,
+    code: &str,
+) -> Result<()> {
+    let invalid = || {
+        Error::unauthenticated(
+            "code_invalid",
+            "the verification code is wrong, used or expired; request a new one",
+        )
+    };
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let row: Option<(i64, Vec<u8>, i32)> = sqlx::query_as(
+        "SELECT id, code_hash, attempts FROM verification_codes \
+         WHERE destination = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > now() \
+         ORDER BY id DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(destination)
+    .bind(purpose.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, hash, attempts) = row.ok_or_else(invalid)?;
+    if attempts >= limits::OTP_MAX_ATTEMPTS {
+        return Err(invalid());
+    }
+    let ok = code.len() == limits::OTP_DIGITS as usize
+        && crate::auth::secrets::digests_equal(
+            &hash,
+            &code_hash(tenant.id, destination, purpose, code),
+        );
+    if ok {
+        sqlx::query("UPDATE verification_codes SET consumed_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query("UPDATE verification_codes SET attempts = attempts + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    if ok { Ok(()) } else { Err(invalid()) }
+}

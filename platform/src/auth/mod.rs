@@ -1,0 +1,10 @@
+//! Authentication: passwords (argon2id), access tokens (JWT), refresh sessions,
+//! partner API keys, one-time codes and login rate limits.
+
+pub mod api_keys;
+pub mod codes;
+pub mod passwords;
+pub mod rate_limit;
+pub mod secrets;
+pub mod sessions;
+pub mod tokens;

@@ -1,0 +1,90 @@
+//! Connection pools per PostgreSQL cluster and the per-transaction tenant selection.
+//!
+//! The control schema lives on the cluster named `main`. Every tenant row in the
+//! directory names the cluster that holds its schema (SPEC T5), so tenants can be spread
+//! over several clusters later without touching the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::error::{Error, Result};
+
+pub const MAIN_CLUSTER: &str = "main";
+
+#[derive(Clone)]
+pub struct Db {
+    clusters: Arc<HashMap<String, PgPool>>,
+}
+
+impl Db {
+    /// Connects to the main cluster (and any others given as `name=url`).
+    pub async fn connect(
+        main_url: &str,
+        extra: &[(String, String)],
+        max_conns: u32,
+    ) -> anyhow::Result<Self> {
+        let mut clusters = HashMap::new();
+        clusters.insert(MAIN_CLUSTER.to_string(), pool(main_url, max_conns).await?);
+        for (name, url) in extra {
+            clusters.insert(name.clone(), pool(url, max_conns).await?);
+        }
+        Ok(Self {
+            clusters: Arc::new(clusters),
+        })
+    }
+
+    /// The pool of the cluster that holds the control schema.
+    pub fn control(&self) -> &PgPool {
+        &self.clusters[MAIN_CLUSTER]
+    }
+
+    /// The pool of a named cluster.
+    pub fn cluster(&self, name: &str) -> Result<&PgPool> {
+        self.clusters.get(name).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "cluster {name:?} is in the directory but not configured on this server"
+            ))
+        })
+    }
+
+    pub fn cluster_names(&self) -> Vec<String> {
+        self.clusters.keys().cloned().collect()
+    }
+
+    /// Begins a transaction on the tenant's cluster with `search_path` set to its schema
+    /// for this transaction only (reset at commit, safe with pooled connections).
+    pub async fn tenant_tx(
+        &self,
+        cluster: &str,
+        schema: &str,
+    ) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.cluster(cluster)?.begin().await?;
+        select_schema(&mut tx, schema).await?;
+        Ok(tx)
+    }
+}
+
+/// Selects `schema` for the rest of the current transaction. The name is passed as a
+/// bind parameter and quoted by PostgreSQL, never formatted into SQL.
+pub async fn select_schema(conn: &mut sqlx::PgConnection, schema: &str) -> Result<()> {
+    sqlx::query("SELECT set_config('search_path', quote_ident($1) || ', public', true)")
+        .bind(schema)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn pool(url: &str, max_conns: u32) -> anyhow::Result<PgPool> {
+    let opts: PgConnectOptions = url.parse()?;
+    let opts = opts.application_name("pointsmall");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_conns)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?)
+}

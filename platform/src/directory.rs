@@ -1,0 +1,180 @@
+//! The tenant directory: which tenants exist, where their schema lives, whether they
+//! are active. Reads go through a cache that change notifications evict (see `notify`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::error::{Error, Result};
+use crate::limits;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        if s == "suspended" {
+            Self::Suspended
+        } else {
+            Self::Active
+        }
+    }
+}
+
+/// One row of the directory.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Tenant {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    /// Schema holding this merchant's data (`t_<id>`).
+    pub schema_name: String,
+    /// PostgreSQL cluster holding that schema.
+    pub cluster: String,
+    pub status: TenantStatus,
+    pub alliance_id: Option<i64>,
+    pub schema_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: i64,
+    slug: String,
+    name: String,
+    schema_name: String,
+    cluster: String,
+    status: String,
+    alliance_id: Option<i64>,
+    schema_version: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(r: TenantRow) -> Self {
+        Self {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            schema_name: r.schema_name,
+            cluster: r.cluster,
+            status: TenantStatus::parse(&r.status),
+            alliance_id: r.alliance_id,
+            schema_version: r.schema_version,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Looks a tenant up by slug, bypassing the cache.
+pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
+    let row: Option<TenantRow> = sqlx::query_as(
+        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at \
+         FROM control.tenants WHERE slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Tenant::from))
+}
+
+/// Every tenant, in id order.
+pub async fn list(pool: &PgPool) -> Result<Vec<Tenant>> {
+    let rows: Vec<TenantRow> = sqlx::query_as(
+        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at \
+         FROM control.tenants ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Tenant::from).collect())
+}
+
+/// Cached directory reads, keyed by slug.
+#[derive(Clone)]
+pub struct Directory {
+    pool: PgPool,
+    cache: Cache<String, Arc<Tenant>>,
+}
+
+impl Directory {
+    pub fn new(pool: PgPool) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(limits::DIRECTORY_CACHE_ENTRIES)
+            .time_to_live(Duration::from_secs(limits::DIRECTORY_CACHE_TTL_SECS))
+            .build();
+        Self { pool, cache }
+    }
+
+    /// The tenant addressed by `slug`, or 404 `tenant_not_found`.
+    pub async fn resolve(&self, slug: &str) -> Result<Arc<Tenant>> {
+        if !crate::tenancy::slug_is_valid(slug) {
+            return Err(tenant_not_found());
+        }
+        let pool = self.pool.clone();
+        let key = slug.to_string();
+        let found = self
+            .cache
+            .try_get_with(key.clone(), async move {
+                match find_by_slug(&pool, &key).await {
+                    Ok(Some(t)) => Ok(Arc::new(t)),
+                    Ok(None) => Err(None),
+                    Err(e) => Err(Some(e.to_string())),
+                }
+            })
+            .await;
+        match found {
+            Ok(t) => Ok(t),
+            Err(e) => match e.as_ref() {
+                None => Err(tenant_not_found()),
+                Some(msg) => Err(Error::Internal(anyhow::anyhow!(
+                    "directory read failed: {msg}"
+                ))),
+            },
+        }
+    }
+
+    /// The tenant addressed by `slug`, refusing a suspended one.
+    pub async fn resolve_active(&self, slug: &str) -> Result<Arc<Tenant>> {
+        let t = self.resolve(slug).await?;
+        if t.status == TenantStatus::Suspended {
+            return Err(Error::forbidden(
+                "tenant_suspended",
+                format!(
+                    "the mall {:?} is suspended; its data is kept, but it accepts no requests until resumed",
+                    t.slug
+                ),
+            ));
+        }
+        Ok(t)
+    }
+
+    pub async fn evict(&self, slug: &str) {
+        self.cache.invalidate(slug).await;
+    }
+
+    pub fn evict_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+fn tenant_not_found() -> Error {
+    Error::not_found("tenant_not_found", "no such mall")
+}

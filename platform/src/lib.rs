@@ -1,0 +1,19 @@
+//! The domain core of the points mall: tenancy and the tenant directory, migrations,
+//! authentication, roles, audit. HTTP lives in `tenant-api`; scripts in `scripting`.
+
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod directory;
+pub mod error;
+pub mod limits;
+pub mod members;
+pub mod migrate;
+pub mod notify;
+pub mod rbac;
+pub mod sender;
+pub mod settings;
+pub mod staff;
+pub mod tenancy;
+
+pub use error::{Error, Result};

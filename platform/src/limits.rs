@@ -1,0 +1,42 @@
+//! Every bound of the platform crate in one place (documented in the README).
+
+/// Access tokens (JWT) live this long.
+pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
+/// Refresh tokens live this long; each refresh rotates the token.
+pub const REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+/// Allowed clock skew when checking `exp`.
+pub const JWT_LEEWAY_SECS: u64 = 5;
+/// Minimum length of the JWT signing secret.
+pub const JWT_SECRET_MIN_BYTES: usize = 32;
+
+/// Password length bounds (characters).
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// One-time codes: digits, lifetime, wrong guesses allowed, minimum gap between sends.
+pub const OTP_DIGITS: u32 = 6;
+pub const OTP_TTL_SECS: i64 = 5 * 60;
+pub const OTP_MAX_ATTEMPTS: i32 = 5;
+pub const OTP_RESEND_GAP_SECS: i64 = 60;
+
+/// Login attempts per identifier (tenant + account) and per client address, per window.
+pub const LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 50;
+pub const LOGIN_WINDOW_SECS: u64 = 5 * 60;
+
+/// Tenant directory cache: entries, and the age after which an entry is re-read even
+/// without a change notification (a backstop; notifications normally evict at once).
+pub const DIRECTORY_CACHE_ENTRIES: u64 = 100_000;
+pub const DIRECTORY_CACHE_TTL_SECS: u64 = 60;
+
+/// `migrate`: tenants migrated at the same time, by default and at most.
+pub const MIGRATE_CONCURRENCY_DEFAULT: usize = 8;
+pub const MIGRATE_CONCURRENCY_MAX: usize = 64;
+
+/// Lists: default and maximum page size.
+pub const PAGE_LIMIT_DEFAULT: i64 = 50;
+pub const PAGE_LIMIT_MAX: i64 = 200;
+
+/// API keys: scopes per key, keys per tenant.
+pub const API_KEY_SCOPES_MAX: usize = 16;
+pub const API_KEYS_PER_TENANT_MAX: i64 = 100;

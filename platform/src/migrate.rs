@@ -1,0 +1,194 @@
+//! The migration runner: control schema first, then every tenant schema.
+//!
+//! sqlx's own migrator takes one database-wide advisory lock, so tenants are migrated by
+//! this runner instead: each tenant in one transaction, on its own connection, under an
+//! advisory lock keyed by that tenant, several tenants at a time (bounded).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use migrations::Migration;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+
+use crate::db::{Db, select_schema};
+use crate::directory::{self, Tenant};
+use crate::error::{Error, Result};
+use crate::limits;
+
+/// Advisory lock namespaces (the first key of the two-key form). The second key is the
+/// tenant id, so locks of different tenants never collide.
+pub const LOCK_NS_CONTROL_MIGRATE: i32 = 0x504d_0001;
+pub const LOCK_NS_TENANT_MIGRATE: i32 = 0x504d_0002;
+
+fn checksum(m: &Migration) -> Vec<u8> {
+    Sha256::digest(m.sql.as_bytes()).to_vec()
+}
+
+const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    checksum bytea NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)";
+
+/// Applies the pending migrations of `list` in the schema currently selected on `conn`
+/// (which must be inside a transaction). Returns how many were applied.
+pub async fn apply_pending(conn: &mut PgConnection, list: &[Migration]) -> Result<usize> {
+    sqlx::raw_sql(CREATE_HISTORY).execute(&mut *conn).await?;
+    let applied: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (version, sum) in &applied {
+        match list.iter().find(|m| m.version == *version) {
+            Some(m) if checksum(m) == *sum => {}
+            Some(m) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "migration {} was edited after it was applied (checksum differs); write a new migration instead",
+                    m.name
+                )));
+            }
+            None => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "the database has migration version {version}, which this binary does not know: it is older than the schema"
+                )));
+            }
+        }
+    }
+    let mut count = 0;
+    for m in list
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+    {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("migration {} failed: {e}", m.name)))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(checksum(m))
+            .execute(&mut *conn)
+            .await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Migrates the control schema (creating it if needed). Returns migrations applied.
+pub async fn migrate_control(pool: &PgPool) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+        .bind(LOCK_NS_CONTROL_MIGRATE)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS control")
+        .execute(&mut *tx)
+        .await?;
+    select_schema(&mut tx, "control").await?;
+    let n = apply_pending(&mut tx, migrations::CONTROL).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Migrates one tenant schema in one transaction under the tenant's advisory lock.
+pub async fn migrate_tenant(
+    pool: &PgPool,
+    control: &PgPool,
+    tenant: &Tenant,
+    list: &[Migration],
+) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    let tenant_key = i32::try_from(tenant.id % i64::from(i32::MAX)).unwrap_or(0);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOCK_NS_TENANT_MIGRATE)
+        .bind(tenant_key)
+        .execute(&mut *tx)
+        .await?;
+    select_schema(&mut tx, &tenant.schema_name).await?;
+    let n = apply_pending(&mut tx, list).await?;
+    tx.commit().await?;
+    let version = list.last().map_or(0, |m| m.version);
+    if n > 0 || tenant.schema_version != version {
+        // The directory's copy of the version is informational (the schema's own
+        // schema_migrations is the truth); it lives on the control cluster, which may
+        // be another cluster than the tenant's, so it is written after the commit.
+        sqlx::query(
+            "UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(tenant.id)
+        .bind(version)
+        .execute(control)
+        .await?;
+    }
+    Ok(n)
+}
+
+/// What `migrate` did.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub control_applied: usize,
+    pub tenants_total: usize,
+    pub tenants_changed: usize,
+    pub tenants_unchanged: usize,
+    pub migrations_applied: usize,
+    pub failures: Vec<(String, String)>,
+    pub elapsed: Duration,
+}
+
+/// Progress callback: (tenants done, tenants total).
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// Migrates the control schema, then every tenant, `concurrency` at a time.
+/// A tenant that fails is reported and left at its previous version (its transaction
+/// rolled back); the others go on.
+pub async fn migrate_all(
+    db: &Db,
+    concurrency: usize,
+    progress: Option<Progress>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let concurrency = concurrency.clamp(1, limits::MIGRATE_CONCURRENCY_MAX);
+    let mut summary = Summary {
+        control_applied: migrate_control(db.control()).await?,
+        ..Summary::default()
+    };
+    let tenants = directory::list(db.control()).await?;
+    summary.tenants_total = tenants.len();
+    let done = Arc::new(AtomicUsize::new(0));
+    let total = tenants.len();
+    let results: Vec<(String, Result<usize>)> = futures::stream::iter(tenants)
+        .map(|t| {
+            let done = done.clone();
+            let progress = progress.clone();
+            async move {
+                let result = match db.cluster(&t.cluster) {
+                    Ok(pool) => migrate_tenant(pool, db.control(), &t, migrations::TENANT).await,
+                    Err(e) => Err(e),
+                };
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(p) = &progress {
+                    p(n, total);
+                }
+                (t.slug, result)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (slug, r) in results {
+        match r {
+            Ok(0) => summary.tenants_unchanged += 1,
+            Ok(n) => {
+                summary.tenants_changed += 1;
+                summary.migrations_applied += n;
+            }
+            Err(e) => summary.failures.push((slug, e.to_string())),
+        }
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

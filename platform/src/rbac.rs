@@ -1,0 +1,164 @@
+//! Roles and permissions (SPEC B5). Every staff endpoint names the permission it needs;
+//! the OpenAPI document shows it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the SaaS (no tenant).
+    PlatformAdmin,
+    /// Runs one alliance of merchants.
+    AllianceAdmin,
+    /// A merchant's owner: everything in the merchant's mall.
+    Owner,
+    /// Day-to-day mall operation: catalog, orders, members, rules, content.
+    Operator,
+    /// Finance: reports, settlement, points liability; reads members.
+    Finance,
+    /// Customer service: members and orders, small point adjustments.
+    CustomerService,
+    /// Reads everything, changes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub const TENANT_ROLES: [Role; 5] = [
+        Role::Owner,
+        Role::Operator,
+        Role::Finance,
+        Role::CustomerService,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlatformAdmin => "platform_admin",
+            Self::AllianceAdmin => "alliance_admin",
+            Self::Owner => "owner",
+            Self::Operator => "operator",
+            Self::Finance => "finance",
+            Self::CustomerService => "customer_service",
+            Self::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::PlatformAdmin,
+            Self::AllianceAdmin,
+            Self::Owner,
+            Self::Operator,
+            Self::Finance,
+            Self::CustomerService,
+            Self::Auditor,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    pub fn is_tenant_role(self) -> bool {
+        Self::TENANT_ROLES.contains(&self)
+    }
+
+    /// Whether a merchant staff member with this role may do `p`.
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Self::Owner => true,
+            Self::Operator => {
+                !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead)
+            }
+            Self::Finance => matches!(
+                p,
+                SettingsRead | MembersRead | AuditRead | FinanceRead | OrdersRead
+            ),
+            Self::CustomerService => matches!(
+                p,
+                SettingsRead | MembersRead | MembersWrite | OrdersRead | OrdersWrite
+            ),
+            Self::Auditor => p.is_read(),
+            Self::PlatformAdmin | Self::AllianceAdmin => false,
+        }
+    }
+}
+
+/// What a merchant staff endpoint needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    SettingsRead,
+    SettingsWrite,
+    StaffRead,
+    StaffManage,
+    ApiKeysRead,
+    ApiKeysManage,
+    AuditRead,
+    MembersRead,
+    MembersWrite,
+    OrdersRead,
+    OrdersWrite,
+    FinanceRead,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SettingsRead => "settings_read",
+            Self::SettingsWrite => "settings_write",
+            Self::StaffRead => "staff_read",
+            Self::StaffManage => "staff_manage",
+            Self::ApiKeysRead => "api_keys_read",
+            Self::ApiKeysManage => "api_keys_manage",
+            Self::AuditRead => "audit_read",
+            Self::MembersRead => "members_read",
+            Self::MembersWrite => "members_write",
+            Self::OrdersRead => "orders_read",
+            Self::OrdersWrite => "orders_write",
+            Self::FinanceRead => "finance_read",
+        }
+    }
+
+    fn is_read(self) -> bool {
+        self.as_str().ends_with("_read")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auditor_reads_but_never_writes() {
+        assert!(Role::Auditor.allows(Permission::AuditRead));
+        assert!(Role::Auditor.allows(Permission::MembersRead));
+        assert!(!Role::Auditor.allows(Permission::MembersWrite));
+        assert!(!Role::Auditor.allows(Permission::StaffManage));
+    }
+
+    #[test]
+    fn only_owner_manages_staff_and_keys() {
+        for r in Role::TENANT_ROLES {
+            assert_eq!(r.allows(Permission::StaffManage), r == Role::Owner, "{r:?}");
+            assert_eq!(
+                r.allows(Permission::ApiKeysManage),
+                r == Role::Owner,
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn platform_roles_have_no_tenant_permissions() {
+        assert!(!Role::PlatformAdmin.allows(Permission::SettingsRead));
+        assert!(!Role::AllianceAdmin.allows(Permission::MembersRead));
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for r in Role::TENANT_ROLES {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

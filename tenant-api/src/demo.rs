@@ -1,0 +1,137 @@
+//! The demo data set (`pointsmall demo`): a platform operator, an alliance of two
+//! merchants with staff logins, and members. Running it again changes nothing.
+
+use platform::audit::Actor;
+use platform::db::Db;
+use platform::directory::find_by_slug;
+use platform::members::{self, Registration};
+use platform::rbac::Role;
+use platform::staff::{self, NewStaff, Scope};
+use platform::tenancy::{self, NewAlliance, NewTenant};
+use platform::{Error, Result};
+
+pub const PLATFORM_ADMIN: (&str, &str) = ("admin@pointsmall.demo", "demo-admin-pass");
+pub const ALLIANCE: (&str, &str) = ("demo-alliance", "城南商家联盟");
+pub const ALLIANCE_ADMIN: (&str, &str) = ("alliance@pointsmall.demo", "demo-alliance-pass");
+/// (slug, name, owner e-mail, operator e-mail); every demo staff password is STAFF_PASSWORD.
+pub const MERCHANTS: [(&str, &str, &str, &str); 2] = [
+    (
+        "demo-coffee",
+        "街角咖啡 Corner Coffee",
+        "owner@coffee.demo",
+        "operator@coffee.demo",
+    ),
+    (
+        "demo-books",
+        "半页书店 Half Page Books",
+        "owner@books.demo",
+        "operator@books.demo",
+    ),
+];
+pub const STAFF_PASSWORD: &str = "demo-staff-pass";
+/// Members of each demo mall (phone, nickname); password MEMBER_PASSWORD.
+pub const MEMBERS: [(&str, &str); 3] = [
+    ("13800000001", "小王"),
+    ("13800000002", "小李"),
+    ("13800000003", "小张"),
+];
+pub const MEMBER_PASSWORD: &str = "demo-member-pass";
+
+fn ok_if_exists<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn seed(db: &Db) -> Result<()> {
+    let actor = Actor::system("demo");
+    let mut conn = db.control().acquire().await?;
+    let admin = NewStaff {
+        email: PLATFORM_ADMIN.0.into(),
+        password: PLATFORM_ADMIN.1.into(),
+        role: Role::PlatformAdmin,
+        display_name: "Platform operator".into(),
+    };
+    ok_if_exists(staff::create(&mut conn, Scope::Platform, &admin, &actor).await)?;
+    let new_alliance = NewAlliance {
+        slug: ALLIANCE.0.into(),
+        name: ALLIANCE.1.into(),
+    };
+    ok_if_exists(tenancy::create_alliance(db.control(), &new_alliance, &actor).await)?;
+    let alliance = tenancy::find_alliance(db.control(), ALLIANCE.0).await?;
+    let alliance_admin = NewStaff {
+        email: ALLIANCE_ADMIN.0.into(),
+        password: ALLIANCE_ADMIN.1.into(),
+        role: Role::AllianceAdmin,
+        display_name: "Alliance admin".into(),
+    };
+    ok_if_exists(
+        staff::create(
+            &mut conn,
+            Scope::Alliance(alliance.id),
+            &alliance_admin,
+            &actor,
+        )
+        .await,
+    )?;
+    for (slug, name, owner, operator) in MERCHANTS {
+        let new = NewTenant {
+            slug: slug.into(),
+            name: name.into(),
+            alliance: Some(ALLIANCE.0.into()),
+            cluster: None,
+        };
+        ok_if_exists(tenancy::create_tenant(db, &new, &actor).await)?;
+        let tenant = find_by_slug(db.control(), slug)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("demo tenant {slug} missing")))?;
+        for (email, role) in [(owner, Role::Owner), (operator, Role::Operator)] {
+            let s = NewStaff {
+                email: email.into(),
+                password: STAFF_PASSWORD.into(),
+                role,
+                display_name: String::new(),
+            };
+            ok_if_exists(staff::create(&mut conn, Scope::Tenant(tenant.id), &s, &actor).await)?;
+        }
+        for (phone, nickname) in MEMBERS {
+            let reg = Registration {
+                identifier: phone.into(),
+                password: Some(MEMBER_PASSWORD.into()),
+                code: None,
+                nickname: Some(nickname.into()),
+                invite_code: None,
+            };
+            ok_if_exists(members::register(db, &tenant, &reg).await)?;
+        }
+    }
+    Ok(())
+}
+
+/// What to print after seeding.
+pub fn logins(base: &str) -> String {
+    let mut s = String::new();
+    s += &format!("  Merchant portal:  {base}/portal/\n");
+    s += &format!("  API docs:         {base}/docs   (OpenAPI: {base}/openapi.json)\n");
+    s += &format!(
+        "  Platform operator: {} / {}   (POST {base}/v1/platform/auth/login)\n",
+        PLATFORM_ADMIN.0, PLATFORM_ADMIN.1
+    );
+    s += &format!(
+        "  Alliance admin:    {} / {}   (alliance {}, POST {base}/v1/alliances/{}/auth/login)\n",
+        ALLIANCE_ADMIN.0, ALLIANCE_ADMIN.1, ALLIANCE.0, ALLIANCE.0
+    );
+    for (slug, name, owner, operator) in MERCHANTS {
+        s += &format!(
+            "  Merchant {slug} ({name}): owner {owner}, operator {operator}; password {STAFF_PASSWORD}\n"
+        );
+    }
+    let phones: Vec<&str> = MEMBERS.iter().map(|m| m.0).collect();
+    s += &format!(
+        "  Members in each mall: {} / password {MEMBER_PASSWORD}   (POST {base}/v1/tenants/<mall>/auth/login)\n",
+        phones.join(", ")
+    );
+    s
+}

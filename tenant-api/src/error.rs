@@ -1,0 +1,108 @@
+//! Errors as JSON: `{"error": {"code", "message", "details"}}` with a stable code.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::Error;
+use serde::Serialize;
+
+/// A domain error on its way out.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error body (documented in the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `validation_failed`, `token_expired`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// Per-field problems (422) or other structured details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Builds a JSON error response by hand (for rejections outside the domain).
+pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message: message.into(),
+            details: None,
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = status_of(&e);
+        let (message, details) = match &e {
+            Error::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                (
+                    "something went wrong on our side; it has been logged".to_string(),
+                    None,
+                )
+            }
+            Error::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+                (
+                    "something went wrong on our side; it has been logged".to_string(),
+                    None,
+                )
+            }
+            Error::Invalid {
+                message, fields, ..
+            } => (
+                message.clone(),
+                Some(serde_json::json!({ "fields": fields })),
+            ),
+            Error::RateLimited { retry_after_secs } => (
+                e.to_string(),
+                Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
+            ),
+            other => (other.to_string(), None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: e.code().to_string(),
+                message,
+                details,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Error::RateLimited { retry_after_secs } = e
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

@@ -1,0 +1,330 @@
+//! Extractors: JSON/query/path with JSON errors, and one credential extractor per
+//! audience. Every tenant-addressed extractor resolves the tenant from the `{tenant}`
+//! path segment and refuses a credential issued for another tenant.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::Error;
+use platform::auth::api_keys::{self, PartnerKey};
+use platform::auth::tokens::{Audience, Claims, subject_id};
+use platform::directory::Tenant;
+use platform::rbac::{Permission, Role};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, json_error};
+use crate::state::AppState;
+
+/// `axum::Json` whose rejections are JSON errors: 400 for unreadable bodies, 422 for
+/// bodies that parse but do not fit (missing or unknown fields, wrong types).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(r) => Err(match r {
+                JsonRejection::JsonDataError(e) => ApiError(Error::Invalid {
+                    code: "validation_failed",
+                    message: e.body_text(),
+                    fields: vec![],
+                })
+                .into_response(),
+                JsonRejection::JsonSyntaxError(e) => {
+                    json_error(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+                }
+                JsonRejection::MissingJsonContentType(_) => json_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "expected_json",
+                    "send the body as JSON with Content-Type: application/json",
+                ),
+                other => json_error(other.status(), "unreadable_body", other.body_text()),
+            }),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query string with a JSON 400 on bad input.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e: QueryRejection| {
+                json_error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+            })
+    }
+}
+
+/// Path parameters with a JSON 404 when they do not parse (an id that is not a number
+/// names nothing).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e: PathRejection| {
+                json_error(StatusCode::NOT_FOUND, "not_found", e.body_text())
+            })
+    }
+}
+
+/// The client's address (for login throttling).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self(addr))
+    }
+}
+
+/// The request id (set by the request-id layer), for the audit log.
+pub fn request_id(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn path_param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// The active tenant addressed by the `{tenant}` path segment.
+pub struct TenantPath(pub Arc<Tenant>);
+
+impl FromRequestParts<AppState> for TenantPath {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(t) = parts.extensions.get::<Arc<Tenant>>() {
+            return Ok(Self(t.clone()));
+        }
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::not_found("tenant_not_found", "no such mall"))?;
+        let slug = path_param(&params, "tenant")
+            .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+        let t = state.directory.resolve_active(slug).await?;
+        parts.extensions.insert(t.clone());
+        Ok(Self(t))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Error::unauthenticated(
+            "missing_credentials",
+            "send Authorization: Bearer <access token>",
+        )
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::unauthenticated(
+                "missing_credentials",
+                "send Authorization: Bearer <access token>",
+            )
+        })
+}
+
+fn check_tenant(claims: &Claims, tenant: &Tenant) -> Result<(), Error> {
+    if claims.tid != Some(tenant.id) {
+        return Err(Error::forbidden(
+            "wrong_tenant",
+            "this credential belongs to another mall",
+        ));
+    }
+    Ok(())
+}
+
+/// A signed-in member of the addressed tenant.
+pub struct MemberAuth {
+    pub tenant: Arc<Tenant>,
+    pub member_id: i64,
+}
+
+impl FromRequestParts<AppState> for MemberAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
+        let claims = state.tokens.verify(bearer(parts)?, Audience::Member)?;
+        check_tenant(&claims, &tenant)?;
+        Ok(Self {
+            member_id: subject_id(&claims)?,
+            tenant,
+        })
+    }
+}
+
+/// Signed-in staff of the addressed tenant.
+pub struct StaffAuth {
+    pub tenant: Arc<Tenant>,
+    pub staff_id: i64,
+    pub role: Role,
+    pub request_id: Option<String>,
+}
+
+impl StaffAuth {
+    /// Refuses with 403 unless the role grants `p`.
+    pub fn require(&self, p: Permission) -> Result<(), Error> {
+        if self.role.allows(p) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "permission_denied",
+                format!(
+                    "the {} role lacks the {} permission",
+                    self.role.as_str(),
+                    p.as_str()
+                ),
+            ))
+        }
+    }
+
+    pub fn actor(&self) -> platform::audit::Actor {
+        platform::audit::Actor {
+            kind: platform::audit::ActorKind::Staff,
+            id: Some(self.staff_id),
+            label: format!("staff:{}", self.staff_id),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for StaffAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
+        let claims = state.tokens.verify(bearer(parts)?, Audience::Staff)?;
+        check_tenant(&claims, &tenant)?;
+        let role = claims
+            .role
+            .as_deref()
+            .and_then(Role::parse)
+            .filter(|r| r.is_tenant_role())
+            .ok_or_else(|| {
+                Error::unauthenticated("token_invalid", "the access token is not valid")
+            })?;
+        Ok(Self {
+            staff_id: subject_id(&claims)?,
+            role,
+            tenant,
+            request_id: request_id(parts),
+        })
+    }
+}
+
+/// The signed-in platform operator.
+pub struct PlatformAuth {
+    pub staff_id: i64,
+    pub request_id: Option<String>,
+}
+
+impl PlatformAuth {
+    pub fn actor(&self) -> platform::audit::Actor {
+        platform::audit::Actor {
+            kind: platform::audit::ActorKind::Staff,
+            id: Some(self.staff_id),
+            label: format!("platform:{}", self.staff_id),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PlatformAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = state.tokens.verify(bearer(parts)?, Audience::Platform)?;
+        if claims.role.as_deref() != Some(Role::PlatformAdmin.as_str()) || claims.tid.is_some() {
+            return Err(
+                Error::unauthenticated("token_invalid", "the access token is not valid").into(),
+            );
+        }
+        Ok(Self {
+            staff_id: subject_id(&claims)?,
+            request_id: request_id(parts),
+        })
+    }
+}
+
+/// A signed-in alliance admin of the alliance addressed by `{alliance}`.
+pub struct AllianceAuth {
+    pub alliance: platform::tenancy::Alliance,
+    pub staff_id: i64,
+}
+
+impl FromRequestParts<AppState> for AllianceAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::not_found("alliance_not_found", "no such alliance"))?;
+        let slug = path_param(&params, "alliance")
+            .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))?
+            .to_string();
+        let claims = state.tokens.verify(bearer(parts)?, Audience::Alliance)?;
+        let alliance = platform::tenancy::find_alliance(state.db.control(), &slug).await?;
+        if claims.aid != Some(alliance.id) {
+            return Err(Error::forbidden(
+                "wrong_alliance",
+                "this credential belongs to another alliance",
+            )
+            .into());
+        }
+        Ok(Self {
+            staff_id: subject_id(&claims)?,
+            alliance,
+        })
+    }
+}
+
+/// A partner server holding an API key of the addressed tenant (`X-Api-Key` header).
+pub struct PartnerAuth {
+    pub tenant: Arc<Tenant>,
+    pub key: PartnerKey,
+}
+
+impl FromRequestParts<AppState> for PartnerAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
+        let presented = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::unauthenticated("missing_credentials", "send X-Api-Key: <key>")
+            })?;
+        let key = api_keys::authenticate(state.db.control(), tenant.id, presented).await?;
+        Ok(Self { tenant, key })
+    }
+}

@@ -1,0 +1,12 @@
+//! HTTP surface of the points mall and the `pointsmall` server's library half (the
+//! binary in `main.rs` adds the CLI).
+
+pub mod app;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod pagination;
+pub mod routes;
+pub mod server;
+pub mod state;

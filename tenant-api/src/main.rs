@@ -1,0 +1,276 @@
+//! `pointsmall`: the server and its command line (migrations, tenants, demo data).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use platform::audit::Actor;
+use platform::db::Db;
+use platform::directory::{self, TenantStatus};
+use platform::migrate;
+use platform::tenancy::{self, NewTenant};
+use tenant_api::server::{self, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "pointsmall",
+    version,
+    about = "Multi-tenant points mall (积分商城): server and operations CLI"
+)]
+struct Cli {
+    /// PostgreSQL URL of the main cluster (holds the control schema).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log format: json (default for serve) or pretty.
+    #[arg(long, env = "POINTSMALL_LOG_FORMAT", global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        #[arg(long, env = "POINTSMALL_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// HS256 signing secret for access tokens (at least 32 bytes).
+        #[arg(long, env = "POINTSMALL_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// Extra clusters as name=url, comma-separated.
+        #[arg(long, env = "POINTSMALL_CLUSTERS", value_delimiter = ',')]
+        clusters: Vec<String>,
+        #[arg(long, env = "POINTSMALL_DB_MAX_CONNECTIONS", default_value_t = 32)]
+        db_max_connections: u32,
+        /// Apply pending migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending migrations to the control schema and every tenant schema.
+    Migrate {
+        /// Tenants migrated at the same time.
+        #[arg(long, default_value_t = platform::limits::MIGRATE_CONCURRENCY_DEFAULT)]
+        concurrency: usize,
+    },
+    /// Manage tenants (merchants).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Seed the demo data set (idempotent) and print the demo logins.
+    Demo {
+        /// Base URL to print in the instructions.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant: directory row and migrated schema, in one step.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// Join this alliance (slug).
+        #[arg(long)]
+        alliance: Option<String>,
+    },
+    /// List every tenant.
+    List,
+    /// Suspend a tenant: its API refuses requests; data is kept.
+    Suspend { slug: String },
+    /// Resume a suspended tenant.
+    Resume { slug: String },
+}
+
+fn init_logging(format: Option<&str>, default_json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = match format {
+        Some("json") => true,
+        Some(_) => false,
+        None => default_json,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // A KEY=VALUE configuration file, if named, fills in what the environment lacks.
+    if let Ok(path) = std::env::var("POINTSMALL_CONFIG") {
+        dotenvy::from_path(&path)
+            .with_context(|| format!("reading POINTSMALL_CONFIG file {path}"))?;
+    }
+    let cli = Cli::parse();
+    let is_serve = matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.log_format.as_deref(), is_serve);
+    let url = cli.database_url.clone().context(
+        "set DATABASE_URL (or --database-url) to the PostgreSQL URL of the main cluster",
+    )?;
+    match cli.command {
+        Command::Serve {
+            listen,
+            jwt_secret,
+            clusters,
+            db_max_connections,
+            migrate: run_migrations,
+        } => {
+            let extra_clusters = clusters
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    c.split_once('=')
+                        .map(|(n, u)| (n.to_string(), u.to_string()))
+                        .with_context(|| format!("cluster {c:?} is not name=url"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let cfg = ServerConfig {
+                database_url: url,
+                extra_clusters,
+                jwt_secret,
+                listen,
+                db_max_connections,
+            };
+            let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the metrics recorder")?;
+            let state = server::state(&cfg, Some(metrics)).await?;
+            if run_migrations {
+                let s = migrate::migrate_all(
+                    &state.db,
+                    platform::limits::MIGRATE_CONCURRENCY_DEFAULT,
+                    None,
+                )
+                .await?;
+                anyhow::ensure!(
+                    s.failures.is_empty(),
+                    "migration failed for {} tenants: {:?}",
+                    s.failures.len(),
+                    s.failures
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(cfg.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.listen))?;
+            tracing::info!(listen = %cfg.listen, "pointsmall serving");
+            server::serve(state, listener).await
+        }
+        Command::Migrate { concurrency } => {
+            let db = Db::connect(&url, &[], (concurrency as u32 + 2).min(100)).await?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} migrating tenants {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let b = bar.clone();
+            let progress: migrate::Progress = Arc::new(move |done, total| {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            });
+            let s = migrate::migrate_all(&db, concurrency, Some(progress)).await?;
+            bar.finish_and_clear();
+            println!(
+                "control schema: {} migration(s) applied\ntenants: {} total, {} migrated ({} migration(s) applied), {} already current, {} failed\ntook {:.2?}",
+                s.control_applied,
+                s.tenants_total,
+                s.tenants_changed,
+                s.migrations_applied,
+                s.tenants_unchanged,
+                s.failures.len(),
+                s.elapsed
+            );
+            for (slug, err) in &s.failures {
+                eprintln!("  {slug}: {err}");
+            }
+            anyhow::ensure!(
+                s.failures.is_empty(),
+                "{} tenant(s) failed to migrate",
+                s.failures.len()
+            );
+            Ok(())
+        }
+        Command::Tenant { command } => {
+            let db = Db::connect(&url, &[], 4).await?;
+            migrate::migrate_control(db.control()).await?;
+            match command {
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    alliance,
+                } => {
+                    let new = NewTenant {
+                        slug,
+                        name,
+                        alliance,
+                        cluster: None,
+                    };
+                    let t = tenancy::create_tenant(&db, &new, &Actor::cli()).await?;
+                    println!(
+                        "created tenant {} (id {}, schema {}, cluster {})",
+                        t.slug, t.id, t.schema_name, t.cluster
+                    );
+                }
+                TenantCommand::List => {
+                    println!(
+                        "{:>6}  {:<24} {:<10} {:<10} {:>7}  name",
+                        "id", "slug", "status", "schema", "version"
+                    );
+                    for t in directory::list(db.control()).await? {
+                        println!(
+                            "{:>6}  {:<24} {:<10} {:<10} {:>7}  {}",
+                            t.id,
+                            t.slug,
+                            t.status.as_str(),
+                            t.schema_name,
+                            t.schema_version,
+                            t.name
+                        );
+                    }
+                }
+                TenantCommand::Suspend { slug } => {
+                    let t = tenancy::set_status(&db, &slug, TenantStatus::Suspended, &Actor::cli())
+                        .await?;
+                    println!("suspended {}", t.slug);
+                }
+                TenantCommand::Resume { slug } => {
+                    let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli())
+                        .await?;
+                    println!("resumed {}", t.slug);
+                }
+            }
+            Ok(())
+        }
+        Command::Demo { base_url } => {
+            let db = Db::connect(&url, &[], 4).await?;
+            let s = migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None)
+                .await?;
+            anyhow::ensure!(s.failures.is_empty(), "migration failed: {:?}", s.failures);
+            tenant_api::demo::seed(&db).await?;
+            println!(
+                "Demo data is in place.\n{}",
+                tenant_api::demo::logins(&base_url)
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Alliance admin routes: `/v1/alliances/{alliance}/...` (SPEC A5; settlement and shared
+//! rules come with the alliance issue).
+
+use axum::extract::State;
+use platform::auth::tokens::TokenPair;
+use platform::directory::{self, Tenant};
+use platform::staff::{self, Scope};
+use platform::tenancy::{self, Alliance};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{StaffLogin, tokens};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{AllianceAuth, ClientAddr, Json, Path};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(overview))
+}
+
+/// Alliance admin login.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/auth/login", tag = "alliance",
+    params(("alliance" = String, Path, description = "alliance slug")), request_body = StaffLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<StaffLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let alliance = tenancy::find_alliance(state.db.control(), &slug).await?;
+    let account = format!(
+        "alliance:{}:{}",
+        alliance.id,
+        body.email.trim().to_lowercase()
+    );
+    state.limiter.check(&account, &addr)?;
+    match staff::authenticate(
+        state.db.control(),
+        Scope::Alliance(alliance.id),
+        &body.email,
+        &body.password,
+    )
+    .await
+    {
+        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
+        Err(e) => {
+            state.limiter.failed(&account, &addr);
+            Err(e.into())
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Overview {
+    alliance: Alliance,
+    merchants: Vec<Tenant>,
+}
+
+/// The alliance and its merchants.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    responses((status = 200, body = Overview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Overview>> {
+    let merchants = directory::list(state.db.control())
+        .await?
+        .into_iter()
+        .filter(|t| t.alliance_id == Some(auth.alliance.id))
+        .collect();
+    Ok(Json(Overview {
+        alliance: auth.alliance,
+        merchants,
+    }))
+}

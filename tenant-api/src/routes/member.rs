@@ -1,0 +1,227 @@
+//! Member routes: `/v1/tenants/{tenant}/auth/...` and `/v1/tenants/{tenant}/me`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::Error;
+use platform::auth::codes::Purpose;
+use platform::auth::sessions::{self, Store};
+use platform::auth::tokens::TokenPair;
+use platform::members::{self, Member, Registration};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{RefreshRequest, tokens};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ClientAddr, Json, MemberAuth, TenantPath};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(send_code))
+        .routes(routes!(login_with_code))
+        .routes(routes!(reset_password))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Registered {
+    member: Member,
+    tokens: TokenPair,
+}
+
+/// Registers a member by phone or e-mail, with a password or a `register` code (M1).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/register", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = Registration,
+    responses((status = 201, body = Registered), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<Registration>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    let member = members::register(&state.db, &tenant, &body).await?;
+    let tokens = tokens::member_pair(&state, &tenant, member.id).await?;
+    Ok((StatusCode::CREATED, Json(Registered { member, tokens })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordLogin {
+    /// Phone number or e-mail.
+    identifier: String,
+    password: String,
+}
+
+/// Logs a member in with a password (M2). Throttled per account and address.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = PasswordLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<PasswordLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let account = format!(
+        "{}:member:{}",
+        tenant.id,
+        body.identifier.trim().to_lowercase()
+    );
+    state.limiter.check(&account, &addr)?;
+    match members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password).await
+    {
+        Ok(m) => Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?)),
+        Err(e) => {
+            state.limiter.failed(&account, &addr);
+            Err(e.into())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    identifier: String,
+    purpose: Purpose,
+}
+
+/// Sends a one-time code by SMS or e-mail (through the configured sender). The answer
+/// is the same whether or not the account exists.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/codes", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = CodeRequest,
+    responses((status = 202), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn send_code(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<CodeRequest>,
+) -> ApiResult<StatusCode> {
+    members::send_code(
+        &state.db,
+        state.sender.as_ref(),
+        &tenant,
+        &body.identifier,
+        body.purpose,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CodeLogin {
+    identifier: String,
+    code: String,
+}
+
+/// Logs a member in with a `login` code.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login-with-code", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = CodeLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn login_with_code(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<CodeLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let m = members::authenticate_code(&state.db, &tenant, &body.identifier, &body.code).await?;
+    Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordReset {
+    identifier: String,
+    /// A code sent with purpose `reset_password`.
+    code: String,
+    new_password: String,
+}
+
+/// Sets a new password with a `reset_password` code; every session of the account ends.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/reset-password", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = PasswordReset,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn reset_password(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<PasswordReset>,
+) -> ApiResult<StatusCode> {
+    members::reset_password(
+        &state.db,
+        &tenant,
+        &body.identifier,
+        &body.code,
+        &body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Exchanges a refresh token for a new pair (the old one is used up).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/refresh", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn refresh(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let mut tx = state
+        .db
+        .tenant_tx(&tenant.cluster, &tenant.schema_name)
+        .await?;
+    let member_id = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(tokens::member_pair(&state, &tenant, member_id).await?))
+}
+
+/// Ends the session of a refresh token (idempotent).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/logout", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
+    responses((status = 204)))]
+async fn logout(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state
+        .db
+        .tenant_tx(&tenant.cluster, &tenant.schema_name)
+        .await?;
+    let _ = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in member.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Member>> {
+    Ok(Json(
+        members::get(&state.db, &auth.tenant, auth.member_id).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ProfileUpdate {
+    nickname: String,
+}
+
+/// Changes the signed-in member's nickname.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = ProfileUpdate,
+    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_me(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Json(body): Json<ProfileUpdate>,
+) -> ApiResult<Json<Member>> {
+    Ok(Json(
+        members::update_profile(&state.db, &auth.tenant, auth.member_id, &body.nickname).await?,
+    ))
+}

@@ -1,0 +1,26 @@
+//! The HTTP surface, one module per audience.
+
+pub mod alliance;
+pub mod health;
+pub mod member;
+pub mod partner;
+pub mod platform_admin;
+pub mod staff;
+pub mod tokens;
+
+use serde::Deserialize;
+
+/// Login with e-mail and password (staff of every level).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffLogin {
+    pub email: String,
+    pub password: String,
+}
+
+/// A refresh token to use or end.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}

@@ -1,0 +1,191 @@
+//! The platform operator's routes: tenants (merchants), alliances.
+
+use axum::http::StatusCode;
+use platform::Error;
+use platform::auth::tokens::TokenPair;
+use platform::directory::{self, Tenant, TenantStatus};
+use platform::staff::{self, NewStaff, Scope, StaffUser};
+use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{RefreshRequest, StaffLogin, tokens};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ClientAddr, Json, Path, PlatformAuth};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant))
+        .routes(routes!(suspend_tenant))
+        .routes(routes!(resume_tenant))
+        .routes(routes!(create_tenant_staff))
+        .routes(routes!(list_alliances, create_alliance))
+}
+
+/// Platform operator login.
+#[utoipa::path(post, path = "/v1/platform/auth/login", tag = "platform",
+    request_body = StaffLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    state: axum::extract::State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<StaffLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let account = format!("platform:{}", body.email.trim().to_lowercase());
+    state.limiter.check(&account, &addr)?;
+    match staff::authenticate(
+        state.db.control(),
+        Scope::Platform,
+        &body.email,
+        &body.password,
+    )
+    .await
+    {
+        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
+        Err(e) => {
+            state.limiter.failed(&account, &addr);
+            Err(e.into())
+        }
+    }
+}
+
+/// Exchanges a refresh token for a new pair (the old one is used up).
+#[utoipa::path(post, path = "/v1/platform/auth/refresh", tag = "platform",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn refresh(
+    state: axum::extract::State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| {
+        u.tenant_id.is_none() && u.alliance_id.is_none()
+    })
+    .await?;
+    Ok(Json(pair))
+}
+
+/// Ends the session of a refresh token.
+#[utoipa::path(post, path = "/v1/platform/auth/logout", tag = "platform",
+    request_body = RefreshRequest, responses((status = 204)))]
+async fn logout(
+    state: axum::extract::State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    tokens::staff_logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every tenant in the directory.
+#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform",
+    security(("platform_jwt" = [])),
+    responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody)))]
+async fn list_tenants(
+    state: axum::extract::State<AppState>,
+    _auth: PlatformAuth,
+) -> ApiResult<Json<Vec<Tenant>>> {
+    Ok(Json(directory::list(state.db.control()).await?))
+}
+
+/// Creates a tenant: its directory row and its migrated schema, in one step (T1).
+#[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform",
+    security(("platform_jwt" = [])), request_body = NewTenant,
+    responses((status = 201, body = Tenant), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Json(body): Json<NewTenant>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    let t = tenancy::create_tenant(&state.db, &body, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+/// One tenant, whatever its status.
+#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+async fn get_tenant(
+    state: axum::extract::State<AppState>,
+    _auth: PlatformAuth,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    let t = directory::find_by_slug(state.db.control(), &slug)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    Ok(Json(t))
+}
+
+/// Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2).
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/suspend", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+async fn suspend_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    let t = tenancy::set_status(&state.db, &slug, TenantStatus::Suspended, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(t))
+}
+
+/// Resumes a suspended tenant.
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/resume", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+async fn resume_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    let t = tenancy::set_status(&state.db, &slug, TenantStatus::Active, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(t))
+}
+
+/// Creates a staff account in a tenant (typically its first owner).
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/staff", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = NewStaff,
+    responses((status = 201, body = StaffUser), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_tenant_staff(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+    Json(body): Json<NewStaff>,
+) -> ApiResult<(StatusCode, Json<StaffUser>)> {
+    let t = directory::find_by_slug(state.db.control(), &slug)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
+    let user = staff::create(&mut tx, Scope::Tenant(t.id), &body, &auth.actor()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Every alliance.
+#[utoipa::path(get, path = "/v1/platform/alliances", tag = "platform",
+    security(("platform_jwt" = [])), responses((status = 200, body = Vec<Alliance>)))]
+async fn list_alliances(
+    state: axum::extract::State<AppState>,
+    _auth: PlatformAuth,
+) -> ApiResult<Json<Vec<Alliance>>> {
+    Ok(Json(tenancy::list_alliances(state.db.control()).await?))
+}
+
+/// Creates an alliance (SPEC A1); merchants join it when they are created.
+#[utoipa::path(post, path = "/v1/platform/alliances", tag = "platform",
+    security(("platform_jwt" = [])), request_body = NewAlliance,
+    responses((status = 201, body = Alliance), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_alliance(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Json(body): Json<NewAlliance>,
+) -> ApiResult<(StatusCode, Json<Alliance>)> {
+    let a = tenancy::create_alliance(state.db.control(), &body, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}

@@ -1,0 +1,316 @@
+//! Merchant staff routes: `/v1/tenants/{tenant}/staff/...`. Each names the permission
+//! it needs; every write is audited.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::Error;
+use platform::audit::{self, AuditEntry};
+use platform::auth::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
+use platform::auth::tokens::TokenPair;
+use platform::members::{self, Member};
+use platform::rbac::{Permission, Role};
+use platform::settings::TenantSettings;
+use platform::staff::{self, NewStaff, Scope, StaffUser};
+use platform::tenancy;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{RefreshRequest, StaffLogin, tokens};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ClientAddr, Json, Path, Query, StaffAuth, TenantPath};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_staff, create_staff))
+        .routes(routes!(update_staff))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(audit_log))
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(list_members))
+        .routes(routes!(get_member))
+}
+
+/// Merchant staff login.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/login", tag = "staff",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = StaffLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<StaffLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let account = format!("{}:staff:{}", tenant.id, body.email.trim().to_lowercase());
+    state.limiter.check(&account, &addr)?;
+    match staff::authenticate(
+        state.db.control(),
+        Scope::Tenant(tenant.id),
+        &body.email,
+        &body.password,
+    )
+    .await
+    {
+        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
+        Err(e) => {
+            state.limiter.failed(&account, &addr);
+            Err(e.into())
+        }
+    }
+}
+
+/// Exchanges a refresh token for a new pair.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/refresh", tag = "staff",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn refresh(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| {
+        u.tenant_id == Some(tenant.id)
+    })
+    .await?;
+    Ok(Json(pair))
+}
+
+/// Ends the session of a refresh token.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/logout", tag = "staff",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
+    responses((status = 204)))]
+async fn logout(
+    State(state): State<AppState>,
+    TenantPath(_t): TenantPath,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    tokens::staff_logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Me {
+    staff: StaffUser,
+    tenant: platform::directory::Tenant,
+    /// What this role may do.
+    permissions: Vec<Permission>,
+}
+
+/// The signed-in staff member, their tenant and permissions. Any role.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/me", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me>> {
+    let user = staff::find(state.db.control(), auth.staff_id).await?;
+    use Permission::*;
+    let permissions = [
+        SettingsRead,
+        SettingsWrite,
+        StaffRead,
+        StaffManage,
+        ApiKeysRead,
+        ApiKeysManage,
+        AuditRead,
+        MembersRead,
+        MembersWrite,
+        OrdersRead,
+        OrdersWrite,
+        FinanceRead,
+    ]
+    .into_iter()
+    .filter(|p| auth.role.allows(*p))
+    .collect();
+    Ok(Json(Me {
+        staff: user,
+        tenant: (*auth.tenant).clone(),
+        permissions,
+    }))
+}
+
+/// The merchant's staff. Needs `staff_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/users", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<StaffUser>), (status = 403, body = ErrorBody)))]
+async fn list_staff(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+) -> ApiResult<Json<Vec<StaffUser>>> {
+    auth.require(Permission::StaffRead)?;
+    Ok(Json(
+        staff::list_for_tenant(state.db.control(), auth.tenant.id).await?,
+    ))
+}
+
+/// Adds a staff account. Needs `staff_manage` (owner).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/users", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = NewStaff,
+    responses((status = 201, body = StaffUser), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_staff(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<NewStaff>,
+) -> ApiResult<(StatusCode, Json<StaffUser>)> {
+    auth.require(Permission::StaffManage)?;
+    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
+    let user = staff::create(&mut tx, Scope::Tenant(auth.tenant.id), &body, &auth.actor()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StaffUpdate {
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+/// Changes a staff member's role or disables the account (ending its sessions).
+/// Needs `staff_manage`.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/users/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "staff id")),
+    request_body = StaffUpdate,
+    responses((status = 200, body = StaffUser), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_staff(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<StaffUpdate>,
+) -> ApiResult<Json<StaffUser>> {
+    auth.require(Permission::StaffManage)?;
+    let user = staff::update_in_tenant(
+        state.db.control(),
+        auth.tenant.id,
+        id,
+        body.role,
+        body.disabled,
+        &auth.actor(),
+    )
+    .await?;
+    Ok(Json(user))
+}
+
+/// The merchant's partner API keys (never their secrets). Needs `api_keys_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<ApiKey>), (status = 403, body = ErrorBody)))]
+async fn list_keys(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<ApiKey>>> {
+    auth.require(Permission::ApiKeysRead)?;
+    Ok(Json(
+        api_keys::list(state.db.control(), auth.tenant.id).await?,
+    ))
+}
+
+/// Creates a partner API key; the response is the only time its secret is shown.
+/// Needs `api_keys_manage`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_key(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<NewApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    auth.require(Permission::ApiKeysManage)?;
+    let key = api_keys::create(state.db.control(), auth.tenant.id, &body, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Revokes an API key at once. Needs `api_keys_manage`.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/api-keys/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "key id")),
+    responses((status = 200, body = ApiKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<ApiKey>> {
+    auth.require(Permission::ApiKeysManage)?;
+    Ok(Json(
+        api_keys::revoke(state.db.control(), auth.tenant.id, id, &auth.actor()).await?,
+    ))
+}
+
+/// The merchant's audit log, newest first. Needs `audit_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/audit-log", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<AuditEntry>), (status = 403, body = ErrorBody)))]
+async fn audit_log(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    auth.require(Permission::AuditRead)?;
+    let (before, limit) = q.bounds()?;
+    let items = audit::list_for_tenant(state.db.control(), auth.tenant.id, before, limit).await?;
+    Ok(Json(Page::new(items, limit, |e| e.id)))
+}
+
+/// The mall's settings (T6). Needs `settings_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody)))]
+async fn get_settings(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+) -> ApiResult<Json<TenantSettings>> {
+    auth.require(Permission::SettingsRead)?;
+    Ok(Json(
+        tenancy::settings(state.db.control(), auth.tenant.id).await?,
+    ))
+}
+
+/// Replaces the mall's settings. Needs `settings_write` (owner).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = TenantSettings,
+    responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_settings(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<TenantSettings>,
+) -> ApiResult<Json<TenantSettings>> {
+    auth.require(Permission::SettingsWrite)?;
+    tenancy::update_settings(state.db.control(), &auth.tenant, &body, &auth.actor()).await?;
+    state.directory.evict(&auth.tenant.slug).await;
+    Ok(Json(body))
+}
+
+/// The mall's members, newest first. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<Member>), (status = 403, body = ErrorBody)))]
+async fn list_members(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<Member>>> {
+    auth.require(Permission::MembersRead)?;
+    let (before, limit) = q.bounds()?;
+    let items = members::list(&state.db, &auth.tenant, before, limit).await?;
+    Ok(Json(Page::new(items, limit, |m| m.id)))
+}
+
+/// One member. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_member(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Member>> {
+    auth.require(Permission::MembersRead)?;
+    Ok(Json(members::get(&state.db, &auth.tenant, id).await?))
+}

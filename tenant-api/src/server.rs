@@ -1,0 +1,97 @@
+//! Server configuration and start-up.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use platform::auth::rate_limit::LoginLimiter;
+use platform::auth::tokens::TokenKeys;
+use platform::db::Db;
+use platform::directory::Directory;
+use platform::notify::{self, Change, Handler};
+use platform::sender::RecordingSender;
+
+use crate::state::{AppState, Inner};
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    /// Other clusters as `name=url` (tenants placed there by the directory).
+    pub extra_clusters: Vec<(String, String)>,
+    pub jwt_secret: String,
+    pub listen: SocketAddr,
+    pub db_max_connections: u32,
+}
+
+/// Evicts cached directory entries when another instance changes a tenant.
+#[derive(Clone)]
+struct DirectoryEvictor(Directory);
+
+impl Handler for DirectoryEvictor {
+    async fn changed(&self, change: Change) {
+        match change {
+            Change::Tenant { slug } => self.0.evict(&slug).await,
+        }
+    }
+    fn reset(&self) {
+        self.0.evict_all();
+    }
+}
+
+/// Connects, builds the state and starts the control-plane listener.
+pub async fn state(
+    cfg: &ServerConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<AppState> {
+    let db = Db::connect(
+        &cfg.database_url,
+        &cfg.extra_clusters,
+        cfg.db_max_connections,
+    )
+    .await?;
+    let directory = Directory::new(db.control().clone());
+    tokio::spawn(notify::listen(
+        cfg.database_url.clone(),
+        DirectoryEvictor(directory.clone()),
+    ));
+    Ok(AppState::new(Inner {
+        sender: Arc::new(RecordingSender::new(db.control().clone())),
+        tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,
+        limiter: LoginLimiter::default(),
+        directory,
+        db,
+        metrics,
+    }))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = crate::app::build(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining requests");
+}

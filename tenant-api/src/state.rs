@@ -1,0 +1,36 @@
+//! What every handler can reach.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use platform::auth::rate_limit::LoginLimiter;
+use platform::auth::tokens::TokenKeys;
+use platform::db::Db;
+use platform::directory::Directory;
+use platform::sender::Sender;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: Db,
+    pub directory: Directory,
+    pub tokens: TokenKeys,
+    pub sender: Arc<dyn Sender>,
+    pub limiter: LoginLimiter,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
