@@ -16,13 +16,7 @@ const SWAGGER_JS: &str = include_str!("../assets/vendor/swagger-ui/swagger-ui-bu
 const SWAGGER_CSS: &str = include_str!("../assets/vendor/swagger-ui/swagger-ui.css");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
 }
 
 /// Routes of the portal, for any router state.
@@ -30,24 +24,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/portal/") }))
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
-        .route(
-            "/portal/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/portal/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/portal/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/docs/swagger-ui-bundle.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SWAGGER_JS) }),
-        )
-        .route(
-            "/docs/swagger-ui.css",
-            get(|| async { asset("text/css; charset=utf-8", SWAGGER_CSS) }),
-        )
+        .route("/portal/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/portal/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/portal/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript; charset=utf-8", SWAGGER_JS) }))
+        .route("/docs/swagger-ui.css", get(|| async { asset("text/css; charset=utf-8", SWAGGER_CSS) }))
 }

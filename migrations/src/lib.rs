@@ -14,11 +14,7 @@ pub struct Migration {
 
 macro_rules! migration {
     ($dir:literal, $version:literal, $name:literal) => {
-        Migration {
-            version: $version,
-            name: $name,
-            sql: include_str!(concat!("../", $dir, "/", $name, ".sql")),
-        }
+        Migration { version: $version, name: $name, sql: include_str!(concat!("../", $dir, "/", $name, ".sql")) }
     };
 }
 
@@ -41,22 +37,11 @@ mod tests {
             .collect();
         files.sort();
         let listed: Vec<String> = list.iter().map(|m| format!("{}.sql", m.name)).collect();
-        assert_eq!(
-            files, listed,
-            "every file in {dir}/ must be listed, in order"
-        );
+        assert_eq!(files, listed, "every file in {dir}/ must be listed, in order");
         for (i, m) in list.iter().enumerate() {
-            assert_eq!(
-                m.version,
-                i as i64 + 1,
-                "versions are 1, 2, 3 … without gaps"
-            );
+            assert_eq!(m.version, i as i64 + 1, "versions are 1, 2, 3 … without gaps");
             let prefix = format!("{:04}_", m.version);
-            assert!(
-                m.name.starts_with(&prefix),
-                "{} must start with {prefix}",
-                m.name
-            );
+            assert!(m.name.starts_with(&prefix), "{} must start with {prefix}", m.name);
         }
     }
 

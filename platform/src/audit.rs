@@ -38,20 +38,10 @@ impl Actor {
     /// The operator at the command line.
     pub fn cli() -> Self {
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        Self {
-            kind: ActorKind::Cli,
-            id: None,
-            label: format!("cli:{user}"),
-            request_id: None,
-        }
+        Self { kind: ActorKind::Cli, id: None, label: format!("cli:{user}"), request_id: None }
     }
     pub fn system(label: &str) -> Self {
-        Self {
-            kind: ActorKind::System,
-            id: None,
-            label: label.to_string(),
-            request_id: None,
-        }
+        Self { kind: ActorKind::System, id: None, label: label.to_string(), request_id: None }
     }
 }
 
@@ -74,16 +64,7 @@ pub async fn record_alliance(
     target: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    insert(
-        conn,
-        actor,
-        None,
-        Some(alliance_id),
-        action,
-        target,
-        details,
-    )
-    .await
+    insert(conn, actor, None, Some(alliance_id), action, target, details).await
 }
 
 async fn insert(

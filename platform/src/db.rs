@@ -22,19 +22,13 @@ pub struct Db {
 
 impl Db {
     /// Connects to the main cluster (and any others given as `name=url`).
-    pub async fn connect(
-        main_url: &str,
-        extra: &[(String, String)],
-        max_conns: u32,
-    ) -> anyhow::Result<Self> {
+    pub async fn connect(main_url: &str, extra: &[(String, String)], max_conns: u32) -> anyhow::Result<Self> {
         let mut clusters = HashMap::new();
         clusters.insert(MAIN_CLUSTER.to_string(), pool(main_url, max_conns).await?);
         for (name, url) in extra {
             clusters.insert(name.clone(), pool(url, max_conns).await?);
         }
-        Ok(Self {
-            clusters: Arc::new(clusters),
-        })
+        Ok(Self { clusters: Arc::new(clusters) })
     }
 
     /// The pool of the cluster that holds the control schema.
@@ -45,9 +39,7 @@ impl Db {
     /// The pool of a named cluster.
     pub fn cluster(&self, name: &str) -> Result<&PgPool> {
         self.clusters.get(name).ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "cluster {name:?} is in the directory but not configured on this server"
-            ))
+            Error::Internal(anyhow::anyhow!("cluster {name:?} is in the directory but not configured on this server"))
         })
     }
 
@@ -57,11 +49,7 @@ impl Db {
 
     /// Begins a transaction on the tenant's cluster with `search_path` set to its schema
     /// for this transaction only (reset at commit, safe with pooled connections).
-    pub async fn tenant_tx(
-        &self,
-        cluster: &str,
-        schema: &str,
-    ) -> Result<Transaction<'static, Postgres>> {
+    pub async fn tenant_tx(&self, cluster: &str, schema: &str) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.cluster(cluster)?.begin().await?;
         select_schema(&mut tx, schema).await?;
         Ok(tx)

@@ -27,11 +27,7 @@ impl TenantStatus {
         }
     }
     fn parse(s: &str) -> Self {
-        if s == "suspended" {
-            Self::Suspended
-        } else {
-            Self::Active
-        }
+        if s == "suspended" { Self::Suspended } else { Self::Active }
     }
 }
 
@@ -140,9 +136,7 @@ impl Directory {
             Ok(t) => Ok(t),
             Err(e) => match e.as_ref() {
                 None => Err(tenant_not_found()),
-                Some(msg) => Err(Error::Internal(anyhow::anyhow!(
-                    "directory read failed: {msg}"
-                ))),
+                Some(msg) => Err(Error::Internal(anyhow::anyhow!("directory read failed: {msg}"))),
             },
         }
     }

@@ -17,11 +17,7 @@ pub enum Error {
     BadRequest { code: &'static str, message: String },
     /// 422: the request was read but a value is not acceptable.
     #[error("{message}")]
-    Invalid {
-        code: &'static str,
-        message: String,
-        fields: Vec<FieldError>,
-    },
+    Invalid { code: &'static str, message: String, fields: Vec<FieldError> },
     /// 401: no valid credential.
     #[error("{message}")]
     Unauthenticated { code: &'static str, message: String },
@@ -47,34 +43,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
     pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthenticated {
-            code,
-            message: message.into(),
-        }
+        Self::Unauthenticated { code, message: message.into() }
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code,
-            message: message.into(),
-        }
+        Self::Forbidden { code, message: message.into() }
     }
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound {
-            code,
-            message: message.into(),
-        }
+        Self::NotFound { code, message: message.into() }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            message: message.into(),
-        }
+        Self::Conflict { code, message: message.into() }
     }
     /// A 422 about one field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -82,10 +63,7 @@ impl Error {
         Self::Invalid {
             code: "validation_failed",
             message: format!("{field}: {message}"),
-            fields: vec![FieldError {
-                field: field.to_string(),
-                message,
-            }],
+            fields: vec![FieldError { field: field.to_string(), message }],
         }
     }
 
@@ -116,10 +94,7 @@ impl Validator {
     }
     pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
         if !ok {
-            self.fields.push(FieldError {
-                field: field.to_string(),
-                message: message.to_string(),
-            });
+            self.fields.push(FieldError { field: field.to_string(), message: message.to_string() });
         }
         self
     }
@@ -128,16 +103,8 @@ impl Validator {
             return Ok(());
         }
         let fields = std::mem::take(&mut self.fields);
-        let message = fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(Error::Invalid {
-            code: "validation_failed",
-            message,
-            fields,
-        })
+        let message = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
+        Err(Error::Invalid { code: "validation_failed", message, fields })
     }
 }
 

@@ -26,8 +26,7 @@ pub struct Member {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, phone, email, nickname, external_id, invite_code, invited_by, status, created_at";
+const COLUMNS: &str = "id, phone, email, nickname, external_id, invite_code, invited_by, status, created_at";
 
 /// A phone number or an e-mail address, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +44,12 @@ impl Identifier {
                 .map(Self::Email)
                 .ok_or_else(|| Error::invalid_field("identifier", "not a valid e-mail address"));
         }
-        let phone: String = raw
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-            .collect();
+        let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
         let digits = phone.strip_prefix('+').unwrap_or(&phone);
         if (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self::Phone(phone))
         } else {
-            Err(Error::invalid_field(
-                "identifier",
-                "not a valid phone number or e-mail address",
-            ))
+            Err(Error::invalid_field("identifier", "not a valid phone number or e-mail address"))
         }
     }
 
@@ -85,22 +78,17 @@ pub struct Registration {
     pub invite_code: Option<String>,
 }
 
-async fn fetch_by_identifier(
-    db: &Db,
-    tenant: &Tenant,
-    id: &Identifier,
-) -> Result<Option<(Member, Option<String>)>> {
+async fn fetch_by_identifier(db: &Db, tenant: &Tenant, id: &Identifier) -> Result<Option<(Member, Option<String>)>> {
     let sql = match id {
         Identifier::Phone(_) => "phone = $1",
         Identifier::Email(_) => "email = $1",
     };
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let row: Option<(i64, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, password_hash FROM members WHERE {sql}"
-    )))
-    .bind(id.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<(i64, Option<String>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT id, password_hash FROM members WHERE {sql}")))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some((member_id, hash)) = row else {
         return Ok(None);
     };
@@ -110,13 +98,11 @@ async fn fetch_by_identifier(
 }
 
 async fn get_in(conn: &mut sqlx::PgConnection, id: i64) -> Result<Member> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM members WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| Error::not_found("member_not_found", "no such member"))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM members WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("member_not_found", "no such member"))
 }
 
 /// One member of the tenant.
@@ -137,10 +123,7 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
     }
     let hash = match (&reg.password, &reg.code) {
         (None, None) => {
-            return Err(Error::invalid_field(
-                "password",
-                "give a password or a verification code",
-            ));
+            return Err(Error::invalid_field("password", "give a password or a verification code"));
         }
         (Some(p), _) => {
             passwords::check_policy(p)?;
@@ -167,9 +150,7 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
                 .bind(code.trim().to_uppercase())
                 .fetch_optional(&mut *tx)
                 .await?
-                .ok_or_else(|| {
-                    Error::invalid_field("invite_code", "no member has this invitation code")
-                })?,
+                .ok_or_else(|| Error::invalid_field("invite_code", "no member has this invitation code"))?,
         ),
     };
     let member: Member = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -186,11 +167,7 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d)
-            if d.is_unique_violation()
-                && matches!(
-                    d.constraint(),
-                    Some("members_phone_key" | "members_email_key")
-                ) =>
+            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
         {
             Error::conflict(
                 "account_exists",
@@ -204,12 +181,7 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
 }
 
 /// Checks identifier and password.
-pub async fn authenticate_password(
-    db: &Db,
-    tenant: &Tenant,
-    identifier: &str,
-    password: &str,
-) -> Result<Member> {
+pub async fn authenticate_password(db: &Db, tenant: &Tenant, identifier: &str, password: &str) -> Result<Member> {
     let bad = || Error::unauthenticated("invalid_credentials", "wrong account or password");
     let found = match Identifier::parse(identifier) {
         Ok(id) => fetch_by_identifier(db, tenant, &id).await?,
@@ -218,10 +190,7 @@ pub async fn authenticate_password(
     match found {
         Some((m, Some(hash))) if passwords::verify(password, &hash).await => {
             if m.status != "active" {
-                return Err(Error::forbidden(
-                    "account_disabled",
-                    "this account is disabled",
-                ));
+                return Err(Error::forbidden("account_disabled", "this account is disabled"));
             }
             Ok(m)
         }
@@ -255,50 +224,26 @@ pub async fn send_code(
 }
 
 /// Logs in with a one-time code.
-pub async fn authenticate_code(
-    db: &Db,
-    tenant: &Tenant,
-    identifier: &str,
-    code: &str,
-) -> Result<Member> {
+pub async fn authenticate_code(db: &Db, tenant: &Tenant, identifier: &str, code: &str) -> Result<Member> {
     let ident = Identifier::parse(identifier)?;
     codes::verify(db, tenant, ident.as_str(), Purpose::Login, code).await?;
     let (m, _) = fetch_by_identifier(db, tenant, &ident)
         .await?
-        .ok_or_else(|| {
-            Error::unauthenticated(
-                "code_invalid",
-                "the verification code is wrong, used or expired",
-            )
-        })?;
+        .ok_or_else(|| Error::unauthenticated("code_invalid", "the verification code is wrong, used or expired"))?;
     if m.status != "active" {
-        return Err(Error::forbidden(
-            "account_disabled",
-            "this account is disabled",
-        ));
+        return Err(Error::forbidden("account_disabled", "this account is disabled"));
     }
     Ok(m)
 }
 
 /// Sets a new password after checking a `reset_password` code; ends every session.
-pub async fn reset_password(
-    db: &Db,
-    tenant: &Tenant,
-    identifier: &str,
-    code: &str,
-    new_password: &str,
-) -> Result<()> {
+pub async fn reset_password(db: &Db, tenant: &Tenant, identifier: &str, code: &str, new_password: &str) -> Result<()> {
     let ident = Identifier::parse(identifier)?;
     passwords::check_policy(new_password)?;
     codes::verify(db, tenant, ident.as_str(), Purpose::ResetPassword, code).await?;
     let (m, _) = fetch_by_identifier(db, tenant, &ident)
         .await?
-        .ok_or_else(|| {
-            Error::unauthenticated(
-                "code_invalid",
-                "the verification code is wrong, used or expired",
-            )
-        })?;
+        .ok_or_else(|| Error::unauthenticated("code_invalid", "the verification code is wrong, used or expired"))?;
     let hash = passwords::hash(new_password).await?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     sqlx::query("UPDATE members SET password_hash = $2, updated_at = now() WHERE id = $1")
@@ -328,12 +273,7 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, nickname: &str) -
 }
 
 /// A page of members, newest first, before `before_id`.
-pub async fn list(
-    db: &Db,
-    tenant: &Tenant,
-    before_id: Option<i64>,
-    limit: i64,
-) -> Result<Vec<Member>> {
+pub async fn list(db: &Db, tenant: &Tenant, before_id: Option<i64>, limit: i64) -> Result<Vec<Member>> {
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM members WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
@@ -352,18 +292,9 @@ mod tests {
 
     #[test]
     fn identifiers_normalize() {
-        assert_eq!(
-            Identifier::parse(" 138-0013-8000 ").unwrap(),
-            Identifier::Phone("13800138000".into())
-        );
-        assert_eq!(
-            Identifier::parse("+86 13800138000").unwrap(),
-            Identifier::Phone("+8613800138000".into())
-        );
-        assert_eq!(
-            Identifier::parse("Li@Example.CN").unwrap(),
-            Identifier::Email("li@example.cn".into())
-        );
+        assert_eq!(Identifier::parse(" 138-0013-8000 ").unwrap(), Identifier::Phone("13800138000".into()));
+        assert_eq!(Identifier::parse("+86 13800138000").unwrap(), Identifier::Phone("+8613800138000".into()));
+        assert_eq!(Identifier::parse("Li@Example.CN").unwrap(), Identifier::Email("li@example.cn".into()));
         assert!(Identifier::parse("12ab").is_err());
         assert!(Identifier::parse("a@b").is_err());
     }

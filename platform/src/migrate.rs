@@ -59,10 +59,7 @@ pub async fn apply_pending(conn: &mut PgConnection, list: &[Migration]) -> Resul
         }
     }
     let mut count = 0;
-    for m in list
-        .iter()
-        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
-    {
+    for m in list.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
         sqlx::raw_sql(m.sql)
             .execute(&mut *conn)
             .await
@@ -81,13 +78,8 @@ pub async fn apply_pending(conn: &mut PgConnection, list: &[Migration]) -> Resul
 /// Migrates the control schema (creating it if needed). Returns migrations applied.
 pub async fn migrate_control(pool: &PgPool) -> Result<usize> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
-        .bind(LOCK_NS_CONTROL_MIGRATE)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS control")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)").bind(LOCK_NS_CONTROL_MIGRATE).execute(&mut *tx).await?;
+    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS control").execute(&mut *tx).await?;
     select_schema(&mut tx, "control").await?;
     let n = apply_pending(&mut tx, migrations::CONTROL).await?;
     tx.commit().await?;
@@ -95,12 +87,7 @@ pub async fn migrate_control(pool: &PgPool) -> Result<usize> {
 }
 
 /// Migrates one tenant schema in one transaction under the tenant's advisory lock.
-pub async fn migrate_tenant(
-    pool: &PgPool,
-    control: &PgPool,
-    tenant: &Tenant,
-    list: &[Migration],
-) -> Result<usize> {
+pub async fn migrate_tenant(pool: &PgPool, control: &PgPool, tenant: &Tenant, list: &[Migration]) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let tenant_key = i32::try_from(tenant.id % i64::from(i32::MAX)).unwrap_or(0);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
@@ -116,13 +103,11 @@ pub async fn migrate_tenant(
         // The directory's copy of the version is informational (the schema's own
         // schema_migrations is the truth); it lives on the control cluster, which may
         // be another cluster than the tenant's, so it is written after the commit.
-        sqlx::query(
-            "UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(tenant.id)
-        .bind(version)
-        .execute(control)
-        .await?;
+        sqlx::query("UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1")
+            .bind(tenant.id)
+            .bind(version)
+            .execute(control)
+            .await?;
     }
     Ok(n)
 }
@@ -145,17 +130,10 @@ pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 /// Migrates the control schema, then every tenant, `concurrency` at a time.
 /// A tenant that fails is reported and left at its previous version (its transaction
 /// rolled back); the others go on.
-pub async fn migrate_all(
-    db: &Db,
-    concurrency: usize,
-    progress: Option<Progress>,
-) -> Result<Summary> {
+pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>) -> Result<Summary> {
     let started = Instant::now();
     let concurrency = concurrency.clamp(1, limits::MIGRATE_CONCURRENCY_MAX);
-    let mut summary = Summary {
-        control_applied: migrate_control(db.control()).await?,
-        ..Summary::default()
-    };
+    let mut summary = Summary { control_applied: migrate_control(db.control()).await?, ..Summary::default() };
     let tenants = directory::list(db.control()).await?;
     summary.tenants_total = tenants.len();
     let done = Arc::new(AtomicUsize::new(0));

@@ -25,11 +25,7 @@ pub enum Change {
 /// Queues a notification, delivered when the surrounding transaction commits.
 pub async fn publish(conn: &mut PgConnection, change: &Change) -> Result<()> {
     let payload = serde_json::to_string(change).map_err(anyhow::Error::from)?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload)
-        .execute(conn)
-        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(conn).await?;
     Ok(())
 }
 
@@ -41,37 +37,56 @@ pub trait Handler: Send + Sync + 'static {
     fn reset(&self);
 }
 
-/// Listens forever, reconnecting with back-off. Spawn it once per server.
-pub async fn listen<H: Handler>(url: String, handler: H) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match listen_once(&url, &handler).await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "control listener disconnected; reconnecting"),
+/// Connects a listener (so that changes committed after this returns are seen), then
+/// keeps it running in the background, reconnecting with back-off.
+pub async fn start<H: Handler>(url: String, handler: H) -> anyhow::Result<()> {
+    let first = connect(&url).await?;
+    handler.reset();
+    tracing::info!("control listener connected");
+    tokio::spawn(async move {
+        let mut listener = Some(first);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if let Some(l) = listener.take()
+                && let Err(e) = run(l, &handler).await
+            {
+                tracing::warn!(error = %e, "control listener disconnected; reconnecting");
+            }
+            tokio::time::sleep(backoff).await;
+            match connect(&url).await {
+                Ok(l) => {
+                    // Anything that changed while we were not listening is unknown.
+                    handler.reset();
+                    tracing::info!("control listener reconnected");
+                    backoff = Duration::from_millis(100);
+                    listener = Some(l);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control listener cannot connect");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    });
+    Ok(())
 }
 
-async fn listen_once<H: Handler>(url: &str, handler: &H) -> anyhow::Result<()> {
+async fn connect(url: &str) -> anyhow::Result<PgListener> {
     let mut listener = PgListener::connect(url).await?;
     listener.ignore_pool_close_event(false);
     listener.listen(CHANNEL).await?;
-    // Anything that changed while we were not listening is unknown: start clean.
-    handler.reset();
-    tracing::info!("control listener connected");
+    Ok(listener)
+}
+
+async fn run<H: Handler>(mut listener: PgListener, handler: &H) -> anyhow::Result<()> {
     loop {
         // recv() would reconnect silently and hide lost notifications; try_recv()
         // shows the gap as None.
         match listener.try_recv().await? {
             Some(n) => match serde_json::from_str::<Change>(n.payload()) {
                 Ok(change) => handler.changed(change).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, payload = n.payload(), "unknown control notification")
-                }
+                Err(e) => tracing::warn!(error = %e, payload = n.payload(), "unknown control notification"),
             },
-            // The connection dropped: start over so that reset() comes after LISTEN.
             None => anyhow::bail!("connection lost"),
         }
     }

@@ -23,13 +23,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const TENANT_ROLES: [Role; 5] = [
-        Role::Owner,
-        Role::Operator,
-        Role::Finance,
-        Role::CustomerService,
-        Role::Auditor,
-    ];
+    pub const TENANT_ROLES: [Role; 5] =
+        [Role::Owner, Role::Operator, Role::Finance, Role::CustomerService, Role::Auditor];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,17 +61,9 @@ impl Role {
         use Permission::*;
         match self {
             Self::Owner => true,
-            Self::Operator => {
-                !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead)
-            }
-            Self::Finance => matches!(
-                p,
-                SettingsRead | MembersRead | AuditRead | FinanceRead | OrdersRead
-            ),
-            Self::CustomerService => matches!(
-                p,
-                SettingsRead | MembersRead | MembersWrite | OrdersRead | OrdersWrite
-            ),
+            Self::Operator => !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead),
+            Self::Finance => matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | OrdersRead),
+            Self::CustomerService => matches!(p, SettingsRead | MembersRead | MembersWrite | OrdersRead | OrdersWrite),
             Self::Auditor => p.is_read(),
             Self::PlatformAdmin | Self::AllianceAdmin => false,
         }
@@ -140,11 +127,7 @@ mod tests {
     fn only_owner_manages_staff_and_keys() {
         for r in Role::TENANT_ROLES {
             assert_eq!(r.allows(Permission::StaffManage), r == Role::Owner, "{r:?}");
-            assert_eq!(
-                r.allows(Permission::ApiKeysManage),
-                r == Role::Owner,
-                "{r:?}"
-            );
+            assert_eq!(r.allows(Permission::ApiKeysManage), r == Role::Owner, "{r:?}");
         }
     }
 

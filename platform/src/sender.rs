@@ -36,13 +36,15 @@ impl RecordingSender {
 impl Sender for RecordingSender {
     fn send<'a>(&'a self, msg: &'a Message) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO control.dev_outbox (tenant_id, channel, destination, body) VALUES ($1, $2, $3, $4)")
-                .bind(msg.tenant_id)
-                .bind(msg.channel)
-                .bind(&msg.destination)
-                .bind(&msg.body)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO control.dev_outbox (tenant_id, channel, destination, body) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(msg.tenant_id)
+            .bind(msg.channel)
+            .bind(&msg.destination)
+            .bind(&msg.body)
+            .execute(&self.pool)
+            .await?;
             tracing::info!(channel = msg.channel, destination = %msg.destination, body = %msg.body, "dev sender recorded a message");
             Ok(())
         })

@@ -85,33 +85,14 @@ impl TenantSettings {
             );
         }
         let name_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 16;
-        v.check(
-            name_ok(&self.points_name),
-            "points_name",
-            "1 to 16 characters",
-        );
-        v.check(
-            name_ok(&self.experience_name),
-            "experience_name",
-            "1 to 16 characters",
-        );
-        v.check(
-            (1..=1_000_000).contains(&self.points_per_yuan),
-            "points_per_yuan",
-            "between 1 and 1000000",
-        );
+        v.check(name_ok(&self.points_name), "points_name", "1 to 16 characters");
+        v.check(name_ok(&self.experience_name), "experience_name", "1 to 16 characters");
+        v.check((1..=1_000_000).contains(&self.points_per_yuan), "points_per_yuan", "between 1 and 1000000");
         if let ExpiryPolicy::Rolling { days } = self.expiry {
-            v.check(
-                (1..=3650).contains(&days),
-                "expiry.days",
-                "between 1 and 3650",
-            );
+            v.check((1..=3650).contains(&days), "expiry.days", "between 1 and 3650");
         }
-        let locale_ok = (2..=16).contains(&self.locale.len())
-            && self
-                .locale
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let locale_ok =
+            (2..=16).contains(&self.locale.len()) && self.locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         v.check(locale_ok, "locale", "a BCP 47 tag such as zh-CN or en");
         v.finish()
     }

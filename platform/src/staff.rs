@@ -63,8 +63,7 @@ impl Row {
     }
 }
 
-const COLUMNS: &str =
-    "id, email, display_name, role, disabled, created_at, tenant_id, alliance_id, password_hash";
+const COLUMNS: &str = "id, email, display_name, role, disabled, created_at, tenant_id, alliance_id, password_hash";
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,12 +89,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 }
 
 /// Creates a staff account at the given level; audited.
-pub async fn create(
-    conn: &mut PgConnection,
-    scope: Scope,
-    new: &NewStaff,
-    actor: &Actor,
-) -> Result<StaffUser> {
+pub async fn create(conn: &mut PgConnection, scope: Scope, new: &NewStaff, actor: &Actor) -> Result<StaffUser> {
     let email = normalize_email(&new.email);
     let role_ok = match scope {
         Scope::Platform => new.role == Role::PlatformAdmin,
@@ -105,11 +99,7 @@ pub async fn create(
     Validator::new()
         .check(email.is_some(), "email", "not a valid e-mail address")
         .check(role_ok, "role", "this role does not exist at this level")
-        .check(
-            new.display_name.chars().count() <= 64,
-            "display_name",
-            "at most 64 characters",
-        )
+        .check(new.display_name.chars().count() <= 64, "display_name", "at most 64 characters")
         .finish()?;
     passwords::check_policy(&new.password)?;
     let email = email.unwrap_or_default();
@@ -143,69 +133,45 @@ pub async fn create(
     let details = serde_json::json!({"email": user.email, "role": user.role.as_str()});
     match scope {
         Scope::Alliance(a) => {
-            audit::record_alliance(
-                conn,
-                actor,
-                a,
-                "staff.create",
-                &user.id.to_string(),
-                details,
-            )
-            .await?
+            audit::record_alliance(conn, actor, a, "staff.create", &user.id.to_string(), details).await?
         }
-        _ => {
-            audit::record(
-                conn,
-                actor,
-                tenant_id,
-                "staff.create",
-                &user.id.to_string(),
-                details,
-            )
-            .await?
-        }
+        _ => audit::record(conn, actor, tenant_id, "staff.create", &user.id.to_string(), details).await?,
     }
     Ok(user)
 }
 
 /// Checks e-mail and password at the given level. Unknown accounts cost the same time
 /// as wrong passwords; both get the same error.
-pub async fn authenticate(
-    pool: &PgPool,
-    scope: Scope,
-    email: &str,
-    password: &str,
-) -> Result<StaffUser> {
+pub async fn authenticate(pool: &PgPool, scope: Scope, email: &str, password: &str) -> Result<StaffUser> {
     let bad = || Error::unauthenticated("invalid_credentials", "wrong e-mail or password");
     let email = normalize_email(email).unwrap_or_default();
-    let row: Option<Row> = match scope {
-        Scope::Platform => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'platform' AND email = $1"
-            )))
-            .bind(&email)
-            .fetch_optional(pool)
-            .await?
-        }
-        Scope::Alliance(a) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row: Option<Row> =
+        match scope {
+            Scope::Platform => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'platform' AND email = $1"
+                )))
+                .bind(&email)
+                .fetch_optional(pool)
+                .await?
+            }
+            Scope::Alliance(a) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'alliance' AND alliance_id = $2 AND email = $1"
             )))
             .bind(&email)
             .bind(a)
             .fetch_optional(pool)
-            .await?
-        }
-        Scope::Tenant(t) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'tenant' AND tenant_id = $2 AND email = $1"
-            )))
-            .bind(&email)
-            .bind(t)
-            .fetch_optional(pool)
-            .await?
-        }
-    };
+            .await?,
+            Scope::Tenant(t) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'tenant' AND tenant_id = $2 AND email = $1"
+                )))
+                .bind(&email)
+                .bind(t)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
     let Some(row) = row else {
         passwords::verify(password, passwords::dummy_hash()).await;
         return Err(bad());
@@ -215,24 +181,19 @@ pub async fn authenticate(
         return Err(bad());
     }
     if user.disabled {
-        return Err(Error::forbidden(
-            "account_disabled",
-            "this staff account is disabled",
-        ));
+        return Err(Error::forbidden("account_disabled", "this staff account is disabled"));
     }
     Ok(user)
 }
 
 /// One account by id (for refresh).
 pub async fn find(pool: &PgPool, id: i64) -> Result<StaffUser> {
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM control.staff_users WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| r.user().0)
-        .ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))
+    let row: Option<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM control.staff_users WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    row.map(|r| r.user().0).ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))
 }
 
 /// A merchant's staff, in id order.
@@ -258,16 +219,10 @@ pub async fn update_in_tenant(
     if let Some(r) = role
         && !r.is_tenant_role()
     {
-        return Err(Error::invalid_field(
-            "role",
-            "this role does not exist at this level",
-        ));
+        return Err(Error::invalid_field("role", "this role does not exist at this level"));
     }
     if actor.id == Some(staff_id) {
-        return Err(Error::conflict(
-            "cannot_change_self",
-            "ask another owner to change your own role or status",
-        ));
+        return Err(Error::conflict("cannot_change_self", "ask another owner to change your own role or status"));
     }
     let mut tx = pool.begin().await?;
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -280,12 +235,9 @@ pub async fn update_in_tenant(
     .bind(disabled)
     .fetch_optional(&mut *tx)
     .await?;
-    let user = row
-        .map(|r| r.user().0)
-        .ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))?;
+    let user = row.map(|r| r.user().0).ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))?;
     if disabled == Some(true) {
-        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id)
-            .await?;
+        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id).await?;
     }
     audit::record(
         &mut tx,

@@ -20,8 +20,7 @@ pub fn slug_is_valid(slug: &str) -> bool {
     let b = slug.as_bytes();
     (2..=40).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -41,16 +40,8 @@ pub struct NewTenant {
 impl NewTenant {
     pub fn validate(&self) -> Result<()> {
         Validator::new()
-            .check(
-                slug_is_valid(&self.slug),
-                "slug",
-                "2-40 characters: a-z, 0-9 and -, starting with a letter",
-            )
-            .check(
-                !self.name.trim().is_empty() && self.name.chars().count() <= 200,
-                "name",
-                "1 to 200 characters",
-            )
+            .check(slug_is_valid(&self.slug), "slug", "2-40 characters: a-z, 0-9 and -, starting with a letter")
+            .check(!self.name.trim().is_empty() && self.name.chars().count() <= 200, "name", "1 to 200 characters")
             .finish()
     }
 }
@@ -62,24 +53,13 @@ pub async fn create_tenant(db: &Db, new: &NewTenant, actor: &Actor) -> Result<Te
 }
 
 /// `create_tenant` with an explicit migration list (tests inject a failing one).
-pub async fn create_tenant_with(
-    db: &Db,
-    new: &NewTenant,
-    actor: &Actor,
-    list: &[Migration],
-) -> Result<Tenant> {
+pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &[Migration]) -> Result<Tenant> {
     new.validate()?;
-    let cluster = new
-        .cluster
-        .clone()
-        .unwrap_or_else(|| MAIN_CLUSTER.to_string());
+    let cluster = new.cluster.clone().unwrap_or_else(|| MAIN_CLUSTER.to_string());
     if cluster != MAIN_CLUSTER {
         // The directory supports other clusters (T5); provisioning on them needs a
         // two-phase step that is not built yet.
-        return Err(Error::invalid_field(
-            "cluster",
-            "only the main cluster can be provisioned on today",
-        ));
+        return Err(Error::invalid_field("cluster", "only the main cluster can be provisioned on today"));
     }
     let mut tx = db.control().begin().await?;
     let alliance_id: Option<i64> = match &new.alliance {
@@ -94,10 +74,9 @@ pub async fn create_tenant_with(
     };
     let settings = serde_json::to_value(TenantSettings::default()).map_err(anyhow::Error::from)?;
     // The schema name derives from the generated id, never from input.
-    let id: i64 =
-        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
-            .fetch_one(&mut *tx)
-            .await?;
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
+        .fetch_one(&mut *tx)
+        .await?;
     let schema = format!("t_{id}");
     sqlx::query(
         "INSERT INTO control.tenants (id, slug, name, schema_name, cluster, alliance_id, settings, schema_version) \
@@ -113,11 +92,11 @@ pub async fn create_tenant_with(
     .bind(list.last().map_or(0, |m| m.version))
     .execute(&mut *tx)
     .await
-    .map_err(|e| on_unique(e, "tenants_slug_key", Error::conflict("slug_taken", "a mall with this slug already exists")))?;
+    .map_err(|e| {
+        on_unique(e, "tenants_slug_key", Error::conflict("slug_taken", "a mall with this slug already exists"))
+    })?;
     // The name is "t_" and digits from the sequence: nothing from input reaches this SQL.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&mut *tx).await?;
     select_schema(&mut tx, &schema).await?;
     apply_pending(&mut tx, list).await?;
     audit::record(
@@ -136,64 +115,36 @@ pub async fn create_tenant_with(
 }
 
 /// Suspends or resumes a tenant; its data is kept either way (SPEC T2).
-pub async fn set_status(
-    db: &Db,
-    slug: &str,
-    status: TenantStatus,
-    actor: &Actor,
-) -> Result<Tenant> {
+pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor) -> Result<Tenant> {
     let mut tx = db.control().begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
-        "UPDATE control.tenants SET status = $2, updated_at = now() WHERE slug = $1 RETURNING id",
-    )
-    .bind(slug)
-    .bind(status.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let id: Option<i64> =
+        sqlx::query_scalar("UPDATE control.tenants SET status = $2, updated_at = now() WHERE slug = $1 RETURNING id")
+            .bind(slug)
+            .bind(status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     let id = id.ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
     let action = match status {
         TenantStatus::Active => "tenant.resume",
         TenantStatus::Suspended => "tenant.suspend",
     };
-    audit::record(
-        &mut tx,
-        actor,
-        Some(id),
-        action,
-        slug,
-        serde_json::json!({}),
-    )
-    .await?;
-    notify::publish(
-        &mut tx,
-        &notify::Change::Tenant {
-            slug: slug.to_string(),
-        },
-    )
-    .await?;
+    audit::record(&mut tx, actor, Some(id), action, slug, serde_json::json!({})).await?;
+    notify::publish(&mut tx, &notify::Change::Tenant { slug: slug.to_string() }).await?;
     tx.commit().await?;
-    find_by_slug(db.control(), slug)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))
+    find_by_slug(db.control(), slug).await?.ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))
 }
 
 /// Reads a tenant's settings.
 pub async fn settings(pool: &PgPool, tenant_id: i64) -> Result<TenantSettings> {
-    let v: serde_json::Value =
-        sqlx::query_scalar("SELECT settings FROM control.tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_one(pool)
-            .await?;
+    let v: serde_json::Value = sqlx::query_scalar("SELECT settings FROM control.tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(pool)
+        .await?;
     Ok(TenantSettings::from_stored(v))
 }
 
 /// Replaces a tenant's settings after validating them; audited.
-pub async fn update_settings(
-    pool: &PgPool,
-    tenant: &Tenant,
-    new: &TenantSettings,
-    actor: &Actor,
-) -> Result<()> {
+pub async fn update_settings(pool: &PgPool, tenant: &Tenant, new: &TenantSettings, actor: &Actor) -> Result<()> {
     new.validate()?;
     let value = serde_json::to_value(new).map_err(anyhow::Error::from)?;
     let mut tx = pool.begin().await?;
@@ -202,22 +153,8 @@ pub async fn update_settings(
         .bind(&value)
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        actor,
-        Some(tenant.id),
-        "tenant.settings.update",
-        &tenant.slug,
-        value,
-    )
-    .await?;
-    notify::publish(
-        &mut tx,
-        &notify::Change::Tenant {
-            slug: tenant.slug.clone(),
-        },
-    )
-    .await?;
+    audit::record(&mut tx, actor, Some(tenant.id), "tenant.settings.update", &tenant.slug, value).await?;
+    notify::publish(&mut tx, &notify::Change::Tenant { slug: tenant.slug.clone() }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -241,22 +178,13 @@ pub struct NewAlliance {
 
 pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) -> Result<Alliance> {
     Validator::new()
-        .check(
-            slug_is_valid(&new.slug),
-            "slug",
-            "2-40 characters: a-z, 0-9 and -, starting with a letter",
-        )
-        .check(
-            !new.name.trim().is_empty() && new.name.chars().count() <= 200,
-            "name",
-            "1 to 200 characters",
-        )
+        .check(slug_is_valid(&new.slug), "slug", "2-40 characters: a-z, 0-9 and -, starting with a letter")
+        .check(!new.name.trim().is_empty() && new.name.chars().count() <= 200, "name", "1 to 200 characters")
         .finish()?;
     let mut tx = pool.begin().await?;
-    let id: i64 =
-        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.alliances', 'id'))")
-            .fetch_one(&mut *tx)
-            .await?;
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.alliances', 'id'))")
+        .fetch_one(&mut *tx)
+        .await?;
     let a: Alliance = sqlx::query_as(
         "INSERT INTO control.alliances (id, slug, name, schema_name) OVERRIDING SYSTEM VALUE \
          VALUES ($1, $2, $3, $4) \
@@ -269,39 +197,24 @@ pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) ->
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
-        on_unique(
-            e,
-            "alliances_slug_key",
-            Error::conflict("slug_taken", "an alliance with this slug already exists"),
-        )
+        on_unique(e, "alliances_slug_key", Error::conflict("slug_taken", "an alliance with this slug already exists"))
     })?;
-    audit::record_alliance(
-        &mut tx,
-        actor,
-        a.id,
-        "alliance.create",
-        &a.slug,
-        serde_json::json!({"name": a.name}),
-    )
-    .await?;
+    audit::record_alliance(&mut tx, actor, a.id, "alliance.create", &a.slug, serde_json::json!({"name": a.name}))
+        .await?;
     tx.commit().await?;
     Ok(a)
 }
 
 pub async fn list_alliances(pool: &PgPool) -> Result<Vec<Alliance>> {
-    Ok(sqlx::query_as(
-        "SELECT id, slug, name, cluster, schema_name FROM control.alliances ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as("SELECT id, slug, name, cluster, schema_name FROM control.alliances ORDER BY id")
+        .fetch_all(pool)
+        .await?)
 }
 
 pub async fn find_alliance(pool: &PgPool, slug: &str) -> Result<Alliance> {
-    sqlx::query_as(
-        "SELECT id, slug, name, cluster, schema_name FROM control.alliances WHERE slug = $1",
-    )
-    .bind(slug)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))
+    sqlx::query_as("SELECT id, slug, name, cluster, schema_name FROM control.alliances WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))
 }

@@ -15,26 +15,12 @@ pub const ALLIANCE: (&str, &str) = ("demo-alliance", "城南商家联盟");
 pub const ALLIANCE_ADMIN: (&str, &str) = ("alliance@pointsmall.demo", "demo-alliance-pass");
 /// (slug, name, owner e-mail, operator e-mail); every demo staff password is STAFF_PASSWORD.
 pub const MERCHANTS: [(&str, &str, &str, &str); 2] = [
-    (
-        "demo-coffee",
-        "街角咖啡 Corner Coffee",
-        "owner@coffee.demo",
-        "operator@coffee.demo",
-    ),
-    (
-        "demo-books",
-        "半页书店 Half Page Books",
-        "owner@books.demo",
-        "operator@books.demo",
-    ),
+    ("demo-coffee", "街角咖啡 Corner Coffee", "owner@coffee.demo", "operator@coffee.demo"),
+    ("demo-books", "半页书店 Half Page Books", "owner@books.demo", "operator@books.demo"),
 ];
 pub const STAFF_PASSWORD: &str = "demo-staff-pass";
 /// Members of each demo mall (phone, nickname); password MEMBER_PASSWORD.
-pub const MEMBERS: [(&str, &str); 3] = [
-    ("13800000001", "小王"),
-    ("13800000002", "小李"),
-    ("13800000003", "小张"),
-];
+pub const MEMBERS: [(&str, &str); 3] = [("13800000001", "小王"), ("13800000002", "小李"), ("13800000003", "小张")];
 pub const MEMBER_PASSWORD: &str = "demo-member-pass";
 
 fn ok_if_exists<T>(r: Result<T>) -> Result<Option<T>> {
@@ -55,10 +41,7 @@ pub async fn seed(db: &Db) -> Result<()> {
         display_name: "Platform operator".into(),
     };
     ok_if_exists(staff::create(&mut conn, Scope::Platform, &admin, &actor).await)?;
-    let new_alliance = NewAlliance {
-        slug: ALLIANCE.0.into(),
-        name: ALLIANCE.1.into(),
-    };
+    let new_alliance = NewAlliance { slug: ALLIANCE.0.into(), name: ALLIANCE.1.into() };
     ok_if_exists(tenancy::create_alliance(db.control(), &new_alliance, &actor).await)?;
     let alliance = tenancy::find_alliance(db.control(), ALLIANCE.0).await?;
     let alliance_admin = NewStaff {
@@ -67,33 +50,16 @@ pub async fn seed(db: &Db) -> Result<()> {
         role: Role::AllianceAdmin,
         display_name: "Alliance admin".into(),
     };
-    ok_if_exists(
-        staff::create(
-            &mut conn,
-            Scope::Alliance(alliance.id),
-            &alliance_admin,
-            &actor,
-        )
-        .await,
-    )?;
+    ok_if_exists(staff::create(&mut conn, Scope::Alliance(alliance.id), &alliance_admin, &actor).await)?;
     for (slug, name, owner, operator) in MERCHANTS {
-        let new = NewTenant {
-            slug: slug.into(),
-            name: name.into(),
-            alliance: Some(ALLIANCE.0.into()),
-            cluster: None,
-        };
+        let new = NewTenant { slug: slug.into(), name: name.into(), alliance: Some(ALLIANCE.0.into()), cluster: None };
         ok_if_exists(tenancy::create_tenant(db, &new, &actor).await)?;
         let tenant = find_by_slug(db.control(), slug)
             .await?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("demo tenant {slug} missing")))?;
         for (email, role) in [(owner, Role::Owner), (operator, Role::Operator)] {
-            let s = NewStaff {
-                email: email.into(),
-                password: STAFF_PASSWORD.into(),
-                role,
-                display_name: String::new(),
-            };
+            let s =
+                NewStaff { email: email.into(), password: STAFF_PASSWORD.into(), role, display_name: String::new() };
             ok_if_exists(staff::create(&mut conn, Scope::Tenant(tenant.id), &s, &actor).await)?;
         }
         for (phone, nickname) in MEMBERS {
@@ -124,9 +90,7 @@ pub fn logins(base: &str) -> String {
         ALLIANCE_ADMIN.0, ALLIANCE_ADMIN.1, ALLIANCE.0, ALLIANCE.0
     );
     for (slug, name, owner, operator) in MERCHANTS {
-        s += &format!(
-            "  Merchant {slug} ({name}): owner {owner}, operator {operator}; password {STAFF_PASSWORD}\n"
-        );
+        s += &format!("  Merchant {slug} ({name}): owner {owner}, operator {operator}; password {STAFF_PASSWORD}\n");
     }
     let phones: Vec<&str> = MEMBERS.iter().map(|m| m.0).collect();
     s += &format!(

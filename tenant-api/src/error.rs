@@ -49,13 +49,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 
 /// Builds a JSON error response by hand (for rejections outside the domain).
 pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.to_string(),
-            message: message.into(),
-            details: None,
-        },
-    };
+    let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message: message.into(), details: None } };
     (status, axum::Json(body)).into_response()
 }
 
@@ -66,37 +60,19 @@ impl IntoResponse for ApiError {
         let (message, details) = match &e {
             Error::Database(err) => {
                 tracing::error!(error = %err, "database error");
-                (
-                    "something went wrong on our side; it has been logged".to_string(),
-                    None,
-                )
+                ("something went wrong on our side; it has been logged".to_string(), None)
             }
             Error::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "internal error");
-                (
-                    "something went wrong on our side; it has been logged".to_string(),
-                    None,
-                )
+                ("something went wrong on our side; it has been logged".to_string(), None)
             }
-            Error::Invalid {
-                message, fields, ..
-            } => (
-                message.clone(),
-                Some(serde_json::json!({ "fields": fields })),
-            ),
-            Error::RateLimited { retry_after_secs } => (
-                e.to_string(),
-                Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
-            ),
+            Error::Invalid { message, fields, .. } => (message.clone(), Some(serde_json::json!({ "fields": fields }))),
+            Error::RateLimited { retry_after_secs } => {
+                (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
+            }
             other => (other.to_string(), None),
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: e.code().to_string(),
-                message,
-                details,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
         let mut resp = (status, axum::Json(body)).into_response();
         if let Error::RateLimited { retry_after_secs } = e
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())

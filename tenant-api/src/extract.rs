@@ -30,12 +30,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(r) => Err(match r {
-                JsonRejection::JsonDataError(e) => ApiError(Error::Invalid {
-                    code: "validation_failed",
-                    message: e.body_text(),
-                    fields: vec![],
-                })
-                .into_response(),
+                JsonRejection::JsonDataError(e) => {
+                    ApiError(Error::Invalid { code: "validation_failed", message: e.body_text(), fields: vec![] })
+                        .into_response()
+                }
                 JsonRejection::JsonSyntaxError(e) => {
                     json_error(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
                 }
@@ -65,9 +63,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| {
-                json_error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
-            })
+            .map_err(|e: QueryRejection| json_error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
     }
 }
 
@@ -81,9 +77,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
-            .map_err(|e: PathRejection| {
-                json_error(StatusCode::NOT_FOUND, "not_found", e.body_text())
-            })
+            .map_err(|e: PathRejection| json_error(StatusCode::NOT_FOUND, "not_found", e.body_text()))
     }
 }
 
@@ -104,11 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
 /// The request id (set by the request-id layer), for the audit log.
 pub fn request_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn path_param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
@@ -127,8 +117,7 @@ impl FromRequestParts<AppState> for TenantPath {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| Error::not_found("tenant_not_found", "no such mall"))?;
-        let slug = path_param(&params, "tenant")
-            .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+        let slug = path_param(&params, "tenant").ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
         let t = state.directory.resolve_active(slug).await?;
         parts.extensions.insert(t.clone());
         Ok(Self(t))
@@ -136,32 +125,22 @@ impl FromRequestParts<AppState> for TenantPath {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        Error::unauthenticated(
-            "missing_credentials",
-            "send Authorization: Bearer <access token>",
-        )
-    })?;
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Error::unauthenticated("missing_credentials", "send Authorization: Bearer <access token>"))?;
     value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::unauthenticated(
-                "missing_credentials",
-                "send Authorization: Bearer <access token>",
-            )
-        })
+        .ok_or_else(|| Error::unauthenticated("missing_credentials", "send Authorization: Bearer <access token>"))
 }
 
 fn check_tenant(claims: &Claims, tenant: &Tenant) -> Result<(), Error> {
     if claims.tid != Some(tenant.id) {
-        return Err(Error::forbidden(
-            "wrong_tenant",
-            "this credential belongs to another mall",
-        ));
+        return Err(Error::forbidden("wrong_tenant", "this credential belongs to another mall"));
     }
     Ok(())
 }
@@ -178,10 +157,7 @@ impl FromRequestParts<AppState> for MemberAuth {
         let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
         let claims = state.tokens.verify(bearer(parts)?, Audience::Member)?;
         check_tenant(&claims, &tenant)?;
-        Ok(Self {
-            member_id: subject_id(&claims)?,
-            tenant,
-        })
+        Ok(Self { member_id: subject_id(&claims)?, tenant })
     }
 }
 
@@ -201,11 +177,7 @@ impl StaffAuth {
         } else {
             Err(Error::forbidden(
                 "permission_denied",
-                format!(
-                    "the {} role lacks the {} permission",
-                    self.role.as_str(),
-                    p.as_str()
-                ),
+                format!("the {} role lacks the {} permission", self.role.as_str(), p.as_str()),
             ))
         }
     }
@@ -231,15 +203,8 @@ impl FromRequestParts<AppState> for StaffAuth {
             .as_deref()
             .and_then(Role::parse)
             .filter(|r| r.is_tenant_role())
-            .ok_or_else(|| {
-                Error::unauthenticated("token_invalid", "the access token is not valid")
-            })?;
-        Ok(Self {
-            staff_id: subject_id(&claims)?,
-            role,
-            tenant,
-            request_id: request_id(parts),
-        })
+            .ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
+        Ok(Self { staff_id: subject_id(&claims)?, role, tenant, request_id: request_id(parts) })
     }
 }
 
@@ -265,14 +230,9 @@ impl FromRequestParts<AppState> for PlatformAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let claims = state.tokens.verify(bearer(parts)?, Audience::Platform)?;
         if claims.role.as_deref() != Some(Role::PlatformAdmin.as_str()) || claims.tid.is_some() {
-            return Err(
-                Error::unauthenticated("token_invalid", "the access token is not valid").into(),
-            );
+            return Err(Error::unauthenticated("token_invalid", "the access token is not valid").into());
         }
-        Ok(Self {
-            staff_id: subject_id(&claims)?,
-            request_id: request_id(parts),
-        })
+        Ok(Self { staff_id: subject_id(&claims)?, request_id: request_id(parts) })
     }
 }
 
@@ -294,16 +254,9 @@ impl FromRequestParts<AppState> for AllianceAuth {
         let claims = state.tokens.verify(bearer(parts)?, Audience::Alliance)?;
         let alliance = platform::tenancy::find_alliance(state.db.control(), &slug).await?;
         if claims.aid != Some(alliance.id) {
-            return Err(Error::forbidden(
-                "wrong_alliance",
-                "this credential belongs to another alliance",
-            )
-            .into());
+            return Err(Error::forbidden("wrong_alliance", "this credential belongs to another alliance").into());
         }
-        Ok(Self {
-            staff_id: subject_id(&claims)?,
-            alliance,
-        })
+        Ok(Self { staff_id: subject_id(&claims)?, alliance })
     }
 }
 
@@ -321,9 +274,7 @@ impl FromRequestParts<AppState> for PartnerAuth {
             .headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Error::unauthenticated("missing_credentials", "send X-Api-Key: <key>")
-            })?;
+            .ok_or_else(|| Error::unauthenticated("missing_credentials", "send X-Api-Key: <key>"))?;
         let key = api_keys::authenticate(state.db.control(), tenant.id, presented).await?;
         Ok(Self { tenant, key })
     }

@@ -15,11 +15,7 @@ use platform::tenancy::{self, NewTenant};
 use tenant_api::server::{self, ServerConfig};
 
 #[derive(Parser)]
-#[command(
-    name = "pointsmall",
-    version,
-    about = "Multi-tenant points mall (积分商城): server and operations CLI"
-)]
+#[command(name = "pointsmall", version, about = "Multi-tenant points mall (积分商城): server and operations CLI")]
 struct Cli {
     /// PostgreSQL URL of the main cluster (holds the control schema).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
@@ -90,22 +86,15 @@ enum TenantCommand {
 
 fn init_logging(format: Option<&str>, default_json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = match format {
         Some("json") => true,
         Some(_) => false,
         None => default_json,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
+        builder.json().flatten_event(true).with_current_span(true).init();
     } else {
         builder.compact().init();
     }
@@ -115,23 +104,17 @@ fn init_logging(format: Option<&str>, default_json: bool) {
 async fn main() -> anyhow::Result<()> {
     // A KEY=VALUE configuration file, if named, fills in what the environment lacks.
     if let Ok(path) = std::env::var("POINTSMALL_CONFIG") {
-        dotenvy::from_path(&path)
-            .with_context(|| format!("reading POINTSMALL_CONFIG file {path}"))?;
+        dotenvy::from_path(&path).with_context(|| format!("reading POINTSMALL_CONFIG file {path}"))?;
     }
     let cli = Cli::parse();
     let is_serve = matches!(cli.command, Command::Serve { .. });
     init_logging(cli.log_format.as_deref(), is_serve);
-    let url = cli.database_url.clone().context(
-        "set DATABASE_URL (or --database-url) to the PostgreSQL URL of the main cluster",
-    )?;
+    let url = cli
+        .database_url
+        .clone()
+        .context("set DATABASE_URL (or --database-url) to the PostgreSQL URL of the main cluster")?;
     match cli.command {
-        Command::Serve {
-            listen,
-            jwt_secret,
-            clusters,
-            db_max_connections,
-            migrate: run_migrations,
-        } => {
+        Command::Serve { listen, jwt_secret, clusters, db_max_connections, migrate: run_migrations } => {
             let extra_clusters = clusters
                 .iter()
                 .filter(|c| !c.is_empty())
@@ -141,24 +124,13 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("cluster {c:?} is not name=url"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let cfg = ServerConfig {
-                database_url: url,
-                extra_clusters,
-                jwt_secret,
-                listen,
-                db_max_connections,
-            };
+            let cfg = ServerConfig { database_url: url, extra_clusters, jwt_secret, listen, db_max_connections };
             let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .context("installing the metrics recorder")?;
             let state = server::state(&cfg, Some(metrics)).await?;
             if run_migrations {
-                let s = migrate::migrate_all(
-                    &state.db,
-                    platform::limits::MIGRATE_CONCURRENCY_DEFAULT,
-                    None,
-                )
-                .await?;
+                let s = migrate::migrate_all(&state.db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None).await?;
                 anyhow::ensure!(
                     s.failures.is_empty(),
                     "migration failed for {} tenants: {:?}",
@@ -166,9 +138,8 @@ async fn main() -> anyhow::Result<()> {
                     s.failures
                 );
             }
-            let listener = tokio::net::TcpListener::bind(cfg.listen)
-                .await
-                .with_context(|| format!("binding {}", cfg.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
             tracing::info!(listen = %cfg.listen, "pointsmall serving");
             server::serve(state, listener).await
         }
@@ -176,10 +147,8 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&url, &[], (concurrency as u32 + 2).min(100)).await?;
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} migrating tenants {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{spinner} migrating tenants {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
             let b = bar.clone();
@@ -202,28 +171,15 @@ async fn main() -> anyhow::Result<()> {
             for (slug, err) in &s.failures {
                 eprintln!("  {slug}: {err}");
             }
-            anyhow::ensure!(
-                s.failures.is_empty(),
-                "{} tenant(s) failed to migrate",
-                s.failures.len()
-            );
+            anyhow::ensure!(s.failures.is_empty(), "{} tenant(s) failed to migrate", s.failures.len());
             Ok(())
         }
         Command::Tenant { command } => {
             let db = Db::connect(&url, &[], 4).await?;
             migrate::migrate_control(db.control()).await?;
             match command {
-                TenantCommand::Create {
-                    slug,
-                    name,
-                    alliance,
-                } => {
-                    let new = NewTenant {
-                        slug,
-                        name,
-                        alliance,
-                        cluster: None,
-                    };
+                TenantCommand::Create { slug, name, alliance } => {
+                    let new = NewTenant { slug, name, alliance, cluster: None };
                     let t = tenancy::create_tenant(&db, &new, &Actor::cli()).await?;
                     println!(
                         "created tenant {} (id {}, schema {}, cluster {})",
@@ -231,10 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     );
                 }
                 TenantCommand::List => {
-                    println!(
-                        "{:>6}  {:<24} {:<10} {:<10} {:>7}  name",
-                        "id", "slug", "status", "schema", "version"
-                    );
+                    println!("{:>6}  {:<24} {:<10} {:<10} {:>7}  name", "id", "slug", "status", "schema", "version");
                     for t in directory::list(db.control()).await? {
                         println!(
                             "{:>6}  {:<24} {:<10} {:<10} {:>7}  {}",
@@ -248,13 +201,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 TenantCommand::Suspend { slug } => {
-                    let t = tenancy::set_status(&db, &slug, TenantStatus::Suspended, &Actor::cli())
-                        .await?;
+                    let t = tenancy::set_status(&db, &slug, TenantStatus::Suspended, &Actor::cli()).await?;
                     println!("suspended {}", t.slug);
                 }
                 TenantCommand::Resume { slug } => {
-                    let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli())
-                        .await?;
+                    let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli()).await?;
                     println!("resumed {}", t.slug);
                 }
             }
@@ -262,14 +213,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo { base_url } => {
             let db = Db::connect(&url, &[], 4).await?;
-            let s = migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None)
-                .await?;
+            let s = migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None).await?;
             anyhow::ensure!(s.failures.is_empty(), "migration failed: {:?}", s.failures);
             tenant_api::demo::seed(&db).await?;
-            println!(
-                "Demo data is in place.\n{}",
-                tenant_api::demo::logins(&base_url)
-            );
+            println!("Demo data is in place.\n{}", tenant_api::demo::logins(&base_url));
             Ok(())
         }
     }

@@ -33,29 +33,15 @@ impl Modify for Security {
         let components = api.components.get_or_insert_with(Default::default);
         let jwt = |desc: &str| {
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(desc))
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").description(Some(desc)).build(),
             )
         };
-        components.add_security_scheme(
-            "member_jwt",
-            jwt("Member access token (audience pointsmall:member)"),
-        );
-        components.add_security_scheme(
-            "staff_jwt",
-            jwt("Merchant staff access token (audience pointsmall:staff)"),
-        );
-        components.add_security_scheme(
-            "alliance_jwt",
-            jwt("Alliance admin access token (audience pointsmall:alliance)"),
-        );
-        components.add_security_scheme(
-            "platform_jwt",
-            jwt("Platform operator access token (audience pointsmall:platform)"),
-        );
+        components.add_security_scheme("member_jwt", jwt("Member access token (audience pointsmall:member)"));
+        components.add_security_scheme("staff_jwt", jwt("Merchant staff access token (audience pointsmall:staff)"));
+        components
+            .add_security_scheme("alliance_jwt", jwt("Alliance admin access token (audience pointsmall:alliance)"));
+        components
+            .add_security_scheme("platform_jwt", jwt("Platform operator access token (audience pointsmall:platform)"));
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(

@@ -19,17 +19,11 @@ impl PageQuery {
     pub fn bounds(&self) -> Result<(Option<i64>, i64), Error> {
         let limit = self.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
         if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
-            return Err(Error::invalid_field(
-                "limit",
-                format!("between 1 and {PAGE_LIMIT_MAX}"),
-            ));
+            return Err(Error::invalid_field("limit", format!("between 1 and {PAGE_LIMIT_MAX}")));
         }
         let before = match &self.cursor {
             None => None,
-            Some(c) => Some(
-                decode(c)
-                    .ok_or_else(|| Error::invalid_field("cursor", "not a cursor from this API"))?,
-            ),
+            Some(c) => Some(decode(c).ok_or_else(|| Error::invalid_field("cursor", "not a cursor from this API"))?),
         };
         Ok((before, limit))
     }
@@ -37,11 +31,7 @@ impl PageQuery {
 
 fn decode(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix("before:")?
-        .parse()
-        .ok()
+    std::str::from_utf8(&bytes).ok()?.strip_prefix("before:")?.parse().ok()
 }
 
 fn encode(id: i64) -> String {
@@ -58,11 +48,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page of items sorted by descending id; `id` reads an item's id.
     pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
-        let next_cursor = if items.len() as i64 == limit {
-            items.last().map(|last| encode(id(last)))
-        } else {
-            None
-        };
+        let next_cursor = if items.len() as i64 == limit { items.last().map(|last| encode(id(last))) } else { None };
         Self { items, next_cursor }
     }
 }
@@ -73,20 +59,11 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let q = PageQuery {
-            limit: Some(10),
-            cursor: Some(encode(42)),
-        };
+        let q = PageQuery { limit: Some(10), cursor: Some(encode(42)) };
         assert_eq!(q.bounds().unwrap(), (Some(42), 10));
-        let bad = PageQuery {
-            limit: None,
-            cursor: Some("zzz".into()),
-        };
+        let bad = PageQuery { limit: None, cursor: Some("zzz".into()) };
         assert_eq!(bad.bounds().unwrap_err().code(), "validation_failed");
-        let big = PageQuery {
-            limit: Some(10_000),
-            cursor: None,
-        };
+        let big = PageQuery { limit: Some(10_000), cursor: None };
         assert!(big.bounds().is_err());
     }
 }

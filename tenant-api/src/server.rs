@@ -25,7 +25,7 @@ pub struct ServerConfig {
 
 /// Evicts cached directory entries when another instance changes a tenant.
 #[derive(Clone)]
-struct DirectoryEvictor(Directory);
+pub struct DirectoryEvictor(pub Directory);
 
 impl Handler for DirectoryEvictor {
     async fn changed(&self, change: Change) {
@@ -43,21 +43,22 @@ pub async fn state(
     cfg: &ServerConfig,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<AppState> {
-    let db = Db::connect(
-        &cfg.database_url,
-        &cfg.extra_clusters,
-        cfg.db_max_connections,
-    )
-    .await?;
+    state_with(cfg, LoginLimiter::default(), metrics).await
+}
+
+/// `state` with a given login limiter (tests use tight or loose bounds).
+pub async fn state_with(
+    cfg: &ServerConfig,
+    limiter: LoginLimiter,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<AppState> {
+    let db = Db::connect(&cfg.database_url, &cfg.extra_clusters, cfg.db_max_connections).await?;
     let directory = Directory::new(db.control().clone());
-    tokio::spawn(notify::listen(
-        cfg.database_url.clone(),
-        DirectoryEvictor(directory.clone()),
-    ));
+    notify::start(cfg.database_url.clone(), DirectoryEvictor(directory.clone())).await?;
     Ok(AppState::new(Inner {
         sender: Arc::new(RecordingSender::new(db.control().clone())),
         tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,
-        limiter: LoginLimiter::default(),
+        limiter,
         directory,
         db,
         metrics,
@@ -67,12 +68,9 @@ pub async fn state(
 /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let app = crate::app::build(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -82,8 +80,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -11,15 +11,8 @@ use crate::error::{Error, Result, Validator};
 use crate::limits;
 
 /// What a key may do.
-pub const SCOPES: &[&str] = &[
-    "members:read",
-    "members:write",
-    "points:read",
-    "points:write",
-    "events:write",
-    "orders:read",
-    "orders:write",
-];
+pub const SCOPES: &[&str] =
+    &["members:read", "members:write", "points:read", "points:write", "events:write", "orders:read", "orders:write"];
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,31 +56,15 @@ impl PartnerKey {
         if self.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
-            Err(Error::forbidden(
-                "scope_missing",
-                format!("this API key lacks the {scope:?} scope"),
-            ))
+            Err(Error::forbidden("scope_missing", format!("this API key lacks the {scope:?} scope")))
         }
     }
 }
 
-pub async fn create(
-    pool: &PgPool,
-    tenant_id: i64,
-    new: &NewApiKey,
-    actor: &Actor,
-) -> Result<CreatedApiKey> {
+pub async fn create(pool: &PgPool, tenant_id: i64, new: &NewApiKey, actor: &Actor) -> Result<CreatedApiKey> {
     let mut v = Validator::new();
-    v.check(
-        !new.name.trim().is_empty() && new.name.chars().count() <= 100,
-        "name",
-        "1 to 100 characters",
-    );
-    v.check(
-        !new.scopes.is_empty() && new.scopes.len() <= limits::API_KEY_SCOPES_MAX,
-        "scopes",
-        "at least one scope",
-    );
+    v.check(!new.name.trim().is_empty() && new.name.chars().count() <= 100, "name", "1 to 100 characters");
+    v.check(!new.scopes.is_empty() && new.scopes.len() <= limits::API_KEY_SCOPES_MAX, "scopes", "at least one scope");
     for s in &new.scopes {
         v.check(SCOPES.contains(&s.as_str()), "scopes", "unknown scope");
     }
@@ -99,17 +76,13 @@ pub async fn create(
     let secret = secrets::random_token(32);
     let full = format!("pmk_{prefix}_{secret}");
     let mut tx = pool.begin().await?;
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if count >= limits::API_KEYS_PER_TENANT_MAX {
-        return Err(Error::conflict(
-            "too_many_api_keys",
-            "revoke an unused key first",
-        ));
+        return Err(Error::conflict("too_many_api_keys", "revoke an unused key first"));
     }
     let key: ApiKey = sqlx::query_as(
         "INSERT INTO control.api_keys (tenant_id, prefix, secret_hash, name, scopes, created_by) \
@@ -158,15 +131,7 @@ pub async fn revoke(pool: &PgPool, tenant_id: i64, key_id: i64, actor: &Actor) -
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::not_found("api_key_not_found", "no such API key"))?;
-    audit::record(
-        &mut tx,
-        actor,
-        Some(tenant_id),
-        "api_key.revoke",
-        &key.prefix,
-        serde_json::json!({}),
-    )
-    .await?;
+    audit::record(&mut tx, actor, Some(tenant_id), "api_key.revoke", &key.prefix, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -194,21 +159,12 @@ pub async fn authenticate(pool: &PgPool, tenant_id: i64, presented: &str) -> Res
     .bind(prefix)
     .fetch_optional(pool)
     .await?;
-    let Stored {
-        id: key_id,
-        tenant_id: key_tenant,
-        secret_hash,
-        scopes,
-        revoked,
-    } = row.ok_or_else(invalid)?;
+    let Stored { id: key_id, tenant_id: key_tenant, secret_hash, scopes, revoked } = row.ok_or_else(invalid)?;
     if revoked || !secrets::digests_equal(&secret_hash, &secrets::digest(secret)) {
         return Err(invalid());
     }
     if key_tenant != tenant_id {
-        return Err(Error::forbidden(
-            "wrong_tenant",
-            "this API key belongs to another mall",
-        ));
+        return Err(Error::forbidden("wrong_tenant", "this API key belongs to another mall"));
     }
     // Coarse last-use stamp: at most one write a minute per key.
     sqlx::query(
@@ -218,9 +174,5 @@ pub async fn authenticate(pool: &PgPool, tenant_id: i64, presented: &str) -> Res
     .bind(key_id)
     .execute(pool)
     .await?;
-    Ok(PartnerKey {
-        key_id,
-        tenant_id,
-        scopes,
-    })
+    Ok(PartnerKey { key_id, tenant_id, scopes })
 }

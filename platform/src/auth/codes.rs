@@ -31,37 +31,25 @@ impl Purpose {
 }
 
 fn code_hash(tenant_id: i64, destination: &str, purpose: Purpose, code: &str) -> Vec<u8> {
-    crate::auth::secrets::digest(&format!(
-        "{tenant_id}\n{destination}\n{}\n{code}",
-        purpose.as_str()
-    ))
+    crate::auth::secrets::digest(&format!("{tenant_id}\n{destination}\n{}\n{code}", purpose.as_str()))
 }
 
 /// Creates a code and sends it. Refuses with 429 if one was sent to the same
 /// destination for the same purpose less than a minute ago.
-pub async fn issue(
-    db: &Db,
-    sender: &dyn Sender,
-    tenant: &Tenant,
-    destination: &str,
-    purpose: Purpose,
-) -> Result<()> {
+pub async fn issue(db: &Db, sender: &dyn Sender, tenant: &Tenant, destination: &str, purpose: Purpose) -> Result<()> {
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let last: Option<chrono::DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT max(created_at) FROM verification_codes WHERE destination = $1 AND purpose = $2",
-    )
-    .bind(destination)
-    .bind(purpose.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    let last: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT max(created_at) FROM verification_codes WHERE destination = $1 AND purpose = $2")
+            .bind(destination)
+            .bind(purpose.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
     if let Some(last) = last {
         let next = last + Duration::seconds(limits::OTP_RESEND_GAP_SECS);
         let now = Utc::now();
         if next > now {
             let wait = (next - now).num_seconds().max(1) as u64;
-            return Err(Error::RateLimited {
-                retry_after_secs: wait,
-            });
+            return Err(Error::RateLimited { retry_after_secs: wait });
         }
     }
     let code = format!(
@@ -69,29 +57,20 @@ pub async fn issue(
         rand::rng().random_range(0..10u32.pow(limits::OTP_DIGITS)),
         width = limits::OTP_DIGITS as usize
     );
-    sqlx::query(
-        "INSERT INTO verification_codes (destination, purpose, code_hash, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(destination)
-    .bind(purpose.as_str())
-    .bind(code_hash(tenant.id, destination, purpose, &code))
-    .bind(Utc::now() + Duration::seconds(limits::OTP_TTL_SECS))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("INSERT INTO verification_codes (destination, purpose, code_hash, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(destination)
+        .bind(purpose.as_str())
+        .bind(code_hash(tenant.id, destination, purpose, &code))
+        .bind(Utc::now() + Duration::seconds(limits::OTP_TTL_SECS))
+        .execute(&mut *tx)
+        .await?;
     let minutes = limits::OTP_TTL_SECS / 60;
     sender
         .send(&Message {
             tenant_id: Some(tenant.id),
-            channel: if destination.contains('@') {
-                "email"
-            } else {
-                "sms"
-            },
+            channel: if destination.contains('@') { "email" } else { "sms" },
             destination: destination.to_string(),
-            body: format!(
-                "[{}] Your verification code is {code}. It expires in {minutes} minutes.",
-                tenant.name
-            ),
+            body: format!("[{}] Your verification code is {code}. It expires in {minutes} minutes.", tenant.name),
         })
         .await?;
     tx.commit().await?;
@@ -100,19 +79,9 @@ pub async fn issue(
 
 /// Checks and uses up the newest live code for (destination, purpose). A wrong guess
 /// is counted (committed even though the request fails).
-pub async fn verify(
-    db: &Db,
-    tenant: &Tenant,
-    destination: &str,
-    purpose: Purpose,
-    code: &str,
-) -> Result<()> {
-    let invalid = || {
-        Error::unauthenticated(
-            "code_invalid",
-            "the verification code is wrong, used or expired; request a new one",
-        )
-    };
+pub async fn verify(db: &Db, tenant: &Tenant, destination: &str, purpose: Purpose, code: &str) -> Result<()> {
+    let invalid =
+        || Error::unauthenticated("code_invalid", "the verification code is wrong, used or expired; request a new one");
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let row: Option<(i64, Vec<u8>, i32)> = sqlx::query_as(
         "SELECT id, code_hash, attempts FROM verification_codes \
@@ -128,10 +97,7 @@ pub async fn verify(
         return Err(invalid());
     }
     let ok = code.len() == limits::OTP_DIGITS as usize
-        && crate::auth::secrets::digests_equal(
-            &hash,
-            &code_hash(tenant.id, destination, purpose, code),
-        );
+        && crate::auth::secrets::digests_equal(&hash, &code_hash(tenant.id, destination, purpose, code));
     if ok {
         sqlx::query("UPDATE verification_codes SET consumed_at = now() WHERE id = $1")
             .bind(id)

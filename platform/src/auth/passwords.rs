@@ -19,11 +19,7 @@ pub fn check_policy(password: &str) -> Result<()> {
     if !(limits::PASSWORD_MIN_CHARS..=limits::PASSWORD_MAX_CHARS).contains(&n) {
         return Err(Error::invalid_field(
             "password",
-            format!(
-                "must be {} to {} characters",
-                limits::PASSWORD_MIN_CHARS,
-                limits::PASSWORD_MAX_CHARS
-            ),
+            format!("must be {} to {} characters", limits::PASSWORD_MIN_CHARS, limits::PASSWORD_MAX_CHARS),
         ));
     }
     Ok(())
@@ -34,8 +30,7 @@ pub async fn hash(password: &str) -> Result<String> {
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {
         let h: Result<PasswordHash, _> = hasher().hash_password(password.as_bytes());
-        h.map(|h| h.to_string())
-            .map_err(|e| Error::Internal(anyhow::anyhow!("argon2: {e}")))
+        h.map(|h| h.to_string()).map_err(|e| Error::Internal(anyhow::anyhow!("argon2: {e}")))
     })
     .await
     .map_err(|e| Error::Internal(e.into()))?
@@ -46,12 +41,9 @@ pub async fn verify(password: &str, phc: &str) -> bool {
     let password = password.to_string();
     let phc = phc.to_string();
     tokio::task::spawn_blocking(move || match PasswordHash::new(&phc) {
-        Ok(parsed) => PasswordVerifier::<PasswordHash>::verify_password(
-            &hasher(),
-            password.as_bytes(),
-            &parsed,
-        )
-        .is_ok(),
+        Ok(parsed) => {
+            PasswordVerifier::<PasswordHash>::verify_password(&hasher(), password.as_bytes(), &parsed).is_ok()
+        }
         Err(_) => false,
     })
     .await
@@ -63,8 +55,7 @@ pub async fn verify(password: &str, phc: &str) -> bool {
 pub fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| {
-        let h: Result<PasswordHash, _> =
-            hasher().hash_password(crate::auth::secrets::random_token(16).as_bytes());
+        let h: Result<PasswordHash, _> = hasher().hash_password(crate::auth::secrets::random_token(16).as_bytes());
         h.map(|h| h.to_string()).unwrap_or_default()
     })
 }

@@ -37,10 +37,7 @@ impl Default for LoginLimiter {
 impl LoginLimiter {
     pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
         Self {
-            windows: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(window)
-                .build(),
+            windows: Cache::builder().max_capacity(1_000_000).time_to_live(window).build(),
             per_account,
             per_address,
             window,
@@ -51,14 +48,8 @@ impl LoginLimiter {
         if let Some(w) = self.windows.get(key)
             && w.failures.load(Ordering::Relaxed) >= max
         {
-            let left = self
-                .window
-                .saturating_sub(w.started.elapsed())
-                .as_secs()
-                .max(1);
-            return Err(Error::RateLimited {
-                retry_after_secs: left,
-            });
+            let left = self.window.saturating_sub(w.started.elapsed()).as_secs().max(1);
+            return Err(Error::RateLimited { retry_after_secs: left });
         }
         Ok(())
     }
@@ -72,12 +63,9 @@ impl LoginLimiter {
     /// Counts a failed attempt.
     pub fn failed(&self, account: &str, address: &str) {
         for key in [format!("acct:{account}"), format!("addr:{address}")] {
-            let w = self.windows.get_with(key, || {
-                Arc::new(Window {
-                    started: Instant::now(),
-                    failures: AtomicU32::new(0),
-                })
-            });
+            let w = self
+                .windows
+                .get_with(key, || Arc::new(Window { started: Instant::now(), failures: AtomicU32::new(0) }));
             w.failures.fetch_add(1, Ordering::Relaxed);
         }
     }

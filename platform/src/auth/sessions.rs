@@ -20,12 +20,8 @@ pub enum Store {
 impl Store {
     fn insert_sql(self) -> &'static str {
         match self {
-            Self::Staff => {
-                "INSERT INTO control.staff_sessions (token_hash, staff_id, expires_at) VALUES ($1, $2, $3)"
-            }
-            Self::Member => {
-                "INSERT INTO member_sessions (token_hash, member_id, expires_at) VALUES ($1, $2, $3)"
-            }
+            Self::Staff => "INSERT INTO control.staff_sessions (token_hash, staff_id, expires_at) VALUES ($1, $2, $3)",
+            Self::Member => "INSERT INTO member_sessions (token_hash, member_id, expires_at) VALUES ($1, $2, $3)",
         }
     }
     fn consume_sql(self) -> &'static str {
@@ -45,19 +41,13 @@ impl Store {
             Self::Staff => {
                 "UPDATE control.staff_sessions SET revoked_at = now() WHERE staff_id = $1 AND revoked_at IS NULL"
             }
-            Self::Member => {
-                "UPDATE member_sessions SET revoked_at = now() WHERE member_id = $1 AND revoked_at IS NULL"
-            }
+            Self::Member => "UPDATE member_sessions SET revoked_at = now() WHERE member_id = $1 AND revoked_at IS NULL",
         }
     }
 }
 
 /// Opens a session; returns the refresh token (shown once) and its expiry.
-pub async fn open(
-    conn: &mut PgConnection,
-    store: Store,
-    principal: i64,
-) -> Result<(String, DateTime<Utc>)> {
+pub async fn open(conn: &mut PgConnection, store: Store, principal: i64) -> Result<(String, DateTime<Utc>)> {
     let token = secrets::random_token(32);
     let expires_at = Utc::now() + Duration::seconds(limits::REFRESH_TOKEN_TTL_SECS);
     sqlx::query(store.insert_sql())
@@ -72,23 +62,13 @@ pub async fn open(
 /// Uses up a refresh token; returns whose it was. Unknown, used, revoked or expired
 /// tokens are all refused alike.
 pub async fn consume(conn: &mut PgConnection, store: Store, token: &str) -> Result<i64> {
-    sqlx::query_scalar(store.consume_sql())
-        .bind(secrets::digest(token))
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| {
-            Error::unauthenticated(
-                "refresh_token_invalid",
-                "the refresh token is unknown, used, revoked or expired",
-            )
-        })
+    sqlx::query_scalar(store.consume_sql()).bind(secrets::digest(token)).fetch_optional(conn).await?.ok_or_else(|| {
+        Error::unauthenticated("refresh_token_invalid", "the refresh token is unknown, used, revoked or expired")
+    })
 }
 
 /// Ends every session of a principal (password change or reset).
 pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<()> {
-    sqlx::query(store.revoke_all_sql())
-        .bind(principal)
-        .execute(conn)
-        .await?;
+    sqlx::query(store.revoke_all_sql()).bind(principal).execute(conn).await?;
     Ok(())
 }

@@ -70,10 +70,7 @@ impl TokenKeys {
             "the JWT secret must be at least {} bytes",
             limits::JWT_SECRET_MIN_BYTES
         );
-        Ok(Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        })
+        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) })
     }
 
     /// Issues an access token; returns it with its lifetime in seconds.
@@ -112,31 +109,24 @@ impl TokenKeys {
         v.set_audience(&[aud.as_str()]);
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => Error::unauthenticated(
-                        "token_expired",
-                        "the access token has expired; refresh it",
-                    ),
-                    ErrorKind::InvalidAudience => Error::unauthenticated(
-                        "token_wrong_audience",
-                        "this token is not for this part of the API",
-                    ),
-                    _ => Error::unauthenticated("token_invalid", "the access token is not valid"),
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    Error::unauthenticated("token_expired", "the access token has expired; refresh it")
                 }
-            })
+                ErrorKind::InvalidAudience => {
+                    Error::unauthenticated("token_wrong_audience", "this token is not for this part of the API")
+                }
+                _ => Error::unauthenticated("token_invalid", "the access token is not valid"),
+            }
+        })
     }
 }
 
 /// The numeric subject of verified claims.
 pub fn subject_id(claims: &Claims) -> Result<i64> {
-    claims
-        .sub
-        .parse()
-        .map_err(|_| Error::unauthenticated("token_invalid", "the access token is not valid"))
+    claims.sub.parse().map_err(|_| Error::unauthenticated("token_invalid", "the access token is not valid"))
 }
 
 #[cfg(test)]
@@ -150,31 +140,18 @@ mod tests {
     #[test]
     fn round_trip_and_audience_is_enforced() {
         let k = keys();
-        let (t, ttl) = k
-            .issue(Audience::Staff, 5, Some(9), None, Some("owner"))
-            .unwrap();
+        let (t, ttl) = k.issue(Audience::Staff, 5, Some(9), None, Some("owner")).unwrap();
         assert_eq!(ttl, limits::ACCESS_TOKEN_TTL_SECS);
         let c = k.verify(&t, Audience::Staff).unwrap();
-        assert_eq!(
-            (c.sub.as_str(), c.tid, c.role.as_deref()),
-            ("5", Some(9), Some("owner"))
-        );
-        assert_eq!(
-            k.verify(&t, Audience::Member).unwrap_err().code(),
-            "token_wrong_audience"
-        );
+        assert_eq!((c.sub.as_str(), c.tid, c.role.as_deref()), ("5", Some(9), Some("owner")));
+        assert_eq!(k.verify(&t, Audience::Member).unwrap_err().code(), "token_wrong_audience");
     }
 
     #[test]
     fn another_key_is_refused() {
-        let (t, _) = keys()
-            .issue(Audience::Member, 1, Some(1), None, None)
-            .unwrap();
+        let (t, _) = keys().issue(Audience::Member, 1, Some(1), None, None).unwrap();
         let other = TokenKeys::new(&[8u8; 32]).unwrap();
-        assert_eq!(
-            other.verify(&t, Audience::Member).unwrap_err().code(),
-            "token_invalid"
-        );
+        assert_eq!(other.verify(&t, Audience::Member).unwrap_err().code(), "token_invalid");
     }
 
     #[test]

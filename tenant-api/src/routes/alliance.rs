@@ -16,9 +16,7 @@ use crate::extract::{AllianceAuth, ClientAddr, Json, Path};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(overview))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(overview))
 }
 
 /// Alliance admin login.
@@ -32,20 +30,9 @@ async fn login(
     Json(body): Json<StaffLogin>,
 ) -> ApiResult<Json<TokenPair>> {
     let alliance = tenancy::find_alliance(state.db.control(), &slug).await?;
-    let account = format!(
-        "alliance:{}:{}",
-        alliance.id,
-        body.email.trim().to_lowercase()
-    );
+    let account = format!("alliance:{}:{}", alliance.id, body.email.trim().to_lowercase());
     state.limiter.check(&account, &addr)?;
-    match staff::authenticate(
-        state.db.control(),
-        Scope::Alliance(alliance.id),
-        &body.email,
-        &body.password,
-    )
-    .await
-    {
+    match staff::authenticate(state.db.control(), Scope::Alliance(alliance.id), &body.email, &body.password).await {
         Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
         Err(e) => {
             state.limiter.failed(&account, &addr);
@@ -70,8 +57,5 @@ async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResul
         .into_iter()
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .collect();
-    Ok(Json(Overview {
-        alliance: auth.alliance,
-        merchants,
-    }))
+    Ok(Json(Overview { alliance: auth.alliance, merchants }))
 }

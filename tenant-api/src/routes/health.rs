@@ -11,10 +11,7 @@ use crate::extract::Json;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -38,12 +35,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Err(_) => false,
         };
         if !ok {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "database unreachable",
-                }),
-            );
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unreachable" }));
         }
     }
     (StatusCode::OK, Json(Health { status: "ready" }))
@@ -52,10 +44,6 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .as_ref()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

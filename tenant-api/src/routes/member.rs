@@ -66,14 +66,9 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<PasswordLogin>,
 ) -> ApiResult<Json<TokenPair>> {
-    let account = format!(
-        "{}:member:{}",
-        tenant.id,
-        body.identifier.trim().to_lowercase()
-    );
+    let account = format!("{}:member:{}", tenant.id, body.identifier.trim().to_lowercase());
     state.limiter.check(&account, &addr)?;
-    match members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password).await
-    {
+    match members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password).await {
         Ok(m) => Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?)),
         Err(e) => {
             state.limiter.failed(&account, &addr);
@@ -99,14 +94,7 @@ async fn send_code(
     TenantPath(tenant): TenantPath,
     Json(body): Json<CodeRequest>,
 ) -> ApiResult<StatusCode> {
-    members::send_code(
-        &state.db,
-        state.sender.as_ref(),
-        &tenant,
-        &body.identifier,
-        body.purpose,
-    )
-    .await?;
+    members::send_code(&state.db, state.sender.as_ref(), &tenant, &body.identifier, body.purpose).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -148,14 +136,7 @@ async fn reset_password(
     TenantPath(tenant): TenantPath,
     Json(body): Json<PasswordReset>,
 ) -> ApiResult<StatusCode> {
-    members::reset_password(
-        &state.db,
-        &tenant,
-        &body.identifier,
-        &body.code,
-        &body.new_password,
-    )
-    .await?;
+    members::reset_password(&state.db, &tenant, &body.identifier, &body.code, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,10 +149,7 @@ async fn refresh(
     TenantPath(tenant): TenantPath,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let mut tx = state
-        .db
-        .tenant_tx(&tenant.cluster, &tenant.schema_name)
-        .await?;
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let member_id = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Json(tokens::member_pair(&state, &tenant, member_id).await?))
@@ -186,10 +164,7 @@ async fn logout(
     TenantPath(tenant): TenantPath,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = state
-        .db
-        .tenant_tx(&tenant.cluster, &tenant.schema_name)
-        .await?;
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let _ = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await;
     tx.commit().await.map_err(Error::from)?;
     Ok(StatusCode::NO_CONTENT)
@@ -200,9 +175,7 @@ async fn logout(
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Member>> {
-    Ok(Json(
-        members::get(&state.db, &auth.tenant, auth.member_id).await?,
-    ))
+    Ok(Json(members::get(&state.db, &auth.tenant, auth.member_id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -221,7 +194,5 @@ async fn update_me(
     auth: MemberAuth,
     Json(body): Json<ProfileUpdate>,
 ) -> ApiResult<Json<Member>> {
-    Ok(Json(
-        members::update_profile(&state.db, &auth.tenant, auth.member_id, &body.nickname).await?,
-    ))
+    Ok(Json(members::update_profile(&state.db, &auth.tenant, auth.member_id, &body.nickname).await?))
 }

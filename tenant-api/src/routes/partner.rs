@@ -11,9 +11,7 @@ use crate::extract::{Json, PartnerAuth, Path};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(whoami))
-        .routes(routes!(get_member))
+    OpenApiRouter::new().routes(routes!(whoami)).routes(routes!(get_member))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -28,11 +26,7 @@ struct KeyInfo {
     security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn whoami(auth: PartnerAuth) -> Json<KeyInfo> {
-    Json(KeyInfo {
-        tenant: auth.tenant.slug.clone(),
-        key_id: auth.key.key_id,
-        scopes: auth.key.scopes.clone(),
-    })
+    Json(KeyInfo { tenant: auth.tenant.slug.clone(), key_id: auth.key.key_id, scopes: auth.key.scopes.clone() })
 }
 
 /// One member. Needs scope `members:read`.

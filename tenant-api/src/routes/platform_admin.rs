@@ -38,14 +38,7 @@ async fn login(
 ) -> ApiResult<Json<TokenPair>> {
     let account = format!("platform:{}", body.email.trim().to_lowercase());
     state.limiter.check(&account, &addr)?;
-    match staff::authenticate(
-        state.db.control(),
-        Scope::Platform,
-        &body.email,
-        &body.password,
-    )
-    .await
-    {
+    match staff::authenticate(state.db.control(), Scope::Platform, &body.email, &body.password).await {
         Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
         Err(e) => {
             state.limiter.failed(&account, &addr);
@@ -62,20 +55,15 @@ async fn refresh(
     state: axum::extract::State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| {
-        u.tenant_id.is_none() && u.alliance_id.is_none()
-    })
-    .await?;
+    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| u.tenant_id.is_none() && u.alliance_id.is_none())
+        .await?;
     Ok(Json(pair))
 }
 
 /// Ends the session of a refresh token.
 #[utoipa::path(post, path = "/v1/platform/auth/logout", tag = "platform",
     request_body = RefreshRequest, responses((status = 204)))]
-async fn logout(
-    state: axum::extract::State<AppState>,
-    Json(body): Json<RefreshRequest>,
-) -> ApiResult<StatusCode> {
+async fn logout(state: axum::extract::State<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<StatusCode> {
     tokens::staff_logout(&state, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -84,10 +72,7 @@ async fn logout(
 #[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform",
     security(("platform_jwt" = [])),
     responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody)))]
-async fn list_tenants(
-    state: axum::extract::State<AppState>,
-    _auth: PlatformAuth,
-) -> ApiResult<Json<Vec<Tenant>>> {
+async fn list_tenants(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tenant>>> {
     Ok(Json(directory::list(state.db.control()).await?))
 }
 
@@ -170,10 +155,7 @@ async fn create_tenant_staff(
 /// Every alliance.
 #[utoipa::path(get, path = "/v1/platform/alliances", tag = "platform",
     security(("platform_jwt" = [])), responses((status = 200, body = Vec<Alliance>)))]
-async fn list_alliances(
-    state: axum::extract::State<AppState>,
-    _auth: PlatformAuth,
-) -> ApiResult<Json<Vec<Alliance>>> {
+async fn list_alliances(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Alliance>>> {
     Ok(Json(tenancy::list_alliances(state.db.control()).await?))
 }
 

@@ -50,14 +50,7 @@ async fn login(
 ) -> ApiResult<Json<TokenPair>> {
     let account = format!("{}:staff:{}", tenant.id, body.email.trim().to_lowercase());
     state.limiter.check(&account, &addr)?;
-    match staff::authenticate(
-        state.db.control(),
-        Scope::Tenant(tenant.id),
-        &body.email,
-        &body.password,
-    )
-    .await
-    {
+    match staff::authenticate(state.db.control(), Scope::Tenant(tenant.id), &body.email, &body.password).await {
         Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
         Err(e) => {
             state.limiter.failed(&account, &addr);
@@ -75,10 +68,7 @@ async fn refresh(
     TenantPath(tenant): TenantPath,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| {
-        u.tenant_id == Some(tenant.id)
-    })
-    .await?;
+    let pair = tokens::staff_refresh(&state, &body.refresh_token, |u| u.tenant_id == Some(tenant.id)).await?;
     Ok(Json(pair))
 }
 
@@ -127,25 +117,16 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
     .into_iter()
     .filter(|p| auth.role.allows(*p))
     .collect();
-    Ok(Json(Me {
-        staff: user,
-        tenant: (*auth.tenant).clone(),
-        permissions,
-    }))
+    Ok(Json(Me { staff: user, tenant: (*auth.tenant).clone(), permissions }))
 }
 
 /// The merchant's staff. Needs `staff_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/users", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<StaffUser>), (status = 403, body = ErrorBody)))]
-async fn list_staff(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-) -> ApiResult<Json<Vec<StaffUser>>> {
+async fn list_staff(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<StaffUser>>> {
     auth.require(Permission::StaffRead)?;
-    Ok(Json(
-        staff::list_for_tenant(state.db.control(), auth.tenant.id).await?,
-    ))
+    Ok(Json(staff::list_for_tenant(state.db.control(), auth.tenant.id).await?))
 }
 
 /// Adds a staff account. Needs `staff_manage` (owner).
@@ -186,15 +167,8 @@ async fn update_staff(
     Json(body): Json<StaffUpdate>,
 ) -> ApiResult<Json<StaffUser>> {
     auth.require(Permission::StaffManage)?;
-    let user = staff::update_in_tenant(
-        state.db.control(),
-        auth.tenant.id,
-        id,
-        body.role,
-        body.disabled,
-        &auth.actor(),
-    )
-    .await?;
+    let user = staff::update_in_tenant(state.db.control(), auth.tenant.id, id, body.role, body.disabled, &auth.actor())
+        .await?;
     Ok(Json(user))
 }
 
@@ -204,9 +178,7 @@ async fn update_staff(
     responses((status = 200, body = Vec<ApiKey>), (status = 403, body = ErrorBody)))]
 async fn list_keys(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<ApiKey>>> {
     auth.require(Permission::ApiKeysRead)?;
-    Ok(Json(
-        api_keys::list(state.db.control(), auth.tenant.id).await?,
-    ))
+    Ok(Json(api_keys::list(state.db.control(), auth.tenant.id).await?))
 }
 
 /// Creates a partner API key; the response is the only time its secret is shown.
@@ -236,9 +208,7 @@ async fn revoke_key(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<ApiKey>> {
     auth.require(Permission::ApiKeysManage)?;
-    Ok(Json(
-        api_keys::revoke(state.db.control(), auth.tenant.id, id, &auth.actor()).await?,
-    ))
+    Ok(Json(api_keys::revoke(state.db.control(), auth.tenant.id, id, &auth.actor()).await?))
 }
 
 /// The merchant's audit log, newest first. Needs `audit_read`.
@@ -260,14 +230,9 @@ async fn audit_log(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody)))]
-async fn get_settings(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-) -> ApiResult<Json<TenantSettings>> {
+async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<TenantSettings>> {
     auth.require(Permission::SettingsRead)?;
-    Ok(Json(
-        tenancy::settings(state.db.control(), auth.tenant.id).await?,
-    ))
+    Ok(Json(tenancy::settings(state.db.control(), auth.tenant.id).await?))
 }
 
 /// Replaces the mall's settings. Needs `settings_write` (owner).

@@ -27,15 +27,8 @@ pub async fn staff_pair(state: &AppState, user: &StaffUser) -> ApiResult<TokenPa
         Some(user.role.as_str()),
     )?;
     let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    let (refresh_token, refresh_expires_at) =
-        sessions::open(&mut conn, Store::Staff, user.id).await?;
-    Ok(TokenPair {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-        refresh_token,
-        refresh_expires_at,
-    })
+    let (refresh_token, refresh_expires_at) = sessions::open(&mut conn, Store::Staff, user.id).await?;
+    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_at })
 }
 
 /// Rotates a staff refresh token; `belongs` checks the account is of this route group.
@@ -67,27 +60,10 @@ pub async fn staff_logout(state: &AppState, token: &str) -> ApiResult<()> {
 }
 
 /// Opens a member session and returns its tokens.
-pub async fn member_pair(
-    state: &AppState,
-    tenant: &Tenant,
-    member_id: i64,
-) -> ApiResult<TokenPair> {
-    let (access_token, expires_in) =
-        state
-            .tokens
-            .issue(Audience::Member, member_id, Some(tenant.id), None, None)?;
-    let mut tx = state
-        .db
-        .tenant_tx(&tenant.cluster, &tenant.schema_name)
-        .await?;
-    let (refresh_token, refresh_expires_at) =
-        sessions::open(&mut tx, Store::Member, member_id).await?;
+pub async fn member_pair(state: &AppState, tenant: &Tenant, member_id: i64) -> ApiResult<TokenPair> {
+    let (access_token, expires_in) = state.tokens.issue(Audience::Member, member_id, Some(tenant.id), None, None)?;
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let (refresh_token, refresh_expires_at) = sessions::open(&mut tx, Store::Member, member_id).await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(TokenPair {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-        refresh_token,
-        refresh_expires_at,
-    })
+    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_at })
 }

@@ -1,0 +1,220 @@
+//! Test harness: the real application on a random port against the real PostgreSQL
+//! named by DATABASE_URL (scripts/test.sh starts one), with fresh tenants per test.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use platform::audit::Actor;
+use platform::auth::rate_limit::LoginLimiter;
+use platform::db::Db;
+use platform::directory::Tenant;
+use platform::rbac::Role;
+use platform::staff::{self, NewStaff, Scope};
+use platform::tenancy::{self, NewTenant};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tenant_api::server::ServerConfig;
+
+pub const PASSWORD: &str = "test-password-1";
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    pub secret: Vec<u8>,
+    pub client: reqwest::Client,
+    pub platform_token: String,
+}
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL must point at a test PostgreSQL (scripts/test.sh sets it)")
+}
+
+/// A short random lowercase suffix for unique slugs and e-mails.
+pub fn unique(prefix: &str) -> String {
+    let n: u64 = rand::rng().random();
+    format!("{prefix}-{:x}", n & 0xffff_ffff_ffff)
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with_limiter(LoginLimiter::default()).await
+    }
+
+    pub async fn spawn_with_limiter(limiter: LoginLimiter) -> Self {
+        let url = database_url();
+        let secret = unique("secret-secret-secret-secret-secret");
+        let cfg = ServerConfig {
+            database_url: url,
+            extra_clusters: vec![],
+            jwt_secret: secret.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db_max_connections: 16,
+        };
+        let boot = platform::db::Db::connect(&cfg.database_url, &[], 2).await.expect("connect to DATABASE_URL");
+        platform::migrate::migrate_control(boot.control()).await.expect("migrate control schema");
+        let state = tenant_api::server::state_with(&cfg, limiter, None).await.expect("app state");
+        let db = state.db.clone();
+        let secret = secret.into_bytes();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let app = tenant_api::app::build(state);
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        let mut app = Self {
+            base: format!("http://{addr}"),
+            db,
+            secret,
+            client: reqwest::Client::new(),
+            platform_token: String::new(),
+        };
+        let email = format!("{}@platform.test", unique("op"));
+        let mut conn = app.db.control().acquire().await.unwrap();
+        staff::create(
+            &mut conn,
+            Scope::Platform,
+            &NewStaff {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                role: Role::PlatformAdmin,
+                display_name: String::new(),
+            },
+            &Actor::system("test"),
+        )
+        .await
+        .unwrap();
+        let (status, body) = app
+            .call(Method::POST, "/v1/platform/auth/login", None, Some(json!({"email": email, "password": PASSWORD})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        app.platform_token = body["access_token"].as_str().unwrap().to_string();
+        app
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; returns status and JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, body) = self.call_full(method, path, &auth_headers(token), body).await;
+        (status, body)
+    }
+
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, headers, json)
+    }
+
+    /// A fresh tenant, created through the platform API.
+    pub async fn tenant(&self) -> Tenant {
+        let slug = unique("t");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/platform/tenants",
+                Some(&self.platform_token),
+                Some(json!({"slug": slug, "name": "Test mall"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        platform::directory::find_by_slug(self.db.control(), &slug).await.unwrap().unwrap()
+    }
+
+    /// Creates a tenant directly through the domain (no HTTP).
+    pub async fn tenant_direct(&self, slug: &str) -> Tenant {
+        let new = NewTenant { slug: slug.into(), name: "Direct".into(), alliance: None, cluster: None };
+        tenancy::create_tenant(&self.db, &new, &Actor::system("test")).await.unwrap()
+    }
+
+    /// A staff account of `role` in `tenant`; returns (email, access token).
+    pub async fn staff(&self, tenant: &Tenant, role: &str) -> (String, String) {
+        let email = format!("{}@staff.test", unique(role));
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/platform/tenants/{}/staff", tenant.slug),
+                Some(&self.platform_token),
+                Some(json!({"email": email, "password": PASSWORD, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = self.staff_login(tenant, &email).await["access_token"].as_str().unwrap().to_string();
+        (email, token)
+    }
+
+    pub async fn staff_login(&self, tenant: &Tenant, email: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{}/staff/auth/login", tenant.slug),
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// A registered member; returns (member json, token pair json).
+    pub async fn member(&self, tenant: &Tenant, identifier: &str) -> (Value, Value) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{}/auth/register", tenant.slug),
+                None,
+                Some(json!({"identifier": identifier, "password": PASSWORD, "nickname": "tester"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (body["member"].clone(), body["tokens"].clone())
+    }
+
+    /// The newest message the development sender recorded for `destination`.
+    pub async fn last_message(&self, destination: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT body FROM control.dev_outbox WHERE destination = $1 ORDER BY id DESC LIMIT 1")
+            .bind(destination)
+            .fetch_optional(self.db.control())
+            .await
+            .unwrap()
+    }
+
+    /// The six-digit code in the newest message to `destination`.
+    pub async fn last_code(&self, destination: &str) -> String {
+        let body = self.last_message(destination).await.expect("a recorded message");
+        body.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a six-digit code in the message")
+            .to_string()
+    }
+}
+
+pub fn auth_headers(token: Option<&str>) -> Vec<(&'static str, String)> {
+    token.map(|t| vec![("authorization", format!("Bearer {t}"))]).unwrap_or_default()
+}
+
+/// A random phone number.
+pub fn phone() -> String {
+    format!("139{:08}", rand::rng().random_range(0..100_000_000u32))
+}

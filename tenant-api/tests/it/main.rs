@@ -1,0 +1,12 @@
+//! Integration tests: one binary (one link) with a module per area.
+
+mod common;
+
+mod api_keys;
+mod isolation;
+mod jwt;
+mod members_auth;
+mod migrate;
+mod ops;
+mod provisioning;
+mod staff_rbac;
