@@ -22,7 +22,7 @@ macro_rules! migration {
 pub const CONTROL: &[Migration] = &[migration!("control", 1, "0001_directory")];
 
 /// Migrations of every tenant (merchant) schema.
-pub const TENANT: &[Migration] = &[migration!("tenant", 1, "0001_members")];
+pub const TENANT: &[Migration] = &[migration!("tenant", 1, "0001_members"), migration!("tenant", 2, "0002_ledger")];
 
 #[cfg(test)]
 mod tests {

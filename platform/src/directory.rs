@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::settings::TenantSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +46,9 @@ pub struct Tenant {
     pub alliance_id: Option<i64>,
     pub schema_version: i64,
     pub created_at: DateTime<Utc>,
+    /// The mall's settings (T6); refreshed with the directory entry.
+    #[serde(skip)]
+    pub settings: TenantSettings,
 }
 
 #[derive(sqlx::FromRow)]
@@ -58,6 +62,7 @@ struct TenantRow {
     alliance_id: Option<i64>,
     schema_version: i64,
     created_at: DateTime<Utc>,
+    settings: serde_json::Value,
 }
 
 impl From<TenantRow> for Tenant {
@@ -72,6 +77,7 @@ impl From<TenantRow> for Tenant {
             alliance_id: r.alliance_id,
             schema_version: r.schema_version,
             created_at: r.created_at,
+            settings: TenantSettings::from_stored(r.settings),
         }
     }
 }
@@ -79,7 +85,7 @@ impl From<TenantRow> for Tenant {
 /// Looks a tenant up by slug, bypassing the cache.
 pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
     let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at \
+        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
          FROM control.tenants WHERE slug = $1",
     )
     .bind(slug)
@@ -91,7 +97,7 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
 /// Every tenant, in id order.
 pub async fn list(pool: &PgPool) -> Result<Vec<Tenant>> {
     let rows: Vec<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at \
+        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
          FROM control.tenants ORDER BY id",
     )
     .fetch_all(pool)

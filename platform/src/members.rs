@@ -154,8 +154,8 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
         ),
     };
     let member: Member = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO members (phone, email, password_hash, nickname, invite_code, invited_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO members (phone, email, password_hash, nickname, invite_code, invited_by, level_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, (SELECT id FROM levels WHERE NOT retired AND threshold = 0)) RETURNING {COLUMNS}"
     )))
     .bind(phone)
     .bind(email)
@@ -284,6 +284,11 @@ pub async fn list(db: &Db, tenant: &Tenant, before_id: Option<i64>, limit: i64) 
     .await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// The id of the member with this phone or e-mail, if any.
+pub async fn find_id(db: &Db, tenant: &Tenant, id: &Identifier) -> Result<Option<i64>> {
+    Ok(fetch_by_identifier(db, tenant, id).await?.map(|(m, _)| m.id))
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ impl Role {
             Self::Owner => true,
             Self::Operator => !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead),
             Self::Finance => matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | OrdersRead),
-            Self::CustomerService => matches!(p, SettingsRead | MembersRead | MembersWrite | OrdersRead | OrdersWrite),
+            Self::CustomerService => {
+                matches!(p, SettingsRead | MembersRead | MembersWrite | PointsAdjust | OrdersRead | OrdersWrite)
+            }
             Self::Auditor => p.is_read(),
             Self::PlatformAdmin | Self::AllianceAdmin => false,
         }
@@ -83,6 +85,7 @@ pub enum Permission {
     AuditRead,
     MembersRead,
     MembersWrite,
+    PointsAdjust,
     OrdersRead,
     OrdersWrite,
     FinanceRead,
@@ -100,6 +103,7 @@ impl Permission {
             Self::AuditRead => "audit_read",
             Self::MembersRead => "members_read",
             Self::MembersWrite => "members_write",
+            Self::PointsAdjust => "points_adjust",
             Self::OrdersRead => "orders_read",
             Self::OrdersWrite => "orders_write",
             Self::FinanceRead => "finance_read",

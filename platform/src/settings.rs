@@ -25,6 +25,34 @@ pub struct TenantSettings {
     /// BCP 47 locale, e.g. "zh-CN".
     #[serde(default = "default_locale")]
     pub locale: String,
+    /// Member-to-member transfers (L6).
+    #[serde(default)]
+    pub transfers: TransferLimits,
+    /// Days before points lapse when members get a reminder (L4); 0 turns reminders off.
+    #[serde(default = "default_reminder_days")]
+    pub expiry_reminder_days: i32,
+    /// Default lifetime of a points hold for a partner's checkout, in seconds (L9).
+    #[serde(default = "default_hold_ttl_secs")]
+    pub hold_ttl_secs: i64,
+}
+
+/// Limits on member-to-member transfers, per currency unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLimits {
+    pub enabled: bool,
+    /// Smallest single transfer.
+    pub min: i64,
+    /// Largest single transfer.
+    pub max: i64,
+    /// Most a member may send per UTC day.
+    pub per_day: i64,
+}
+
+impl Default for TransferLimits {
+    fn default() -> Self {
+        Self { enabled: true, min: 1, max: 100_000, per_day: 200_000 }
+    }
 }
 
 /// When earned points lapse.
@@ -60,6 +88,12 @@ fn default_points_per_yuan() -> i64 {
 fn default_locale() -> String {
     "zh-CN".into()
 }
+fn default_reminder_days() -> i32 {
+    7
+}
+fn default_hold_ttl_secs() -> i64 {
+    15 * 60
+}
 
 impl Default for TenantSettings {
     fn default() -> Self {
@@ -70,6 +104,9 @@ impl Default for TenantSettings {
             points_per_yuan: default_points_per_yuan(),
             expiry: ExpiryPolicy::default(),
             locale: default_locale(),
+            transfers: TransferLimits::default(),
+            expiry_reminder_days: default_reminder_days(),
+            hold_ttl_secs: default_hold_ttl_secs(),
         }
     }
 }
@@ -94,6 +131,12 @@ impl TenantSettings {
         let locale_ok =
             (2..=16).contains(&self.locale.len()) && self.locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         v.check(locale_ok, "locale", "a BCP 47 tag such as zh-CN or en");
+        let t = &self.transfers;
+        v.check(t.min >= 1, "transfers.min", "at least 1");
+        v.check(t.max >= t.min, "transfers.max", "at least transfers.min");
+        v.check(t.per_day >= t.max, "transfers.per_day", "at least transfers.max");
+        v.check((0..=365).contains(&self.expiry_reminder_days), "expiry_reminder_days", "between 0 and 365");
+        v.check((10..=7 * 86_400).contains(&self.hold_ttl_secs), "hold_ttl_secs", "between 10 seconds and 7 days");
         v.finish()
     }
 
@@ -101,5 +144,55 @@ impl TenantSettings {
     /// field by field rather than failing every request of the tenant.
     pub fn from_stored(value: serde_json::Value) -> Self {
         serde_json::from_value(value).unwrap_or_default()
+    }
+}
+
+impl ExpiryPolicy {
+    /// When a lot earned at `earned_at` expires under this policy.
+    pub fn expires_at(&self, earned_at: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+        match self {
+            Self::Never => None,
+            Self::Rolling { days } => Some(earned_at + Duration::days(i64::from(*days))),
+            Self::FixedEndOfNext { period } => {
+                let (y, m) = (earned_at.year(), earned_at.month());
+                // First day of the period after next; the lot expires at that instant
+                // (the end of the next period).
+                let months_in = match period {
+                    Period::Month => 1,
+                    Period::Quarter => 3,
+                    Period::Year => 12,
+                };
+                let start_month0 = match period {
+                    Period::Month => m - 1,
+                    Period::Quarter => (m - 1) / 3 * 3,
+                    Period::Year => 0,
+                };
+                let total = i64::from(y) * 12 + i64::from(start_month0) + 2 * months_in;
+                let (ny, nm0) = (total.div_euclid(12), total.rem_euclid(12));
+                let date = NaiveDate::from_ymd_opt(ny as i32, nm0 as u32 + 1, 1)?;
+                Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn fixed_policies_end_with_the_next_period() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let year = ExpiryPolicy::FixedEndOfNext { period: Period::Year }.expires_at(at).unwrap();
+        assert_eq!(year, Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap());
+        let quarter = ExpiryPolicy::FixedEndOfNext { period: Period::Quarter }.expires_at(at).unwrap();
+        assert_eq!(quarter, Utc.with_ymd_and_hms(2027, 4, 1, 0, 0, 0).unwrap());
+        let month = ExpiryPolicy::FixedEndOfNext { period: Period::Month }.expires_at(at).unwrap();
+        assert_eq!(month, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        let rolling = ExpiryPolicy::Rolling { days: 30 }.expires_at(at).unwrap();
+        assert_eq!(rolling, Utc.with_ymd_and_hms(2026, 12, 22, 10, 0, 0).unwrap());
+        assert_eq!(ExpiryPolicy::Never.expires_at(at), None);
     }
 }

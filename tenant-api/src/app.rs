@@ -36,6 +36,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::staff::router())
         .merge(routes::member::router())
         .merge(routes::partner::router())
+        .merge(routes::points_member::router())
+        .merge(routes::points_staff::router())
+        .merge(routes::points_partner::router())
         .split_for_parts()
 }
 

@@ -5,6 +5,7 @@ pub mod app;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod idempotent;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;

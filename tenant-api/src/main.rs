@@ -44,6 +44,9 @@ enum Command {
         /// Apply pending migrations before serving.
         #[arg(long)]
         migrate: bool,
+        /// Seconds between runs of the ledger jobs (release, expiry, holds, reminders); 0 turns them off.
+        #[arg(long, env = "POINTSMALL_JOBS_INTERVAL_SECS", default_value_t = 60)]
+        jobs_interval_secs: u64,
     },
     /// Apply pending migrations to the control schema and every tenant schema.
     Migrate {
@@ -56,11 +59,38 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Ledger operations: verification and jobs.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Seed the demo data set (idempotent) and print the demo logins.
     Demo {
         /// Base URL to print in the instructions.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check every account's hash chain and that balances equal the sums of entries,
+    /// lots and grants. Exits non-zero on any problem.
+    Verify {
+        /// One tenant (slug); every tenant when omitted.
+        #[arg(long, conflicts_with = "all")]
+        tenant: Option<String>,
+        /// Every tenant (the default).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run the ledger jobs now: release locked points, expire lots, expire holds, send reminders.
+    Jobs {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Pretend it is this time (RFC 3339), e.g. to replay a missed night.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -100,6 +130,24 @@ fn init_logging(format: Option<&str>, default_json: bool) {
     }
 }
 
+/// Runs the ledger jobs of every tenant every `every`, for as long as the server runs.
+async fn run_jobs_forever(db: Db, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match platform::jobs::run(&db, None, chrono::Utc::now()).await {
+            Ok(results) => {
+                for (slug, r) in results {
+                    if let Err(e) = r {
+                        tracing::error!(tenant = %slug, error = %e, "ledger jobs failed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "ledger jobs could not run"),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A KEY=VALUE configuration file, if named, fills in what the environment lacks.
@@ -114,7 +162,14 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .context("set DATABASE_URL (or --database-url) to the PostgreSQL URL of the main cluster")?;
     match cli.command {
-        Command::Serve { listen, jwt_secret, clusters, db_max_connections, migrate: run_migrations } => {
+        Command::Serve {
+            listen,
+            jwt_secret,
+            clusters,
+            db_max_connections,
+            migrate: run_migrations,
+            jobs_interval_secs,
+        } => {
             let extra_clusters = clusters
                 .iter()
                 .filter(|c| !c.is_empty())
@@ -137,6 +192,9 @@ async fn main() -> anyhow::Result<()> {
                     s.failures.len(),
                     s.failures
                 );
+            }
+            if jobs_interval_secs > 0 {
+                tokio::spawn(run_jobs_forever(state.db.clone(), Duration::from_secs(jobs_interval_secs)));
             }
             let listener =
                 tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -207,6 +265,69 @@ async fn main() -> anyhow::Result<()> {
                 TenantCommand::Resume { slug } => {
                     let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli()).await?;
                     println!("resumed {}", t.slug);
+                }
+            }
+            Ok(())
+        }
+        Command::Ledger { command } => {
+            let db = Db::connect(&url, &[], 4).await?;
+            match command {
+                LedgerCommand::Verify { tenant, all: _ } => {
+                    let tenants: Vec<_> = directory::list(db.control())
+                        .await?
+                        .into_iter()
+                        .filter(|t| tenant.as_ref().is_none_or(|s| *s == t.slug))
+                        .collect();
+                    anyhow::ensure!(!tenants.is_empty(), "no such tenant");
+                    let bar = ProgressBar::new(tenants.len() as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} verifying {bar:40} {pos}/{len} tenants")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    let (mut bad, mut entries, mut accounts) = (0, 0, 0);
+                    for t in &tenants {
+                        let r = platform::ledger::verify::verify_tenant(&db, t).await?;
+                        bar.inc(1);
+                        entries += r.entries;
+                        accounts += r.accounts;
+                        if !r.problems.is_empty() {
+                            bad += 1;
+                            bar.suspend(|| {
+                                eprintln!("{}: {} problem(s)", t.slug, r.problems.len());
+                                for p in &r.problems {
+                                    eprintln!("  {p}");
+                                }
+                            });
+                        }
+                    }
+                    bar.finish_and_clear();
+                    println!(
+                        "verified {} tenant(s): {accounts} accounts, {entries} entries; {bad} tenant(s) with problems",
+                        tenants.len()
+                    );
+                    anyhow::ensure!(bad == 0, "ledger verification failed for {bad} tenant(s)");
+                }
+                LedgerCommand::Jobs { tenant, now } => {
+                    let now = now.unwrap_or_else(chrono::Utc::now);
+                    let mut failed = 0;
+                    for (slug, r) in platform::jobs::run(&db, tenant.as_deref(), now).await? {
+                        match r {
+                            Ok(r) => println!(
+                                "{slug}: released {} from {} grant(s), expired {} in {} account(s), {} hold(s) expired, {} reminder(s)",
+                                r.released_amount,
+                                r.released_grants,
+                                r.expired_amount,
+                                r.expired_accounts,
+                                r.expired_holds,
+                                r.reminders
+                            ),
+                            Err(e) => {
+                                failed += 1;
+                                eprintln!("{slug}: {e}");
+                            }
+                        }
+                    }
+                    anyhow::ensure!(failed == 0, "jobs failed for {failed} tenant(s)");
                 }
             }
             Ok(())

@@ -5,6 +5,9 @@ pub mod health;
 pub mod member;
 pub mod partner;
 pub mod platform_admin;
+pub mod points_member;
+pub mod points_partner;
+pub mod points_staff;
 pub mod staff;
 pub mod tokens;
 

@@ -110,6 +110,7 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
         AuditRead,
         MembersRead,
         MembersWrite,
+        PointsAdjust,
         OrdersRead,
         OrdersWrite,
         FinanceRead,

@@ -218,3 +218,95 @@ pub fn auth_headers(token: Option<&str>) -> Vec<(&'static str, String)> {
 pub fn phone() -> String {
     format!("139{:08}", rand::rng().random_range(0..100_000_000u32))
 }
+
+impl TestApp {
+    /// An API key of `tenant` with every scope.
+    pub async fn partner_key(&self, tenant: &Tenant) -> String {
+        let (_, owner) = self.staff(tenant, "owner").await;
+        let (status, key) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{}/staff/api-keys", tenant.slug),
+                Some(&owner),
+                Some(json!({"name": "test", "scopes": platform::auth::api_keys::SCOPES})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        key["secret"].as_str().unwrap().to_string()
+    }
+
+    /// A partner POST with an idempotency key.
+    pub async fn partner_post(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        path: &str,
+        idem: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let headers = vec![("x-api-key", key.to_string()), ("idempotency-key", idem.to_string())];
+        let (status, _, body) = self
+            .call_full(Method::POST, &format!("/v1/tenants/{}/partner{path}", tenant.slug), &headers, Some(body))
+            .await;
+        (status, body)
+    }
+
+    /// Credits `amount` points to a member (optionally with an explicit expiry); returns the entry.
+    pub async fn credit(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        member_id: i64,
+        amount: i64,
+        expires_at: Option<String>,
+    ) -> Value {
+        let mut item = json!({"member_id": member_id, "amount": amount});
+        if let Some(e) = expires_at {
+            item["expires_at"] = json!(e);
+        }
+        let (status, body) =
+            self.partner_post(tenant, key, "/points/credits", &unique("c"), json!({"items": [item]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["entries"][0].clone()
+    }
+
+    /// A member's points summary as a partner sees it.
+    pub async fn points(&self, tenant: &Tenant, key: &str, member_id: i64) -> Value {
+        let (status, _, body) = self
+            .call_full(
+                Method::GET,
+                &format!("/v1/tenants/{}/partner/members/{member_id}/points", tenant.slug),
+                &[("x-api-key", key.to_string())],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The spendable balance of `currency`.
+    pub async fn balance(&self, tenant: &Tenant, key: &str, member_id: i64, currency: &str) -> i64 {
+        let p = self.points(tenant, key, member_id).await;
+        p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == currency).unwrap()["balance"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Runs `ledger verify` on the tenant and asserts it is sound.
+    pub async fn assert_ledger_sound(&self, tenant: &Tenant) -> platform::ledger::verify::Report {
+        let t = platform::directory::find_by_slug(self.db.control(), &tenant.slug).await.unwrap().unwrap();
+        let report = platform::ledger::verify::verify_tenant(&self.db, &t).await.unwrap();
+        assert!(report.problems.is_empty(), "ledger verify: {:#?}", report.problems);
+        report
+    }
+
+    /// Runs the ledger jobs of the tenant at `now`.
+    pub async fn jobs(
+        &self,
+        tenant: &Tenant,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> platform::ledger::expiry::JobReport {
+        let t = platform::directory::find_by_slug(self.db.control(), &tenant.slug).await.unwrap().unwrap();
+        platform::ledger::expiry::run_all(&self.db, &t, now).await.unwrap()
+    }
+}

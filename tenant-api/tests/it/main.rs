@@ -5,6 +5,8 @@ mod common;
 mod api_keys;
 mod isolation;
 mod jwt;
+mod ledger_flows;
+mod ledger_proof;
 mod members_auth;
 mod migrate;
 mod ops;

@@ -1,0 +1,66 @@
+//! Currencies of a tenant (L1): `points` (spendable), `exp` (experience, never
+//! spendable, drives levels), and any the merchant defines.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::error::{Error, Result, Validator};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Currency {
+    /// `^[a-z][a-z0-9_]{1,31}$`, e.g. "points", "exp", "coffee_stamps".
+    pub code: String,
+    pub name: String,
+    pub spendable: bool,
+    #[serde(default)]
+    pub transferable: bool,
+    /// Whether the mall's expiry policy applies.
+    #[serde(default = "yes")]
+    pub expires: bool,
+    #[serde(default)]
+    pub drives_level: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Currency>> {
+    Ok(sqlx::query_as("SELECT code, name, spendable, transferable, expires, drives_level FROM currencies ORDER BY code = 'points' DESC, code = 'exp' DESC, created_at, code")
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, code: &str) -> Result<Currency> {
+    sqlx::query_as("SELECT code, name, spendable, transferable, expires, drives_level FROM currencies WHERE code = $1")
+        .bind(code)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::invalid_field("currency", "no such currency in this mall"))
+}
+
+/// Adds a merchant-defined currency. Only one currency drives levels (`exp`).
+pub async fn create(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
+    let code_ok = c.code.len() >= 2
+        && c.code.len() <= 32
+        && c.code.as_bytes()[0].is_ascii_lowercase()
+        && c.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    Validator::new()
+        .check(code_ok, "code", "2-32 characters: a-z, 0-9 and _, starting with a letter")
+        .check(!c.name.trim().is_empty() && c.name.chars().count() <= 32, "name", "1 to 32 characters")
+        .check(!c.drives_level, "drives_level", "only the built-in experience currency drives levels")
+        .finish()?;
+    sqlx::query_as(
+        "INSERT INTO currencies (code, name, spendable, transferable, expires, drives_level) VALUES ($1, $2, $3, $4, $5, false) \
+         RETURNING code, name, spendable, transferable, expires, drives_level",
+    )
+    .bind(&c.code)
+    .bind(c.name.trim())
+    .bind(c.spendable)
+    .bind(c.transferable)
+    .bind(c.expires)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| crate::error::on_unique(e, "currencies_pkey", Error::conflict("currency_exists", "this currency code is taken")))
+}

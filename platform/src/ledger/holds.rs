@@ -1,0 +1,210 @@
+//! Points as payment for a partner's checkout (L9): hold → capture (fully or partly) or
+//! void; holds expire after a TTL; captured points can be refunded. Held points are
+//! debited at once (with allocations), so a refund or release returns them to the
+//! original lots where those have not expired.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::post;
+use super::{Reason, Source, SourceKind, bounds};
+use crate::db::Db;
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Hold {
+    pub id: i64,
+    pub member_id: i64,
+    pub currency: String,
+    pub amount: i64,
+    pub captured: i64,
+    pub refunded: i64,
+    /// held, captured, voided or expired.
+    pub status: String,
+    pub reference: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, member_id, currency, amount, captured, refunded, status, reference, expires_at, created_at";
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHold {
+    pub member_id: i64,
+    #[serde(default = "points")]
+    pub currency: String,
+    pub amount: i64,
+    /// The partner's order or checkout reference.
+    #[serde(default)]
+    pub reference: String,
+    /// Lifetime in seconds; the mall's `hold_ttl_secs` by default.
+    #[serde(default)]
+    pub ttl_secs: Option<i64>,
+}
+
+fn points() -> String {
+    "points".into()
+}
+
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    h: &NewHold,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold> {
+    let ttl = h.ttl_secs.unwrap_or(tenant.settings.hold_ttl_secs);
+    if !(10..=7 * 86_400).contains(&ttl) {
+        return Err(Error::invalid_field("ttl_secs", "between 10 seconds and 7 days"));
+    }
+    if h.reference.len() > 200 {
+        return Err(Error::invalid_field("reference", "at most 200 characters"));
+    }
+    if !super::currencies::get(conn, &h.currency).await?.spendable {
+        return Err(Error::invalid_field("currency", "this currency cannot be spent"));
+    }
+    let source = Source::new(SourceKind::Hold, actor).reference(h.reference.clone());
+    let (entry, _) = post::debit(conn, h.member_id, &h.currency, h.amount, Reason::Hold, &source, now).await?;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO holds (member_id, currency, amount, status, entry_id, reference, expires_at) \
+         VALUES ($1, $2, $3, 'held', $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(h.member_id)
+    .bind(&h.currency)
+    .bind(h.amount)
+    .bind(entry.id)
+    .bind(&h.reference)
+    .bind(now + Duration::seconds(ttl))
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Locks a hold row (after its account, the order every ledger write uses).
+async fn lock(conn: &mut PgConnection, id: i64) -> Result<(Hold, i64)> {
+    let (member_id, currency): (i64, String) = sqlx::query_as("SELECT member_id, currency FROM holds WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("hold_not_found", "no such hold"))?;
+    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+        .bind(member_id)
+        .bind(&currency)
+        .execute(&mut *conn)
+        .await?;
+    let row: (i64,) =
+        sqlx::query_as("SELECT entry_id FROM holds WHERE id = $1 FOR UPDATE").bind(id).fetch_one(&mut *conn).await?;
+    let hold = get(conn, id).await?;
+    Ok((hold, row.0))
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Hold> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM holds WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("hold_not_found", "no such hold"))
+}
+
+fn state_error(h: &Hold, wanted: &str) -> Error {
+    Error::conflict("hold_state", format!("the hold is {}; this needs it {wanted}", h.status))
+}
+
+async fn set(conn: &mut PgConnection, id: i64, status: &str, captured: i64, refunded: i64) -> Result<Hold> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE holds SET status = $2, captured = $3, refunded = $4, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(captured)
+    .bind(refunded)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Captures `amount` (at most the held amount); the rest goes back to the member.
+pub async fn capture(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+    post::check_amount("amount", amount)?;
+    let (h, entry_id) = lock(conn, id).await?;
+    if h.status != "held" {
+        return Err(state_error(&h, "held"));
+    }
+    if h.expires_at <= now {
+        return Err(Error::conflict("hold_expired", "the hold has expired; its points were released"));
+    }
+    if amount > h.amount {
+        return Err(Error::invalid_field("amount", format!("at most the held {}", h.amount)));
+    }
+    if amount < h.amount {
+        let source =
+            Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("uncaptured part of a hold");
+        post::return_to_lots(conn, entry_id, h.amount - amount, Reason::HoldReturn, &source, now).await?;
+    }
+    set(conn, id, "captured", amount, 0).await
+}
+
+/// Releases a held amount back to the member (`voided`, or `expired` from the job).
+async fn release(conn: &mut PgConnection, id: i64, status: &str, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+    let (h, entry_id) = lock(conn, id).await?;
+    if h.status != "held" {
+        return Err(state_error(&h, "held"));
+    }
+    let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo(format!("hold {status}"));
+    post::return_to_lots(conn, entry_id, h.amount, Reason::HoldReturn, &source, now).await?;
+    set(conn, id, status, 0, 0).await
+}
+
+pub async fn void(conn: &mut PgConnection, id: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+    release(conn, id, "voided", actor, now).await
+}
+
+/// Refunds `amount` of a captured hold to the original lots (unexpired ones).
+pub async fn refund(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+    post::check_amount("amount", amount)?;
+    let (h, entry_id) = lock(conn, id).await?;
+    if h.status != "captured" {
+        return Err(state_error(&h, "captured"));
+    }
+    if amount > h.captured - h.refunded {
+        return Err(Error::invalid_field(
+            "amount",
+            format!("at most the {} not yet refunded", h.captured - h.refunded),
+        ));
+    }
+    let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("refund");
+    post::return_to_lots(conn, entry_id, amount, Reason::Refund, &source, now).await?;
+    set(conn, id, "captured", h.captured, h.refunded + amount).await
+}
+
+/// Expires every hold past its TTL at `now`, returning its points.
+pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64> {
+    let mut n = 0;
+    loop {
+        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM holds WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(bounds::JOB_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if due.is_empty() {
+            return Ok(n);
+        }
+        for id in due {
+            let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+            match release(&mut tx, id, "expired", "system:holds", now).await {
+                Ok(_) => {
+                    tx.commit().await?;
+                    n += 1;
+                }
+                // Captured or voided meanwhile.
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The points ledger (SPEC L1-L11): accounts per (member, currency), immutable entries,
+//! lots with expiry, allocations of debits to lots, locked grants, holds, transfers.
+//!
+//! Every change goes through `post::apply`, which updates the account row first (taking
+//! its lock and checking `balance >= 0` in the database), then writes one hash-chained
+//! entry. Lots are only touched while the account row is locked.
+
+pub mod chain;
+pub mod currencies;
+pub mod expiry;
+pub mod history;
+pub mod holds;
+pub mod locks;
+pub mod post;
+pub mod transfers;
+pub mod verify;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an entry was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Earn,
+    Spend,
+    Adjust,
+    Expire,
+    TransferIn,
+    TransferOut,
+    Hold,
+    HoldReturn,
+    Refund,
+    Lock,
+    Release,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Earn => "earn",
+            Self::Spend => "spend",
+            Self::Adjust => "adjust",
+            Self::Expire => "expire",
+            Self::TransferIn => "transfer_in",
+            Self::TransferOut => "transfer_out",
+            Self::Hold => "hold",
+            Self::HoldReturn => "hold_return",
+            Self::Refund => "refund",
+            Self::Lock => "lock",
+            Self::Release => "release",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        use Reason::*;
+        [Earn, Spend, Adjust, Expire, TransferIn, TransferOut, Hold, HoldReturn, Refund, Lock, Release]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// Credits that count as earned (for lifetime totals).
+    fn is_earning(self) -> bool {
+        matches!(self, Self::Earn | Self::Adjust | Self::Release)
+    }
+}
+
+/// What produced an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Rule,
+    Order,
+    Admin,
+    Transfer,
+    Partner,
+    Hold,
+    System,
+    Member,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rule => "rule",
+            Self::Order => "order",
+            Self::Admin => "admin",
+            Self::Transfer => "transfer",
+            Self::Partner => "partner",
+            Self::Hold => "hold",
+            Self::System => "system",
+            Self::Member => "member",
+        }
+    }
+}
+
+/// Who or what caused an entry, recorded on it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub kind: SourceKind,
+    /// Order number, hold id, partner reference…
+    pub reference: String,
+    /// (rule id, rule version) for entries produced by a rule.
+    pub rule: Option<(i64, i32)>,
+    pub memo: String,
+    /// "staff:12", "partner:3", "member:9", "system:expiry"…
+    pub actor: String,
+}
+
+impl Source {
+    pub fn new(kind: SourceKind, actor: impl Into<String>) -> Self {
+        Self { kind, reference: String::new(), rule: None, memo: String::new(), actor: actor.into() }
+    }
+    pub fn reference(mut self, r: impl Into<String>) -> Self {
+        self.reference = r.into();
+        self
+    }
+    pub fn memo(mut self, m: impl Into<String>) -> Self {
+        self.memo = m.into();
+        self
+    }
+}
+
+/// One ledger entry as shown to people.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Entry {
+    pub id: i64,
+    pub member_id: i64,
+    pub currency: String,
+    /// Position in the account's chain.
+    pub seq: i64,
+    /// Change of the spendable balance (negative for debits).
+    pub amount: i64,
+    /// Change of the locked balance.
+    pub locked_delta: i64,
+    pub balance_after: i64,
+    pub reason: String,
+    pub source_kind: String,
+    pub source_ref: String,
+    pub rule_id: Option<i64>,
+    pub rule_version: Option<i32>,
+    pub memo: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub(crate) const ENTRY_COLUMNS: &str = "id, member_id, currency, seq, amount, locked_delta, balance_after, reason, \
+     source_kind, source_ref, rule_id, rule_version, memo, created_at";
+
+/// Bounds of the ledger.
+pub mod bounds {
+    /// Largest amount of one entry (keeps sums far from i64 overflow).
+    pub const AMOUNT_MAX: i64 = 1_000_000_000_000;
+    /// Entries in one partner batch.
+    pub const BATCH_MAX: usize = 500;
+    /// Accounts handled per transaction by the expiry, release and hold jobs.
+    pub const JOB_BATCH: i64 = 500;
+    /// Open lots a single debit may draw from.
+    pub const LOTS_PER_DEBIT_MAX: i64 = 10_000;
+}

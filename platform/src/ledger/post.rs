@@ -1,0 +1,445 @@
+//! The one way entries are written: update the account row (lock + database-enforced
+//! `balance >= 0`), then append a hash-chained entry; credits add lots, debits draw
+//! from the soonest-expiring lots and record allocations.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::PgConnection;
+
+use super::chain::Canonical;
+use super::{Entry, Reason, Source, bounds};
+use crate::error::{Error, Result};
+
+/// One part of a credit: an amount and when it expires.
+#[derive(Debug, Clone, Copy)]
+pub struct LotPart {
+    pub amount: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The account row after an update.
+struct Head {
+    balance: i64,
+    entry_count: i64,
+    head_hash: Vec<u8>,
+    drives_level: bool,
+}
+
+/// A debit's draw on one lot.
+#[derive(Debug, Clone, Copy)]
+pub struct Allocation {
+    pub lot_id: i64,
+    pub amount: i64,
+}
+
+pub fn check_amount(field: &str, amount: i64) -> Result<()> {
+    if !(1..=bounds::AMOUNT_MAX).contains(&amount) {
+        return Err(Error::invalid_field(field, format!("between 1 and {}", bounds::AMOUNT_MAX)));
+    }
+    Ok(())
+}
+
+/// Creates the account if needed. An unknown member or currency is a 404/422.
+pub async fn ensure_account(conn: &mut PgConnection, member_id: i64, currency: &str) -> Result<()> {
+    sqlx::query("INSERT INTO accounts (member_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(member_id)
+        .bind(currency)
+        .execute(conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                if d.constraint() == Some("accounts_currency_fkey") {
+                    Error::invalid_field("currency", "no such currency in this mall")
+                } else {
+                    Error::not_found("member_not_found", "no such member")
+                }
+            }
+            _ => Error::Database(e),
+        })?;
+    Ok(())
+}
+
+/// Moves the balances of a locked-or-about-to-be-locked account; None if the result
+/// would be negative (nothing changed then).
+async fn bump(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    locked_delta: i64,
+    earned: i64,
+) -> Result<Option<Head>> {
+    let row: Option<(i64, i64, Vec<u8>, bool)> = sqlx::query_as(
+        "UPDATE accounts a SET balance = a.balance + $3, locked = a.locked + $4, \
+             lifetime_earned = a.lifetime_earned + $5, entry_count = a.entry_count + 1, updated_at = now() \
+         FROM currencies c \
+         WHERE a.member_id = $1 AND a.currency = $2 AND c.code = a.currency \
+           AND a.balance + $3 >= 0 AND a.locked + $4 >= 0 \
+         RETURNING a.balance, a.entry_count, a.head_hash, c.drives_level",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .bind(amount)
+    .bind(locked_delta)
+    .bind(earned)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(balance, entry_count, head_hash, drives_level)| Head {
+        balance,
+        entry_count,
+        head_hash,
+        drives_level,
+    }))
+}
+
+/// Appends the chained entry for an account just bumped.
+#[allow(clippy::too_many_arguments)]
+async fn append(
+    conn: &mut PgConnection,
+    head: &Head,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    locked_delta: i64,
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let created_at = now.trunc_subsecs(6);
+    let canonical = Canonical {
+        member_id,
+        currency,
+        seq: head.entry_count,
+        amount,
+        locked_delta,
+        balance_after: head.balance,
+        reason: reason.as_str(),
+        source_kind: source.kind.as_str(),
+        source_ref: &source.reference,
+        rule_id: source.rule.map(|r| r.0),
+        rule_version: source.rule.map(|r| r.1),
+        memo: &source.memo,
+        created_at_micros: created_at.timestamp_micros(),
+    };
+    let hash = canonical.hash(&head.head_hash);
+    let entry: Entry = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, \
+             source_ref, rule_id, rule_version, memo, actor, created_at, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {}",
+        super::ENTRY_COLUMNS
+    )))
+    .bind(member_id)
+    .bind(currency)
+    .bind(head.entry_count)
+    .bind(amount)
+    .bind(locked_delta)
+    .bind(head.balance)
+    .bind(reason.as_str())
+    .bind(source.kind.as_str())
+    .bind(&source.reference)
+    .bind(source.rule.map(|r| r.0))
+    .bind(source.rule.map(|r| r.1))
+    .bind(&source.memo)
+    .bind(&source.actor)
+    .bind(created_at)
+    .bind(&head.head_hash)
+    .bind(&hash)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            Error::invalid_field("memo", "memo at most 500 characters, reference at most 200")
+        }
+        _ => Error::Database(e),
+    })?;
+    sqlx::query("UPDATE accounts SET head_hash = $3 WHERE member_id = $1 AND currency = $2")
+        .bind(member_id)
+        .bind(currency)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    if head.drives_level {
+        crate::levels::recompute(conn, member_id, head.balance, Some(entry.id)).await?;
+    }
+    Ok(entry)
+}
+
+/// Credits `parts` as one entry with one lot per part.
+pub async fn credit(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    parts: &[LotPart],
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let total: i64 = parts.iter().map(|p| p.amount).sum();
+    check_amount("amount", total)?;
+    ensure_account(conn, member_id, currency).await?;
+    let earned = if reason.is_earning() { total } else { 0 };
+    let head = bump(conn, member_id, currency, total, 0, earned)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit made a balance negative")))?;
+    let entry = append(conn, &head, member_id, currency, total, 0, reason, source, now).await?;
+    insert_lots(conn, member_id, currency, entry.id, parts, now).await?;
+    Ok(entry)
+}
+
+async fn insert_lots(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    entry_id: i64,
+    parts: &[LotPart],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let amounts: Vec<i64> = parts.iter().map(|p| p.amount).collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = parts.iter().map(|p| p.expires_at).collect();
+    sqlx::query(
+        "INSERT INTO lots (member_id, currency, entry_id, amount, remaining, earned_at, expires_at) \
+         SELECT $1, $2, $3, a, a, $4, e FROM unnest($5::bigint[], $6::timestamptz[]) AS t(a, e)",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .bind(entry_id)
+    .bind(now)
+    .bind(&amounts)
+    .bind(&expiries)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Debits `amount`, drawing from the soonest-expiring lots first (then the oldest).
+pub async fn debit(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(Entry, Vec<Allocation>)> {
+    check_amount("amount", amount)?;
+    ensure_account(conn, member_id, currency).await?;
+    let Some(head) = bump(conn, member_id, currency, -amount, 0, 0).await? else {
+        let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE member_id = $1 AND currency = $2")
+            .bind(member_id)
+            .bind(currency)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Err(Error::Conflict {
+            code: "insufficient_points",
+            message: format!("the balance is {balance}; {amount} needed"),
+        });
+    };
+    // A separate statement after the account lock: it sees every lot committed before.
+    let lots: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+         ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 FOR UPDATE",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .bind(bounds::LOTS_PER_DEBIT_MAX)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left = amount;
+    let mut allocations = Vec::new();
+    for (lot_id, remaining) in lots {
+        if left == 0 {
+            break;
+        }
+        let take = remaining.min(left);
+        allocations.push(Allocation { lot_id, amount: take });
+        left -= take;
+    }
+    if left != 0 {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "ledger invariant broken: member {member_id} {currency} balance exceeds its lots by {left}"
+        )));
+    }
+    let entry = append(conn, &head, member_id, currency, -amount, 0, reason, source, now).await?;
+    record_allocations(conn, entry.id, &allocations).await?;
+    Ok((entry, allocations))
+}
+
+async fn record_allocations(conn: &mut PgConnection, entry_id: i64, allocations: &[Allocation]) -> Result<()> {
+    let ids: Vec<i64> = allocations.iter().map(|a| a.lot_id).collect();
+    let amounts: Vec<i64> = allocations.iter().map(|a| a.amount).collect();
+    sqlx::query(
+        "UPDATE lots l SET remaining = l.remaining - t.a FROM unnest($1::bigint[], $2::bigint[]) AS t(id, a) WHERE l.id = t.id",
+    )
+    .bind(&ids)
+    .bind(&amounts)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO allocations (entry_id, lot_id, amount) SELECT $1, id, a FROM unnest($2::bigint[], $3::bigint[]) AS t(id, a)")
+        .bind(entry_id)
+        .bind(&ids)
+        .bind(&amounts)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Gives back up to `amount` of what debit `entry_id` took, to the same lots (latest
+/// expiry first). Portions whose lot has expired by `now` are forfeited, not returned.
+/// Returns the entry written (None when everything was forfeited) and the forfeited sum.
+pub async fn return_to_lots(
+    conn: &mut PgConnection,
+    debit_entry_id: i64,
+    amount: i64,
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(Option<Entry>, i64)> {
+    check_amount("amount", amount)?;
+    let (member_id, currency): (i64, String) = sqlx::query_as("SELECT member_id, currency FROM entries WHERE id = $1")
+        .bind(debit_entry_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    // Lock the account first, as every ledger write does.
+    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+        .bind(member_id)
+        .bind(&currency)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<(i64, i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT a.lot_id, a.amount - a.returned, l.remaining, l.expires_at FROM allocations a JOIN lots l ON l.id = a.lot_id \
+         WHERE a.entry_id = $1 AND a.returned < a.amount ORDER BY l.expires_at DESC NULLS FIRST, l.id DESC FOR UPDATE OF a",
+    )
+    .bind(debit_entry_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let returnable: i64 = rows.iter().map(|r| r.1).sum();
+    if amount > returnable {
+        return Err(Error::Conflict {
+            code: "nothing_to_return",
+            message: format!("only {returnable} of that debit can still be returned"),
+        });
+    }
+    let (mut left, mut back, mut forfeited) = (amount, 0i64, 0i64);
+    let (mut ids, mut takes, mut credited) = (vec![], vec![], vec![]);
+    for (lot_id, open, _remaining, expires_at) in rows {
+        if left == 0 {
+            break;
+        }
+        let take = open.min(left);
+        left -= take;
+        let alive = expires_at.is_none_or(|e| e > now);
+        ids.push(lot_id);
+        takes.push(take);
+        credited.push(if alive { take } else { 0 });
+        if alive { back += take } else { forfeited += take }
+    }
+    sqlx::query(
+        "UPDATE allocations a SET returned = a.returned + t.x FROM unnest($2::bigint[], $3::bigint[]) AS t(id, x) \
+         WHERE a.entry_id = $1 AND a.lot_id = t.id",
+    )
+    .bind(debit_entry_id)
+    .bind(&ids)
+    .bind(&takes)
+    .execute(&mut *conn)
+    .await?;
+    if back == 0 {
+        return Ok((None, forfeited));
+    }
+    sqlx::query(
+        "UPDATE lots l SET remaining = l.remaining + t.x FROM unnest($1::bigint[], $2::bigint[]) AS t(id, x) \
+         WHERE l.id = t.id AND t.x > 0",
+    )
+    .bind(&ids)
+    .bind(&credited)
+    .execute(&mut *conn)
+    .await?;
+    let head = bump(conn, member_id, &currency, back, 0, 0)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a return made a balance negative")))?;
+    let mut source = source.clone();
+    if forfeited > 0 {
+        source.memo = format!("{} ({} forfeited: their lots had expired)", source.memo, forfeited).trim().to_string();
+    }
+    let entry = append(conn, &head, member_id, &currency, back, 0, reason, &source, now).await?;
+    Ok((Some(entry), forfeited))
+}
+
+/// Moves `total` into the locked balance (a lock grant's entry).
+pub async fn lock(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    total: i64,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    check_amount("total", total)?;
+    ensure_account(conn, member_id, currency).await?;
+    let head = bump(conn, member_id, currency, 0, total, 0)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a lock made a balance negative")))?;
+    append(conn, &head, member_id, currency, 0, total, Reason::Lock, source, now).await
+}
+
+/// Moves `amount` from the locked balance to the spendable one, as a new lot.
+pub async fn release(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    part: LotPart,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    check_amount("amount", part.amount)?;
+    let head = bump(conn, member_id, currency, part.amount, -part.amount, part.amount).await?.ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!("release of {} exceeds the locked balance of member {member_id}", part.amount))
+    })?;
+    let entry =
+        append(conn, &head, member_id, currency, part.amount, -part.amount, Reason::Release, source, now).await?;
+    insert_lots(conn, member_id, currency, entry.id, &[part], now).await?;
+    Ok(entry)
+}
+
+/// Expires what is left of the account's lots that are due at `now`; returns the
+/// amount expired (0 writes nothing).
+pub async fn expire_due_lots(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+        .bind(member_id)
+        .bind(currency)
+        .execute(&mut *conn)
+        .await?;
+    let due: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+         AND expires_at <= $3 ORDER BY expires_at, id FOR UPDATE",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = due.iter().map(|d| d.1).sum();
+    if total == 0 {
+        return Ok(0);
+    }
+    let head = bump(conn, member_id, currency, -total, 0, 0)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("expiry exceeds the balance of member {member_id}")))?;
+    let source = Source::new(super::SourceKind::System, "system:expiry").memo(format!("{} lot(s) lapsed", due.len()));
+    let entry = append(conn, &head, member_id, currency, -total, 0, Reason::Expire, &source, now).await?;
+    let allocations: Vec<Allocation> = due.iter().map(|&(lot_id, amount)| Allocation { lot_id, amount }).collect();
+    record_allocations(conn, entry.id, &allocations).await?;
+    let ids: Vec<i64> = due.iter().map(|d| d.0).collect();
+    sqlx::query(
+        "UPDATE lots l SET expired_amount = l.expired_amount + a.amount FROM allocations a \
+         WHERE a.entry_id = $1 AND a.lot_id = l.id AND l.id = ANY($2)",
+    )
+    .bind(entry.id)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(total)
+}

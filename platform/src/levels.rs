@@ -1,0 +1,135 @@
+//! Levels (SPEC V1-V3): thresholds with titles on the level-driving currency
+//! (experience by default), benefits as data for rules and the catalog. A change of
+//! level is recorded and emitted as a `level_changed` event.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::error::{Result, Validator};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Level {
+    #[serde(default)]
+    pub id: i64,
+    pub name: String,
+    /// Level-currency balance from which this level applies.
+    pub threshold: i64,
+    /// E.g. {"earn_multiplier": 1.5, "monthly_gift": 100, "member_only": true}.
+    #[serde(default)]
+    pub benefits: serde_json::Value,
+}
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Level>> {
+    Ok(sqlx::query_as("SELECT id, name, threshold, benefits FROM levels WHERE NOT retired ORDER BY threshold")
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Replaces the level table; members are re-levelled by their current balance.
+pub async fn replace(conn: &mut PgConnection, levels: &[Level]) -> Result<Vec<Level>> {
+    let mut v = Validator::new();
+    v.check(!levels.is_empty() && levels.len() <= 50, "levels", "1 to 50 levels");
+    v.check(levels.iter().any(|l| l.threshold == 0), "levels", "one level must start at 0");
+    for l in levels {
+        v.check(!l.name.trim().is_empty() && l.name.chars().count() <= 32, "name", "1 to 32 characters");
+        v.check(l.threshold >= 0, "threshold", "0 or more");
+        v.check(l.benefits.is_object() || l.benefits.is_null(), "benefits", "a JSON object");
+    }
+    let mut thresholds: Vec<i64> = levels.iter().map(|l| l.threshold).collect();
+    thresholds.sort();
+    thresholds.dedup();
+    v.check(thresholds.len() == levels.len(), "threshold", "thresholds must differ");
+    v.finish()?;
+    let names: Vec<&str> = levels.iter().map(|l| l.name.trim()).collect();
+    let ths: Vec<i64> = levels.iter().map(|l| l.threshold).collect();
+    let benefits: Vec<serde_json::Value> =
+        levels.iter().map(|l| if l.benefits.is_null() { serde_json::json!({}) } else { l.benefits.clone() }).collect();
+    // Levels whose threshold goes away are retired (history keeps pointing at them);
+    // the others keep their id.
+    sqlx::query("UPDATE levels SET retired = true WHERE NOT retired AND threshold <> ALL($1)")
+        .bind(&ths)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO levels (name, threshold, benefits) SELECT n, t, b FROM unnest($1::text[], $2::bigint[], $3::jsonb[]) AS x(n, t, b) \
+         ON CONFLICT (threshold) WHERE NOT retired DO UPDATE SET name = EXCLUDED.name, benefits = EXCLUDED.benefits",
+    )
+    .bind(&names)
+    .bind(&ths)
+    .bind(&benefits)
+    .execute(&mut *conn)
+    .await?;
+    let out = list(conn).await?;
+    // Re-level everyone by the level currency.
+    let members: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT m.id, coalesce(a.balance, 0) FROM members m \
+         LEFT JOIN accounts a ON a.member_id = m.id AND a.currency = (SELECT code FROM currencies WHERE drives_level LIMIT 1)",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (member_id, balance) in members {
+        recompute(conn, member_id, balance, None).await?;
+    }
+    Ok(out)
+}
+
+/// Sets the member's level for `balance` of the level currency; records and emits a
+/// change. Returns the new level id if it changed.
+pub async fn recompute(
+    conn: &mut PgConnection,
+    member_id: i64,
+    balance: i64,
+    entry_id: Option<i64>,
+) -> Result<Option<i64>> {
+    let target: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, name FROM levels WHERE NOT retired AND threshold <= $1 ORDER BY threshold DESC LIMIT 1",
+    )
+    .bind(balance)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let target_id = target.as_ref().map(|t| t.0);
+    let from: Option<Option<i64>> = sqlx::query_scalar(
+        "UPDATE members m SET level_id = $2 FROM members old WHERE m.id = $1 AND old.id = m.id \
+         AND old.level_id IS DISTINCT FROM $2 RETURNING old.level_id",
+    )
+    .bind(member_id)
+    .bind(target_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(from) = from else { return Ok(None) };
+    sqlx::query("INSERT INTO level_changes (member_id, from_level, to_level, entry_id) VALUES ($1, $2, $3, $4)")
+        .bind(member_id)
+        .bind(from)
+        .bind(target_id)
+        .bind(entry_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ('level_changed', $1, $2)")
+        .bind(member_id)
+        .bind(serde_json::json!({"from_level": from, "to_level": target_id, "to_name": target.map(|t| t.1), "balance": balance}))
+        .execute(&mut *conn)
+        .await?;
+    Ok(target_id)
+}
+
+/// A level change as shown in a member's history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct LevelChange {
+    pub id: i64,
+    pub from_level: Option<String>,
+    pub to_level: Option<String>,
+    pub entry_id: Option<i64>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn changes(conn: &mut PgConnection, member_id: i64, limit: i64) -> Result<Vec<LevelChange>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, f.name AS from_level, t.name AS to_level, c.entry_id, c.created_at FROM level_changes c \
+         LEFT JOIN levels f ON f.id = c.from_level LEFT JOIN levels t ON t.id = c.to_level \
+         WHERE c.member_id = $1 ORDER BY c.id DESC LIMIT $2",
+    )
+    .bind(member_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

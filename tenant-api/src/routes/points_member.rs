@@ -1,0 +1,119 @@
+//! A member's points: summary, history, transfers, messages.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use platform::ledger::Entry;
+use platform::ledger::history::{self, EntryFilter, PointsSummary};
+use platform::ledger::transfers::{self, Transfer, TransferRequest};
+use platform::members::{self, Identifier};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, MemberAuth, Query};
+use crate::idempotent::{self, Idem};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(summary))
+        .routes(routes!(entries))
+        .routes(routes!(transfer))
+        .routes(routes!(messages))
+}
+
+/// Balances per currency, open lots with their expiry, lock grants and level (L11, V1).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = PointsSummary), (status = 401, body = ErrorBody)))]
+async fn summary(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<PointsSummary>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let s = history::summary(&mut tx, auth.member_id).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(s))
+}
+
+/// The member's ledger entries, newest first, filtered and paged (L11).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points/entries", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), EntryFilter, PageQuery),
+    responses((status = 200, body = Page<Entry>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn entries(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Query(filter): Query<EntryFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Entry>>> {
+    let (before, limit) = page.bounds()?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let items = history::entries(&mut tx, auth.member_id, &filter, before, limit).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(Page::new(items, limit, |e| e.id)))
+}
+
+/// Sends points to another member of this mall (L6), within the mall's limits.
+/// Needs an `Idempotency-Key` header.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per transfer")),
+    request_body = TransferRequest,
+    responses((status = 201, body = Transfer), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn transfer(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
+    let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
+    let req: TransferRequest = idempotent::parse(body)?;
+    let to = match Identifier::parse(&req.to) {
+        Ok(id) => members::find_id(&state.db, &auth.tenant, &id).await?,
+        Err(_) => None,
+    }
+    .ok_or_else(|| platform::Error::invalid_field("to", "no member of this mall has this phone number or e-mail"))?;
+    let tenant = auth.tenant.clone();
+    let from = auth.member_id;
+    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
+        Box::pin(async move { transfers::transfer(tx, &tenant, from, to, &req, Utc::now()).await })
+    })
+    .await
+}
+
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+struct Message {
+    id: i64,
+    kind: String,
+    title: String,
+    body: String,
+    created_at: chrono::DateTime<Utc>,
+    read_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// In-app messages (expiry reminders, later order and level updates), newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<Message>), (status = 401, body = ErrorBody)))]
+async fn messages(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Message>>> {
+    let (before, limit) = page.bounds()?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let items: Vec<Message> = sqlx::query_as(
+        "SELECT id, kind, title, body, created_at, read_at FROM messages WHERE member_id = $1 \
+         AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(auth.member_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(platform::Error::from)?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(Page::new(items, limit, |m| m.id)))
+}

@@ -1,0 +1,216 @@
+//! Staff views and changes of members' points, levels and currencies.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use platform::audit;
+use platform::ledger::currencies::{self, Currency};
+use platform::ledger::history::{self, EntryFilter, PointsSummary};
+use platform::ledger::post::{self, LotPart};
+use platform::ledger::{Entry, Reason, Source, SourceKind};
+use platform::levels::{self, Level};
+use platform::rbac::Permission;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::idempotent::{self, Idem};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(member_points))
+        .routes(routes!(member_entries))
+        .routes(routes!(adjust))
+        .routes(routes!(get_levels, put_levels))
+        .routes(routes!(list_currencies, create_currency))
+}
+
+/// A member's balances, lots, grants and level. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/points", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = PointsSummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn member_points(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<PointsSummary>> {
+    auth.require(Permission::MembersRead)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let s = history::summary(&mut tx, id).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(s))
+}
+
+/// A member's ledger entries, newest first. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/points/entries", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"), EntryFilter, PageQuery),
+    responses((status = 200, body = Page<Entry>), (status = 403, body = ErrorBody)))]
+async fn member_entries(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Query(filter): Query<EntryFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Entry>>> {
+    auth.require(Permission::MembersRead)?;
+    let (before, limit) = page.bounds()?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let items = history::entries(&mut tx, id, &filter, before, limit).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(Page::new(items, limit, |e| e.id)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Adjustment {
+    #[serde(default = "points")]
+    currency: String,
+    /// Positive to credit, negative to debit.
+    amount: i64,
+    /// Why (required; shown to the member and in the audit log).
+    reason: String,
+}
+
+fn points() -> String {
+    "points".into()
+}
+
+/// Adjusts a member's balance by hand with a reason (L7); audited. Needs
+/// `points_adjust` and an `Idempotency-Key` header.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"),
+        ("Idempotency-Key" = String, Header, description = "unique per adjustment")),
+    request_body = Adjustment,
+    responses((status = 201, body = Entry), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn adjust(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
+    auth.require(Permission::PointsAdjust)?;
+    let idem = Idem::new(&headers, "POST", uri.path(), &format!("staff:{}", auth.staff_id), &body)?;
+    let adj: Adjustment = idempotent::parse(body)?;
+    let reason = adj.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(platform::Error::invalid_field("reason", "1 to 200 characters").into());
+    }
+    if adj.amount == 0 {
+        return Err(platform::Error::invalid_field("amount", "not 0").into());
+    }
+    let actor = auth.actor();
+    let tenant = auth.tenant.clone();
+    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
+        Box::pin(async move {
+            let now = Utc::now();
+            let source = Source::new(SourceKind::Admin, actor.label.clone()).memo(reason.clone());
+            let entry = if adj.amount > 0 {
+                let cur = currencies::get(tx, &adj.currency).await?;
+                let expires_at = if cur.expires { tenant.settings.expiry.expires_at(now) } else { None };
+                post::credit(tx, id, &adj.currency, &[LotPart { amount: adj.amount, expires_at }], Reason::Adjust, &source, now).await?
+            } else {
+                post::debit(tx, id, &adj.currency, -adj.amount, Reason::Adjust, &source, now).await?.0
+            };
+            // The control schema is on the same cluster as this tenant (main): the audit
+            // entry commits with the adjustment.
+            audit::record(
+                tx,
+                &actor,
+                Some(tenant.id),
+                "points.adjust",
+                &format!("member:{id}"),
+                serde_json::json!({"currency": adj.currency, "amount": adj.amount, "reason": reason, "entry_id": entry.id}),
+            )
+            .await?;
+            Ok(entry)
+        })
+    })
+    .await
+}
+
+/// The level table (V1). Needs `settings_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody)))]
+async fn get_levels(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Level>>> {
+    auth.require(Permission::SettingsRead)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let l = levels::list(&mut tx).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(l))
+}
+
+/// Replaces the level table; members are re-levelled at once (changes recorded).
+/// Needs `settings_write`.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = Vec<Level>,
+    responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_levels(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<Vec<Level>>,
+) -> ApiResult<Json<Vec<Level>>> {
+    auth.require(Permission::SettingsWrite)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let l = levels::replace(&mut tx, &body).await?;
+    audit::record(
+        &mut tx,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "levels.replace",
+        "",
+        serde_json::to_value(&l).unwrap_or_default(),
+    )
+    .await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(l))
+}
+
+/// The mall's currencies (L1). Needs `settings_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Currency>), (status = 403, body = ErrorBody)))]
+async fn list_currencies(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Currency>>> {
+    auth.require(Permission::SettingsRead)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let c = currencies::list(&mut tx).await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok(Json(c))
+}
+
+/// Adds a merchant-defined currency. Needs `settings_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = Currency,
+    responses((status = 201, body = Currency), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_currency(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<Currency>,
+) -> ApiResult<(StatusCode, Json<Currency>)> {
+    auth.require(Permission::SettingsWrite)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let c = currencies::create(&mut tx, &body).await?;
+    audit::record(
+        &mut tx,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "currency.create",
+        &c.code,
+        serde_json::json!({"name": c.name}),
+    )
+    .await?;
+    tx.commit().await.map_err(platform::Error::from)?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
