@@ -1,1 +1,13 @@
+//! Earn rules as sandboxed Rhai scripts (SPEC R2, R3, R7). No database here: a script is
+//! pure — (event, member, params) → effects — and the platform applies the effects.
 
+pub mod effects;
+pub mod input;
+pub mod limits;
+pub mod sandbox;
+pub mod testfile;
+
+pub use effects::Effect;
+pub use input::{EventInput, Input, LevelInput, MemberInput};
+pub use sandbox::{CompileError, RunError, Sandbox};
+pub use rhai::AST;
