@@ -22,7 +22,11 @@ macro_rules! migration {
 pub const CONTROL: &[Migration] = &[migration!("control", 1, "0001_directory")];
 
 /// Migrations of every tenant (merchant) schema.
-pub const TENANT: &[Migration] = &[migration!("tenant", 1, "0001_members"), migration!("tenant", 2, "0002_ledger")];
+pub const TENANT: &[Migration] = &[
+    migration!("tenant", 1, "0001_members"),
+    migration!("tenant", 2, "0002_ledger"),
+    migration!("tenant", 3, "0003_rules"),
+];
 
 #[cfg(test)]
 mod tests {

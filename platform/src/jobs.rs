@@ -8,13 +8,20 @@ use crate::db::Db;
 use crate::directory::{self, TenantStatus};
 use crate::error::Result;
 use crate::ledger::expiry::{self, JobReport};
+use crate::rules::cache::RuleCache;
+use crate::rules::pipeline;
 
 /// Advisory lock namespace of job runs (second key: tenant id).
 pub const LOCK_NS_JOBS: i32 = 0x504d_0003;
 
 /// Runs the jobs of every active tenant (or the one named) at `now`. Tenants another
 /// instance is working on are skipped.
-pub async fn run(db: &Db, only: Option<&str>, now: DateTime<Utc>) -> Result<Vec<(String, Result<JobReport>)>> {
+pub async fn run(
+    db: &Db,
+    rules: &RuleCache,
+    only: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Result<JobReport>)>> {
     let mut out = Vec::new();
     for t in directory::list(db.control()).await? {
         if only.is_some_and(|s| s != t.slug) || t.status != TenantStatus::Active {
@@ -31,7 +38,12 @@ pub async fn run(db: &Db, only: Option<&str>, now: DateTime<Utc>) -> Result<Vec<
         if !got {
             continue;
         }
-        let r = expiry::run_all(db, &t, now).await;
+        let r = match expiry::run_all(db, &t, now).await {
+            // Released points and level changes run through the rules (e.g. referral
+            // acceleration of a daily release).
+            Ok(report) => pipeline::drain_outbox(db, rules, &t).await.map(|_| report),
+            Err(e) => Err(e),
+        };
         sqlx::query("SELECT pg_advisory_unlock($1, $2)").bind(LOCK_NS_JOBS).bind(key).execute(&mut *lock_conn).await?;
         out.push((t.slug.clone(), r));
     }

@@ -15,6 +15,7 @@ pub mod members;
 pub mod migrate;
 pub mod notify;
 pub mod rbac;
+pub mod rules;
 pub mod sender;
 pub mod settings;
 pub mod staff;

@@ -20,6 +20,8 @@ pub const CHANNEL: &str = "pointsmall_control";
 pub enum Change {
     /// A tenant's directory row changed (status, settings).
     Tenant { slug: String },
+    /// A tenant's rules changed (a new version, parameters, order, enabled).
+    Rules { tenant_id: i64 },
 }
 
 /// Queues a notification, delivered when the surrounding transaction commits.

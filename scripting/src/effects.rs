@@ -48,7 +48,8 @@ fn i(v: INT) -> Dynamic {
 
 /// Registers the effect helpers (pure functions returning maps).
 pub fn register(engine: &mut Engine) {
-    engine.register_fn("award", |c: &str, a: INT| map("award", &[("currency", s(c)), ("amount", i(a)), ("memo", s(""))]));
+    engine
+        .register_fn("award", |c: &str, a: INT| map("award", &[("currency", s(c)), ("amount", i(a)), ("memo", s(""))]));
     engine.register_fn("award", |c: &str, a: INT, memo: &str| {
         map("award", &[("currency", s(c)), ("amount", i(a)), ("memo", s(memo))])
     });
@@ -67,7 +68,9 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("accelerate", |depth: INT, a: INT, memo: &str| {
         map("accelerate", &[("depth", i(depth)), ("amount", i(a)), ("memo", s(memo))])
     });
-    engine.register_fn("set_counter", |name: &str, value: INT| map("set_counter", &[("name", s(name)), ("value", i(value))]));
+    engine.register_fn("set_counter", |name: &str, value: INT| {
+        map("set_counter", &[("name", s(name)), ("value", i(value))])
+    });
     engine.register_fn("tag", |name: &str| map("tag", &[("name", s(name))]));
     engine.register_fn("deny", |reason: &str| map("deny", &[("reason", s(reason))]));
 }
@@ -110,7 +113,11 @@ pub fn from_result(value: Dynamic) -> Result<Vec<Effect>, RunError> {
 impl Effect {
     fn validate(&self) -> Result<(), String> {
         let amount = |a: i64| {
-            if (1..=limits::MAX_AMOUNT).contains(&a) { Ok(()) } else { Err(format!("amount {a} is not between 1 and {}", limits::MAX_AMOUNT)) }
+            if (1..=limits::MAX_AMOUNT).contains(&a) {
+                Ok(())
+            } else {
+                Err(format!("amount {a} is not between 1 and {}", limits::MAX_AMOUNT))
+            }
         };
         let name = |n: &str| {
             if !n.is_empty() && n.chars().count() <= limits::MAX_NAME_CHARS {
@@ -120,7 +127,11 @@ impl Effect {
             }
         };
         let memo = |m: &str| {
-            if m.chars().count() <= limits::MAX_MEMO_CHARS { Ok(()) } else { Err(format!("memo longer than {}", limits::MAX_MEMO_CHARS)) }
+            if m.chars().count() <= limits::MAX_MEMO_CHARS {
+                Ok(())
+            } else {
+                Err(format!("memo longer than {}", limits::MAX_MEMO_CHARS))
+            }
         };
         let depth = |d: i64, min: i64| {
             if (min..=limits::MAX_REFERRAL_DEPTH).contains(&d) {

@@ -9,5 +9,5 @@ pub mod testfile;
 
 pub use effects::Effect;
 pub use input::{EventInput, Input, LevelInput, MemberInput};
-pub use sandbox::{CompileError, RunError, Sandbox};
 pub use rhai::AST;
+pub use sandbox::{CompileError, RunError, Sandbox};

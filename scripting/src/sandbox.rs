@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, Map, OptimizationLevel, Scope, AST};
+use rhai::{AST, Dynamic, Engine, Map, OptimizationLevel, Scope};
 
 use crate::effects::{self, Effect};
 use crate::input::Input;

@@ -103,7 +103,8 @@ fn run_file(sandbox: &Sandbox, file: &Path, report: &mut Report) {
     };
     for case in tf.cases {
         report.cases += 1;
-        let input = Input { event: case.event, member: case.member, params: case.params.unwrap_or_else(|| tf.params.clone()) };
+        let input =
+            Input { event: case.event, member: case.member, params: case.params.unwrap_or_else(|| tf.params.clone()) };
         let got = sandbox.run(&ast, &input);
         let name = &case.name;
         match (&case.expect, &case.expect_error, got) {
@@ -115,7 +116,9 @@ fn run_file(sandbox: &Sandbox, file: &Path, report: &mut Report) {
             )),
             (Some(_), None, Err(e)) => report.failures.push(format!("{at} / {name}: failed: {e}")),
             (None, Some(want), Err(e)) if e.message.contains(want.as_str()) || e.kind == want.as_str() => {}
-            (None, Some(want), Err(e)) => report.failures.push(format!("{at} / {name}: expected an error with {want:?}, got {e}")),
+            (None, Some(want), Err(e)) => {
+                report.failures.push(format!("{at} / {name}: expected an error with {want:?}, got {e}"))
+            }
             (None, Some(want), Ok(effects)) => report.failures.push(format!(
                 "{at} / {name}: expected an error with {want:?}, got effects {}",
                 serde_json::to_string(&effects).unwrap_or_default()

@@ -32,11 +32,19 @@ fn every_hostile_script_fails_with_its_own_reason() {
         ("deep recursion", "fn f(n) { f(n + 1) } f(0)".into(), &["limit"]),
         ("string bomb", "let s = \"xxxxxxxx\"; loop { s += s; }".into(), &["limit"]),
         ("array bomb", "let a = []; loop { a.push(1); }".into(), &["limit"]),
-        ("map bomb", "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }".into(), &["limit", "too_many_operations", "timeout"]),
+        (
+            "map bomb",
+            "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }".into(),
+            &["limit", "too_many_operations", "timeout"],
+        ),
         ("thousands of variables", many_vars, &["limit", "compile"]),
         ("eval", "eval(\"1 + 1\")".into(), &["compile"]),
         ("import", "import \"os\" as os; 1".into(), &["compile"]),
-        ("huge result", "let a = []; for i in 0..900 { a.push(award(\"points\", 1)); } a".into(), &["bad_effects", "limit"]),
+        (
+            "huge result",
+            "let a = []; for i in 0..900 { a.push(award(\"points\", 1)); } a".into(),
+            &["bad_effects", "limit"],
+        ),
         ("too many effects", "let a = []; for i in 0..60 { a.push(tag(\"t\")); } a".into(), &["bad_effects"]),
         ("integer overflow", "let x = 9223372036854775807; x + 1".into(), &["script_error"]),
         ("division by zero", "let z = 0; 10 / z".into(), &["script_error"]),
@@ -107,7 +115,10 @@ fn scripts_read_event_member_and_params() {
     i.member.level.benefits = serde_json::json!({"earn_multiplier": 1.5});
     i.member.lifetime = 3;
     let effects = sb.run(&ast, &i).unwrap();
-    assert_eq!(effects[0], Effect::Award { currency: "points".into(), amount: 192, memo: "purchase".into(), expires_in_days: None });
+    assert_eq!(
+        effects[0],
+        Effect::Award { currency: "points".into(), amount: 192, memo: "purchase".into(), expires_in_days: None }
+    );
     assert_eq!(effects[1], Effect::Tag { name: "buyer".into() });
     assert_eq!(effects[2], Effect::SetCounter { name: "orders".into(), value: 3 });
 }

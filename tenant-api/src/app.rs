@@ -39,6 +39,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::points_member::router())
         .merge(routes::points_staff::router())
         .merge(routes::points_partner::router())
+        .merge(routes::rules_staff::router())
+        .merge(routes::events::router())
         .split_for_parts()
 }
 

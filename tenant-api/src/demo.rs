@@ -84,9 +84,10 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
     use platform::ledger::{Reason, Source, SourceKind};
     let now = chrono::Utc::now();
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM members WHERE id NOT IN (SELECT member_id FROM accounts) ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM members WHERE id NOT IN (SELECT member_id FROM accounts) ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
     let source = Source::new(SourceKind::System, "system:demo").memo("welcome points (demo)");
     for (i, id) in ids.into_iter().enumerate() {
         let i = i as i64;
@@ -95,7 +96,13 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
         post::credit(&mut tx, id, "points", &[soon, later], Reason::Earn, &source, now).await?;
         let exp = LotPart { amount: [300, 1500, 6000][(i % 3) as usize], expires_at: None };
         post::credit(&mut tx, id, "exp", &[exp], Reason::Earn, &source, now).await?;
-        let gift = NewLockGrant { member_id: id, currency: "points".into(), total: 600, per_day: 20, memo: "gift (demo)".into() };
+        let gift = NewLockGrant {
+            member_id: id,
+            currency: "points".into(),
+            total: 600,
+            per_day: 20,
+            memo: "gift (demo)".into(),
+        };
         locks::grant(&mut tx, &gift, &source, now).await?;
     }
     tx.commit().await?;

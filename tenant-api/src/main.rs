@@ -131,11 +131,11 @@ fn init_logging(format: Option<&str>, default_json: bool) {
 }
 
 /// Runs the ledger jobs of every tenant every `every`, for as long as the server runs.
-async fn run_jobs_forever(db: Db, every: Duration) {
+async fn run_jobs_forever(db: Db, rules: platform::rules::cache::RuleCache, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        match platform::jobs::run(&db, None, chrono::Utc::now()).await {
+        match platform::jobs::run(&db, &rules, None, chrono::Utc::now()).await {
             Ok(results) => {
                 for (slug, r) in results {
                     if let Err(e) = r {
@@ -194,7 +194,11 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             if jobs_interval_secs > 0 {
-                tokio::spawn(run_jobs_forever(state.db.clone(), Duration::from_secs(jobs_interval_secs)));
+                tokio::spawn(run_jobs_forever(
+                    state.db.clone(),
+                    state.rules.clone(),
+                    Duration::from_secs(jobs_interval_secs),
+                ));
             }
             let listener =
                 tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -310,7 +314,8 @@ async fn main() -> anyhow::Result<()> {
                 LedgerCommand::Jobs { tenant, now } => {
                     let now = now.unwrap_or_else(chrono::Utc::now);
                     let mut failed = 0;
-                    for (slug, r) in platform::jobs::run(&db, tenant.as_deref(), now).await? {
+                    let rules = platform::rules::cache::RuleCache::new(Arc::new(scripting::Sandbox::new()));
+                    for (slug, r) in platform::jobs::run(&db, &rules, tenant.as_deref(), now).await? {
                         match r {
                             Ok(r) => println!(
                                 "{slug}: released {} from {} grant(s), expired {} in {} account(s), {} hold(s) expired, {} reminder(s)",

@@ -8,6 +8,7 @@ use platform::auth::tokens::TokenKeys;
 use platform::db::Db;
 use platform::directory::Directory;
 use platform::notify::{self, Change, Handler};
+use platform::rules::cache::RuleCache;
 use platform::sender::RecordingSender;
 
 use crate::state::{AppState, Inner};
@@ -24,17 +25,23 @@ pub struct ServerConfig {
 }
 
 /// Evicts cached directory entries when another instance changes a tenant.
+/// Evicts cached directory entries and rule sets when another instance changes them.
 #[derive(Clone)]
-pub struct DirectoryEvictor(pub Directory);
+pub struct CacheEvictor {
+    pub directory: Directory,
+    pub rules: RuleCache,
+}
 
-impl Handler for DirectoryEvictor {
+impl Handler for CacheEvictor {
     async fn changed(&self, change: Change) {
         match change {
-            Change::Tenant { slug } => self.0.evict(&slug).await,
+            Change::Tenant { slug } => self.directory.evict(&slug).await,
+            Change::Rules { tenant_id } => self.rules.evict(tenant_id).await,
         }
     }
     fn reset(&self) {
-        self.0.evict_all();
+        self.directory.evict_all();
+        self.rules.evict_all();
     }
 }
 
@@ -54,11 +61,14 @@ pub async fn state_with(
 ) -> anyhow::Result<AppState> {
     let db = Db::connect(&cfg.database_url, &cfg.extra_clusters, cfg.db_max_connections).await?;
     let directory = Directory::new(db.control().clone());
-    notify::start(cfg.database_url.clone(), DirectoryEvictor(directory.clone())).await?;
+    let rules = RuleCache::new(Arc::new(scripting::Sandbox::new()));
+    notify::start(cfg.database_url.clone(), CacheEvictor { directory: directory.clone(), rules: rules.clone() })
+        .await?;
     Ok(AppState::new(Inner {
         sender: Arc::new(RecordingSender::new(db.control().clone())),
         tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,
         limiter,
+        rules,
         directory,
         db,
         metrics,

@@ -8,6 +8,7 @@ use platform::auth::rate_limit::LoginLimiter;
 use platform::auth::tokens::TokenKeys;
 use platform::db::Db;
 use platform::directory::Directory;
+use platform::rules::cache::RuleCache;
 use platform::sender::Sender;
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub sender: Arc<dyn Sender>,
     pub limiter: LoginLimiter,
+    /// Compiled rules per tenant, with the shared sandbox.
+    pub rules: RuleCache,
     pub metrics: Option<PrometheusHandle>,
 }
 

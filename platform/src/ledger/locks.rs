@@ -68,12 +68,14 @@ pub async fn grant(
     .await?)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn release_from(
     conn: &mut PgConnection,
     tenant: &Tenant,
     grant: &LockGrant,
     amount: i64,
     next_release_at: DateTime<Utc>,
+    accelerated: bool,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<i64> {
@@ -93,7 +95,7 @@ async fn release_from(
         .await?;
     sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ('points_released', $1, $2)")
         .bind(grant.member_id)
-        .bind(serde_json::json!({"grant_id": grant.id, "amount": amount, "currency": grant.currency, "entry_id": entry.id}))
+        .bind(serde_json::json!({"grant_id": grant.id, "amount": amount, "currency": grant.currency, "entry_id": entry.id, "accelerated": accelerated}))
         .execute(&mut *conn)
         .await?;
     Ok(amount)
@@ -129,7 +131,7 @@ pub async fn accelerate(
 ) -> Result<(LockGrant, i64)> {
     post::check_amount("amount", amount)?;
     let g = lock_grant(conn, id).await?;
-    let released = release_from(conn, tenant, &g, amount, g.next_release_at, source, now).await?;
+    let released = release_from(conn, tenant, &g, amount, g.next_release_at, true, source, now).await?;
     let g = lock_grant(conn, id).await?;
     Ok((g, released))
 }
@@ -160,7 +162,8 @@ pub async fn release_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
             let days = (now - g.next_release_at).num_days() + 1;
             let next = g.next_release_at + Duration::days(days);
             let source = Source::new(super::SourceKind::System, "system:release").reference(format!("grant:{}", g.id));
-            let n = release_from(&mut tx, tenant, &g, g.per_day.saturating_mul(days), next, &source, now).await?;
+            let n =
+                release_from(&mut tx, tenant, &g, g.per_day.saturating_mul(days), next, false, &source, now).await?;
             tx.commit().await?;
             grants += 1;
             total += n;
@@ -175,4 +178,12 @@ pub async fn list_for_member(conn: &mut PgConnection, member_id: i64) -> Result<
     .bind(member_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// The member's oldest grant that still has locked points, if any.
+pub async fn oldest_open(conn: &mut PgConnection, member_id: i64) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM lock_grants WHERE member_id = $1 AND released < total ORDER BY id LIMIT 1")
+        .bind(member_id)
+        .fetch_optional(conn)
+        .await?)
 }

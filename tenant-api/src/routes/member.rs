@@ -7,6 +7,7 @@ use platform::auth::codes::Purpose;
 use platform::auth::sessions::{self, Store};
 use platform::auth::tokens::TokenPair;
 use platform::members::{self, Member, Registration};
+use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -45,6 +46,27 @@ async fn register(
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
     let member = members::register(&state.db, &tenant, &body).await?;
     let tokens = tokens::member_pair(&state, &tenant, member.id).await?;
+    // Sign-up bonuses and invitation rewards run through the rules; their outcome is
+    // recorded with the events and never undoes the registration.
+    let mut events = vec![IncomingEvent {
+        id: format!("registered:{}", member.id),
+        kind: "registered".into(),
+        member_id: member.id,
+        occurred_at: None,
+        data: serde_json::json!({}),
+    }];
+    if let Some(inviter) = member.invited_by {
+        events.push(IncomingEvent {
+            id: format!("invited_registered:{}", member.id),
+            kind: "invited_registered".into(),
+            member_id: inviter,
+            occurred_at: None,
+            data: serde_json::json!({"invitee_id": member.id}),
+        });
+    }
+    if let Err(e) = pipeline::process(&state.db, &state.rules, &tenant, "system", &events).await {
+        tracing::error!(error = %e, member = member.id, "registration events failed");
+    }
     Ok((StatusCode::CREATED, Json(Registered { member, tokens })))
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP surface, one module per audience.
 
 pub mod alliance;
+pub mod events;
 pub mod health;
 pub mod member;
 pub mod partner;
@@ -8,6 +9,7 @@ pub mod platform_admin;
 pub mod points_member;
 pub mod points_partner;
 pub mod points_staff;
+pub mod rules_staff;
 pub mod staff;
 pub mod tokens;
 

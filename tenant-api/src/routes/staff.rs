@@ -111,6 +111,8 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
         MembersRead,
         MembersWrite,
         PointsAdjust,
+        RulesRead,
+        RulesWrite,
         OrdersRead,
         OrdersWrite,
         FinanceRead,

@@ -1,0 +1,118 @@
+//! Applies the effects of an event's rules inside the event's transaction. Every entry
+//! names the rule and version that produced it.
+
+use chrono::{DateTime, Duration, Utc};
+use scripting::{Effect, MemberInput};
+use sqlx::PgConnection;
+
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::ledger::locks::{self, NewLockGrant};
+use crate::ledger::post::{self, LotPart};
+use crate::ledger::{Reason, Source, SourceKind, currencies};
+
+/// Who produced the effects being applied.
+pub struct Producer<'a> {
+    pub rule_id: i64,
+    pub version: i32,
+    pub event_key: &'a str,
+}
+
+fn source(p: &Producer<'_>, memo: &str) -> Source {
+    let mut s = Source::new(SourceKind::Rule, format!("rule:{}", p.rule_id)).reference(p.event_key).memo(memo);
+    s.rule = Some((p.rule_id, p.version));
+    s
+}
+
+/// The member `depth` referral levels up (0 = the member).
+fn target(member: &MemberInput, depth: i64) -> Option<i64> {
+    if depth == 0 { Some(member.id) } else { member.referrers.get(usize::try_from(depth - 1).ok()?).copied() }
+}
+
+/// Applies one rule's effects. Effects aimed at a referrer who does not exist are skipped.
+pub async fn apply(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member: &MemberInput,
+    producer: &Producer<'_>,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for effect in effects {
+        match effect {
+            Effect::Award { currency, amount, memo, expires_in_days } => {
+                credit(conn, tenant, member.id, currency, *amount, *expires_in_days, &source(producer, memo), now)
+                    .await?;
+            }
+            Effect::AwardReferrer { depth, currency, amount, memo } => {
+                if let Some(to) = target(member, *depth) {
+                    credit(conn, tenant, to, currency, *amount, None, &source(producer, memo), now).await?;
+                }
+            }
+            Effect::Deduct { currency, amount, memo } => {
+                if !currencies::get(conn, currency).await?.spendable {
+                    return Err(Error::invalid_field("currency", format!("{currency} cannot be spent")));
+                }
+                post::debit(conn, member.id, currency, *amount, Reason::Spend, &source(producer, memo), now).await?;
+            }
+            Effect::Lock { currency, total, per_day, memo } => {
+                let g = NewLockGrant {
+                    member_id: member.id,
+                    currency: currency.clone(),
+                    total: *total,
+                    per_day: *per_day,
+                    memo: memo.clone(),
+                };
+                locks::grant(conn, &g, &source(producer, memo), now).await?;
+            }
+            Effect::Accelerate { depth, amount, memo } => {
+                if let Some(who) = target(member, *depth)
+                    && let Some(grant) = locks::oldest_open(conn, who).await?
+                {
+                    locks::accelerate(conn, tenant, grant, *amount, &source(producer, memo), now).await?;
+                }
+            }
+            Effect::SetCounter { name, value } => {
+                sqlx::query(
+                    "INSERT INTO member_counters (member_id, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (member_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                )
+                .bind(member.id)
+                .bind(name)
+                .bind(value)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Effect::Tag { name } => {
+                sqlx::query("INSERT INTO member_tags (member_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(member.id)
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Effect::Deny { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn credit(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    expires_in_days: Option<i64>,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let cur = currencies::get(conn, currency).await?;
+    let expires_at = match expires_in_days {
+        Some(d) => Some(now + Duration::days(d)),
+        None if cur.expires => tenant.settings.expiry.expires_at(now),
+        None => None,
+    };
+    post::credit(conn, member_id, currency, &[LotPart { amount, expires_at }], Reason::Earn, source, now).await?;
+    Ok(())
+}

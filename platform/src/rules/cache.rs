@@ -1,0 +1,99 @@
+//! Compiled rules per tenant, reloaded after any change (R6). Versions are immutable, so
+//! compiled scripts are cached by (tenant, rule, version); the per-tenant set of
+//! enabled rules is evicted by the `Rules` change notification on every instance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use moka::future::Cache;
+use scripting::{AST, Sandbox};
+use sqlx::PgConnection;
+
+use crate::error::{Error, Result};
+
+/// One enabled rule, ready to run.
+pub struct LoadedRule {
+    pub id: i64,
+    pub name: String,
+    pub event_type: String,
+    pub version: i32,
+    pub params: serde_json::Value,
+    pub ast: Arc<AST>,
+}
+
+/// A tenant's enabled rules in evaluation order.
+pub struct RuleSet {
+    pub rules: Vec<LoadedRule>,
+}
+
+impl RuleSet {
+    pub fn for_event<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a LoadedRule> + 'a {
+        self.rules.iter().filter(move |r| r.event_type == kind || r.event_type == "*")
+    }
+}
+
+#[derive(Clone)]
+pub struct RuleCache {
+    sets: Cache<i64, Arc<RuleSet>>,
+    asts: Cache<(i64, i64, i32), Arc<AST>>,
+    /// Bumped by every eviction; a set loaded across an eviction is not kept.
+    generation: Arc<AtomicU64>,
+    pub sandbox: Arc<Sandbox>,
+}
+
+impl RuleCache {
+    pub fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            sets: Cache::builder().max_capacity(20_000).build(),
+            asts: Cache::builder().max_capacity(100_000).build(),
+            generation: Arc::new(AtomicU64::new(0)),
+            sandbox,
+        }
+    }
+
+    /// The tenant's enabled rules (loading them with `conn`, the tenant's transaction).
+    pub async fn get(&self, conn: &mut PgConnection, tenant_id: i64) -> Result<Arc<RuleSet>> {
+        if let Some(set) = self.sets.get(&tenant_id).await {
+            return Ok(set);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let rows: Vec<(i64, String, String, i32, serde_json::Value, String)> = sqlx::query_as(
+            "SELECT r.id, r.name, r.event_type, r.current_version, r.params, v.script FROM rules r \
+             JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.current_version \
+             WHERE r.enabled ORDER BY r.position, r.id",
+        )
+        .fetch_all(conn)
+        .await?;
+        let mut rules = Vec::with_capacity(rows.len());
+        for (id, name, event_type, version, params, script) in rows {
+            let key = (tenant_id, id, version);
+            let ast = match self.asts.get(&key).await {
+                Some(a) => a,
+                None => {
+                    let ast = self.sandbox.compile(&script).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("stored rule {id} v{version} no longer compiles: {e}"))
+                    })?;
+                    let ast = Arc::new(ast);
+                    self.asts.insert(key, ast.clone()).await;
+                    ast
+                }
+            };
+            rules.push(LoadedRule { id, name, event_type, version, params, ast });
+        }
+        let set = Arc::new(RuleSet { rules });
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.sets.insert(tenant_id, set.clone()).await;
+        }
+        Ok(set)
+    }
+
+    pub async fn evict(&self, tenant_id: i64) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sets.invalidate(&tenant_id).await;
+    }
+
+    pub fn evict_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sets.invalidate_all();
+    }
+}

@@ -1,0 +1,60 @@
+//! Earn rules (SPEC R1-R7): the rule store (versions, parameters, order), the cache of
+//! compiled rules with hot reload, member context for scripts, and the event pipeline
+//! that runs the rules and applies their effects in one transaction.
+
+pub mod apply;
+pub mod cache;
+pub mod context;
+pub mod pipeline;
+pub mod store;
+
+/// Bounds of the rules engine around the sandbox (whose own bounds are in
+/// `scripting::limits`).
+pub mod bounds {
+    /// Rules per tenant.
+    pub const RULES_PER_TENANT_MAX: i64 = 200;
+    /// Bytes of a rule's parameters (JSON).
+    pub const PARAMS_BYTES_MAX: usize = 16 * 1024;
+    /// Bytes of an event's data (JSON).
+    pub const EVENT_DATA_BYTES_MAX: usize = 8 * 1024;
+    /// Events in one batch request.
+    pub const BATCH_EVENTS_MAX: usize = 100;
+    /// Internal events (level_changed, points_released) a chain of events may trigger.
+    pub const CASCADE_DEPTH_MAX: i32 = 3;
+    /// Wall time a rule may take, including waiting for a blocking thread.
+    pub const RULE_TIMEOUT_MS: u64 = 500;
+}
+
+/// Built-in event types (SPEC R1); any other `^[a-z][a-z0-9_]{0,63}$` is a custom type.
+pub const BUILT_IN_EVENTS: &[&str] = &[
+    "registered",
+    "logged_in",
+    "checked_in",
+    "read",
+    "favorited",
+    "commented",
+    "liked",
+    "shared",
+    "invited_registered",
+    "order_completed",
+    "purchase",
+    "profile_completed",
+    "review_posted",
+    "survey_completed",
+    "ad_viewed",
+    "points_released",
+    "level_changed",
+];
+
+/// Event types a member's own app may post (the rest come from partners' servers or
+/// from the platform itself).
+pub const MEMBER_EVENTS: &[&str] =
+    &["logged_in", "checked_in", "read", "favorited", "commented", "liked", "shared", "ad_viewed", "survey_completed"];
+
+pub fn event_type_is_valid(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}

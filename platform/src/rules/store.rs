@@ -1,0 +1,248 @@
+//! The rule store: create, new version (compiled and validated first), rollback,
+//! parameters, enable/disable, order. Every change is announced to all instances.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::bounds;
+use crate::error::{Error, Result, Validator};
+use crate::notify::{self, Change};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Rule {
+    pub id: i64,
+    pub name: String,
+    pub event_type: String,
+    pub enabled: bool,
+    pub position: i32,
+    pub current_version: i32,
+    pub params: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RuleVersion {
+    pub version: i32,
+    pub script: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    pub name: String,
+    /// Event type, or "*" for every event.
+    pub event_type: String,
+    pub script: String,
+    #[serde(default = "empty_object")]
+    pub params: serde_json::Value,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "hundred")]
+    pub position: i32,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn yes() -> bool {
+    true
+}
+fn hundred() -> i32 {
+    100
+}
+
+const COLUMNS: &str = "id, name, event_type, enabled, position, current_version, params, updated_at";
+
+/// Compiles a script, turning a compile error into a 422 naming line and column.
+pub fn check_script(sandbox: &scripting::Sandbox, script: &str) -> Result<()> {
+    sandbox.compile(script).map(|_| ()).map_err(|e| Error::Invalid {
+        code: "script_invalid",
+        message: format!("the script does not compile: {e}"),
+        fields: vec![crate::error::FieldError {
+            field: "script".into(),
+            message: format!("line {}, column {}: {}", e.line, e.column, e.message),
+        }],
+    })
+}
+
+fn check_params(params: &serde_json::Value) -> Result<()> {
+    Validator::new()
+        .check(params.is_object(), "params", "a JSON object")
+        .check(params.to_string().len() <= bounds::PARAMS_BYTES_MAX, "params", "at most 16 KiB")
+        .finish()
+}
+
+async fn announce(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
+    notify::publish(conn, &Change::Rules { tenant_id }).await
+}
+
+pub async fn create(
+    conn: &mut PgConnection,
+    sandbox: &scripting::Sandbox,
+    tenant_id: i64,
+    new: &NewRule,
+    actor: &str,
+) -> Result<Rule> {
+    Validator::new()
+        .check(!new.name.trim().is_empty() && new.name.chars().count() <= 100, "name", "1 to 100 characters")
+        .check(
+            new.event_type == "*" || super::event_type_is_valid(&new.event_type),
+            "event_type",
+            "a-z, 0-9 and _, or *",
+        )
+        .check((0..=10_000).contains(&new.position), "position", "0 to 10000")
+        .finish()?;
+    check_params(&new.params)?;
+    check_script(sandbox, &new.script)?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut *conn).await?;
+    if count >= bounds::RULES_PER_TENANT_MAX {
+        return Err(Error::conflict("too_many_rules", "delete or reuse a rule first"));
+    }
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rules (name, event_type, enabled, position, current_version, params) VALUES ($1, $2, $3, $4, 1, $5) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(new.name.trim())
+    .bind(&new.event_type)
+    .bind(new.enabled)
+    .bind(new.position)
+    .bind(&new.params)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| crate::error::on_unique(e, "rules_name_key", Error::conflict("rule_exists", "a rule with this name exists")))?;
+    sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, 1, $2, $3)")
+        .bind(rule.id)
+        .bind(&new.script)
+        .bind(actor)
+        .execute(&mut *conn)
+        .await?;
+    announce(conn, tenant_id).await?;
+    Ok(rule)
+}
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Rule>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rules ORDER BY position, id")))
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Rule> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rules WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))
+}
+
+pub async fn versions(conn: &mut PgConnection, id: i64) -> Result<Vec<RuleVersion>> {
+    Ok(sqlx::query_as(
+        "SELECT version, script, created_by, created_at FROM rule_versions WHERE rule_id = $1 ORDER BY version DESC",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Saves a new version of the script (compiled first) and makes it current.
+pub async fn new_version(
+    conn: &mut PgConnection,
+    sandbox: &scripting::Sandbox,
+    tenant_id: i64,
+    id: i64,
+    script: &str,
+    actor: &str,
+) -> Result<Rule> {
+    check_script(sandbox, script)?;
+    let version: i32 = sqlx::query_scalar("SELECT current_version FROM rules WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
+    let next: i32 = sqlx::query_scalar("SELECT max(version) + 1 FROM rule_versions WHERE rule_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or(version + 1);
+    sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(next)
+        .bind(script)
+        .bind(actor)
+        .execute(&mut *conn)
+        .await?;
+    set_version(conn, tenant_id, id, next).await
+}
+
+/// Makes an earlier version current again (one action).
+pub async fn rollback(conn: &mut PgConnection, tenant_id: i64, id: i64, version: i32) -> Result<Rule> {
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT version FROM rule_versions WHERE rule_id = $1 AND version = $2")
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if exists.is_none() {
+        get(conn, id).await?;
+        return Err(Error::invalid_field("version", "this rule has no such version"));
+    }
+    set_version(conn, tenant_id, id, version).await
+}
+
+async fn set_version(conn: &mut PgConnection, tenant_id: i64, id: i64, version: i32) -> Result<Rule> {
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET current_version = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
+    announce(conn, tenant_id).await?;
+    Ok(rule)
+}
+
+/// Replaces the rule's parameters.
+pub async fn set_params(conn: &mut PgConnection, tenant_id: i64, id: i64, params: &serde_json::Value) -> Result<Rule> {
+    check_params(params)?;
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET params = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(params)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
+    announce(conn, tenant_id).await?;
+    Ok(rule)
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatch {
+    pub enabled: Option<bool>,
+    pub position: Option<i32>,
+}
+
+/// Enables, disables or moves a rule.
+pub async fn patch(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &RulePatch) -> Result<Rule> {
+    if let Some(pos) = p.position
+        && !(0..=10_000).contains(&pos)
+    {
+        return Err(Error::invalid_field("position", "0 to 10000"));
+    }
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET enabled = coalesce($2, enabled), position = coalesce($3, position), updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(p.enabled)
+    .bind(p.position)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
+    announce(conn, tenant_id).await?;
+    Ok(rule)
+}
