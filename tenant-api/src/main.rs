@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Earn rules: run rule test files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Ledger operations: verification and jobs.
     Ledger {
         #[command(subcommand)]
@@ -70,6 +75,12 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run every `*.test.json` under DIR against its rule, in the sandbox (no database).
+    Test { dir: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +141,20 @@ fn init_logging(format: Option<&str>, default_json: bool) {
     }
 }
 
+fn rules_test(dir: &std::path::Path) -> anyhow::Result<()> {
+    let sandbox = scripting::Sandbox::new();
+    let report = scripting::testfile::run_dir(&sandbox, dir).with_context(|| format!("reading {}", dir.display()))?;
+    for f in &report.failures {
+        eprintln!("FAIL {f}");
+    }
+    anyhow::ensure!(report.files > 0, "no *.test.json files under {}", dir.display());
+    let failed = report.failures.len();
+    println!("rule tests: {} file(s), {} case(s)", report.files, report.cases);
+    println!("{} passed, {failed} failed", report.cases.saturating_sub(failed));
+    anyhow::ensure!(failed == 0, "{failed} rule test(s) failed");
+    Ok(())
+}
+
 /// Runs the ledger jobs of every tenant every `every`, for as long as the server runs.
 async fn run_jobs_forever(db: Db, rules: platform::rules::cache::RuleCache, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -155,6 +180,10 @@ async fn main() -> anyhow::Result<()> {
         dotenvy::from_path(&path).with_context(|| format!("reading POINTSMALL_CONFIG file {path}"))?;
     }
     let cli = Cli::parse();
+    // Rule tests need no database.
+    if let Command::Rules { command: RulesCommand::Test { dir } } = &cli.command {
+        return rules_test(dir);
+    }
     let is_serve = matches!(cli.command, Command::Serve { .. });
     init_logging(cli.log_format.as_deref(), is_serve);
     let url = cli
@@ -337,6 +366,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Rules { .. } => unreachable!("handled before connecting"),
         Command::Demo { base_url } => {
             let db = Db::connect(&url, &[], 4).await?;
             let s = migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None).await?;

@@ -11,4 +11,5 @@ mod members_auth;
 mod migrate;
 mod ops;
 mod provisioning;
+mod rules;
 mod staff_rbac;
