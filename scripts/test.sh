@@ -29,6 +29,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "building the server"
 cargo build --quiet -p tenant-api --bin pointsmall
 
+step "rule library test files (examples/rules)"
+target/debug/pointsmall rules test examples/rules
+
 step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
 
