@@ -29,8 +29,9 @@ async function api(method, path, body, retry = true) {
     signOut(); throw new Error("your session has ended; sign in again");
   }
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new Error(data?.error?.message || res.statusText);
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
   return data;
 }
 
@@ -73,6 +74,7 @@ const tabs = {
       try {
         const k = await api("POST", "/api-keys", { name: f.get("name"), scopes: String(f.get("scopes")).split(/\s+/).filter(Boolean) });
         await tabs.keys(el);
+        $("app-error").textContent = "";
         $("key-secret").innerHTML = `<p>Copy this key now; it will not be shown again:</p><p class="secret">${esc(k.secret)}</p>`;
       } catch (e) { $("app-error").textContent = e.message; }
     };
@@ -102,6 +104,10 @@ function signOut() {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: s.refresh_token }),
   });
   session.clear();
+  // Nothing of the previous user stays in the page.
+  document.querySelectorAll(".tab").forEach((t) => (t.innerHTML = ""));
+  $("app-error").textContent = "";
+  $("login-password").value = "";
   signedIn(false);
 }
 
@@ -116,6 +122,7 @@ $("login-form").onsubmit = async (ev) => {
   const data = await res.json().catch(() => null);
   if (!res.ok) { $("login-error").textContent = data?.error?.message || "sign-in failed"; return; }
   session.set({ ...data, tenant });
+  $("login-password").value = "";
   signedIn(true);
   show("overview");
 };

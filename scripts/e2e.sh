@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# End-to-end test of the merchant portal in headless Chromium (Playwright).
+#
+#   export DATABASE_URL=$(scripts/pg.sh test 55433)
+#   POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
+#
+# Installs what is missing (Debian's chromium via apt-get, the test's npm packages via
+# `npm ci`), seeds the demo data set (idempotent), starts the server on a free port with
+# a random JWT secret, runs `node --test admin-portal/e2e/` against it and always stops
+# the server. Exits with the tests' status.
+#
+# Optional: E2E_PORT (first port to try, default 18080), CHROMIUM_PATH
+# (default /usr/bin/chromium). Server log and screenshots: target/portal-e2e/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+e2e="$root/admin-portal/e2e"
+out="$root/target/portal-e2e"
+
+log() { echo "[e2e] $*" >&2; }
+
+: "${DATABASE_URL:?set DATABASE_URL, e.g. export DATABASE_URL=\$(scripts/pg.sh test 55433)}"
+: "${POINTSMALL_BIN:?set POINTSMALL_BIN to the built server binary, e.g. target/debug/pointsmall}"
+bin=$(realpath -e -- "$POINTSMALL_BIN" 2>/dev/null) || { log "POINTSMALL_BIN=$POINTSMALL_BIN does not exist"; exit 2; }
+[ -x "$bin" ] || { log "$bin is not executable"; exit 2; }
+command -v node >/dev/null || { log "node is not installed"; exit 2; }
+command -v curl >/dev/null || { log "curl is not installed"; exit 2; }
+
+# --- what the browser needs ---------------------------------------------------------
+export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+if [ ! -x "$CHROMIUM_PATH" ]; then
+  log "installing chromium with apt-get"
+  apt_install chromium
+  [ -x "$CHROMIUM_PATH" ] || { log "chromium install failed"; exit 2; }
+fi
+# The portal is in Chinese: without a CJK font the screenshots show empty boxes. The
+# assertions do not depend on it, so failing to install one is not fatal.
+if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+  log "installing a CJK font for readable screenshots"
+  apt_install fonts-wqy-zenhei || log "could not install fonts-wqy-zenhei; screenshots will lack CJK glyphs"
+fi
+if [ ! -d "$e2e/node_modules/playwright-core" ]; then
+  log "installing test dependencies (npm ci)"
+  (cd "$e2e" && npm ci --no-audit --no-fund >&2)
+fi
+
+# --- the server ---------------------------------------------------------------------
+mkdir -p "$out"
+server_log="$out/server.log"
+
+log "seeding the demo data set"
+"$bin" demo >/dev/null
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=${E2E_PORT:-18080}
+for _ in $(seq 1 50); do
+  port_busy "$port" || break
+  port=$((port + 1))
+done
+port_busy "$port" && { log "no free port found from ${E2E_PORT:-18080}"; exit 2; }
+base="http://127.0.0.1:$port"
+
+secret=$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n')
+server_pid=
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "starting the server on $base (log: $server_log)"
+POINTSMALL_JWT_SECRET="$secret" "$bin" serve --listen "127.0.0.1:$port" >"$server_log" 2>&1 &
+server_pid=$!
+unset secret
+
+deadline=$((SECONDS + 30))
+until curl -fsS --max-time 2 "$base/healthz" 2>/dev/null | grep -q '"ok"'; do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    log "the server exited before it was healthy; its log:"; tail -n 40 "$server_log" >&2; exit 1
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    log "the server was not healthy within 30 s; its log:"; tail -n 40 "$server_log" >&2; exit 1
+  fi
+  sleep 0.2
+done
+log "server is up"
+
+# --- the tests ----------------------------------------------------------------------
+log "running the tests; screenshots go to $out"
+status=0
+PORTAL_BASE_URL="$base" PORTAL_SCREENSHOT_DIR="$out" node --test "$e2e/" || status=$?
+if [ "$status" -ne 0 ]; then
+  log "tests failed (status $status); last lines of the server log:"
+  tail -n 20 "$server_log" >&2
+fi
+exit "$status"
