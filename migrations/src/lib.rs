@@ -26,6 +26,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 1, "0001_members"),
     migration!("tenant", 2, "0002_ledger"),
     migration!("tenant", 3, "0003_rules"),
+    migration!("tenant", 4, "0004_mall"),
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod levels;
 pub mod limits;
+pub mod mall;
 pub mod members;
 pub mod migrate;
 pub mod notify;

@@ -22,6 +22,8 @@ pub enum Change {
     Tenant { slug: String },
     /// A tenant's rules changed (a new version, parameters, order, enabled).
     Rules { tenant_id: i64 },
+    /// A tenant's catalog changed (products, categories, prices, stock set by staff).
+    Catalog { tenant_id: i64 },
 }
 
 /// Queues a notification, delivered when the surrounding transaction commits.

@@ -62,9 +62,14 @@ impl Role {
         match self {
             Self::Owner => true,
             Self::Operator => !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead),
-            Self::Finance => matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | OrdersRead),
+            Self::Finance => {
+                matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | CatalogRead | OrdersRead)
+            }
             Self::CustomerService => {
-                matches!(p, SettingsRead | MembersRead | MembersWrite | PointsAdjust | OrdersRead | OrdersWrite)
+                matches!(
+                    p,
+                    SettingsRead | MembersRead | MembersWrite | PointsAdjust | CatalogRead | OrdersRead | OrdersWrite
+                )
             }
             Self::Auditor => p.is_read(),
             Self::PlatformAdmin | Self::AllianceAdmin => false,
@@ -88,6 +93,8 @@ pub enum Permission {
     PointsAdjust,
     RulesRead,
     RulesWrite,
+    CatalogRead,
+    CatalogWrite,
     OrdersRead,
     OrdersWrite,
     FinanceRead,
@@ -108,6 +115,8 @@ impl Permission {
             Self::PointsAdjust => "points_adjust",
             Self::RulesRead => "rules_read",
             Self::RulesWrite => "rules_write",
+            Self::CatalogRead => "catalog_read",
+            Self::CatalogWrite => "catalog_write",
             Self::OrdersRead => "orders_read",
             Self::OrdersWrite => "orders_write",
             Self::FinanceRead => "finance_read",

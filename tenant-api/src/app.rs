@@ -41,6 +41,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::points_partner::router())
         .merge(routes::rules_staff::router())
         .merge(routes::events::router())
+        .merge(routes::mall_member::router())
+        .merge(routes::mall_staff::router())
+        .merge(routes::mall_partner::router())
         .split_for_parts()
 }
 

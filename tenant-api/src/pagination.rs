@@ -29,6 +29,36 @@ impl PageQuery {
     }
 }
 
+impl PageQuery {
+    /// (offset, limit) for lists not ordered by id (the cursor carries an offset).
+    pub fn offset_bounds(&self) -> Result<(i64, i64), Error> {
+        let limit = self.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+        if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+            return Err(Error::invalid_field("limit", format!("between 1 and {PAGE_LIMIT_MAX}")));
+        }
+        let offset = match &self.cursor {
+            None => 0,
+            Some(c) => URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<i64>().ok()))
+                .filter(|n| (0..=100_000).contains(n))
+                .ok_or_else(|| Error::invalid_field("cursor", "not a cursor from this API"))?,
+        };
+        Ok((offset, limit))
+    }
+}
+
+impl<T> Page<T> {
+    /// A page of an offset-ordered list.
+    pub fn at_offset(items: Vec<T>, offset: i64, limit: i64) -> Self {
+        let next_cursor =
+            (items.len() as i64 == limit).then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset + limit)));
+        Self { items, next_cursor }
+    }
+}
+
 fn decode(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     std::str::from_utf8(&bytes).ok()?.strip_prefix("before:")?.parse().ok()

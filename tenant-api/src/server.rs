@@ -7,6 +7,7 @@ use platform::auth::rate_limit::LoginLimiter;
 use platform::auth::tokens::TokenKeys;
 use platform::db::Db;
 use platform::directory::Directory;
+use platform::mall::browse::CatalogCache;
 use platform::notify::{self, Change, Handler};
 use platform::rules::cache::RuleCache;
 use platform::sender::RecordingSender;
@@ -30,6 +31,7 @@ pub struct ServerConfig {
 pub struct CacheEvictor {
     pub directory: Directory,
     pub rules: RuleCache,
+    pub catalog: CatalogCache,
 }
 
 impl Handler for CacheEvictor {
@@ -37,11 +39,13 @@ impl Handler for CacheEvictor {
         match change {
             Change::Tenant { slug } => self.directory.evict(&slug).await,
             Change::Rules { tenant_id } => self.rules.evict(tenant_id).await,
+            Change::Catalog { tenant_id } => self.catalog.evict(tenant_id),
         }
     }
     fn reset(&self) {
         self.directory.evict_all();
         self.rules.evict_all();
+        self.catalog.evict_all();
     }
 }
 
@@ -62,13 +66,15 @@ pub async fn state_with(
     let db = Db::connect(&cfg.database_url, &cfg.extra_clusters, cfg.db_max_connections).await?;
     let directory = Directory::new(db.control().clone());
     let rules = RuleCache::new(Arc::new(scripting::Sandbox::new()));
-    notify::start(cfg.database_url.clone(), CacheEvictor { directory: directory.clone(), rules: rules.clone() })
-        .await?;
+    let catalog = CatalogCache::default();
+    let evictor = CacheEvictor { directory: directory.clone(), rules: rules.clone(), catalog: catalog.clone() };
+    notify::start(cfg.database_url.clone(), evictor).await?;
     Ok(AppState::new(Inner {
         sender: Arc::new(RecordingSender::new(db.control().clone())),
         tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,
         limiter,
         rules,
+        catalog,
         directory,
         db,
         metrics,

@@ -8,6 +8,7 @@ use platform::auth::rate_limit::LoginLimiter;
 use platform::auth::tokens::TokenKeys;
 use platform::db::Db;
 use platform::directory::Directory;
+use platform::mall::browse::CatalogCache;
 use platform::rules::cache::RuleCache;
 use platform::sender::Sender;
 
@@ -22,6 +23,8 @@ pub struct Inner {
     pub limiter: LoginLimiter,
     /// Compiled rules per tenant, with the shared sandbox.
     pub rules: RuleCache,
+    /// Cached catalog answers for members.
+    pub catalog: CatalogCache,
     pub metrics: Option<PrometheusHandle>,
 }
 

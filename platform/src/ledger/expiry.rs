@@ -1,4 +1,5 @@
-//! The ledger's jobs, run in a fixed order (release → expire → holds → reminders), each
+//! The ledger's jobs, run in a fixed order (unpaid orders → release → expire → holds →
+//! reminders), each
 //! in bounded batches, each account in its own short transaction. `now` is a parameter
 //! so tests (and operators replaying a missed night) control the clock.
 
@@ -13,6 +14,7 @@ use crate::error::Result;
 /// What one run did.
 #[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobReport {
+    pub timed_out_orders: u64,
     pub released_grants: u64,
     pub released_amount: i64,
     pub expired_accounts: u64,
@@ -23,7 +25,11 @@ pub struct JobReport {
 
 /// Runs every ledger job for one tenant at `now`.
 pub async fn run_all(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
-    let mut report = JobReport::default();
+    // Unpaid orders first: they release their holds themselves.
+    let mut report = JobReport {
+        timed_out_orders: crate::mall::orders::timeout_due(db, tenant, now).await?,
+        ..JobReport::default()
+    };
     let (n, amount) = locks::release_due(db, tenant, now).await?;
     report.released_grants = n;
     report.released_amount = amount;

@@ -3,6 +3,9 @@
 pub mod alliance;
 pub mod events;
 pub mod health;
+pub mod mall_member;
+pub mod mall_partner;
+pub mod mall_staff;
 pub mod member;
 pub mod partner;
 pub mod platform_admin;

@@ -113,6 +113,8 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
         PointsAdjust,
         RulesRead,
         RulesWrite,
+        CatalogRead,
+        CatalogWrite,
         OrdersRead,
         OrdersWrite,
         FinanceRead,

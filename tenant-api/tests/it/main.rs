@@ -7,6 +7,7 @@ mod isolation;
 mod jwt;
 mod ledger_flows;
 mod ledger_proof;
+mod mall;
 mod members_auth;
 mod migrate;
 mod ops;

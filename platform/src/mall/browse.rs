@@ -1,0 +1,238 @@
+//! What members browse (SPEC C3): listed, approved products in their window, filtered,
+//! sorted, searched and paged; product detail. Reads are cached per tenant; staff
+//! changes bump the tenant's cache generation on every instance (via NOTIFY), and
+//! entries live at most a few seconds, so stock shown in lists lags redemptions by at
+//! most that (redemption itself always checks stock in the database).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::catalog::{COLUMNS, Product};
+use crate::error::{Error, Result};
+
+/// Seconds a cached page or product is served before being read again.
+pub const CACHE_TTL_SECS: u64 = 5;
+/// Longest search keyword.
+pub const QUERY_MAX_CHARS: usize = 50;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct BrowseQuery {
+    pub category_id: Option<i64>,
+    pub tag: Option<String>,
+    /// physical, virtual, coupon or service.
+    pub kind: Option<String>,
+    /// Current points price at least / at most.
+    pub min_points: Option<i64>,
+    pub max_points: Option<i64>,
+    /// Keyword in the name, brand or description.
+    pub q: Option<String>,
+    /// newest (default), popular, points_asc, points_desc.
+    pub sort: Option<String>,
+}
+
+/// A product as a list shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProductCard {
+    pub id: i64,
+    pub name: String,
+    pub brand: String,
+    pub kind: String,
+    pub category_id: Option<i64>,
+    pub tags: Vec<String>,
+    /// The price now (a special price inside its window).
+    pub points_price: i64,
+    /// The regular price.
+    pub regular_points_price: i64,
+    pub cash_price_fen: i64,
+    pub on_special: bool,
+    pub image: Option<String>,
+    pub stock: i64,
+    pub redeemed_count: i64,
+    pub min_level_threshold: i64,
+}
+
+const PRICE: &str = "CASE WHEN special_points_price IS NOT NULL AND special_starts_at <= $1 AND $1 < special_ends_at \
+                     THEN special_points_price ELSE points_price END";
+const VISIBLE: &str = "status = 'listed' AND review_state = 'approved' AND (starts_at IS NULL OR starts_at <= $1) \
+                       AND (ends_at IS NULL OR ends_at > $1)";
+
+impl BrowseQuery {
+    fn check(&self) -> Result<()> {
+        let mut v = crate::error::Validator::new();
+        v.check(self.q.as_ref().is_none_or(|q| q.chars().count() <= QUERY_MAX_CHARS), "q", "at most 50 characters");
+        v.check(
+            self.sort.as_ref().is_none_or(|s| ["newest", "popular", "points_asc", "points_desc"].contains(&s.as_str())),
+            "sort",
+            "newest, popular, points_asc or points_desc",
+        );
+        v.check(
+            self.kind.as_ref().is_none_or(|k| ["physical", "virtual", "coupon", "service"].contains(&k.as_str())),
+            "kind",
+            "physical, virtual, coupon or service",
+        );
+        v.finish()
+    }
+
+    /// A stable cache key of the query.
+    fn key(&self, offset: i64, limit: i64) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{offset}|{limit}",
+            self.category_id, self.tag, self.kind, self.min_points, self.max_points, self.q, self.sort
+        )
+    }
+}
+
+/// One page of products; `offset` and `limit` come from the cursor.
+pub async fn list(
+    conn: &mut PgConnection,
+    q: &BrowseQuery,
+    offset: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<ProductCard>> {
+    q.check()?;
+    let order = match q.sort.as_deref() {
+        Some("popular") => "redeemed_count DESC, id DESC",
+        Some("points_asc") => "price ASC, id DESC",
+        Some("points_desc") => "price DESC, id DESC",
+        _ => "created_at DESC, id DESC",
+    };
+    // Escape LIKE wildcards in the keyword.
+    let pattern =
+        q.q.as_ref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, name, brand, kind, category_id, tags, price, regular_points_price, cash_price_fen, on_special, image, \
+                stock, redeemed_count, min_level_threshold \
+         FROM (SELECT id, name, brand, kind, category_id, tags, {PRICE} AS price, points_price AS regular_points_price, \
+                cash_price_fen, ({PRICE}) <> points_price AS on_special, images[1] AS image, stock, redeemed_count, \
+                min_level_threshold, created_at, sort_order \
+            FROM products WHERE {VISIBLE} \
+              AND ($2::bigint IS NULL OR category_id = $2) AND ($3::text IS NULL OR $3 = ANY(tags)) \
+              AND ($4::text IS NULL OR kind = $4) \
+              AND ($5::text IS NULL OR name ILIKE $5 OR brand ILIKE $5 OR description ILIKE $5)) p \
+         WHERE ($6::bigint IS NULL OR price >= $6) AND ($7::bigint IS NULL OR price <= $7) \
+         ORDER BY sort_order DESC, {order} OFFSET $8 LIMIT $9"
+    )))
+    .bind(now)
+    .bind(q.category_id)
+    .bind(&q.tag)
+    .bind(&q.kind)
+    .bind(&pattern)
+    .bind(q.min_points)
+    .bind(q.max_points)
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row: CardRow| row.into())
+    .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct CardRow {
+    id: i64,
+    name: String,
+    brand: String,
+    kind: String,
+    category_id: Option<i64>,
+    tags: Vec<String>,
+    price: i64,
+    regular_points_price: i64,
+    cash_price_fen: i64,
+    on_special: bool,
+    image: Option<String>,
+    stock: i64,
+    redeemed_count: i64,
+    min_level_threshold: i64,
+}
+
+impl From<CardRow> for ProductCard {
+    fn from(r: CardRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            brand: r.brand,
+            kind: r.kind,
+            category_id: r.category_id,
+            tags: r.tags,
+            points_price: r.price,
+            regular_points_price: r.regular_points_price,
+            cash_price_fen: r.cash_price_fen,
+            on_special: r.on_special,
+            image: r.image,
+            stock: r.stock,
+            redeemed_count: r.redeemed_count,
+            min_level_threshold: r.min_level_threshold,
+        }
+    }
+}
+
+/// A product members can see, or 404.
+pub async fn detail(conn: &mut PgConnection, id: i64, now: DateTime<Utc>) -> Result<Product> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $2 AND {VISIBLE}")))
+        .bind(now)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("product_not_found", "no such product"))
+}
+
+/// Cached browse answers (already serialized), per tenant and generation.
+#[derive(Clone)]
+pub struct CatalogCache {
+    entries: Cache<(i64, u64, String), Arc<serde_json::Value>>,
+    generations: Arc<Mutex<HashMap<i64, u64>>>,
+}
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        Self {
+            entries: Cache::builder().max_capacity(50_000).time_to_live(Duration::from_secs(CACHE_TTL_SECS)).build(),
+            generations: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl CatalogCache {
+    fn generation(&self, tenant_id: i64) -> u64 {
+        self.generations.lock().map(|g| g.get(&tenant_id).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// The cache key of a page.
+    pub fn page_key(tenant_id: i64, q: &BrowseQuery, offset: i64, limit: i64) -> (i64, String) {
+        (tenant_id, q.key(offset, limit))
+    }
+
+    pub async fn get(&self, tenant_id: i64, key: &str) -> Option<Arc<serde_json::Value>> {
+        self.entries.get(&(tenant_id, self.generation(tenant_id), key.to_string())).await
+    }
+
+    pub async fn put(&self, tenant_id: i64, key: String, value: serde_json::Value) -> Arc<serde_json::Value> {
+        let v = Arc::new(value);
+        self.entries.insert((tenant_id, self.generation(tenant_id), key), v.clone()).await;
+        v
+    }
+
+    /// Makes every cached answer of the tenant unreachable.
+    pub fn evict(&self, tenant_id: i64) {
+        if let Ok(mut g) = self.generations.lock() {
+            *g.entry(tenant_id).or_insert(0) += 1;
+        }
+    }
+
+    pub fn evict_all(&self) {
+        if let Ok(mut g) = self.generations.lock() {
+            for v in g.values_mut() {
+                *v += 1;
+            }
+        }
+        self.entries.invalidate_all();
+    }
+}

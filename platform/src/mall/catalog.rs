@@ -1,0 +1,356 @@
+//! Products, categories, code pools and stock (SPEC C1-C4), staff side.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::error::{Error, Result, Validator};
+use crate::notify::{self, Change};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub brand: String,
+    pub spec: String,
+    pub model: String,
+    pub color: String,
+    pub description: String,
+    pub category_id: Option<i64>,
+    pub tags: Vec<String>,
+    /// physical, virtual, coupon or service.
+    pub kind: String,
+    pub currency: String,
+    pub points_price: i64,
+    pub cash_price_fen: i64,
+    pub special_points_price: Option<i64>,
+    pub special_starts_at: Option<DateTime<Utc>>,
+    pub special_ends_at: Option<DateTime<Utc>>,
+    pub stock: i64,
+    pub low_stock_threshold: i64,
+    pub redeemed_count: i64,
+    pub sort_order: i32,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// listed or delisted.
+    pub status: String,
+    /// pending or approved.
+    pub review_state: String,
+    pub per_member_limit: Option<i32>,
+    pub min_level_threshold: i64,
+    pub images: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const COLUMNS: &str = "id, name, brand, spec, model, color, description, category_id, tags, kind, currency, \
+    points_price, cash_price_fen, special_points_price, special_starts_at, special_ends_at, stock, low_stock_threshold, \
+    redeemed_count, sort_order, starts_at, ends_at, status, review_state, per_member_limit, min_level_threshold, images, \
+    created_at, updated_at";
+
+impl Product {
+    /// The points price in force at `now` (the special price inside its window).
+    pub fn price_at(&self, now: DateTime<Utc>) -> i64 {
+        match (self.special_points_price, self.special_starts_at, self.special_ends_at) {
+            (Some(p), Some(from), Some(to)) if from <= now && now < to => p,
+            _ => self.points_price,
+        }
+    }
+}
+
+/// Fields staff set on a product (create: all required ones; update: any).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub spec: Option<String>,
+    pub model: Option<String>,
+    pub color: Option<String>,
+    pub description: Option<String>,
+    pub category_id: Option<i64>,
+    pub tags: Option<Vec<String>>,
+    pub kind: Option<String>,
+    pub currency: Option<String>,
+    pub points_price: Option<i64>,
+    pub cash_price_fen: Option<i64>,
+    pub special_points_price: Option<i64>,
+    pub special_starts_at: Option<DateTime<Utc>>,
+    pub special_ends_at: Option<DateTime<Utc>>,
+    pub stock: Option<i64>,
+    pub low_stock_threshold: Option<i64>,
+    pub sort_order: Option<i32>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub status: Option<String>,
+    pub review_state: Option<String>,
+    pub per_member_limit: Option<i32>,
+    pub min_level_threshold: Option<i64>,
+    pub images: Option<Vec<String>>,
+}
+
+impl ProductInput {
+    fn validate(&self, creating: bool) -> Result<()> {
+        let mut v = Validator::new();
+        if creating {
+            v.check(self.name.is_some(), "name", "required");
+            v.check(self.kind.is_some(), "kind", "required");
+            v.check(
+                self.points_price.is_some() || self.cash_price_fen.is_some(),
+                "points_price",
+                "a price is required",
+            );
+        }
+        let len = |o: &Option<String>, max: usize| o.as_ref().is_none_or(|s| s.chars().count() <= max);
+        v.check(
+            self.name.as_ref().is_none_or(|n| !n.trim().is_empty() && n.chars().count() <= 200),
+            "name",
+            "1 to 200 characters",
+        );
+        v.check(len(&self.brand, 100), "brand", "at most 100 characters");
+        v.check(len(&self.spec, 200), "spec", "at most 200 characters");
+        v.check(len(&self.model, 100), "model", "at most 100 characters");
+        v.check(len(&self.color, 50), "color", "at most 50 characters");
+        v.check(len(&self.description, 20_000), "description", "at most 20000 characters");
+        v.check(
+            self.kind.as_ref().is_none_or(|k| ["physical", "virtual", "coupon", "service"].contains(&k.as_str())),
+            "kind",
+            "physical, virtual, coupon or service",
+        );
+        v.check(self.status.as_ref().is_none_or(|s| s == "listed" || s == "delisted"), "status", "listed or delisted");
+        v.check(
+            self.review_state.as_ref().is_none_or(|s| s == "pending" || s == "approved"),
+            "review_state",
+            "pending or approved",
+        );
+        let non_neg = |o: Option<i64>| o.is_none_or(|n| (0..=1_000_000_000_000).contains(&n));
+        v.check(non_neg(self.points_price), "points_price", "0 or more");
+        v.check(non_neg(self.cash_price_fen), "cash_price_fen", "0 or more");
+        v.check(non_neg(self.special_points_price), "special_points_price", "0 or more");
+        v.check(self.stock.is_none_or(|n| (0..=100_000_000).contains(&n)), "stock", "0 to 100000000");
+        v.check(non_neg(self.low_stock_threshold), "low_stock_threshold", "0 or more");
+        v.check(self.per_member_limit.is_none_or(|n| n > 0), "per_member_limit", "1 or more");
+        v.check(non_neg(self.min_level_threshold), "min_level_threshold", "0 or more");
+        v.check(
+            self.tags
+                .as_ref()
+                .is_none_or(|t| t.len() <= 20 && t.iter().all(|s| !s.is_empty() && s.chars().count() <= 30)),
+            "tags",
+            "at most 20 tags of 1 to 30 characters",
+        );
+        v.check(self.images.as_ref().is_none_or(|i| i.len() <= 10), "images", "at most 10");
+        v.check(
+            match (self.starts_at, self.ends_at) {
+                (Some(a), Some(b)) => b > a,
+                _ => true,
+            },
+            "ends_at",
+            "after starts_at",
+        );
+        v.finish()
+    }
+}
+
+async fn announce(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
+    notify::publish(conn, &Change::Catalog { tenant_id }).await
+}
+
+fn map_db(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            Error::invalid_field("category_id", "no such category or currency")
+        }
+        sqlx::Error::Database(d) if d.is_check_violation() => Error::invalid_field(
+            "points_price",
+            format!("the product breaks a rule: {}", d.constraint().unwrap_or("check")),
+        ),
+        _ => Error::Database(e),
+    }
+}
+
+pub async fn create(conn: &mut PgConnection, tenant_id: i64, p: &ProductInput) -> Result<Product> {
+    p.validate(true)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO products (name, kind, points_price, cash_price_fen) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(p.name.as_deref().unwrap_or_default().trim())
+    .bind(p.kind.as_deref().unwrap_or("physical"))
+    .bind(p.points_price.unwrap_or(0))
+    .bind(p.cash_price_fen.unwrap_or(0))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_db)?;
+    update(conn, tenant_id, id, p).await
+}
+
+/// Updates the given fields; an alert is raised when stock falls to its threshold.
+pub async fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &ProductInput) -> Result<Product> {
+    p.validate(false)?;
+    let product: Product = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE products SET name = coalesce($2, name), brand = coalesce($3, brand), spec = coalesce($4, spec), \
+           model = coalesce($5, model), color = coalesce($6, color), description = coalesce($7, description), \
+           category_id = coalesce($8, category_id), tags = coalesce($9, tags), kind = coalesce($10, kind), \
+           currency = coalesce($11, currency), points_price = coalesce($12, points_price), \
+           cash_price_fen = coalesce($13, cash_price_fen), special_points_price = coalesce($14, special_points_price), \
+           special_starts_at = coalesce($15, special_starts_at), special_ends_at = coalesce($16, special_ends_at), \
+           stock = coalesce($17, stock), low_stock_threshold = coalesce($18, low_stock_threshold), \
+           sort_order = coalesce($19, sort_order), starts_at = coalesce($20, starts_at), ends_at = coalesce($21, ends_at), \
+           status = coalesce($22, status), review_state = coalesce($23, review_state), \
+           per_member_limit = coalesce($24, per_member_limit), min_level_threshold = coalesce($25, min_level_threshold), \
+           images = coalesce($26, images), updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(p.name.as_deref().map(str::trim))
+    .bind(&p.brand)
+    .bind(&p.spec)
+    .bind(&p.model)
+    .bind(&p.color)
+    .bind(&p.description)
+    .bind(p.category_id)
+    .bind(&p.tags)
+    .bind(&p.kind)
+    .bind(&p.currency)
+    .bind(p.points_price)
+    .bind(p.cash_price_fen)
+    .bind(p.special_points_price)
+    .bind(p.special_starts_at)
+    .bind(p.special_ends_at)
+    .bind(p.stock)
+    .bind(p.low_stock_threshold)
+    .bind(p.sort_order)
+    .bind(p.starts_at)
+    .bind(p.ends_at)
+    .bind(&p.status)
+    .bind(&p.review_state)
+    .bind(p.per_member_limit)
+    .bind(p.min_level_threshold)
+    .bind(&p.images)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_db)?
+    .ok_or_else(|| Error::not_found("product_not_found", "no such product"))?;
+    if p.stock.is_some() || p.low_stock_threshold.is_some() {
+        check_low_stock(conn, product.id).await?;
+    }
+    announce(conn, tenant_id).await?;
+    Ok(product)
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Product> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("product_not_found", "no such product"))
+}
+
+/// All products, newest first (staff list).
+pub async fn list(conn: &mut PgConnection, before_id: Option<i64>, limit: i64) -> Result<Vec<Product>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM products WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+    )))
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Raises a low-stock alert when stock falls to the threshold (once per crossing), and
+/// re-arms it when stock goes back above.
+pub async fn check_low_stock(conn: &mut PgConnection, product_id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE products SET low_stock_alerted = false WHERE id = $1 AND low_stock_alerted AND stock > low_stock_threshold",
+    )
+    .bind(product_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "WITH hit AS (UPDATE products SET low_stock_alerted = true WHERE id = $1 AND low_stock_threshold > 0 \
+                      AND stock <= low_stock_threshold AND NOT low_stock_alerted RETURNING id, stock, low_stock_threshold) \
+         INSERT INTO stock_alerts (product_id, stock, threshold) SELECT id, stock, low_stock_threshold FROM hit",
+    )
+    .bind(product_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds codes to a virtual product's pool; its stock grows by the codes added.
+pub async fn add_codes(conn: &mut PgConnection, tenant_id: i64, id: i64, codes: &[String]) -> Result<Product> {
+    let mut v = Validator::new();
+    v.check(!codes.is_empty() && codes.len() <= 10_000, "codes", "1 to 10000 codes");
+    v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
+    v.finish()?;
+    let p = get(conn, id).await?;
+    if p.kind != "virtual" {
+        return Err(Error::invalid_field("codes", "only virtual products have a code pool"));
+    }
+    let trimmed: Vec<&str> = codes.iter().map(|c| c.trim()).collect();
+    let added = sqlx::query(
+        "INSERT INTO product_codes (product_id, code) SELECT $1, c FROM unnest($2::text[]) AS c ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&trimmed)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE products SET stock = stock + $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(added as i64)
+        .execute(&mut *conn)
+        .await?;
+    announce(conn, tenant_id).await?;
+    get(conn, id).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Category {
+    #[serde(default)]
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub position: i32,
+}
+
+pub async fn categories(conn: &mut PgConnection) -> Result<Vec<Category>> {
+    Ok(sqlx::query_as("SELECT id, name, position FROM categories ORDER BY position, id").fetch_all(conn).await?)
+}
+
+pub async fn create_category(conn: &mut PgConnection, tenant_id: i64, c: &Category) -> Result<Category> {
+    if c.name.trim().is_empty() || c.name.chars().count() > 50 {
+        return Err(Error::invalid_field("name", "1 to 50 characters"));
+    }
+    let out = sqlx::query_as("INSERT INTO categories (name, position) VALUES ($1, $2) RETURNING id, name, position")
+        .bind(c.name.trim())
+        .bind(c.position)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| {
+            crate::error::on_unique(
+                e,
+                "categories_name_key",
+                Error::conflict("category_exists", "a category with this name exists"),
+            )
+        })?;
+    announce(conn, tenant_id).await?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StockAlert {
+    pub id: i64,
+    pub product_id: i64,
+    pub stock: i64,
+    pub threshold: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn stock_alerts(conn: &mut PgConnection, limit: i64) -> Result<Vec<StockAlert>> {
+    Ok(sqlx::query_as(
+        "SELECT id, product_id, stock, threshold, created_at FROM stock_alerts ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,9 @@
+//! The mall (SPEC C, O): catalog, browsing, redemption, orders and their state machine,
+//! payment callbacks.
+
+pub mod browse;
+pub mod catalog;
+pub mod order_state;
+pub mod orders;
+pub mod payments;
+pub mod redeem;

@@ -1,0 +1,489 @@
+//! Orders (SPEC O3-O8): transitions with their side effects (points back to the original
+//! lots, stock restored, holds captured or voided, codes issued), shipping and tracking,
+//! history, reviews, timeouts, CSV export and shipping import.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::catalog::Product;
+use super::order_state::{self, Action, Status};
+use crate::db::Db;
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::ledger::holds;
+use crate::ledger::{Reason, Source, SourceKind, post};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Order {
+    pub id: i64,
+    pub order_no: String,
+    pub member_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub kind: String,
+    pub quantity: i32,
+    pub currency: String,
+    pub points_amount: i64,
+    pub cash_fen: i64,
+    pub status: String,
+    pub pay_deadline: Option<DateTime<Utc>>,
+    pub payment_ref: Option<String>,
+    pub address: Option<serde_json::Value>,
+    /// The code of a virtual good, once issued.
+    pub code: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_no: Option<String>,
+    /// Status updates pushed by the logistics system: [{"status", "description", "at"}].
+    pub tracking: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const COLUMNS: &str = "id, order_no, member_id, product_id, product_name, kind, quantity, currency, points_amount, \
+    cash_fen, status, pay_deadline, payment_ref, address, code, carrier, tracking_no, tracking, created_at, updated_at";
+
+/// `PM` + date + 10 random hex digits: unguessable and sortable by day.
+pub fn new_order_no(now: DateTime<Utc>) -> String {
+    format!("PM{}{:010X}", now.format("%y%m%d"), rand::rng().random::<u64>() & 0xff_ffff_ffff)
+}
+
+pub struct NewOrder<'a> {
+    pub order_no: &'a str,
+    pub member_id: i64,
+    pub product: &'a Product,
+    pub quantity: i32,
+    pub points: i64,
+    pub cash: i64,
+    pub status: Status,
+    pub debit_entry_id: Option<i64>,
+    pub hold_id: Option<i64>,
+    pub pay_deadline: Option<DateTime<Utc>>,
+    pub address: Option<serde_json::Value>,
+}
+
+pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> {
+    let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, points_amount, cash_fen, \
+             status, debit_entry_id, hold_id, pay_deadline, address) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+    )))
+    .bind(o.order_no)
+    .bind(o.member_id)
+    .bind(o.product.id)
+    .bind(&o.product.name)
+    .bind(&o.product.kind)
+    .bind(o.quantity)
+    .bind(&o.product.currency)
+    .bind(o.points)
+    .bind(o.cash)
+    .bind(o.status.as_str())
+    .bind(o.debit_entry_id)
+    .bind(o.hold_id)
+    .bind(o.pay_deadline)
+    .bind(&o.address)
+    .fetch_one(&mut *conn)
+    .await?;
+    history(conn, order.id, None, o.status, &format!("member:{}", o.member_id), "redeemed").await?;
+    Ok(order)
+}
+
+async fn history(
+    conn: &mut PgConnection,
+    order_id: i64,
+    from: Option<Status>,
+    to: Status,
+    actor: &str,
+    note: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, from_status, to_status, actor, note) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(order_id)
+    .bind(from.map(Status::as_str))
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Order> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("order_not_found", "no such order"))
+}
+
+/// An order of this member (another member's order is a 404).
+pub async fn get_for_member(conn: &mut PgConnection, id: i64, member_id: i64) -> Result<Order> {
+    let o = get(conn, id).await?;
+    if o.member_id != member_id {
+        return Err(Error::not_found("order_not_found", "no such order"));
+    }
+    Ok(o)
+}
+
+pub async fn by_no(conn: &mut PgConnection, order_no: &str) -> Result<Order> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE order_no = $1")))
+        .bind(order_no)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("order_not_found", "no such order"))
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct OrderFilter {
+    pub status: Option<String>,
+    pub member_id: Option<i64>,
+    pub product_id: Option<i64>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub async fn list(conn: &mut PgConnection, f: &OrderFilter, before_id: Option<i64>, limit: i64) -> Result<Vec<Order>> {
+    if let Some(s) = &f.status
+        && Status::parse(s).is_none()
+    {
+        return Err(Error::invalid_field("status", "not an order status"));
+    }
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR member_id = $2) \
+           AND ($3::bigint IS NULL OR product_id = $3) AND ($4::timestamptz IS NULL OR created_at >= $4) \
+           AND ($5::timestamptz IS NULL OR created_at < $5) AND ($6::bigint IS NULL OR id < $6) \
+         ORDER BY id DESC LIMIT $7"
+    )))
+    .bind(&f.status)
+    .bind(f.member_id)
+    .bind(f.product_id)
+    .bind(f.from)
+    .bind(f.to)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Extra data some actions carry.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    pub carrier: Option<String>,
+    pub tracking_no: Option<String>,
+    pub payment_ref: Option<String>,
+    pub note: String,
+}
+
+/// Moves an order by `action`, refusing illegal transitions, with the side effects.
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: i64,
+    action: Action,
+    actor: &str,
+    details: &Details,
+    now: DateTime<Utc>,
+) -> Result<Order> {
+    let row: Option<(String, String, Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT status, kind, debit_entry_id, hold_id FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (status, kind, debit_entry_id, hold_id) =
+        row.ok_or_else(|| Error::not_found("order_not_found", "no such order"))?;
+    let from =
+        Status::parse(&status).ok_or_else(|| Error::Internal(anyhow::anyhow!("order {id} has status {status}")))?;
+    let to = order_state::next(from, action, &kind).ok_or_else(|| {
+        Error::conflict("illegal_transition", format!("an order that is {} cannot be {}", from.as_str(), past(action)))
+    })?;
+    let order = get(conn, id).await?;
+    let source =
+        Source::new(SourceKind::Order, actor).reference(order.order_no.clone()).memo(format!("order {}", past(action)));
+    match action {
+        Action::Cancel | Action::Timeout => {
+            if let Some(entry) = debit_entry_id.filter(|_| order.points_amount > 0) {
+                post::return_to_lots(conn, entry, order.points_amount, Reason::Refund, &source, now).await?;
+            }
+            if let Some(h) = hold_id {
+                let hold = holds::get(conn, h).await?;
+                match hold.status.as_str() {
+                    "held" => {
+                        holds::void(conn, h, actor, now).await?;
+                    }
+                    "captured" => {
+                        holds::refund(conn, h, hold.captured - hold.refunded, actor, now).await?;
+                    }
+                    _ => {}
+                }
+            }
+            restore_stock(conn, &order).await?;
+        }
+        Action::Refund => {
+            if let Some(entry) = debit_entry_id.filter(|_| order.points_amount > 0) {
+                post::return_to_lots(conn, entry, order.points_amount, Reason::Refund, &source, now).await?;
+            }
+            if let Some(h) = hold_id {
+                let hold = holds::get(conn, h).await?;
+                if hold.captured > hold.refunded {
+                    holds::refund(conn, h, hold.captured - hold.refunded, actor, now).await?;
+                }
+            }
+            // Codes of virtual goods cannot be taken back, so their stock is not restored.
+            if order.kind != "virtual" {
+                restore_stock(conn, &order).await?;
+            }
+        }
+        Action::Pay => {
+            if let Some(h) = hold_id {
+                holds::capture(conn, h, order.points_amount, actor, now).await?;
+            }
+        }
+        Action::Ship | Action::Receive | Action::Approve => {}
+    }
+    let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE orders SET status = $2, carrier = coalesce($3, carrier), tracking_no = coalesce($4, tracking_no), \
+             payment_ref = coalesce($5, payment_ref), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(to.as_str())
+    .bind(&details.carrier)
+    .bind(&details.tracking_no)
+    .bind(&details.payment_ref)
+    .fetch_one(&mut *conn)
+    .await?;
+    history(conn, id, Some(from), to, actor, &details.note).await?;
+    notify_member(conn, &order, &format!("Your order {} is now {}", order.order_no, to.as_str().replace('_', " ")))
+        .await?;
+    if action == Action::Pay && to == Status::Completed && order.kind == "virtual" {
+        return issue_code(conn, id).await;
+    }
+    Ok(order)
+}
+
+fn past(a: Action) -> &'static str {
+    match a {
+        Action::Pay => "paid",
+        Action::Approve => "approved",
+        Action::Ship => "shipped",
+        Action::Receive => "received",
+        Action::Cancel => "cancelled",
+        Action::Timeout => "timed out",
+        Action::Refund => "refunded",
+    }
+}
+
+async fn restore_stock(conn: &mut PgConnection, o: &Order) -> Result<()> {
+    sqlx::query(
+        "UPDATE products SET stock = stock + $2, redeemed_count = greatest(redeemed_count - $2, 0) WHERE id = $1",
+    )
+    .bind(o.product_id)
+    .bind(i64::from(o.quantity))
+    .execute(&mut *conn)
+    .await?;
+    super::catalog::check_low_stock(conn, o.product_id).await
+}
+
+async fn notify_member(conn: &mut PgConnection, o: &Order, body: &str) -> Result<()> {
+    sqlx::query("INSERT INTO messages (member_id, kind, title, body) VALUES ($1, 'order_update', $2, $3)")
+        .bind(o.member_id)
+        .bind(format!("Order {}", o.order_no))
+        .bind(body)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Issues the next free code of the pool to a virtual order.
+pub async fn issue_code(conn: &mut PgConnection, order_id: i64) -> Result<Order> {
+    let code: Option<String> = sqlx::query_scalar(
+        "UPDATE product_codes SET issued_order_id = $1 WHERE id = ( \
+             SELECT c.id FROM product_codes c JOIN orders o ON o.product_id = c.product_id \
+             WHERE o.id = $1 AND c.issued_order_id IS NULL ORDER BY c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED) \
+         RETURNING code",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let code = code.ok_or_else(|| Error::conflict("sold_out", "no codes are left for this product"))?;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("UPDATE orders SET code = $2 WHERE id = $1 RETURNING {COLUMNS}")))
+        .bind(order_id)
+        .bind(code)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// A status update pushed by the merchant's logistics system (O5).
+pub async fn push_tracking(
+    conn: &mut PgConnection,
+    order_no: &str,
+    status: &str,
+    description: &str,
+    now: DateTime<Utc>,
+) -> Result<Order> {
+    if status.is_empty() || status.len() > 50 || description.chars().count() > 200 {
+        return Err(Error::invalid_field("status", "status 1 to 50 characters, description at most 200"));
+    }
+    let o = by_no(conn, order_no).await?;
+    if o.status != "shipped" && o.status != "completed" {
+        return Err(Error::conflict("illegal_transition", "tracking updates are for shipped orders"));
+    }
+    let event = serde_json::json!({"status": status, "description": description, "at": now});
+    let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE orders SET tracking = tracking || jsonb_build_array($2::jsonb), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(o.id)
+    .bind(event)
+    .fetch_one(&mut *conn)
+    .await?;
+    notify_member(conn, &order, &format!("Shipment update: {status} {description}")).await?;
+    Ok(order)
+}
+
+/// Cancels every unpaid order past its deadline at `now` (O4): points and stock return.
+pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64> {
+    let mut n = 0;
+    loop {
+        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'pending_payment' AND pay_deadline <= $1 ORDER BY pay_deadline LIMIT 200",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if due.is_empty() {
+            return Ok(n);
+        }
+        for id in due {
+            let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+            let details = Details { note: "payment not received in time".into(), ..Details::default() };
+            match transition(&mut tx, id, Action::Timeout, "system:orders", &details, now).await {
+                Ok(_) => {
+                    tx.commit().await?;
+                    n += 1;
+                }
+                // Paid or cancelled meanwhile.
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    /// 1 to 5.
+    pub rating: i32,
+    #[serde(default)]
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Review {
+    pub id: i64,
+    pub order_id: i64,
+    pub member_id: i64,
+    pub product_id: i64,
+    pub rating: i32,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A review of a completed order (O8); one per order.
+pub async fn review(conn: &mut PgConnection, order_id: i64, member_id: i64, r: &NewReview) -> Result<Review> {
+    let mut v = crate::error::Validator::new();
+    v.check((1..=5).contains(&r.rating), "rating", "1 to 5");
+    v.check(r.body.chars().count() <= 2000, "body", "at most 2000 characters");
+    v.finish()?;
+    let o = get_for_member(conn, order_id, member_id).await?;
+    if o.status != "completed" {
+        return Err(Error::conflict("illegal_transition", "only completed orders can be reviewed"));
+    }
+    sqlx::query_as(
+        "INSERT INTO reviews (order_id, member_id, product_id, rating, body) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id, order_id, member_id, product_id, rating, body, created_at",
+    )
+    .bind(o.id)
+    .bind(member_id)
+    .bind(o.product_id)
+    .bind(r.rating)
+    .bind(r.body.trim())
+    .fetch_one(conn)
+    .await
+    .map_err(|e| {
+        crate::error::on_unique(
+            e,
+            "reviews_order_id_key",
+            Error::conflict("already_reviewed", "this order has a review"),
+        )
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    // Quote every field; double quotes inside; neutralize spreadsheet formulas.
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Orders matching `f` as CSV (O7), at most `limit` rows.
+pub async fn export_csv(conn: &mut PgConnection, f: &OrderFilter, limit: i64) -> Result<String> {
+    let orders = list(conn, f, None, limit).await?;
+    let mut out = String::from(
+        "order_no,status,member_id,product_id,product_name,quantity,points,cash_fen,carrier,tracking_no,created_at\n",
+    );
+    for o in orders {
+        let fields = [
+            o.order_no,
+            o.status,
+            o.member_id.to_string(),
+            o.product_id.to_string(),
+            o.product_name,
+            o.quantity.to_string(),
+            o.points_amount.to_string(),
+            o.cash_fen.to_string(),
+            o.carrier.unwrap_or_default(),
+            o.tracking_no.unwrap_or_default(),
+            o.created_at.to_rfc3339(),
+        ];
+        out += &fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One line of a shipping import that could not be applied.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportProblem {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub shipped: usize,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// Parses a shipping CSV (`order_no,carrier,tracking_no`, header optional).
+pub fn parse_shipping_csv(text: &str) -> Result<Vec<(usize, String, String, String)>> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line.to_lowercase().starts_with("order_no")) {
+            continue;
+        }
+        let cols: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
+        if cols.len() != 3 || cols.iter().any(|c| c.is_empty() || c.len() > 100) {
+            return Err(Error::invalid_field("csv", format!("line {}: expected order_no,carrier,tracking_no", i + 1)));
+        }
+        out.push((i + 1, cols[0].clone(), cols[1].clone(), cols[2].clone()));
+    }
+    if out.len() > 5_000 {
+        return Err(Error::invalid_field("csv", "at most 5000 lines per import"));
+    }
+    Ok(out)
+}

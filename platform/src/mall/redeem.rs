@@ -1,0 +1,176 @@
+//! Redemption (SPEC O1, O2): one transaction — check the window, level and per-member
+//! limit, take the points (or hold them until the cash part is paid), take stock with a
+//! conditional update, create the order, issue a code for virtual goods. Never oversell,
+//! never double-spend.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use sqlx::PgConnection;
+
+use super::catalog::{self, Product};
+use super::order_state::Status;
+use super::orders::{self, Order};
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::ledger::holds::{self, NewHold};
+use crate::ledger::{Reason, Source, SourceKind, post};
+
+/// Most items of one product in one order.
+pub const QUANTITY_MAX: i32 = 10;
+/// Extra life of a points hold beyond the payment deadline, so the order timeout (which
+/// releases it) always comes first.
+const HOLD_MARGIN_SECS: i64 = 300;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub product_id: i64,
+    #[serde(default = "one")]
+    pub quantity: i32,
+    /// One of the member's addresses (required for physical goods).
+    #[serde(default)]
+    pub address_id: Option<i64>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
+    let open = p.status == "listed"
+        && p.review_state == "approved"
+        && p.starts_at.is_none_or(|s| s <= now)
+        && p.ends_at.is_none_or(|e| e > now);
+    (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
+}
+
+pub async fn redeem(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    req: &RedeemRequest,
+    now: DateTime<Utc>,
+) -> Result<Order> {
+    if !(1..=QUANTITY_MAX).contains(&req.quantity) {
+        return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
+    }
+    let q = i64::from(req.quantity);
+    // Cheap checks first, without locks: most attempts in a sold-out flash sale end here.
+    let p = catalog::get(conn, req.product_id).await?;
+    if let Some(e) = unavailable(&p, now) {
+        return Err(e);
+    }
+    if p.stock < q {
+        return Err(sold_out());
+    }
+    let address = match (p.kind.as_str(), req.address_id) {
+        ("physical", None) => return Err(Error::invalid_field("address_id", "physical goods need a shipping address")),
+        (_, Some(id)) => Some(address(conn, member_id, id).await?),
+        _ => None,
+    };
+    let level: i64 = sqlx::query_scalar(
+        "SELECT coalesce(l.threshold, 0) FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
+    if level < p.min_level_threshold {
+        return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
+    }
+    // The member's account row serializes this member's redemptions, so the per-member
+    // limit cannot be passed by racing.
+    post::ensure_account(conn, member_id, &p.currency).await?;
+    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+        .bind(member_id)
+        .bind(&p.currency)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(limit) = p.per_member_limit {
+        let had: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_id = $1 AND member_id = $2 \
+             AND status NOT IN ('cancelled', 'refunded')",
+        )
+        .bind(p.id)
+        .bind(member_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if had + q > i64::from(limit) {
+            return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
+        }
+    }
+    let points = p.price_at(now) * q;
+    let cash = p.cash_price_fen * q;
+    let order_no = orders::new_order_no(now);
+    let source =
+        Source::new(SourceKind::Order, format!("member:{member_id}")).reference(order_no.clone()).memo(p.name.clone());
+    let (status, debit_entry_id, hold_id, pay_deadline) = if cash == 0 {
+        let (entry, _) = post::debit(conn, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
+        (Status::after_payment(&p.kind), Some(entry.id), None, None)
+    } else {
+        let deadline = now + Duration::seconds(tenant.settings.hold_ttl_secs);
+        let hold_id = if points > 0 {
+            let h = NewHold {
+                member_id,
+                currency: p.currency.clone(),
+                amount: points,
+                reference: order_no.clone(),
+                ttl_secs: Some(tenant.settings.hold_ttl_secs + HOLD_MARGIN_SECS),
+            };
+            Some(holds::create(conn, tenant, &h, &format!("member:{member_id}"), now).await?.id)
+        } else {
+            None
+        };
+        (Status::PendingPayment, None, hold_id, Some(deadline))
+    };
+    // The conditional update is the only place stock is taken: it cannot go below zero.
+    let left: Option<i64> = sqlx::query_scalar(
+        "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
+         WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' RETURNING stock",
+    )
+    .bind(p.id)
+    .bind(q)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if left.is_none() {
+        return Err(sold_out());
+    }
+    let order = orders::insert(
+        conn,
+        &orders::NewOrder {
+            order_no: &order_no,
+            member_id,
+            product: &p,
+            quantity: req.quantity,
+            points,
+            cash,
+            status,
+            debit_entry_id,
+            hold_id,
+            pay_deadline,
+            address,
+        },
+    )
+    .await?;
+    catalog::check_low_stock(conn, p.id).await?;
+    if status == Status::Completed && p.kind == "virtual" {
+        return orders::issue_code(conn, order.id).await;
+    }
+    Ok(order)
+}
+
+fn sold_out() -> Error {
+    Error::conflict("sold_out", "this product is sold out")
+}
+
+async fn address(conn: &mut PgConnection, member_id: i64, id: i64) -> Result<serde_json::Value> {
+    let row: Option<(String, String, String, String)> =
+        sqlx::query_as("SELECT name, phone, region, detail FROM addresses WHERE id = $1 AND member_id = $2")
+            .bind(id)
+            .bind(member_id)
+            .fetch_optional(conn)
+            .await?;
+    let (name, phone, region, detail) =
+        row.ok_or_else(|| Error::invalid_field("address_id", "not one of your addresses"))?;
+    Ok(serde_json::json!({"name": name, "phone": phone, "region": region, "detail": detail}))
+}

@@ -1,0 +1,308 @@
+//! The member's mall: browse (cached), redeem, orders, reviews, addresses.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use platform::Error;
+use platform::mall::browse::{self, BrowseQuery, CatalogCache, ProductCard};
+use platform::mall::catalog::{self, Category, Product};
+use platform::mall::order_state::Action;
+use platform::mall::orders::{self, Details, NewReview, Order, Review};
+use platform::mall::redeem::{self, RedeemRequest};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, MemberAuth, Path, Query, TenantPath};
+use crate::idempotent::{self, Idem};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(products))
+        .routes(routes!(product))
+        .routes(routes!(categories))
+        .routes(routes!(redeem_product))
+        .routes(routes!(my_orders))
+        .routes(routes!(my_order))
+        .routes(routes!(cancel))
+        .routes(routes!(receive))
+        .routes(routes!(review))
+        .routes(routes!(list_addresses, add_address))
+        .routes(routes!(delete_address))
+}
+
+/// Products members can redeem now, filtered, sorted and paged (C3). Served from a
+/// short-lived cache. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/products", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), BrowseQuery, PageQuery),
+    responses((status = 200, body = Page<ProductCard>), (status = 422, body = ErrorBody)))]
+async fn products(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Query(q): Query<BrowseQuery>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Response> {
+    let (offset, limit) = page.offset_bounds()?;
+    let (tid, key) = CatalogCache::page_key(tenant.id, &q, offset, limit);
+    if let Some(hit) = state.catalog.get(tid, &key).await {
+        return Ok(axum::Json(hit.as_ref().clone()).into_response());
+    }
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let items = browse::list(&mut tx, &q, offset, limit, Utc::now()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    let body = serde_json::to_value(Page::at_offset(items, offset, limit)).map_err(|e| Error::Internal(e.into()))?;
+    let body = state.catalog.put(tid, key, body).await;
+    Ok(axum::Json(body.as_ref().clone()).into_response())
+}
+
+/// One product (cached briefly). No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/products/{id}", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
+    responses((status = 200, body = Product), (status = 404, body = ErrorBody)))]
+async fn product(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Response> {
+    let key = format!("product:{id}");
+    if let Some(hit) = state.catalog.get(tenant.id, &key).await {
+        return Ok(axum::Json(hit.as_ref().clone()).into_response());
+    }
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let p = browse::detail(&mut tx, id, Utc::now()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    let body = state.catalog.put(tenant.id, key, serde_json::to_value(p).map_err(|e| Error::Internal(e.into()))?).await;
+    Ok(axum::Json(body.as_ref().clone()).into_response())
+}
+
+/// The mall's categories. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/categories", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Category>)))]
+async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Category>>> {
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let c = catalog::categories(&mut tx).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(c))
+}
+
+/// Redeems a product (O1): points (and stock) are taken in one transaction; for points
+/// + cash the points are held until the cash part is paid. Needs an `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/redemptions", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per redemption")),
+    request_body = RedeemRequest,
+    responses((status = 201, body = Order), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn redeem_product(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
+    let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
+    let req: RedeemRequest = idempotent::parse(body)?;
+    let (tenant, member) = (auth.tenant.clone(), auth.member_id);
+    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
+        Box::pin(async move { redeem::redeem(tx, &tenant, member, &req, Utc::now()).await })
+    })
+    .await
+}
+
+/// The member's orders, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders", tag = "mall",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<Order>)))]
+async fn my_orders(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Order>>> {
+    let (before, limit) = page.bounds()?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let f = orders::OrderFilter { member_id: Some(auth.member_id), ..Default::default() };
+    let items = orders::list(&mut tx, &f, before, limit).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(Page::new(items, limit, |o| o.id)))
+}
+
+/// One of the member's orders, with shipping and tracking.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders/{id}", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
+async fn my_order(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Order>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let o = orders::get_for_member(&mut tx, id, auth.member_id).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(o))
+}
+
+async fn member_transition(state: &AppState, auth: &MemberAuth, id: i64, action: Action) -> ApiResult<Json<Order>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    orders::get_for_member(&mut tx, id, auth.member_id).await?;
+    let o =
+        orders::transition(&mut tx, id, action, &format!("member:{}", auth.member_id), &Details::default(), Utc::now())
+            .await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(o))
+}
+
+/// Cancels an order before shipment (O6): points go back to their lots, stock returns.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/cancel", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Order>> {
+    member_transition(&state, &auth, id, Action::Cancel).await
+}
+
+/// Confirms receipt of a shipped order.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/receive", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn receive(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Order>> {
+    member_transition(&state, &auth, id, Action::Receive).await
+}
+
+/// Reviews a completed order (O8); once per order.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/review", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
+    request_body = NewReview,
+    responses((status = 201, body = Review), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn review(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<NewReview>,
+) -> ApiResult<(StatusCode, Json<Review>)> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let r = orders::review(&mut tx, id, auth.member_id, &body).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+struct Address {
+    #[serde(default)]
+    id: i64,
+    name: String,
+    phone: String,
+    region: String,
+    detail: String,
+    #[serde(default)]
+    is_default: bool,
+}
+
+/// The member's shipping addresses (M3).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Address>)))]
+async fn list_addresses(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Address>>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let a = sqlx::query_as("SELECT id, name, phone, region, detail, is_default FROM addresses WHERE member_id = $1 ORDER BY is_default DESC, id")
+        .bind(auth.member_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(a))
+}
+
+/// Adds a shipping address (at most 20).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = Address,
+    responses((status = 201, body = Address), (status = 422, body = ErrorBody)))]
+async fn add_address(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Json(a): Json<Address>,
+) -> ApiResult<(StatusCode, Json<Address>)> {
+    platform::error::Validator::new()
+        .check(!a.name.trim().is_empty() && a.name.chars().count() <= 50, "name", "1 to 50 characters")
+        .check(
+            platform::members::Identifier::parse(&a.phone)
+                .is_ok_and(|i| matches!(i, platform::members::Identifier::Phone(_))),
+            "phone",
+            "a phone number",
+        )
+        .check(!a.region.trim().is_empty() && a.region.chars().count() <= 100, "region", "1 to 100 characters")
+        .check(!a.detail.trim().is_empty() && a.detail.chars().count() <= 200, "detail", "1 to 200 characters")
+        .finish()?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM addresses WHERE member_id = $1")
+        .bind(auth.member_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+    if count >= 20 {
+        return Err(Error::conflict("too_many_addresses", "delete an address first").into());
+    }
+    if a.is_default {
+        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1")
+            .bind(auth.member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+    }
+    let phone = a.phone.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect::<String>();
+    let out: Address = sqlx::query_as(
+        "INSERT INTO addresses (member_id, name, phone, region, detail, is_default) VALUES ($1, $2, $3, $4, $5, $6) \
+         RETURNING id, name, phone, region, detail, is_default",
+    )
+    .bind(auth.member_id)
+    .bind(a.name.trim())
+    .bind(phone)
+    .bind(a.region.trim())
+    .bind(a.detail.trim())
+    .bind(a.is_default || count == 0)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Deletes one of the member's addresses.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "address id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_address(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let n = sqlx::query("DELETE FROM addresses WHERE id = $1 AND member_id = $2")
+        .bind(id)
+        .bind(auth.member_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?
+        .rows_affected();
+    tx.commit().await.map_err(Error::from)?;
+    if n == 0 {
+        return Err(Error::not_found("address_not_found", "no such address").into());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,79 @@
+//! Provider-facing mall routes: the signed payment callback of the merchant's checkout
+//! and tracking updates pushed by its logistics system.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use chrono::Utc;
+use platform::Error;
+use platform::mall::orders::{self, Order};
+use platform::mall::payments::{self, PaymentNotice};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, PartnerAuth, Path, TenantPath};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(payment_callback)).routes(routes!(tracking))
+}
+
+/// The merchant's checkout reports a paid cash part (O4). Signed: `X-Timestamp` (Unix
+/// seconds) and `X-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">` with the
+/// mall's payment secret. Repeats are answered the same.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/payments/callback", tag = "partner",
+    params(("tenant" = String, Path, description = "tenant slug"),
+        ("X-Timestamp" = String, Header, description = "Unix seconds"),
+        ("X-Signature" = String, Header, description = "sha256=<hex>")),
+    request_body = PaymentNotice,
+    responses((status = 200, body = Order), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn payment_callback(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Order>> {
+    let now = Utc::now();
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    payments::verify(&mut tx, header("x-timestamp"), header("x-signature"), &body, now).await?;
+    let notice: PaymentNotice = serde_json::from_slice(&body).map_err(|e| Error::Invalid {
+        code: "validation_failed",
+        message: e.to_string(),
+        fields: vec![],
+    })?;
+    let order = payments::apply(&mut tx, &notice, now).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(order))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Tracking {
+    /// E.g. "in_transit", "delivered".
+    status: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// The merchant's logistics system pushes a tracking update of a shipped order (O5);
+/// the member sees it on the order. Needs scope `orders:write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/orders/{order_no}/tracking", tag = "partner",
+    security(("api_key" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("order_no" = String, Path, description = "order number")),
+    request_body = Tracking,
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn tracking(
+    State(state): State<AppState>,
+    auth: PartnerAuth,
+    Path((_t, order_no)): Path<(String, String)>,
+    Json(body): Json<Tracking>,
+) -> ApiResult<Json<Order>> {
+    auth.key.require("orders:write")?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let o = orders::push_tracking(&mut tx, &order_no, &body.status, &body.description, Utc::now()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(o))
+}
