@@ -73,6 +73,7 @@ pub async fn seed(db: &Db) -> Result<()> {
             ok_if_exists(members::register(db, &tenant, &reg).await)?;
         }
         seed_points(db, &tenant).await?;
+        seed_products(db, &tenant).await?;
     }
     Ok(())
 }
@@ -109,11 +110,55 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
     Ok(())
 }
 
+/// A few products per mall, once: physical, virtual with codes, points + cash, a flash price.
+async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
+    use platform::mall::catalog::{self, Category, ProductInput};
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&mut *tx).await?;
+    if existing > 0 {
+        return Ok(());
+    }
+    let cat =
+        catalog::create_category(&mut tx, tenant.id, &Category { id: 0, name: "精选 Featured".into(), position: 1 })
+            .await?;
+    let now = chrono::Utc::now();
+    let listed = |name: &str, kind: &str, points: i64, stock: i64| ProductInput {
+        name: Some(name.into()),
+        kind: Some(kind.into()),
+        points_price: Some(points),
+        stock: Some(stock),
+        category_id: Some(cat.id),
+        status: Some("listed".into()),
+        review_state: Some("approved".into()),
+        low_stock_threshold: Some(3),
+        ..ProductInput::default()
+    };
+    let mut mug = listed("保温杯 Thermos mug", "physical", 800, 20);
+    mug.brand = Some("Demo".into());
+    mug.tags = Some(vec!["hot".into()]);
+    catalog::create(&mut tx, tenant.id, &mug).await?;
+    let credit = catalog::create(&mut tx, tenant.id, &listed("话费 10 元 Phone credit", "virtual", 1000, 0)).await?;
+    let codes: Vec<String> = (1..=10).map(|i| format!("DEMO-{}-{i:04}", tenant.slug.to_uppercase())).collect();
+    catalog::add_codes(&mut tx, tenant.id, credit.id, &codes).await?;
+    let mut buds = listed("蓝牙耳机 Earbuds (points + cash)", "physical", 500, 10);
+    buds.cash_price_fen = Some(4_900);
+    catalog::create(&mut tx, tenant.id, &buds).await?;
+    let mut flash = listed("限时秒杀 Flash-sale tote bag", "physical", 600, 50);
+    flash.special_points_price = Some(99);
+    flash.special_starts_at = Some(now);
+    flash.special_ends_at = Some(now + chrono::Duration::days(7));
+    flash.per_member_limit = Some(1);
+    catalog::create(&mut tx, tenant.id, &flash).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// What to print after seeding.
 pub fn logins(base: &str) -> String {
     let mut s = String::new();
     s += &format!("  Merchant portal:  {base}/portal/\n");
     s += &format!("  API docs:         {base}/docs   (OpenAPI: {base}/openapi.json)\n");
+    s += &format!("  Products:         {base}/v1/tenants/demo-coffee/products\n");
     s += &format!(
         "  Platform operator: {} / {}   (POST {base}/v1/platform/auth/login)\n",
         PLATFORM_ADMIN.0, PLATFORM_ADMIN.1
