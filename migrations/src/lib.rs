@@ -27,6 +27,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 2, "0002_ledger"),
     migration!("tenant", 3, "0003_rules"),
     migration!("tenant", 4, "0004_mall"),
+    migration!("tenant", 5, "0005_marketing"),
 ];
 
 #[cfg(test)]

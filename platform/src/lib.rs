@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod levels;
 pub mod limits;
 pub mod mall;
+pub mod marketing;
 pub mod members;
 pub mod migrate;
 pub mod notify;

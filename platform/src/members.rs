@@ -23,10 +23,15 @@ pub struct Member {
     pub invite_code: String,
     pub invited_by: Option<i64>,
     pub status: String,
+    pub avatar_url: Option<String>,
+    /// {"order_updates": bool, "expiry_reminders": bool, "marketing": bool}
+    pub notifications: serde_json::Value,
+    pub last_active_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, phone, email, nickname, external_id, invite_code, invited_by, status, created_at";
+const COLUMNS: &str = "id, phone, email, nickname, external_id, invite_code, invited_by, status, avatar_url, notifications, \
+     last_active_at, created_at";
 
 /// A phone number or an e-mail address, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,34 +261,178 @@ pub async fn reset_password(db: &Db, tenant: &Tenant, identifier: &str, code: &s
     Ok(())
 }
 
-/// Changes the nickname.
-pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, nickname: &str) -> Result<Member> {
-    if nickname.chars().count() > 64 {
-        return Err(Error::invalid_field("nickname", "at most 64 characters"));
-    }
+/// What a member may change of their profile (M3).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    pub nickname: Option<String>,
+    /// https URL of the avatar image.
+    pub avatar_url: Option<String>,
+    /// Any of order_updates, expiry_reminders, marketing (true/false).
+    pub notifications: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Changes the member's profile.
+pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate) -> Result<Member> {
+    let mut v = crate::error::Validator::new();
+    v.check(p.nickname.as_ref().is_none_or(|n| n.chars().count() <= 64), "nickname", "at most 64 characters");
+    v.check(
+        p.avatar_url.as_ref().is_none_or(|u| u.starts_with("https://") && u.len() <= 2048),
+        "avatar_url",
+        "an https URL of at most 2048 characters",
+    );
+    v.check(
+        p.notifications.as_ref().is_none_or(|n| {
+            n.iter().all(|(k, v)| {
+                ["order_updates", "expiry_reminders", "marketing"].contains(&k.as_str()) && v.is_boolean()
+            })
+        }),
+        "notifications",
+        "order_updates, expiry_reminders, marketing: true or false",
+    );
+    v.finish()?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    sqlx::query("UPDATE members SET nickname = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(nickname.trim())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE members SET nickname = coalesce($2, nickname), avatar_url = coalesce($3, avatar_url), \
+             notifications = notifications || coalesce($4, '{}'::jsonb), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(p.nickname.as_deref().map(str::trim))
+    .bind(&p.avatar_url)
+    .bind(p.notifications.clone().map(serde_json::Value::Object))
+    .execute(&mut *tx)
+    .await?;
     let m = get_in(&mut tx, id).await?;
     tx.commit().await?;
     Ok(m)
 }
 
+/// Records that the member was active now (segments such as "inactive 30 days").
+pub async fn touch(db: &Db, tenant: &Tenant, id: i64) -> Result<()> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    sqlx::query("UPDATE members SET last_active_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Filters of the staff member list (M5 segments).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct MemberFilter {
+    /// Members with this tag.
+    pub tag: Option<String>,
+    /// Members not active for at least this many days.
+    pub inactive_days: Option<i32>,
+    /// Phone, e-mail or nickname containing this.
+    pub q: Option<String>,
+}
+
 /// A page of members, newest first, before `before_id`.
-pub async fn list(db: &Db, tenant: &Tenant, before_id: Option<i64>, limit: i64) -> Result<Vec<Member>> {
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    f: &MemberFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Member>> {
+    if f.inactive_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(Error::invalid_field("inactive_days", "1 to 3650"));
+    }
+    let pattern =
+        f.q.as_ref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM members WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM members m WHERE ($1::bigint IS NULL OR id < $1) \
+           AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM member_tags t WHERE t.member_id = m.id AND t.tag = $3)) \
+           AND ($4::int IS NULL OR coalesce(last_active_at, created_at) < now() - make_interval(days => $4)) \
+           AND ($5::text IS NULL OR phone LIKE $5 OR email LIKE $5 OR nickname LIKE $5) \
+         ORDER BY id DESC LIMIT $2"
     )))
     .bind(before_id)
     .bind(limit)
+    .bind(&f.tag)
+    .bind(f.inactive_days)
+    .bind(pattern)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// Tags or untags a member by hand (M5).
+pub async fn set_tag(db: &Db, tenant: &Tenant, id: i64, tag: &str, on: bool) -> Result<()> {
+    if tag.trim().is_empty() || tag.chars().count() > 64 {
+        return Err(Error::invalid_field("tag", "1 to 64 characters"));
+    }
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    get_in(&mut tx, id).await?;
+    let sql = if on {
+        "INSERT INTO member_tags (member_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM member_tags WHERE member_id = $1 AND tag = $2"
+    };
+    sqlx::query(sql).bind(id).bind(tag.trim()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates or updates a member by the partner's external id (P4).
+pub async fn upsert_external(
+    db: &Db,
+    tenant: &Tenant,
+    external_id: &str,
+    phone: Option<&str>,
+    nickname: Option<&str>,
+) -> Result<Member> {
+    if external_id.is_empty() || external_id.len() > 128 {
+        return Err(Error::invalid_field("external_id", "1 to 128 characters"));
+    }
+    let phone = match phone {
+        Some(p) => match Identifier::parse(p)? {
+            Identifier::Phone(p) => Some(p),
+            Identifier::Email(_) => return Err(Error::invalid_field("phone", "a phone number")),
+        },
+        None => None,
+    };
+    if nickname.is_some_and(|n| n.chars().count() > 64) {
+        return Err(Error::invalid_field("nickname", "at most 64 characters"));
+    }
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO members (external_id, phone, nickname, invite_code, level_id) \
+         VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0)) \
+         ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
+             nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
+         RETURNING id",
+    )
+    .bind(external_id)
+    .bind(&phone)
+    .bind(nickname)
+    .bind(secrets::random_hex(5).to_uppercase())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::conflict("account_exists", "another member has this phone number")
+        }
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            Error::invalid_field("phone", "a member needs a phone or e-mail")
+        }
+        _ => Error::Database(e),
+    })?;
+    let m = get_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(m)
+}
+
+/// The member with this external id.
+pub async fn by_external_id(db: &Db, tenant: &Tenant, external_id: &str) -> Result<Option<i64>> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let id = sqlx::query_scalar("SELECT id FROM members WHERE external_id = $1")
+        .bind(external_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// The id of the member with this phone or e-mail, if any.

@@ -44,6 +44,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::mall_member::router())
         .merge(routes::mall_staff::router())
         .merge(routes::mall_partner::router())
+        .merge(routes::marketing::router())
         .split_for_parts()
 }
 

@@ -80,6 +80,28 @@ impl RuleCache {
             };
             rules.push(LoadedRule { id, name, event_type, version, params, ast });
         }
+        // Without a rule of its own for check-ins, a mall gets the built-in one (K1).
+        if !rules.iter().any(|r| r.event_type == "checked_in") {
+            let key = (tenant_id, 0, 1);
+            let ast = match self.asts.get(&key).await {
+                Some(a) => a,
+                None => {
+                    let ast = Arc::new(self.sandbox.compile(crate::marketing::checkin::DEFAULT_RULE).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("the built-in check-in rule does not compile: {e}"))
+                    })?);
+                    self.asts.insert(key, ast.clone()).await;
+                    ast
+                }
+            };
+            rules.push(LoadedRule {
+                id: 0,
+                name: "built-in check-in".into(),
+                event_type: "checked_in".into(),
+                version: 1,
+                params: crate::marketing::checkin::default_params(),
+                ast,
+            });
+        }
         let set = Arc::new(RuleSet { rules });
         if self.generation.load(Ordering::Acquire) == generation {
             self.sets.insert(tenant_id, set.clone()).await;

@@ -6,7 +6,7 @@ use platform::Error;
 use platform::auth::codes::Purpose;
 use platform::auth::sessions::{self, Store};
 use platform::auth::tokens::TokenPair;
-use platform::members::{self, Member, Registration};
+use platform::members::{self, Member, ProfileUpdate, Registration};
 use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -91,7 +91,10 @@ async fn login(
     let account = format!("{}:member:{}", tenant.id, body.identifier.trim().to_lowercase());
     state.limiter.check(&account, &addr)?;
     match members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password).await {
-        Ok(m) => Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?)),
+        Ok(m) => {
+            members::touch(&state.db, &tenant, m.id).await?;
+            Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
+        }
         Err(e) => {
             state.limiter.failed(&account, &addr);
             Err(e.into())
@@ -200,13 +203,7 @@ async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<M
     Ok(Json(members::get(&state.db, &auth.tenant, auth.member_id).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ProfileUpdate {
-    nickname: String,
-}
-
-/// Changes the signed-in member's nickname.
+/// Changes the signed-in member's profile: nickname, avatar, notification settings (M3).
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = ProfileUpdate,
@@ -216,5 +213,5 @@ async fn update_me(
     auth: MemberAuth,
     Json(body): Json<ProfileUpdate>,
 ) -> ApiResult<Json<Member>> {
-    Ok(Json(members::update_profile(&state.db, &auth.tenant, auth.member_id, &body.nickname).await?))
+    Ok(Json(members::update_profile(&state.db, &auth.tenant, auth.member_id, &body).await?))
 }

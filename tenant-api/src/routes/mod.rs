@@ -6,6 +6,7 @@ pub mod health;
 pub mod mall_member;
 pub mod mall_partner;
 pub mod mall_staff;
+pub mod marketing;
 pub mod member;
 pub mod partner;
 pub mod platform_admin;

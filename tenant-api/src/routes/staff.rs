@@ -7,7 +7,7 @@ use platform::Error;
 use platform::audit::{self, AuditEntry};
 use platform::auth::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use platform::auth::tokens::TokenPair;
-use platform::members::{self, Member};
+use platform::members::{self, Member, MemberFilter};
 use platform::rbac::{Permission, Role};
 use platform::settings::TenantSettings;
 use platform::staff::{self, NewStaff, Scope, StaffUser};
@@ -256,18 +256,20 @@ async fn put_settings(
     Ok(Json(body))
 }
 
-/// The mall's members, newest first. Needs `members_read`.
+/// The mall's members, newest first, filtered by tag, inactivity or a search (M5).
+/// Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), MemberFilter, PageQuery),
     responses((status = 200, body = Page<Member>), (status = 403, body = ErrorBody)))]
 async fn list_members(
     State(state): State<AppState>,
     auth: StaffAuth,
+    Query(f): Query<MemberFilter>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Member>>> {
     auth.require(Permission::MembersRead)?;
     let (before, limit) = q.bounds()?;
-    let items = members::list(&state.db, &auth.tenant, before, limit).await?;
+    let items = members::list(&state.db, &auth.tenant, &f, before, limit).await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
 }
 

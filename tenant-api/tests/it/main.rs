@@ -8,6 +8,7 @@ mod jwt;
 mod ledger_flows;
 mod ledger_proof;
 mod mall;
+mod marketing;
 mod members_auth;
 mod migrate;
 mod ops;

@@ -1,0 +1,4 @@
+//! Marketing (SPEC K1, K3): the lottery wheel and the check-in calendar.
+
+pub mod checkin;
+pub mod lottery;

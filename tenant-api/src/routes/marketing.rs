@@ -1,0 +1,416 @@
+//! Marketing and members' own data: the lottery wheel (K3), the check-in calendar (K1),
+//! favorites (M3), tags (M5), webview hand-off (M4), member sync by external id (P4).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use platform::auth::tokens::TokenPair;
+use platform::marketing::checkin::{self, Calendar};
+use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
+use platform::members::{self, Member};
+use platform::rbac::Permission;
+use platform::rules::pipeline::{self, IncomingEvent, Outcome};
+use platform::{Error, audit};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::tokens;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, MemberAuth, PartnerAuth, Path, Query, StaffAuth, TenantPath};
+use crate::idempotent::{self, Idem};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(lotteries))
+        .routes(routes!(draw))
+        .routes(routes!(create_lottery))
+        .routes(routes!(get_lottery))
+        .routes(routes!(calendar, check_in))
+        .routes(routes!(favorites))
+        .routes(routes!(add_favorite, remove_favorite))
+        .routes(routes!(tag_member, untag_member))
+        .routes(routes!(webview_secret))
+        .routes(routes!(webview_login))
+        .routes(routes!(upsert_member))
+}
+
+/// Running lotteries with their prize tables (chances in basis points, stock, won).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/lotteries", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Lottery>)))]
+async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Lottery>>> {
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let l = lottery::list_active(&mut tx).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(l))
+}
+
+/// Spends the cost and draws a prize, on the server. Needs an `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/lotteries/{id}/draws", tag = "mall",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"),
+        ("Idempotency-Key" = String, Header, description = "unique per draw")),
+    responses((status = 201, body = Draw), (status = 409, body = ErrorBody)))]
+async fn draw(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let idem =
+        Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &serde_json::Value::Null)?;
+    let (tenant, member) = (auth.tenant.clone(), auth.member_id);
+    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
+        Box::pin(async move { lottery::draw(tx, &tenant, id, member, Utc::now()).await })
+    })
+    .await
+}
+
+/// Creates a lottery with its prize table. Needs `catalog_write`; audited.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = NewLottery,
+    responses((status = 201, body = Lottery), (status = 422, body = ErrorBody)))]
+async fn create_lottery(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<NewLottery>,
+) -> ApiResult<(StatusCode, Json<Lottery>)> {
+    auth.require(Permission::CatalogWrite)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let l = lottery::create(&mut tx, &body).await?;
+    audit::record(
+        &mut tx,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "lottery.create",
+        &l.id.to_string(),
+        serde_json::json!({"name": l.name}),
+    )
+    .await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(l)))
+}
+
+/// A lottery with how many of each prize were won. Needs `catalog_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id")),
+    responses((status = 200, body = Lottery), (status = 404, body = ErrorBody)))]
+async fn get_lottery(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Lottery>> {
+    auth.require(Permission::CatalogRead)?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let l = lottery::get(&mut tx, id).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(l))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct MonthQuery {
+    /// YYYY-MM (default: this month).
+    month: Option<String>,
+}
+
+/// The member's check-in calendar for a month, with the streak.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/checkins", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), MonthQuery),
+    responses((status = 200, body = Calendar), (status = 422, body = ErrorBody)))]
+async fn calendar(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Query(q): Query<MonthQuery>,
+) -> ApiResult<Json<Calendar>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let c = checkin::calendar(&mut tx, auth.member_id, q.month.as_deref()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(c))
+}
+
+/// Checks in for today (once a day: a second check-in returns the first result). The
+/// reward comes from the mall's check-in rule, or the built-in streak table.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/checkins", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Outcome)))]
+async fn check_in(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Outcome>> {
+    let today = Utc::now().date_naive();
+    let ev = IncomingEvent {
+        id: format!("checkin-{today}"),
+        kind: "checked_in".into(),
+        member_id: auth.member_id,
+        occurred_at: None,
+        data: serde_json::json!({}),
+    };
+    let source = format!("member:{}", auth.member_id);
+    let mut out = pipeline::process(&state.db, &state.rules, &auth.tenant, &source, &[ev]).await?;
+    Ok(Json(out.remove(0)))
+}
+
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+struct Favorite {
+    product_id: i64,
+    name: String,
+    created_at: chrono::DateTime<Utc>,
+}
+
+/// The member's favorite products.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/favorites", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Favorite>)))]
+async fn favorites(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Favorite>>> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let f = sqlx::query_as(
+        "SELECT f.product_id, p.name, f.created_at FROM favorites f JOIN products p ON p.id = f.product_id \
+         WHERE f.member_id = $1 ORDER BY f.created_at DESC LIMIT 500",
+    )
+    .bind(auth.member_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(f))
+}
+
+/// Adds a product to the member's favorites.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn add_favorite(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    sqlx::query("INSERT INTO favorites (member_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(auth.member_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                Error::not_found("product_not_found", "no such product")
+            }
+            _ => Error::Database(e),
+        })?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a product from the member's favorites.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
+    responses((status = 204)))]
+async fn remove_favorite(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    sqlx::query("DELETE FROM favorites WHERE member_id = $1 AND product_id = $2")
+        .bind(auth.member_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TagBody {
+    tag: String,
+}
+
+/// Tags a member by hand (M5). Needs `members_write`; audited.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/tags", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
+    request_body = TagBody,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn tag_member(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<TagBody>,
+) -> ApiResult<StatusCode> {
+    auth.require(Permission::MembersWrite)?;
+    members::set_tag(&state.db, &auth.tenant, id, &body.tag, true).await?;
+    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
+    audit::record(
+        &mut conn,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "member.tag",
+        &format!("member:{id}"),
+        serde_json::json!({"tag": body.tag}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a tag from a member. Needs `members_write`; audited.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/members/{id}/tags", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
+    request_body = TagBody,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn untag_member(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<TagBody>,
+) -> ApiResult<StatusCode> {
+    auth.require(Permission::MembersWrite)?;
+    members::set_tag(&state.db, &auth.tenant, id, &body.tag, false).await?;
+    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
+    audit::record(
+        &mut conn,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "member.untag",
+        &format!("member:{id}"),
+        serde_json::json!({"tag": body.tag}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Secret {
+    /// HS256 key the partner app signs webview hand-off tokens with; shown once.
+    secret: String,
+}
+
+/// Creates (or replaces) the webview hand-off secret (M4). Needs `settings_write`; audited.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/webview-secret", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 201, body = Secret), (status = 403, body = ErrorBody)))]
+async fn webview_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
+    auth.require(Permission::SettingsWrite)?;
+    let secret = platform::auth::secrets::random_hex(32);
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    sqlx::query(
+        "INSERT INTO provider_secrets (name, secret) VALUES ('webview', $1) ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret, created_at = now()",
+    )
+    .bind(&secret)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::from)?;
+    audit::record(&mut tx, &auth.actor(), Some(auth.tenant.id), "webview_secret.rotate", "", serde_json::json!({}))
+        .await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok((StatusCode::CREATED, Json(Secret { secret })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WebviewLogin {
+    /// HS256 JWT signed with the webview secret: {"aud": "pointsmall:webview", "external_id": "…",
+    /// "jti": "…", "iat", "exp" (at most 5 minutes after iat)}.
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WebviewClaims {
+    external_id: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs in the member a partner app names in a short-lived signed token, without a
+/// second login (M4). A token works once.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/webview", tag = "members",
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = WebviewLogin,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn webview_login(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Json(body): Json<WebviewLogin>,
+) -> ApiResult<Json<TokenPair>> {
+    let invalid = || Error::unauthenticated("webview_token_invalid", "the hand-off token is invalid, expired or used");
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let secret: Option<String> = sqlx::query_scalar("SELECT secret FROM provider_secrets WHERE name = 'webview'")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+    let secret = secret.ok_or_else(invalid)?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&["pointsmall:webview"]);
+    v.set_required_spec_claims(&["exp", "aud"]);
+    v.leeway = 5;
+    let claims = jsonwebtoken::decode::<WebviewClaims>(
+        &body.token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &v,
+    )
+    .map_err(|_| invalid())?
+    .claims;
+    if claims.exp - claims.iat > 300 || claims.jti.is_empty() || claims.jti.len() > 100 {
+        return Err(invalid().into());
+    }
+    let used = sqlx::query(
+        "INSERT INTO webview_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
+    )
+    .bind(&claims.jti)
+    .bind(claims.exp as f64)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::from)?
+    .rows_affected()
+        == 0;
+    if used {
+        return Err(invalid().into());
+    }
+    sqlx::query("DELETE FROM webview_tokens WHERE expires_at < now() - interval '1 hour'")
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    let member_id = members::by_external_id(&state.db, &tenant, &claims.external_id).await?.ok_or_else(invalid)?;
+    members::touch(&state.db, &tenant, member_id).await?;
+    Ok(Json(tokens::member_pair(&state, &tenant, member_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MemberSync {
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    nickname: Option<String>,
+}
+
+/// Creates or updates a member by the partner's own id (P4). Needs scope `members:write`.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/partner/members/by-external-id/{external_id}", tag = "partner",
+    security(("api_key" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("external_id" = String, Path, description = "the partner's member id")),
+    request_body = MemberSync,
+    responses((status = 200, body = Member), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upsert_member(
+    State(state): State<AppState>,
+    auth: PartnerAuth,
+    Path((_t, external_id)): Path<(String, String)>,
+    Json(body): Json<MemberSync>,
+) -> ApiResult<Json<Member>> {
+    auth.key.require("members:write")?;
+    let m = members::upsert_external(
+        &state.db,
+        &auth.tenant,
+        &external_id,
+        body.phone.as_deref(),
+        body.nickname.as_deref(),
+    )
+    .await?;
+    Ok(Json(m))
+}

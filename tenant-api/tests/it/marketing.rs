@@ -1,0 +1,295 @@
+//! Marketing and members' own data: lottery odds and stock over 10,000 draws, the
+//! built-in check-in rule and calendar, webview hand-off, favorites, profile, tags.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{TestApp, phone, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_draws_respect_stock_and_odds() {
+    let app = Arc::new(TestApp::spawn().await);
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    let (s, l) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/lotteries", t.slug),
+            Some(&owner),
+            Some(json!({
+            "name": "大转盘", "cost": 10,
+            "prizes": [
+                {"name": "iPad", "kind": "item", "weight": 100, "stock": 50},
+                {"name": "50 points", "kind": "points", "points": 50, "weight": 1000},
+                {"name": "5 points", "kind": "points", "points": 5, "weight": 3000}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let lid = l["id"].as_i64().unwrap();
+    let (s, _) = app
+        .call(Method::POST, &format!("/v1/tenants/{}/staff/lotteries", t.slug), Some(&owner), Some(json!({"name": "x", "cost": 1, "prizes": [{"name": "a", "kind": "item", "weight": 9000}, {"name": "b", "kind": "item", "weight": 2000}]})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "weights above 10000 are refused");
+    // Ten members with enough points for 1,000 draws each.
+    let mut ids = vec![];
+    for _ in 0..10 {
+        let (m, _) = app.member(&t, &phone()).await;
+        let id = m["id"].as_i64().unwrap();
+        app.credit(&t, &key, id, 10_000, None).await;
+        ids.push(id);
+    }
+    // One draw over HTTP (and its replay)…
+    let (m, tokens) = app.member(&t, &phone()).await;
+    app.credit(&t, &key, m["id"].as_i64().unwrap(), 100, None).await;
+    let idem = unique("d");
+    let headers = vec![
+        ("authorization", format!("Bearer {}", tokens["access_token"].as_str().unwrap())),
+        ("idempotency-key", idem),
+    ];
+    let (s, _, d1) =
+        app.call_full(Method::POST, &format!("/v1/tenants/{}/me/lotteries/{lid}/draws", t.slug), &headers, None).await;
+    assert_eq!(s, StatusCode::CREATED, "{d1}");
+    let (_, _, d2) =
+        app.call_full(Method::POST, &format!("/v1/tenants/{}/me/lotteries/{lid}/draws", t.slug), &headers, None).await;
+    assert_eq!(d1["draw_id"], d2["draw_id"], "a replay does not draw again");
+    // … and 10,000 through the domain, each in its own transaction as over HTTP, the
+    // ten members at once.
+    let tenant = platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().unwrap();
+    let mut tasks = vec![];
+    for chunk in ids.chunks(1) {
+        let (app, tenant, chunk) = (app.clone(), tenant.clone(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut won = std::collections::HashMap::<String, i64>::new();
+            for member in chunk {
+                for _ in 0..1000 {
+                    let mut tx = app.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await.unwrap();
+                    let d =
+                        platform::marketing::lottery::draw(&mut tx, &tenant, lid, member, Utc::now()).await.unwrap();
+                    tx.commit().await.unwrap();
+                    *won.entry(d.prize.map_or("none".into(), |p| p.name)).or_default() += 1;
+                }
+            }
+            won
+        }));
+    }
+    let mut won = std::collections::HashMap::<String, i64>::new();
+    for task in tasks {
+        for (k, v) in task.await.unwrap() {
+            *won.entry(k).or_default() += v;
+        }
+    }
+    assert_eq!(won.values().sum::<i64>(), 10_000);
+    // ~100 draws hit the iPad's 1%, but only 50 exist.
+    assert_eq!(won.get("iPad").copied().unwrap_or(0), 50, "{won:?}");
+    let fifty = won.get("50 points").copied().unwrap_or(0);
+    let five = won.get("5 points").copied().unwrap_or(0);
+    assert!((850..=1150).contains(&fifty), "10% ± 5σ: {won:?}");
+    assert!((2770..=3230).contains(&five), "30% ± 5σ: {won:?}");
+    let (_, l) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/lotteries/{lid}", t.slug), Some(&owner), None).await;
+    assert_eq!(l["prizes"][0]["won"], 50);
+    // Every draw cost 10 and every points prize was paid.
+    let mut total = 0;
+    for id in &ids {
+        total += app.balance(&t, &key, *id, "points").await;
+    }
+    assert_eq!(total, 10 * 10_000 - 10 * 10_000 + 50 * fifty + 5 * five);
+    app.assert_ledger_sound(&t).await;
+}
+
+#[tokio::test]
+async fn check_in_uses_the_built_in_streak_table_once_a_day() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (m, tokens) = app.member(&t, &phone()).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let path = format!("/v1/tenants/{}/me/checkins", t.slug);
+    let (s, o) = app.call(Method::POST, &path, Some(token), None).await;
+    assert_eq!((s, o["status"].as_str()), (StatusCode::OK, Some("applied")), "{o}");
+    assert_eq!(o["effects"][0]["name"], "built-in check-in");
+    assert_eq!(app.balance(&t, &key, m["id"].as_i64().unwrap(), "points").await, 5);
+    let (_, o) = app.call(Method::POST, &path, Some(token), None).await;
+    assert_eq!(o["replayed"], true, "once a day");
+    assert_eq!(app.balance(&t, &key, m["id"].as_i64().unwrap(), "points").await, 5);
+    let (s, c) = app.call(Method::GET, &path, Some(token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c["checked_in_today"], true);
+    assert_eq!(c["streak"], 1);
+    assert_eq!(c["days"], json!([Utc::now().date_naive().to_string()]));
+    let (s, _) = app.call(Method::GET, &format!("{path}?month=2026-13"), Some(token), None).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_partner_app_hands_a_member_over_to_the_webview() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    let (s, _, m) = app
+        .call_full(
+            Method::PUT,
+            &format!("/v1/tenants/{}/partner/members/by-external-id/crm-42", t.slug),
+            &[("x-api-key", key.clone())],
+            Some(json!({"phone": phone(), "nickname": "CRM user"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let (_, sec) =
+        app.call(Method::POST, &format!("/v1/tenants/{}/staff/webview-secret", t.slug), Some(&owner), None).await;
+    let secret = sec["secret"].as_str().unwrap().to_string();
+    let now = Utc::now().timestamp();
+    let sign = |claims: serde_json::Value, secret: &str| {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+            .unwrap()
+    };
+    let good = sign(
+        json!({"aud": "pointsmall:webview", "external_id": "crm-42", "jti": unique("j"), "iat": now, "exp": now + 120}),
+        &secret,
+    );
+    let path = format!("/v1/tenants/{}/auth/webview", t.slug);
+    let (s, pair) = app.call(Method::POST, &path, None, Some(json!({"token": good}))).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let (_, me) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/me", t.slug), pair["access_token"].as_str(), None).await;
+    assert_eq!(me["id"], m["id"]);
+    assert_eq!(me["external_id"], "crm-42");
+    for (name, token) in [
+        ("replayed", good.clone()),
+        (
+            "wrong secret",
+            sign(
+                json!({"aud": "pointsmall:webview", "external_id": "crm-42", "jti": unique("j"), "iat": now, "exp": now + 60}),
+                "not-the-secret",
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                json!({"aud": "pointsmall:webview", "external_id": "crm-42", "jti": unique("j"), "iat": now - 600, "exp": now - 300}),
+                &secret,
+            ),
+        ),
+        (
+            "too long-lived",
+            sign(
+                json!({"aud": "pointsmall:webview", "external_id": "crm-42", "jti": unique("j"), "iat": now, "exp": now + 3600}),
+                &secret,
+            ),
+        ),
+        (
+            "unknown member",
+            sign(
+                json!({"aud": "pointsmall:webview", "external_id": "nobody", "jti": unique("j"), "iat": now, "exp": now + 60}),
+                &secret,
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                json!({"aud": "pointsmall:member", "external_id": "crm-42", "jti": unique("j"), "iat": now, "exp": now + 60}),
+                &secret,
+            ),
+        ),
+    ] {
+        let (s, b) = app.call(Method::POST, &path, None, Some(json!({"token": token}))).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("webview_token_invalid")),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn favorites_profile_tags_and_segments() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let (_, p) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/products", t.slug),
+            Some(&owner),
+            Some(json!({"name": "Fav", "kind": "coupon", "points_price": 1})),
+        )
+        .await;
+    let (m, tokens) = app.member(&t, &phone()).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let fav = format!("/v1/tenants/{}/me/favorites/{}", t.slug, p["id"]);
+    assert_eq!(app.call(Method::PUT, &fav, Some(token), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.call(Method::PUT, &fav, Some(token), None).await.0, StatusCode::NO_CONTENT, "idempotent");
+    let (_, favs) = app.call(Method::GET, &format!("/v1/tenants/{}/me/favorites", t.slug), Some(token), None).await;
+    assert_eq!(favs[0]["name"], "Fav");
+    assert_eq!(
+        app.call(Method::PUT, &format!("/v1/tenants/{}/me/favorites/999999", t.slug), Some(token), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.call(Method::DELETE, &fav, Some(token), None).await.0, StatusCode::NO_CONTENT);
+    let (s, me) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/me", t.slug),
+            Some(token),
+            Some(json!({"avatar_url": "https://img.example/a.png", "notifications": {"marketing": true}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["notifications"], json!({"order_updates": true, "expiry_reminders": true, "marketing": true}));
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/me", t.slug),
+            Some(token),
+            Some(json!({"avatar_url": "javascript:alert(1)"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/me", t.slug),
+            Some(token),
+            Some(json!({"notifications": {"sms_spam": true}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Tags and segments.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/members/{}/tags", t.slug, m["id"]),
+            Some(&owner),
+            Some(json!({"tag": "vip"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    app.member(&t, &phone()).await;
+    let (_, vips) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/members?tag=vip", t.slug), Some(&owner), None).await;
+    assert_eq!(vips["items"].as_array().unwrap().len(), 1);
+    assert_eq!(vips["items"][0]["id"], m["id"]);
+    // Nobody has been inactive for 30 days yet; a member last active long ago is found.
+    let (_, inactive) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/staff/members?inactive_days=30", t.slug), Some(&owner), None)
+        .await;
+    assert_eq!(inactive["items"].as_array().unwrap().len(), 0);
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    sqlx::query("UPDATE members SET last_active_at = now() - interval '40 days', created_at = now() - interval '90 days' WHERE id = $1")
+        .bind(m["id"].as_i64())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (_, inactive) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/staff/members?inactive_days=30", t.slug), Some(&owner), None)
+        .await;
+    assert_eq!(inactive["items"][0]["id"], m["id"]);
+}
