@@ -21,6 +21,7 @@ pub mod rules;
 pub mod sender;
 pub mod settings;
 pub mod staff;
+pub mod storage;
 pub mod tenancy;
 
 pub use error::{Error, Result};

@@ -23,7 +23,7 @@ use crate::routes;
 use crate::state::AppState;
 
 /// Largest request body accepted.
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const BODY_LIMIT_BYTES: usize = 3 * 1024 * 1024;
 /// Longest a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 
@@ -45,6 +45,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::mall_staff::router())
         .merge(routes::mall_partner::router())
         .merge(routes::marketing::router())
+        .merge(routes::files::router())
         .split_for_parts()
 }
 

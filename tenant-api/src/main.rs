@@ -44,6 +44,20 @@ enum Command {
         /// Apply pending migrations before serving.
         #[arg(long)]
         migrate: bool,
+        /// Where files go: a local directory (default .data/files) unless an S3 endpoint is set.
+        #[arg(long, env = "POINTSMALL_FILES_DIR", default_value = ".data/files")]
+        files_dir: std::path::PathBuf,
+        /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (path-style addressing).
+        #[arg(long, env = "POINTSMALL_S3_ENDPOINT")]
+        s3_endpoint: Option<String>,
+        #[arg(long, env = "POINTSMALL_S3_BUCKET", default_value = "pointsmall")]
+        s3_bucket: String,
+        #[arg(long, env = "POINTSMALL_S3_REGION", default_value = "us-east-1")]
+        s3_region: String,
+        #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "", hide_env_values = true)]
+        s3_access_key: String,
+        #[arg(long, env = "AWS_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
+        s3_secret_key: String,
         /// Seconds between runs of the ledger jobs (release, expiry, holds, reminders); 0 turns them off.
         #[arg(long, env = "POINTSMALL_JOBS_INTERVAL_SECS", default_value_t = 60)]
         jobs_interval_secs: u64,
@@ -198,6 +212,12 @@ async fn main() -> anyhow::Result<()> {
             db_max_connections,
             migrate: run_migrations,
             jobs_interval_secs,
+            files_dir,
+            s3_endpoint,
+            s3_bucket,
+            s3_region,
+            s3_access_key,
+            s3_secret_key,
         } => {
             let extra_clusters = clusters
                 .iter()
@@ -208,7 +228,18 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("cluster {c:?} is not name=url"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let cfg = ServerConfig { database_url: url, extra_clusters, jwt_secret, listen, db_max_connections };
+            let storage = match s3_endpoint {
+                Some(endpoint) => server::StorageConfig::S3(platform::storage::S3Config {
+                    endpoint,
+                    bucket: s3_bucket,
+                    region: s3_region,
+                    access_key: s3_access_key,
+                    secret_key: s3_secret_key,
+                }),
+                None => server::StorageConfig::Local(files_dir),
+            };
+            let cfg =
+                ServerConfig { database_url: url, extra_clusters, jwt_secret, listen, db_max_connections, storage };
             let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .context("installing the metrics recorder")?;

@@ -11,6 +11,7 @@ use platform::mall::browse::CatalogCache;
 use platform::notify::{self, Change, Handler};
 use platform::rules::cache::RuleCache;
 use platform::sender::RecordingSender;
+use platform::storage::Storage;
 
 use crate::state::{AppState, Inner};
 
@@ -23,6 +24,15 @@ pub struct ServerConfig {
     pub jwt_secret: String,
     pub listen: SocketAddr,
     pub db_max_connections: u32,
+    /// Where files (product images) go.
+    pub storage: StorageConfig,
+}
+
+/// Object storage: a local directory (the default) or an S3-compatible bucket.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    Local(std::path::PathBuf),
+    S3(platform::storage::S3Config),
 }
 
 /// Evicts cached directory entries when another instance changes a tenant.
@@ -69,7 +79,13 @@ pub async fn state_with(
     let catalog = CatalogCache::default();
     let evictor = CacheEvictor { directory: directory.clone(), rules: rules.clone(), catalog: catalog.clone() };
     notify::start(cfg.database_url.clone(), evictor).await?;
+    let storage = match &cfg.storage {
+        StorageConfig::Local(root) => Storage::local(root),
+        StorageConfig::S3(c) => Storage::s3(c),
+    };
+    tracing::info!(storage = %storage.describe(), "object storage");
     Ok(AppState::new(Inner {
+        storage,
         sender: Arc::new(RecordingSender::new(db.control().clone())),
         tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,
         limiter,

@@ -25,6 +25,8 @@ pub struct Inner {
     pub rules: RuleCache,
     /// Cached catalog answers for members.
     pub catalog: CatalogCache,
+    /// Files (product images): S3-compatible or a local directory.
+    pub storage: platform::storage::Storage,
     pub metrics: Option<PrometheusHandle>,
 }
 

@@ -2,6 +2,7 @@
 
 pub mod alliance;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod mall_member;
 pub mod mall_partner;

@@ -42,6 +42,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with_limiter(limiter: LoginLimiter) -> Self {
+        let dir = std::env::temp_dir().join(unique("pointsmall-files"));
+        Self::spawn_with(limiter, tenant_api::server::StorageConfig::Local(dir)).await
+    }
+
+    pub async fn spawn_with(limiter: LoginLimiter, storage: tenant_api::server::StorageConfig) -> Self {
         let url = database_url();
         let secret = unique("secret-secret-secret-secret-secret");
         let cfg = ServerConfig {
@@ -50,6 +55,7 @@ impl TestApp {
             jwt_secret: secret.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             db_max_connections: 16,
+            storage,
         };
         let boot = platform::db::Db::connect(&cfg.database_url, &[], 2).await.expect("connect to DATABASE_URL");
         platform::migrate::migrate_control(boot.control()).await.expect("migrate control schema");

@@ -15,3 +15,4 @@ mod ops;
 mod provisioning;
 mod rules;
 mod staff_rbac;
+mod storage;

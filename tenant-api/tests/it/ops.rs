@@ -55,6 +55,7 @@ async fn the_openapi_document_describes_every_route_with_its_credential() {
         "/payments/callback",
         "/lotteries",
         "/auth/webview",
+        "/files/products/{id}/{name}",
     ];
     for (path, item) in paths {
         assert!(path.starts_with("/v1/") || ["/healthz", "/readyz", "/metrics"].contains(&path.as_str()), "{path}");

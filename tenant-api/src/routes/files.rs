@@ -1,0 +1,95 @@
+//! Product images (SPEC C5): staff upload (type and size checked), anyone reads. Files
+//! live in the configured object storage (S3-compatible or a local directory).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::mall::catalog::{self, Product, ProductInput};
+use platform::rbac::Permission;
+use platform::storage::{self, MAX_FILE_BYTES};
+use platform::{Error, audit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, StaffAuth, TenantPath};
+use crate::state::AppState;
+
+/// Images per product.
+pub const IMAGES_PER_PRODUCT_MAX: usize = 10;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload_image)).routes(routes!(get_file))
+}
+
+/// Uploads an image of a product (PNG, JPEG, GIF or WebP, at most 2 MiB; the type is
+/// read from the file itself) and appends it to the product's images. Send the file as
+/// the raw body. Needs `catalog_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products/{id}/images", tag = "mall",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
+    request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 201, body = Product), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload_image(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    auth.require(Permission::CatalogWrite)?;
+    if body.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid_field("file", "at most 2 MiB").into());
+    }
+    let (content_type, ext) =
+        storage::sniff_image(&body).ok_or_else(|| Error::invalid_field("file", "a PNG, JPEG, GIF or WebP image"))?;
+    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    let p = catalog::get(&mut tx, id).await?;
+    if p.images.len() >= IMAGES_PER_PRODUCT_MAX {
+        return Err(Error::conflict("too_many_images", "a product has at most 10 images").into());
+    }
+    let name = format!("products/{id}/{}.{ext}", uuid::Uuid::new_v4().simple());
+    // The file first: a product never points at a file that is not there.
+    state.storage.put(&format!("t{}/{name}", auth.tenant.id), body, content_type).await?;
+    let mut images = p.images.clone();
+    images.push(format!("/v1/tenants/{}/files/{name}", auth.tenant.slug));
+    let p =
+        catalog::update(&mut tx, auth.tenant.id, id, &ProductInput { images: Some(images), ..ProductInput::default() })
+            .await?;
+    audit::record(
+        &mut tx,
+        &auth.actor(),
+        Some(auth.tenant.id),
+        "product.image",
+        &id.to_string(),
+        serde_json::json!({"file": name}),
+    )
+    .await?;
+    tx.commit().await.map_err(Error::from)?;
+    state.catalog.evict(auth.tenant.id);
+    Ok((StatusCode::CREATED, Json(p)).into_response())
+}
+
+/// A product image. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/files/products/{id}/{name}", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id"),
+        ("name" = String, Path, description = "file name")),
+    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+async fn get_file(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Path((_t, id, name)): Path<(String, i64, String)>,
+) -> ApiResult<Response> {
+    let key = format!("t{}/products/{id}/{name}", tenant.id);
+    let (bytes, content_type) =
+        state.storage.get(&key).await?.ok_or_else(|| Error::not_found("file_not_found", "no such file"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400, immutable".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
