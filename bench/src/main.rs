@@ -5,9 +5,6 @@
 //!
 //! See bench/README.md for how to run it.
 
-mod server;
-mod stats;
-
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,19 +13,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use migrations::Migration;
 use platform::audit::Actor;
 use platform::db::Db;
 use platform::directory::Tenant;
 use platform::migrate;
 use platform::tenancy::{self, NewTenant};
-use rand::Rng;
-use rand::distr::Alphanumeric;
-use sqlx::PgPool;
 
-use crate::server::{Memory, Server, Touch};
-use crate::stats::{Latency, mib, rate, secs};
+use bench::cleanup::drop_tenants;
+use bench::progress::bar as progress_bar;
+use bench::server::{self, Memory, Server, Touch};
+use bench::stats::{Latency, mib, rate, secs};
+use bench::{build_kind, random_runid, verdict};
 
 /// Targets the figures are compared with (printed, never enforced).
 const TARGET_PROVISION_MS: f64 = 200.0;
@@ -38,10 +34,6 @@ const TARGET_MIGRATE_SECS: f64 = 60.0;
 /// `migrate_tenant` with an explicit list, never added to `migrations::TENANT`.
 const BENCH_MIGRATION_NAME: &str = "9999_bench";
 const BENCH_MIGRATION_SQL: &str = "CREATE TABLE bench_probe (id bigint PRIMARY KEY)";
-
-/// Tenant schemas dropped per transaction at cleanup (each drop takes a lock per
-/// object of the schema; this stays well inside PostgreSQL's default lock table).
-const DROP_BATCH: usize = 25;
 
 /// Slugs of every bench run: `bench-<runid>-<i>` (sequential pass) and
 /// `bench-<runid>-c<i>` (concurrent pass).
@@ -454,43 +446,6 @@ fn check_touch(t: &Touch) -> anyhow::Result<()> {
     )
 }
 
-/// Drops the tenants whose slug matches `pattern` (a PostgreSQL regular expression):
-/// their schemas, audit rows and directory rows, `DROP_BATCH` per transaction.
-/// Returns how many were dropped and how long it took.
-async fn drop_tenants(pool: &PgPool, pattern: &str, label: &str) -> anyhow::Result<(usize, Duration)> {
-    let started = Instant::now();
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, schema_name FROM control.tenants WHERE slug ~ $1 ORDER BY id")
-            .bind(pattern)
-            .fetch_all(pool)
-            .await?;
-    let bar = progress_bar(rows.len() as u64, label);
-    for batch in rows.chunks(DROP_BATCH) {
-        let mut schemas = Vec::with_capacity(batch.len());
-        for (_, s) in batch {
-            // The directory's CHECK guarantees t_<digits>; verified again because the
-            // name is formatted into SQL.
-            anyhow::ensure!(
-                s.strip_prefix("t_").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())),
-                "unexpected schema name {s:?} in control.tenants"
-            );
-            schemas.push(format!("\"{s}\""));
-        }
-        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", schemas.join(", "))))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM control.audit_log WHERE tenant_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM control.dev_outbox WHERE tenant_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM control.tenants WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-        tx.commit().await?;
-        bar.inc(batch.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok((rows.len(), started.elapsed()))
-}
-
 /// Everything measured, printed as one block at the end (also after a failure, with
 /// what was measured up to it).
 #[derive(Default)]
@@ -567,29 +522,4 @@ impl Report {
             println!("cleanup: {n} bench tenants dropped in {}", secs(took));
         }
     }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
-}
-
-fn build_kind() -> &'static str {
-    if cfg!(debug_assertions) { "debug" } else { "release" }
-}
-
-/// Six lowercase letters and digits, so reruns never collide on slugs.
-fn random_runid() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(6).map(|b| char::from(b).to_ascii_lowercase()).collect()
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-fn progress_bar(len: u64, label: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<32} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }

@@ -1,5 +1,6 @@
 //! The real `pointsmall` server as a child process: start, wait for `/healthz`, read its
-//! resident memory, send it cheap tenant requests, stop it.
+//! resident memory, send it cheap tenant requests, stop it; and its operator command
+//! `ledger verify`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -59,6 +60,18 @@ impl Server {
         log: Option<&Path>,
         client: &reqwest::Client,
     ) -> anyhow::Result<Self> {
+        Self::start_with(bin, database_url, log, client, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables for the server (they win over
+    /// the defaults set here).
+    pub async fn start_with(
+        bin: &Path,
+        database_url: &str,
+        log: Option<&Path>,
+        client: &reqwest::Client,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let stderr = match log {
@@ -72,6 +85,7 @@ impl Server {
             // A configuration file would fill in settings we did not choose.
             .env_remove("POINTSMALL_CONFIG")
             .env_remove("POINTSMALL_CLUSTERS")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -100,6 +114,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(Self { child, pid, base_url })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Resident set size and its high-water mark, in KiB.
@@ -195,6 +214,38 @@ pub async fn touch<'a>(
     }
     out.elapsed = started.elapsed();
     out
+}
+
+/// What `pointsmall ledger verify --tenant SLUG` said.
+#[derive(Debug)]
+pub struct Verified {
+    pub ok: bool,
+    /// Its stdout and stderr, trimmed.
+    pub output: String,
+}
+
+/// Runs `bin ledger verify --tenant slug` (the operator's command: every account's hash
+/// chain, and balances against the sums of entries, lots and grants).
+pub async fn ledger_verify(bin: &Path, database_url: &str, slug: &str) -> anyhow::Result<Verified> {
+    let out = Command::new(bin)
+        .args(["ledger", "verify", "--tenant", slug])
+        .env("DATABASE_URL", database_url)
+        .env("POINTSMALL_LOG_FORMAT", "pretty")
+        .env_remove("POINTSMALL_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} ledger verify", bin.display()))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.trim();
+    if !err.is_empty() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(err);
+    }
+    Ok(Verified { ok: out.status.success(), output: text })
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
