@@ -103,11 +103,34 @@ pub async fn process(
     for e in events {
         e.check(now)?;
     }
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let out = process_in(&mut tx, cache, tenant, source, events, 0, now).await?;
-    tx.commit().await?;
-    drain_outbox(db, cache, tenant).await?;
+    // Events of concurrent batches may lock the same accounts in different orders; the
+    // loser of a deadlock is rolled back whole and runs again.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+        match process_in(&mut tx, cache, tenant, source, events, 0, now).await {
+            Ok(out) => {
+                tx.commit().await?;
+                break out;
+            }
+            Err(e) if attempt < 3 && is_deadlock(&e) => {
+                tracing::warn!(attempt, "event batch deadlocked; retrying");
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // The batch is committed; internal events it caused that cannot run now stay in the
+    // outbox and run with the next batch or the jobs.
+    if let Err(e) = drain_outbox(db, cache, tenant).await {
+        tracing::warn!(error = %e, "internal events postponed");
+    }
     Ok(out)
+}
+
+fn is_deadlock(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
 async fn process_in(

@@ -95,7 +95,7 @@ struct Credited {
 }
 
 /// Credits points or experience to members, in a batch of up to 500 applied
-/// atomically (P2). Needs scope `points:write` and an `Idempotency-Key` header.
+/// atomically (P2), in member order. Needs scope `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/credits", tag = "partner",
     security(("api_key" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per batch")),
@@ -110,7 +110,10 @@ async fn credits(
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let batch: CreditBatch = idempotent::parse(body)?;
+    let mut batch: CreditBatch = idempotent::parse(body)?;
+    // Accounts are locked in one order (member, currency), so two batches touching the
+    // same members cannot deadlock; entries come back in that order.
+    batch.items.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
     if batch.items.is_empty() || batch.items.len() > bounds::BATCH_MAX {
         return Err(Error::invalid_field("items", format!("1 to {} credits", bounds::BATCH_MAX)).into());
     }

@@ -265,3 +265,35 @@ async fn balances_can_never_go_negative_even_in_sql() {
     let err = sqlx::query("UPDATE accounts SET balance = balance - 6").execute(&mut *tx).await.unwrap_err();
     assert!(err.to_string().contains("check constraint"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_in_any_member_order_never_deadlock() {
+    let app = Arc::new(TestApp::spawn().await);
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let mut ids = vec![];
+    for _ in 0..4 {
+        ids.push(app.member(&t, &phone()).await.0["id"].as_i64().unwrap());
+    }
+    let mut tasks = vec![];
+    for task in 0..8 {
+        let (app, t, key, mut order) = (app.clone(), t.clone(), key.clone(), ids.clone());
+        if task % 2 == 1 {
+            order.reverse();
+        }
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let items: Vec<_> = order.iter().map(|id| json!({"member_id": id, "amount": 1})).collect();
+                let (s, b) = app.partner_post(&t, &key, "/points/credits", &unique("k"), json!({"items": items})).await;
+                assert_eq!(s, StatusCode::CREATED, "{b}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for id in &ids {
+        assert_eq!(app.balance(&t, &key, *id, "points").await, 80);
+    }
+    app.assert_ledger_sound(&t).await;
+}
