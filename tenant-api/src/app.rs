@@ -68,6 +68,8 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(REQUEST_TIMEOUT_SECS)))
+        // Outside the layers above, so their plain-text errors become JSON.
+        .layer(middleware::from_fn(json_for_layer_errors))
         .layer(CatchPanicLayer::custom(|_| {
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +83,30 @@ pub fn build(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Errors produced by layers and extractors outside our handlers (body too large,
+/// timeout) come as plain text; clients get the same JSON error shape as everywhere.
+async fn json_for_layer_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    match resp.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {} bytes", BODY_LIMIT_BYTES),
+        ),
+        StatusCode::REQUEST_TIMEOUT if !is_json => json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request took longer than {REQUEST_TIMEOUT_SECS} s"),
+        ),
+        _ => resp,
+    }
 }
 
 /// Counts requests and their latency per route template and status.

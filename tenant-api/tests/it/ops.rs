@@ -21,6 +21,19 @@ async fn health_docs_and_errors_are_served() {
     let (_, headers, _) = app.call_full(Method::GET, "/healthz", &[("x-request-id", "abc-123".into())], None).await;
     assert_eq!(headers["x-request-id"], "abc-123");
 
+    // A body over the limit gets a JSON error too.
+    let resp = app
+        .client
+        .post(format!("{}/v1/platform/auth/login", app.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_too_large");
+
     let resp = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("/openapi.json"));
