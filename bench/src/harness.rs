@@ -17,7 +17,7 @@ use crate::stats::secs;
 use crate::{cleanup, progress};
 
 /// Slugs of every run of these benchmarks: `bench-<kind>-<runid>`.
-pub const ANY_RUN_SLUG_PATTERN: &str = "^bench-(ledger|events|reload)-[a-z0-9]{6}$";
+pub const ANY_RUN_SLUG_PATTERN: &str = "^bench-(ledger|events|reload|flash|catalog)-[a-z0-9]{6}$";
 
 /// Options of every server benchmark.
 #[derive(clap::Args, Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct ServerArgs {
     #[arg(long)]
     pub keep: bool,
     /// Only drop the tenants and operators of earlier runs of the server benchmarks
-    /// (bench-ledger, bench-events, bench-reload), then exit.
+    /// (bench-ledger, bench-events, bench-reload, bench-flash, bench-catalog), then exit.
     #[arg(long)]
     pub purge: bool,
 }

@@ -1,4 +1,4 @@
-//! Shared code of the benchmark commands (`bench-tenants`, `bench-ledger`,
+//! Shared code of the benchmark commands (`bench-tenants`, `bench-ledger`, `bench-flash`, `bench-catalog`,
 //! `bench-events`, `bench-rules`, `bench-reload`): the server as a child process, HTTP
 //! set-up of a tenant over the real API, a closed-loop load generator, the `pgbench`
 //! anchor, latency statistics, progress bars and cleanup.

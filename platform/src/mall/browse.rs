@@ -184,10 +184,11 @@ pub async fn detail(conn: &mut PgConnection, id: i64, now: DateTime<Utc>) -> Res
         .ok_or_else(|| Error::not_found("product_not_found", "no such product"))
 }
 
-/// Cached browse answers (already serialized), per tenant and generation.
+/// Cached browse answers, already serialized to JSON bytes (a hit costs no copy and no
+/// serialization), per tenant and generation.
 #[derive(Clone)]
 pub struct CatalogCache {
-    entries: Cache<(i64, u64, String), Arc<serde_json::Value>>,
+    entries: Cache<(i64, u64, String), bytes::Bytes>,
     generations: Arc<Mutex<HashMap<i64, u64>>>,
 }
 
@@ -210,14 +211,15 @@ impl CatalogCache {
         (tenant_id, q.key(offset, limit))
     }
 
-    pub async fn get(&self, tenant_id: i64, key: &str) -> Option<Arc<serde_json::Value>> {
+    pub async fn get(&self, tenant_id: i64, key: &str) -> Option<bytes::Bytes> {
         self.entries.get(&(tenant_id, self.generation(tenant_id), key.to_string())).await
     }
 
-    pub async fn put(&self, tenant_id: i64, key: String, value: serde_json::Value) -> Arc<serde_json::Value> {
-        let v = Arc::new(value);
-        self.entries.insert((tenant_id, self.generation(tenant_id), key), v.clone()).await;
-        v
+    /// Serializes and keeps an answer; returns the bytes to send.
+    pub async fn put<T: Serialize>(&self, tenant_id: i64, key: String, value: &T) -> Result<bytes::Bytes> {
+        let body = bytes::Bytes::from(serde_json::to_vec(value).map_err(|e| Error::Internal(e.into()))?);
+        self.entries.insert((tenant_id, self.generation(tenant_id), key), body.clone()).await;
+        Ok(body)
     }
 
     /// Makes every cached answer of the tenant unreachable.

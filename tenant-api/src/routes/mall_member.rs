@@ -49,14 +49,12 @@ async fn products(
     let (offset, limit) = page.offset_bounds()?;
     let (tid, key) = CatalogCache::page_key(tenant.id, &q, offset, limit);
     if let Some(hit) = state.catalog.get(tid, &key).await {
-        return Ok(axum::Json(hit.as_ref().clone()).into_response());
+        return Ok(json_bytes(hit));
     }
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let items = browse::list(&mut tx, &q, offset, limit, Utc::now()).await?;
     tx.commit().await.map_err(Error::from)?;
-    let body = serde_json::to_value(Page::at_offset(items, offset, limit)).map_err(|e| Error::Internal(e.into()))?;
-    let body = state.catalog.put(tid, key, body).await;
-    Ok(axum::Json(body.as_ref().clone()).into_response())
+    Ok(json_bytes(state.catalog.put(tid, key, &Page::at_offset(items, offset, limit)).await?))
 }
 
 /// One product (cached briefly). No credential needed.
@@ -70,13 +68,17 @@ async fn product(
 ) -> ApiResult<Response> {
     let key = format!("product:{id}");
     if let Some(hit) = state.catalog.get(tenant.id, &key).await {
-        return Ok(axum::Json(hit.as_ref().clone()).into_response());
+        return Ok(json_bytes(hit));
     }
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let p = browse::detail(&mut tx, id, Utc::now()).await?;
     tx.commit().await.map_err(Error::from)?;
-    let body = state.catalog.put(tenant.id, key, serde_json::to_value(p).map_err(|e| Error::Internal(e.into()))?).await;
-    Ok(axum::Json(body.as_ref().clone()).into_response())
+    Ok(json_bytes(state.catalog.put(tenant.id, key, &p).await?))
+}
+
+/// A cached, already serialized JSON answer.
+fn json_bytes(body: axum::body::Bytes) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The mall's categories. No credential needed.
