@@ -243,19 +243,7 @@ async fn tag_member(
     Path((_t, id)): Path<(String, i64)>,
     Json(body): Json<TagBody>,
 ) -> ApiResult<StatusCode> {
-    auth.require(Permission::MembersWrite)?;
-    members::set_tag(&state.db, &auth.tenant, id, &body.tag, true).await?;
-    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    audit::record(
-        &mut conn,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "member.tag",
-        &format!("member:{id}"),
-        serde_json::json!({"tag": body.tag}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    set_tag(&state, &auth, id, &body.tag, true).await
 }
 
 /// Removes a tag from a member. Needs `members_write`; audited.
@@ -270,16 +258,22 @@ async fn untag_member(
     Path((_t, id)): Path<(String, i64)>,
     Json(body): Json<TagBody>,
 ) -> ApiResult<StatusCode> {
+    set_tag(&state, &auth, id, &body.tag, false).await
+}
+
+/// Tags (`on`) or untags a member; audited.
+async fn set_tag(state: &AppState, auth: &StaffAuth, id: i64, tag: &str, on: bool) -> ApiResult<StatusCode> {
     auth.require(Permission::MembersWrite)?;
-    members::set_tag(&state.db, &auth.tenant, id, &body.tag, false).await?;
+    members::set_tag(&state.db, &auth.tenant, id, tag, on).await?;
+    let action = if on { "member.tag" } else { "member.untag" };
     let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
     audit::record(
         &mut conn,
         &auth.actor(),
         Some(auth.tenant.id),
-        "member.untag",
+        action,
         &format!("member:{id}"),
-        serde_json::json!({"tag": body.tag}),
+        serde_json::json!({"tag": tag}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
