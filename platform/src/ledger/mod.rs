@@ -5,6 +5,7 @@
 //! its lock and checking `balance >= 0` in the database), then writes one hash-chained
 //! entry. Lots are only touched while the account row is locked.
 
+pub mod batch;
 pub mod chain;
 pub mod currencies;
 pub mod expiry;
@@ -59,7 +60,7 @@ impl Reason {
     }
 
     /// Credits that count as earned (for lifetime totals).
-    fn is_earning(self) -> bool {
+    pub(crate) fn is_earning(self) -> bool {
         matches!(self, Self::Earn | Self::Adjust | Self::Release)
     }
 }

@@ -45,17 +45,25 @@ pub async fn ensure_account(conn: &mut PgConnection, member_id: i64, currency: &
         .bind(currency)
         .execute(conn)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                if d.constraint() == Some("accounts_currency_fkey") {
-                    Error::invalid_field("currency", "no such currency in this mall")
-                } else {
-                    Error::not_found("member_not_found", "no such member")
-                }
-            }
-            _ => Error::Database(e),
-        })?;
+        .map_err(account_error)?;
     Ok(())
+}
+
+/// A new account refers to an unknown member or currency: 404 / 422 naming it.
+pub(super) fn account_error(e: sqlx::Error) -> Error {
+    let sqlx::Error::Database(d) = &e else { return Error::Database(e) };
+    if !d.is_foreign_key_violation() {
+        return Error::Database(e);
+    }
+    if d.constraint() == Some("accounts_currency_fkey") {
+        return Error::invalid_field("currency", "no such currency in this mall");
+    }
+    // The detail reads `Key (member_id)=(42) is not present in table "members".`
+    let detail = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|p| p.detail()).unwrap_or("");
+    match detail.split_once(")=(").and_then(|(_, rest)| rest.split_once(')')) {
+        Some((id, _)) => Error::not_found("member_not_found", format!("no such member: {id}")),
+        None => Error::not_found("member_not_found", "no such member"),
+    }
 }
 
 /// Moves the balances of a locked-or-about-to-be-locked account; None if the result
@@ -173,16 +181,18 @@ pub async fn credit(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Entry> {
-    let total: i64 = parts.iter().map(|p| p.amount).sum();
-    check_amount("amount", total)?;
-    ensure_account(conn, member_id, currency).await?;
-    let earned = if reason.is_earning() { total } else { 0 };
-    let head = bump(conn, member_id, currency, total, 0, earned)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit made a balance negative")))?;
-    let entry = append(conn, &head, member_id, currency, total, 0, reason, source, now).await?;
-    insert_lots(conn, member_id, currency, entry.id, parts, now).await?;
-    Ok(entry)
+    let item = CreditItem { member_id, currency: currency.to_string(), parts: parts.to_vec(), source: source.clone() };
+    let mut entries = super::batch::credit_many(conn, std::slice::from_ref(&item), reason, now).await?;
+    entries.pop().ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit wrote no entry")))
+}
+
+/// One credit of a batch: an entry with one lot per part.
+#[derive(Debug, Clone)]
+pub struct CreditItem {
+    pub member_id: i64,
+    pub currency: String,
+    pub parts: Vec<LotPart>,
+    pub source: Source,
 }
 
 async fn insert_lots(

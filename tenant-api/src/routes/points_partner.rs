@@ -8,10 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use platform::Error;
+use platform::ledger::batch;
 use platform::ledger::history::{self, PointsSummary};
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
-use platform::ledger::post::{self, LotPart};
+use platform::ledger::post::{self, CreditItem, LotPart};
 use platform::ledger::{Entry, Reason, Source, SourceKind, bounds, currencies};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -111,8 +112,7 @@ async fn credits(
     auth.key.require("points:write")?;
     let idem = idem(&auth, &headers, uri.path(), &body)?;
     let mut batch: CreditBatch = idempotent::parse(body)?;
-    // Accounts are locked in one order (member, currency), so two batches touching the
-    // same members cannot deadlock; entries come back in that order.
+    // Entries come back in (member, currency) order, the order accounts are locked in.
     batch.items.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
     if batch.items.is_empty() || batch.items.len() > bounds::BATCH_MAX {
         return Err(Error::invalid_field("items", format!("1 to {} credits", bounds::BATCH_MAX)).into());
@@ -129,7 +129,7 @@ async fn credits(
         Box::pin(async move {
             let now = Utc::now();
             let mut expires: HashMap<String, bool> = HashMap::new();
-            let mut entries = Vec::with_capacity(batch.items.len());
+            let mut items = Vec::with_capacity(batch.items.len());
             for c in batch.items {
                 if !expires.contains_key(&c.currency) {
                     expires.insert(c.currency.clone(), currencies::get(tx, &c.currency).await?.expires);
@@ -141,10 +141,10 @@ async fn credits(
                     None => None,
                 };
                 let source = Source::new(SourceKind::Partner, who.clone()).reference(c.reference).memo(c.memo);
-                let part = LotPart { amount: c.amount, expires_at };
-                entries.push(post::credit(tx, c.member_id, &c.currency, &[part], Reason::Earn, &source, now).await?);
+                let parts = vec![LotPart { amount: c.amount, expires_at }];
+                items.push(CreditItem { member_id: c.member_id, currency: c.currency, parts, source });
             }
-            Ok(Credited { entries })
+            Ok(Credited { entries: batch::credit_many(tx, &items, Reason::Earn, now).await? })
         })
     })
     .await

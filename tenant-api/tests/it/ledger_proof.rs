@@ -51,17 +51,20 @@ async fn fifty_concurrent_clients_keep_every_balance_exact() {
                 let (id, _, token) = &members[i];
                 match op {
                     0 => {
-                        let (s, b) = app
-                            .partner_post(
-                                &t,
-                                &key,
-                                "/points/credits",
-                                &unique("k"),
-                                json!({"items": [{"member_id": id, "amount": amount}]}),
-                            )
-                            .await;
+                        // A batch of 1-6 credits to members in any order, some twice:
+                        // concurrent batches lock accounts in one order and never deadlock.
+                        let items: Vec<(i64, i64)> = {
+                            let mut r = rand::rng();
+                            (0..r.random_range(1..=6))
+                                .map(|_| (members[r.random_range(0..4usize)].0, r.random_range(1..=120i64)))
+                                .collect()
+                        };
+                        let body: Vec<_> = items.iter().map(|(m, a)| json!({"member_id": m, "amount": a})).collect();
+                        let (s, b) =
+                            app.partner_post(&t, &key, "/points/credits", &unique("k"), json!({ "items": body })).await;
                         assert_eq!(s, StatusCode::CREATED, "{b}");
-                        credited.fetch_add(amount, Ordering::Relaxed);
+                        assert_eq!(b["entries"].as_array().map(Vec::len), Some(items.len()), "{b}");
+                        credited.fetch_add(items.iter().map(|i| i.1).sum::<i64>(), Ordering::Relaxed);
                     }
                     1 => {
                         let (s, b) = app
@@ -182,6 +185,19 @@ async fn concurrent_duplicates_of_one_key_credit_once() {
         )
         .await;
     assert_eq!((status, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("idempotency_key_required")));
+    // A batch naming an unknown member writes nothing and says which member.
+    let (status, b) = app
+        .partner_post(
+            &t,
+            &key,
+            "/points/credits",
+            &unique("k"),
+            json!({"items": [{"member_id": id, "amount": 5}, {"member_id": 987654321, "amount": 5}]}),
+        )
+        .await;
+    assert_eq!((status, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("member_not_found")), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("987654321"), "{b}");
+    assert_eq!(app.balance(&t, &key, id, "points").await, 77);
     // A failed request does not burn its key: after fixing the cause it goes through.
     let fresh = unique("k");
     let (status, _) =
