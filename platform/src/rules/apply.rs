@@ -7,9 +7,10 @@ use sqlx::PgConnection;
 
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ledger::currencies::{self, Currency};
 use crate::ledger::locks::{self, NewLockGrant};
 use crate::ledger::post::{self, LotPart};
-use crate::ledger::{Reason, Source, SourceKind, currencies};
+use crate::ledger::{Reason, Source, SourceKind};
 
 /// Who produced the effects being applied.
 pub struct Producer<'a> {
@@ -18,14 +19,14 @@ pub struct Producer<'a> {
     pub event_key: &'a str,
 }
 
-fn source(p: &Producer<'_>, memo: &str) -> Source {
+pub(super) fn source(p: &Producer<'_>, memo: &str) -> Source {
     let mut s = Source::new(SourceKind::Rule, format!("rule:{}", p.rule_id)).reference(p.event_key).memo(memo);
     s.rule = Some((p.rule_id, p.version));
     s
 }
 
 /// The member `depth` referral levels up (0 = the member).
-fn target(member: &MemberInput, depth: i64) -> Option<i64> {
+pub(super) fn target(member: &MemberInput, depth: i64) -> Option<i64> {
     if depth == 0 { Some(member.id) } else { member.referrers.get(usize::try_from(depth - 1).ok()?).copied() }
 }
 
@@ -108,11 +109,22 @@ async fn credit(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let cur = currencies::get(conn, currency).await?;
-    let expires_at = match expires_in_days {
-        Some(d) => Some(now + Duration::days(d)),
-        None if cur.expires => tenant.settings.expiry.expires_at(now),
-        None => None,
-    };
+    let expires_at = expiry(tenant, &cur, expires_in_days, now);
     post::credit(conn, member_id, currency, &[LotPart { amount, expires_at }], Reason::Earn, source, now).await?;
     Ok(())
+}
+
+/// When an award expires: in the rule's days if it says, else by the mall's policy for
+/// currencies that expire.
+pub(super) fn expiry(
+    tenant: &Tenant,
+    currency: &Currency,
+    expires_in_days: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match expires_in_days {
+        Some(d) => Some(now + Duration::days(d)),
+        None if currency.expires => tenant.settings.expiry.expires_at(now),
+        None => None,
+    }
 }

@@ -1,99 +1,275 @@
 //! What a script knows about the member: level, tags, balances, counters, counts of this
 //! event type (today, this week, ever, streak) and the referral chain (≤ 3).
+//!
+//! A batch loads the context of all its members in seven statements, then keeps it up to
+//! date in memory as its events are counted and their effects decided, so an event sees
+//! the events before it in the same batch (counts, balances, counters, tags). A level
+//! reached within a batch shows from the next batch on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use scripting::{LevelInput, MemberInput};
+use scripting::{Effect, LevelInput, MemberInput};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
 
-/// Counts this event (for the member, on `now`'s UTC day) before the rules run.
-pub async fn count_event(conn: &mut PgConnection, member_id: i64, kind: &str, now: DateTime<Utc>) -> Result<()> {
+/// Days of counts kept for today/week/streak (the lifetime count covers every day).
+const DAYS_LOADED: i64 = 400;
+
+/// The member as stored.
+struct Member {
+    joined_at: DateTime<Utc>,
+    level: LevelInput,
+    tags: BTreeSet<String>,
+    balances: BTreeMap<String, i64>,
+    counters: BTreeMap<String, i64>,
+    referrers: Vec<i64>,
+}
+
+/// Counts of one event type for one member.
+#[derive(Default)]
+struct Counts {
+    days: BTreeMap<NaiveDate, i64>,
+    lifetime: i64,
+}
+
+/// The context of every member of a batch, as of now.
+pub struct Contexts {
+    members: HashMap<i64, Member>,
+    counts: HashMap<(i64, String), Counts>,
+    today: NaiveDate,
+}
+
+impl Contexts {
+    /// Loads the members of `pairs` (member, event type); unknown members are left out.
+    pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], now: DateTime<Utc>) -> Result<Self> {
+        let mut ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut unique: Vec<(i64, &str)> = pairs.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let (pair_members, pair_types): (Vec<i64>, Vec<&str>) = unique.iter().copied().unzip();
+        let today = now.date_naive();
+
+        type MemberRow = (i64, DateTime<Utc>, Option<String>, Option<i64>, Option<serde_json::Value>);
+        let rows: Vec<MemberRow> = sqlx::query_as(
+            "SELECT m.id, m.created_at, l.name, l.threshold, l.benefits FROM members m \
+             LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut members: HashMap<i64, Member> = rows
+            .into_iter()
+            .map(|(id, joined_at, name, threshold, benefits)| {
+                let level = LevelInput {
+                    name: name.unwrap_or_default(),
+                    threshold: threshold.unwrap_or(0),
+                    benefits: benefits.unwrap_or_else(|| serde_json::json!({})),
+                };
+                let member = Member {
+                    joined_at,
+                    level,
+                    tags: BTreeSet::new(),
+                    balances: BTreeMap::new(),
+                    counters: BTreeMap::new(),
+                    referrers: Vec::new(),
+                };
+                (id, member)
+            })
+            .collect();
+        if members.is_empty() {
+            return Ok(Self { members, counts: HashMap::new(), today });
+        }
+        let tags: Vec<(i64, String)> =
+            sqlx::query_as("SELECT member_id, tag FROM member_tags WHERE member_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (id, tag) in tags {
+            if let Some(m) = members.get_mut(&id) {
+                m.tags.insert(tag);
+            }
+        }
+        let balances: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT member_id, currency, balance FROM accounts WHERE member_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (id, currency, balance) in balances {
+            if let Some(m) = members.get_mut(&id) {
+                m.balances.insert(currency, balance);
+            }
+        }
+        let counters: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT member_id, name, value FROM member_counters WHERE member_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (id, name, value) in counters {
+            if let Some(m) = members.get_mut(&id) {
+                m.counters.insert(name, value);
+            }
+        }
+        let referrers: Vec<(i64, i64)> = sqlx::query_as(
+            "WITH RECURSIVE chain(member, id, depth) AS ( \
+                 SELECT id, invited_by, 1 FROM members WHERE id = ANY($1) AND invited_by IS NOT NULL \
+                 UNION ALL SELECT c.member, m.invited_by, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id \
+                 WHERE m.invited_by IS NOT NULL AND c.depth < 3) \
+             SELECT member, id FROM chain ORDER BY member, depth",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (id, referrer) in referrers {
+            if let Some(m) = members.get_mut(&id) {
+                m.referrers.push(referrer);
+            }
+        }
+
+        let mut counts: HashMap<(i64, String), Counts> = HashMap::new();
+        let days: Vec<(i64, String, NaiveDate, i32)> = sqlx::query_as(
+            "SELECT e.member_id, e.type, e.day, e.count FROM event_days e \
+             JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
+             WHERE e.day > $3",
+        )
+        .bind(&pair_members)
+        .bind(&pair_types)
+        .bind(today - Duration::days(DAYS_LOADED))
+        .fetch_all(&mut *conn)
+        .await?;
+        for (id, kind, day, count) in days {
+            counts.entry((id, kind)).or_default().days.insert(day, i64::from(count));
+        }
+        let lifetimes: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT e.member_id, e.type, sum(e.count)::bigint FROM event_days e \
+             JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
+             GROUP BY e.member_id, e.type",
+        )
+        .bind(&pair_members)
+        .bind(&pair_types)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (id, kind, lifetime) in lifetimes {
+            counts.entry((id, kind)).or_default().lifetime = lifetime;
+        }
+        Ok(Self { members, counts, today })
+    }
+
+    pub fn knows(&self, member_id: i64) -> bool {
+        self.members.contains_key(&member_id)
+    }
+
+    /// Counts an event of `kind` today (before its rules run), or takes a count back
+    /// (`delta` -1) when the event failed.
+    pub fn count(&mut self, member_id: i64, kind: &str, delta: i64) {
+        let c = self.counts.entry((member_id, kind.to_string())).or_default();
+        *c.days.entry(self.today).or_default() += delta;
+        c.lifetime += delta;
+    }
+
+    /// The member as a script sees it for an event of `kind`.
+    pub fn input(&self, member_id: i64, kind: &str) -> Option<MemberInput> {
+        let m = self.members.get(&member_id)?;
+        let empty = Counts::default();
+        let c = self.counts.get(&(member_id, kind.to_string())).unwrap_or(&empty);
+        let today = self.today;
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let mut streak = 0;
+        let mut expected = today;
+        for (day, count) in c.days.range(..=today).rev() {
+            if *count <= 0 {
+                continue;
+            }
+            if *day != expected {
+                break;
+            }
+            streak += 1;
+            expected -= Duration::days(1);
+        }
+        Some(MemberInput {
+            id: member_id,
+            level: m.level.clone(),
+            tags: m.tags.iter().cloned().collect(),
+            balances: m.balances.clone(),
+            counters: m.counters.clone(),
+            today: c.days.get(&today).copied().unwrap_or(0),
+            week: c.days.range(monday..=today).map(|(_, n)| n).sum(),
+            lifetime: c.lifetime,
+            streak,
+            referrers: m.referrers.clone(),
+            joined_at: m.joined_at.to_rfc3339(),
+        })
+    }
+
+    /// Takes in the effects an event of `member_id` is about to have, so the next events
+    /// see them (balances moved, counters set, tags added).
+    pub fn absorb(&mut self, member_id: i64, effects: &[Effect]) {
+        let referrer = |members: &HashMap<i64, Member>, depth: i64| -> Option<i64> {
+            let chain = &members.get(&member_id)?.referrers;
+            chain.get(usize::try_from(depth - 1).ok()?).copied()
+        };
+        for effect in effects {
+            match effect {
+                Effect::Award { currency, amount, .. } => self.add(member_id, currency, *amount),
+                Effect::AwardReferrer { depth, currency, amount, .. } => {
+                    if let Some(to) = referrer(&self.members, *depth) {
+                        self.add(to, currency, *amount);
+                    }
+                }
+                Effect::Deduct { currency, amount, .. } => self.add(member_id, currency, -amount),
+                Effect::SetCounter { name, value } => {
+                    if let Some(m) = self.members.get_mut(&member_id) {
+                        m.counters.insert(name.clone(), *value);
+                    }
+                }
+                Effect::Tag { name } => {
+                    if let Some(m) = self.members.get_mut(&member_id) {
+                        m.tags.insert(name.clone());
+                    }
+                }
+                Effect::Lock { .. } | Effect::Accelerate { .. } | Effect::Deny { .. } => {}
+            }
+        }
+    }
+
+    fn add(&mut self, member_id: i64, currency: &str, amount: i64) {
+        if let Some(m) = self.members.get_mut(&member_id) {
+            let b = m.balances.entry(currency.to_string()).or_default();
+            *b = b.saturating_add(amount);
+        }
+    }
+}
+
+/// The context of one member for an event of type `kind` at `now`, as stored (the dry
+/// run's view: the event itself is not counted).
+pub async fn member(conn: &mut PgConnection, member_id: i64, kind: &str, now: DateTime<Utc>) -> Result<MemberInput> {
+    Contexts::load(conn, &[(member_id, kind)], now)
+        .await?
+        .input(member_id, kind)
+        .ok_or_else(|| Error::not_found("member_not_found", "no such member"))
+}
+
+/// Records the counts of a batch's events (member, type, n), all on `now`'s UTC day.
+pub async fn store_counts(conn: &mut PgConnection, counted: &[(i64, &str, i32)], now: DateTime<Utc>) -> Result<()> {
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let members: Vec<i64> = counted.iter().map(|c| c.0).collect();
+    let kinds: Vec<&str> = counted.iter().map(|c| c.1).collect();
+    let ns: Vec<i32> = counted.iter().map(|c| c.2).collect();
     sqlx::query(
-        "INSERT INTO event_days (member_id, type, day, count) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (member_id, type, day) DO UPDATE SET count = event_days.count + 1",
+        "INSERT INTO event_days (member_id, type, day, count) \
+         SELECT m, k, $4, n FROM unnest($1::bigint[], $2::text[], $3::int[]) AS t(m, k, n) ORDER BY m, k \
+         ON CONFLICT (member_id, type, day) DO UPDATE SET count = event_days.count + EXCLUDED.count",
     )
-    .bind(member_id)
-    .bind(kind)
+    .bind(&members)
+    .bind(&kinds)
+    .bind(&ns)
     .bind(now.date_naive())
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Builds the member context for an event of type `kind` at `now`.
-pub async fn member(conn: &mut PgConnection, member_id: i64, kind: &str, now: DateTime<Utc>) -> Result<MemberInput> {
-    type Row = (DateTime<Utc>, Option<String>, Option<i64>, Option<serde_json::Value>);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT m.created_at, l.name, l.threshold, l.benefits FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
-    )
-    .bind(member_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (joined_at, level_name, threshold, benefits) =
-        row.ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
-    let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM member_tags WHERE member_id = $1 ORDER BY tag")
-        .bind(member_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let balances: Vec<(String, i64)> = sqlx::query_as("SELECT currency, balance FROM accounts WHERE member_id = $1")
-        .bind(member_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let counters: Vec<(String, i64)> = sqlx::query_as("SELECT name, value FROM member_counters WHERE member_id = $1")
-        .bind(member_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let days: Vec<(NaiveDate, i32)> = sqlx::query_as(
-        "SELECT day, count FROM event_days WHERE member_id = $1 AND type = $2 ORDER BY day DESC LIMIT 400",
-    )
-    .bind(member_id)
-    .bind(kind)
-    .fetch_all(&mut *conn)
-    .await?;
-    let lifetime: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(count), 0)::bigint FROM event_days WHERE member_id = $1 AND type = $2")
-            .bind(member_id)
-            .bind(kind)
-            .fetch_one(&mut *conn)
-            .await?;
-    let referrers: Vec<i64> = sqlx::query_scalar(
-        "WITH RECURSIVE chain(id, depth) AS ( \
-             SELECT invited_by, 1 FROM members WHERE id = $1 AND invited_by IS NOT NULL \
-             UNION ALL SELECT m.invited_by, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id \
-             WHERE m.invited_by IS NOT NULL AND c.depth < 3) \
-         SELECT id FROM chain ORDER BY depth",
-    )
-    .bind(member_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let today = now.date_naive();
-    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
-    let mut streak = 0;
-    let mut expected = today;
-    for (day, _) in &days {
-        if *day == expected {
-            streak += 1;
-            expected -= Duration::days(1);
-        } else if *day < expected {
-            break;
-        }
-    }
-    Ok(MemberInput {
-        id: member_id,
-        level: LevelInput {
-            name: level_name.unwrap_or_default(),
-            threshold: threshold.unwrap_or(0),
-            benefits: benefits.unwrap_or_else(|| serde_json::json!({})),
-        },
-        tags,
-        balances: balances.into_iter().collect(),
-        counters: counters.into_iter().collect(),
-        today: days.iter().find(|(d, _)| *d == today).map_or(0, |(_, c)| i64::from(*c)),
-        week: days.iter().filter(|(d, _)| *d >= monday).map(|(_, c)| i64::from(*c)).sum(),
-        lifetime,
-        streak,
-        referrers,
-        joined_at: joined_at.to_rfc3339(),
-    })
 }

@@ -3,8 +3,10 @@
 //! that runs the rules and applies their effects in one transaction.
 
 pub mod apply;
+pub mod bulk;
 pub mod cache;
 pub mod context;
+pub mod evaluate;
 pub mod pipeline;
 pub mod store;
 

@@ -1,23 +1,35 @@
-//! The event pipeline (R1, R2, P2): record the event (its id makes it idempotent), count
-//! it, build the member context, run the tenant's rules for its type on blocking
-//! threads, and apply their effects — all in one transaction (a savepoint per event of
-//! a batch). A rule that fails fails its event cleanly: nothing of it is written except
-//! the failure itself. Internal events (level_changed, points_released) then run
-//! through the same pipeline, up to a bounded cascade depth.
+//! The event pipeline (R1, R2, P2), a whole batch in one transaction:
+//!
+//! 1. load the context of every member of the batch (`context`), record the events (an
+//!    event id seen before is a replay and returns its first outcome);
+//! 2. run the rules of every event in order on one blocking thread (`evaluate`): each
+//!    event sees the effects of the events before it;
+//! 3. apply the verdicts in order: runs of events with only awards, counters and tags in
+//!    bulk (`bulk`), any other event alone in a savepoint (`apply`), so an effect that
+//!    fails there (e.g. not enough points) fails that event only;
+//! 4. store the day counts and every event's final state.
+//!
+//! A rule that fails fails its event cleanly: nothing of it is written except the
+//! failure itself. Internal events (level_changed, points_released) then run through the
+//! same pipeline, up to a bounded cascade depth.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use scripting::{Effect, EventInput, Input};
+use scripting::EventInput;
 use serde::{Deserialize, Serialize};
 use sqlx::{Acquire, PgConnection};
 
-use super::cache::{RuleCache, RuleSet};
-use super::{apply, bounds, context};
+use super::bulk::{self, Applying};
+use super::cache::RuleCache;
+use super::context::{self, Contexts};
+use super::evaluate::{Evaluated, Job, RuleRun, Verdict, evaluate};
+use super::{apply, bounds};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ledger::currencies::{self, Currency};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -143,152 +155,261 @@ async fn process_in(
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
     let set = cache.get(tx, tenant.id).await?;
-    let mut out = Vec::with_capacity(events.len());
-    for ev in events {
-        let key = format!("{source}:{}", ev.id);
-        let mut sp = tx.begin().await?;
-        match run_one(&mut sp, cache, &set, tenant, &key, ev, source, depth, now).await {
-            Ok(o) => {
-                sp.commit().await?;
-                out.push(o);
-            }
-            Err(Fail::Batch(e)) => return Err(e),
-            Err(Fail::Event(message)) => {
-                sp.rollback().await?;
-                out.push(record_failure(tx, &key, ev, source, depth, now, &message).await?);
-            }
+    let pairs: Vec<(i64, &str)> = events.iter().map(|e| (e.member_id, e.kind.as_str())).collect();
+    let ctx = Contexts::load(tx, &pairs, now).await?;
+    let keys: Vec<String> = events.iter().map(|e| format!("{source}:{}", e.id)).collect();
+
+    // Decided before any rule runs: repeats within the batch, unknown members.
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
+    let mut repeat_of: HashMap<usize, usize> = HashMap::new();
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut candidates = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        if let Some(&j) = first.get(keys[i].as_str()) {
+            repeat_of.insert(i, j);
+        } else if !ctx.knows(ev.member_id) {
+            first.insert(&keys[i], i);
+            outcomes[i] = Some(Outcome::rejected(ev, "no such member"));
+        } else {
+            first.insert(&keys[i], i);
+            candidates.push(i);
         }
     }
-    Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_one(
-    conn: &mut PgConnection,
-    cache: &RuleCache,
-    set: &RuleSet,
-    tenant: &Tenant,
-    key: &str,
-    ev: &IncomingEvent,
-    source: &str,
-    depth: i32,
-    now: DateTime<Utc>,
-) -> Result<Outcome, Fail> {
-    let occurred_at = ev.occurred_at.unwrap_or(now);
-    let data = if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() };
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (event_key, type, member_id, data, occurred_at, source, status, depth) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'applied', $7) ON CONFLICT (event_key) DO NOTHING RETURNING id",
-    )
-    .bind(key)
-    .bind(&ev.kind)
-    .bind(ev.member_id)
-    .bind(&data)
-    .bind(occurred_at)
-    .bind(source)
-    .bind(depth)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => Fail::Event("no such member".into()),
-        _ => Fail::Batch(Error::Database(e)),
-    })?;
-    let Some(event_id) = inserted else {
-        return stored(conn, key, &ev.id).await.map_err(Fail::Batch);
-    };
-    context::count_event(conn, ev.member_id, &ev.kind, now).await?;
-    let member = context::member(conn, ev.member_id, &ev.kind, now).await?;
-    let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at: occurred_at.to_rfc3339(), data };
-    let mut results: Vec<(&super::cache::LoadedRule, Vec<Effect>)> = vec![];
-    for rule in set.for_event(&ev.kind) {
-        let input = Input { event: event.clone(), member: member.clone(), params: rule.params.clone() };
-        let effects = run_rule(cache, rule.ast.clone(), input)
-            .await
-            .map_err(|e| Fail::Event(format!("rule {} ({:?}) v{}: {e}", rule.id, rule.name, rule.version)))?;
-        results.push((rule, effects));
-    }
-    let summary = serde_json::Value::Array(
-        results
-            .iter()
-            .map(|(r, e)| serde_json::json!({"rule_id": r.id, "name": r.name, "version": r.version, "effects": e}))
-            .collect(),
-    );
-    let denial = results.iter().flat_map(|(_, e)| e).find_map(|e| match e {
-        Effect::Deny { reason } => Some(reason.clone()),
-        _ => None,
-    });
-    let status = if denial.is_some() { "denied" } else { "applied" };
-    if denial.is_none() {
-        for (rule, effects) in &results {
-            let producer = apply::Producer { rule_id: rule.id, version: rule.version, event_key: key };
-            apply::apply(conn, tenant, &member, &producer, effects, now).await?;
+    let rows = record(tx, events, &keys, &candidates, source, depth, now).await?;
+    let mut fresh = Vec::new();
+    let mut replays = Vec::new();
+    for i in candidates {
+        match rows.get(&keys[i]) {
+            Some(&row) => fresh.push((i, row)),
+            None => replays.push(i),
         }
     }
-    sqlx::query("UPDATE events SET status = $2, effects = $3, error = $4 WHERE id = $1")
-        .bind(event_id)
-        .bind(status)
-        .bind(&summary)
-        .bind(&denial)
-        .execute(&mut *conn)
-        .await?;
-    Ok(Outcome { id: ev.id.clone(), status: status.into(), effects: summary, error: denial, replayed: false })
-}
-
-/// Runs one rule on a blocking thread, bounded in time.
-async fn run_rule(cache: &RuleCache, ast: Arc<scripting::AST>, input: Input) -> Result<Vec<Effect>, String> {
-    let sandbox = cache.sandbox.clone();
-    let job = tokio::task::spawn_blocking(move || sandbox.run(&ast, &input));
-    match tokio::time::timeout(Duration::from_millis(bounds::RULE_TIMEOUT_MS), job).await {
-        Ok(Ok(Ok(effects))) => Ok(effects),
-        Ok(Ok(Err(e))) => Err(format!("{} ({})", e.message, e.kind)),
-        Ok(Err(join)) => Err(format!("the rule crashed: {join}")),
-        Err(_) => Err(format!("the rule did not finish within {} ms", bounds::RULE_TIMEOUT_MS)),
+    for (i, outcome) in stored(tx, events, &keys, &replays).await? {
+        outcomes[i] = Some(outcome);
     }
-}
 
-async fn stored(conn: &mut PgConnection, key: &str, id: &str) -> Result<Outcome> {
-    let (status, effects, error): (String, serde_json::Value, Option<String>) =
-        sqlx::query_as("SELECT status, effects, error FROM events WHERE event_key = $1")
-            .bind(key)
-            .fetch_one(conn)
-            .await?;
-    Ok(Outcome { id: id.to_string(), status, effects, error, replayed: true })
-}
+    let currencies: HashMap<String, Currency> =
+        currencies::list(tx).await?.into_iter().map(|c| (c.code.clone(), c)).collect();
+    let currencies = Arc::new(currencies);
+    let jobs = fresh
+        .iter()
+        .map(|&(i, _)| {
+            let ev = &events[i];
+            let data = if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() };
+            let occurred_at = ev.occurred_at.unwrap_or(now).to_rfc3339();
+            let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
+            Job { member_id: ev.member_id, event }
+        })
+        .collect();
+    let (_, mut evaluated) = evaluate(cache.sandbox.clone(), set, ctx, currencies.clone(), jobs).await?;
 
-async fn record_failure(
-    conn: &mut PgConnection,
-    key: &str,
-    ev: &IncomingEvent,
-    source: &str,
-    depth: i32,
-    now: DateTime<Utc>,
-    message: &str,
-) -> Result<Outcome> {
-    let data = if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() };
-    let recorded: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO events (event_key, type, member_id, data, occurred_at, source, status, error, depth) \
-         SELECT $1, $2, $3, $4, $5, $6, 'failed', $7, $8 WHERE EXISTS (SELECT 1 FROM members WHERE id = $3) \
-         ON CONFLICT (event_key) DO NOTHING RETURNING id",
+    apply_all(tx, tenant, &currencies, &fresh, &keys, &mut evaluated, now).await?;
+
+    // Counts of the events that did not fail, then every event's final state.
+    let mut counted: BTreeMap<(i64, &str), i32> = BTreeMap::new();
+    for (&(i, _), e) in fresh.iter().zip(&evaluated) {
+        if !matches!(e.verdict, Verdict::Fail(_)) {
+            *counted.entry((events[i].member_id, events[i].kind.as_str())).or_default() += 1;
+        }
+    }
+    let counted: Vec<(i64, &str, i32)> = counted.into_iter().map(|((m, k), n)| (m, k, n)).collect();
+    context::store_counts(tx, &counted, now).await?;
+    let mut ids = Vec::with_capacity(fresh.len());
+    let (mut statuses, mut summaries, mut errors) = (vec![], vec![], vec![]);
+    for (&(i, row), e) in fresh.iter().zip(&evaluated) {
+        let outcome = Outcome::of(&events[i], &e.verdict);
+        ids.push(row);
+        statuses.push(outcome.status.clone());
+        summaries.push(outcome.effects.clone());
+        errors.push(outcome.error.clone());
+        if let Verdict::Fail(message) = &e.verdict {
+            tracing::warn!(event = keys[i], error = message, "event failed");
+        }
+        outcomes[i] = Some(outcome);
+    }
+    sqlx::query(
+        "UPDATE events e SET status = t.s, effects = t.x, error = t.r \
+         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS t(id, s, x, r) WHERE e.id = t.id",
     )
-    .bind(key)
-    .bind(&ev.kind)
-    .bind(ev.member_id)
-    .bind(&data)
-    .bind(ev.occurred_at.unwrap_or(now))
-    .bind(source)
-    .bind(message)
-    .bind(depth)
-    .fetch_optional(conn)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&summaries)
+    .bind(&errors)
+    .execute(&mut *tx)
     .await?;
-    let status = if recorded.is_some() { "failed" } else { "rejected" };
-    tracing::warn!(event = key, error = message, status, "event failed");
-    Ok(Outcome {
-        id: ev.id.clone(),
-        status: status.into(),
-        effects: serde_json::json!([]),
-        error: Some(message.to_string()),
-        replayed: false,
-    })
+
+    // A repeat within the batch replays its first occurrence.
+    for (&i, &j) in &repeat_of {
+        let mut o = outcomes[j].clone().ok_or_else(|| Error::Internal(anyhow::anyhow!("event {j} undecided")))?;
+        o.id = events[i].id.clone();
+        o.replayed = o.status != "rejected";
+        outcomes[i] = Some(o);
+    }
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| o.ok_or_else(|| Error::Internal(anyhow::anyhow!("event {i} undecided"))))
+        .collect()
+}
+
+/// Applies the verdicts in event order: runs of simple events in bulk, the others one by
+/// one in a savepoint each (an effect that fails there fails its event only).
+async fn apply_all(
+    tx: &mut PgConnection,
+    tenant: &Tenant,
+    currencies: &HashMap<String, Currency>,
+    fresh: &[(usize, i64)],
+    keys: &[String],
+    evaluated: &mut [Evaluated],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut start = 0;
+    while start < evaluated.len() {
+        let end = (start..evaluated.len())
+            .find(|&k| matches!(&evaluated[k].verdict, Verdict::Apply(runs) if !bulk::is_simple(runs)))
+            .unwrap_or(evaluated.len());
+        let run: Vec<Applying> = (start..end)
+            .filter_map(|k| match &evaluated[k].verdict {
+                Verdict::Apply(runs) => Some(Applying { key: &keys[fresh[k].0], member: &evaluated[k].member, runs }),
+                _ => None,
+            })
+            .collect();
+        if !run.is_empty() {
+            bulk::apply_run(tx, tenant, currencies, &run, now).await?;
+        }
+        if end == evaluated.len() {
+            break;
+        }
+        let failure = {
+            let Verdict::Apply(runs) = &evaluated[end].verdict else { unreachable!("found as Apply above") };
+            let key = &keys[fresh[end].0];
+            let mut sp = tx.begin().await?;
+            let mut result = Ok(());
+            for r in runs {
+                let producer = apply::Producer { rule_id: r.rule_id, version: r.version, event_key: key };
+                result = apply::apply(&mut sp, tenant, &evaluated[end].member, &producer, &r.effects, now).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result.map_err(Fail::from) {
+                Ok(()) => {
+                    sp.commit().await?;
+                    None
+                }
+                Err(Fail::Batch(e)) => return Err(e),
+                Err(Fail::Event(message)) => {
+                    sp.rollback().await?;
+                    Some(message)
+                }
+            }
+        };
+        if let Some(message) = failure {
+            evaluated[end].verdict = Verdict::Fail(message);
+        }
+        start = end + 1;
+    }
+    Ok(())
+}
+
+/// Records the candidates as applied (their final state comes at the end of the batch);
+/// returns the row id of each one recorded now, by key. Keys already known are replays.
+async fn record(
+    conn: &mut PgConnection,
+    events: &[IncomingEvent],
+    keys: &[String],
+    candidates: &[usize],
+    source: &str,
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, i64>> {
+    if candidates.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut k = Vec::with_capacity(candidates.len());
+    let (mut kinds, mut members, mut data, mut at) = (vec![], vec![], vec![], vec![]);
+    for &i in candidates {
+        let ev = &events[i];
+        k.push(keys[i].as_str());
+        kinds.push(ev.kind.as_str());
+        members.push(ev.member_id);
+        data.push(if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() });
+        at.push(ev.occurred_at.unwrap_or(now));
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO events (event_key, type, member_id, data, occurred_at, source, status, depth) \
+         SELECT k, t, m, d, o, $6, 'applied', $7 \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS x(k, t, m, d, o, i) \
+         ORDER BY i ON CONFLICT (event_key) DO NOTHING RETURNING event_key, id",
+    )
+    .bind(&k)
+    .bind(&kinds)
+    .bind(&members)
+    .bind(&data)
+    .bind(&at)
+    .bind(source)
+    .bind(depth)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The first outcome of events processed before.
+async fn stored(
+    conn: &mut PgConnection,
+    events: &[IncomingEvent],
+    keys: &[String],
+    replays: &[usize],
+) -> Result<Vec<(usize, Outcome)>> {
+    if replays.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<&str> = replays.iter().map(|&i| keys[i].as_str()).collect();
+    type Row = (String, String, serde_json::Value, Option<String>);
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT event_key, status, effects, error FROM events WHERE event_key = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(conn)
+            .await?;
+    let mut by_key: HashMap<String, (String, serde_json::Value, Option<String>)> =
+        rows.into_iter().map(|(k, s, x, e)| (k, (s, x, e))).collect();
+    replays
+        .iter()
+        .map(|&i| {
+            let (status, effects, error) = by_key
+                .remove(&keys[i])
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("event {} vanished", keys[i])))?;
+            Ok((i, Outcome { id: events[i].id.clone(), status, effects, error, replayed: true }))
+        })
+        .collect()
+}
+
+impl Outcome {
+    fn rejected(ev: &IncomingEvent, message: &str) -> Self {
+        Self {
+            id: ev.id.clone(),
+            status: "rejected".into(),
+            effects: serde_json::json!([]),
+            error: Some(message.to_string()),
+            replayed: false,
+        }
+    }
+
+    fn of(ev: &IncomingEvent, verdict: &Verdict) -> Self {
+        let summary = |runs: &[RuleRun]| {
+            serde_json::Value::Array(
+                runs.iter()
+                    .map(|r| serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version, "effects": r.effects}))
+                    .collect(),
+            )
+        };
+        let (status, effects, error) = match verdict {
+            Verdict::Apply(runs) => ("applied", summary(runs), None),
+            Verdict::Deny(reason, runs) => ("denied", summary(runs), Some(reason.clone())),
+            Verdict::Fail(message) => ("failed", serde_json::json!([]), Some(message.clone())),
+        };
+        Self { id: ev.id.clone(), status: status.into(), effects, error, replayed: false }
+    }
 }
 
 /// Runs pending internal events (level_changed, points_released) through the rules,

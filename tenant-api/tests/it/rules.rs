@@ -226,6 +226,72 @@ async fn events_are_idempotent_counted_and_denied_by_rules() {
     assert_eq!(log["items"].as_array().unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn events_of_one_batch_see_the_events_before_them() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let caps = json!({"points": {"shared": 5}, "daily_cap": {"shared": 3}});
+    create_rule(&app, &t, &owner, json!({"name": "caps", "event_type": "*", "script": include_str!("../../../examples/rules/engagement_caps.rhai"), "params": caps})).await;
+    let visit = r#"let n = if "visits" in member.counters { member.counters.visits } else { 0 };
+        [set_counter("visits", n + 1), award("points", n + 1, "visit"), tag("visitor")]"#;
+    create_rule(&app, &t, &owner, json!({"name": "visits", "event_type": "visit", "script": visit})).await;
+    let spend = r#"[deduct("points", event.data.amount, "spent")]"#;
+    create_rule(&app, &t, &owner, json!({"name": "spend", "event_type": "spend", "script": spend})).await;
+    let key = app.partner_key(&t).await;
+    let (m, _) = app.member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    let ev = |eid: &str, kind: &str, data: Value| json!({"id": eid, "type": kind, "member_id": id, "data": data});
+    let r = events(
+        &app,
+        &t,
+        &key,
+        json!([
+            ev("v1", "visit", json!({})),
+            ev("v2", "visit", json!({})),
+            ev("v3", "visit", json!({})),
+            ev("s1", "shared", json!({})),
+            ev("s2", "shared", json!({})),
+            ev("s3", "shared", json!({})),
+            ev("s4", "shared", json!({})),
+            ev("x1", "spend", json!({"amount": 20})),
+            ev("x2", "spend", json!({"amount": 20})),
+            ev("v4", "visit", json!({})),
+            ev("s1", "shared", json!({})),
+        ]),
+    )
+    .await;
+    let status: Vec<&str> = r.as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        status,
+        ["applied"; 11].iter().enumerate().map(|(i, s)| if i == 8 { "failed" } else { s }).collect::<Vec<_>>(),
+        "{r}"
+    );
+    // Counters set by earlier events of the batch are read by later ones: 1 + 2 + 3 (+ 4).
+    let award = |o: &Value, rule: usize| {
+        let effects = o["effects"][rule]["effects"].as_array().cloned().unwrap_or_default();
+        effects.iter().find(|e| e["currency"] == "points").and_then(|e| e["amount"].as_i64())
+    };
+    assert_eq!(
+        [award(&r[0], 1), award(&r[1], 1), award(&r[2], 1), award(&r[9], 1)],
+        [Some(1), Some(2), Some(3), Some(4)]
+    );
+    // Daily counts include the events before: the fourth share is over the cap of 3.
+    assert_eq!([award(&r[5], 0), award(&r[6], 0)], [Some(5), None], "{r}");
+    // The first spend sees the 21 points earned before it; the second has too little.
+    assert!(r[8]["error"].as_str().unwrap().contains("insufficient points: the balance is 1; 20 needed"), "{r}");
+    // An id repeated within the batch is a replay of its first outcome.
+    assert_eq!((r[10]["replayed"].as_bool(), &r[10]["effects"]), (Some(true), &r[3]["effects"]));
+    assert_eq!(app.balance(&t, &key, id, "points").await, 6 + 15 - 20 + 4);
+    // The next batch starts from what this one stored.
+    let r = events(&app, &t, &key, json!([ev("v5", "visit", json!({})), ev("s5", "shared", json!({}))])).await;
+    assert_eq!((award(&r[0], 1), award(&r[1], 0)), (Some(5), None), "{r}");
+    let (_, log) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/events?status=failed", t.slug), Some(&owner), None).await;
+    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+    app.assert_ledger_sound(&t).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_rule_fails_its_event_cleanly_and_other_tenants_carry_on() {
     let app = TestApp::spawn().await;
