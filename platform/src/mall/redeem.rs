@@ -123,18 +123,6 @@ pub async fn redeem(
         };
         (Status::PendingPayment, None, hold_id, Some(deadline))
     };
-    // The conditional update is the only place stock is taken: it cannot go below zero.
-    let left: Option<i64> = sqlx::query_scalar(
-        "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
-         WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' RETURNING stock",
-    )
-    .bind(p.id)
-    .bind(q)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if left.is_none() {
-        return Err(sold_out());
-    }
     let order = orders::insert(
         conn,
         &orders::NewOrder {
@@ -152,11 +140,35 @@ pub async fn redeem(
         },
     )
     .await?;
-    catalog::check_low_stock(conn, p.id).await?;
-    if status == Status::Completed && p.kind == "virtual" {
-        return orders::issue_code(conn, order.id).await;
-    }
+    let order = if status == Status::Completed && p.kind == "virtual" {
+        orders::issue_code(conn, order.id).await?
+    } else {
+        order
+    };
+    take_stock(conn, p.id, q).await?;
     Ok(order)
+}
+
+/// The only place stock is taken: a conditional update, so it cannot go below zero. It
+/// comes last, so the product row — which every winner of a flash sale queues on — is
+/// held only from here to the commit.
+async fn take_stock(conn: &mut PgConnection, product_id: i64, q: i64) -> Result<()> {
+    let left: Option<(i64, i64, bool)> = sqlx::query_as(
+        "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
+         WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' \
+         RETURNING stock, low_stock_threshold, low_stock_alerted",
+    )
+    .bind(product_id)
+    .bind(q)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((stock, threshold, alerted)) = left else {
+        return Err(sold_out());
+    };
+    if threshold > 0 && stock <= threshold && !alerted {
+        catalog::check_low_stock(conn, product_id).await?;
+    }
+    Ok(())
 }
 
 fn sold_out() -> Error {
