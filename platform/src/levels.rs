@@ -112,6 +112,32 @@ pub async fn recompute(
     Ok(target_id)
 }
 
+/// `recompute` for many members at once (member, balance, entry): one statement finds
+/// whose level changes (rare), then each of those is recomputed, in member order.
+pub async fn recompute_many(conn: &mut PgConnection, moved: &[(i64, i64, Option<i64>)]) -> Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let members: Vec<i64> = moved.iter().map(|m| m.0).collect();
+    let balances: Vec<i64> = moved.iter().map(|m| m.1).collect();
+    let changing: Vec<i64> = sqlx::query_scalar(
+        "SELECT t.m FROM unnest($1::bigint[], $2::bigint[]) AS t(m, b) JOIN members mm ON mm.id = t.m \
+         WHERE mm.level_id IS DISTINCT FROM \
+             (SELECT id FROM levels WHERE NOT retired AND threshold <= t.b ORDER BY threshold DESC LIMIT 1) \
+         ORDER BY t.m",
+    )
+    .bind(&members)
+    .bind(&balances)
+    .fetch_all(&mut *conn)
+    .await?;
+    for member_id in changing {
+        if let Some(&(_, balance, entry_id)) = moved.iter().find(|m| m.0 == member_id) {
+            recompute(conn, member_id, balance, entry_id).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A level change as shown in a member's history.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LevelChange {

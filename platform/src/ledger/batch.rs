@@ -25,7 +25,6 @@ struct Account {
     head_hash: Vec<u8>,
     drives_level: bool,
     earned: i64,
-    last_seq: i64,
 }
 
 /// Writes one entry (and its lots) per item, in the items' order within each account;
@@ -84,16 +83,20 @@ pub async fn credit_many(
         let hash = canonical.hash(&account.head_hash);
         let prev = std::mem::replace(&mut account.head_hash, hash.clone());
         cols.push(item, account.entry_count, total, account.balance, prev, hash);
-        account.last_seq = account.entry_count;
     }
 
     let entries = insert_entries(conn, &cols, reason, created_at).await?;
     move_heads(conn, &accounts).await?;
     insert_lots(conn, items, &entries, now).await?;
-    for ((member_id, _), account) in accounts.iter().filter(|(_, a)| a.drives_level) {
-        let last = entries.iter().rev().find(|e| e.member_id == *member_id && e.seq == account.last_seq);
-        crate::levels::recompute(conn, *member_id, account.balance, last.map(|e| e.id)).await?;
-    }
+    let moved: Vec<(i64, i64, Option<i64>)> = accounts
+        .iter()
+        .filter(|(_, a)| a.drives_level)
+        .map(|((member_id, currency), a)| {
+            let last = entries.iter().rev().find(|e| e.member_id == *member_id && &e.currency == currency);
+            (*member_id, a.balance, last.map(|e| e.id))
+        })
+        .collect();
+    crate::levels::recompute_many(conn, &moved).await?;
     Ok(entries)
 }
 
@@ -121,7 +124,7 @@ async fn lock_accounts(conn: &mut PgConnection, items: &[CreditItem]) -> Result<
     Ok(rows
         .into_iter()
         .map(|(member_id, currency, balance, entry_count, head_hash, drives_level)| {
-            let account = Account { balance, entry_count, head_hash, drives_level, earned: 0, last_seq: 0 };
+            let account = Account { balance, entry_count, head_hash, drives_level, earned: 0 };
             ((member_id, currency), account)
         })
         .collect())
