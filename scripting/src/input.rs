@@ -1,5 +1,6 @@
 //! What a script can read: `event`, `member` and `params`.
 
+use rhai::{Dynamic, Map};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -63,4 +64,153 @@ pub struct Input {
     /// The rule's parameters, edited separately from its code.
     #[serde(default)]
     pub params: serde_json::Value,
+}
+
+// What a script sees, built by hand: the same values `rhai::serde::to_dynamic` makes of
+// these types (checked by the tests below), without going through serde. The structs'
+// maps are built from arrays (sorted once, then built in bulk), cheaper than inserting
+// their many keys one by one.
+
+impl EventInput {
+    pub(crate) fn to_dynamic(&self) -> Dynamic {
+        Dynamic::from_map(Map::from([
+            ("data".into(), json_to_dynamic(&self.data)),
+            ("id".into(), self.id.as_str().into()),
+            ("occurred_at".into(), self.occurred_at.as_str().into()),
+            ("type".into(), self.kind.as_str().into()),
+        ]))
+    }
+}
+
+impl MemberInput {
+    pub(crate) fn to_dynamic(&self) -> Dynamic {
+        Dynamic::from_map(Map::from([
+            ("balances".into(), int_map(&self.balances)),
+            ("counters".into(), int_map(&self.counters)),
+            ("id".into(), Dynamic::from_int(self.id)),
+            ("joined_at".into(), self.joined_at.as_str().into()),
+            ("level".into(), self.level.to_dynamic()),
+            ("lifetime".into(), Dynamic::from_int(self.lifetime)),
+            ("referrers".into(), Dynamic::from_array(self.referrers.iter().map(|&r| Dynamic::from_int(r)).collect())),
+            ("streak".into(), Dynamic::from_int(self.streak)),
+            ("tags".into(), Dynamic::from_array(self.tags.iter().map(|t| t.as_str().into()).collect())),
+            ("today".into(), Dynamic::from_int(self.today)),
+            ("week".into(), Dynamic::from_int(self.week)),
+        ]))
+    }
+}
+
+impl LevelInput {
+    fn to_dynamic(&self) -> Dynamic {
+        Dynamic::from_map(Map::from([
+            ("benefits".into(), json_to_dynamic(&self.benefits)),
+            ("name".into(), self.name.as_str().into()),
+            ("threshold".into(), Dynamic::from_int(self.threshold)),
+        ]))
+    }
+}
+
+/// Maps given in key order (`BTreeMap`s, JSON objects) are built by inserting: cheaper
+/// than collecting for the few keys they usually have.
+fn int_map(m: &BTreeMap<String, i64>) -> Dynamic {
+    let mut out = Map::new();
+    for (k, &v) in m {
+        out.insert(k.as_str().into(), Dynamic::from_int(v));
+    }
+    Dynamic::from_map(out)
+}
+
+/// JSON as Rhai values: null is `()`, integers that fit an `i64` are integers, other
+/// numbers floats, arrays arrays and objects maps.
+pub(crate) fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Dynamic::UNIT,
+        J::Bool(b) => Dynamic::from_bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => s.as_str().into(),
+        J::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
+        J::Object(o) => {
+            let mut m = Map::new();
+            for (k, v) in o {
+                m.insert(k.as_str().into(), json_to_dynamic(v));
+            }
+            Dynamic::from_map(m)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Same type and value, recursively.
+    fn same(a: &Dynamic, b: &Dynamic) -> bool {
+        if a.type_name() != b.type_name() || a.is_read_only() != b.is_read_only() {
+            return false;
+        }
+        if let (Ok(x), Ok(y)) = (a.as_map_ref(), b.as_map_ref()) {
+            return x.len() == y.len() && x.iter().zip(y.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && same(v1, v2));
+        }
+        if let (Ok(x), Ok(y)) = (a.as_array_ref(), b.as_array_ref()) {
+            return x.len() == y.len() && x.iter().zip(y.iter()).all(|(v1, v2)| same(v1, v2));
+        }
+        if let (Ok(x), Ok(y)) = (a.as_float(), b.as_float()) {
+            return x.to_bits() == y.to_bits();
+        }
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    fn serde<T: Serialize>(v: &T) -> Dynamic {
+        rhai::serde::to_dynamic(v).unwrap()
+    }
+
+    fn check(input: &Input) {
+        assert!(same(&input.event.to_dynamic(), &serde(&input.event)), "event {:?}", input.event);
+        assert!(same(&input.member.to_dynamic(), &serde(&input.member)), "member {:?}", input.member);
+        assert!(same(&json_to_dynamic(&input.params), &serde(&input.params)), "params {:?}", input.params);
+    }
+
+    #[test]
+    fn hand_built_values_are_what_serde_builds() {
+        check(&Input::default());
+        let odd = json!({
+            "null": null, "t": true, "f": false, "zero": 0, "neg": -12, "big": u64::MAX, "max": i64::MAX,
+            "min": i64::MIN, "float": 1.5, "whole_float": 2.0, "tiny": 1e-300, "s": "普通 ×", "empty": "",
+            "arr": [1, [2, [3.5, null]], {"a": {"b": []}}], "obj": {}, "": "empty key"
+        });
+        let mut input = Input {
+            event: EventInput {
+                kind: "order_completed".into(),
+                id: "e-1".into(),
+                occurred_at: "2024-05-01T10:00:00Z".into(),
+                data: odd.clone(),
+            },
+            member: MemberInput {
+                id: 42,
+                level: LevelInput { name: "金卡".into(), threshold: 5000, benefits: json!({"earn_multiplier": 1.5}) },
+                tags: vec!["vip".into(), "".into(), "a".repeat(40)],
+                balances: [("points".to_string(), 120), ("exp".to_string(), -3)].into(),
+                counters: [("n".to_string(), i64::MAX)].into(),
+                today: 1,
+                week: 2,
+                lifetime: 3,
+                streak: 4,
+                referrers: vec![7, 8, 9],
+                joined_at: "2023-01-01T00:00:00Z".into(),
+            },
+            params: odd,
+        };
+        check(&input);
+        for v in [json!(null), json!(1), json!(-1.25), json!("x"), json!([]), json!([[1, 2], [3]])] {
+            input.params = v.clone();
+            input.event.data = v.clone();
+            input.member.level.benefits = v;
+            check(&input);
+        }
+    }
 }

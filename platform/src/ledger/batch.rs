@@ -1,6 +1,6 @@
 //! Credits in bulk: a whole batch in five statements, however many entries it holds.
 //!
-//! 1. create the missing accounts and lock every account of the batch, in (member,
+//! 1. lock every account of the batch (creating missing ones first), in (member,
 //!    currency) order, so two batches touching the same members cannot deadlock;
 //! 2. compute each entry's sequence, balance and chained hash here, from the locked rows;
 //! 3. insert the entries, 4. move the accounts to their new heads, 5. insert the lots.
@@ -105,22 +105,42 @@ async fn lock_accounts(conn: &mut PgConnection, items: &[CreditItem]) -> Result<
     let mut keys: Vec<(i64, &str)> = items.iter().map(|i| (i.member_id, i.currency.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
-    let members: Vec<i64> = keys.iter().map(|k| k.0).collect();
-    let currencies: Vec<&str> = keys.iter().map(|k| k.1).collect();
-    // ON CONFLICT DO UPDATE locks an existing row (and returns its latest version) in
-    // the order of the input, which is sorted.
+    let mut accounts = select_for_update(conn, &keys).await?;
+    if accounts.len() < keys.len() {
+        // First credits of some accounts: create them, then lock them like the others.
+        let missing: Vec<(i64, &str)> =
+            keys.iter().copied().filter(|&(m, c)| !accounts.contains_key(&(m, c.to_string()))).collect();
+        let (members, currencies): (Vec<i64>, Vec<&str>) = missing.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO accounts (member_id, currency) \
+             SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) ORDER BY i \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&members)
+        .bind(&currencies)
+        .execute(&mut *conn)
+        .await
+        .map_err(account_error)?;
+        accounts.extend(select_for_update(conn, &missing).await?);
+    }
+    Ok(accounts)
+}
+
+/// Locks the existing accounts among `keys` (sorted), in that order, and reads their
+/// latest state.
+async fn select_for_update(conn: &mut PgConnection, keys: &[(i64, &str)]) -> Result<HashMap<(i64, String), Account>> {
+    let (members, currencies): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+    // ORDER BY below FOR UPDATE: rows are locked in the sorted order.
     let rows: Vec<(i64, String, i64, i64, Vec<u8>, bool)> = sqlx::query_as(
-        "INSERT INTO accounts AS a (member_id, currency) \
-         SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) ORDER BY i \
-         ON CONFLICT (member_id, currency) DO UPDATE SET entry_count = a.entry_count \
-         RETURNING a.member_id, a.currency, a.balance, a.entry_count, a.head_hash, \
-             (SELECT drives_level FROM currencies WHERE code = a.currency)",
+        "SELECT a.member_id, a.currency, a.balance, a.entry_count, a.head_hash, c.drives_level \
+         FROM accounts a JOIN currencies c ON c.code = a.currency \
+         JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON a.member_id = t.m AND a.currency = t.k \
+         ORDER BY a.member_id, a.currency FOR UPDATE OF a",
     )
     .bind(&members)
     .bind(&currencies)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(account_error)?;
+    .await?;
     Ok(rows
         .into_iter()
         .map(|(member_id, currency, balance, entry_count, head_hash, drives_level)| {

@@ -203,9 +203,14 @@ async fn process_in(
         .collect();
     let (_, mut evaluated) = evaluate(cache.sandbox.clone(), set, ctx, currencies.clone(), jobs).await?;
 
-    apply_all(tx, tenant, &currencies, &fresh, &keys, &mut evaluated, now).await?;
+    // Each event's state is stored before the effects take any contended lock; an event
+    // that fails while its effects are applied is stored again.
+    let all: Vec<usize> = (0..fresh.len()).collect();
+    store_states(tx, events, &keys, &fresh, &evaluated, &all, &mut outcomes).await?;
+    let failed = apply_all(tx, tenant, &currencies, &fresh, &keys, &mut evaluated, now).await?;
+    store_states(tx, events, &keys, &fresh, &evaluated, &failed, &mut outcomes).await?;
 
-    // Counts of the events that did not fail, then every event's final state.
+    // Day counts of the events that did not fail.
     let mut counted: BTreeMap<(i64, &str), i32> = BTreeMap::new();
     for (&(i, _), e) in fresh.iter().zip(&evaluated) {
         if !matches!(e.verdict, Verdict::Fail(_)) {
@@ -214,29 +219,6 @@ async fn process_in(
     }
     let counted: Vec<(i64, &str, i32)> = counted.into_iter().map(|((m, k), n)| (m, k, n)).collect();
     context::store_counts(tx, &counted, now).await?;
-    let mut ids = Vec::with_capacity(fresh.len());
-    let (mut statuses, mut summaries, mut errors) = (vec![], vec![], vec![]);
-    for (&(i, row), e) in fresh.iter().zip(&evaluated) {
-        let outcome = Outcome::of(&events[i], &e.verdict);
-        ids.push(row);
-        statuses.push(outcome.status.clone());
-        summaries.push(outcome.effects.clone());
-        errors.push(outcome.error.clone());
-        if let Verdict::Fail(message) = &e.verdict {
-            tracing::warn!(event = keys[i], error = message, "event failed");
-        }
-        outcomes[i] = Some(outcome);
-    }
-    sqlx::query(
-        "UPDATE events e SET status = t.s, effects = t.x, error = t.r \
-         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS t(id, s, x, r) WHERE e.id = t.id",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&summaries)
-    .bind(&errors)
-    .execute(&mut *tx)
-    .await?;
 
     // A repeat within the batch replays its first occurrence.
     for (&i, &j) in &repeat_of {
@@ -252,8 +234,50 @@ async fn process_in(
         .collect()
 }
 
+/// Stores the verdicts of the fresh events at positions `which` and sets their outcomes.
+#[allow(clippy::too_many_arguments)]
+async fn store_states(
+    tx: &mut PgConnection,
+    events: &[IncomingEvent],
+    keys: &[String],
+    fresh: &[(usize, i64)],
+    evaluated: &[Evaluated],
+    which: &[usize],
+    outcomes: &mut [Option<Outcome>],
+) -> Result<()> {
+    if which.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(which.len());
+    let (mut statuses, mut summaries, mut errors) = (vec![], vec![], vec![]);
+    for &k in which {
+        let (i, row) = fresh[k];
+        let outcome = Outcome::of(&events[i], &evaluated[k].verdict);
+        ids.push(row);
+        statuses.push(outcome.status.clone());
+        summaries.push(outcome.effects.clone());
+        errors.push(outcome.error.clone());
+        if let Verdict::Fail(message) = &evaluated[k].verdict {
+            tracing::warn!(event = keys[i], error = message, "event failed");
+        }
+        outcomes[i] = Some(outcome);
+    }
+    sqlx::query(
+        "UPDATE events e SET status = t.s, effects = t.x, error = t.r \
+         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS t(id, s, x, r) WHERE e.id = t.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&summaries)
+    .bind(&errors)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Applies the verdicts in event order: runs of simple events in bulk, the others one by
-/// one in a savepoint each (an effect that fails there fails its event only).
+/// one in a savepoint each (an effect that fails there fails its event only). Returns
+/// the positions of the events that failed so.
 async fn apply_all(
     tx: &mut PgConnection,
     tenant: &Tenant,
@@ -262,7 +286,8 @@ async fn apply_all(
     keys: &[String],
     evaluated: &mut [Evaluated],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
+    let mut failed = Vec::new();
     let mut start = 0;
     while start < evaluated.len() {
         let end = (start..evaluated.len())
@@ -306,10 +331,11 @@ async fn apply_all(
         };
         if let Some(message) = failure {
             evaluated[end].verdict = Verdict::Fail(message);
+            failed.push(end);
         }
         start = end + 1;
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// Records the candidates as applied (their final state comes at the end of the batch);
