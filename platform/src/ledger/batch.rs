@@ -105,29 +105,24 @@ async fn lock_accounts(conn: &mut PgConnection, items: &[CreditItem]) -> Result<
     let mut keys: Vec<(i64, &str)> = items.iter().map(|i| (i.member_id, i.currency.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
-    let mut accounts = select_for_update(conn, &keys).await?;
-    if accounts.len() < keys.len() {
-        // First credits of some accounts: create them, then lock them like the others.
-        let missing: Vec<(i64, &str)> =
-            keys.iter().copied().filter(|&(m, c)| !accounts.contains_key(&(m, c.to_string()))).collect();
-        let (members, currencies): (Vec<i64>, Vec<&str>) = missing.iter().copied().unzip();
-        sqlx::query(
-            "INSERT INTO accounts (member_id, currency) \
-             SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) ORDER BY i \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&members)
-        .bind(&currencies)
-        .execute(&mut *conn)
-        .await
-        .map_err(account_error)?;
-        accounts.extend(select_for_update(conn, &missing).await?);
-    }
-    Ok(accounts)
+    // Two statements, each in (member, currency) order: create the missing accounts (a
+    // new row stays locked until commit), then lock them all. Locking the existing ones
+    // first and creating the rest after could deadlock with a batch doing the reverse.
+    let (members, currencies): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+    sqlx::query(
+        "INSERT INTO accounts (member_id, currency) \
+         SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) ORDER BY i \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&members)
+    .bind(&currencies)
+    .execute(&mut *conn)
+    .await
+    .map_err(account_error)?;
+    select_for_update(conn, &keys).await
 }
 
-/// Locks the existing accounts among `keys` (sorted), in that order, and reads their
-/// latest state.
+/// Locks the accounts of `keys` (sorted), in that order, and reads their latest state.
 async fn select_for_update(conn: &mut PgConnection, keys: &[(i64, &str)]) -> Result<HashMap<(i64, String), Account>> {
     let (members, currencies): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
     // ORDER BY below FOR UPDATE: rows are locked in the sorted order.

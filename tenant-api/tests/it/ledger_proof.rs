@@ -288,28 +288,46 @@ async fn concurrent_batches_in_any_member_order_never_deadlock() {
     let t = app.tenant().await;
     let key = app.partner_key(&t).await;
     let mut ids = vec![];
-    for _ in 0..4 {
+    for _ in 0..12 {
         ids.push(app.member(&t, &phone()).await.0["id"].as_i64().unwrap());
     }
+    // Batches in any order over both currencies, while first credits create accounts:
+    // creating and locking accounts must not deadlock either.
+    let expected = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<(i64, &str), i64>::new()));
     let mut tasks = vec![];
-    for task in 0..8 {
-        let (app, t, key, mut order) = (app.clone(), t.clone(), key.clone(), ids.clone());
-        if task % 2 == 1 {
-            order.reverse();
-        }
+    for _ in 0..8 {
+        let (app, t, key, ids, expected) = (app.clone(), t.clone(), key.clone(), ids.clone(), expected.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
-                let items: Vec<_> = order.iter().map(|id| json!({"member_id": id, "amount": 1})).collect();
+                let picks: Vec<(i64, &str, i64)> = {
+                    let mut r = rand::rng();
+                    (0..6)
+                        .map(|_| {
+                            let currency = if r.random_bool(0.5) { "points" } else { "exp" };
+                            (ids[r.random_range(0..ids.len())], currency, r.random_range(1..=9i64))
+                        })
+                        .collect()
+                };
+                let items: Vec<_> =
+                    picks.iter().map(|(m, c, a)| json!({"member_id": m, "currency": c, "amount": a})).collect();
                 let (s, b) = app.partner_post(&t, &key, "/points/credits", &unique("k"), json!({"items": items})).await;
                 assert_eq!(s, StatusCode::CREATED, "{b}");
+                let mut e = expected.lock().unwrap();
+                for (m, c, a) in picks {
+                    *e.entry((m, c)).or_default() += a;
+                }
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
+    let expected = expected.lock().unwrap().clone();
     for id in &ids {
-        assert_eq!(app.balance(&t, &key, *id, "points").await, 80);
+        for currency in ["points", "exp"] {
+            let Some(&want) = expected.get(&(*id, currency)) else { continue };
+            assert_eq!(app.balance(&t, &key, *id, currency).await, want, "member {id} {currency}");
+        }
     }
     app.assert_ledger_sound(&t).await;
 }
