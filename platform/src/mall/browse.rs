@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 
 /// Seconds a cached page or product is served before being read again.
 pub const CACHE_TTL_SECS: u64 = 5;
+/// How long a product seen sold out is answered `sold_out` without reading it again. Stock
+/// given back by a cancellation or refund can take this long to be redeemable.
+pub const SOLD_OUT_MEMO_SECS: u64 = 1;
 /// Longest search keyword.
 pub const QUERY_MAX_CHARS: usize = 50;
 
@@ -190,6 +193,10 @@ pub async fn detail(conn: &mut PgConnection, id: i64, now: DateTime<Utc>) -> Res
 pub struct CatalogCache {
     entries: Cache<(i64, u64, String), bytes::Bytes>,
     generations: Arc<Mutex<HashMap<i64, u64>>>,
+    /// Products seen with no stock left, per tenant and generation, for a second: in a
+    /// sold-out flash sale the attempts that follow end without reading the product
+    /// row every winner is updating.
+    sold_out: moka::sync::Cache<(i64, u64, i64), ()>,
 }
 
 impl Default for CatalogCache {
@@ -197,6 +204,10 @@ impl Default for CatalogCache {
         Self {
             entries: Cache::builder().max_capacity(50_000).time_to_live(Duration::from_secs(CACHE_TTL_SECS)).build(),
             generations: Arc::new(Mutex::new(HashMap::new())),
+            sold_out: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(SOLD_OUT_MEMO_SECS))
+                .build(),
         }
     }
 }
@@ -222,6 +233,16 @@ impl CatalogCache {
         Ok(body)
     }
 
+    /// Whether the product was seen sold out in the last second (and the tenant's catalog
+    /// has not changed since: a restock or an edit forgets it on every instance).
+    pub fn seen_sold_out(&self, tenant_id: i64, product_id: i64) -> bool {
+        self.sold_out.contains_key(&(tenant_id, self.generation(tenant_id), product_id))
+    }
+
+    pub fn mark_sold_out(&self, tenant_id: i64, product_id: i64) {
+        self.sold_out.insert((tenant_id, self.generation(tenant_id), product_id), ());
+    }
+
     /// Makes every cached answer of the tenant unreachable.
     pub fn evict(&self, tenant_id: i64) {
         if let Ok(mut g) = self.generations.lock() {
@@ -236,5 +257,6 @@ impl CatalogCache {
             }
         }
         self.entries.invalidate_all();
+        self.sold_out.invalidate_all();
     }
 }

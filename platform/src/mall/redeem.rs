@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use sqlx::PgConnection;
 
+use super::browse::CatalogCache;
 use super::catalog::{self, Product};
 use super::order_state::Status;
 use super::orders::{self, Order};
@@ -44,8 +45,12 @@ fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
     (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
 }
 
+/// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). It is
+/// consulted inside the caller's idempotent transaction, after the key is claimed, so a
+/// replayed key still gets its first answer.
 pub async fn redeem(
     conn: &mut PgConnection,
+    catalog: &CatalogCache,
     tenant: &Tenant,
     member_id: i64,
     req: &RedeemRequest,
@@ -56,9 +61,15 @@ pub async fn redeem(
     }
     let q = i64::from(req.quantity);
     // Cheap checks first, without locks: most attempts in a sold-out flash sale end here.
+    if catalog.seen_sold_out(tenant.id, req.product_id) {
+        return Err(sold_out());
+    }
     let p = catalog::get(conn, req.product_id).await?;
     if let Some(e) = unavailable(&p, now) {
         return Err(e);
+    }
+    if p.stock == 0 {
+        catalog.mark_sold_out(tenant.id, p.id);
     }
     if p.stock < q {
         return Err(sold_out());

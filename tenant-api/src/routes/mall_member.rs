@@ -108,9 +108,9 @@ async fn redeem_product(
 ) -> ApiResult<Response> {
     let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
     let req: RedeemRequest = idempotent::parse(body)?;
-    let (tenant, member) = (auth.tenant.clone(), auth.member_id);
+    let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
     idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move { redeem::redeem(tx, &tenant, member, &req, Utc::now()).await })
+        Box::pin(async move { redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await })
     })
     .await
 }

@@ -60,23 +60,30 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
     assert_eq!(s, StatusCode::CREATED, "{b}");
     // 2,000 attempts at once: four per member.
     let mut tasks = vec![];
-    for round in 0..4 {
+    for _ in 0..4 {
         for id in &ids {
             let (app, t, token) = (app.clone(), t.clone(), member_token(&app, &t, *id));
             let body = json!({"product_id": p["id"]});
             let id = *id;
             tasks.push(tokio::spawn(async move {
-                let (s, b) = redeem(&app, &t, &token, body).await;
-                (id, round, s, b)
+                let idem = unique("r");
+                let headers = vec![("authorization", format!("Bearer {token}")), ("idempotency-key", idem.clone())];
+                let path = format!("/v1/tenants/{}/me/redemptions", t.slug);
+                let (s, _, b) = app.call_full(Method::POST, &path, &headers, Some(body)).await;
+                (id, idem, s, b)
             }));
         }
     }
     let mut won = std::collections::HashMap::new();
     let (mut sold_out, mut limit) = (0, 0);
+    let mut a_winner = None;
     for task in tasks {
-        let (id, _, s, b) = task.await.unwrap();
+        let (id, idem, s, b) = task.await.unwrap();
         match s {
-            StatusCode::CREATED => *won.entry(id).or_insert(0) += 1,
+            StatusCode::CREATED => {
+                *won.entry(id).or_insert(0) += 1;
+                a_winner.get_or_insert((id, idem, b));
+            }
             StatusCode::CONFLICT if b["error"]["code"] == "sold_out" => sold_out += 1,
             StatusCode::CONFLICT if b["error"]["code"] == "limit_reached" => limit += 1,
             other => panic!("unexpected {other}: {b}"),
@@ -114,6 +121,31 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
         assert_eq!(balance, want, "member {id}");
     }
     app.assert_ledger_sound(&t).await;
+
+    // Sold out, and known to be: a winner replaying its key still gets its order back.
+    let (winner, idem, order) = a_winner.unwrap();
+    let path = format!("/v1/tenants/{}/me/redemptions", t.slug);
+    let token = member_token(&app, &t, winner);
+    let headers = |idem: String| vec![("authorization", format!("Bearer {token}")), ("idempotency-key", idem)];
+    let body = json!({"product_id": p["id"]});
+    let (s, h, b) = app.call_full(Method::POST, &path, &headers(idem), Some(body.clone())).await;
+    assert_eq!((s, b["order_no"].as_str()), (StatusCode::CREATED, order["order_no"].as_str()), "{b}");
+    assert_eq!(h.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let (s, _, b) = app.call_full(Method::POST, &path, &headers(unique("r")), Some(body)).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("sold_out")), "a new key is refused");
+    // …and a restock is redeemable at once (the memo of the sell-out is dropped).
+    let loser = *ids.iter().find(|id| !won.contains_key(id)).unwrap();
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/staff/products/{}", t.slug, p["id"]),
+            Some(&owner),
+            Some(json!({"stock": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = redeem(&app, &t, &member_token(&app, &t, loser), json!({"product_id": p["id"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
 }
 
 #[tokio::test]
