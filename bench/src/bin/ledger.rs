@@ -50,9 +50,8 @@ struct Args {
     /// Seconds of unmeasured load before the first phase (pools, caches).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// Send a batch's credits in random order instead of by member id. Batches that lock
-    /// the same accounts in different orders can deadlock in PostgreSQL; the server
-    /// neither orders nor retries them, so this shows what partners see then.
+    /// Send a batch's credits in random order instead of by member id (the server locks
+    /// a batch's accounts in one order whatever the items' order; this checks it).
     #[arg(long)]
     unsorted: bool,
 }
