@@ -45,9 +45,6 @@ fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
     (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
 }
 
-/// Everything but the stock: the caller records its answer, then applies the returned
-/// `StockTake` in the same transaction and commits.
-///
 /// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). It is
 /// consulted inside the caller's idempotent transaction, after the key is claimed, so a
 /// replayed key still gets its first answer.
@@ -58,7 +55,7 @@ pub async fn redeem(
     member_id: i64,
     req: &RedeemRequest,
     now: DateTime<Utc>,
-) -> Result<(Order, StockTake)> {
+) -> Result<Order> {
     if !(1..=QUANTITY_MAX).contains(&req.quantity) {
         return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
     }
@@ -159,26 +156,13 @@ pub async fn redeem(
     } else {
         order
     };
-    Ok((order, StockTake { product_id: p.id, quantity: q }))
+    take_stock(conn, p.id, q).await?;
+    Ok(order)
 }
 
-/// The stock a redemption still has to take, as the last statement of its transaction.
-#[must_use = "a redemption is not complete until its stock is taken in the same transaction"]
-pub struct StockTake {
-    product_id: i64,
-    quantity: i64,
-}
-
-impl StockTake {
-    /// The only place stock is taken: a conditional update, so it cannot go below zero
-    /// (`sold_out` then, and the caller's transaction must roll back). It comes last, so
-    /// the product row — which every winner of a flash sale queues on — is held only
-    /// from here to the commit.
-    pub async fn apply(self, conn: &mut PgConnection) -> Result<()> {
-        take_stock(conn, self.product_id, self.quantity).await
-    }
-}
-
+/// The only place stock is taken: a conditional update, so it cannot go below zero. It
+/// comes last, so the product row — which every winner of a flash sale queues on — is
+/// held only from here to the commit.
 async fn take_stock(conn: &mut PgConnection, product_id: i64, q: i64) -> Result<()> {
     let left: Option<(i64, i64, bool)> = sqlx::query_as(
         "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
