@@ -7,6 +7,7 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod idempotency;
+pub mod ident;
 pub mod jobs;
 pub mod ledger;
 pub mod levels;

@@ -17,10 +17,7 @@ use crate::settings::TenantSettings;
 /// Slugs address tenants and alliances in URLs: lowercase letters, digits and dashes,
 /// starting with a letter, 2 to 40 characters.
 pub fn slug_is_valid(slug: &str) -> bool {
-    let b = slug.as_bytes();
-    (2..=40).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    crate::ident::is_lowercase_ident(slug, 2..=40, b'-')
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::PgConnection;
 
-use super::chain::Canonical;
-use super::post::{CreditItem, account_error, check_amount};
+use super::chain::Link;
+use super::post::{CreditItem, account_error, check_amount, entry_error};
 use super::{ENTRY_COLUMNS, Entry, Reason};
 use crate::error::{Error, Result};
 
@@ -64,23 +64,15 @@ pub async fn credit_many(
         if earning {
             account.earned += total;
         }
-        let source = &item.source;
-        let canonical = Canonical {
+        let link = Link {
             member_id: item.member_id,
             currency: &item.currency,
             seq: account.entry_count,
             amount: total,
             locked_delta: 0,
             balance_after: account.balance,
-            reason: reason.as_str(),
-            source_kind: source.kind.as_str(),
-            source_ref: &source.reference,
-            rule_id: source.rule.map(|r| r.0),
-            rule_version: source.rule.map(|r| r.1),
-            memo: &source.memo,
-            created_at_micros: created_at.timestamp_micros(),
         };
-        let hash = canonical.hash(&account.head_hash);
+        let hash = link.hash(&account.head_hash, reason, &item.source, created_at);
         let prev = std::mem::replace(&mut account.head_hash, hash.clone());
         cols.push(item, account.entry_count, total, account.balance, prev, hash);
     }
@@ -239,12 +231,7 @@ async fn insert_entries(
     .bind(&cols.hash)
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            Error::invalid_field("memo", "memo at most 500 characters, reference at most 200")
-        }
-        _ => Error::Database(e),
-    })?;
+    .map_err(entry_error)?;
     // RETURNING does not promise the input's order: put the entries back in it.
     let mut returned: HashMap<(i64, String, i64), Entry> =
         rows.into_iter().map(|e| ((e.member_id, e.currency.clone(), e.seq), e)).collect();

@@ -5,7 +5,10 @@
 //! write anyway, so chaining costs no extra contention, while one chain per tenant would
 //! serialize every write of a tenant (a flash sale) behind one row.
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+
+use super::{Reason, Source};
 
 /// The fields an entry's hash covers, in a fixed order.
 pub struct Canonical<'a> {
@@ -22,6 +25,38 @@ pub struct Canonical<'a> {
     pub rule_version: Option<i32>,
     pub memo: &'a str,
     pub created_at_micros: i64,
+}
+
+/// An entry's place in its account's chain and what it moves.
+pub struct Link<'a> {
+    pub member_id: i64,
+    pub currency: &'a str,
+    pub seq: i64,
+    pub amount: i64,
+    pub locked_delta: i64,
+    pub balance_after: i64,
+}
+
+impl Link<'_> {
+    /// The entry's hash after `prev`, covering the link, why and by whom, and when.
+    pub fn hash(&self, prev: &[u8], reason: Reason, source: &Source, created_at: DateTime<Utc>) -> Vec<u8> {
+        Canonical {
+            member_id: self.member_id,
+            currency: self.currency,
+            seq: self.seq,
+            amount: self.amount,
+            locked_delta: self.locked_delta,
+            balance_after: self.balance_after,
+            reason: reason.as_str(),
+            source_kind: source.kind.as_str(),
+            source_ref: &source.reference,
+            rule_id: source.rule.map(|r| r.0),
+            rule_version: source.rule.map(|r| r.1),
+            memo: &source.memo,
+            created_at_micros: created_at.timestamp_micros(),
+        }
+        .hash(prev)
+    }
 }
 
 impl Canonical<'_> {

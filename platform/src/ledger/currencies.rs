@@ -42,10 +42,7 @@ pub async fn get(conn: &mut PgConnection, code: &str) -> Result<Currency> {
 
 /// Adds a merchant-defined currency. Only one currency drives levels (`exp`).
 pub async fn create(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
-    let code_ok = c.code.len() >= 2
-        && c.code.len() <= 32
-        && c.code.as_bytes()[0].is_ascii_lowercase()
-        && c.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let code_ok = crate::ident::is_lowercase_ident(&c.code, 2..=32, b'_');
     Validator::new()
         .check(code_ok, "code", "2-32 characters: a-z, 0-9 and _, starting with a letter")
         .check(!c.name.trim().is_empty() && c.name.chars().count() <= 32, "name", "1 to 32 characters")

@@ -5,7 +5,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::PgConnection;
 
-use super::chain::Canonical;
+use super::chain::Link;
 use super::{Entry, Reason, Source, bounds};
 use crate::error::{Error, Result};
 
@@ -47,6 +47,16 @@ pub async fn ensure_account(conn: &mut PgConnection, member_id: i64, currency: &
         .await
         .map_err(account_error)?;
     Ok(())
+}
+
+/// An entry breaks a column's bound (memo or reference too long): 422.
+pub(super) fn entry_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            Error::invalid_field("memo", "memo at most 500 characters, reference at most 200")
+        }
+        _ => Error::Database(e),
+    }
 }
 
 /// A new account refers to an unknown member or currency: 404 / 422 naming it.
@@ -113,22 +123,8 @@ async fn append(
     now: DateTime<Utc>,
 ) -> Result<Entry> {
     let created_at = now.trunc_subsecs(6);
-    let canonical = Canonical {
-        member_id,
-        currency,
-        seq: head.entry_count,
-        amount,
-        locked_delta,
-        balance_after: head.balance,
-        reason: reason.as_str(),
-        source_kind: source.kind.as_str(),
-        source_ref: &source.reference,
-        rule_id: source.rule.map(|r| r.0),
-        rule_version: source.rule.map(|r| r.1),
-        memo: &source.memo,
-        created_at_micros: created_at.timestamp_micros(),
-    };
-    let hash = canonical.hash(&head.head_hash);
+    let link = Link { member_id, currency, seq: head.entry_count, amount, locked_delta, balance_after: head.balance };
+    let hash = link.hash(&head.head_hash, reason, source, created_at);
     let entry: Entry = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, \
              source_ref, rule_id, rule_version, memo, actor, created_at, prev_hash, hash) \
@@ -153,12 +149,7 @@ async fn append(
     .bind(&hash)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            Error::invalid_field("memo", "memo at most 500 characters, reference at most 200")
-        }
-        _ => Error::Database(e),
-    })?;
+    .map_err(entry_error)?;
     sqlx::query("UPDATE accounts SET head_hash = $3 WHERE member_id = $1 AND currency = $2")
         .bind(member_id)
         .bind(currency)

@@ -54,9 +54,5 @@ pub const MEMBER_EVENTS: &[&str] =
     &["logged_in", "checked_in", "read", "favorited", "commented", "liked", "shared", "ad_viewed", "survey_completed"];
 
 pub fn event_type_is_valid(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+    crate::ident::is_lowercase_ident(t, 1..=64, b'_')
 }

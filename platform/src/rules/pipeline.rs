@@ -62,6 +62,11 @@ pub struct Outcome {
 }
 
 impl IncomingEvent {
+    /// `data` as scripts and the event log see it: an object (`{}` when absent).
+    fn data_object(&self) -> serde_json::Value {
+        if self.data.is_null() { serde_json::json!({}) } else { self.data.clone() }
+    }
+
     fn check(&self, now: DateTime<Utc>) -> Result<()> {
         let mut v = crate::error::Validator::new();
         v.check(!self.id.is_empty() && self.id.len() <= 150, "id", "1 to 150 characters");
@@ -195,7 +200,7 @@ async fn process_in(
         .iter()
         .map(|&(i, _)| {
             let ev = &events[i];
-            let data = if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() };
+            let data = ev.data_object();
             let occurred_at = ev.occurred_at.unwrap_or(now).to_rfc3339();
             let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
             Job { member_id: ev.member_id, event }
@@ -359,7 +364,7 @@ async fn record(
         k.push(keys[i].as_str());
         kinds.push(ev.kind.as_str());
         members.push(ev.member_id);
-        data.push(if ev.data.is_null() { serde_json::json!({}) } else { ev.data.clone() });
+        data.push(ev.data_object());
         at.push(ev.occurred_at.unwrap_or(now));
     }
     let rows: Vec<(String, i64)> = sqlx::query_as(
