@@ -75,6 +75,10 @@ struct Outcomes {
     other_example: Option<String>,
     /// Member id → 201 answers.
     winners: HashMap<i64, usize>,
+    /// When the last 201 arrived (from the start of the sale) and how many answers had
+    /// arrived by then: splits the sale into the selling phase and the sold-out phase.
+    last_win: Option<(Duration, usize)>,
+    answered: usize,
 }
 
 #[derive(Default)]
@@ -244,9 +248,11 @@ async fn run(args: &Args, db: &platform::db::Db, runid: &str, slug: &str, report
                     .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
                     .unwrap_or_default();
                 let mut o = outcomes.lock().unwrap();
+                o.answered += 1;
                 match (status, code.as_str()) {
                     (StatusCode::CREATED, _) => {
                         o.created += 1;
+                        o.last_win = Some((t0.elapsed(), o.answered));
                         *o.winners.entry(members[m]).or_default() += 1;
                     }
                     (StatusCode::CONFLICT, "sold_out") => o.sold_out += 1,
@@ -281,6 +287,9 @@ async fn run(args: &Args, db: &platform::db::Db, runid: &str, slug: &str, report
         latency.max_ms
     );
     println!("{}", describe_outcomes(o));
+    if let Some(p) = describe_phases(o, report.wall) {
+        println!("{p}");
+    }
     report.latency = Some(latency);
 
     // Exactness.
@@ -400,6 +409,20 @@ fn describe_outcomes(o: &Outcomes) -> String {
     s
 }
 
+/// "selling: 612 answers in 1.20 s (510/s); after the sell-out: 4388 in 2.19 s (2,003/s)".
+fn describe_phases(o: &Outcomes, wall: Duration) -> Option<String> {
+    let (at, n) = o.last_win?;
+    let rest = o.answered - n;
+    let after = wall.saturating_sub(at);
+    Some(format!(
+        "phases: selling {n} answers in {} ({}/s); after the last 201: {rest} answers in {} ({}/s)",
+        secs(at),
+        thousands(rate(n, at)),
+        secs(after),
+        thousands(rate(rest, after))
+    ))
+}
+
 fn print_summary(args: &Args, runid: &str, report: &Report) {
     println!("\n== summary (run {runid}, {} build, {}) ==", build_kind(), machine_load());
     let Some(latency) = &report.latency else {
@@ -422,6 +445,9 @@ fn print_summary(args: &Args, runid: &str, report: &Report) {
         latency.max_ms
     );
     println!("{}", describe_outcomes(&report.outcomes));
+    if let Some(p) = describe_phases(&report.outcomes, report.wall) {
+        println!("{p}");
+    }
     for c in &report.checks {
         println!("check: {c}");
     }

@@ -45,6 +45,9 @@ fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
     (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
 }
 
+/// Everything but the stock: the caller records its answer, then applies the returned
+/// `StockTake` in the same transaction and commits.
+///
 /// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). It is
 /// consulted inside the caller's idempotent transaction, after the key is claimed, so a
 /// replayed key still gets its first answer.
@@ -55,7 +58,7 @@ pub async fn redeem(
     member_id: i64,
     req: &RedeemRequest,
     now: DateTime<Utc>,
-) -> Result<Order> {
+) -> Result<(Order, StockTake)> {
     if !(1..=QUANTITY_MAX).contains(&req.quantity) {
         return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
     }
@@ -156,30 +159,51 @@ pub async fn redeem(
     } else {
         order
     };
-    take_stock(conn, p.id, q).await?;
-    Ok(order)
+    Ok((order, StockTake { tenant_id: tenant.id, product_id: p.id, quantity: q }))
 }
 
-/// The only place stock is taken: a conditional update, so it cannot go below zero. It
-/// comes last, so the product row — which every winner of a flash sale queues on — is
-/// held only from here to the commit.
-async fn take_stock(conn: &mut PgConnection, product_id: i64, q: i64) -> Result<()> {
-    let left: Option<(i64, i64, bool)> = sqlx::query_as(
-        "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
-         WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' \
-         RETURNING stock, low_stock_threshold, low_stock_alerted",
-    )
-    .bind(product_id)
-    .bind(q)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((stock, threshold, alerted)) = left else {
-        return Err(sold_out());
-    };
-    if threshold > 0 && stock <= threshold && !alerted {
-        catalog::check_low_stock(conn, product_id).await?;
+/// The stock a redemption still has to take, as the last statement of its transaction.
+#[must_use = "a redemption is not complete until its stock is taken in the same transaction"]
+pub struct StockTake {
+    tenant_id: i64,
+    product_id: i64,
+    quantity: i64,
+}
+
+impl StockTake {
+    /// The only place stock is taken: a conditional update, so it cannot go below zero
+    /// (`sold_out` then, and the caller's transaction must roll back). It comes last, so
+    /// the product row — which every winner of a flash sale queues on — is held only
+    /// from here to the commit.
+    ///
+    /// Buyers queue for the row on a transaction-scoped advisory lock keyed by (tenant,
+    /// product), taken only once the row qualifies. Without it every buyer waits on the
+    /// holder's transaction id, and each commit wakes the whole queue to re-read the row
+    /// and queue again: with 30 waiters that cost more than the commit itself
+    /// (`bench-flash`: 1,570 → about 2,500 attempts/s). The lock only orders the queue;
+    /// the `stock >= $2` re-check on the newest row version is what keeps stock exact,
+    /// so two products sharing a key (ids beyond 2³¹) would only queue together.
+    pub async fn apply(self, conn: &mut PgConnection) -> Result<()> {
+        let left: Option<(i64, i64, bool)> = sqlx::query_as(
+            "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
+             WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' \
+             AND (SELECT true FROM pg_advisory_xact_lock($3, $4)) \
+             RETURNING stock, low_stock_threshold, low_stock_alerted",
+        )
+        .bind(self.product_id)
+        .bind(self.quantity)
+        .bind(self.tenant_id as i32)
+        .bind(self.product_id as i32)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((stock, threshold, alerted)) = left else {
+            return Err(sold_out());
+        };
+        if threshold > 0 && stock <= threshold && !alerted {
+            catalog::check_low_stock(conn, self.product_id).await?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn sold_out() -> Error {

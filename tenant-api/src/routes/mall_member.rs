@@ -109,7 +109,7 @@ async fn redeem_product(
     let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
     let req: RedeemRequest = idempotent::parse(body)?;
     let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
+    idempotent::write_then_last(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
         Box::pin(async move { redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await })
     })
     .await
