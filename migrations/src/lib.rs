@@ -19,7 +19,8 @@ macro_rules! migration {
 }
 
 /// Migrations of the control schema (directory, alliances, staff, keys, audit).
-pub const CONTROL: &[Migration] = &[migration!("control", 1, "0001_directory")];
+pub const CONTROL: &[Migration] =
+    &[migration!("control", 1, "0001_directory"), migration!("control", 2, "0002_alliance_currency")];
 
 /// Migrations of every tenant (merchant) schema.
 pub const TENANT: &[Migration] = &[
@@ -28,6 +29,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 3, "0003_rules"),
     migration!("tenant", 4, "0004_mall"),
     migration!("tenant", 5, "0005_marketing"),
+    migration!("tenant", 6, "0006_alliance_points"),
 ];
 
 #[cfg(test)]

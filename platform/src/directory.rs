@@ -94,6 +94,18 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
     Ok(row.map(Tenant::from))
 }
 
+/// Looks a tenant up by id, bypassing the cache.
+pub async fn find_by_id(pool: &PgPool, id: i64) -> Result<Option<Tenant>> {
+    let row: Option<TenantRow> = sqlx::query_as(
+        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
+         FROM control.tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Tenant::from))
+}
+
 /// Every tenant, in id order.
 pub async fn list(pool: &PgPool) -> Result<Vec<Tenant>> {
     let rows: Vec<TenantRow> = sqlx::query_as(

@@ -1,6 +1,7 @@
 //! The domain core of the points mall: tenancy and the tenant directory, migrations,
 //! authentication, roles, audit. HTTP lives in `tenant-api`; scripts in `scripting`.
 
+pub mod alliance;
 pub mod audit;
 pub mod auth;
 pub mod db;

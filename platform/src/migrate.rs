@@ -135,6 +135,8 @@ pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>
     let concurrency = concurrency.clamp(1, limits::MIGRATE_CONCURRENCY_MAX);
     let mut summary = Summary { control_applied: migrate_control(db.control()).await?, ..Summary::default() };
     let tenants = directory::list(db.control()).await?;
+    let in_alliances: Vec<(String, i64)> =
+        tenants.iter().filter_map(|t| Some((t.schema_name.clone(), t.alliance_id?))).collect();
     summary.tenants_total = tenants.len();
     let done = Arc::new(AtomicUsize::new(0));
     let total = tenants.len();
@@ -167,6 +169,24 @@ pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>
             Err(e) => summary.failures.push((slug, e.to_string())),
         }
     }
+    if let Err(e) = migrate_alliances(db.control(), &in_alliances).await {
+        summary.failures.push(("alliances".into(), e.to_string()));
+    }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Creates or migrates every alliance schema and lists each alliance's currency in its
+/// merchants' schemas (alliances are few; their merchants all live on the main cluster).
+async fn migrate_alliances(control: &PgPool, members: &[(String, i64)]) -> Result<()> {
+    for a in crate::tenancy::list_alliances(control).await? {
+        let mut tx = control.begin().await?;
+        crate::alliance::schema::ensure(&mut tx, &a).await?;
+        for (schema, _) in members.iter().filter(|(_, id)| *id == a.id) {
+            select_schema(&mut tx, schema).await?;
+            crate::alliance::schema::join(&mut tx, &a).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
 }

@@ -59,16 +59,19 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
         return Err(Error::invalid_field("cluster", "only the main cluster can be provisioned on today"));
     }
     let mut tx = db.control().begin().await?;
-    let alliance_id: Option<i64> = match &new.alliance {
+    let alliance: Option<Alliance> = match &new.alliance {
         None => None,
         Some(slug) => Some(
-            sqlx::query_scalar("SELECT id FROM control.alliances WHERE slug = $1")
-                .bind(slug)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::invalid_field("alliance", "no such alliance"))?,
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ALLIANCE_COLUMNS} FROM control.alliances WHERE slug = $1"
+            )))
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::invalid_field("alliance", "no such alliance"))?,
         ),
     };
+    let alliance_id = alliance.as_ref().map(|a| a.id);
     let settings = serde_json::to_value(TenantSettings::default()).map_err(anyhow::Error::from)?;
     // The schema name derives from the generated id, never from input.
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
@@ -96,6 +99,9 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&mut *tx).await?;
     select_schema(&mut tx, &schema).await?;
     apply_pending(&mut tx, list).await?;
+    if let Some(a) = &alliance {
+        crate::alliance::schema::join(&mut tx, a).await?;
+    }
     audit::record(
         &mut tx,
         actor,
@@ -164,6 +170,9 @@ pub struct Alliance {
     pub name: String,
     pub cluster: String,
     pub schema_name: String,
+    /// The shared currency (SPEC A1): its code in every merchant of the alliance, and its name.
+    pub currency_code: String,
+    pub currency_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -171,45 +180,73 @@ pub struct Alliance {
 pub struct NewAlliance {
     pub slug: String,
     pub name: String,
+    /// Code of the shared currency (default `alliance_points`).
+    #[serde(default)]
+    pub currency_code: Option<String>,
+    /// Its name (default 联盟积分).
+    #[serde(default)]
+    pub currency_name: Option<String>,
 }
 
+const ALLIANCE_COLUMNS: &str = "id, slug, name, cluster, schema_name, currency_code, currency_name";
+
+/// Creates the directory row and the alliance's schema with its shared currency, in one
+/// transaction.
 pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) -> Result<Alliance> {
+    let code = new.currency_code.as_deref().unwrap_or("alliance_points");
+    let currency_name = new.currency_name.as_deref().map_or("联盟积分", str::trim);
     Validator::new()
         .check(slug_is_valid(&new.slug), "slug", "2-40 characters: a-z, 0-9 and -, starting with a letter")
         .check(!new.name.trim().is_empty() && new.name.chars().count() <= 200, "name", "1 to 200 characters")
+        .check(
+            crate::ident::is_lowercase_ident(code, 2..=32, b'_') && !matches!(code, "points" | "exp"),
+            "currency_code",
+            "2-32 characters: a-z, 0-9 and _, starting with a letter; not points or exp",
+        )
+        .check(!currency_name.is_empty() && currency_name.chars().count() <= 32, "currency_name", "1 to 32 characters")
         .finish()?;
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.alliances', 'id'))")
         .fetch_one(&mut *tx)
         .await?;
-    let a: Alliance = sqlx::query_as(
-        "INSERT INTO control.alliances (id, slug, name, schema_name) OVERRIDING SYSTEM VALUE \
-         VALUES ($1, $2, $3, $4) \
-         RETURNING id, slug, name, cluster, schema_name",
-    )
+    let a: Alliance = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO control.alliances (id, slug, name, schema_name, currency_code, currency_name) \
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ALLIANCE_COLUMNS}"
+    )))
     .bind(id)
     .bind(&new.slug)
     .bind(new.name.trim())
-    .bind(format!("a_{id}"))
+    .bind(crate::alliance::schema_name(id))
+    .bind(code)
+    .bind(currency_name)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
         on_unique(e, "alliances_slug_key", Error::conflict("slug_taken", "an alliance with this slug already exists"))
     })?;
-    audit::record_alliance(&mut tx, actor, a.id, "alliance.create", &a.slug, serde_json::json!({"name": a.name}))
-        .await?;
+    crate::alliance::schema::ensure(&mut tx, &a).await?;
+    select_schema(&mut tx, "control").await?;
+    audit::record_alliance(
+        &mut tx,
+        actor,
+        a.id,
+        "alliance.create",
+        &a.slug,
+        serde_json::json!({"name": a.name, "currency_code": a.currency_code}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(a)
 }
 
 pub async fn list_alliances(pool: &PgPool) -> Result<Vec<Alliance>> {
-    Ok(sqlx::query_as("SELECT id, slug, name, cluster, schema_name FROM control.alliances ORDER BY id")
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances ORDER BY id")))
         .fetch_all(pool)
         .await?)
 }
 
 pub async fn find_alliance(pool: &PgPool, slug: &str) -> Result<Alliance> {
-    sqlx::query_as("SELECT id, slug, name, cluster, schema_name FROM control.alliances WHERE slug = $1")
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances WHERE slug = $1")))
         .bind(slug)
         .fetch_optional(pool)
         .await?

@@ -1,5 +1,6 @@
 //! The demo data set (`pointsmall demo`): a platform operator, an alliance of two
-//! merchants with staff logins, and members. Running it again changes nothing.
+//! merchants with staff logins, and members who hold the alliance's shared points in
+//! both malls. Running it again changes nothing.
 
 use platform::audit::Actor;
 use platform::db::Db;
@@ -41,7 +42,8 @@ pub async fn seed(db: &Db) -> Result<()> {
         display_name: "Platform operator".into(),
     };
     ok_if_exists(staff::create(&mut conn, Scope::Platform, &admin, &actor).await)?;
-    let new_alliance = NewAlliance { slug: ALLIANCE.0.into(), name: ALLIANCE.1.into() };
+    let new_alliance =
+        NewAlliance { slug: ALLIANCE.0.into(), name: ALLIANCE.1.into(), currency_code: None, currency_name: None };
     ok_if_exists(tenancy::create_alliance(db.control(), &new_alliance, &actor).await)?;
     let alliance = tenancy::find_alliance(db.control(), ALLIANCE.0).await?;
     let alliance_admin = NewStaff {
@@ -51,6 +53,7 @@ pub async fn seed(db: &Db) -> Result<()> {
         display_name: "Alliance admin".into(),
     };
     ok_if_exists(staff::create(&mut conn, Scope::Alliance(alliance.id), &alliance_admin, &actor).await)?;
+    let mut malls = Vec::new();
     for (slug, name, owner, operator) in MERCHANTS {
         let new = NewTenant { slug: slug.into(), name: name.into(), alliance: Some(ALLIANCE.0.into()), cluster: None };
         ok_if_exists(tenancy::create_tenant(db, &new, &actor).await)?;
@@ -72,8 +75,42 @@ pub async fn seed(db: &Db) -> Result<()> {
             };
             ok_if_exists(members::register(db, &tenant, &reg).await)?;
         }
-        seed_points(db, &tenant).await?;
-        seed_products(db, &tenant).await?;
+        malls.push(tenant);
+    }
+    link_members(db, &malls).await?;
+    for tenant in &malls {
+        seed_points(db, tenant).await?;
+        seed_products(db, tenant).await?;
+    }
+    Ok(())
+}
+
+/// The demo members have the same phone in both malls: each gets one alliance identity,
+/// made in the first mall and linked in the others. A trusted seed step; a real member
+/// reaches another mall of the alliance through the hand-off
+/// (`POST /v1/tenants/{tenant}/auth/alliance-handoff`).
+async fn link_members(db: &Db, malls: &[platform::directory::Tenant]) -> Result<()> {
+    let Some((first, others)) = malls.split_first() else {
+        return Ok(());
+    };
+    let mut identities = Vec::new();
+    let mut tx = db.tenant_tx(&first.cluster, &first.schema_name).await?;
+    for (phone, _) in MEMBERS {
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM members WHERE phone = $1").bind(phone).fetch_one(&mut *tx).await?;
+        identities.push((phone, platform::alliance::identity::of_member(&mut tx, first, id).await?));
+    }
+    tx.commit().await?;
+    for mall in others {
+        let mut tx = db.tenant_tx(&mall.cluster, &mall.schema_name).await?;
+        for (phone, identity) in &identities {
+            sqlx::query("UPDATE members SET alliance_member_id = $2 WHERE phone = $1 AND alliance_member_id IS NULL")
+                .bind(phone)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
     }
     Ok(())
 }
@@ -81,7 +118,7 @@ pub async fn seed(db: &Db) -> Result<()> {
 /// Gives each demo member points and experience once (their first lots, a lock grant).
 async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
     use platform::ledger::locks::{self, NewLockGrant};
-    use platform::ledger::post::{self, LotPart};
+    use platform::ledger::post::{self, CreditItem, LotPart};
     use platform::ledger::{Reason, Source, SourceKind};
     let now = chrono::Utc::now();
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
@@ -90,6 +127,8 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
             .fetch_all(&mut *tx)
             .await?;
     let source = Source::new(SourceKind::System, "system:demo").memo("welcome points (demo)");
+    let shared: Option<String> =
+        sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_optional(&mut *tx).await?;
     for (i, id) in ids.into_iter().enumerate() {
         let i = i as i64;
         let soon = LotPart { amount: 200, expires_at: Some(now + chrono::Duration::days(5)) };
@@ -97,6 +136,11 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
         post::credit(&mut tx, id, "points", &[soon, later], Reason::Earn, &source, now).await?;
         let exp = LotPart { amount: [300, 1500, 6000][(i % 3) as usize], expires_at: None };
         post::credit(&mut tx, id, "exp", &[exp], Reason::Earn, &source, now).await?;
+        if let Some(code) = &shared {
+            let parts = vec![LotPart { amount: 1000, expires_at: None }];
+            let item = CreditItem { member_id: id, currency: code.clone(), parts, source: source.clone() };
+            platform::alliance::book::credit(&mut tx, tenant, item, Reason::Earn, now).await?;
+        }
         let gift = NewLockGrant {
             member_id: id,
             currency: "points".into(),
@@ -149,6 +193,14 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
     flash.special_ends_at = Some(now + chrono::Duration::days(7));
     flash.per_member_limit = Some(1);
     catalog::create(&mut tx, tenant.id, &flash).await?;
+    // Priced in the alliance's shared points: redeemable with points earned in either mall.
+    let shared: Option<String> =
+        sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_optional(&mut *tx).await?;
+    if let Some(code) = shared {
+        let mut voucher = listed("联盟通兑券 Alliance voucher", "coupon", 300, 100);
+        voucher.currency = Some(code);
+        catalog::create(&mut tx, tenant.id, &voucher).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -159,6 +211,11 @@ pub fn logins(base: &str) -> String {
     s += &format!("  Merchant portal:  {base}/portal/\n");
     s += &format!("  API docs:         {base}/docs   (OpenAPI: {base}/openapi.json)\n");
     s += &format!("  Products:         {base}/v1/tenants/demo-coffee/products\n");
+    s += &format!(
+        "  Alliance malls:   {base}/v1/alliances/{}/malls   (each member holds 1,000 shared points from each mall, \
+         one balance in both; move between malls with POST {base}/v1/tenants/<mall>/auth/alliance-handoff)\n",
+        ALLIANCE.0
+    );
     s += &format!(
         "  Platform operator: {} / {}   (POST {base}/v1/platform/auth/login)\n",
         PLATFORM_ADMIN.0, PLATFORM_ADMIN.1

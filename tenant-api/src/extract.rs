@@ -125,8 +125,12 @@ impl FromRequestParts<AppState> for TenantPath {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
-    let value = parts
-        .headers
+    bearer_token(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, Error> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| Error::unauthenticated("missing_credentials", "send Authorization: Bearer <access token>"))?;
     value

@@ -102,7 +102,8 @@ enum LedgerCommand {
     /// Check every account's hash chain and that balances equal the sums of entries,
     /// lots and grants. Exits non-zero on any problem.
     Verify {
-        /// One tenant (slug); every tenant when omitted.
+        /// One tenant (slug), with its alliance's shared ledger; every tenant and every
+        /// alliance ledger when omitted.
         #[arg(long, conflicts_with = "all")]
         tenant: Option<String>,
         /// Every tenant (the default).
@@ -343,21 +344,30 @@ async fn main() -> anyhow::Result<()> {
                         .filter(|t| tenant.as_ref().is_none_or(|s| *s == t.slug))
                         .collect();
                     anyhow::ensure!(!tenants.is_empty(), "no such tenant");
-                    let bar = ProgressBar::new(tenants.len() as u64);
+                    // (label, cluster, schema) of every ledger to check.
+                    let mut ledgers: Vec<(String, String, String)> =
+                        tenants.iter().map(|t| (t.slug.clone(), t.cluster.clone(), t.schema_name.clone())).collect();
+                    for a in tenancy::list_alliances(db.control()).await? {
+                        if tenant.is_none() || tenants.iter().any(|t| t.alliance_id == Some(a.id)) {
+                            ledgers.push((format!("alliance {}", a.slug), a.cluster, a.schema_name));
+                        }
+                    }
+                    let alliances = ledgers.len() - tenants.len();
+                    let bar = ProgressBar::new(ledgers.len() as u64);
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} verifying {bar:40} {pos}/{len} tenants")
+                        ProgressStyle::with_template("{spinner} verifying {bar:40} {pos}/{len} ledgers")
                             .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                     let (mut bad, mut entries, mut accounts) = (0, 0, 0);
-                    for t in &tenants {
-                        let r = platform::ledger::verify::verify_tenant(&db, t).await?;
+                    for (label, cluster, schema) in &ledgers {
+                        let r = platform::ledger::verify::verify_schema(&db, cluster, schema).await?;
                         bar.inc(1);
                         entries += r.entries;
                         accounts += r.accounts;
                         if !r.problems.is_empty() {
                             bad += 1;
                             bar.suspend(|| {
-                                eprintln!("{}: {} problem(s)", t.slug, r.problems.len());
+                                eprintln!("{label}: {} problem(s)", r.problems.len());
                                 for p in &r.problems {
                                     eprintln!("  {p}");
                                 }
@@ -366,10 +376,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                     bar.finish_and_clear();
                     println!(
-                        "verified {} tenant(s): {accounts} accounts, {entries} entries; {bad} tenant(s) with problems",
+                        "verified {} tenant(s) and {alliances} alliance ledger(s): {accounts} accounts, {entries} entries; \
+                         {bad} with problems",
                         tenants.len()
                     );
-                    anyhow::ensure!(bad == 0, "ledger verification failed for {bad} tenant(s)");
+                    anyhow::ensure!(bad == 0, "ledger verification failed for {bad} ledger(s)");
                 }
                 LedgerCommand::Jobs { tenant, now } => {
                     let now = now.unwrap_or_else(chrono::Utc::now);

@@ -20,6 +20,10 @@ pub struct Currency {
     pub expires: bool,
     #[serde(default)]
     pub drives_level: bool,
+    /// The alliance's shared currency (SPEC A1): balances live in the alliance's ledger.
+    /// Set by the alliance, never by a merchant.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 fn yes() -> bool {
@@ -27,17 +31,19 @@ fn yes() -> bool {
 }
 
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Currency>> {
-    Ok(sqlx::query_as("SELECT code, name, spendable, transferable, expires, drives_level FROM currencies ORDER BY code = 'points' DESC, code = 'exp' DESC, created_at, code")
+    Ok(sqlx::query_as("SELECT code, name, spendable, transferable, expires, drives_level, shared FROM currencies ORDER BY code = 'points' DESC, code = 'exp' DESC, created_at, code")
         .fetch_all(conn)
         .await?)
 }
 
 pub async fn get(conn: &mut PgConnection, code: &str) -> Result<Currency> {
-    sqlx::query_as("SELECT code, name, spendable, transferable, expires, drives_level FROM currencies WHERE code = $1")
-        .bind(code)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| Error::invalid_field("currency", "no such currency in this mall"))
+    sqlx::query_as(
+        "SELECT code, name, spendable, transferable, expires, drives_level, shared FROM currencies WHERE code = $1",
+    )
+    .bind(code)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| Error::invalid_field("currency", "no such currency in this mall"))
 }
 
 /// Adds a merchant-defined currency. Only one currency drives levels (`exp`).
@@ -47,10 +53,11 @@ pub async fn create(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
         .check(code_ok, "code", "2-32 characters: a-z, 0-9 and _, starting with a letter")
         .check(!c.name.trim().is_empty() && c.name.chars().count() <= 32, "name", "1 to 32 characters")
         .check(!c.drives_level, "drives_level", "only the built-in experience currency drives levels")
+        .check(!c.shared, "shared", "a shared currency comes from the mall's alliance")
         .finish()?;
     sqlx::query_as(
         "INSERT INTO currencies (code, name, spendable, transferable, expires, drives_level) VALUES ($1, $2, $3, $4, $5, false) \
-         RETURNING code, name, spendable, transferable, expires, drives_level",
+         RETURNING code, name, spendable, transferable, expires, drives_level, shared",
     )
     .bind(&c.code)
     .bind(c.name.trim())

@@ -184,10 +184,16 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Report> {
 
 /// Verifies one tenant in a consistent snapshot.
 pub async fn verify_tenant(db: &crate::db::Db, tenant: &crate::directory::Tenant) -> Result<Report> {
-    let mut tx = db.cluster(&tenant.cluster)?.begin().await?;
+    verify_schema(db, &tenant.cluster, &tenant.schema_name).await
+}
+
+/// Verifies the ledger of one schema (a merchant's, or an alliance's shared currency) in
+/// a consistent snapshot.
+pub async fn verify_schema(db: &crate::db::Db, cluster: &str, schema: &str) -> Result<Report> {
+    let mut tx = db.cluster(cluster)?.begin().await?;
     // Must come first in the transaction: one snapshot for every check.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    crate::db::select_schema(&mut tx, &tenant.schema_name).await?;
+    crate::db::select_schema(&mut tx, schema).await?;
     let report = verify(&mut tx).await?;
     tx.commit().await?;
     Ok(report)

@@ -58,6 +58,8 @@ pub struct NewOrder<'a> {
     pub cash: i64,
     pub status: Status,
     pub debit_entry_id: Option<i64>,
+    /// The debit in the alliance ledger, for a product priced in shared points.
+    pub alliance_entry_id: Option<i64>,
     pub hold_id: Option<i64>,
     pub pay_deadline: Option<DateTime<Utc>>,
     pub address: Option<serde_json::Value>,
@@ -66,8 +68,8 @@ pub struct NewOrder<'a> {
 pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> {
     let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, points_amount, cash_fen, \
-             status, debit_entry_id, hold_id, pay_deadline, address) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+             status, debit_entry_id, hold_id, pay_deadline, address, alliance_entry_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
     )))
     .bind(o.order_no)
     .bind(o.member_id)
@@ -83,6 +85,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> 
     .bind(o.hold_id)
     .bind(o.pay_deadline)
     .bind(&o.address)
+    .bind(o.alliance_entry_id)
     .fetch_one(&mut *conn)
     .await?;
     history(conn, order.id, None, o.status, &format!("member:{}", o.member_id), "redeemed").await?;
@@ -179,6 +182,16 @@ pub struct Details {
 }
 
 /// Moves an order by `action`, refusing illegal transitions, with the side effects.
+/// How an order was paid for, read (and locked) by a transition.
+#[derive(sqlx::FromRow)]
+struct Payment {
+    status: String,
+    kind: String,
+    debit_entry_id: Option<i64>,
+    hold_id: Option<i64>,
+    alliance_entry_id: Option<i64>,
+}
+
 pub async fn transition(
     conn: &mut PgConnection,
     id: i64,
@@ -187,12 +200,13 @@ pub async fn transition(
     details: &Details,
     now: DateTime<Utc>,
 ) -> Result<Order> {
-    let row: Option<(String, String, Option<i64>, Option<i64>)> =
-        sqlx::query_as("SELECT status, kind, debit_entry_id, hold_id FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (status, kind, debit_entry_id, hold_id) =
+    let row: Option<Payment> = sqlx::query_as(
+        "SELECT status, kind, debit_entry_id, hold_id, alliance_entry_id FROM orders WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Payment { status, kind, debit_entry_id, hold_id, alliance_entry_id } =
         row.ok_or_else(|| Error::not_found("order_not_found", "no such order"))?;
     let from =
         Status::parse(&status).ok_or_else(|| Error::Internal(anyhow::anyhow!("order {id} has status {status}")))?;
@@ -204,9 +218,7 @@ pub async fn transition(
         Source::new(SourceKind::Order, actor).reference(order.order_no.clone()).memo(format!("order {}", past(action)));
     match action {
         Action::Cancel | Action::Timeout => {
-            if let Some(entry) = debit_entry_id.filter(|_| order.points_amount > 0) {
-                post::return_to_lots(conn, entry, order.points_amount, Reason::Refund, &source, now).await?;
-            }
+            give_back(conn, &order, debit_entry_id, alliance_entry_id, &source, now).await?;
             if let Some(h) = hold_id {
                 let hold = holds::get(conn, h).await?;
                 match hold.status.as_str() {
@@ -222,9 +234,7 @@ pub async fn transition(
             restore_stock(conn, &order).await?;
         }
         Action::Refund => {
-            if let Some(entry) = debit_entry_id.filter(|_| order.points_amount > 0) {
-                post::return_to_lots(conn, entry, order.points_amount, Reason::Refund, &source, now).await?;
-            }
+            give_back(conn, &order, debit_entry_id, alliance_entry_id, &source, now).await?;
             if let Some(h) = hold_id {
                 let hold = holds::get(conn, h).await?;
                 if hold.captured > hold.refunded {
@@ -261,6 +271,28 @@ pub async fn transition(
         return issue_code(conn, id).await;
     }
     Ok(order)
+}
+
+/// Returns the points of a debited order to the lots they came from, in the merchant's
+/// ledger or the alliance's.
+async fn give_back(
+    conn: &mut PgConnection,
+    order: &Order,
+    debit_entry_id: Option<i64>,
+    alliance_entry_id: Option<i64>,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if order.points_amount == 0 {
+        return Ok(());
+    }
+    if let Some(entry) = debit_entry_id {
+        post::return_to_lots(conn, entry, order.points_amount, Reason::Refund, source, now).await?;
+    }
+    if let Some(entry) = alliance_entry_id {
+        crate::alliance::book::return_to_lots(conn, order.member_id, entry, order.points_amount, source, now).await?;
+    }
+    Ok(())
 }
 
 fn past(a: Action) -> &'static str {

@@ -11,6 +11,7 @@ use super::browse::CatalogCache;
 use super::catalog::{self, Product};
 use super::order_state::Status;
 use super::orders::{self, Order};
+use crate::alliance::book;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::holds::{self, NewHold};
@@ -92,14 +93,29 @@ pub async fn redeem(
     if level < p.min_level_threshold {
         return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
     }
-    // The member's account row serializes this member's redemptions, so the per-member
-    // limit cannot be passed by racing.
-    post::ensure_account(conn, member_id, &p.currency).await?;
-    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
-        .bind(member_id)
-        .bind(&p.currency)
-        .execute(&mut *conn)
-        .await?;
+    let points = p.price_at(now) * q;
+    let cash = p.cash_price_fen * q;
+    // Priced in the alliance's shared points (C6): paid from the alliance ledger.
+    let shared = tenant.alliance_id.is_some() && book::is_shared(conn, &p.currency).await?;
+    if shared && cash > 0 {
+        return Err(Error::conflict(
+            "shared_points_with_cash",
+            "points + cash products priced in shared alliance points cannot be redeemed yet",
+        ));
+    }
+    // The member's account row (the member row for shared points, whose account is in
+    // the alliance schema) serializes this member's redemptions, so the per-member limit
+    // cannot be passed by racing.
+    if shared {
+        sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *conn).await?;
+    } else {
+        post::ensure_account(conn, member_id, &p.currency).await?;
+        sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+            .bind(member_id)
+            .bind(&p.currency)
+            .execute(&mut *conn)
+            .await?;
+    }
     if let Some(limit) = p.per_member_limit {
         let had: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_id = $1 AND member_id = $2 \
@@ -113,12 +129,15 @@ pub async fn redeem(
             return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
         }
     }
-    let points = p.price_at(now) * q;
-    let cash = p.cash_price_fen * q;
     let order_no = orders::new_order_no(now);
     let source =
         Source::new(SourceKind::Order, format!("member:{member_id}")).reference(order_no.clone()).memo(p.name.clone());
-    let (status, debit_entry_id, hold_id, pay_deadline) = if cash == 0 {
+    let mut alliance_entry_id = None;
+    let (status, debit_entry_id, hold_id, pay_deadline) = if shared {
+        let entry = book::debit(conn, tenant, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
+        alliance_entry_id = Some(entry.id);
+        (Status::after_payment(&p.kind), None, None, None)
+    } else if cash == 0 {
         let (entry, _) = post::debit(conn, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
         (Status::after_payment(&p.kind), Some(entry.id), None, None)
     } else {
@@ -148,6 +167,7 @@ pub async fn redeem(
             cash,
             status,
             debit_entry_id,
+            alliance_entry_id,
             hold_id,
             pay_deadline,
             address,

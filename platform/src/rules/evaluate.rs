@@ -123,6 +123,12 @@ fn check(runs: &[RuleRun], member: &MemberInput, currencies: &HashMap<String, Cu
         let Some(c) = currencies.get(currency) else {
             return Err(format!("currency {currency:?}: no such currency in this mall"));
         };
+        if c.shared {
+            return Err(format!(
+                "currency {currency:?} is shared by the alliance: a merchant's rule cannot move it \
+                 (credit it through the partner points API)"
+            ));
+        }
         match effect {
             Effect::Award { amount, .. } => *balances.entry(currency.clone()).or_default() += amount,
             Effect::Deduct { amount, .. } => {

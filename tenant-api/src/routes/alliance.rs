@@ -16,7 +16,7 @@ use crate::extract::{AllianceAuth, ClientAddr, Json, Path};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(overview))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(overview)).routes(routes!(malls))
 }
 
 /// Alliance admin login.
@@ -58,4 +58,45 @@ async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResul
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .collect();
     Ok(Json(Overview { alliance: auth.alliance, merchants }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Mall {
+    slug: String,
+    name: String,
+    /// The mall's public catalog; products there are priced in the mall's own points or
+    /// in the alliance's shared currency (their `currency`).
+    products: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Malls {
+    alliance: String,
+    name: String,
+    /// Code of the shared currency in every mall of the alliance.
+    currency_code: String,
+    currency_name: String,
+    malls: Vec<Mall>,
+}
+
+/// The malls of an alliance (C6), for a member who moves between them (see
+/// `POST /v1/tenants/{tenant}/auth/alliance-handoff`). Public.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/malls", tag = "alliance",
+    params(("alliance" = String, Path, description = "alliance slug")),
+    responses((status = 200, body = Malls), (status = 404, body = ErrorBody)))]
+async fn malls(State(state): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<Malls>> {
+    let a = tenancy::find_alliance(state.db.control(), &slug).await?;
+    let malls = directory::list(state.db.control())
+        .await?
+        .into_iter()
+        .filter(|t| t.alliance_id == Some(a.id) && t.status == directory::TenantStatus::Active)
+        .map(|t| Mall { products: format!("/v1/tenants/{}/products", t.slug), slug: t.slug, name: t.name })
+        .collect();
+    Ok(Json(Malls {
+        alliance: a.slug,
+        name: a.name,
+        currency_code: a.currency_code,
+        currency_name: a.currency_name,
+        malls,
+    }))
 }

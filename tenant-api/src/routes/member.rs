@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::Error;
+use platform::alliance::identity;
 use platform::auth::codes::Purpose;
 use platform::auth::sessions::{self, Store};
-use platform::auth::tokens::TokenPair;
+use platform::auth::tokens::{Audience, TokenPair, subject_id};
 use platform::members::{self, Member, ProfileUpdate, Registration};
 use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::{RefreshRequest, tokens};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ClientAddr, Json, MemberAuth, TenantPath};
+use crate::extract::{ClientAddr, Json, MemberAuth, TenantPath, bearer_token};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
+        .routes(routes!(alliance_handoff))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -214,4 +216,28 @@ async fn update_me(
     Json(body): Json<ProfileUpdate>,
 ) -> ApiResult<Json<Member>> {
     Ok(Json(members::update_profile(&state.db, &auth.tenant, auth.member_id, &body).await?))
+}
+
+/// Signs a member of one mall of an alliance into another mall of the same alliance,
+/// without a second login (SPEC A2, C6): send the member's access token of the mall they
+/// are in as `Authorization: Bearer …` (no body). The answer is a token pair for this
+/// mall's member with the same alliance identity, made on first visit. Shared points are
+/// one balance across the alliance's malls.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/alliance-handoff", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "slug of the mall to sign in to")),
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn alliance_handoff(
+    State(state): State<AppState>,
+    TenantPath(to): TenantPath,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<TokenPair>> {
+    let claims = state.tokens.verify(bearer_token(&headers)?, Audience::Member)?;
+    let tid = claims.tid.ok_or_else(|| Error::unauthenticated("token_invalid", "this token names no mall"))?;
+    let from = platform::directory::find_by_id(state.db.control(), tid)
+        .await?
+        .filter(|t| t.status == platform::directory::TenantStatus::Active)
+        .ok_or_else(|| Error::forbidden("tenant_unavailable", "the mall this token was issued by is not open"))?;
+    let member = identity::member_in(&state.db, &from, subject_id(&claims)?, &to).await?;
+    Ok(Json(tokens::member_pair(&state, &to, member).await?))
 }

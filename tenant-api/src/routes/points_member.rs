@@ -4,6 +4,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
+use platform::alliance::book;
 use platform::ledger::Entry;
 use platform::ledger::history::{self, EntryFilter, PointsSummary};
 use platform::ledger::transfers::{self, Transfer, TransferRequest};
@@ -32,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = PointsSummary), (status = 401, body = ErrorBody)))]
 async fn summary(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<PointsSummary>> {
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = history::summary(&mut tx, auth.member_id).await?;
+    let s = book::summary(&mut tx, &auth.tenant, auth.member_id).await?;
     tx.commit().await.map_err(platform::Error::from)?;
     Ok(Json(s))
 }

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use platform::Error;
-use platform::ledger::batch;
-use platform::ledger::history::{self, PointsSummary};
+use platform::alliance::book;
+use platform::ledger::history::PointsSummary;
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
 use platform::ledger::post::{self, CreditItem, LotPart};
@@ -57,7 +57,7 @@ async fn member_points(
 ) -> ApiResult<Json<PointsSummary>> {
     auth.key.require("points:read")?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = history::summary(&mut tx, id).await?;
+    let s = book::summary(&mut tx, &auth.tenant, id).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Json(s))
 }
@@ -144,7 +144,7 @@ async fn credits(
                 let parts = vec![LotPart { amount: c.amount, expires_at }];
                 items.push(CreditItem { member_id: c.member_id, currency: c.currency, parts, source });
             }
-            Ok(Credited { entries: batch::credit_many(tx, &items, Reason::Earn, now).await? })
+            Ok(Credited { entries: book::credit_many(tx, &tenant, items, Reason::Earn, now).await? })
         })
     })
     .await
@@ -181,13 +181,14 @@ async fn debit(
     let idem = idem(&auth, &headers, uri.path(), &body)?;
     let d: Debit = idempotent::parse(body)?;
     let who = actor(&auth);
+    let tenant = auth.tenant.clone();
     idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
         Box::pin(async move {
             if !currencies::get(tx, &d.currency).await?.spendable {
                 return Err(Error::invalid_field("currency", "this currency cannot be spent"));
             }
             let source = Source::new(SourceKind::Partner, who).reference(d.reference).memo(d.memo);
-            Ok(post::debit(tx, d.member_id, &d.currency, d.amount, Reason::Spend, &source, Utc::now()).await?.0)
+            book::debit(tx, &tenant, d.member_id, &d.currency, d.amount, Reason::Spend, &source, Utc::now()).await
         })
     })
     .await

@@ -4,10 +4,11 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
+use platform::alliance::book;
 use platform::audit;
 use platform::ledger::currencies::{self, Currency};
 use platform::ledger::history::{self, EntryFilter, PointsSummary};
-use platform::ledger::post::{self, LotPart};
+use platform::ledger::post::{CreditItem, LotPart};
 use platform::ledger::{Entry, Reason, Source, SourceKind};
 use platform::levels::{self, Level};
 use platform::rbac::Permission;
@@ -42,7 +43,7 @@ async fn member_points(
 ) -> ApiResult<Json<PointsSummary>> {
     auth.require(Permission::MembersRead)?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = history::summary(&mut tx, id).await?;
+    let s = book::summary(&mut tx, &auth.tenant, id).await?;
     tx.commit().await.map_err(platform::Error::from)?;
     Ok(Json(s))
 }
@@ -117,9 +118,11 @@ async fn adjust(
             let entry = if adj.amount > 0 {
                 let cur = currencies::get(tx, &adj.currency).await?;
                 let expires_at = if cur.expires { tenant.settings.expiry.expires_at(now) } else { None };
-                post::credit(tx, id, &adj.currency, &[LotPart { amount: adj.amount, expires_at }], Reason::Adjust, &source, now).await?
+                let parts = vec![LotPart { amount: adj.amount, expires_at }];
+                let item = CreditItem { member_id: id, currency: adj.currency.clone(), parts, source: source.clone() };
+                book::credit(tx, &tenant, item, Reason::Adjust, now).await?
             } else {
-                post::debit(tx, id, &adj.currency, -adj.amount, Reason::Adjust, &source, now).await?.0
+                book::debit(tx, &tenant, id, &adj.currency, -adj.amount, Reason::Adjust, &source, now).await?
             };
             // The control schema is on the same cluster as this tenant (main): the audit
             // entry commits with the adjustment.

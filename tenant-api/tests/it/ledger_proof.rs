@@ -232,7 +232,7 @@ async fn verify_catches_an_edited_row_and_the_cli_exits_non_zero() {
     };
     let ok = cli(&t.slug);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("0 tenant(s) with problems"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("; 0 with problems"));
 
     // Someone edits an entry's amount (and the account to match) directly in SQL.
     let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();

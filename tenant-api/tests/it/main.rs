@@ -2,6 +2,7 @@
 
 mod common;
 
+mod alliance;
 mod api_keys;
 mod isolation;
 mod jwt;

@@ -1,0 +1,250 @@
+//! Which ledger a member's balance in a currency is kept in: the merchant's own schema,
+//! or — for the alliance's shared currency — the alliance schema, under the member's
+//! alliance identity. `AllianceBook::enter` switches the transaction to the alliance
+//! schema (the ledger code then runs unchanged); `leave` switches back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::identity;
+use crate::db::select_schema;
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::ledger::history::{self, OpenLot, PointsSummary};
+use crate::ledger::post::{self, CreditItem};
+use crate::ledger::{Entry, Reason, Source, batch};
+
+/// The alliance ledger of one member of one merchant.
+#[derive(Debug, Clone)]
+pub struct AllianceBook {
+    alliance_schema: String,
+    tenant_schema: String,
+    tenant_id: i64,
+    /// The member's id in the alliance schema.
+    pub identity: i64,
+}
+
+/// Whether `currency` is the alliance's shared currency in the merchant schema selected
+/// on `conn`.
+pub async fn is_shared(conn: &mut PgConnection, currency: &str) -> Result<bool> {
+    let shared: Option<bool> =
+        sqlx::query_scalar("SELECT shared FROM currencies WHERE code = $1").bind(currency).fetch_optional(conn).await?;
+    Ok(shared == Some(true))
+}
+
+/// The alliance ledger of `member_id` if `currency` is shared, `None` for the merchant's
+/// own currencies (and unknown ones, which the ledger refuses as before).
+pub async fn for_member(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    currency: &str,
+) -> Result<Option<AllianceBook>> {
+    let Some(alliance_id) = tenant.alliance_id else {
+        return Ok(None);
+    };
+    if !is_shared(conn, currency).await? {
+        return Ok(None);
+    }
+    let identity = identity::of_member(conn, tenant, member_id).await?;
+    Ok(Some(AllianceBook {
+        alliance_schema: super::schema_name(alliance_id),
+        tenant_schema: tenant.schema_name.clone(),
+        tenant_id: tenant.id,
+        identity,
+    }))
+}
+
+/// The alliance ledger behind an order of the merchant whose schema is selected on
+/// `conn` (for refunds, where only the order is at hand). Reads the directory, which
+/// lives on the same cluster as every merchant of an alliance.
+pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<AllianceBook> {
+    let row: Option<(i64, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, schema_name, alliance_id FROM control.tenants WHERE schema_name = current_schema()")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((tenant_id, tenant_schema, Some(alliance_id))) = row else {
+        return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside an alliance")));
+    };
+    let identity: Option<i64> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+        .bind(member_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let identity = identity.ok_or_else(|| Error::Internal(anyhow::anyhow!("member {member_id} has no identity")))?;
+    Ok(AllianceBook { alliance_schema: super::schema_name(alliance_id), tenant_schema, tenant_id, identity })
+}
+
+impl AllianceBook {
+    /// Selects the alliance schema for the rest of the transaction (until `leave`).
+    pub async fn enter(&self, conn: &mut PgConnection) -> Result<()> {
+        select_schema(conn, &self.alliance_schema).await
+    }
+
+    /// Selects the merchant's schema again.
+    pub async fn leave(&self, conn: &mut PgConnection) -> Result<()> {
+        select_schema(conn, &self.tenant_schema).await
+    }
+
+    /// `source` as written in the alliance ledger: its actor names the merchant
+    /// ("tenant:5/partner:3"), so every shared entry is traceable to who issued or
+    /// took it (settlement, SPEC A4).
+    pub fn source(&self, source: &Source) -> Source {
+        let mut s = source.clone();
+        s.actor = format!("tenant:{}/{}", self.tenant_id, source.actor);
+        s
+    }
+}
+
+/// Credits a batch in the ledgers the currencies are kept in (merchant's own first, then
+/// the alliance's), in one transaction. Entries name the merchant's member ids.
+pub async fn credit_many(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    items: Vec<CreditItem>,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>> {
+    let mut shared_codes: HashMap<String, bool> = HashMap::new();
+    let (mut local, mut shared) = (Vec::new(), Vec::new());
+    for item in items {
+        let is = match shared_codes.get(&item.currency) {
+            Some(is) => *is,
+            None => {
+                let is = tenant.alliance_id.is_some() && is_shared(conn, &item.currency).await?;
+                shared_codes.insert(item.currency.clone(), is);
+                is
+            }
+        };
+        if is { shared.push(item) } else { local.push(item) }
+    }
+    let mut entries = batch::credit_many(conn, &local, reason, now).await?;
+    if shared.is_empty() {
+        return Ok(entries);
+    }
+    let mut books = Vec::with_capacity(shared.len());
+    for item in &shared {
+        let book = for_member(conn, tenant, item.member_id, &item.currency)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("currency {} stopped being shared", item.currency)))?;
+        books.push(book);
+    }
+    let mut to_local: HashMap<i64, i64> = HashMap::new();
+    let mut there: Vec<CreditItem> = shared
+        .iter()
+        .zip(&books)
+        .map(|(item, book)| {
+            to_local.insert(book.identity, item.member_id);
+            CreditItem {
+                member_id: book.identity,
+                currency: item.currency.clone(),
+                parts: item.parts.clone(),
+                source: book.source(&item.source),
+            }
+        })
+        .collect();
+    // Accounts are locked in (identity, currency) order, like every batch.
+    there.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
+    books[0].enter(conn).await?;
+    let mut written = batch::credit_many(conn, &there, reason, now).await?;
+    books[0].leave(conn).await?;
+    for e in &mut written {
+        e.member_id = to_local[&e.member_id];
+    }
+    entries.extend(written);
+    Ok(entries)
+}
+
+/// One credit, in the ledger the currency is kept in.
+pub async fn credit(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    item: CreditItem,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let mut entries = credit_many(conn, tenant, vec![item], reason, now).await?;
+    entries.pop().ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit wrote no entry")))
+}
+
+/// One debit (soonest-expiring lots first), in the ledger the currency is kept in.
+#[allow(clippy::too_many_arguments)]
+pub async fn debit(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let Some(book) = for_member(conn, tenant, member_id, currency).await? else {
+        return Ok(post::debit(conn, member_id, currency, amount, reason, source, now).await?.0);
+    };
+    book.enter(conn).await?;
+    let (mut entry, _) = post::debit(conn, book.identity, currency, amount, reason, &book.source(source), now).await?;
+    book.leave(conn).await?;
+    entry.member_id = member_id;
+    Ok(entry)
+}
+
+/// A member's points summary with the shared currency read from the alliance ledger
+/// (in the merchant's schema its row is always empty).
+pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -> Result<PointsSummary> {
+    let mut s = history::summary(conn, member_id).await?;
+    let Some(alliance_id) = tenant.alliance_id else {
+        return Ok(s);
+    };
+    let codes: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_all(&mut *conn).await?;
+    let identity: Option<i64> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+        .bind(member_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (Some(identity), false) = (identity, codes.is_empty()) else {
+        return Ok(s);
+    };
+    select_schema(conn, &super::schema_name(alliance_id)).await?;
+    let accounts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT currency, balance, locked, lifetime_earned FROM accounts WHERE member_id = $1 AND currency = ANY($2)",
+    )
+    .bind(identity)
+    .bind(&codes)
+    .fetch_all(&mut *conn)
+    .await?;
+    let lots: Vec<OpenLot> = sqlx::query_as(
+        "SELECT id, currency, amount, remaining, earned_at, expires_at FROM lots \
+         WHERE member_id = $1 AND currency = ANY($2) AND remaining > 0 ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
+    )
+    .bind(identity)
+    .bind(&codes)
+    .fetch_all(&mut *conn)
+    .await?;
+    select_schema(conn, &tenant.schema_name).await?;
+    for (currency, balance, locked, lifetime) in accounts {
+        if let Some(b) = s.balances.iter_mut().find(|b| b.currency == currency) {
+            (b.balance, b.locked, b.lifetime_earned) = (balance, locked, lifetime);
+        }
+    }
+    s.lots.extend(lots);
+    s.lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.id));
+    Ok(s)
+}
+
+/// Gives back `amount` of a debit in the alliance ledger (an order paid in shared
+/// points), to the lots it drew from, like `post::return_to_lots`.
+pub async fn return_to_lots(
+    conn: &mut PgConnection,
+    member_id: i64,
+    alliance_entry_id: i64,
+    amount: i64,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let book = for_order(conn, member_id).await?;
+    book.enter(conn).await?;
+    post::return_to_lots(conn, alliance_entry_id, amount, Reason::Refund, &book.source(source), now).await?;
+    book.leave(conn).await
+}

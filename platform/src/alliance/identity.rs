@@ -1,0 +1,138 @@
+//! A merchant's member and the alliance identity behind it (SPEC A2: one identity across
+//! the alliance's malls).
+//!
+//! An identity is made on first need from the member's phone or e-mail. Phones are not
+//! proven at every registration, so an identity is never matched by phone alone: a
+//! member reaches another mall of the alliance through the hand-off (`member_in`), which
+//! takes a signed-in member of one mall to the same identity's member in another.
+
+use sqlx::PgConnection;
+
+use crate::auth::secrets;
+use crate::db::{Db, select_schema};
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+
+/// The alliance identity of `member_id`, a member of `tenant`, whose schema is selected
+/// on `conn` (and stays selected). Made on first need.
+pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -> Result<i64> {
+    let alliance_id = alliance_of(tenant)?;
+    let linked: Option<Option<i64>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+        .bind(member_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match linked {
+        None => return Err(Error::not_found("member_not_found", "no such member")),
+        Some(Some(id)) => return Ok(id),
+        Some(None) => {}
+    }
+    // The member row's lock makes two first uses agree on one identity.
+    let (linked, phone, email, nickname): (Option<i64>, Option<String>, Option<String>, String) =
+        sqlx::query_as("SELECT alliance_member_id, phone, email, nickname FROM members WHERE id = $1 FOR UPDATE")
+            .bind(member_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    if let Some(id) = linked {
+        return Ok(id);
+    }
+    select_schema(conn, &super::schema_name(alliance_id)).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO members (phone, email, nickname, invite_code) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&phone)
+    .bind(&email)
+    .bind(&nickname)
+    .bind(secrets::random_hex(8).to_uppercase())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d)
+            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
+        {
+            Error::conflict(
+                "alliance_identity_taken",
+                "another mall of the alliance already holds the alliance account of this phone number or e-mail; \
+                 open this mall from that one (alliance hand-off) to share its points",
+            )
+        }
+        _ => Error::Database(e),
+    })?;
+    select_schema(conn, &tenant.schema_name).await?;
+    sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
+        .bind(member_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
+/// The member of `to` with the same identity as member `from_member` of `from`: found,
+/// or made with the identity's phone or e-mail (no password: it is reached by hand-off
+/// or a one-time code). Both malls must be in the same alliance.
+pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) -> Result<i64> {
+    let alliance_id = alliance_of(from)?;
+    if to.alliance_id != Some(alliance_id) {
+        return Err(Error::forbidden("not_in_alliance", "these two malls are not in the same alliance"));
+    }
+    let mut tx = db.tenant_tx(&from.cluster, &from.schema_name).await?;
+    let identity = of_member(&mut tx, from, from_member).await?;
+    tx.commit().await?;
+    if from.id == to.id {
+        return Ok(from_member);
+    }
+    let mut tx = db.tenant_tx(&to.cluster, &to.schema_name).await?;
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE alliance_member_id = $1")
+        .bind(identity)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    select_schema(&mut tx, &super::schema_name(alliance_id)).await?;
+    let (phone, email, nickname): (Option<String>, Option<String>, String) =
+        sqlx::query_as("SELECT phone, email, nickname FROM members WHERE id = $1")
+            .bind(identity)
+            .fetch_one(&mut *tx)
+            .await?;
+    select_schema(&mut tx, &to.schema_name).await?;
+    let made: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO members (phone, email, nickname, invite_code, alliance_member_id, level_id) \
+         VALUES ($1, $2, $3, $4, $5, (SELECT id FROM levels WHERE NOT retired AND threshold = 0)) \
+         ON CONFLICT (alliance_member_id) WHERE alliance_member_id IS NOT NULL DO NOTHING RETURNING id",
+    )
+    .bind(&phone)
+    .bind(&email)
+    .bind(&nickname)
+    .bind(secrets::random_hex(5).to_uppercase())
+    .bind(identity)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d)
+            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
+        {
+            Error::conflict(
+                "account_exists_unlinked",
+                "this mall already has an account with this phone number or e-mail that is not linked to the \
+                 alliance; sign in to it directly",
+            )
+        }
+        _ => Error::Database(e),
+    })?;
+    let id = match made {
+        Some(id) => id,
+        // A concurrent hand-off of the same identity made it first.
+        None => {
+            sqlx::query_scalar("SELECT id FROM members WHERE alliance_member_id = $1")
+                .bind(identity)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(id)
+}
+
+fn alliance_of(tenant: &Tenant) -> Result<i64> {
+    tenant.alliance_id.ok_or_else(|| Error::forbidden("not_in_alliance", "this mall is not in an alliance"))
+}

@@ -1,0 +1,234 @@
+//! Alliance malls (SPEC A1, A2, C6): a member earns the alliance's shared points in one
+//! mall, moves to another mall of the alliance without a second login, sees the same
+//! balance there and spends it on products priced in shared points; private points stay
+//! in their own mall; a refund puts shared points back; races across two malls never
+//! overspend; every ledger (both malls and the alliance's) verifies.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, auth_headers, phone, unique};
+
+const SHARED: &str = "union_pts";
+
+struct Alliance {
+    slug: String,
+    id: i64,
+}
+
+async fn alliance(app: &TestApp) -> Alliance {
+    let slug = unique("al");
+    let (s, a) = app
+        .call(
+            Method::POST,
+            "/v1/platform/alliances",
+            Some(&app.platform_token),
+            Some(json!({"slug": slug, "name": "Test alliance", "currency_code": SHARED, "currency_name": "联盟分"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["currency_code"], SHARED);
+    Alliance { slug, id: a["id"].as_i64().unwrap() }
+}
+
+async fn mall_in(app: &TestApp, alliance: &str) -> platform::directory::Tenant {
+    let slug = unique("m");
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/v1/platform/tenants",
+            Some(&app.platform_token),
+            Some(json!({"slug": slug, "name": "Alliance mall", "alliance": alliance})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    platform::directory::find_by_slug(app.db.control(), &slug).await.unwrap().unwrap()
+}
+
+async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, currency: &str, price: i64) -> i64 {
+    let (s, p) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/products", t.slug),
+            Some(owner),
+            Some(json!({"name": format!("{currency} coupon"), "kind": "coupon", "points_price": price, "stock": 50,
+                "currency": currency, "status": "listed", "review_state": "approved"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["currency"], currency);
+    p["id"].as_i64().unwrap()
+}
+
+async fn my_balance(app: &TestApp, t: &platform::directory::Tenant, token: &str, currency: &str) -> i64 {
+    let (s, p) = app.call(Method::GET, &format!("/v1/tenants/{}/me/points", t.slug), Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == currency).unwrap()["balance"].as_i64().unwrap()
+}
+
+async fn redeem(app: &TestApp, t: &platform::directory::Tenant, token: &str, product_id: i64) -> (StatusCode, Value) {
+    let mut headers = auth_headers(Some(token));
+    headers.push(("idempotency-key", unique("r")));
+    let (s, _, b) = app
+        .call_full(
+            Method::POST,
+            &format!("/v1/tenants/{}/me/redemptions", t.slug),
+            &headers,
+            Some(json!({"product_id": product_id})),
+        )
+        .await;
+    (s, b)
+}
+
+async fn handoff(app: &TestApp, to: &platform::directory::Tenant, token: &str) -> (StatusCode, Value) {
+    app.call(Method::POST, &format!("/v1/tenants/{}/auth/alliance-handoff", to.slug), Some(token), None).await
+}
+
+async fn assert_alliance_ledger_sound(app: &TestApp, a: &Alliance) {
+    let r = platform::ledger::verify::verify_schema(&app.db, "main", &format!("a_{}", a.id)).await.unwrap();
+    assert!(r.problems.is_empty(), "alliance ledger: {:#?}", r.problems);
+    assert!(r.entries > 0, "the shared points were written in the alliance ledger");
+}
+
+#[tokio::test]
+async fn shared_points_earned_in_one_mall_are_spent_in_another() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
+    let outsider = app.tenant().await;
+
+    // The alliance's malls are public, with the shared currency.
+    let (s, list) = app.call(Method::GET, &format!("/v1/alliances/{}/malls", a.slug), None, None).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["currency_code"], SHARED);
+    let slugs: Vec<&str> = list["malls"].as_array().unwrap().iter().map(|m| m["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs.len(), 2);
+    assert!(slugs.contains(&ma.slug.as_str()) && slugs.contains(&mb.slug.as_str()));
+
+    // A member of mall A earns 1,000 shared points and 500 of A's own points.
+    let (member, tokens) = app.member(&ma, &phone()).await;
+    let member_a = member["id"].as_i64().unwrap();
+    let token_a = tokens["access_token"].as_str().unwrap().to_string();
+    let key_a = app.partner_key(&ma).await;
+    let items = json!({"items": [
+        {"member_id": member_a, "amount": 1000, "currency": SHARED},
+        {"member_id": member_a, "amount": 500},
+    ]});
+    let (s, credited) = app.partner_post(&ma, &key_a, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{credited}");
+    assert!(credited["entries"].as_array().unwrap().iter().all(|e| e["member_id"] == member_a), "{credited}");
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1000);
+    assert_eq!(my_balance(&app, &ma, &token_a, "points").await, 500);
+
+    // Into mall B without a second login: same shared balance, B's own points empty.
+    let (s, pair) = handoff(&app, &mb, &token_a).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let token_b = pair["access_token"].as_str().unwrap().to_string();
+    assert_eq!(my_balance(&app, &mb, &token_b, SHARED).await, 1000);
+    assert_eq!(my_balance(&app, &mb, &token_b, "points").await, 0);
+    // A's token does not open B's mall directly, nor does a forged or staff token hand off.
+    let (s, _) = app.call(Method::GET, &format!("/v1/tenants/{}/me/points", mb.slug), Some(&token_a), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = handoff(&app, &mb, &format!("{token_a}x")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, staff_a) = app.staff(&ma, "operator").await;
+    let (s, _) = handoff(&app, &mb, &staff_a).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A mall outside the alliance is not reachable this way, nor is an alliance mall
+    // from outside.
+    let (outsider_member, outsider_tokens) = app.member(&outsider, &phone()).await;
+    assert!(outsider_member["id"].is_number());
+    let (s, b) = handoff(&app, &mb, outsider_tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_in_alliance")));
+    let (s, b) = handoff(&app, &outsider, &token_a).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_in_alliance")));
+    // A second hand-off lands on the same member of B.
+    let (_, again) = handoff(&app, &mb, &token_a).await;
+    let (_, me1) = app.call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(&token_b), None).await;
+    let (_, me2) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(again["access_token"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(me1["id"], me2["id"]);
+
+    // B sells a coupon for 300 shared points and one for 100 of its own points.
+    let (_, owner_b) = app.staff(&mb, "owner").await;
+    let shared_coupon = product(&app, &mb, &owner_b, SHARED, 300).await;
+    let own_coupon = product(&app, &mb, &owner_b, "points", 100).await;
+    let (s, order) = redeem(&app, &mb, &token_b, shared_coupon).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!((order["currency"].as_str(), order["points_amount"].as_i64()), (Some(SHARED), Some(300)));
+    // A's points do not pay at B.
+    let (s, b) = redeem(&app, &mb, &token_b, own_coupon).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("insufficient_points")), "{b}");
+    // One balance: 700 seen from both malls; A's own points untouched.
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 700);
+    assert_eq!(my_balance(&app, &mb, &token_b, SHARED).await, 700);
+    assert_eq!(my_balance(&app, &ma, &token_a, "points").await, 500);
+
+    // B's staff refunds the order: the 300 shared points come back.
+    let (s, refunded) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/orders/{}/refund", mb.slug, order["id"]),
+            Some(&owner_b),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{refunded}");
+    assert_eq!(refunded["status"], "refunded");
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1000);
+
+    // A merchant's own currency cannot be declared shared, and a hold (which stays in
+    // the merchant's ledger) refuses the shared currency with a clear error.
+    let hold = json!({"member_id": member_a, "amount": 10, "currency": SHARED});
+    let (s, b) = app.partner_post(&ma, &key_a, "/holds", &unique("h"), hold).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("shared_currency_unsupported")), "{b}");
+
+    app.assert_ledger_sound(&ma).await;
+    app.assert_ledger_sound(&mb).await;
+    assert_alliance_ledger_sound(&app, &a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redemptions_racing_in_two_malls_never_overspend_shared_points() {
+    let app = Arc::new(TestApp::spawn().await);
+    let a = alliance(&app).await;
+    let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
+    let (member, tokens) = app.member(&ma, &phone()).await;
+    let token_a = tokens["access_token"].as_str().unwrap().to_string();
+    let key_a = app.partner_key(&ma).await;
+    let credit = json!({"items": [{"member_id": member["id"], "amount": 1000, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&ma, &key_a, "/points/credits", &unique("c"), credit).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, pair) = handoff(&app, &mb, &token_a).await;
+    let token_b = pair["access_token"].as_str().unwrap().to_string();
+    let (_, owner_a) = app.staff(&ma, "owner").await;
+    let (_, owner_b) = app.staff(&mb, "owner").await;
+    let coupon_a = product(&app, &ma, &owner_a, SHARED, 300).await;
+    let coupon_b = product(&app, &mb, &owner_b, SHARED, 300).await;
+
+    // 16 attempts at once, half in each mall: 1,000 points pay for exactly three.
+    let attempts = (0..16).map(|i| {
+        let app = app.clone();
+        let (mall, token, coupon) =
+            if i % 2 == 0 { (ma.clone(), token_a.clone(), coupon_a) } else { (mb.clone(), token_b.clone(), coupon_b) };
+        tokio::spawn(async move { redeem(&app, &mall, &token, coupon).await })
+    });
+    let mut won = 0;
+    for h in futures::future::join_all(attempts).await {
+        let (s, b) = h.unwrap();
+        match s {
+            StatusCode::CREATED => won += 1,
+            StatusCode::CONFLICT => assert_eq!(b["error"]["code"], "insufficient_points", "{b}"),
+            other => panic!("unexpected {other}: {b}"),
+        }
+    }
+    assert_eq!(won, 3);
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 100);
+    assert_eq!(my_balance(&app, &mb, &token_b, SHARED).await, 100);
+    app.assert_ledger_sound(&ma).await;
+    app.assert_ledger_sound(&mb).await;
+    assert_alliance_ledger_sound(&app, &a).await;
+}
