@@ -30,6 +30,8 @@ pub struct BrowseQuery {
     pub tag: Option<String>,
     /// physical, virtual, coupon or service.
     pub kind: Option<String>,
+    /// Priced in this currency, e.g. the alliance's shared points (C6).
+    pub currency: Option<String>,
     /// Current points price at least / at most.
     pub min_points: Option<i64>,
     pub max_points: Option<i64>,
@@ -48,6 +50,8 @@ pub struct ProductCard {
     pub kind: String,
     pub category_id: Option<i64>,
     pub tags: Vec<String>,
+    /// What the price is paid in: the mall's points, or the alliance's shared currency.
+    pub currency: String,
     /// The price now (a special price inside its window).
     pub points_price: i64,
     /// The regular price.
@@ -79,14 +83,19 @@ impl BrowseQuery {
             "kind",
             "physical, virtual, coupon or service",
         );
+        v.check(
+            self.currency.as_ref().is_none_or(|c| crate::ident::is_lowercase_ident(c, 2..=32, b'_')),
+            "currency",
+            "a currency code",
+        );
         v.finish()
     }
 
     /// A stable cache key of the query.
     fn key(&self, offset: i64, limit: i64) -> String {
         format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{offset}|{limit}",
-            self.category_id, self.tag, self.kind, self.min_points, self.max_points, self.q, self.sort
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{offset}|{limit}",
+            self.category_id, self.tag, self.kind, self.currency, self.min_points, self.max_points, self.q, self.sort
         )
     }
 }
@@ -110,14 +119,14 @@ pub async fn list(
     let pattern =
         q.q.as_ref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, name, brand, kind, category_id, tags, price, regular_points_price, cash_price_fen, on_special, image, \
-                stock, redeemed_count, min_level_threshold \
-         FROM (SELECT id, name, brand, kind, category_id, tags, {PRICE} AS price, points_price AS regular_points_price, \
+        "SELECT id, name, brand, kind, category_id, tags, currency, price, regular_points_price, cash_price_fen, on_special, \
+                image, stock, redeemed_count, min_level_threshold \
+         FROM (SELECT id, name, brand, kind, category_id, tags, currency, {PRICE} AS price, points_price AS regular_points_price, \
                 cash_price_fen, ({PRICE}) <> points_price AS on_special, images[1] AS image, stock, redeemed_count, \
                 min_level_threshold, created_at, sort_order \
             FROM products WHERE {VISIBLE} \
               AND ($2::bigint IS NULL OR category_id = $2) AND ($3::text IS NULL OR $3 = ANY(tags)) \
-              AND ($4::text IS NULL OR kind = $4) \
+              AND ($4::text IS NULL OR kind = $4) AND ($10::text IS NULL OR currency = $10) \
               AND ($5::text IS NULL OR name ILIKE $5 OR brand ILIKE $5 OR description ILIKE $5)) p \
          WHERE ($6::bigint IS NULL OR price >= $6) AND ($7::bigint IS NULL OR price <= $7) \
          ORDER BY sort_order DESC, {order} OFFSET $8 LIMIT $9"
@@ -131,6 +140,7 @@ pub async fn list(
     .bind(q.max_points)
     .bind(offset)
     .bind(limit)
+    .bind(&q.currency)
     .fetch_all(conn)
     .await?
     .into_iter()
@@ -146,6 +156,7 @@ struct CardRow {
     kind: String,
     category_id: Option<i64>,
     tags: Vec<String>,
+    currency: String,
     price: i64,
     regular_points_price: i64,
     cash_price_fen: i64,
@@ -165,6 +176,7 @@ impl From<CardRow> for ProductCard {
             kind: r.kind,
             category_id: r.category_id,
             tags: r.tags,
+            currency: r.currency,
             points_price: r.price,
             regular_points_price: r.regular_points_price,
             cash_price_fen: r.cash_price_fen,

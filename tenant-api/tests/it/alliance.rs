@@ -156,6 +156,13 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (_, owner_b) = app.staff(&mb, "owner").await;
     let shared_coupon = product(&app, &mb, &owner_b, SHARED, 300).await;
     let own_coupon = product(&app, &mb, &owner_b, "points", 100).await;
+    // Members see what each product is priced in, and can list what shared points buy.
+    let (s, cards) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/products?currency={SHARED}", mb.slug), None, None).await;
+    assert_eq!(s, StatusCode::OK, "{cards}");
+    let cards = cards["items"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!((cards[0]["id"].as_i64(), cards[0]["currency"].as_str()), (Some(shared_coupon), Some(SHARED)));
     let (s, order) = redeem(&app, &mb, &token_b, shared_coupon).await;
     assert_eq!(s, StatusCode::CREATED, "{order}");
     assert_eq!((order["currency"].as_str(), order["points_amount"].as_i64()), (Some(SHARED), Some(300)));
