@@ -193,6 +193,37 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (s, b) = app.partner_post(&ma, &key_a, "/holds", &unique("h"), hold).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("shared_currency_unsupported")), "{b}");
 
+    // A merchant's rule cannot issue shared points: that event fails, naming the currency,
+    // and the next event of the batch still applies.
+    let (_, owner_a) = app.staff(&ma, "owner").await;
+    let script = format!("[award(\"{SHARED}\", 50, \"visit\")]");
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/rules", ma.slug),
+            Some(&owner_a),
+            Some(json!({"name": "shared visit", "event_type": "visit", "script": script, "params": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let events = json!({"events": [
+        {"id": unique("e"), "type": "visit", "member_id": member_a, "data": {}},
+        {"id": unique("e"), "type": "other", "member_id": member_a, "data": {}},
+    ]});
+    let (s, _, r) = app
+        .call_full(
+            Method::POST,
+            &format!("/v1/tenants/{}/partner/events", ma.slug),
+            &[("x-api-key", key_a.clone())],
+            Some(events),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["results"][0]["status"], "failed", "{r}");
+    assert!(r["results"][0]["error"].as_str().unwrap().contains(SHARED), "{r}");
+    assert_eq!(r["results"][1]["status"], "applied", "{r}");
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1000);
+
     app.assert_ledger_sound(&ma).await;
     app.assert_ledger_sound(&mb).await;
     assert_alliance_ledger_sound(&app, &a).await;
