@@ -84,22 +84,20 @@ impl From<TenantRow> for Tenant {
 
 /// Looks a tenant up by slug, bypassing the cache.
 pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
-    let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
-         FROM control.tenants WHERE slug = $1",
-    )
-    .bind(slug)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(Tenant::from))
+    find(pool, Some(slug), None).await
 }
 
 /// Looks a tenant up by id, bypassing the cache.
 pub async fn find_by_id(pool: &PgPool, id: i64) -> Result<Option<Tenant>> {
+    find(pool, None, Some(id)).await
+}
+
+async fn find(pool: &PgPool, slug: Option<&str>, id: Option<i64>) -> Result<Option<Tenant>> {
     let row: Option<TenantRow> = sqlx::query_as(
         "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
-         FROM control.tenants WHERE id = $1",
+         FROM control.tenants WHERE slug = $1 OR id = $2",
     )
+    .bind(slug)
     .bind(id)
     .fetch_optional(pool)
     .await?;

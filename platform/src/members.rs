@@ -170,19 +170,26 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
     .bind(invited_by)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d)
-            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
-        {
-            Error::conflict(
-                "account_exists",
-                "an account with this phone number or e-mail already exists; log in instead",
-            )
-        }
-        _ => Error::Database(e),
+    .map_err(|e| {
+        on_phone_or_email_taken(
+            e,
+            Error::conflict("account_exists", "an account with this phone number or e-mail already exists; log in instead"),
+        )
     })?;
     tx.commit().await?;
     Ok(member)
+}
+
+/// `then` when `e` is the unique phone or e-mail of `members` (of a mall or an alliance).
+pub(crate) fn on_phone_or_email_taken(e: sqlx::Error, then: Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d)
+            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
+        {
+            then
+        }
+        _ => Error::Database(e),
+    }
 }
 
 /// Checks identifier and password.

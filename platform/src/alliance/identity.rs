@@ -12,6 +12,7 @@ use crate::auth::secrets;
 use crate::db::{Db, select_schema};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::members::on_phone_or_email_taken;
 
 /// The alliance identity of `member_id`, a member of `tenant`, whose schema is selected
 /// on `conn` (and stays selected). Made on first need.
@@ -45,17 +46,15 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
     .bind(secrets::random_hex(8).to_uppercase())
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d)
-            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
-        {
+    .map_err(|e| {
+        on_phone_or_email_taken(
+            e,
             Error::conflict(
                 "alliance_identity_taken",
                 "another mall of the alliance already holds the alliance account of this phone number or e-mail; \
                  open this mall from that one (alliance hand-off) to share its points",
-            )
-        }
-        _ => Error::Database(e),
+            ),
+        )
     })?;
     select_schema(conn, &tenant.schema_name).await?;
     sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
@@ -107,17 +106,15 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
     .bind(identity)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d)
-            if d.is_unique_violation() && matches!(d.constraint(), Some("members_phone_key" | "members_email_key")) =>
-        {
+    .map_err(|e| {
+        on_phone_or_email_taken(
+            e,
             Error::conflict(
                 "account_exists_unlinked",
                 "this mall already has an account with this phone number or e-mail that is not linked to the \
                  alliance; sign in to it directly",
-            )
-        }
-        _ => Error::Database(e),
+            ),
+        )
     })?;
     let id = match made {
         Some(id) => id,

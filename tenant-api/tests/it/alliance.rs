@@ -270,3 +270,26 @@ async fn redemptions_racing_in_two_malls_never_overspend_shared_points() {
     app.assert_ledger_sound(&mb).await;
     assert_alliance_ledger_sound(&app, &a).await;
 }
+
+#[tokio::test]
+async fn one_phone_in_two_malls_is_not_merged_into_one_identity_without_proof() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
+    let p = phone();
+    let (at_a, tokens_a) = app.member(&ma, &p).await;
+    let (at_b, _) = app.member(&mb, &p).await;
+    let (key_a, key_b) = (app.partner_key(&ma).await, app.partner_key(&mb).await);
+    let credit = |id: &Value| json!({"items": [{"member_id": id, "amount": 100, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&ma, &key_a, "/points/credits", &unique("c"), credit(&at_a["id"])).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // B's account with the same phone was registered separately (phones are not proven
+    // at registration): it does not get A's identity, nor a second one for that phone.
+    let (s, b) = app.partner_post(&mb, &key_b, "/points/credits", &unique("c"), credit(&at_b["id"])).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_identity_taken")), "{b}");
+    let (s, b) = handoff(&app, &mb, tokens_a["access_token"].as_str().unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("account_exists_unlinked")), "{b}");
+    let r = platform::ledger::verify::verify_schema(&app.db, "main", &format!("a_{}", a.id)).await.unwrap();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    assert_eq!(r.accounts, 1, "only A's member holds shared points");
+}
