@@ -12,7 +12,7 @@ use super::identity;
 use crate::db::select_schema;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ledger::history::{self, OpenLot, PointsSummary};
+use crate::ledger::history::{self, EntryFilter, OpenLot, PointsSummary};
 use crate::ledger::post::{self, CreditItem};
 use crate::ledger::{Entry, Reason, Source, batch};
 
@@ -231,6 +231,42 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     s.lots.extend(lots);
     s.lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.id));
     Ok(s)
+}
+
+/// A member's entries, newest first (L11). Filtered to the alliance's shared currency,
+/// they are read from the alliance ledger: the member's shared entries in every mall of
+/// the alliance. Otherwise the mall's own.
+pub async fn entries(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    f: &EntryFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Entry>> {
+    let shared = match (&f.currency, tenant.alliance_id) {
+        (Some(code), Some(alliance_id)) if is_shared(conn, code).await? => Some(alliance_id),
+        _ => None,
+    };
+    let Some(alliance_id) = shared else {
+        return history::entries(conn, member_id, f, before_id, limit).await;
+    };
+    let identity: Option<Option<i64>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+        .bind(member_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let identity = match identity {
+        None => return Err(Error::not_found("member_not_found", "no such member")),
+        Some(None) => return Ok(Vec::new()),
+        Some(Some(id)) => id,
+    };
+    select_schema(conn, &super::schema_name(alliance_id)).await?;
+    let mut entries = history::entries(conn, identity, f, before_id, limit).await?;
+    select_schema(conn, &tenant.schema_name).await?;
+    for e in &mut entries {
+        e.member_id = member_id;
+    }
+    Ok(entries)
 }
 
 /// Gives back `amount` of a debit in the alliance ledger (an order paid in shared

@@ -6,7 +6,7 @@ use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
 use platform::ledger::Entry;
-use platform::ledger::history::{self, EntryFilter, PointsSummary};
+use platform::ledger::history::{EntryFilter, PointsSummary};
 use platform::ledger::transfers::{self, Transfer, TransferRequest};
 use platform::members::{self, Identifier};
 use serde::Serialize;
@@ -50,7 +50,7 @@ async fn entries(
 ) -> ApiResult<Json<Page<Entry>>> {
     let (before, limit) = page.bounds()?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items = history::entries(&mut tx, auth.member_id, &filter, before, limit).await?;
+    let items = book::entries(&mut tx, &auth.tenant, auth.member_id, &filter, before, limit).await?;
     tx.commit().await.map_err(platform::Error::from)?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }

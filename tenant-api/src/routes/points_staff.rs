@@ -7,7 +7,7 @@ use chrono::Utc;
 use platform::alliance::book;
 use platform::audit;
 use platform::ledger::currencies::{self, Currency};
-use platform::ledger::history::{self, EntryFilter, PointsSummary};
+use platform::ledger::history::{EntryFilter, PointsSummary};
 use platform::ledger::post::{CreditItem, LotPart};
 use platform::ledger::{Entry, Reason, Source, SourceKind};
 use platform::levels::{self, Level};
@@ -63,7 +63,7 @@ async fn member_entries(
     auth.require(Permission::MembersRead)?;
     let (before, limit) = page.bounds()?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items = history::entries(&mut tx, id, &filter, before, limit).await?;
+    let items = book::entries(&mut tx, &auth.tenant, id, &filter, before, limit).await?;
     tx.commit().await.map_err(platform::Error::from)?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }

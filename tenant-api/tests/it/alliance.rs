@@ -186,6 +186,25 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     assert_eq!(s, StatusCode::OK, "{refunded}");
     assert_eq!(refunded["status"], "refunded");
     assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1000);
+    // The shared history, seen from mall A, has the credit at A and the spend and
+    // refund at B, newest first.
+    let (s, page) = app
+        .call(
+            Method::GET,
+            &format!("/v1/tenants/{}/me/points/entries?currency={SHARED}", ma.slug),
+            Some(&token_a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let seen: Vec<(&str, i64)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["reason"].as_str().unwrap(), e["amount"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("refund", 300), ("spend", -300), ("earn", 1000)], "{page}");
+    assert!(page["items"].as_array().unwrap().iter().all(|e| e["member_id"] == member_a));
 
     // A merchant's own currency cannot be declared shared, and a hold (which stays in
     // the merchant's ledger) refuses the shared currency with a clear error.
