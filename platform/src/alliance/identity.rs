@@ -67,24 +67,31 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
 
 /// The member of `to` with the same identity as member `from_member` of `from`: found,
 /// or made with the identity's phone or e-mail (no password: it is reached by hand-off
-/// or a one-time code). Both malls must be in the same alliance.
+/// or a one-time code). Both malls must be in the same alliance, and neither account
+/// disabled.
 pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) -> Result<i64> {
     let alliance_id = alliance_of(from)?;
     if to.alliance_id != Some(alliance_id) {
         return Err(Error::forbidden("not_in_alliance", "these two malls are not in the same alliance"));
     }
     let mut tx = db.tenant_tx(&from.cluster, &from.schema_name).await?;
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM members WHERE id = $1")
+        .bind(from_member)
+        .fetch_optional(&mut *tx)
+        .await?;
+    active(status)?;
     let identity = of_member(&mut tx, from, from_member).await?;
     tx.commit().await?;
     if from.id == to.id {
         return Ok(from_member);
     }
     let mut tx = db.tenant_tx(&to.cluster, &to.schema_name).await?;
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE alliance_member_id = $1")
+    let found: Option<(i64, String)> = sqlx::query_as("SELECT id, status FROM members WHERE alliance_member_id = $1")
         .bind(identity)
         .fetch_optional(&mut *tx)
         .await?;
-    if let Some(id) = found {
+    if let Some((id, status)) = found {
+        active(Some(status))?;
         return Ok(id);
     }
     select_schema(&mut tx, &super::schema_name(alliance_id)).await?;
@@ -128,6 +135,14 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
     };
     tx.commit().await?;
     Ok(id)
+}
+
+fn active(status: Option<String>) -> Result<()> {
+    match status.as_deref() {
+        None => Err(Error::not_found("member_not_found", "no such member")),
+        Some("active") => Ok(()),
+        Some(_) => Err(Error::forbidden("account_disabled", "this account is disabled")),
+    }
 }
 
 fn alliance_of(tenant: &Tenant) -> Result<i64> {

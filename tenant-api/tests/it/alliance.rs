@@ -151,6 +151,19 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
         .call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(again["access_token"].as_str().unwrap()), None)
         .await;
     assert_eq!(me1["id"], me2["id"]);
+    // A disabled account at either end stops the hand-off.
+    let set_status = |status: &'static str| {
+        let (db, mb) = (&app.db, &mb);
+        async move {
+            let mut tx = db.tenant_tx(&mb.cluster, &mb.schema_name).await.unwrap();
+            sqlx::query("UPDATE members SET status = $1").bind(status).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    set_status("disabled").await;
+    let (s, b) = handoff(&app, &mb, &token_a).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("account_disabled")), "{b}");
+    set_status("active").await;
 
     // B sells a coupon for 300 shared points and one for 100 of its own points.
     let (_, owner_b) = app.staff(&mb, "owner").await;
