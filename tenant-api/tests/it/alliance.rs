@@ -169,6 +169,17 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (_, owner_b) = app.staff(&mb, "owner").await;
     let shared_coupon = product(&app, &mb, &owner_b, SHARED, 300).await;
     let own_coupon = product(&app, &mb, &owner_b, "points", 100).await;
+    // Points + cash in shared points is refused when the product is made, not at checkout.
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/staff/products/{shared_coupon}", mb.slug),
+            Some(&owner_b),
+            Some(json!({"cash_price_fen": 990})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["details"]["fields"][0]["field"], "cash_price_fen", "{b}");
     // Members see what each product is priced in, and can list what shared points buy.
     let (s, cards) =
         app.call(Method::GET, &format!("/v1/tenants/{}/products?currency={SHARED}", mb.slug), None, None).await;
