@@ -197,12 +197,13 @@ impl StockTake {
     /// from here to the commit.
     ///
     /// Buyers queue for the row on a transaction-scoped advisory lock keyed by (tenant,
-    /// product), taken only once the row qualifies. Without it every buyer waits on the
-    /// holder's transaction id, and each commit wakes the whole queue to re-read the row
-    /// and queue again: with 30 waiters that cost more than the commit itself
-    /// (`bench-flash`: 1,570 → about 2,500 attempts/s). The lock only orders the queue;
-    /// the `stock >= $2` re-check on the newest row version is what keeps stock exact,
-    /// so two products sharing a key (ids beyond 2³¹) would only queue together.
+    /// product), taken inside the statement while the row is checked, before its row lock
+    /// is asked for; it is granted in turn, one buyer per commit. Without it every buyer
+    /// waits on the holder's transaction id, and each commit wakes the whole queue to
+    /// re-read the row and queue again: with 30 waiters that cost more than the commit
+    /// itself (`bench-flash`: 1,570 → about 2,500 attempts/s). The lock only orders the
+    /// queue; the `stock >= $2` re-check on the newest row version is what keeps stock
+    /// exact, so two products sharing a key (ids beyond 2³¹) would only queue together.
     pub async fn apply(self, conn: &mut PgConnection) -> Result<()> {
         let left: Option<(i64, i64, bool)> = sqlx::query_as(
             "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
