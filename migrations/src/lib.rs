@@ -20,7 +20,9 @@ macro_rules! migration {
 
 /// Migrations of the control schema (directory, alliances, staff, keys, audit).
 pub const CONTROL: &[Migration] =
-    &[migration!("control", 1, "0001_directory"), migration!("control", 2, "0002_alliance_currency")];
+    &[migration!("control", 1, "0001_directory"), migration!("control", 2, "0002_alliance_currency"),
+    migration!("control", 3, "0003_sessions_and_throttles"),
+];
 
 /// Migrations of every tenant (merchant) schema.
 pub const TENANT: &[Migration] = &[
@@ -30,6 +32,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 4, "0004_mall"),
     migration!("tenant", 5, "0005_marketing"),
     migration!("tenant", 6, "0006_alliance_points"),
+    migration!("tenant", 7, "0007_proof_and_sessions"),
 ];
 
 #[cfg(test)]

@@ -78,7 +78,9 @@ async fn pool(url: &str, max_conns: u32) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(max_conns)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(10))
+        // While PostgreSQL is down a request waits this long for a connection, then is
+        // answered 503 with Retry-After; the pool reconnects by itself once it is back.
+        .acquire_timeout(Duration::from_millis(crate::limits::DB_ACQUIRE_TIMEOUT_MS))
         .connect_with(opts)
         .await?)
 }

@@ -77,7 +77,27 @@ impl Error {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
+            Self::Database(_) if self.is_unavailable() => "database_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The database cannot be reached right now (down, restarting, refusing
+    /// connections, or no pooled connection within the acquire timeout): worth a retry,
+    /// answered 503 with Retry-After rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                // 08: connection exception; 57P01-03: shutdown, crash, cannot connect now.
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            },
+            _ => false,
         }
     }
 }

@@ -40,3 +40,13 @@ pub const PAGE_LIMIT_MAX: i64 = 200;
 /// API keys: scopes per key, keys per tenant.
 pub const API_KEY_SCOPES_MAX: usize = 16;
 pub const API_KEYS_PER_TENANT_MAX: i64 = 100;
+
+/// Longest a request waits for a database connection before it is answered 503.
+pub const DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
+
+/// Password hashes (argon2id, 19 MiB each) computed at the same time, per instance: one
+/// per core. More wait for a slot, at most this long, then are answered 429.
+pub const PASSWORD_HASH_WAIT_MS: u64 = 10_000;
+
+/// Old throttle counters are swept by the jobs after this long.
+pub const THROTTLE_SWEEP_AFTER_SECS: i64 = 24 * 3600;

@@ -75,18 +75,7 @@ pub struct NewStaff {
     pub display_name: String,
 }
 
-/// Lowercases and checks an e-mail address.
-pub fn normalize_email(raw: &str) -> Option<String> {
-    let e = raw.trim().to_lowercase();
-    let (local, domain) = e.split_once('@')?;
-    let ok = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(e)
-}
+pub use crate::auth::identifier::normalize_email;
 
 /// Creates a staff account at the given level; audited.
 pub async fn create(conn: &mut PgConnection, scope: Scope, new: &NewStaff, actor: &Actor) -> Result<StaffUser> {
@@ -173,11 +162,11 @@ pub async fn authenticate(pool: &PgPool, scope: Scope, email: &str, password: &s
             }
         };
     let Some(row) = row else {
-        passwords::verify(password, passwords::dummy_hash()).await;
+        passwords::verify(password, passwords::dummy_hash()).await?;
         return Err(bad());
     };
     let (user, hash) = row.user();
-    if !passwords::verify(password, &hash).await {
+    if !passwords::verify(password, &hash).await? {
         return Err(bad());
     }
     if user.disabled {
@@ -236,7 +225,9 @@ pub async fn update_in_tenant(
     .fetch_optional(&mut *tx)
     .await?;
     let user = row.map(|r| r.user().0).ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))?;
-    if disabled == Some(true) {
+    // Disabling or a role change ends every sign-in: the next request with an old token
+    // is refused, and the account signs in again with its new role.
+    if disabled == Some(true) || role.is_some() {
         crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id).await?;
     }
     audit::record(

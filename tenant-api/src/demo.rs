@@ -86,16 +86,29 @@ pub async fn seed(db: &Db) -> Result<()> {
 }
 
 /// The demo members have the same phone in both malls: each gets one alliance identity,
-/// made in the first mall and linked in the others. A trusted seed step; a real member
-/// reaches another mall of the alliance through the hand-off
-/// (`POST /v1/tenants/{tenant}/auth/alliance-handoff`).
+/// made in the first mall and linked in the others. A trusted seed step: the demo
+/// vouches for its own members' phones (a real member proves theirs with a code) and
+/// links them directly (a real member reaches another mall of the alliance through the
+/// hand-off, `POST /v1/tenants/{tenant}/auth/alliance-handoff`).
 async fn link_members(db: &Db, malls: &[platform::directory::Tenant]) -> Result<()> {
     let Some((first, others)) = malls.split_first() else {
         return Ok(());
     };
+    let phones: Vec<String> = MEMBERS
+        .iter()
+        .map(|(p, _)| platform::members::Identifier::parse_phone(p, "phone"))
+        .collect::<Result<_>>()?;
+    for mall in malls {
+        let mut tx = db.tenant_tx(&mall.cluster, &mall.schema_name).await?;
+        sqlx::query("UPDATE members SET phone_proven_at = now() WHERE phone = ANY($1) AND phone_proven_at IS NULL")
+            .bind(&phones)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
     let mut identities = Vec::new();
     let mut tx = db.tenant_tx(&first.cluster, &first.schema_name).await?;
-    for (phone, _) in MEMBERS {
+    for phone in &phones {
         let id: i64 =
             sqlx::query_scalar("SELECT id FROM members WHERE phone = $1").bind(phone).fetch_one(&mut *tx).await?;
         identities.push((phone, platform::alliance::identity::of_member(&mut tx, first, id).await?));

@@ -30,6 +30,9 @@ fn refine(e: Error) -> Error {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Retry-After of a 503 while the database cannot be reached.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// The error body (documented in the OpenAPI document).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -56,6 +59,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -71,6 +75,13 @@ impl IntoResponse for ApiError {
         let e = self.0;
         let status = status_of(&e);
         let (message, details) = match &e {
+            Error::Database(err) if e.is_unavailable() => {
+                tracing::warn!(error = %err, "database unavailable");
+                (
+                    "the service is briefly unavailable; retry in a few seconds".to_string(),
+                    Some(serde_json::json!({ "retry_after_secs": UNAVAILABLE_RETRY_AFTER_SECS })),
+                )
+            }
             Error::Database(err) => {
                 tracing::error!(error = %err, "database error");
                 ("something went wrong on our side; it has been logged".to_string(), None)
@@ -87,8 +98,13 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } = e
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        let retry_after = match e {
+            Error::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            ref e if e.is_unavailable() => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }

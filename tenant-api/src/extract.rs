@@ -142,6 +142,26 @@ pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, Erro
         .ok_or_else(|| Error::unauthenticated("missing_credentials", "send Authorization: Bearer <access token>"))
 }
 
+/// The member token's sign-in is live and the member active (revocation bites on the
+/// next request).
+pub(crate) async fn member_session(
+    state: &AppState,
+    tenant: &Tenant,
+    member_id: i64,
+    claims: &Claims,
+) -> Result<(), Error> {
+    let family = claims.sid.ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
+    platform::auth::sessions::check_member(state.db.cluster(&tenant.cluster)?, &tenant.schema_name, member_id, family)
+        .await
+}
+
+/// The staff token's sign-in is live, the account enabled and its role unchanged.
+async fn staff_session(state: &AppState, staff_id: i64, claims: &Claims) -> Result<(), Error> {
+    let family = claims.sid.ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
+    let role = claims.role.as_deref().unwrap_or_default();
+    platform::auth::sessions::check_staff(state.db.control(), staff_id, family, role).await
+}
+
 fn check_tenant(claims: &Claims, tenant: &Tenant) -> Result<(), Error> {
     if claims.tid != Some(tenant.id) {
         return Err(Error::forbidden("wrong_tenant", "this credential belongs to another mall"));
@@ -161,7 +181,9 @@ impl FromRequestParts<AppState> for MemberAuth {
         let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
         let claims = state.tokens.verify(bearer(parts)?, Audience::Member)?;
         check_tenant(&claims, &tenant)?;
-        Ok(Self { member_id: subject_id(&claims)?, tenant })
+        let member_id = subject_id(&claims)?;
+        member_session(state, &tenant, member_id, &claims).await?;
+        Ok(Self { member_id, tenant })
     }
 }
 
@@ -208,7 +230,9 @@ impl FromRequestParts<AppState> for StaffAuth {
             .and_then(Role::parse)
             .filter(|r| r.is_tenant_role())
             .ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
-        Ok(Self { staff_id: subject_id(&claims)?, role, tenant, request_id: request_id(parts) })
+        let staff_id = subject_id(&claims)?;
+        staff_session(state, staff_id, &claims).await?;
+        Ok(Self { staff_id, role, tenant, request_id: request_id(parts) })
     }
 }
 
@@ -236,7 +260,9 @@ impl FromRequestParts<AppState> for PlatformAuth {
         if claims.role.as_deref() != Some(Role::PlatformAdmin.as_str()) || claims.tid.is_some() {
             return Err(Error::unauthenticated("token_invalid", "the access token is not valid").into());
         }
-        Ok(Self { staff_id: subject_id(&claims)?, request_id: request_id(parts) })
+        let staff_id = subject_id(&claims)?;
+        staff_session(state, staff_id, &claims).await?;
+        Ok(Self { staff_id, request_id: request_id(parts) })
     }
 }
 
@@ -260,7 +286,9 @@ impl FromRequestParts<AppState> for AllianceAuth {
         if claims.aid != Some(alliance.id) {
             return Err(Error::forbidden("wrong_alliance", "this credential belongs to another alliance").into());
         }
-        Ok(Self { staff_id: subject_id(&claims)?, alliance })
+        let staff_id = subject_id(&claims)?;
+        staff_session(state, staff_id, &claims).await?;
+        Ok(Self { staff_id, alliance })
     }
 }
 

@@ -208,7 +208,10 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     };
     select_schema(conn, &super::schema_name(alliance_id)).await?;
     let accounts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT currency, balance, locked, lifetime_earned FROM accounts WHERE member_id = $1 AND currency = ANY($2)",
+        "SELECT a.currency, a.balance - coalesce((SELECT sum(l.remaining) FROM lots l WHERE l.member_id = a.member_id \
+                AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= now()), 0)::bigint, \
+                a.locked, a.lifetime_earned \
+         FROM accounts a WHERE a.member_id = $1 AND a.currency = ANY($2)",
     )
     .bind(identity)
     .bind(&codes)
@@ -216,7 +219,8 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     .await?;
     let lots: Vec<OpenLot> = sqlx::query_as(
         "SELECT id, currency, amount, remaining, earned_at, expires_at FROM lots \
-         WHERE member_id = $1 AND currency = ANY($2) AND remaining > 0 ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
+         WHERE member_id = $1 AND currency = ANY($2) AND remaining > 0 AND (expires_at IS NULL OR expires_at > now()) \
+         ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
     )
     .bind(identity)
     .bind(&codes)

@@ -1,10 +1,13 @@
 //! A merchant's member and the alliance identity behind it (SPEC A2: one identity across
 //! the alliance's malls).
 //!
-//! An identity is made on first need from the member's phone or e-mail. Phones are not
-//! proven at every registration, so an identity is never matched by phone alone: a
-//! member reaches another mall of the alliance through the hand-off (`member_in`), which
-//! takes a signed-in member of one mall to the same identity's member in another.
+//! An identity is made on first need from the member's *proven* phone or e-mail (a code
+//! sent to it, or vouched for by the merchant's systems); a member with nothing proven
+//! gets no identity and no shared points until they prove one. An identity is never
+//! matched by phone alone: a member reaches another mall of the alliance through the
+//! hand-off (`member_in`), which takes a signed-in member of one mall to the same
+//! identity's member in another. There, an account holding the same identifier
+//! unproven gives it up; one holding it proven is the same person and is linked.
 
 use sqlx::PgConnection;
 
@@ -12,7 +15,7 @@ use crate::auth::secrets;
 use crate::db::{Db, select_schema};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::members::on_phone_or_email_taken;
+use crate::members::{Identifier, on_phone_or_email_taken};
 
 /// The alliance identity of `member_id`, a member of `tenant`, whose schema is selected
 /// on `conn` (and stays selected). Made on first need.
@@ -28,17 +31,24 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
         Some(None) => {}
     }
     // The member row's lock makes two first uses agree on one identity.
-    let (linked, phone, email, nickname): (Option<i64>, Option<String>, Option<String>, String) =
-        sqlx::query_as("SELECT alliance_member_id, phone, email, nickname FROM members WHERE id = $1 FOR UPDATE")
-            .bind(member_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (linked, phone, email, nickname): (Option<i64>, Option<String>, Option<String>, String) = sqlx::query_as(
+        "SELECT alliance_member_id, CASE WHEN phone_proven_at IS NOT NULL THEN phone END, \
+                CASE WHEN email_proven_at IS NOT NULL THEN email END, nickname FROM members WHERE id = $1 FOR UPDATE",
+    )
+    .bind(member_id)
+    .fetch_one(&mut *conn)
+    .await?;
     if let Some(id) = linked {
         return Ok(id);
     }
+    if phone.is_none() && email.is_none() {
+        return Err(unproven());
+    }
     select_schema(conn, &super::schema_name(alliance_id)).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO members (phone, email, nickname, invite_code) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO members (phone, email, nickname, invite_code, phone_proven_at, email_proven_at) \
+         VALUES ($1, $2, $3, $4, CASE WHEN $1::text IS NOT NULL THEN now() END, \
+                 CASE WHEN $2::text IS NOT NULL THEN now() END) RETURNING id",
     )
     .bind(&phone)
     .bind(&email)
@@ -101,9 +111,15 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
             .fetch_one(&mut *tx)
             .await?;
     select_schema(&mut tx, &to.schema_name).await?;
+    if let Some(id) = link_proven_holder(&mut tx, identity, phone.as_deref(), email.as_deref()).await? {
+        tx.commit().await?;
+        return Ok(id);
+    }
     let made: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO members (phone, email, nickname, invite_code, alliance_member_id, level_id) \
-         VALUES ($1, $2, $3, $4, $5, (SELECT id FROM levels WHERE NOT retired AND threshold = 0)) \
+        "INSERT INTO members (phone, email, nickname, invite_code, alliance_member_id, level_id, \
+             phone_proven_at, email_proven_at) \
+         VALUES ($1, $2, $3, $4, $5, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
+             CASE WHEN $1::text IS NOT NULL THEN now() END, CASE WHEN $2::text IS NOT NULL THEN now() END) \
          ON CONFLICT (alliance_member_id) WHERE alliance_member_id IS NOT NULL DO NOTHING RETURNING id",
     )
     .bind(&phone)
@@ -135,6 +151,57 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
     };
     tx.commit().await?;
     Ok(id)
+}
+
+/// In the mall being entered (selected on `conn`): an account holding the identity's
+/// phone or e-mail unproven gives it up (the identity's is proven); an account holding
+/// it proven and not linked yet is the same person, proven twice, and is linked.
+async fn link_proven_holder(
+    conn: &mut PgConnection,
+    identity: i64,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> Result<Option<i64>> {
+    for ident in [phone.map(|p| Identifier::Phone(p.into())), email.map(|e| Identifier::Email(e.into()))]
+        .into_iter()
+        .flatten()
+    {
+        crate::members::release_unproven(conn, &ident).await?;
+    }
+    let holder: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, status, alliance_member_id FROM members \
+         WHERE (phone = $1 AND phone_proven_at IS NOT NULL) OR (email = $2 AND email_proven_at IS NOT NULL) \
+         ORDER BY id LIMIT 1 FOR UPDATE",
+    )
+    .bind(phone)
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, status, linked)) = holder else { return Ok(None) };
+    active(Some(status))?;
+    match linked {
+        Some(other) if other != identity => Err(Error::conflict(
+            "account_linked_elsewhere",
+            "this mall's account with this phone number or e-mail belongs to another alliance account",
+        )),
+        Some(_) => Ok(Some(id)),
+        None => {
+            sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(identity)
+                .execute(&mut *conn)
+                .await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+fn unproven() -> Error {
+    Error::conflict(
+        "identifier_unproven",
+        "shared alliance points need a proven phone number or e-mail: verify it first \
+         (POST /v1/tenants/{tenant}/me/verification-codes, then /me/verification)",
+    )
 }
 
 fn active(status: Option<String>) -> Result<()> {

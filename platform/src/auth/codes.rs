@@ -1,6 +1,8 @@
-//! One-time codes for login, registration and password reset (SPEC M1, M2).
-//! Six digits, five minutes, five wrong guesses, one send a minute per destination;
-//! only a hash is stored. Codes go out through a `Sender`.
+//! One-time codes for login, registration, password reset and proving one's own phone
+//! or e-mail (SPEC M1, M2). Six digits, five minutes, five wrong guesses, one send a
+//! minute per destination and purpose (counted atomically in the database, so it holds
+//! under concurrency and across instances); only a hash is stored. Codes go out
+//! through a `Sender`.
 
 use chrono::{Duration, Utc};
 use rand::Rng;
@@ -18,6 +20,8 @@ pub enum Purpose {
     Login,
     Register,
     ResetPassword,
+    /// A signed-in member proves their own phone or e-mail.
+    Verify,
 }
 
 impl Purpose {
@@ -26,6 +30,7 @@ impl Purpose {
             Self::Login => "login",
             Self::Register => "register",
             Self::ResetPassword => "reset_password",
+            Self::Verify => "verify",
         }
     }
 }
@@ -34,24 +39,17 @@ fn code_hash(tenant_id: i64, destination: &str, purpose: Purpose, code: &str) ->
     crate::auth::secrets::digest(&format!("{tenant_id}\n{destination}\n{}\n{code}", purpose.as_str()))
 }
 
-/// Creates a code and sends it. Refuses with 429 if one was sent to the same
-/// destination for the same purpose less than a minute ago.
+/// Counts a send to (destination, purpose); refuses with 429 when one was counted less
+/// than a minute ago. Called before anything is looked up, so the answer is the same for
+/// every destination.
+pub async fn throttle(db: &Db, tenant: &Tenant, destination: &str, purpose: Purpose) -> Result<()> {
+    let key = format!("code:{}:{}:{destination}", tenant.id, purpose.as_str());
+    crate::auth::throttle::hit(db.control(), &key, 1, limits::OTP_RESEND_GAP_SECS).await
+}
+
+/// Creates a code and sends it (after `throttle`).
 pub async fn issue(db: &Db, sender: &dyn Sender, tenant: &Tenant, destination: &str, purpose: Purpose) -> Result<()> {
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let last: Option<chrono::DateTime<Utc>> =
-        sqlx::query_scalar("SELECT max(created_at) FROM verification_codes WHERE destination = $1 AND purpose = $2")
-            .bind(destination)
-            .bind(purpose.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-    if let Some(last) = last {
-        let next = last + Duration::seconds(limits::OTP_RESEND_GAP_SECS);
-        let now = Utc::now();
-        if next > now {
-            let wait = (next - now).num_seconds().max(1) as u64;
-            return Err(Error::RateLimited { retry_after_secs: wait });
-        }
-    }
     let code = format!(
         "{:0width$}",
         rand::rng().random_range(0..10u32.pow(limits::OTP_DIGITS)),

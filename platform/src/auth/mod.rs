@@ -3,8 +3,10 @@
 
 pub mod api_keys;
 pub mod codes;
+pub mod identifier;
 pub mod passwords;
 pub mod rate_limit;
 pub mod secrets;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;

@@ -1,4 +1,7 @@
-//! Password hashing with argon2id (v1.3, OWASP parameters), off the async runtime.
+//! Password hashing with argon2id (v1.3, OWASP parameters), off the async runtime, at
+//! most one hash per core at a time: each takes 19 MiB, and unbounded concurrency (200
+//! logins at once) left gigabytes resident. Excess requests wait for a slot, for at
+//! most `PASSWORD_HASH_WAIT_MS`, then are answered 429.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -25,9 +28,26 @@ pub fn check_policy(password: &str) -> Result<()> {
     Ok(())
 }
 
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    })
+}
+
+async fn slot() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    let wait = std::time::Duration::from_millis(limits::PASSWORD_HASH_WAIT_MS);
+    match tokio::time::timeout(wait, slots().acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(Error::Internal(anyhow::anyhow!("password hashing slots closed"))),
+        Err(_) => Err(Error::RateLimited { retry_after_secs: 2 }),
+    }
+}
+
 /// Hashes a password to a PHC string (`$argon2id$v=19$...`).
 pub async fn hash(password: &str) -> Result<String> {
     let password = password.to_string();
+    let _slot = slot().await?;
     tokio::task::spawn_blocking(move || {
         let h: Result<PasswordHash, _> = hasher().hash_password(password.as_bytes());
         h.map(|h| h.to_string()).map_err(|e| Error::Internal(anyhow::anyhow!("argon2: {e}")))
@@ -36,18 +56,20 @@ pub async fn hash(password: &str) -> Result<String> {
     .map_err(|e| Error::Internal(e.into()))?
 }
 
-/// Verifies a password against a stored PHC string. A malformed hash verifies false.
-pub async fn verify(password: &str, phc: &str) -> bool {
+/// Verifies a password against a stored PHC string. A malformed hash verifies false;
+/// no free hashing slot within the wait is a 429.
+pub async fn verify(password: &str, phc: &str) -> Result<bool> {
     let password = password.to_string();
     let phc = phc.to_string();
-    tokio::task::spawn_blocking(move || match PasswordHash::new(&phc) {
+    let _slot = slot().await?;
+    Ok(tokio::task::spawn_blocking(move || match PasswordHash::new(&phc) {
         Ok(parsed) => {
             PasswordVerifier::<PasswordHash>::verify_password(&hasher(), password.as_bytes(), &parsed).is_ok()
         }
         Err(_) => false,
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
 }
 
 /// A hash of a random password, verified against when an account does not exist, so
@@ -68,9 +90,9 @@ mod tests {
     async fn hashes_are_argon2id_and_verify() {
         let h = hash("correct horse battery").await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify("correct horse battery", &h).await);
-        assert!(!verify("correct horse battery!", &h).await);
-        assert!(!verify("x", "not a hash").await);
+        assert!(verify("correct horse battery", &h).await.unwrap());
+        assert!(!verify("correct horse battery!", &h).await.unwrap());
+        assert!(!verify("x", "not a hash").await.unwrap());
     }
 
     #[test]

@@ -1,27 +1,25 @@
-//! Login throttling: failed attempts are counted per account and per client address in
-//! a fixed window; past the bound, attempts are refused with 429 and Retry-After until
-//! the window ends. Counters live in this server instance's memory.
+//! Login throttling: attempts are counted per account (tenant + normalized identifier)
+//! and per client address in a fixed window, before the password is checked; past the
+//! bound, attempts are refused with 429 and Retry-After until the window ends. A
+//! successful login clears its account's count and gives the address its attempt back.
+//! Counters live in the database (`throttle`), so the bounds hold under concurrency
+//! and across server instances.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::sync::Cache;
+use sqlx::PgPool;
 
-use crate::error::{Error, Result};
+use super::throttle;
+use crate::error::Result;
 use crate::limits;
-
-struct Window {
-    started: Instant,
-    failures: AtomicU32,
-}
 
 #[derive(Clone)]
 pub struct LoginLimiter {
-    windows: Cache<String, Arc<Window>>,
     per_account: u32,
     per_address: u32,
     window: Duration,
+    /// Prefix of every key (tests give each server its own counters).
+    namespace: String,
 }
 
 impl Default for LoginLimiter {
@@ -36,59 +34,31 @@ impl Default for LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
-        Self {
-            windows: Cache::builder().max_capacity(1_000_000).time_to_live(window).build(),
-            per_account,
-            per_address,
-            window,
-        }
+        Self { per_account, per_address, window, namespace: String::new() }
     }
 
-    fn check_key(&self, key: &str, max: u32) -> Result<()> {
-        if let Some(w) = self.windows.get(key)
-            && w.failures.load(Ordering::Relaxed) >= max
-        {
-            let left = self.window.saturating_sub(w.started.elapsed()).as_secs().max(1);
-            return Err(Error::RateLimited { retry_after_secs: left });
-        }
-        Ok(())
+    /// The same bounds with counters of their own.
+    pub fn namespaced(mut self, namespace: &str) -> Self {
+        self.namespace = format!("{namespace}:");
+        self
     }
 
-    /// Refuses the attempt if the account or the address is over its bound.
-    pub fn check(&self, account: &str, address: &str) -> Result<()> {
-        self.check_key(&format!("acct:{account}"), self.per_account)?;
-        self.check_key(&format!("addr:{address}"), self.per_address)
+    fn keys(&self, account: &str, address: &str) -> (String, String) {
+        (format!("{}login:acct:{account}", self.namespace), format!("{}login:addr:{address}", self.namespace))
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, account: &str, address: &str) {
-        for key in [format!("acct:{account}"), format!("addr:{address}")] {
-            let w = self
-                .windows
-                .get_with(key, || Arc::new(Window { started: Instant::now(), failures: AtomicU32::new(0) }));
-            w.failures.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts an attempt; refuses it if the account or the address is over its bound.
+    pub async fn attempt(&self, pool: &PgPool, account: &str, address: &str) -> Result<()> {
+        let (acct, addr) = self.keys(account, address);
+        let secs = self.window.as_secs() as i64;
+        throttle::hit(pool, &addr, self.per_address, secs).await?;
+        throttle::hit(pool, &acct, self.per_account, secs).await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_after_the_bound_with_a_retry_time() {
-        let l = LoginLimiter::new(3, 100, Duration::from_secs(60));
-        for _ in 0..3 {
-            l.check("t1:a@x", "1.2.3.4").unwrap();
-            l.failed("t1:a@x", "1.2.3.4");
-        }
-        match l.check("t1:a@x", "1.2.3.4") {
-            Err(Error::RateLimited { retry_after_secs }) => {
-                assert!((1..=60).contains(&retry_after_secs))
-            }
-            other => panic!("expected rate limit, got {other:?}"),
-        }
-        // Another account from the same address is still allowed.
-        l.check("t1:b@x", "1.2.3.4").unwrap();
+    /// The attempt succeeded.
+    pub async fn succeeded(&self, pool: &PgPool, account: &str, address: &str) -> Result<()> {
+        let (acct, addr) = self.keys(account, address);
+        throttle::clear(pool, &acct).await?;
+        throttle::refund(pool, &addr).await
     }
 }

@@ -1,8 +1,15 @@
 //! Refresh sessions. A refresh token is 256 random bits, stored as SHA-256, usable once:
-//! refreshing revokes it and issues a new one; logout revokes it.
+//! refreshing rotates it (the used token is marked, a new one joins the same family).
+//!
+//! A family is one sign-in. Access tokens carry its id (`sid`), and every authenticated
+//! request checks that the family is still live and its principal still allowed
+//! (`check_member`, `check_staff`: one query), so logout, password reset, disabling and
+//! demotion take effect on the next request. A used refresh token presented again is a
+//! reuse (stolen, or replayed): the whole family is revoked.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::secrets;
 use crate::error::{Error, Result};
@@ -18,57 +25,161 @@ pub enum Store {
 }
 
 impl Store {
-    fn insert_sql(self) -> &'static str {
+    fn table(self) -> &'static str {
         match self {
-            Self::Staff => "INSERT INTO control.staff_sessions (token_hash, staff_id, expires_at) VALUES ($1, $2, $3)",
-            Self::Member => "INSERT INTO member_sessions (token_hash, member_id, expires_at) VALUES ($1, $2, $3)",
+            Self::Staff => "control.staff_sessions",
+            Self::Member => "member_sessions",
         }
     }
-    fn consume_sql(self) -> &'static str {
+    fn principal(self) -> &'static str {
         match self {
-            Self::Staff => {
-                "UPDATE control.staff_sessions SET revoked_at = now() \
-                            WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING staff_id"
-            }
-            Self::Member => {
-                "UPDATE member_sessions SET revoked_at = now() \
-                             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING member_id"
-            }
-        }
-    }
-    fn revoke_all_sql(self) -> &'static str {
-        match self {
-            Self::Staff => {
-                "UPDATE control.staff_sessions SET revoked_at = now() WHERE staff_id = $1 AND revoked_at IS NULL"
-            }
-            Self::Member => "UPDATE member_sessions SET revoked_at = now() WHERE member_id = $1 AND revoked_at IS NULL",
+            Self::Staff => "staff_id",
+            Self::Member => "member_id",
         }
     }
 }
 
-/// Opens a session; returns the refresh token (shown once) and its expiry.
-pub async fn open(conn: &mut PgConnection, store: Store, principal: i64) -> Result<(String, DateTime<Utc>)> {
+/// A refresh token as handed out (shown once).
+pub struct Opened {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub family: Uuid,
+}
+
+/// Opens a session in a new family (a sign-in).
+pub async fn open(conn: &mut PgConnection, store: Store, principal: i64) -> Result<Opened> {
+    add(conn, store, principal, Uuid::new_v4()).await
+}
+
+async fn add(conn: &mut PgConnection, store: Store, principal: i64, family: Uuid) -> Result<Opened> {
     let token = secrets::random_token(32);
     let expires_at = Utc::now() + Duration::seconds(limits::REFRESH_TOKEN_TTL_SECS);
-    sqlx::query(store.insert_sql())
+    let sql =
+        format!("INSERT INTO {} (token_hash, {}, expires_at, family) VALUES ($1, $2, $3, $4)", store.table(), store.principal());
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(secrets::digest(&token))
         .bind(principal)
         .bind(expires_at)
+        .bind(family)
         .execute(conn)
         .await?;
-    Ok((token, expires_at))
+    Ok(Opened { token, expires_at, family })
 }
 
-/// Uses up a refresh token; returns whose it was. Unknown, used, revoked or expired
-/// tokens are all refused alike.
-pub async fn consume(conn: &mut PgConnection, store: Store, token: &str) -> Result<i64> {
-    sqlx::query_scalar(store.consume_sql()).bind(secrets::digest(token)).fetch_optional(conn).await?.ok_or_else(|| {
-        Error::unauthenticated("refresh_token_invalid", "the refresh token is unknown, used, revoked or expired")
-    })
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// A live token: now used up; continue its family with `rotate`.
+    Live { principal: i64, family: Uuid },
+    /// A token that was already used: its whole family is now revoked. Commit, then
+    /// refuse (see `reused_error`).
+    Reused { principal: i64, family: Uuid },
 }
 
-/// Ends every session of a principal (password change or reset).
-pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<()> {
-    sqlx::query(store.revoke_all_sql()).bind(principal).execute(conn).await?;
+fn invalid() -> Error {
+    Error::unauthenticated("refresh_token_invalid", "the refresh token is unknown, used, revoked or expired")
+}
+
+/// The answer to a reused refresh token.
+pub fn reused_error() -> Error {
+    Error::unauthenticated(
+        "refresh_token_reused",
+        "this refresh token was already used; every session of this sign-in has been ended, sign in again",
+    )
+}
+
+/// Uses up a refresh token. Unknown, revoked or expired tokens are refused alike; a
+/// used token revokes its family (reported as `Presented::Reused`).
+pub async fn present(conn: &mut PgConnection, store: Store, token: &str) -> Result<Presented> {
+    let sql = format!(
+        "SELECT {}, family, rotated_at IS NOT NULL, revoked_at IS NULL AND expires_at > now() FROM {} \
+         WHERE token_hash = $1 FOR UPDATE",
+        store.principal(),
+        store.table()
+    );
+    let row: Option<(i64, Uuid, bool, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(secrets::digest(token)).fetch_optional(&mut *conn).await?;
+    let (principal, family, used, live) = row.ok_or_else(invalid)?;
+    if used {
+        end_family(conn, store, family).await?;
+        return Ok(Presented::Reused { principal, family });
+    }
+    if !live {
+        return Err(invalid());
+    }
+    let sql = format!("UPDATE {} SET rotated_at = now() WHERE token_hash = $1", store.table());
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secrets::digest(token)).execute(&mut *conn).await?;
+    Ok(Presented::Live { principal, family })
+}
+
+/// The next refresh token of a family whose token was just presented.
+pub async fn rotate(conn: &mut PgConnection, store: Store, principal: i64, family: Uuid) -> Result<Opened> {
+    add(conn, store, principal, family).await
+}
+
+/// Ends the sign-in of a refresh token (logout). Unknown tokens change nothing.
+pub async fn logout(conn: &mut PgConnection, store: Store, token: &str) -> Result<()> {
+    let sql = format!("SELECT family FROM {} WHERE token_hash = $1", store.table());
+    let family: Option<Uuid> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(secrets::digest(token)).fetch_optional(&mut *conn).await?;
+    if let Some(family) = family {
+        end_family(conn, store, family).await?;
+    }
     Ok(())
+}
+
+async fn end_family(conn: &mut PgConnection, store: Store, family: Uuid) -> Result<()> {
+    let sql = format!("UPDATE {} SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL", store.table());
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(family).execute(conn).await?;
+    Ok(())
+}
+
+/// Ends every session of a principal (password reset, disabling, role change).
+pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<()> {
+    let sql =
+        format!("UPDATE {} SET revoked_at = now() WHERE {} = $1 AND revoked_at IS NULL", store.table(), store.principal());
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(principal).execute(conn).await?;
+    Ok(())
+}
+
+fn revoked() -> Error {
+    Error::unauthenticated("session_revoked", "this sign-in has ended (logout, password change or account change); sign in again")
+}
+
+/// Checks a member's access token against the database: its family is live and the
+/// member active. `schema` is the tenant's (directory-made) schema name.
+pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, family: Uuid) -> Result<()> {
+    if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
+        return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
+    }
+    // One statement, no transaction: this runs on every member request.
+    let sql = format!(
+        "SELECT m.status FROM \"{schema}\".member_sessions s JOIN \"{schema}\".members m ON m.id = s.member_id \
+         WHERE s.family = $1 AND s.member_id = $2 AND s.revoked_at IS NULL AND s.rotated_at IS NULL \
+           AND s.expires_at > now()"
+    );
+    let status: Option<String> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(family).bind(member_id).fetch_optional(pool).await?;
+    match status.as_deref() {
+        Some("active") => Ok(()),
+        Some(_) => Err(Error::forbidden("account_disabled", "this account is disabled")),
+        None => Err(revoked()),
+    }
+}
+
+/// Checks a staff access token against the database: its family is live, the account
+/// enabled and its role still the token's role.
+pub async fn check_staff(pool: &sqlx::PgPool, staff_id: i64, family: Uuid, role: &str) -> Result<()> {
+    let ok: Option<bool> = sqlx::query_scalar(
+        "SELECT NOT u.disabled AND u.role = $3 FROM control.staff_sessions s \
+         JOIN control.staff_users u ON u.id = s.staff_id \
+         WHERE s.family = $1 AND s.staff_id = $2 AND s.revoked_at IS NULL AND s.rotated_at IS NULL \
+           AND s.expires_at > now()",
+    )
+    .bind(family)
+    .bind(staff_id)
+    .bind(role)
+    .fetch_optional(pool)
+    .await?;
+    if ok == Some(true) { Ok(()) } else { Err(revoked()) }
 }

@@ -1,6 +1,8 @@
 //! Access tokens: short-lived HS256 JWTs, verified strictly — algorithm pinned, `exp`,
-//! `iss` and `aud` required and checked; the caller then checks the token's tenant
-//! against the addressed tenant.
+//! `iat`, `iss`, `aud` and `sid` required and checked, a lifetime (`exp - iat`) beyond
+//! the configured maximum or an `iat` in the future refused; the caller then checks the
+//! token's tenant against the addressed tenant and its session (`sid`) against the
+//! database (`sessions::check_*`), so revocation bites on the next request.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -54,6 +56,9 @@ pub struct Claims {
     /// Staff role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The session family (one sign-in) this token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
 }
 
 /// Signing and verification keys.
@@ -81,6 +86,7 @@ impl TokenKeys {
         tid: Option<i64>,
         aid: Option<i64>,
         role: Option<&str>,
+        sid: uuid::Uuid,
     ) -> Result<(String, i64)> {
         let now = Utc::now().timestamp();
         let claims = Claims {
@@ -93,6 +99,7 @@ impl TokenKeys {
             tid,
             aid,
             role: role.map(str::to_string),
+            sid: Some(sid),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(e.into()))?;
@@ -108,8 +115,8 @@ impl TokenKeys {
         v.validate_nbf = true;
         v.set_audience(&[aud.as_str()]);
         v.set_issuer(&[ISSUER]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
+        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => {
@@ -120,8 +127,23 @@ impl TokenKeys {
                 }
                 _ => Error::unauthenticated("token_invalid", "the access token is not valid"),
             }
-        })
+        })?;
+        lifetime_within(claims.iat, claims.exp, limits::ACCESS_TOKEN_TTL_SECS)
+            .map_err(|_| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
+        if claims.sid.is_none() {
+            return Err(Error::unauthenticated("token_invalid", "the access token is not valid"));
+        }
+        Ok(claims)
     }
+}
+
+/// Refuses a token issued in the future or living longer than `max_secs` (a token
+/// signed with the real key but with `exp` in the year 9999 is still refused).
+pub fn lifetime_within(iat: i64, exp: i64, max_secs: i64) -> std::result::Result<(), ()> {
+    let now = Utc::now().timestamp();
+    let leeway = limits::JWT_LEEWAY_SECS as i64;
+    let ok = iat <= now + leeway && exp > iat && exp - iat <= max_secs && exp <= now + max_secs + leeway;
+    if ok { Ok(()) } else { Err(()) }
 }
 
 /// The numeric subject of verified claims.
@@ -140,7 +162,7 @@ mod tests {
     #[test]
     fn round_trip_and_audience_is_enforced() {
         let k = keys();
-        let (t, ttl) = k.issue(Audience::Staff, 5, Some(9), None, Some("owner")).unwrap();
+        let (t, ttl) = k.issue(Audience::Staff, 5, Some(9), None, Some("owner"), uuid::Uuid::new_v4()).unwrap();
         assert_eq!(ttl, limits::ACCESS_TOKEN_TTL_SECS);
         let c = k.verify(&t, Audience::Staff).unwrap();
         assert_eq!((c.sub.as_str(), c.tid, c.role.as_deref()), ("5", Some(9), Some("owner")));
@@ -149,9 +171,18 @@ mod tests {
 
     #[test]
     fn another_key_is_refused() {
-        let (t, _) = keys().issue(Audience::Member, 1, Some(1), None, None).unwrap();
+        let (t, _) = keys().issue(Audience::Member, 1, Some(1), None, None, uuid::Uuid::new_v4()).unwrap();
         let other = TokenKeys::new(&[8u8; 32]).unwrap();
         assert_eq!(other.verify(&t, Audience::Member).unwrap_err().code(), "token_invalid");
+    }
+
+    #[test]
+    fn lifetimes_beyond_the_maximum_are_refused() {
+        let now = Utc::now().timestamp();
+        assert!(lifetime_within(now, now + 900, 900).is_ok());
+        assert!(lifetime_within(now, 253_402_300_799, 900).is_err(), "exp in the year 9999");
+        assert!(lifetime_within(now + 3600, now + 3900, 900).is_err(), "issued an hour ahead");
+        assert!(lifetime_within(now - 10, now - 20, 900).is_err(), "exp before iat");
     }
 
     #[test]

@@ -56,12 +56,17 @@ pub struct NextLevel {
     pub missing: i64,
 }
 
+/// A member's balances, open lots, lock grants and level. Lots past their `expires_at`
+/// count as gone at once, whether or not the expiry job has written their entry yet.
 pub async fn summary(conn: &mut PgConnection, member_id: i64) -> Result<PointsSummary> {
     let exists: Option<i64> =
         sqlx::query_scalar("SELECT id FROM members WHERE id = $1").bind(member_id).fetch_optional(&mut *conn).await?;
     exists.ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
     let balances: Vec<Balance> = sqlx::query_as(
-        "SELECT c.code AS currency, c.name, c.spendable, coalesce(a.balance, 0) AS balance, coalesce(a.locked, 0) AS locked, \
+        "SELECT c.code AS currency, c.name, c.spendable, \
+                coalesce(a.balance, 0) - coalesce((SELECT sum(l.remaining) FROM lots l WHERE l.member_id = $1 \
+                    AND l.currency = c.code AND l.remaining > 0 AND l.expires_at <= now()), 0)::bigint AS balance, \
+                coalesce(a.locked, 0) AS locked, \
                 coalesce(a.lifetime_earned, 0) AS lifetime_earned \
          FROM currencies c LEFT JOIN accounts a ON a.currency = c.code AND a.member_id = $1 ORDER BY c.code = 'points' DESC, c.code = 'exp' DESC, c.created_at, c.code",
     )
@@ -70,7 +75,7 @@ pub async fn summary(conn: &mut PgConnection, member_id: i64) -> Result<PointsSu
     .await?;
     let lots: Vec<OpenLot> = sqlx::query_as(
         "SELECT id, currency, amount, remaining, earned_at, expires_at FROM lots WHERE member_id = $1 AND remaining > 0 \
-         ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
+         AND (expires_at IS NULL OR expires_at > now()) ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
     )
     .bind(member_id)
     .fetch_all(&mut *conn)

@@ -212,6 +212,8 @@ async fn insert_lots(
 }
 
 /// Debits `amount`, drawing from the soonest-expiring lots first (then the oldest).
+/// Lots past their `expires_at` at `now` are expired first (their entry written in this
+/// transaction), so a debit never draws on them, whether or not the expiry job has run.
 pub async fn debit(
     conn: &mut PgConnection,
     member_id: i64,
@@ -223,6 +225,9 @@ pub async fn debit(
 ) -> Result<(Entry, Vec<Allocation>)> {
     check_amount("amount", amount)?;
     ensure_account(conn, member_id, currency).await?;
+    if has_due_lots(conn, member_id, currency, now).await? {
+        expire_due_lots(conn, member_id, currency, now).await?;
+    }
     let Some(head) = bump(conn, member_id, currency, -amount, 0, 0).await? else {
         let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE member_id = $1 AND currency = $2")
             .bind(member_id)
@@ -262,6 +267,17 @@ pub async fn debit(
     let entry = append(conn, &head, member_id, currency, -amount, 0, reason, source, now).await?;
     record_allocations(conn, entry.id, &allocations).await?;
     Ok((entry, allocations))
+}
+
+async fn has_due_lots(conn: &mut PgConnection, member_id: i64, currency: &str, now: DateTime<Utc>) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 AND expires_at <= $3)",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
 }
 
 async fn record_allocations(conn: &mut PgConnection, entry_id: i64, allocations: &[Allocation]) -> Result<()> {

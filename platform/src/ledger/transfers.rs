@@ -35,6 +35,23 @@ pub struct Transfer {
     pub currency: String,
 }
 
+/// Checks what can be checked without the receiver: done before the receiver is looked
+/// up, so a transfer that would be refused anyway (0 points, say) does not tell whether
+/// a phone belongs to a member.
+pub fn check_request(tenant: &Tenant, req: &TransferRequest) -> Result<()> {
+    let limits = &tenant.settings.transfers;
+    if !limits.enabled {
+        return Err(Error::forbidden("transfers_disabled", "this mall does not allow transfers"));
+    }
+    if !(limits.min..=limits.max).contains(&req.amount) {
+        return Err(Error::invalid_field("amount", format!("between {} and {}", limits.min, limits.max)));
+    }
+    if req.memo.chars().count() > 100 {
+        return Err(Error::invalid_field("memo", "at most 100 characters"));
+    }
+    Ok(())
+}
+
 pub async fn transfer(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -43,18 +60,10 @@ pub async fn transfer(
     req: &TransferRequest,
     now: DateTime<Utc>,
 ) -> Result<Transfer> {
+    check_request(tenant, req)?;
     let limits = &tenant.settings.transfers;
-    if !limits.enabled {
-        return Err(Error::forbidden("transfers_disabled", "this mall does not allow transfers"));
-    }
     if from == to {
         return Err(Error::invalid_field("to", "you cannot transfer to yourself"));
-    }
-    if !(limits.min..=limits.max).contains(&req.amount) {
-        return Err(Error::invalid_field("amount", format!("between {} and {}", limits.min, limits.max)));
-    }
-    if req.memo.chars().count() > 100 {
-        return Err(Error::invalid_field("memo", "at most 100 characters"));
     }
     let currency = super::currencies::get(conn, &req.currency).await?;
     if !currency.transferable {

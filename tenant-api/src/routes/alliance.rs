@@ -30,15 +30,10 @@ async fn login(
     Json(body): Json<StaffLogin>,
 ) -> ApiResult<Json<TokenPair>> {
     let alliance = tenancy::find_alliance(state.db.control(), &slug).await?;
-    let account = format!("alliance:{}:{}", alliance.id, body.email.trim().to_lowercase());
-    state.limiter.check(&account, &addr)?;
-    match staff::authenticate(state.db.control(), Scope::Alliance(alliance.id), &body.email, &body.password).await {
-        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
-        Err(e) => {
-            state.limiter.failed(&account, &addr);
-            Err(e.into())
-        }
-    }
+    let account = format!("alliance:{}:{}", alliance.id, tokens::email_key(&body.email));
+    let login = staff::authenticate(state.db.control(), Scope::Alliance(alliance.id), &body.email, &body.password);
+    let user = tokens::throttled(&state, &account, &addr, login).await?;
+    Ok(Json(tokens::staff_pair(&state, &user).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -314,6 +314,9 @@ struct WebviewLogin {
     token: String,
 }
 
+/// Longest lifetime (`exp - iat`) of a webview hand-off token.
+const WEBVIEW_TOKEN_TTL_MAX_SECS: i64 = 300;
+
 #[derive(Debug, Deserialize)]
 struct WebviewClaims {
     external_id: String,
@@ -350,7 +353,10 @@ async fn webview_login(
     )
     .map_err(|_| invalid())?
     .claims;
-    if claims.exp - claims.iat > 300 || claims.jti.is_empty() || claims.jti.len() > 100 {
+    // At most 5 minutes from `iat`, and not issued in the future: a token dated a year
+    // ahead would otherwise stay usable for a year.
+    let fresh = platform::auth::tokens::lifetime_within(claims.iat, claims.exp, WEBVIEW_TOKEN_TTL_MAX_SECS).is_ok();
+    if !fresh || claims.jti.is_empty() || claims.jti.len() > 100 {
         return Err(invalid().into());
     }
     let used = sqlx::query(

@@ -5,9 +5,8 @@ use axum::http::StatusCode;
 use platform::Error;
 use platform::alliance::identity;
 use platform::auth::codes::Purpose;
-use platform::auth::sessions::{self, Store};
 use platform::auth::tokens::{Audience, TokenPair, subject_id};
-use platform::members::{self, Member, ProfileUpdate, Registration};
+use platform::members::{self, IdentifierKind, Member, ProfileUpdate, Registration};
 use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
         .routes(routes!(alliance_handoff))
+        .routes(routes!(send_proof_code))
+        .routes(routes!(prove))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -90,18 +91,15 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<PasswordLogin>,
 ) -> ApiResult<Json<TokenPair>> {
-    let account = format!("{}:member:{}", tenant.id, body.identifier.trim().to_lowercase());
-    state.limiter.check(&account, &addr)?;
-    match members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password).await {
-        Ok(m) => {
-            members::touch(&state.db, &tenant, m.id).await?;
-            Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
-        }
-        Err(e) => {
-            state.limiter.failed(&account, &addr);
-            Err(e.into())
-        }
-    }
+    // Every spelling of one phone is one account, and one counter.
+    let normalized = members::Identifier::parse(&body.identifier)
+        .map(|i| i.as_str().to_string())
+        .unwrap_or_else(|_| body.identifier.trim().to_lowercase());
+    let account = format!("{}:member:{normalized}", tenant.id);
+    let login = members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password);
+    let m = tokens::throttled(&state, &account, &addr, login).await?;
+    members::touch(&state.db, &tenant, m.id).await?;
+    Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -176,10 +174,7 @@ async fn refresh(
     TenantPath(tenant): TenantPath,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let member_id = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(tokens::member_pair(&state, &tenant, member_id).await?))
+    Ok(Json(tokens::member_refresh(&state, &tenant, &body.refresh_token).await?))
 }
 
 /// Ends the session of a refresh token (idempotent).
@@ -191,9 +186,7 @@ async fn logout(
     TenantPath(tenant): TenantPath,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let _ = sessions::consume(&mut tx, Store::Member, &body.refresh_token).await;
-    tx.commit().await.map_err(Error::from)?;
+    tokens::member_logout(&state, &tenant, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,6 +231,48 @@ async fn alliance_handoff(
         .await?
         .filter(|t| t.status == platform::directory::TenantStatus::Active)
         .ok_or_else(|| Error::forbidden("tenant_unavailable", "the mall this token was issued by is not open"))?;
-    let member = identity::member_in(&state.db, &from, subject_id(&claims)?, &to).await?;
+    let from_member = subject_id(&claims)?;
+    crate::extract::member_session(&state, &from, from_member, &claims).await?;
+    let member = identity::member_in(&state.db, &from, from_member, &to).await?;
     Ok(Json(tokens::member_pair(&state, &to, member).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ProofCodeRequest {
+    /// Which of the account's own identifiers to prove.
+    kind: IdentifierKind,
+}
+
+/// Sends a `verify` code to the signed-in member's own phone or e-mail, to prove it.
+/// An account registered with a password only has its identifier unproven: it cannot
+/// sign in by code, and cannot use shared alliance points, until it is proven.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification-codes", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = ProofCodeRequest,
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn send_proof_code(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Json(body): Json<ProofCodeRequest>,
+) -> ApiResult<StatusCode> {
+    members::send_proof_code(&state.db, state.sender.as_ref(), &auth.tenant, auth.member_id, body.kind).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Proof {
+    kind: IdentifierKind,
+    /// The code sent by `/me/verification-codes`.
+    code: String,
+}
+
+/// Proves the signed-in member's own phone or e-mail with the code sent to it.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = Proof,
+    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn prove(State(state): State<AppState>, auth: MemberAuth, Json(body): Json<Proof>) -> ApiResult<Json<Member>> {
+    Ok(Json(members::prove(&state.db, &auth.tenant, auth.member_id, body.kind, &body.code).await?))
 }

@@ -36,15 +36,10 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<StaffLogin>,
 ) -> ApiResult<Json<TokenPair>> {
-    let account = format!("platform:{}", body.email.trim().to_lowercase());
-    state.limiter.check(&account, &addr)?;
-    match staff::authenticate(state.db.control(), Scope::Platform, &body.email, &body.password).await {
-        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
-        Err(e) => {
-            state.limiter.failed(&account, &addr);
-            Err(e.into())
-        }
-    }
+    let account = format!("platform:{}", tokens::email_key(&body.email));
+    let login = staff::authenticate(state.db.control(), Scope::Platform, &body.email, &body.password);
+    let user = tokens::throttled(&state, &account, &addr, login).await?;
+    Ok(Json(tokens::staff_pair(&state, &user).await?))
 }
 
 /// Exchanges a refresh token for a new pair (the old one is used up).

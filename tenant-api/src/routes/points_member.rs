@@ -71,6 +71,7 @@ async fn transfer(
 ) -> ApiResult<Response> {
     let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
     let req: TransferRequest = idempotent::parse(body)?;
+    transfers::check_request(&auth.tenant, &req)?;
     let to = match Identifier::parse(&req.to) {
         Ok(id) => members::find_id(&state.db, &auth.tenant, &id).await?,
         Err(_) => None,

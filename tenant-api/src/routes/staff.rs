@@ -48,15 +48,10 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<StaffLogin>,
 ) -> ApiResult<Json<TokenPair>> {
-    let account = format!("{}:staff:{}", tenant.id, body.email.trim().to_lowercase());
-    state.limiter.check(&account, &addr)?;
-    match staff::authenticate(state.db.control(), Scope::Tenant(tenant.id), &body.email, &body.password).await {
-        Ok(user) => Ok(Json(tokens::staff_pair(&state, &user).await?)),
-        Err(e) => {
-            state.limiter.failed(&account, &addr);
-            Err(e.into())
-        }
-    }
+    let account = format!("{}:staff:{}", tenant.id, tokens::email_key(&body.email));
+    let login = staff::authenticate(state.db.control(), Scope::Tenant(tenant.id), &body.email, &body.password);
+    let user = tokens::throttled(&state, &account, &addr, login).await?;
+    Ok(Json(tokens::staff_pair(&state, &user).await?))
 }
 
 /// Exchanges a refresh token for a new pair.

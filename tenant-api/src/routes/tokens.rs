@@ -1,6 +1,11 @@
 //! Issuing token pairs and the shared login/refresh/logout steps.
+//!
+//! A login opens a session family; a refresh continues it (the presented token is used
+//! up in the same transaction as its successor is written); a used token presented
+//! again revokes the family; logout ends the family. Access tokens carry the family id
+//! and are checked against it on every request (`extract`).
 
-use platform::auth::sessions::{self, Store};
+use platform::auth::sessions::{self, Opened, Presented, Store};
 use platform::auth::tokens::{Audience, TokenPair};
 use platform::directory::Tenant;
 use platform::staff::StaffUser;
@@ -8,6 +13,25 @@ use platform::{Error, staff};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
+
+/// Runs a login attempt under the login limiter: counted before it runs, so concurrent
+/// attempts cannot pass the bound; a success clears the account's count.
+pub async fn throttled<T>(
+    state: &AppState,
+    account: &str,
+    addr: &str,
+    attempt: impl std::future::Future<Output = Result<T, Error>>,
+) -> ApiResult<T> {
+    state.limiter.attempt(state.db.control(), account, addr).await?;
+    let done = attempt.await?;
+    state.limiter.succeeded(state.db.control(), account, addr).await?;
+    Ok(done)
+}
+
+/// The throttle key part of a staff e-mail (normalized like the account's).
+pub fn email_key(raw: &str) -> String {
+    staff::normalize_email(raw).unwrap_or_else(|| raw.trim().to_lowercase())
+}
 
 fn staff_audience(user: &StaffUser) -> Audience {
     match (user.tenant_id, user.alliance_id) {
@@ -17,18 +41,33 @@ fn staff_audience(user: &StaffUser) -> Audience {
     }
 }
 
-/// Opens a session for a staff account and returns its tokens.
-pub async fn staff_pair(state: &AppState, user: &StaffUser) -> ApiResult<TokenPair> {
+fn staff_tokens(state: &AppState, user: &StaffUser, session: Opened) -> ApiResult<TokenPair> {
     let (access_token, expires_in) = state.tokens.issue(
         staff_audience(user),
         user.id,
         user.tenant_id,
         user.alliance_id,
         Some(user.role.as_str()),
+        session.family,
     )?;
+    Ok(pair(access_token, expires_in, session))
+}
+
+fn pair(access_token: String, expires_in: i64, session: Opened) -> TokenPair {
+    TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: session.token,
+        refresh_expires_at: session.expires_at,
+    }
+}
+
+/// Opens a session for a staff account and returns its tokens.
+pub async fn staff_pair(state: &AppState, user: &StaffUser) -> ApiResult<TokenPair> {
     let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    let (refresh_token, refresh_expires_at) = sessions::open(&mut conn, Store::Staff, user.id).await?;
-    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_at })
+    let session = sessions::open(&mut conn, Store::Staff, user.id).await?;
+    staff_tokens(state, user, session)
 }
 
 /// Rotates a staff refresh token; `belongs` checks the account is of this route group.
@@ -38,7 +77,13 @@ pub async fn staff_refresh(
     belongs: impl Fn(&StaffUser) -> bool,
 ) -> ApiResult<TokenPair> {
     let mut tx = state.db.control().begin().await.map_err(Error::from)?;
-    let staff_id = sessions::consume(&mut tx, Store::Staff, token).await?;
+    let (staff_id, family) = match sessions::present(&mut tx, Store::Staff, token).await? {
+        Presented::Live { principal, family } => (principal, family),
+        Presented::Reused { .. } => {
+            tx.commit().await.map_err(Error::from)?;
+            return Err(sessions::reused_error().into());
+        }
+    };
     let user = staff::find(state.db.control(), staff_id).await?;
     if !belongs(&user) || user.disabled {
         // Not committed: a token presented at the wrong door is not used up.
@@ -48,22 +93,51 @@ pub async fn staff_refresh(
         )
         .into());
     }
+    let session = sessions::rotate(&mut tx, Store::Staff, staff_id, family).await?;
     tx.commit().await.map_err(Error::from)?;
-    staff_pair(state, &user).await
+    staff_tokens(state, &user, session)
 }
 
-/// Ends a staff session. Unknown tokens are accepted silently (logout is idempotent).
+/// Ends a staff sign-in. Unknown tokens are accepted silently (logout is idempotent).
 pub async fn staff_logout(state: &AppState, token: &str) -> ApiResult<()> {
     let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    let _ = sessions::consume(&mut conn, Store::Staff, token).await;
+    sessions::logout(&mut conn, Store::Staff, token).await?;
     Ok(())
 }
 
 /// Opens a member session and returns its tokens.
 pub async fn member_pair(state: &AppState, tenant: &Tenant, member_id: i64) -> ApiResult<TokenPair> {
-    let (access_token, expires_in) = state.tokens.issue(Audience::Member, member_id, Some(tenant.id), None, None)?;
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let (refresh_token, refresh_expires_at) = sessions::open(&mut tx, Store::Member, member_id).await?;
+    let session = sessions::open(&mut tx, Store::Member, member_id).await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(TokenPair { access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_at })
+    member_tokens(state, tenant, member_id, session)
+}
+
+fn member_tokens(state: &AppState, tenant: &Tenant, member_id: i64, session: Opened) -> ApiResult<TokenPair> {
+    let (access_token, expires_in) =
+        state.tokens.issue(Audience::Member, member_id, Some(tenant.id), None, None, session.family)?;
+    Ok(pair(access_token, expires_in, session))
+}
+
+/// Rotates a member refresh token (a reused one ends its sign-in).
+pub async fn member_refresh(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<TokenPair> {
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let (member_id, family) = match sessions::present(&mut tx, Store::Member, token).await? {
+        Presented::Live { principal, family } => (principal, family),
+        Presented::Reused { .. } => {
+            tx.commit().await.map_err(Error::from)?;
+            return Err(sessions::reused_error().into());
+        }
+    };
+    let session = sessions::rotate(&mut tx, Store::Member, member_id, family).await?;
+    tx.commit().await.map_err(Error::from)?;
+    member_tokens(state, tenant, member_id, session)
+}
+
+/// Ends a member sign-in (idempotent).
+pub async fn member_logout(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<()> {
+    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    sessions::logout(&mut tx, Store::Member, token).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(())
 }

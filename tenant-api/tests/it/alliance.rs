@@ -108,7 +108,7 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     assert!(slugs.contains(&ma.slug.as_str()) && slugs.contains(&mb.slug.as_str()));
 
     // A member of mall A earns 1,000 shared points and 500 of A's own points.
-    let (member, tokens) = app.member(&ma, &phone()).await;
+    let (member, tokens) = app.proven_member(&ma, &phone()).await;
     let member_a = member["id"].as_i64().unwrap();
     let token_a = tokens["access_token"].as_str().unwrap().to_string();
     let key_a = app.partner_key(&ma).await;
@@ -138,7 +138,7 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A mall outside the alliance is not reachable this way, nor is an alliance mall
     // from outside.
-    let (outsider_member, outsider_tokens) = app.member(&outsider, &phone()).await;
+    let (outsider_member, outsider_tokens) = app.proven_member(&outsider, &phone()).await;
     assert!(outsider_member["id"].is_number());
     let (s, b) = handoff(&app, &mb, outsider_tokens["access_token"].as_str().unwrap()).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_in_alliance")));
@@ -277,7 +277,7 @@ async fn redemptions_racing_in_two_malls_never_overspend_shared_points() {
     let app = Arc::new(TestApp::spawn().await);
     let a = alliance(&app).await;
     let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
-    let (member, tokens) = app.member(&ma, &phone()).await;
+    let (member, tokens) = app.proven_member(&ma, &phone()).await;
     let token_a = tokens["access_token"].as_str().unwrap().to_string();
     let key_a = app.partner_key(&ma).await;
     let credit = json!({"items": [{"member_id": member["id"], "amount": 1000, "currency": SHARED}]});
@@ -320,19 +320,50 @@ async fn one_phone_in_two_malls_is_not_merged_into_one_identity_without_proof() 
     let a = alliance(&app).await;
     let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
     let p = phone();
-    let (at_a, tokens_a) = app.member(&ma, &p).await;
+    let (at_a, tokens_a) = app.proven_member(&ma, &p).await;
+    // B's account with the same phone was registered with a password only: the phone is
+    // not proven there.
     let (at_b, _) = app.member(&mb, &p).await;
+    assert!(at_b["phone_proven_at"].is_null());
     let (key_a, key_b) = (app.partner_key(&ma).await, app.partner_key(&mb).await);
     let credit = |id: &Value| json!({"items": [{"member_id": id, "amount": 100, "currency": SHARED}]});
     let (s, b) = app.partner_post(&ma, &key_a, "/points/credits", &unique("c"), credit(&at_a["id"])).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    // B's account with the same phone was registered separately (phones are not proven
-    // at registration): it does not get A's identity, nor a second one for that phone.
+    // The unproven account gets no alliance identity: neither A's nor one of its own.
     let (s, b) = app.partner_post(&mb, &key_b, "/points/credits", &unique("c"), credit(&at_b["id"])).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_identity_taken")), "{b}");
-    let (s, b) = handoff(&app, &mb, tokens_a["access_token"].as_str().unwrap()).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("account_exists_unlinked")), "{b}");
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("identifier_unproven")), "{b}");
+    // The hand-off brings A's proven member to B: the unproven claim on the phone does
+    // not block them, and they get an account of their own there, not B's unproven one.
+    let (s, pair) = handoff(&app, &mb, tokens_a["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let token_b = pair["access_token"].as_str().unwrap();
+    let (_, me_b) = app.call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(token_b), None).await;
+    assert_ne!(me_b["id"], at_b["id"], "the unproven account is not the hand-off's");
+    assert_eq!(me_b["phone"], at_a["phone"]);
+    assert_eq!(my_balance(&app, &mb, token_b, SHARED).await, 100);
     let r = platform::ledger::verify::verify_schema(&app.db, "main", &format!("a_{}", a.id)).await.unwrap();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
     assert_eq!(r.accounts, 1, "only A's member holds shared points");
+}
+
+#[tokio::test]
+async fn a_phone_proven_in_two_malls_is_one_identity_after_the_hand_off() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
+    let p = phone();
+    let (at_a, tokens_a) = app.proven_member(&ma, &p).await;
+    let (at_b, tokens_b) = app.proven_member(&mb, &p).await;
+    let key_a = app.partner_key(&ma).await;
+    let credit = json!({"items": [{"member_id": at_a["id"], "amount": 70, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&ma, &key_a, "/points/credits", &unique("c"), credit).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // Both accounts proved the phone with a code: the hand-off links B's existing account.
+    let (s, pair) = handoff(&app, &mb, tokens_a["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let (_, me_b) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(pair["access_token"].as_str().unwrap()), None).await;
+    assert_eq!(me_b["id"], at_b["id"]);
+    assert_eq!(my_balance(&app, &mb, tokens_b["access_token"].as_str().unwrap(), SHARED).await, 70);
+    assert_alliance_ledger_sound(&app, &a).await;
 }

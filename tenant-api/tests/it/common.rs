@@ -47,7 +47,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(limiter: LoginLimiter, storage: tenant_api::server::StorageConfig) -> Self {
-        let url = database_url();
+        Self::spawn_on(&database_url(), limiter, storage).await
+    }
+
+    /// A test server whose database is reached through `url` (e.g. a proxy the test
+    /// controls; `app.db` goes through it too).
+    pub async fn spawn_through(url: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique("pointsmall-files"));
+        Self::spawn_on(url, LoginLimiter::default(), tenant_api::server::StorageConfig::Local(dir)).await
+    }
+
+    async fn spawn_on(url: &str, limiter: LoginLimiter, storage: tenant_api::server::StorageConfig) -> Self {
+        let url = url.to_string();
         let secret = unique("secret-secret-secret-secret-secret");
         let cfg = ServerConfig {
             database_url: url,
@@ -57,8 +68,10 @@ impl TestApp {
             db_max_connections: 16,
             storage,
         };
-        let boot = platform::db::Db::connect(&cfg.database_url, &[], 2).await.expect("connect to DATABASE_URL");
+        let boot = platform::db::Db::connect(&database_url(), &[], 2).await.expect("connect to DATABASE_URL");
         platform::migrate::migrate_control(boot.control()).await.expect("migrate control schema");
+        // Login counters live in the shared database: each test server counts its own.
+        let limiter = limiter.namespaced(&unique("test"));
         let state = tenant_api::server::state_with(&cfg, limiter, None).await.expect("app state");
         let db = state.db.clone();
         let secret = secret.into_bytes();
@@ -197,8 +210,38 @@ impl TestApp {
         (body["member"].clone(), body["tokens"].clone())
     }
 
-    /// The newest message the development sender recorded for `destination`.
+    /// A registered member whose phone or e-mail is proven (registered with a code sent
+    /// to it, and a password); returns (member json, token pair json).
+    pub async fn proven_member(&self, tenant: &Tenant, identifier: &str) -> (Value, Value) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{}/auth/codes", tenant.slug),
+                None,
+                Some(json!({"identifier": identifier, "purpose": "register"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        let code = self.last_code(identifier).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/tenants/{}/auth/register", tenant.slug),
+                None,
+                Some(json!({"identifier": identifier, "password": PASSWORD, "code": code, "nickname": "tester"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(!body["member"]["phone_proven_at"].is_null() || !body["member"]["email_proven_at"].is_null());
+        (body["member"].clone(), body["tokens"].clone())
+    }
+
+    /// The newest message the development sender recorded for `destination` (any
+    /// spelling of a phone: messages are recorded to its normalized form).
     pub async fn last_message(&self, destination: &str) -> Option<String> {
+        let destination = platform::members::Identifier::parse(destination)
+            .map(|i| i.as_str().to_string())
+            .unwrap_or_else(|_| destination.to_string());
         sqlx::query_scalar("SELECT body FROM control.dev_outbox WHERE destination = $1 ORDER BY id DESC LIMIT 1")
             .bind(destination)
             .fetch_optional(self.db.control())

@@ -34,7 +34,7 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
     let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     let base = json!({
         "iss": "pointsmall", "sub": payload["sub"], "aud": "pointsmall:staff",
-        "exp": now() + 600, "iat": now(), "jti": "x", "tid": t.id, "role": "owner"
+        "exp": now() + 600, "iat": now(), "jti": "x", "tid": t.id, "role": "owner", "sid": payload["sid"]
     });
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = base.clone();

@@ -4,6 +4,7 @@ mod common;
 
 mod alliance;
 mod api_keys;
+mod identity_proof;
 mod isolation;
 mod jwt;
 mod ledger_flows;
@@ -13,7 +14,10 @@ mod marketing;
 mod members_auth;
 mod migrate;
 mod ops;
+mod outage;
 mod provisioning;
+mod revocation;
 mod rules;
 mod staff_rbac;
 mod storage;
+mod throttles;

@@ -17,10 +17,16 @@ async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, bo
     p
 }
 
-/// A member access token minted with the app's key (what a login would return).
-fn member_token(app: &TestApp, t: &platform::directory::Tenant, member_id: i64) -> String {
+/// A member access token minted with the app's key, with a session opened in the
+/// database (what a login would return, without the argon2 work).
+async fn member_token(app: &TestApp, t: &platform::directory::Tenant, member_id: i64) -> String {
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let session =
+        platform::auth::sessions::open(&mut tx, platform::auth::sessions::Store::Member, member_id).await.unwrap();
+    tx.commit().await.unwrap();
     let now = Utc::now().timestamp();
-    let claims = json!({"iss": "pointsmall", "sub": member_id.to_string(), "aud": "pointsmall:member", "exp": now + 600, "iat": now, "jti": unique("j"), "tid": t.id});
+    let claims = json!({"iss": "pointsmall", "sub": member_id.to_string(), "aud": "pointsmall:member", "exp": now + 600,
+        "iat": now, "jti": unique("j"), "tid": t.id, "sid": session.family});
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&app.secret)).unwrap()
 }
 
@@ -62,7 +68,7 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
     let mut tasks = vec![];
     for _ in 0..4 {
         for id in &ids {
-            let (app, t, token) = (app.clone(), t.clone(), member_token(&app, &t, *id));
+            let (app, t, token) = (app.clone(), t.clone(), member_token(&app, &t, *id).await);
             let body = json!({"product_id": p["id"]});
             let id = *id;
             tasks.push(tokio::spawn(async move {
@@ -125,7 +131,7 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
     // Sold out, and known to be: a winner replaying its key still gets its order back.
     let (winner, idem, order) = a_winner.unwrap();
     let path = format!("/v1/tenants/{}/me/redemptions", t.slug);
-    let token = member_token(&app, &t, winner);
+    let token = member_token(&app, &t, winner).await;
     let headers = |idem: String| vec![("authorization", format!("Bearer {token}")), ("idempotency-key", idem)];
     let body = json!({"product_id": p["id"]});
     let (s, h, b) = app.call_full(Method::POST, &path, &headers(idem), Some(body.clone())).await;
@@ -144,7 +150,7 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = redeem(&app, &t, &member_token(&app, &t, loser), json!({"product_id": p["id"]})).await;
+    let (s, b) = redeem(&app, &t, &member_token(&app, &t, loser).await, json!({"product_id": p["id"]})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
 }
 

@@ -186,6 +186,14 @@ async fn a_partner_app_hands_a_member_over_to_the_webview() {
             ),
         ),
         (
+            "dated a year ahead",
+            sign(
+                json!({"aud": "pointsmall:webview", "external_id": "crm-42", "jti": unique("j"),
+                    "iat": now + 365 * 86400, "exp": now + 365 * 86400 + 120}),
+                &secret,
+            ),
+        ),
+        (
             "unknown member",
             sign(
                 json!({"aud": "pointsmall:webview", "external_id": "nobody", "jti": unique("j"), "iat": now, "exp": now + 60}),

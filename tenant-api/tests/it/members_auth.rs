@@ -14,7 +14,8 @@ async fn phone_registration_login_refresh_and_logout() {
     let t = app.tenant().await;
     let p = phone();
     let (member, tokens) = app.member(&t, &p).await;
-    assert_eq!(member["phone"], p.as_str());
+    // Stored in E.164 (default region: mainland China).
+    assert_eq!(member["phone"], format!("+86{p}"));
     assert_eq!(member["invite_code"].as_str().unwrap().len(), 10);
     let stored: String = {
         let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
@@ -53,11 +54,22 @@ async fn phone_registration_login_refresh_and_logout() {
     let first = tokens["refresh_token"].as_str().unwrap();
     let (status, rotated) = app.call(Method::POST, &refresh, None, Some(json!({"refresh_token": first}))).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app.call(Method::POST, &refresh, None, Some(json!({"refresh_token": first}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("refresh_token_invalid")));
     let me = format!("/v1/tenants/{}/me", t.slug);
     let (status, body) = app.call(Method::GET, &me, rotated["access_token"].as_str(), None).await;
     assert_eq!((status, &body["id"]), (StatusCode::OK, &member["id"]));
+    // Presenting the used token again is a reuse: the whole sign-in ends, the rotated
+    // tokens included.
+    let (status, body) = app.call(Method::POST, &refresh, None, Some(json!({"refresh_token": first}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("refresh_token_reused")));
+    let (status, body) = app.call(Method::GET, &me, rotated["access_token"].as_str(), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_revoked")));
+    let (status, _) =
+        app.call(Method::POST, &refresh, None, Some(json!({"refresh_token": rotated["refresh_token"]}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let login_again = format!("/v1/tenants/{}/auth/login", t.slug);
+    let (status, rotated) =
+        app.call(Method::POST, &login_again, None, Some(json!({"identifier": p, "password": PASSWORD}))).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Logout ends the session.
     let logout = format!("/v1/tenants/{}/auth/logout", t.slug);
