@@ -19,8 +19,9 @@ macro_rules! migration {
 }
 
 /// Migrations of the control schema (directory, alliances, staff, keys, audit).
-pub const CONTROL: &[Migration] =
-    &[migration!("control", 1, "0001_directory"), migration!("control", 2, "0002_alliance_currency"),
+pub const CONTROL: &[Migration] = &[
+    migration!("control", 1, "0001_directory"),
+    migration!("control", 2, "0002_alliance_currency"),
     migration!("control", 3, "0003_sessions_and_throttles"),
 ];
 

@@ -1,5 +1,5 @@
 //! Background jobs over every tenant: the ledger's nightly pipeline (release → expire
-//! → holds → reminders). Each tenant's run holds a per-tenant advisory lock, so several
+//! → holds → reminders); and the sweep of old throttle counters. Each tenant's run holds a per-tenant advisory lock, so several
 //! server instances never run the same tenant at once.
 
 use chrono::{DateTime, Utc};
@@ -23,6 +23,10 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Result<JobReport>)>> {
     let mut out = Vec::new();
+    if only.is_none() {
+        // Login and code-send counters whose window ended long ago.
+        crate::auth::throttle::sweep(db.control(), crate::limits::THROTTLE_SWEEP_AFTER_SECS).await?;
+    }
     for t in directory::list(db.control()).await? {
         if only.is_some_and(|s| s != t.slug) || t.status != TenantStatus::Active {
             continue;

@@ -163,7 +163,10 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
     let member = insert(&mut tx, &new, invited_by).await.map_err(|e| {
         on_phone_or_email_taken(
             e,
-            Error::conflict("account_exists", "an account with this phone number or e-mail already exists; log in instead"),
+            Error::conflict(
+                "account_exists",
+                "an account with this phone number or e-mail already exists; log in instead",
+            ),
         )
     })?;
     tx.commit().await?;
@@ -332,7 +335,13 @@ async fn own_identifier(db: &Db, tenant: &Tenant, id: i64, kind: IdentifierKind)
 
 /// Sends a `verify` code to the signed-in member's own phone or e-mail (nothing to do
 /// when it is proven already).
-pub async fn send_proof_code(db: &Db, sender: &dyn Sender, tenant: &Tenant, id: i64, kind: IdentifierKind) -> Result<()> {
+pub async fn send_proof_code(
+    db: &Db,
+    sender: &dyn Sender,
+    tenant: &Tenant,
+    id: i64,
+    kind: IdentifierKind,
+) -> Result<()> {
     let (ident, proven) = own_identifier(db, tenant, id, kind).await?;
     if proven {
         return Ok(());

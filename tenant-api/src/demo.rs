@@ -94,10 +94,8 @@ async fn link_members(db: &Db, malls: &[platform::directory::Tenant]) -> Result<
     let Some((first, others)) = malls.split_first() else {
         return Ok(());
     };
-    let phones: Vec<String> = MEMBERS
-        .iter()
-        .map(|(p, _)| platform::members::Identifier::parse_phone(p, "phone"))
-        .collect::<Result<_>>()?;
+    let phones: Vec<String> =
+        MEMBERS.iter().map(|(p, _)| platform::members::Identifier::parse_phone(p, "phone")).collect::<Result<_>>()?;
     for mall in malls {
         let mut tx = db.tenant_tx(&mall.cluster, &mall.schema_name).await?;
         sqlx::query("UPDATE members SET phone_proven_at = now() WHERE phone = ANY($1) AND phone_proven_at IS NULL")

@@ -162,9 +162,8 @@ async fn link_proven_holder(
     phone: Option<&str>,
     email: Option<&str>,
 ) -> Result<Option<i64>> {
-    for ident in [phone.map(|p| Identifier::Phone(p.into())), email.map(|e| Identifier::Email(e.into()))]
-        .into_iter()
-        .flatten()
+    for ident in
+        [phone.map(|p| Identifier::Phone(p.into())), email.map(|e| Identifier::Email(e.into()))].into_iter().flatten()
     {
         crate::members::release_unproven(conn, &ident).await?;
     }

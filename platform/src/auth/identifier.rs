@@ -88,6 +88,8 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     if let Some(national) = full.strip_prefix(DEFAULT_COUNTRY_CODE)
         && national.starts_with('1')
         && !is_cn_mobile(national)
+        // Beijing's area code is 10: 10 + an 8-digit subscriber number.
+        && !(national.starts_with("10") && national.len() == 10)
     {
         return None;
     }
@@ -96,7 +98,10 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 }
 
 fn is_cn_mobile(digits: &str) -> bool {
-    digits.len() == 11 && digits.starts_with('1') && digits.as_bytes()[1].is_ascii_digit() && digits.as_bytes()[1] >= b'3'
+    digits.len() == 11
+        && digits.starts_with('1')
+        && digits.as_bytes()[1].is_ascii_digit()
+        && digits.as_bytes()[1] >= b'3'
 }
 
 #[cfg(test)]
@@ -106,9 +111,14 @@ mod tests {
     #[test]
     fn every_spelling_of_one_phone_is_one_identifier() {
         let want = Identifier::Phone("+8613800000001".into());
-        for spelling in
-            ["13800000001", "138-0000-0001", " 138 0000 0001 ", "+86 13800000001", "+86-138-0000-0001", "008613800000001"]
-        {
+        for spelling in [
+            "13800000001",
+            "138-0000-0001",
+            " 138 0000 0001 ",
+            "+86 13800000001",
+            "+86-138-0000-0001",
+            "008613800000001",
+        ] {
             assert_eq!(Identifier::parse(spelling).unwrap(), want, "{spelling}");
         }
         assert_eq!(Identifier::parse("+1 (415) 555-0100").unwrap(), Identifier::Phone("+14155550100".into()));
@@ -118,7 +128,8 @@ mod tests {
 
     #[test]
     fn what_is_not_a_phone_or_e_mail_is_refused() {
-        for bad in ["12ab", "a@b", "1380000000", "+86 1380000000", "+0123456789", "12345", "+", "", "1234567890123456"] {
+        for bad in ["12ab", "a@b", "1380000000", "+86 1380000000", "+0123456789", "12345", "+", "", "1234567890123456"]
+        {
             assert!(Identifier::parse(bad).is_err(), "{bad}");
         }
     }

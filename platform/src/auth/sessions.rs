@@ -54,8 +54,11 @@ pub async fn open(conn: &mut PgConnection, store: Store, principal: i64) -> Resu
 async fn add(conn: &mut PgConnection, store: Store, principal: i64, family: Uuid) -> Result<Opened> {
     let token = secrets::random_token(32);
     let expires_at = Utc::now() + Duration::seconds(limits::REFRESH_TOKEN_TTL_SECS);
-    let sql =
-        format!("INSERT INTO {} (token_hash, {}, expires_at, family) VALUES ($1, $2, $3, $4)", store.table(), store.principal());
+    let sql = format!(
+        "INSERT INTO {} (token_hash, {}, expires_at, family) VALUES ($1, $2, $3, $4)",
+        store.table(),
+        store.principal()
+    );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(secrets::digest(&token))
         .bind(principal)
@@ -136,14 +139,20 @@ async fn end_family(conn: &mut PgConnection, store: Store, family: Uuid) -> Resu
 
 /// Ends every session of a principal (password reset, disabling, role change).
 pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<()> {
-    let sql =
-        format!("UPDATE {} SET revoked_at = now() WHERE {} = $1 AND revoked_at IS NULL", store.table(), store.principal());
+    let sql = format!(
+        "UPDATE {} SET revoked_at = now() WHERE {} = $1 AND revoked_at IS NULL",
+        store.table(),
+        store.principal()
+    );
     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(principal).execute(conn).await?;
     Ok(())
 }
 
 fn revoked() -> Error {
-    Error::unauthenticated("session_revoked", "this sign-in has ended (logout, password change or account change); sign in again")
+    Error::unauthenticated(
+        "session_revoked",
+        "this sign-in has ended (logout, password change or account change); sign in again",
+    )
 }
 
 /// Checks a member's access token against the database: its family is live and the

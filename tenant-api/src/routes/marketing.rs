@@ -355,7 +355,7 @@ async fn webview_login(
     .claims;
     // At most 5 minutes from `iat`, and not issued in the future: a token dated a year
     // ahead would otherwise stay usable for a year.
-    let fresh = platform::auth::tokens::lifetime_within(claims.iat, claims.exp, WEBVIEW_TOKEN_TTL_MAX_SECS).is_ok();
+    let fresh = platform::auth::tokens::lifetime_within(claims.iat, claims.exp, WEBVIEW_TOKEN_TTL_MAX_SECS);
     if !fresh || claims.jti.is_empty() || claims.jti.len() > 100 {
         return Err(invalid().into());
     }

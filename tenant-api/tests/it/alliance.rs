@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, auth_headers, phone, unique};
 
-const SHARED: &str = "union_pts";
+pub(crate) const SHARED: &str = "union_pts";
 
-struct Alliance {
-    slug: String,
-    id: i64,
+pub(crate) struct Alliance {
+    pub(crate) slug: String,
+    pub(crate) id: i64,
 }
 
-async fn alliance(app: &TestApp) -> Alliance {
+pub(crate) async fn alliance(app: &TestApp) -> Alliance {
     let slug = unique("al");
     let (s, a) = app
         .call(
@@ -33,7 +33,7 @@ async fn alliance(app: &TestApp) -> Alliance {
     Alliance { slug, id: a["id"].as_i64().unwrap() }
 }
 
-async fn mall_in(app: &TestApp, alliance: &str) -> platform::directory::Tenant {
+pub(crate) async fn mall_in(app: &TestApp, alliance: &str) -> platform::directory::Tenant {
     let slug = unique("m");
     let (s, b) = app
         .call(
@@ -62,7 +62,7 @@ async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, cu
     p["id"].as_i64().unwrap()
 }
 
-async fn my_balance(app: &TestApp, t: &platform::directory::Tenant, token: &str, currency: &str) -> i64 {
+pub(crate) async fn my_balance(app: &TestApp, t: &platform::directory::Tenant, token: &str, currency: &str) -> i64 {
     let (s, p) = app.call(Method::GET, &format!("/v1/tenants/{}/me/points", t.slug), Some(token), None).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == currency).unwrap()["balance"].as_i64().unwrap()
@@ -82,7 +82,7 @@ async fn redeem(app: &TestApp, t: &platform::directory::Tenant, token: &str, pro
     (s, b)
 }
 
-async fn handoff(app: &TestApp, to: &platform::directory::Tenant, token: &str) -> (StatusCode, Value) {
+pub(crate) async fn handoff(app: &TestApp, to: &platform::directory::Tenant, token: &str) -> (StatusCode, Value) {
     app.call(Method::POST, &format!("/v1/tenants/{}/auth/alliance-handoff", to.slug), Some(token), None).await
 }
 
@@ -361,8 +361,9 @@ async fn a_phone_proven_in_two_malls_is_one_identity_after_the_hand_off() {
     // Both accounts proved the phone with a code: the hand-off links B's existing account.
     let (s, pair) = handoff(&app, &mb, tokens_a["access_token"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::OK, "{pair}");
-    let (_, me_b) =
-        app.call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(pair["access_token"].as_str().unwrap()), None).await;
+    let (_, me_b) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/me", mb.slug), Some(pair["access_token"].as_str().unwrap()), None)
+        .await;
     assert_eq!(me_b["id"], at_b["id"]);
     assert_eq!(my_balance(&app, &mb, tokens_b["access_token"].as_str().unwrap(), SHARED).await, 70);
     assert_alliance_ledger_sound(&app, &a).await;

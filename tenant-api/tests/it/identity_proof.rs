@@ -5,37 +5,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::alliance::{SHARED, alliance, handoff, mall_in, my_balance};
 use crate::common::{PASSWORD, TestApp, phone, unique};
 
-const SHARED: &str = "union_pts";
-
 async fn alliance_with_two_malls(app: &TestApp) -> (platform::directory::Tenant, platform::directory::Tenant) {
-    let slug = unique("al");
-    let (s, a) = app
-        .call(
-            Method::POST,
-            "/v1/platform/alliances",
-            Some(&app.platform_token),
-            Some(json!({"slug": slug, "name": "Proof alliance", "currency_code": SHARED})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{a}");
-    let mut malls = Vec::new();
-    for _ in 0..2 {
-        let mall = unique("m");
-        let (s, b) = app
-            .call(
-                Method::POST,
-                "/v1/platform/tenants",
-                Some(&app.platform_token),
-                Some(json!({"slug": mall, "name": "Mall", "alliance": slug})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        malls.push(platform::directory::find_by_slug(app.db.control(), &mall).await.unwrap().unwrap());
-    }
-    let b = malls.pop().unwrap();
-    (malls.pop().unwrap(), b)
+    let a = alliance(app).await;
+    (mall_in(app, &a.slug).await, mall_in(app, &a.slug).await)
 }
 
 async fn send_code(app: &TestApp, t: &platform::directory::Tenant, who: &str, purpose: &str) {
@@ -51,9 +26,7 @@ async fn send_code(app: &TestApp, t: &platform::directory::Tenant, who: &str, pu
 }
 
 async fn shared_balance(app: &TestApp, t: &platform::directory::Tenant, token: &str) -> i64 {
-    let (s, p) = app.call(Method::GET, &format!("/v1/tenants/{}/me/points", t.slug), Some(token), None).await;
-    assert_eq!(s, StatusCode::OK, "{p}");
-    p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == SHARED).unwrap()["balance"].as_i64().unwrap()
+    my_balance(app, t, token, SHARED).await
 }
 
 fn token(pair: &Value) -> &str {
@@ -70,14 +43,7 @@ async fn a_squatter_gets_nothing_and_the_owner_gets_their_account_and_points() {
     let (squatter, squatter_tokens) = app.member(&ma, &owners_phone).await;
     assert!(squatter["phone_proven_at"].is_null(), "{squatter}");
     // 2. The hand-off to B needs a proven identifier: refused, nothing made at B.
-    let (s, b) = app
-        .call(
-            Method::POST,
-            &format!("/v1/tenants/{}/auth/alliance-handoff", mb.slug),
-            Some(token(&squatter_tokens)),
-            None,
-        )
-        .await;
+    let (s, b) = handoff(&app, &mb, token(&squatter_tokens)).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("identifier_unproven")), "{b}");
     // Nor can shared points be credited to the unproven account.
     let key_a = app.partner_key(&ma).await;
@@ -139,14 +105,7 @@ async fn a_squatter_gets_nothing_and_the_owner_gets_their_account_and_points() {
     let (_, me) = app.call(Method::GET, &format!("/v1/tenants/{}/me", ma.slug), Some(token(&pair)), None).await;
     assert_eq!(me["id"], owner_a["id"]);
     // The owner's shared balance reaches A through the hand-off (both proven: linked).
-    let (s, pair) = app
-        .call(
-            Method::POST,
-            &format!("/v1/tenants/{}/auth/alliance-handoff", ma.slug),
-            Some(token(&owner_b_tokens)),
-            None,
-        )
-        .await;
+    let (s, pair) = handoff(&app, &ma, token(&owner_b_tokens)).await;
     assert_eq!(s, StatusCode::OK, "{pair}");
     let (_, me) = app.call(Method::GET, &format!("/v1/tenants/{}/me", ma.slug), Some(token(&pair)), None).await;
     assert_eq!(me["id"], owner_a["id"]);

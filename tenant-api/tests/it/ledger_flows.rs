@@ -412,3 +412,46 @@ async fn staff_adjustments_are_audited_and_levels_follow_experience() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     app.assert_ledger_sound(&t).await;
 }
+
+#[tokio::test]
+async fn points_expire_at_their_time_without_waiting_for_the_jobs() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (m, _) = app.member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let credits = json!({"items": [
+        {"member_id": id, "amount": 100, "expires_at": soon},
+        {"member_id": id, "amount": 50, "expires_at": chrono::Utc::now() + chrono::Duration::days(30)},
+    ]});
+    let (s, b) = app.partner_post(&t, &key, "/points/credits", &unique("c"), credits).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(app.balance(&t, &key, id, "points").await, 150);
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+
+    // No jobs have run: the balance the member sees already excludes the lapsed lot.
+    let p = app.points(&t, &key, id).await;
+    let points = p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == "points").unwrap().clone();
+    assert_eq!(points["balance"], 50, "{p}");
+    assert!(p["lots"].as_array().unwrap().iter().all(|l| l["remaining"] != 100), "{p}");
+    // A debit cannot draw on it.
+    let debit = |n: i64| json!({"member_id": id, "amount": n});
+    let (s, b) = app.partner_post(&t, &key, "/points/debits", &unique("d"), debit(60)).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("insufficient_points")), "{b}");
+    let (s, b) = app.partner_post(&t, &key, "/points/debits", &unique("d"), debit(50)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(app.balance(&t, &key, id, "points").await, 0);
+    // The lapse was written as its own entry, and every balance is the sum of its entries.
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let expired: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(amount), 0)::bigint FROM entries WHERE member_id = $1 AND reason = 'expire'",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(expired, -100);
+    app.assert_ledger_sound(&t).await;
+}

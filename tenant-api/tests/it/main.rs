@@ -12,6 +12,7 @@ mod ledger_proof;
 mod mall;
 mod marketing;
 mod members_auth;
+mod memory;
 mod migrate;
 mod ops;
 mod outage;

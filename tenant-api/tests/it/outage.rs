@@ -85,7 +85,11 @@ async fn an_outage_answers_503_quickly_and_the_server_recovers_by_itself() {
         let (s, headers, b) =
             app.call_full(Method::GET, &me, &[("authorization", format!("Bearer {token}"))], None).await;
         let waited = started.elapsed();
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")), "{b}");
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")),
+            "{b}"
+        );
         assert!(headers.get("retry-after").is_some());
         assert!(waited < Duration::from_secs(6), "answered after {waited:?}");
         eprintln!("outage: 503 after {waited:?}");

@@ -39,7 +39,8 @@ async fn member_logout_and_password_reset_end_access_tokens_at_once() {
 
     // A password reset ends every sign-in.
     let codes = format!("/v1/tenants/{}/auth/codes", t.slug);
-    let (s, _) = app.call(Method::POST, &codes, None, Some(json!({"identifier": p, "purpose": "reset_password"}))).await;
+    let (s, _) =
+        app.call(Method::POST, &codes, None, Some(json!({"identifier": p, "purpose": "reset_password"}))).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let reset_code = app.last_code(&p).await;
     let (s, b) = app
@@ -53,7 +54,14 @@ async fn member_logout_and_password_reset_end_access_tokens_at_once() {
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let (s, b) = app.call(Method::GET, &me, Some(other_access), None).await;
     assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, Some("session_revoked")), "{b}");
-    let (s, b) = app.call(Method::POST, &format!("/v1/tenants/{}/auth/refresh", t.slug), None, Some(json!({"refresh_token": other["refresh_token"]}))).await;
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/auth/refresh", t.slug),
+            None,
+            Some(json!({"refresh_token": other["refresh_token"]})),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
 }
 
@@ -77,10 +85,12 @@ async fn disabling_or_demoting_staff_bites_on_the_next_request() {
 
     // A demoted operator's old token (role operator) stops at once.
     let (op2_id, op2_token) = operator(&app, &t, &owner).await;
-    let (s, _) =
-        app.call(Method::PATCH, &format!("{base}/users/{op2_id}"), Some(&owner), Some(json!({"role": "auditor"}))).await;
+    let (s, _) = app
+        .call(Method::PATCH, &format!("{base}/users/{op2_id}"), Some(&owner), Some(json!({"role": "auditor"})))
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b) = app.call(Method::POST, &format!("{base}/categories"), Some(&op2_token), Some(category("demoted"))).await;
+    let (s, b) =
+        app.call(Method::POST, &format!("{base}/categories"), Some(&op2_token), Some(category("demoted"))).await;
     assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, Some("session_revoked")), "{b}");
 }
 
@@ -119,16 +129,25 @@ async fn tokens_living_beyond_the_maximum_are_refused_even_with_the_real_key() {
     assert_eq!(app.call(Method::GET, &me, Some(&sign(&|_| {})), None).await.0, StatusCode::OK);
     for (name, token) in [
         ("exp in the year 9999", sign(&|c| c["exp"] = json!(253_402_300_799_i64))),
-        ("issued a year ahead", sign(&|c| {
-            c["iat"] = json!(now + 365 * 86400);
-            c["exp"] = json!(now + 365 * 86400 + 600);
-        })),
-        ("no iat", sign(&|c| {
-            c.as_object_mut().unwrap().remove("iat");
-        })),
-        ("no session", sign(&|c| {
-            c.as_object_mut().unwrap().remove("sid");
-        })),
+        (
+            "issued a year ahead",
+            sign(&|c| {
+                c["iat"] = json!(now + 365 * 86400);
+                c["exp"] = json!(now + 365 * 86400 + 600);
+            }),
+        ),
+        (
+            "no iat",
+            sign(&|c| {
+                c.as_object_mut().unwrap().remove("iat");
+            }),
+        ),
+        (
+            "no session",
+            sign(&|c| {
+                c.as_object_mut().unwrap().remove("sid");
+            }),
+        ),
         ("another session", sign(&|c| c["sid"] = json!(uuid::Uuid::new_v4().to_string()))),
     ] {
         let (s, b) = app.call(Method::GET, &me, Some(&token), None).await;

@@ -82,9 +82,12 @@ async fn concurrent_code_requests_send_one_code() {
             (r.status(), r.headers().get("retry-after").is_some())
         })
     });
-    let answers: Vec<(StatusCode, bool)> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap()).collect();
+    let answers: Vec<(StatusCode, bool)> =
+        futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(answers.iter().filter(|a| a.0 == StatusCode::ACCEPTED).count(), 1, "{answers:?}");
-    assert!(answers.iter().filter(|a| a.0 != StatusCode::ACCEPTED).all(|a| *a == (StatusCode::TOO_MANY_REQUESTS, true)));
+    assert!(
+        answers.iter().filter(|a| a.0 != StatusCode::ACCEPTED).all(|a| *a == (StatusCode::TOO_MANY_REQUESTS, true))
+    );
     let normalized = platform::members::Identifier::parse(&p).unwrap();
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM control.dev_outbox WHERE destination = $1")
         .bind(normalized.as_str())
@@ -128,7 +131,8 @@ async fn known_unknown_and_password_less_accounts_answer_alike() {
     // destination (the limit is counted before anything is looked up).
     for who in [&known, &unknown] {
         for (i, want) in [StatusCode::ACCEPTED, StatusCode::TOO_MANY_REQUESTS].into_iter().enumerate() {
-            let (s, b) = app.call(Method::POST, &codes, None, Some(json!({"identifier": who, "purpose": "login"}))).await;
+            let (s, b) =
+                app.call(Method::POST, &codes, None, Some(json!({"identifier": who, "purpose": "login"}))).await;
             assert_eq!(s, want, "{who} request {i}: {b}");
         }
     }
