@@ -154,6 +154,8 @@ pub mod bounds {
     pub const BATCH_MAX: usize = 500;
     /// Accounts handled per transaction by the expiry, release and hold jobs.
     pub const JOB_BATCH: i64 = 500;
-    /// Open lots a single debit may draw from.
-    pub const LOTS_PER_DEBIT_MAX: i64 = 10_000;
+    /// Open lots read per page while a debit draws on them.
+    pub const LOTS_PAGE: i64 = 10_000;
+    /// Open lots a single debit may draw from (beyond: a 409 naming the limit).
+    pub const LOTS_PER_DEBIT_MAX: i64 = 1_000_000;
 }

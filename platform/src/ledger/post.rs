@@ -239,26 +239,7 @@ pub async fn debit(
             message: format!("the balance is {balance}; {amount} needed"),
         });
     };
-    // A separate statement after the account lock: it sees every lot committed before.
-    let lots: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
-         ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 FOR UPDATE",
-    )
-    .bind(member_id)
-    .bind(currency)
-    .bind(bounds::LOTS_PER_DEBIT_MAX)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut left = amount;
-    let mut allocations = Vec::new();
-    for (lot_id, remaining) in lots {
-        if left == 0 {
-            break;
-        }
-        let take = remaining.min(left);
-        allocations.push(Allocation { lot_id, amount: take });
-        left -= take;
-    }
+    let (allocations, left) = draw_lots(conn, member_id, currency, amount).await?;
     if left != 0 {
         return Err(Error::Internal(anyhow::anyhow!(
             "ledger invariant broken: member {member_id} {currency} balance exceeds its lots by {left}"
@@ -267,6 +248,56 @@ pub async fn debit(
     let entry = append(conn, &head, member_id, currency, -amount, 0, reason, source, now).await?;
     record_allocations(conn, entry.id, &allocations).await?;
     Ok((entry, allocations))
+}
+
+/// The lots a debit of `amount` draws on, soonest-expiring first (then the oldest), read
+/// a page at a time; returns them with what is left uncovered (0 unless the ledger is
+/// broken). Separate statements after the account lock: they see every lot committed
+/// before, and the account lock keeps the pages consistent with each other.
+async fn draw_lots(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+) -> Result<(Vec<Allocation>, i64)> {
+    let mut left = amount;
+    let mut allocations = Vec::new();
+    let mut offset = 0;
+    while left > 0 {
+        if offset >= bounds::LOTS_PER_DEBIT_MAX {
+            return Err(Error::conflict(
+                "too_many_lots",
+                format!(
+                    "this debit would draw on more than {} lots; spend a smaller amount at a time",
+                    bounds::LOTS_PER_DEBIT_MAX
+                ),
+            ));
+        }
+        let page: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+             ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 OFFSET $4 FOR UPDATE",
+        )
+        .bind(member_id)
+        .bind(currency)
+        .bind(bounds::LOTS_PAGE)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let last_page = (page.len() as i64) < bounds::LOTS_PAGE;
+        for (lot_id, remaining) in page {
+            if left == 0 {
+                break;
+            }
+            let take = remaining.min(left);
+            allocations.push(Allocation { lot_id, amount: take });
+            left -= take;
+        }
+        if last_page {
+            break;
+        }
+        offset += bounds::LOTS_PAGE;
+    }
+    Ok((allocations, left))
 }
 
 async fn has_due_lots(conn: &mut PgConnection, member_id: i64, currency: &str, now: DateTime<Utc>) -> Result<bool> {

@@ -455,3 +455,23 @@ async fn points_expire_at_their_time_without_waiting_for_the_jobs() {
     assert_eq!(expired, -100);
     app.assert_ledger_sound(&t).await;
 }
+
+#[tokio::test]
+async fn a_debit_draws_on_more_lots_than_one_page() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (m, _) = app.member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    // 12,000 lots of one point (more than one page of 10,000).
+    for _ in 0..24 {
+        let items: Vec<Value> = (0..500).map(|_| json!({"member_id": id, "amount": 1})).collect();
+        let (s, b) = app.partner_post(&t, &key, "/points/credits", &unique("c"), json!({"items": items})).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) =
+        app.partner_post(&t, &key, "/points/debits", &unique("d"), json!({"member_id": id, "amount": 11_500})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(app.balance(&t, &key, id, "points").await, 500);
+    app.assert_ledger_sound(&t).await;
+}
