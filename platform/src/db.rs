@@ -57,7 +57,9 @@ impl Db {
         if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
             return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
         }
-        let begin = format!("BEGIN; SET LOCAL search_path TO \"{schema}\", public");
+        // Only the tenant's schema: `public` (writable by default) is not on the path, so
+        // nothing there can shadow a tenant table or function.
+        let begin = format!("BEGIN; SET LOCAL search_path TO \"{schema}\"");
         Ok(self.cluster(cluster)?.begin_with(sqlx::AssertSqlSafe(begin)).await?)
     }
 }
@@ -65,7 +67,7 @@ impl Db {
 /// Selects `schema` for the rest of the current transaction. The name is passed as a
 /// bind parameter and quoted by PostgreSQL, never formatted into SQL.
 pub async fn select_schema(conn: &mut sqlx::PgConnection, schema: &str) -> Result<()> {
-    sqlx::query("SELECT set_config('search_path', quote_ident($1) || ', public', true)")
+    sqlx::query("SELECT set_config('search_path', quote_ident($1), true)")
         .bind(schema)
         .execute(conn)
         .await?;
