@@ -4,6 +4,8 @@ mod common;
 
 mod alliance;
 mod api_keys;
+mod hardening;
+mod input_edges;
 mod isolation;
 mod jwt;
 mod ledger_flows;
