@@ -3,6 +3,7 @@
 
 use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
@@ -110,7 +111,35 @@ impl Modify for CommonErrors {
                 for (status, description) in common {
                     op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
                 }
+                for p in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(p) = p {
+                        bound_parameter(p);
+                    }
+                }
             }
         }
     }
+}
+
+/// The bounds the server checks on parameters every route shares, in the document (so
+/// clients and fuzzers know them): `Idempotency-Key` and the page `limit`.
+fn bound_parameter(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let schema = match (&p.parameter_in, p.name.as_str()) {
+        (ParameterIn::Header, "Idempotency-Key") => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some("^[!-~]+$"))
+            .build(),
+        (ParameterIn::Query, "limit") => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(platform::limits::PAGE_LIMIT_MAX as f64))
+            .build(),
+        _ => return,
+    };
+    p.schema = Some(RefOr::T(schema.into()));
 }
