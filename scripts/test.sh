@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test, from a fresh machine: installs what is missing, starts a private
 # PostgreSQL cluster (unless DATABASE_URL is given), then format and lint checks, unit
-# and integration tests against that PostgreSQL, and the portal in headless Chromium.
+# and integration tests against that PostgreSQL, the API fuzzed by schemathesis, and the
+# portal in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -34,6 +35,9 @@ target/debug/pointsmall rules test examples/rules
 
 step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
+
+step "the API fuzzed by schemathesis from its OpenAPI document"
+POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh
 
 if [ -x scripts/e2e.sh ]; then
   step "merchant portal in headless Chromium"

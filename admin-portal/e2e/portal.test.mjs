@@ -58,6 +58,10 @@ beforeEach(async () => {
   // Any uncaught exception in the portal's JavaScript fails the test.
   pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e));
+  // So does anything the Content-Security-Policy blocks.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content.Security.Policy/i.test(m.text())) pageErrors.push(`CSP: ${m.text()}`);
+  });
 });
 
 afterEach(async () => {
@@ -344,4 +348,21 @@ test("(f) signing out returns to the sign-in form and ends the session", async (
   await page.reload();
   await page.locator("#login-form").waitFor({ state: "visible" });
   assert.equal(await page.locator("#app-view").isVisible(), false, "signed in again after reload");
+});
+
+test("(g) pages carry the security headers; /docs renders Swagger UI under the CSP", async () => {
+  const portal = await page.goto(`${BASE_URL}/portal/`);
+  const headers = portal.headers();
+  assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+  assert.match(headers["content-security-policy"], /script-src 'self'/);
+  assert.equal(headers["x-frame-options"], "DENY");
+  assert.equal(headers["x-content-type-options"], "nosniff");
+  assert.equal(headers["referrer-policy"], "no-referrer");
+  const docs = await page.goto(`${BASE_URL}/docs`);
+  assert.equal(docs.status(), 200);
+  assert.match(docs.headers()["content-security-policy"], /default-src 'none'/);
+  await page.locator(".swagger-ui .info .title").waitFor({ state: "visible" });
+  assert.match(await text(".swagger-ui .info .title"), /Points mall/);
+  await eventually(async () => (await page.locator(".opblock").count()) > 10, "the operations to be listed");
+  await page.screenshot({ path: join(SHOTS, "docs.png") });
 });

@@ -12,6 +12,7 @@ pub const DOCS_HTML: &str = include_str!("../assets/docs.html");
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
+const DOCS_JS: &str = include_str!("../assets/docs.js");
 const SWAGGER_JS: &str = include_str!("../assets/vendor/swagger-ui/swagger-ui-bundle.js");
 const SWAGGER_CSS: &str = include_str!("../assets/vendor/swagger-ui/swagger-ui.css");
 
@@ -27,6 +28,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/portal/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/portal/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/portal/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/docs/docs.js", get(|| async { asset("text/javascript; charset=utf-8", DOCS_JS) }))
         .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript; charset=utf-8", SWAGGER_JS) }))
         .route("/docs/swagger-ui.css", get(|| async { asset("text/css; charset=utf-8", SWAGGER_CSS) }))
 }

@@ -7,8 +7,10 @@ pub mod auth;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod found;
 pub mod idempotency;
 pub mod ident;
+pub mod images;
 pub mod jobs;
 pub mod ledger;
 pub mod levels;
@@ -25,5 +27,6 @@ pub mod settings;
 pub mod staff;
 pub mod storage;
 pub mod tenancy;
+pub mod urls;
 
 pub use error::{Error, Result};

@@ -50,3 +50,17 @@ pub const PASSWORD_HASH_WAIT_MS: u64 = 10_000;
 
 /// Old throttle counters are swept by the jobs after this long.
 pub const THROTTLE_SWEEP_AFTER_SECS: i64 = 24 * 3600;
+
+/// JSON bodies: numbers other than i64 integers must be finite and within ± this (they
+/// are stored in `jsonb` and read back as f64; larger ones do not survive the trip).
+pub const JSON_NUMBER_ABS_MAX: f64 = 1e15;
+/// Field problems reported in one 422 at most.
+pub const JSON_FIELD_ERRORS_MAX: usize = 20;
+/// Default largest manual points adjustment by customer service (a tenant setting).
+pub const ADJUSTMENT_CUSTOMER_SERVICE_DEFAULT: i64 = 1_000;
+
+/// Uploaded images: pixels a side, pixels in all, memory a decoder may use, GIF frames.
+pub const IMAGE_SIDE_MAX: u32 = 4096;
+pub const IMAGE_PIXELS_MAX: u64 = 4096 * 4096;
+pub const IMAGE_DECODE_BYTES_MAX: u64 = 80 * 1024 * 1024;
+pub const IMAGE_FRAMES_MAX: u32 = 200;

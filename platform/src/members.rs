@@ -385,7 +385,7 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
     let mut v = crate::error::Validator::new();
     v.check(p.nickname.as_ref().is_none_or(|n| n.chars().count() <= 64), "nickname", "at most 64 characters");
     v.check(
-        p.avatar_url.as_ref().is_none_or(|u| u.starts_with("https://") && u.len() <= 2048),
+        p.avatar_url.as_ref().is_none_or(|u| crate::urls::https_url_ok(u)),
         "avatar_url",
         "an https URL of at most 2048 characters",
     );

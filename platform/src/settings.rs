@@ -34,6 +34,52 @@ pub struct TenantSettings {
     /// Default lifetime of a points hold for a partner's checkout, in seconds (L9).
     #[serde(default = "default_hold_ttl_secs")]
     pub hold_ttl_secs: i64,
+    /// Largest manual points adjustment (credit or debit) per staff role (L7).
+    #[serde(default)]
+    pub adjustment_limits: AdjustmentLimits,
+}
+
+/// The largest amount one manual adjustment may move, per role that may adjust.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentLimits {
+    #[serde(default = "ledger_amount_max")]
+    pub owner: i64,
+    #[serde(default = "ledger_amount_max")]
+    pub operator: i64,
+    /// Small by default: customer service makes goodwill gestures, not payouts.
+    #[serde(default = "default_customer_service_adjustment")]
+    pub customer_service: i64,
+}
+
+impl Default for AdjustmentLimits {
+    fn default() -> Self {
+        Self {
+            owner: ledger_amount_max(),
+            operator: ledger_amount_max(),
+            customer_service: default_customer_service_adjustment(),
+        }
+    }
+}
+
+impl AdjustmentLimits {
+    /// The largest adjustment `role` may make (0: none).
+    pub fn for_role(&self, role: crate::rbac::Role) -> i64 {
+        use crate::rbac::Role;
+        match role {
+            Role::Owner => self.owner,
+            Role::Operator => self.operator,
+            Role::CustomerService => self.customer_service,
+            _ => 0,
+        }
+    }
+}
+
+fn ledger_amount_max() -> i64 {
+    crate::ledger::bounds::AMOUNT_MAX
+}
+fn default_customer_service_adjustment() -> i64 {
+    crate::limits::ADJUSTMENT_CUSTOMER_SERVICE_DEFAULT
 }
 
 /// Limits on member-to-member transfers, per currency unit.
@@ -107,6 +153,7 @@ impl Default for TenantSettings {
             transfers: TransferLimits::default(),
             expiry_reminder_days: default_reminder_days(),
             hold_ttl_secs: default_hold_ttl_secs(),
+            adjustment_limits: AdjustmentLimits::default(),
         }
     }
 }
@@ -116,7 +163,7 @@ impl TenantSettings {
         let mut v = Validator::new();
         if let Some(url) = &self.logo_url {
             v.check(
-                url.len() <= 2048 && (url.starts_with("https://") || url.starts_with('/')),
+                crate::urls::image_url_ok(url),
                 "logo_url",
                 "must be an https URL or a path, at most 2048 characters",
             );
@@ -137,6 +184,15 @@ impl TenantSettings {
         v.check(t.per_day >= t.max, "transfers.per_day", "at least transfers.max");
         v.check((0..=365).contains(&self.expiry_reminder_days), "expiry_reminder_days", "between 0 and 365");
         v.check((10..=7 * 86_400).contains(&self.hold_ttl_secs), "hold_ttl_secs", "between 10 seconds and 7 days");
+        let max = ledger_amount_max();
+        let a = &self.adjustment_limits;
+        for (field, n) in [
+            ("adjustment_limits.owner", a.owner),
+            ("adjustment_limits.operator", a.operator),
+            ("adjustment_limits.customer_service", a.customer_service),
+        ] {
+            v.check((0..=max).contains(&n), field, &format!("between 0 and {max}"));
+        }
         v.finish()
     }
 

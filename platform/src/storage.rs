@@ -124,9 +124,15 @@ impl Storage {
     }
 }
 
-/// Keys are `t<tenant>/…` paths of safe characters, with no `..`.
+/// Extensions of the local store's own files beside each file (its content type, a
+/// half-written upload): never a key, so never served.
+const SIDECAR_EXTENSIONS: [&str; 2] = ["type", "part"];
+
+/// Keys are `t<tenant>/…` paths of safe characters, with no `..`, never naming a sidecar.
 fn check_key(key: &str) -> Result<()> {
+    let sidecar = key.rsplit_once('.').is_some_and(|(_, ext)| SIDECAR_EXTENSIONS.contains(&ext));
     let ok = !key.is_empty()
+        && !sidecar
         && key.len() <= 300
         && !key.starts_with('/')
         && !key.split('/').any(|p| p.is_empty() || p == "." || p == "..")
@@ -157,7 +163,17 @@ mod tests {
     #[test]
     fn keys_cannot_escape_and_images_are_sniffed() {
         assert!(check_key("t1/products/2/a.png").is_ok());
-        for bad in ["../etc/passwd", "t1/../x", "/abs", "t1//x", "t1/x y", "t1/%2e%2e"] {
+        for bad in [
+            "../etc/passwd",
+            "t1/../x",
+            "/abs",
+            "t1//x",
+            "t1/x y",
+            "t1/%2e%2e",
+            "t1/a.png.type",
+            "t1/a.type",
+            "t1/a.part",
+        ] {
             assert!(check_key(bad).is_err(), "{bad}");
         }
         assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\nrest").map(|s| s.0), Some("image/png"));

@@ -14,12 +14,13 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::json_error;
-use crate::openapi::ApiDoc;
+use crate::openapi::{ApiDoc, CommonErrors};
 use crate::routes;
+use crate::security_headers;
 use crate::state::AppState;
 
 /// Largest request body accepted.
@@ -29,7 +30,7 @@ pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 
 /// The OpenAPI document and the router, from the same list of handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::platform_admin::router())
         .merge(routes::alliance::router())
@@ -46,7 +47,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::mall_partner::router())
         .merge(routes::marketing::router())
         .merge(routes::files::router())
-        .split_for_parts()
+        .split_for_parts();
+    CommonErrors.modify(&mut doc);
+    (router, doc)
 }
 
 pub fn build(state: AppState) -> Router {
@@ -77,6 +80,7 @@ pub fn build(state: AppState) -> Router {
                 "something went wrong on our side; it has been logged",
             )
         }))
+        .layer(middleware::from_fn(security_headers::add))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

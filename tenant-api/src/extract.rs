@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -18,33 +18,36 @@ use platform::rbac::{Permission, Role};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, json_error};
+use crate::input;
 use crate::state::AppState;
 
-/// `axum::Json` whose rejections are JSON errors: 400 for unreadable bodies, 422 for
-/// bodies that parse but do not fit (missing or unknown fields, wrong types).
+/// `axum::Json` whose rejections are JSON errors: 400 for unreadable bodies, 415 without
+/// a JSON content type, 422 for bodies that parse but do not fit (missing or unknown
+/// fields, wrong types, text or numbers PostgreSQL cannot keep: see `input`), naming
+/// the field.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(r) => Err(match r {
-                JsonRejection::JsonDataError(e) => {
-                    ApiError(Error::Invalid { code: "validation_failed", message: e.body_text(), fields: vec![] })
-                        .into_response()
-                }
-                JsonRejection::JsonSyntaxError(e) => {
-                    json_error(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
-                }
-                JsonRejection::MissingJsonContentType(_) => json_error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "expected_json",
-                    "send the body as JSON with Content-Type: application/json",
-                ),
-                other => json_error(other.status(), "unreadable_body", other.body_text()),
-            }),
-        }
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(r) => {
+                return Err(match r {
+                    JsonRejection::JsonSyntaxError(e) => {
+                        json_error(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+                    }
+                    JsonRejection::MissingJsonContentType(_) => json_error(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "expected_json",
+                        "send the body as JSON with Content-Type: application/json",
+                    ),
+                    other => json_error(other.status(), "unreadable_body", other.body_text()),
+                });
+            }
+        };
+        input::check(&value).map_err(|e| ApiError(e).into_response())?;
+        input::from_value(value).map(Self).map_err(|e| ApiError(e).into_response())
     }
 }
 
@@ -54,30 +57,53 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Query string with a JSON 400 on bad input.
+/// Query parameters whose NUL characters are stripped from free-text search (`q`).
+const QUERY_TEXT_PARAMS: [&str; 1] = ["q"];
+
+/// Query string with a JSON 400 on bad input. A NUL character is refused (422 naming
+/// the parameter), except in free-text search, where it is dropped.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| json_error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let mut pairs = Vec::new();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            if let Some(problem) = input::text_problem(&k) {
+                let field = k.replace('\0', "\\u0000");
+                return Err(ApiError(Error::invalid_field(&field, format!("the name {problem}"))).into_response());
+            }
+            let v = match input::text_problem(&v) {
+                None => v.into_owned(),
+                Some(_) if QUERY_TEXT_PARAMS.contains(&k.as_ref()) => v.replace('\0', ""),
+                Some(problem) => return Err(ApiError(Error::invalid_field(&k, problem)).into_response()),
+            };
+            pairs.push((k.into_owned(), v));
+        }
+        let cleaned = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        serde_urlencoded::from_str::<T>(&cleaned).map(Self).map_err(|e| {
+            json_error(StatusCode::BAD_REQUEST, "invalid_query", format!("failed to read the query string: {e}"))
+        })
     }
 }
 
 /// Path parameters with a JSON 404 when they do not parse (an id that is not a number
-/// names nothing).
+/// names nothing, nor does a segment with a NUL character).
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let not_found = |m: String| json_error(StatusCode::NOT_FOUND, "not_found", m);
+        let raw = RawPathParams::from_request_parts(parts, state).await.map_err(|e| not_found(e.body_text()))?;
+        if raw.iter().any(|(_, v)| input::text_problem(v).is_some()) {
+            return Err(not_found("no such resource".into()));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
-            .map_err(|e: PathRejection| json_error(StatusCode::NOT_FOUND, "not_found", e.body_text()))
+            .map_err(|e: PathRejection| not_found(e.body_text()))
     }
 }
 

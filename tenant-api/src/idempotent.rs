@@ -40,12 +40,9 @@ impl Idem {
 }
 
 /// Reads a typed body out of the JSON value the idempotency hash was taken of.
+/// The value was checked by the `Json` extractor; this reads it strictly (`input`).
 pub fn parse<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
-    serde_json::from_value(body).map_err(|e| Error::Invalid {
-        code: "validation_failed",
-        message: e.to_string(),
-        fields: vec![],
-    })
+    crate::input::from_value(body)
 }
 
 /// Runs `work` in a tenant transaction guarded by the key; answers `status` with its

@@ -3,6 +3,7 @@
 
 use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
@@ -52,4 +53,93 @@ impl Modify for Security {
             ))),
         );
     }
+}
+
+/// The answers any operation can give, documented once: 400 (unreadable body or query),
+/// 422 (a value that does not fit), 401 (on operations with a credential), 415 (a body
+/// that is not JSON), 404 and 403 (the `{tenant}` is unknown or suspended, or a path id
+/// names nothing). An operation's own description of a status is kept. Applied to the
+/// whole document once the routes' paths are in it (`app::api`).
+pub struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in api.paths.paths.iter_mut() {
+            let has_path_params = path.contains('{');
+            let tenant_route = path.contains("{tenant}");
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+            ];
+            for op in ops.into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let with_body = op.request_body.is_some();
+                let mut common = vec![
+                    ("400", "Malformed: the body is not JSON or the query string cannot be read"),
+                    ("422", "Validation failed: `details.fields` names each field"),
+                ];
+                if secured {
+                    common.push(("401", "No valid credential for this route group"));
+                }
+                if with_body {
+                    common.push(("415", "The body is not sent as application/json"));
+                }
+                if has_path_params {
+                    common.push(("404", "Not found: no such mall, or a path id names nothing in this mall"));
+                }
+                if tenant_route {
+                    common.push((
+                        "403",
+                        "The mall is suspended, or the credential is of another mall or lacks a permission",
+                    ));
+                }
+                for (status, description) in common {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
+                }
+                for p in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(p) = p {
+                        bound_parameter(p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bounds the server checks on parameters every route shares, in the document (so
+/// clients and fuzzers know them): `Idempotency-Key` and the page `limit`.
+fn bound_parameter(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let schema = match (&p.parameter_in, p.name.as_str()) {
+        (ParameterIn::Header, "Idempotency-Key") => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some("^[!-~]+$"))
+            .build(),
+        (ParameterIn::Query, "limit") => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(platform::limits::PAGE_LIMIT_MAX as f64))
+            .build(),
+        _ => return,
+    };
+    p.schema = Some(RefOr::T(schema.into()));
 }

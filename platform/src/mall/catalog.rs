@@ -140,6 +140,11 @@ impl ProductInput {
         );
         v.check(self.images.as_ref().is_none_or(|i| i.len() <= 10), "images", "at most 10");
         v.check(
+            self.images.as_ref().is_none_or(|i| i.iter().all(|u| crate::urls::image_url_ok(u))),
+            "images",
+            "each an https URL or a path of this server (/…), at most 2048 characters",
+        );
+        v.check(
             match (self.starts_at, self.ends_at) {
                 (Some(a), Some(b)) => b > a,
                 _ => true,

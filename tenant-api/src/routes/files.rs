@@ -5,9 +5,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform::images;
 use platform::mall::catalog::{self, Product, ProductInput};
 use platform::rbac::Permission;
-use platform::storage::{self, MAX_FILE_BYTES};
+use platform::storage::MAX_FILE_BYTES;
 use platform::{Error, audit};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,9 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upload_image)).routes(routes!(get_file))
 }
 
-/// Uploads an image of a product (PNG, JPEG, GIF or WebP, at most 2 MiB; the type is
-/// read from the file itself) and appends it to the product's images. Send the file as
-/// the raw body. Needs `catalog_write`.
+/// Uploads an image of a product (PNG, JPEG, GIF or WebP, at most 2 MiB and 4096
+/// pixels a side; the type is read from the file itself, which must decode) and appends
+/// it to the product's images. Send the file as the raw body. Needs `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products/{id}/images", tag = "mall",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
@@ -41,8 +42,11 @@ async fn upload_image(
     if body.len() > MAX_FILE_BYTES {
         return Err(Error::invalid_field("file", "at most 2 MiB").into());
     }
-    let (content_type, ext) =
-        storage::sniff_image(&body).ok_or_else(|| Error::invalid_field("file", "a PNG, JPEG, GIF or WebP image"))?;
+    // Decoded in full (off the async runtime), not only sniffed.
+    let bytes = body.clone();
+    let image =
+        tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??;
+    let (content_type, ext) = (image.content_type, image.ext);
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
     let p = catalog::get(&mut tx, id).await?;
     if p.images.len() >= IMAGES_PER_PRODUCT_MAX {
@@ -80,6 +84,10 @@ async fn get_file(
     TenantPath(tenant): TenantPath,
     Path((_t, id, name)): Path<(String, i64, String)>,
 ) -> ApiResult<Response> {
+    // Only names this server gives files (`<32 hex>.<png|jpg|gif|webp>`).
+    if !stored_name_ok(&name) {
+        return Err(Error::not_found("file_not_found", "no such file").into());
+    }
     let key = format!("t{}/products/{id}/{name}", tenant.id);
     let (bytes, content_type) =
         state.storage.get(&key).await?.ok_or_else(|| Error::not_found("file_not_found", "no such file"))?;
@@ -92,4 +100,11 @@ async fn get_file(
         bytes,
     )
         .into_response())
+}
+
+/// A file name `upload_image` gives: 32 hex digits and an image extension.
+fn stored_name_ok(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(stem, ext)| {
+        stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()) && ["png", "jpg", "gif", "webp"].contains(&ext)
+    })
 }

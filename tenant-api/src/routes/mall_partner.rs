@@ -39,11 +39,7 @@ async fn payment_callback(
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     payments::verify(&mut tx, header("x-timestamp"), header("x-signature"), &body, now).await?;
-    let notice: PaymentNotice = serde_json::from_slice(&body).map_err(|e| Error::Invalid {
-        code: "validation_failed",
-        message: e.to_string(),
-        fields: vec![],
-    })?;
+    let notice: PaymentNotice = crate::input::parse_bytes(&body)?;
     let order = payments::apply(&mut tx, &notice, now).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Json(order))

@@ -348,15 +348,8 @@ async fn order_action(
 ) -> ApiResult<Json<Order>> {
     auth.require(Permission::OrdersWrite)?;
     // The body is optional (cancel and refund need none).
-    let body: ActionBody = if raw.iter().all(u8::is_ascii_whitespace) {
-        ActionBody::default()
-    } else {
-        serde_json::from_slice(&raw).map_err(|e| Error::Invalid {
-            code: "validation_failed",
-            message: e.to_string(),
-            fields: vec![],
-        })?
-    };
+    let body: ActionBody =
+        if raw.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { crate::input::parse_bytes(&raw)? };
     let action = match action.as_str() {
         "approve" => Action::Approve,
         "ship" => Action::Ship,

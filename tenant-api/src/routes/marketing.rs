@@ -204,17 +204,19 @@ async fn add_favorite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes a product from the member's favorites.
+/// Removes a product from the member's favorites (404 for a product not in this mall).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members",
     security(("member_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    responses((status = 204)))]
+    responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn remove_favorite(
     State(state): State<AppState>,
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    // Removing a favorite that is not one is fine; of a product that is not here, a 404.
+    platform::found::product(&mut tx, id).await?;
     sqlx::query("DELETE FROM favorites WHERE member_id = $1 AND product_id = $2")
         .bind(auth.member_id)
         .bind(id)

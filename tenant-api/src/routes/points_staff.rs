@@ -52,7 +52,7 @@ async fn member_points(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/points/entries", tag = "staff",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"), EntryFilter, PageQuery),
-    responses((status = 200, body = Page<Entry>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<Entry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn member_entries(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -63,6 +63,7 @@ async fn member_entries(
     auth.require(Permission::MembersRead)?;
     let (before, limit) = page.bounds()?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
+    platform::found::member(&mut tx, id).await?;
     let items = book::entries(&mut tx, &auth.tenant, id, &filter, before, limit).await?;
     tx.commit().await.map_err(platform::Error::from)?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
@@ -84,7 +85,8 @@ fn points() -> String {
 }
 
 /// Adjusts a member's balance by hand with a reason (L7); audited. Needs
-/// `points_adjust` and an `Idempotency-Key` header.
+/// `points_adjust` and an `Idempotency-Key` header. The amount is bounded per role by
+/// the setting `adjustment_limits` (customer service: 1,000 by default).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments", tag = "staff",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"),
@@ -106,8 +108,17 @@ async fn adjust(
     if reason.is_empty() || reason.chars().count() > 200 {
         return Err(platform::Error::invalid_field("reason", "1 to 200 characters").into());
     }
+    let max = auth.tenant.settings.adjustment_limits.for_role(auth.role);
     if adj.amount == 0 {
         return Err(platform::Error::invalid_field("amount", "not 0").into());
+    }
+    // `unsigned_abs` cannot overflow (−2^63 has no i64 opposite).
+    if adj.amount.unsigned_abs() > max.unsigned_abs() {
+        return Err(platform::Error::invalid_field(
+            "amount",
+            format!("the {} role may adjust at most {max} at once (setting adjustment_limits)", auth.role.as_str()),
+        )
+        .into());
     }
     let actor = auth.actor();
     let tenant = auth.tenant.clone();

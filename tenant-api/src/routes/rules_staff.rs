@@ -313,20 +313,55 @@ struct EventFilter {
     member_id: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventRow {
     id: i64,
     event_key: String,
-    #[sqlx(rename = "type")]
     #[serde(rename = "type")]
     kind: String,
     member_id: i64,
+    /// The event's data as posted (as a JSON string of its text in the rare case that
+    /// stored data cannot be read back as JSON numbers, e.g. one beyond f64).
     data: serde_json::Value,
     occurred_at: chrono::DateTime<Utc>,
     source: String,
     status: String,
     effects: serde_json::Value,
     error: Option<String>,
+}
+
+/// A row as stored; JSON columns are read as text so that no stored value can fail
+/// the page (see `input::stored_json`).
+#[derive(sqlx::FromRow)]
+struct StoredEvent {
+    id: i64,
+    event_key: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    member_id: i64,
+    data: String,
+    occurred_at: chrono::DateTime<Utc>,
+    source: String,
+    status: String,
+    effects: String,
+    error: Option<String>,
+}
+
+impl From<StoredEvent> for EventRow {
+    fn from(r: StoredEvent) -> Self {
+        Self {
+            id: r.id,
+            event_key: r.event_key,
+            kind: r.kind,
+            member_id: r.member_id,
+            data: crate::input::stored_json(r.data),
+            occurred_at: r.occurred_at,
+            source: r.source,
+            status: r.status,
+            effects: crate::input::stored_json(r.effects),
+            error: r.error,
+        }
+    }
 }
 
 /// Events received and what the rules made of them, newest first. Needs `rules_read`.
@@ -342,8 +377,9 @@ async fn events(
     auth.require(Permission::RulesRead)?;
     let (before, limit) = page.bounds()?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, event_key, type, member_id, data, occurred_at, source, status, effects, error FROM events \
+    let items: Vec<StoredEvent> = sqlx::query_as(
+        "SELECT id, event_key, type, member_id, data::text AS data, occurred_at, source, status, \
+         effects::text AS effects, error FROM events \
          WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR member_id = $2) AND ($3::bigint IS NULL OR id < $3) \
          ORDER BY id DESC LIMIT $4",
     )
@@ -355,5 +391,6 @@ async fn events(
     .await
     .map_err(platform::Error::from)?;
     tx.commit().await.map_err(platform::Error::from)?;
-    Ok(Json(Page::new(items, limit, |e| e.id)))
+    let items = items.into_iter().map(EventRow::from).collect();
+    Ok(Json(Page::new(items, limit, |e: &EventRow| e.id)))
 }

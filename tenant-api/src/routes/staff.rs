@@ -159,7 +159,7 @@ struct StaffUpdate {
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "staff id")),
     request_body = StaffUpdate,
-    responses((status = 200, body = StaffUser), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StaffUser), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn update_staff(
     State(state): State<AppState>,
     auth: StaffAuth,

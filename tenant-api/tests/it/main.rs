@@ -4,7 +4,9 @@ mod common;
 
 mod alliance;
 mod api_keys;
+mod hardening;
 mod identity_proof;
+mod input_edges;
 mod isolation;
 mod jwt;
 mod ledger_flows;
