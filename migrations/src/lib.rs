@@ -23,6 +23,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 1, "0001_directory"),
     migration!("control", 2, "0002_alliance_currency"),
     migration!("control", 3, "0003_sessions_and_throttles"),
+    migration!("control", 4, "0004_api_key_bound"),
 ];
 
 /// Migrations of every tenant (merchant) schema.
@@ -34,6 +35,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 5, "0005_marketing"),
     migration!("tenant", 6, "0006_alliance_points"),
     migration!("tenant", 7, "0007_proof_and_sessions"),
+    migration!("tenant", 8, "0008_address_bounds"),
 ];
 
 #[cfg(test)]

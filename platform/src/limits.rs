@@ -37,7 +37,8 @@ pub const MIGRATE_CONCURRENCY_MAX: usize = 64;
 pub const PAGE_LIMIT_DEFAULT: i64 = 50;
 pub const PAGE_LIMIT_MAX: i64 = 200;
 
-/// API keys: scopes per key, keys per tenant.
+/// API keys: scopes per key, live keys per tenant (the trigger of control migration
+/// 0004 enforces the same number).
 pub const API_KEY_SCOPES_MAX: usize = 16;
 pub const API_KEYS_PER_TENANT_MAX: i64 = 100;
 

@@ -76,14 +76,6 @@ pub async fn create(pool: &PgPool, tenant_id: i64, new: &NewApiKey, actor: &Acto
     let secret = secrets::random_token(32);
     let full = format!("pmk_{prefix}_{secret}");
     let mut tx = pool.begin().await?;
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
-            .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if count >= limits::API_KEYS_PER_TENANT_MAX {
-        return Err(Error::conflict("too_many_api_keys", "revoke an unused key first"));
-    }
     let key: ApiKey = sqlx::query_as(
         "INSERT INTO control.api_keys (tenant_id, prefix, secret_hash, name, scopes, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6) \
@@ -96,7 +88,15 @@ pub async fn create(pool: &PgPool, tenant_id: i64, new: &NewApiKey, actor: &Acto
     .bind(&scopes)
     .bind(actor.id)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        // The trigger of control migration 0004 counts under the tenant row's lock.
+        sqlx::Error::Database(d) if d.constraint() == Some("api_keys_per_tenant_max") => Error::conflict(
+            "too_many_api_keys",
+            format!("at most {} live keys; revoke an unused key first", limits::API_KEYS_PER_TENANT_MAX),
+        ),
+        _ => Error::Database(e),
+    })?;
     audit::record(
         &mut tx,
         actor,

@@ -1,8 +1,10 @@
 //! The mall (SPEC C, O): catalog, browsing, redemption, orders and their state machine,
 //! payment callbacks.
 
+pub mod addresses;
 pub mod browse;
 pub mod catalog;
+pub mod order_csv;
 pub mod order_state;
 pub mod orders;
 pub mod payments;

@@ -455,67 +455,8 @@ pub async fn review(conn: &mut PgConnection, order_id: i64, member_id: i64, r: &
     })
 }
 
-fn csv_field(s: &str) -> String {
-    // Quote every field; double quotes inside; neutralize spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 /// Orders matching `f` as CSV (O7), at most `limit` rows.
 pub async fn export_csv(conn: &mut PgConnection, f: &OrderFilter, limit: i64) -> Result<String> {
     let orders = list(conn, f, None, limit).await?;
-    let mut out = String::from(
-        "order_no,status,member_id,product_id,product_name,quantity,points,cash_fen,carrier,tracking_no,created_at\n",
-    );
-    for o in orders {
-        let fields = [
-            o.order_no,
-            o.status,
-            o.member_id.to_string(),
-            o.product_id.to_string(),
-            o.product_name,
-            o.quantity.to_string(),
-            o.points_amount.to_string(),
-            o.cash_fen.to_string(),
-            o.carrier.unwrap_or_default(),
-            o.tracking_no.unwrap_or_default(),
-            o.created_at.to_rfc3339(),
-        ];
-        out += &fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-/// One line of a shipping import that could not be applied.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ImportProblem {
-    pub line: usize,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ImportReport {
-    pub shipped: usize,
-    pub problems: Vec<ImportProblem>,
-}
-
-/// Parses a shipping CSV (`order_no,carrier,tracking_no`, header optional).
-pub fn parse_shipping_csv(text: &str) -> Result<Vec<(usize, String, String, String)>> {
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (i == 0 && line.to_lowercase().starts_with("order_no")) {
-            continue;
-        }
-        let cols: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
-        if cols.len() != 3 || cols.iter().any(|c| c.is_empty() || c.len() > 100) {
-            return Err(Error::invalid_field("csv", format!("line {}: expected order_no,carrier,tracking_no", i + 1)));
-        }
-        out.push((i + 1, cols[0].clone(), cols[1].clone(), cols[2].clone()));
-    }
-    if out.len() > 5_000 {
-        return Err(Error::invalid_field("csv", "at most 5000 lines per import"));
-    }
-    Ok(out)
+    super::order_csv::export(&orders)
 }

@@ -5,12 +5,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use platform::Error;
+use platform::mall::addresses::{self, Address};
 use platform::mall::browse::{self, BrowseQuery, CatalogCache, ProductCard};
 use platform::mall::catalog::{self, Category, Product};
 use platform::mall::order_state::Action;
 use platform::mall::orders::{self, Details, NewReview, Order, Review};
 use platform::mall::redeem::{self, RedeemRequest};
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -202,86 +202,25 @@ async fn review(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-struct Address {
-    #[serde(default)]
-    id: i64,
-    name: String,
-    phone: String,
-    region: String,
-    detail: String,
-    #[serde(default)]
-    is_default: bool,
-}
-
 /// The member's shipping addresses (M3).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<Address>)))]
 async fn list_addresses(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Address>>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let a = sqlx::query_as("SELECT id, name, phone, region, detail, is_default FROM addresses WHERE member_id = $1 ORDER BY is_default DESC, id")
-        .bind(auth.member_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(a))
+    Ok(Json(addresses::list(&state.db, &auth.tenant, auth.member_id).await?))
 }
 
-/// Adds a shipping address (at most 20).
+/// Adds a shipping address (at most 20; the first, or one marked default, is the default).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = Address,
-    responses((status = 201, body = Address), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Address), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_address(
     State(state): State<AppState>,
     auth: MemberAuth,
     Json(a): Json<Address>,
 ) -> ApiResult<(StatusCode, Json<Address>)> {
-    platform::error::Validator::new()
-        .check(!a.name.trim().is_empty() && a.name.chars().count() <= 50, "name", "1 to 50 characters")
-        .check(
-            platform::members::Identifier::parse(&a.phone)
-                .is_ok_and(|i| matches!(i, platform::members::Identifier::Phone(_))),
-            "phone",
-            "a phone number",
-        )
-        .check(!a.region.trim().is_empty() && a.region.chars().count() <= 100, "region", "1 to 100 characters")
-        .check(!a.detail.trim().is_empty() && a.detail.chars().count() <= 200, "detail", "1 to 200 characters")
-        .finish()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM addresses WHERE member_id = $1")
-        .bind(auth.member_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(Error::from)?;
-    if count >= 20 {
-        return Err(Error::conflict("too_many_addresses", "delete an address first").into());
-    }
-    if a.is_default {
-        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1")
-            .bind(auth.member_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-    }
-    let phone = a.phone.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect::<String>();
-    let out: Address = sqlx::query_as(
-        "INSERT INTO addresses (member_id, name, phone, region, detail, is_default) VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING id, name, phone, region, detail, is_default",
-    )
-    .bind(auth.member_id)
-    .bind(a.name.trim())
-    .bind(phone)
-    .bind(a.region.trim())
-    .bind(a.detail.trim())
-    .bind(a.is_default || count == 0)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(addresses::add(&state.db, &auth.tenant, auth.member_id, &a).await?)))
 }
 
 /// Deletes one of the member's addresses.
@@ -294,17 +233,6 @@ async fn delete_address(
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let n = sqlx::query("DELETE FROM addresses WHERE id = $1 AND member_id = $2")
-        .bind(id)
-        .bind(auth.member_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from)?
-        .rows_affected();
-    tx.commit().await.map_err(Error::from)?;
-    if n == 0 {
-        return Err(Error::not_found("address_not_found", "no such address").into());
-    }
+    addresses::delete(&state.db, &auth.tenant, auth.member_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,8 +6,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
+use platform::mall::order_csv::{self, ImportProblem, ImportReport};
 use platform::mall::order_state::Action;
-use platform::mall::orders::{self, Details, ImportProblem, ImportReport, Order, OrderFilter};
+use platform::mall::orders::{self, Details, Order, OrderFilter};
 use platform::mall::payments;
 use platform::rbac::Permission;
 use platform::{Error, audit};
@@ -267,9 +268,9 @@ async fn import_shipping(
     Json(body): Json<ShippingImport>,
 ) -> ApiResult<Json<ImportReport>> {
     auth.require(Permission::OrdersWrite)?;
-    let lines = orders::parse_shipping_csv(&body.csv)?;
-    let mut report = ImportReport { shipped: 0, problems: vec![] };
-    for (line, order_no, carrier, tracking_no) in lines {
+    let (lines, unreadable) = order_csv::parse_shipping(&body.csv)?;
+    let mut report = ImportReport { shipped: 0, problems: unreadable };
+    for order_csv::ShippingLine { line, order_no, carrier, tracking_no } in lines {
         let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
         let details = Details {
             carrier: Some(carrier),
@@ -290,6 +291,7 @@ async fn import_shipping(
             Err(e) => report.problems.push(ImportProblem { line, message: format!("{order_no}: {e}") }),
         }
     }
+    report.problems.sort_by_key(|p| p.line);
     let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
     audit::record(
         &mut conn,

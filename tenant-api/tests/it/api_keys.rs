@@ -112,3 +112,35 @@ async fn another_tenants_key_is_refused() {
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("wrong_tenant")));
 }
+
+#[tokio::test]
+async fn racing_creations_never_pass_the_live_key_bound() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let url = format!("{}/v1/tenants/{}/staff/api-keys", app.base, t.slug);
+    let tries = (0..110).map(|i| {
+        let (client, url, owner) = (app.client.clone(), url.clone(), owner.clone());
+        tokio::spawn(async move {
+            let r = client
+                .post(&url)
+                .bearer_auth(owner)
+                .json(&json!({"name": format!("k{i}"), "scopes": ["points:read"]}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["error"]["code"].as_str().map(str::to_string))
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(tries).await.into_iter().map(|r| r.unwrap()).collect();
+    let created = answers.iter().filter(|a| a.0 == StatusCode::CREATED).count();
+    assert_eq!(created, 100, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.0 != StatusCode::CREATED)
+            .all(|a| *a == (StatusCode::CONFLICT, Some("too_many_api_keys".to_string())))
+    );
+}

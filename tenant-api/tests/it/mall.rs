@@ -545,7 +545,13 @@ async fn orders_export_as_csv_and_ship_from_a_csv_import() {
     let csv = resp.text().await.unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("\"'=cmd"), "formulas are neutralized: {csv}");
-    let import = format!("order_no,carrier,tracking_no\n{},顺丰,SF1\n{},EMS,E2\nNOPE,EMS,E3\n", nos[0], nos[1]);
+    assert!(csv.starts_with('\u{feff}'), "a byte order mark, so Excel reads UTF-8");
+    // Quoted fields (a comma inside), a line that names no order and a line that is not
+    // three fields: the good lines are applied, each bad one reported.
+    let import = format!(
+        "order_no,carrier,tracking_no\n{},\"顺丰, 速运\",SF1\n{},EMS,E2\nNOPE,EMS,E3\nnot a shipping line\n",
+        nos[0], nos[1]
+    );
     let (s, report) = app
         .call(
             Method::POST,
@@ -557,6 +563,7 @@ async fn orders_export_as_csv_and_ship_from_a_csv_import() {
     assert_eq!(s, StatusCode::OK, "{report}");
     assert_eq!(report["shipped"], 2);
     assert_eq!(report["problems"][0]["line"], 4);
+    assert_eq!(report["problems"][1]["line"], 5, "{report}");
     let (_, shipped) =
         app.call(Method::GET, &format!("/v1/tenants/{}/staff/orders?status=shipped", t.slug), Some(&owner), None).await;
     assert_eq!(shipped["items"].as_array().unwrap().len(), 2);
@@ -569,4 +576,39 @@ async fn orders_export_as_csv_and_ship_from_a_csv_import() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn racing_address_saves_keep_twenty_and_one_default() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, tokens) = app.member(&t, &phone()).await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/tenants/{}/me/addresses", app.base, t.slug);
+    let tries = (0..30).map(|i| {
+        let (client, url, token) = (app.client.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            let body = json!({"name": format!("收件人{i}"), "phone": "138-0000-2222", "region": "上海", "detail": "一号",
+                "is_default": i % 2 == 0});
+            let r = client.post(&url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            (status, body["error"]["code"].as_str().map(str::to_string))
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(tries).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(answers.iter().filter(|a| a.0 == StatusCode::CREATED).count(), 20, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.0 != StatusCode::CREATED)
+            .all(|a| *a == (StatusCode::CONFLICT, Some("too_many_addresses".to_string()))),
+        "{answers:?}"
+    );
+    let (s, list) = app.call(Method::GET, &format!("/v1/tenants/{}/me/addresses", t.slug), Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 20);
+    assert_eq!(list.iter().filter(|a| a["is_default"] == true).count(), 1, "{list:?}");
+    assert_eq!(list[0]["phone"], "+8613800002222");
 }

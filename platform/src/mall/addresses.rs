@@ -1,0 +1,117 @@
+//! Members' shipping addresses (M3). At most `ADDRESSES_PER_MEMBER_MAX` per member and
+//! one default: both enforced by the database (tenant migration 0008: a trigger that
+//! locks the member's row and counts, and a unique index on the default), so racing
+//! requests cannot pass them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::identifier::Identifier;
+use crate::db::Db;
+use crate::directory::Tenant;
+use crate::error::{Error, Result, Validator};
+
+/// Addresses one member may keep (the trigger of tenant migration 0008 holds the same
+/// number).
+pub const ADDRESSES_PER_MEMBER_MAX: i64 = 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Address {
+    #[serde(default)]
+    pub id: i64,
+    pub name: String,
+    /// Stored in E.164 (+86 for a mainland number without a country code).
+    pub phone: String,
+    pub region: String,
+    pub detail: String,
+    /// The first address is the default; a new default replaces the old one.
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+const COLUMNS: &str = "id, name, phone, region, detail, is_default";
+
+/// The member's addresses, the default first.
+pub async fn list(db: &Db, tenant: &Tenant, member_id: i64) -> Result<Vec<Address>> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let a = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM addresses WHERE member_id = $1 ORDER BY is_default DESC, id"
+    )))
+    .bind(member_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(a)
+}
+
+/// Adds an address; the first one, or one marked default, becomes the default.
+pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Result<Address> {
+    let mut v = Validator::new();
+    v.check(!a.name.trim().is_empty() && a.name.chars().count() <= 50, "name", "1 to 50 characters");
+    v.check(!a.region.trim().is_empty() && a.region.chars().count() <= 100, "region", "1 to 100 characters");
+    v.check(!a.detail.trim().is_empty() && a.detail.chars().count() <= 200, "detail", "1 to 200 characters");
+    let phone = Identifier::parse_phone(&a.phone, "phone");
+    v.check(phone.is_ok(), "phone", "a phone number");
+    v.finish()?;
+    let phone = phone?;
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    // One address change of a member at a time (the trigger would refuse a racing
+    // insert past the bound anyway; this makes racing defaults wait instead of fail).
+    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *tx).await?;
+    if a.is_default {
+        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1 AND is_default")
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let out: Address = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO addresses (member_id, name, phone, region, detail, is_default) \
+         VALUES ($1, $2, $3, $4, $5, $6 OR NOT EXISTS (SELECT 1 FROM addresses WHERE member_id = $1 AND is_default)) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(member_id)
+    .bind(a.name.trim())
+    .bind(phone)
+    .bind(a.region.trim())
+    .bind(a.detail.trim())
+    .bind(a.is_default)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(refused)?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+fn refused(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e {
+        match d.constraint() {
+            Some("addresses_per_member_max") => {
+                return Error::conflict(
+                    "too_many_addresses",
+                    format!("at most {ADDRESSES_PER_MEMBER_MAX} addresses; delete one first"),
+                );
+            }
+            // Two requests made a default at the same moment: the other one won.
+            Some("addresses_one_default_idx") => {
+                return Error::conflict("address_conflict", "another address was saved at the same time; try again");
+            }
+            _ => {}
+        }
+    }
+    Error::Database(e)
+}
+
+/// Deletes one of the member's addresses.
+pub async fn delete(db: &Db, tenant: &Tenant, member_id: i64, id: i64) -> Result<()> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let n = sqlx::query("DELETE FROM addresses WHERE id = $1 AND member_id = $2")
+        .bind(id)
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    if n == 0 {
+        return Err(Error::not_found("address_not_found", "no such address"));
+    }
+    Ok(())
+}
