@@ -67,10 +67,7 @@ impl Db {
 /// Selects `schema` for the rest of the current transaction. The name is passed as a
 /// bind parameter and quoted by PostgreSQL, never formatted into SQL.
 pub async fn select_schema(conn: &mut sqlx::PgConnection, schema: &str) -> Result<()> {
-    sqlx::query("SELECT set_config('search_path', quote_ident($1), true)")
-        .bind(schema)
-        .execute(conn)
-        .await?;
+    sqlx::query("SELECT set_config('search_path', quote_ident($1), true)").bind(schema).execute(conn).await?;
     Ok(())
 }
 
