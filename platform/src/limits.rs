@@ -40,3 +40,10 @@ pub const PAGE_LIMIT_MAX: i64 = 200;
 /// API keys: scopes per key, keys per tenant.
 pub const API_KEY_SCOPES_MAX: usize = 16;
 pub const API_KEYS_PER_TENANT_MAX: i64 = 100;
+
+/// Rules engine, per tenant and server instance (tenant settings `limits`, set by the
+/// platform operator): event batches processed at once, and how many of them may run
+/// rules at the same moment; both at most `TENANT_CONCURRENCY_MAX`.
+pub const EVENT_BATCHES_PER_TENANT_DEFAULT: u32 = 4;
+pub const RULE_EVALUATIONS_PER_TENANT_DEFAULT: u32 = 1;
+pub const TENANT_CONCURRENCY_MAX: u32 = 64;

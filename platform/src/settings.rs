@@ -34,6 +34,42 @@ pub struct TenantSettings {
     /// Default lifetime of a points hold for a partner's checkout, in seconds (L9).
     #[serde(default = "default_hold_ttl_secs")]
     pub hold_ttl_secs: i64,
+    /// How much of a server instance the mall's events may use at once (set by the
+    /// platform operator; read-only for the mall's staff).
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+/// Per-tenant bounds on the rules engine, per server instance (issue 10: one mall's
+/// flood must not starve the others). Beyond them a batch waits a bounded time, then is
+/// answered 429 `tenant_busy` with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Event batches (requests posting events, check-ins, sign-ups) processed at once.
+    pub event_batches: u32,
+    /// Of those, how many may run rules at the same moment (each on one thread).
+    pub rule_evaluations: u32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            event_batches: crate::limits::EVENT_BATCHES_PER_TENANT_DEFAULT,
+            rule_evaluations: crate::limits::RULE_EVALUATIONS_PER_TENANT_DEFAULT,
+        }
+    }
+}
+
+impl TenantLimits {
+    pub fn validate(&self) -> Result<()> {
+        let max = crate::limits::TENANT_CONCURRENCY_MAX;
+        let range = format!("between 1 and {max}");
+        let mut v = Validator::new();
+        v.check((1..=max).contains(&self.event_batches), "limits.event_batches", &range);
+        v.check((1..=max).contains(&self.rule_evaluations), "limits.rule_evaluations", &range);
+        v.finish()
+    }
 }
 
 /// Limits on member-to-member transfers, per currency unit.
@@ -107,6 +143,7 @@ impl Default for TenantSettings {
             transfers: TransferLimits::default(),
             expiry_reminder_days: default_reminder_days(),
             hold_ttl_secs: default_hold_ttl_secs(),
+            limits: TenantLimits::default(),
         }
     }
 }
@@ -137,7 +174,8 @@ impl TenantSettings {
         v.check(t.per_day >= t.max, "transfers.per_day", "at least transfers.max");
         v.check((0..=365).contains(&self.expiry_reminder_days), "expiry_reminder_days", "between 0 and 365");
         v.check((10..=7 * 86_400).contains(&self.hold_ttl_secs), "hold_ttl_secs", "between 10 seconds and 7 days");
-        v.finish()
+        v.finish()?;
+        self.limits.validate()
     }
 
     /// Reads stored settings; a stored value that no longer parses falls back to defaults

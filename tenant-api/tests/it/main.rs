@@ -4,6 +4,7 @@ mod common;
 
 mod alliance;
 mod api_keys;
+mod fairness;
 mod isolation;
 mod jwt;
 mod ledger_flows;
