@@ -8,14 +8,15 @@
 //! - a tenant's **evaluation permits** (`limits.rule_evaluations`): of those batches,
 //!   how many run rules at the same moment, i.e. its share of the CPU. No permit within
 //!   the wait: 429 `tenant_busy`.
-//! - the server's **evaluation threads** (one per CPU), shared by every tenant in FIFO
-//!   order; a batch holds one for a slice (`bounds::EVAL_SLICE_MS`) at a time. None
-//!   within the wait: 503 `server_busy`.
+//! - the server's **evaluation threads** (one per CPU: OS threads of their own, made
+//!   once), shared by every tenant in FIFO order; a batch holds one for a slice
+//!   (`bounds::EVAL_SLICE_MS`) at a time. None within the wait: 503 `server_busy`.
 //!
 //! Both 429 and 503 carry `Retry-After`. Time spent waiting here never counts against a
 //! rule's own time budget, which starts on the evaluation thread.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,9 +31,14 @@ const GATE_IDLE_SECS: u64 = 600;
 
 #[derive(Clone)]
 pub struct Admission {
+    /// One permit per evaluation thread: a holder always finds a thread free.
     threads: Arc<Semaphore>,
+    /// Work for the evaluation threads, taken in order; they end when it is dropped.
+    work: mpsc::Sender<Work>,
     gates: moka::sync::Cache<i64, Arc<Gate>>,
 }
+
+type Work = Box<dyn FnOnce() + Send>;
 
 /// One tenant's slots and permits, sized by its limits when made.
 struct Gate {
@@ -46,7 +52,7 @@ pub struct BatchSlot {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The right to run rules on one thread for one slice.
+/// The right to run rules on one thread for one slice (`Admission::run`).
 pub struct EvalPermit {
     _tenant: OwnedSemaphorePermit,
     _thread: OwnedSemaphorePermit,
@@ -61,13 +67,56 @@ impl Default for Admission {
 impl Admission {
     /// `threads` evaluation threads shared by every tenant.
     pub fn new(threads: usize) -> Self {
+        let (work, queue) = mpsc::channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("rules-{i}")).spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next piece of work.
+                    let next = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(w) = next else { return };
+                    // A panic ends that piece of work (its caller sees it), not the thread.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(w));
+                }
+            });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "could not start a rule evaluation thread"),
+            }
+        }
+        // As many permits as threads: a permit holder's work never waits in the queue
+        // (with none, evaluation answers 503 until restarted).
         Self {
-            threads: Arc::new(Semaphore::new(threads.max(1))),
+            threads: Arc::new(Semaphore::new(started)),
+            work,
             gates: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(GATE_IDLE_SECS))
                 .build(),
         }
+    }
+
+    /// Runs `f` on an evaluation thread, holding `permit` until it ends. The answer
+    /// comes back on the receiver (closed if `f` panicked).
+    pub fn run<T: Send + 'static>(
+        &self,
+        permit: EvalPermit,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<tokio::sync::oneshot::Receiver<T>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: Work = Box::new(move || {
+            let _permit = permit;
+            let _ = tx.send(f());
+        });
+        self.work
+            .send(work)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the rule evaluation threads have stopped")))?;
+        Ok(rx)
     }
 
     /// The tenant's gate; a new one when its limits changed (batches running under the

@@ -256,20 +256,15 @@ const LOCK_NS_MEMBERS: i64 = 0x504d << 48;
 /// tags) cannot change between its check and its commit. Other writers (partner
 /// credits, redemptions) never wait for them.
 pub async fn lock_members(conn: &mut PgConnection, tenant_id: i64, members: &[i64]) -> Result<()> {
-    let mut keys: Vec<i64> = members
-        .iter()
-        .map(|m| LOCK_NS_MEMBERS ^ ((tenant_id & 0xff_ffff) << 40) ^ (m & 0xff_ffff_ffff))
-        .collect();
+    let mut keys: Vec<i64> =
+        members.iter().map(|m| LOCK_NS_MEMBERS ^ ((tenant_id & 0xff_ffff) << 40) ^ (m & 0xff_ffff_ffff)).collect();
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {
         return Ok(());
     }
     // unnest yields the array in order, so the locks are taken in that order.
-    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
-        .bind(&keys)
-        .execute(conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k").bind(&keys).execute(conn).await?;
     Ok(())
 }
 

@@ -69,12 +69,10 @@ pub async fn evaluate(
     let mut out: Vec<Evaluated> = Vec::with_capacity(jobs.len());
     while out.len() < jobs.len() {
         let permit = admission.evaluation(tenant).await?;
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Instant>();
         let (sandbox, set, currencies, jobs, from) =
             (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len());
-        let work = tokio::task::spawn_blocking(move || {
-            // The permit goes with the thread: it is given back when the work really ends.
-            let _permit = permit;
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Instant>();
+        let slice_done = admission.run(permit, move || {
             let began = Instant::now();
             let _ = started_tx.send(began);
             let mut done = Vec::new();
@@ -85,27 +83,16 @@ pub async fn evaluate(
                 }
             }
             (ctx, done)
-        });
-        // Waiting for a blocking thread is bounded like waiting for a permit, and is not
-        // running time.
-        let wait = Duration::from_millis(bounds::EVAL_WAIT_MS);
-        let began = match tokio::time::timeout(wait, started_rx).await {
-            Ok(Ok(at)) => at,
-            Ok(Err(_)) => return Err(crashed(work.await.err())),
-            Err(_) => {
-                return Err(Error::Unavailable {
-                    code: "server_busy",
-                    message: "no thread is free to run rules; retry shortly".into(),
-                    retry_after_secs: bounds::BUSY_RETRY_AFTER_SECS,
-                });
-            }
-        };
-        match tokio::time::timeout(net.saturating_sub(began.elapsed()), work).await {
+        })?;
+        // A permit holder finds a thread free, so the slice starts at once; the safety
+        // net counts from then.
+        let began = started_rx.await.map_err(|_| crashed())?;
+        match tokio::time::timeout(net.saturating_sub(began.elapsed()), slice_done).await {
             Ok(Ok((back, done))) => {
                 ctx = back;
                 out.extend(done);
             }
-            Ok(Err(join)) => return Err(crashed(Some(join))),
+            Ok(Err(_)) => return Err(crashed()),
             Err(_) => {
                 return Err(Error::Internal(anyhow::anyhow!("rule evaluation ran for more than {net:?}")));
             }
@@ -114,11 +101,8 @@ pub async fn evaluate(
     Ok((ctx, out))
 }
 
-fn crashed(join: Option<tokio::task::JoinError>) -> Error {
-    match join {
-        Some(e) => Error::Internal(anyhow::anyhow!("rule evaluation crashed: {e}")),
-        None => Error::Internal(anyhow::anyhow!("rule evaluation ended before it started")),
-    }
+fn crashed() -> Error {
+    Error::Internal(anyhow::anyhow!("rule evaluation crashed"))
 }
 
 fn one(

@@ -27,6 +27,7 @@ use scripting::EventInput;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+use super::admission::BatchSlot;
 use super::cache::{RuleCache, RuleSet};
 use super::context::{self, Contexts};
 use super::evaluate::{Evaluated, Job, RuleRun, Verdict, evaluate};
@@ -156,8 +157,7 @@ pub(super) struct Plan {
 impl Plan {
     fn new(batch: &Batch<'_>, read: &Read) -> Self {
         let events = batch.events;
-        let mut plan =
-            Plan { decided: vec![None; events.len()], repeat_of: vec![], fresh: vec![], replays: vec![] };
+        let mut plan = Plan { decided: vec![None; events.len()], repeat_of: vec![], fresh: vec![], replays: vec![] };
         let mut first: HashMap<&str, usize> = HashMap::new();
         for (i, ev) in events.iter().enumerate() {
             let key = batch.keys[i].as_str();
@@ -201,16 +201,25 @@ pub async fn process(
     source: &str,
     events: &[IncomingEvent],
 ) -> Result<Vec<Outcome>> {
-    let now = Utc::now();
-    if events.is_empty() || events.len() > bounds::BATCH_EVENTS_MAX {
-        return Err(Error::invalid_field("events", format!("1 to {} events", bounds::BATCH_EVENTS_MAX)));
-    }
-    for e in events {
-        e.check(now)?;
-    }
+    check_batch(events, Utc::now())?;
     // Sign-up bonuses (source "system") wait longer than a partner would.
     let wait = if source == "system" { bounds::SYSTEM_BATCH_WAIT_MS } else { bounds::BATCH_WAIT_MS };
-    let _slot = cache.admission.batch(tenant, Duration::from_millis(wait)).await?;
+    let slot = cache.admission.batch(tenant, Duration::from_millis(wait)).await?;
+    process_admitted(db, cache, tenant, source, events, slot).await
+}
+
+/// `process` for a caller holding one of the tenant's batch slots already (taken before
+/// the request's credential was checked).
+pub async fn process_admitted(
+    db: &Db,
+    cache: &RuleCache,
+    tenant: &Tenant,
+    source: &str,
+    events: &[IncomingEvent],
+    _slot: BatchSlot,
+) -> Result<Vec<Outcome>> {
+    let now = Utc::now();
+    check_batch(events, now)?;
     let out = run(db, cache, tenant, &Batch::new(source, events, 0, now, &[])).await?;
     // The batch is committed; internal events it caused that cannot run now stay in the
     // outbox and run with the next batch or the jobs.
@@ -218,6 +227,16 @@ pub async fn process(
         tracing::warn!(error = %e, "internal events postponed");
     }
     Ok(out)
+}
+
+fn check_batch(events: &[IncomingEvent], now: DateTime<Utc>) -> Result<()> {
+    if events.is_empty() || events.len() > bounds::BATCH_EVENTS_MAX {
+        return Err(Error::invalid_field("events", format!("1 to {} events", bounds::BATCH_EVENTS_MAX)));
+    }
+    for e in events {
+        e.check(now)?;
+    }
+    Ok(())
 }
 
 /// Runs a batch to its end: optimistic attempts first, then with its members locked.

@@ -280,4 +280,3 @@ async fn stored(
         })
         .collect()
 }
-
