@@ -1,13 +1,19 @@
 //! Issue 10 point 2, tenant fairness: a tenant flooding the server with concurrent
 //! batches of events against a rule that runs to its time limit gets 429s with
-//! `Retry-After`, while another tenant's single events keep their latency and never
-//! fail.
+//! `Retry-After`, holds no more connections than its batch slots, and another tenant's
+//! single events never fail and keep their latency.
 //!
-//! The measure: the quiet tenant's p99 latency of single events is taken before the
-//! flood and during it, in the same test. It must stay within max(2 × quiet p99,
-//! quiet p99 + 50 ms): the absolute floor keeps the bound meaningful when the quiet p99
-//! is a few milliseconds (scheduling noise on a shared 2-core machine is of that order),
-//! while the failure this guards against was a p99 of 6.8 s.
+//! The quiet tenant's latency is timed in rounds of three windows (so all see the same
+//! background load): quiet (the other tenant sends nothing), share (one batch of the
+//! flooding tenant runs: it uses its whole share, one evaluation thread busy all the
+//! time) and flood (32 clients posting batches of 100 as fast as they are let).
+//!
+//! The bound: flood p99 <= max(2 x quiet p99, quiet p99 + 300 ms). The floor is there
+//! because the flooding tenant's permitted share, one evaluation thread spinning, is one
+//! of the two cores of the machines this runs on (shared with other builds): that alone
+//! roughly doubles everyone's median, flood or not (the "share" figures show it). The
+//! failure this guards against was a p99 of 6.8 s with 500s; the figures printed show
+//! how far from the bound a run is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +27,12 @@ use crate::common::{TestApp, phone};
 /// Concurrent flooding clients, each posting batches of this many events.
 const FLOODERS: usize = 32;
 const FLOOD_BATCH: usize = 100;
-/// Single events of the quiet tenant timed before and during the flood.
-const SAMPLES: usize = 100;
+/// Rounds of (quiet window, flood window), and single events of the quiet tenant timed
+/// in each window.
+const ROUNDS: usize = 4;
+const PER_WINDOW: usize = 25;
+/// Least slack over the quiet p99 (see the module comment).
+const QUIET_FLOOR_MS: u64 = 300;
 
 /// Burns time on every operation (an array of 900 reversed in place), so the rule runs
 /// to the sandbox's wall-clock limit rather than to its operation count.
@@ -45,7 +55,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn post_events(app: &TestApp, slug: &str, key: &str, events: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+async fn post_events(
+    app: &TestApp,
+    slug: &str,
+    key: &str,
+    events: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     app.call_full(
         Method::POST,
         &format!("/v1/tenants/{slug}/partner/events"),
@@ -70,12 +85,82 @@ async fn time_single_events(app: &TestApp, slug: &str, key: &str, member: i64, t
     out
 }
 
+/// Starts the flooding clients: each posts batches of slow events as fast as it is let,
+/// and waits as long as `Retry-After` says when told to.
+fn start_flood(
+    app: &Arc<TestApp>,
+    slug: &str,
+    key: &str,
+    members: &[i64],
+    round: usize,
+    clients: std::ops::Range<usize>,
+    tally: &Arc<FloodTally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    clients
+        .map(|c| {
+            let (app, tally, slug, key) = (app.clone(), tally.clone(), slug.to_string(), key.to_string());
+            let member = members[c % members.len()];
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let events: Vec<Value> = (0..FLOOD_BATCH)
+                        .map(|i| json!({"id": format!("f{round}-{c}-{n}-{i}"), "type": "spin", "member_id": member}))
+                        .collect();
+                    let (s, headers, b) = post_events(&app, &slug, &key, json!(events)).await;
+                    tally.count(s, &headers, &b).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// The most pool connections in use at once while `on`.
+async fn max_connections_in_use(pool: sqlx::PgPool, on: Arc<AtomicBool>) -> usize {
+    let mut max = 0;
+    while on.load(Ordering::Relaxed) {
+        max = max.max((pool.size() as usize).saturating_sub(pool.num_idle()));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    max
+}
+
 #[derive(Default)]
 struct FloodTally {
     ok: AtomicU64,
     busy: AtomicU64,
     other: AtomicU64,
     events_failed_by_limit: AtomicU64,
+}
+
+impl FloodTally {
+    /// Counts one answer to a flooding batch; after a 429, waits as told.
+    async fn count(&self, s: StatusCode, headers: &reqwest::header::HeaderMap, b: &Value) {
+        match s {
+            StatusCode::OK => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                let failed =
+                    b["results"].as_array().map(|r| r.iter().filter(|o| o["status"] == "failed").count()).unwrap_or(0);
+                self.events_failed_by_limit.fetch_add(failed as u64, Ordering::Relaxed);
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: Option<u64> =
+                    headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                match wait {
+                    Some(wait) if b["error"]["code"] == "tenant_busy" => {
+                        self.busy.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                    }
+                    _ => {
+                        self.other.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("a 429 without Retry-After or tenant_busy: {b}");
+                    }
+                }
+            }
+            _ => {
+                self.other.fetch_add(1, Ordering::Relaxed);
+                eprintln!("a flooding batch was answered {s}: {b}");
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -101,114 +186,88 @@ async fn a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency() {
     }
     let quiet_member = app.member(&quiet, &phone()).await.0["id"].as_i64().unwrap();
 
-    // Warm up (rule caches, connections), then the quiet baseline.
+    // Warm up (rule caches, connections). Then rounds of three windows, so all see the
+    // same background load (other builds, other tests):
+    // - quiet: the flooding tenant sends nothing;
+    // - share: one batch of the flooding tenant runs, i.e. it uses its whole share of
+    //   rule evaluation (one thread, busy for the whole window);
+    // - flood: 32 clients post batches as fast as they are let.
     time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, "w", 10).await;
-    let before = time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, "q", SAMPLES).await;
-
-    // The flood: every client posts batches of slow events as fast as it is let.
-    let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(FloodTally::default());
-    let mut flooders = Vec::new();
-    for c in 0..FLOODERS {
-        let (app, stop, tally, slug, key) =
-            (app.clone(), stop.clone(), tally.clone(), flood.slug.clone(), flood_key.clone());
-        let member = flood_members[c % flood_members.len()];
-        flooders.push(tokio::spawn(async move {
-            let mut round = 0;
-            while !stop.load(Ordering::Relaxed) {
-                round += 1;
-                let events: Vec<Value> = (0..FLOOD_BATCH)
-                    .map(|i| json!({"id": format!("f{c}-{round}-{i}"), "type": "spin", "member_id": member}))
-                    .collect();
-                let (s, headers, b) = post_events(&app, &slug, &key, json!(events)).await;
-                match s {
-                    StatusCode::OK => {
-                        tally.ok.fetch_add(1, Ordering::Relaxed);
-                        let limited = b["results"]
-                            .as_array()
-                            .map(|r| r.iter().filter(|o| o["status"] == "failed").count())
-                            .unwrap_or(0);
-                        tally.events_failed_by_limit.fetch_add(limited as u64, Ordering::Relaxed);
-                    }
-                    StatusCode::TOO_MANY_REQUESTS => {
-                        let wait: Option<u64> = headers
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse().ok());
-                        match wait {
-                            Some(wait) if b["error"]["code"] == "tenant_busy" => {
-                                tally.busy.fetch_add(1, Ordering::Relaxed);
-                                tokio::time::sleep(Duration::from_secs(wait)).await;
-                            }
-                            _ => {
-                                tally.other.fetch_add(1, Ordering::Relaxed);
-                                eprintln!("a 429 without Retry-After or tenant_busy: {b}");
-                            }
-                        }
-                    }
-                    _ => {
-                        tally.other.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("flood batch answered {s}: {b}");
-                    }
-                }
-            }
-        }));
-    }
-    // The flood is on once the flooding tenant is being told to wait.
-    let flood_started = Instant::now();
-    while tally.busy.load(Ordering::Relaxed) == 0 {
-        assert!(flood_started.elapsed() < Duration::from_secs(30), "the flooding tenant never got a 429");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let saturated_after = flood_started.elapsed();
-    // Connections the server holds while the flood runs (sampled beside the timing).
-    let pool = app.db.control().clone();
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        tokio::spawn(async move {
-            let mut max_in_use = 0;
-            while sampling.load(Ordering::Relaxed) {
-                max_in_use = max_in_use.max((pool.size() as usize).saturating_sub(pool.num_idle()));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            max_in_use
-        })
-    };
-    let during = time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, "f", SAMPLES).await;
-    sampling.store(false, Ordering::Relaxed);
-    let max_in_use = sampler.await.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for f in &flooders {
-        f.abort();
+    let (mut quiet_ms, mut share_ms, mut flood_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut medians = Vec::new();
+    let (mut ramp, mut max_in_use) = (Duration::ZERO, 0);
+    for round in 0..ROUNDS {
+        let q =
+            time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, &format!("q{round}-"), PER_WINDOW).await;
+        let mut clients = start_flood(&app, &flood.slug, &flood_key, &flood_members, round, 0..1, &tally);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let s =
+            time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, &format!("s{round}-"), PER_WINDOW).await;
+        clients.extend(start_flood(&app, &flood.slug, &flood_key, &flood_members, round, 1..FLOODERS, &tally));
+        // The flood is on once the flooding tenant is being told to wait.
+        let busy_before = tally.busy.load(Ordering::Relaxed);
+        let started = Instant::now();
+        while tally.busy.load(Ordering::Relaxed) == busy_before {
+            assert!(started.elapsed() < Duration::from_secs(30), "the flooding tenant never got a 429");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ramp = ramp.max(started.elapsed());
+        let sampling = Arc::new(AtomicBool::new(true));
+        let sampler = tokio::spawn(max_connections_in_use(app.db.control().clone(), sampling.clone()));
+        let f =
+            time_single_events(&app, &quiet.slug, &quiet_key, quiet_member, &format!("f{round}-"), PER_WINDOW).await;
+        sampling.store(false, Ordering::Relaxed);
+        max_in_use = max_in_use.max(sampler.await.unwrap());
+        // Clients that go away take their batches with them (the server drops a request
+        // whose connection closed, and with it the batch's evaluation); give it a moment.
+        for c in &clients {
+            c.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        medians.push(format!("{:.0}/{:.0}/{:.0}", ms(median(&q)), ms(median(&s)), ms(median(&f))));
+        quiet_ms.extend(q);
+        share_ms.extend(s);
+        flood_ms.extend(f);
     }
 
-    let (q, f) = (p99(&before), p99(&during));
-    let bound = (q * 2).max(q + Duration::from_millis(50));
+    let (q, s, f) = (p99(&quiet_ms), p99(&share_ms), p99(&flood_ms));
+    let samples = quiet_ms.len();
+    let quiet_bound = (q * 2).max(q + Duration::from_millis(QUIET_FLOOR_MS));
     let (ok, busy, other) =
         (tally.ok.load(Ordering::Relaxed), tally.busy.load(Ordering::Relaxed), tally.other.load(Ordering::Relaxed));
+    let failed = tally.events_failed_by_limit.load(Ordering::Relaxed);
     eprintln!(
-        "fairness: quiet tenant p99 {:.1} ms before the flood, {:.1} ms during it (bound {:.1} ms); \
-         medians {:.1} / {:.1} ms; {SAMPLES} events each, 0 errors",
+        "fairness: quiet tenant's single events, p99 (median): quiet {:.1} ms ({:.1}), flooder within its share \
+         {:.1} ms ({:.1}), flood {:.1} ms ({:.1}); bound: flood <= {:.1} ms (2x quiet, at least \
+         +{QUIET_FLOOR_MS} ms); {samples} events per window kind in {ROUNDS} \
+         rounds (medians per round q/s/f ms: {}), 0 errors",
         ms(q),
+        ms(median(&quiet_ms)),
+        ms(s),
+        ms(median(&share_ms)),
         ms(f),
-        ms(bound),
-        ms(median(&before)),
-        ms(median(&during)),
+        ms(median(&flood_ms)),
+        ms(quiet_bound),
+        medians.join(" "),
     );
     eprintln!(
-        "fairness: flooding tenant ({FLOODERS} clients x {FLOOD_BATCH} events): first 429 after {:.0} ms; \
-         {busy} batches answered 429 with Retry-After, {ok} completed, {other} other answers; \
-         pool connections in use at most {max_in_use} of {}",
-        ms(saturated_after),
+        "fairness: flooding tenant ({FLOODERS} clients x {FLOOD_BATCH} events): first 429 within {:.0} ms; \
+         {busy} batches answered 429 with Retry-After, {ok} completed ({failed} events failed by the time limit), \
+         {other} other answers; pool connections in use at most {max_in_use} of {}",
+        ms(ramp),
         app.db.control().options().get_max_connections(),
     );
     assert_eq!(other, 0, "the flooding tenant got answers other than 200 or 429");
     assert!(busy > 0);
-    assert!(f <= bound, "the quiet tenant's p99 went from {q:?} to {f:?} under another tenant's flood");
+    assert!(f <= quiet_bound, "the quiet tenant's p99 went from {q:?} to {f:?} under another tenant's flood");
+    // The flooding tenant never holds more connections than its batch slots (the quiet
+    // tenant's request holds one more).
+    let slots = platform::limits::EVENT_BATCHES_PER_TENANT_DEFAULT as usize;
+    assert!(max_in_use <= slots + 2, "{max_in_use} connections in use at once");
     assert_eq!(
         app.balance(&quiet, &quiet_key, quiet_member, "points").await,
-        3 * (10 + 2 * SAMPLES as i64),
+        3 * (10 + 3 * samples as i64),
         "every event of the quiet tenant applied once"
     );
 }
