@@ -271,3 +271,81 @@ async fn a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency() {
         "every event of the quiet tenant applied once"
     );
 }
+
+/// Rules run outside the write transaction; concurrent batches of one member are then
+/// checked under the member's lock and evaluated again when what their rules read
+/// changed, so a daily cap holds across them (each award names the count it saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_of_one_member_keep_its_daily_cap() {
+    let app = Arc::new(TestApp::spawn().await);
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let caps = json!({"points": {"shared": 5}, "daily_cap": {"shared": 3}});
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/rules", t.slug),
+            Some(&owner),
+            Some(json!({"name": "caps", "event_type": "shared",
+                "script": include_str!("../../../examples/rules/engagement_caps.rhai"), "params": caps})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let key = app.partner_key(&t).await;
+    let member = app.member(&t, &phone()).await.0["id"].as_i64().unwrap();
+    // Eight clients, three batches each, as at once as the tenant's slots allow.
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (app, slug, key) = (app.clone(), t.slug.clone(), key.clone());
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for n in 0..3 {
+                let events = json!([{"id": format!("c{c}-{n}"), "type": "shared", "member_id": member}]);
+                let (s, _, b) = post_events(&app, &slug, &key, events).await;
+                statuses.push((s, b));
+            }
+            statuses
+        }));
+    }
+    let mut applied = 0;
+    for c in clients {
+        for (s, b) in c.await.unwrap() {
+            assert_eq!(s, StatusCode::OK, "{b}");
+            assert_eq!(b["results"][0]["status"], "applied", "{b}");
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 24);
+    assert_eq!(app.balance(&t, &key, member, "points").await, 15, "three awards of 5, whatever the concurrency");
+    app.assert_ledger_sound(&t).await;
+}
+
+/// Only the platform operator sets a tenant's limits; staff see them and keep them.
+#[tokio::test]
+async fn limits_are_set_by_the_operator_and_kept_by_staff_writes() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let path = format!("/v1/platform/tenants/{}/limits", t.slug);
+    let (s, b) = app
+        .call(Method::PUT, &path, Some(&app.platform_token), Some(json!({"event_batches": 2, "rule_evaluations": 1})))
+        .await;
+    assert_eq!((s, &b["limits"]), (StatusCode::OK, &json!({"event_batches": 2, "rule_evaluations": 1})), "{b}");
+    let (s, b) = app
+        .call(Method::PUT, &path, Some(&app.platform_token), Some(json!({"event_batches": 0, "rule_evaluations": 1})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, _) =
+        app.call(Method::PUT, &path, Some(&owner), Some(json!({"event_batches": 9, "rule_evaluations": 9}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The owner's settings write cannot raise them.
+    let settings = format!("/v1/tenants/{}/staff/settings", t.slug);
+    let (_, mut current) = app.call(Method::GET, &settings, Some(&owner), None).await;
+    assert_eq!(current["limits"]["event_batches"], 2);
+    current["limits"] = json!({"event_batches": 64, "rule_evaluations": 64});
+    current["locale"] = json!("en");
+    let (s, b) = app.call(Method::PUT, &settings, Some(&owner), Some(current)).await;
+    assert_eq!((s, &b["limits"]["event_batches"], &b["locale"]), (StatusCode::OK, &json!(2), &json!("en")), "{b}");
+    let (_, again) = app.call(Method::GET, &settings, Some(&owner), None).await;
+    assert_eq!(again["limits"], json!({"event_batches": 2, "rule_evaluations": 1}));
+}
