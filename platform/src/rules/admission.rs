@@ -183,8 +183,7 @@ mod tests {
     use super::*;
 
     fn tenant(limits: TenantLimits) -> Tenant {
-        let mut settings = crate::settings::TenantSettings::default();
-        settings.limits = limits;
+        let settings = crate::settings::TenantSettings { limits, ..Default::default() };
         Tenant {
             id: 7,
             slug: "t".into(),
