@@ -33,6 +33,12 @@ pub enum Error {
     /// 429: too many attempts.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// 429: the tenant already uses all it may of the server (its concurrency limits).
+    #[error("{message}")]
+    Busy { code: &'static str, message: String, retry_after_secs: u64 },
+    /// 503: the server as a whole has no capacity left right now.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String, retry_after_secs: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -67,6 +73,16 @@ impl Error {
         }
     }
 
+    /// Seconds a client should wait before trying again (429 and 503 answers).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs }
+            | Self::Busy { retry_after_secs, .. }
+            | Self::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -75,7 +91,9 @@ impl Error {
             | Self::Unauthenticated { code, .. }
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Busy { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Database(_) if self.is_unavailable() => "database_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",

@@ -65,3 +65,9 @@ pub const IMAGE_SIDE_MAX: u32 = 4096;
 pub const IMAGE_PIXELS_MAX: u64 = 4096 * 4096;
 pub const IMAGE_DECODE_BYTES_MAX: u64 = 80 * 1024 * 1024;
 pub const IMAGE_FRAMES_MAX: u32 = 200;
+/// Rules engine, per tenant and server instance (tenant settings `limits`, set by the
+/// platform operator): event batches processed at once, and how many of them may run
+/// rules at the same moment; both at most `TENANT_CONCURRENCY_MAX`.
+pub const EVENT_BATCHES_PER_TENANT_DEFAULT: u32 = 4;
+pub const RULE_EVALUATIONS_PER_TENANT_DEFAULT: u32 = 1;
+pub const TENANT_CONCURRENCY_MAX: u32 = 64;

@@ -37,6 +37,10 @@ pub struct TenantSettings {
     /// Largest manual points adjustment (credit or debit) per staff role (L7).
     #[serde(default)]
     pub adjustment_limits: AdjustmentLimits,
+    /// How much of a server instance the mall's events may use at once (set by the
+    /// platform operator; read-only for the mall's staff).
+    #[serde(default)]
+    pub limits: TenantLimits,
 }
 
 /// The largest amount one manual adjustment may move, per role that may adjust.
@@ -59,6 +63,38 @@ impl Default for AdjustmentLimits {
             operator: ledger_amount_max(),
             customer_service: default_customer_service_adjustment(),
         }
+    }
+}
+
+/// Per-tenant bounds on the rules engine, per server instance (issue 10: one mall's
+/// flood must not starve the others). Beyond them a batch waits a bounded time, then is
+/// answered 429 `tenant_busy` with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Event batches (requests posting events, check-ins, sign-ups) processed at once.
+    pub event_batches: u32,
+    /// Of those, how many may run rules at the same moment (each on one thread).
+    pub rule_evaluations: u32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            event_batches: crate::limits::EVENT_BATCHES_PER_TENANT_DEFAULT,
+            rule_evaluations: crate::limits::RULE_EVALUATIONS_PER_TENANT_DEFAULT,
+        }
+    }
+}
+
+impl TenantLimits {
+    pub fn validate(&self) -> Result<()> {
+        let max = crate::limits::TENANT_CONCURRENCY_MAX;
+        let range = format!("between 1 and {max}");
+        let mut v = Validator::new();
+        v.check((1..=max).contains(&self.event_batches), "limits.event_batches", &range);
+        v.check((1..=max).contains(&self.rule_evaluations), "limits.rule_evaluations", &range);
+        v.finish()
     }
 }
 
@@ -154,6 +190,7 @@ impl Default for TenantSettings {
             expiry_reminder_days: default_reminder_days(),
             hold_ttl_secs: default_hold_ttl_secs(),
             adjustment_limits: AdjustmentLimits::default(),
+            limits: TenantLimits::default(),
         }
     }
 }
@@ -193,7 +230,8 @@ impl TenantSettings {
         ] {
             v.check((0..=max).contains(&n), field, &format!("between 0 and {max}"));
         }
-        v.finish()
+        v.finish()?;
+        self.limits.validate()
     }
 
     /// Reads stored settings; a stored value that no longer parses falls back to defaults

@@ -12,7 +12,7 @@ use crate::directory::{Tenant, TenantStatus, find_by_slug};
 use crate::error::{Error, Result, Validator, on_unique};
 use crate::migrate::apply_pending;
 use crate::notify;
-use crate::settings::TenantSettings;
+use crate::settings::{TenantLimits, TenantSettings};
 
 /// Slugs address tenants and alliances in URLs: lowercase letters, digits and dashes,
 /// starting with a letter, 2 to 40 characters.
@@ -146,20 +146,54 @@ pub async fn settings(pool: &PgPool, tenant_id: i64) -> Result<TenantSettings> {
     Ok(TenantSettings::from_stored(v))
 }
 
-/// Replaces a tenant's settings after validating them; audited.
-pub async fn update_settings(pool: &PgPool, tenant: &Tenant, new: &TenantSettings, actor: &Actor) -> Result<()> {
-    new.validate()?;
-    let value = serde_json::to_value(new).map_err(anyhow::Error::from)?;
+/// Replaces a tenant's settings after validating them, as its staff may: the stored
+/// `limits` are kept whatever `new` says (only the platform operator sets them,
+/// `set_limits`). Audited; returns the settings now stored.
+pub async fn update_settings(
+    pool: &PgPool,
+    tenant: &Tenant,
+    new: &TenantSettings,
+    actor: &Actor,
+) -> Result<TenantSettings> {
+    write_settings(pool, tenant, actor, "tenant.settings.update", |stored| TenantSettings {
+        limits: stored.limits,
+        ..new.clone()
+    })
+    .await
+}
+
+/// Sets a tenant's concurrency limits (the platform operator's call). Audited; returns
+/// the settings now stored.
+pub async fn set_limits(pool: &PgPool, tenant: &Tenant, limits: TenantLimits, actor: &Actor) -> Result<TenantSettings> {
+    write_settings(pool, tenant, actor, "tenant.limits.update", |stored| TenantSettings { limits, ..stored }).await
+}
+
+/// Reads the stored settings under lock, makes the new ones from them, validates and
+/// stores them, and announces the change.
+async fn write_settings(
+    pool: &PgPool,
+    tenant: &Tenant,
+    actor: &Actor,
+    action: &str,
+    make: impl FnOnce(TenantSettings) -> TenantSettings,
+) -> Result<TenantSettings> {
     let mut tx = pool.begin().await?;
+    let stored: serde_json::Value = sqlx::query_scalar("SELECT settings FROM control.tenants WHERE id = $1 FOR UPDATE")
+        .bind(tenant.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let new = make(TenantSettings::from_stored(stored));
+    new.validate()?;
+    let value = serde_json::to_value(&new).map_err(anyhow::Error::from)?;
     sqlx::query("UPDATE control.tenants SET settings = $2, updated_at = now() WHERE id = $1")
         .bind(tenant.id)
         .bind(&value)
         .execute(&mut *tx)
         .await?;
-    audit::record(&mut tx, actor, Some(tenant.id), "tenant.settings.update", &tenant.slug, value).await?;
+    audit::record(&mut tx, actor, Some(tenant.id), action, &tenant.slug, value).await?;
     notify::publish(&mut tx, &notify::Change::Tenant { slug: tenant.slug.clone() }).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(new)
 }
 
 /// One alliance of merchants (SPEC A1).

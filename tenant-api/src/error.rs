@@ -58,7 +58,8 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -91,18 +92,17 @@ impl IntoResponse for ApiError {
                 ("something went wrong on our side; it has been logged".to_string(), None)
             }
             Error::Invalid { message, fields, .. } => (message.clone(), Some(serde_json::json!({ "fields": fields }))),
-            Error::RateLimited { retry_after_secs } => {
+            Error::RateLimited { retry_after_secs }
+            | Error::Busy { retry_after_secs, .. }
+            | Error::Unavailable { retry_after_secs, .. } => {
                 (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
             }
             other => (other.to_string(), None),
         };
         let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
         let mut resp = (status, axum::Json(body)).into_response();
-        let retry_after = match e {
-            Error::RateLimited { retry_after_secs } => Some(retry_after_secs),
-            ref e if e.is_unavailable() => Some(UNAVAILABLE_RETRY_AFTER_SECS),
-            _ => None,
-        };
+        let retry_after =
+            e.retry_after_secs().or_else(|| e.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER_SECS));
         if let Some(secs) = retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

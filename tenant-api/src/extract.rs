@@ -15,6 +15,7 @@ use platform::auth::api_keys::{self, PartnerKey};
 use platform::auth::tokens::{Audience, Claims, subject_id};
 use platform::directory::Tenant;
 use platform::rbac::{Permission, Role};
+use platform::rules::admission::BatchSlot;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, json_error};
@@ -335,5 +336,20 @@ impl FromRequestParts<AppState> for PartnerAuth {
             .ok_or_else(|| Error::unauthenticated("missing_credentials", "send X-Api-Key: <key>"))?;
         let key = api_keys::authenticate(state.db.control(), tenant.id, presented).await?;
         Ok(Self { tenant, key })
+    }
+}
+
+/// One of the addressed tenant's event batch slots (`platform::rules::admission`), taken
+/// before the request's credential is checked: a tenant's requests beyond its slots
+/// wait, then are answered 429 `tenant_busy`, without using a database connection.
+/// (Someone without a valid key holds a slot only while the key is checked.)
+pub struct EventSlot(pub BatchSlot);
+
+impl FromRequestParts<AppState> for EventSlot {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
+        let wait = std::time::Duration::from_millis(platform::rules::bounds::BATCH_WAIT_MS);
+        Ok(Self(state.rules.admission.batch(&tenant, wait).await?))
     }
 }

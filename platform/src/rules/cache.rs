@@ -39,6 +39,8 @@ pub struct RuleCache {
     /// Bumped by every eviction; a set loaded across an eviction is not kept.
     generation: Arc<AtomicU64>,
     pub sandbox: Arc<Sandbox>,
+    /// Who may run rules now (per-tenant slots and the shared evaluation threads).
+    pub admission: super::admission::Admission,
 }
 
 impl RuleCache {
@@ -48,6 +50,7 @@ impl RuleCache {
             asts: Cache::builder().max_capacity(100_000).build(),
             generation: Arc::new(AtomicU64::new(0)),
             sandbox,
+            admission: super::admission::Admission::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 const DAYS_LOADED: i64 = 400;
 
 /// The member as stored.
+#[derive(Clone, PartialEq)]
 struct Member {
     joined_at: DateTime<Utc>,
     level: LevelInput,
@@ -28,13 +29,15 @@ struct Member {
 }
 
 /// Counts of one event type for one member.
-#[derive(Default)]
+#[derive(Clone, Default, PartialEq)]
 struct Counts {
     days: BTreeMap<NaiveDate, i64>,
     lifetime: i64,
 }
 
-/// The context of every member of a batch, as of now.
+/// The context of every member of a batch, as of now. Two loads compare equal when
+/// nothing a rule reads of those members changed in between.
+#[derive(Clone, PartialEq)]
 pub struct Contexts {
     members: HashMap<i64, Member>,
     counts: HashMap<(i64, String), Counts>,
@@ -241,6 +244,28 @@ impl Contexts {
             *b = b.saturating_add(amount);
         }
     }
+}
+
+/// Advisory lock namespace of event batches' members (single 64-bit keys: the tenant in
+/// the high bits, the member in the low 40; a collision only makes two batches queue).
+const LOCK_NS_MEMBERS: i64 = 0x504d << 48;
+
+/// Locks `members` (sorted, so batches never deadlock on them) until the end of the
+/// transaction. Only event batches take these locks: they serialize the batches of a
+/// member, so what a batch's rules read of its members' events (day counts, counters,
+/// tags) cannot change between its check and its commit. Other writers (partner
+/// credits, redemptions) never wait for them.
+pub async fn lock_members(conn: &mut PgConnection, tenant_id: i64, members: &[i64]) -> Result<()> {
+    let mut keys: Vec<i64> =
+        members.iter().map(|m| LOCK_NS_MEMBERS ^ ((tenant_id & 0xff_ffff) << 40) ^ (m & 0xff_ffff_ffff)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // unnest yields the array in order, so the locks are taken in that order.
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k").bind(&keys).execute(conn).await?;
+    Ok(())
 }
 
 /// The context of one member for an event of type `kind` at `now`, as stored (the dry

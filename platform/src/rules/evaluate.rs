@@ -1,17 +1,19 @@
-//! Runs the rules of a batch's events, in order, on one blocking thread: each event is
+//! Runs the rules of a batch's events, in order, on the evaluation threads: each event is
 //! counted, sees the member as left by the events before it, and gets a verdict — its
 //! effects, a denial, or a failure (a rule broke, or an effect names an unknown currency
 //! or spends more than the member has). Nothing is written here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scripting::{Effect, EventInput, Input, MemberInput, Sandbox};
 
+use super::admission::Admission;
 use super::bounds;
 use super::cache::RuleSet;
 use super::context::Contexts;
+use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::currencies::Currency;
 
@@ -42,24 +44,65 @@ pub struct Job {
 }
 
 /// Evaluates `jobs` in order; returns the contexts as the batch leaves them.
+///
+/// The work runs in slices on the server's evaluation threads: each slice first gets a
+/// permit of the tenant and a thread (`admission`, bounded waits answered 429/503), runs
+/// events for about `bounds::EVAL_SLICE_MS` (at least one), and gives the thread back,
+/// so a batch of slow rules cannot keep other tenants' events waiting for long. Each
+/// rule's own deadline starts when it runs; the safety net below starts when the slice's
+/// thread does, so waiting for a permit or a thread never counts as running time.
 pub async fn evaluate(
+    admission: &Admission,
+    tenant: &Tenant,
     sandbox: Arc<Sandbox>,
     set: Arc<RuleSet>,
     mut ctx: Contexts,
     currencies: Arc<HashMap<String, Currency>>,
     jobs: Vec<Job>,
 ) -> Result<(Contexts, Vec<Evaluated>)> {
-    // Each run is bounded by the sandbox's own deadline; this only guards the thread.
-    let budget = Duration::from_millis(bounds::RULE_TIMEOUT_MS.saturating_mul(jobs.len().max(1) as u64));
-    let work = tokio::task::spawn_blocking(move || {
-        let out: Vec<Evaluated> = jobs.iter().map(|job| one(&sandbox, &set, &mut ctx, &currencies, job)).collect();
-        (ctx, out)
-    });
-    match tokio::time::timeout(budget, work).await {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(join)) => Err(Error::Internal(anyhow::anyhow!("rule evaluation crashed: {join}"))),
-        Err(_) => Err(Error::Internal(anyhow::anyhow!("rule evaluation did not finish within {budget:?}"))),
+    let rules_per_event = jobs.iter().map(|j| set.for_event(&j.event.kind).count()).max().unwrap_or(0).max(1);
+    let net = Duration::from_millis(
+        bounds::EVAL_SLICE_MS.saturating_add(bounds::RULE_TIMEOUT_MS.saturating_mul(rules_per_event as u64)),
+    );
+    let slice = Duration::from_millis(bounds::EVAL_SLICE_MS);
+    let jobs = Arc::new(jobs);
+    let mut out: Vec<Evaluated> = Vec::with_capacity(jobs.len());
+    while out.len() < jobs.len() {
+        let permit = admission.evaluation(tenant).await?;
+        let (sandbox, set, currencies, jobs, from) =
+            (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len());
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Instant>();
+        let slice_done = admission.run(permit, move || {
+            let began = Instant::now();
+            let _ = started_tx.send(began);
+            let mut done = Vec::new();
+            for job in &jobs[from..] {
+                done.push(one(&sandbox, &set, &mut ctx, &currencies, job));
+                if began.elapsed() >= slice {
+                    break;
+                }
+            }
+            (ctx, done)
+        })?;
+        // A permit holder finds a thread free, so the slice starts at once; the safety
+        // net counts from then.
+        let began = started_rx.await.map_err(|_| crashed())?;
+        match tokio::time::timeout(net.saturating_sub(began.elapsed()), slice_done).await {
+            Ok(Ok((back, done))) => {
+                ctx = back;
+                out.extend(done);
+            }
+            Ok(Err(_)) => return Err(crashed()),
+            Err(_) => {
+                return Err(Error::Internal(anyhow::anyhow!("rule evaluation ran for more than {net:?}")));
+            }
+        }
     }
+    Ok((ctx, out))
+}
+
+fn crashed() -> Error {
+    Error::Internal(anyhow::anyhow!("rule evaluation crashed"))
 }
 
 fn one(

@@ -2,6 +2,7 @@
 //! compiled rules with hot reload, member context for scripts, and the event pipeline
 //! that runs the rules and applies their effects in one transaction.
 
+pub mod admission;
 pub mod apply;
 pub mod bulk;
 pub mod cache;
@@ -9,6 +10,7 @@ pub mod context;
 pub mod evaluate;
 pub mod pipeline;
 pub mod store;
+pub mod write;
 
 /// Bounds of the rules engine around the sandbox (whose own bounds are in
 /// `scripting::limits`).
@@ -23,8 +25,27 @@ pub mod bounds {
     pub const BATCH_EVENTS_MAX: usize = 100;
     /// Internal events (level_changed, points_released) a chain of events may trigger.
     pub const CASCADE_DEPTH_MAX: i32 = 3;
-    /// Wall time a rule may take, including waiting for a blocking thread.
+    /// Safety net below the sandbox's own deadline (`scripting::limits::MAX_WALL_MS`): an
+    /// evaluation still running this long per rule after its thread started is abandoned
+    /// (500). Counted from the moment the evaluation thread starts, never while waiting.
     pub const RULE_TIMEOUT_MS: u64 = 500;
+    /// An evaluation thread runs a batch's events for about this long (at least one
+    /// event), then is given back, so batches of every tenant take turns (FIFO).
+    pub const EVAL_SLICE_MS: u64 = 20;
+    /// Longest a batch waits for one of its tenant's batch slots before a 429
+    /// `tenant_busy` (requests), and for internal events (sign-up bonuses).
+    pub const BATCH_WAIT_MS: u64 = 1_000;
+    pub const SYSTEM_BATCH_WAIT_MS: u64 = 10_000;
+    /// Longest a slice waits for a rule evaluation permit: its tenant's (429
+    /// `tenant_busy`), then the server's evaluation threads (503 `server_busy`).
+    pub const EVAL_WAIT_MS: u64 = 5_000;
+    /// `Retry-After` of those answers.
+    pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+    /// Evaluations outside any transaction before a batch whose members' context keeps
+    /// changing under it is evaluated with its members locked.
+    pub const OPTIMISTIC_ATTEMPTS: u32 = 2;
+    /// Attempts of a batch in all (the rest after deadlocks).
+    pub const BATCH_ATTEMPTS_MAX: u32 = 5;
 }
 
 /// Built-in event types (SPEC R1); any other `^[a-z][a-z0-9_]{0,63}$` is a custom type.

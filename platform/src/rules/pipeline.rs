@@ -1,31 +1,37 @@
-//! The event pipeline (R1, R2, P2), a whole batch in one transaction:
+//! The event pipeline (R1, R2, P2). No transaction is open while rules run, so a
+//! tenant's slow rules hold no database connection; a batch goes through three steps:
 //!
-//! 1. load the context of every member of the batch (`context`), record the events (an
-//!    event id seen before is a replay and returns its first outcome);
-//! 2. run the rules of every event in order on one blocking thread (`evaluate`): each
-//!    event sees the effects of the events before it;
-//! 3. apply the verdicts in order: runs of events with only awards, counters and tags in
-//!    bulk (`bulk`), any other event alone in a savepoint (`apply`), so an effect that
-//!    fails there (e.g. not enough points) fails that event only;
-//! 4. store the day counts and every event's final state.
+//! 1. **read**, in one short transaction: the tenant's rules, the context of every member
+//!    of the batch (`context`), the currencies, and which event ids were seen before (a
+//!    replay returns its first outcome);
+//! 2. **evaluate**, holding no connection: the rules of every event in order
+//!    (`evaluate`), each event seeing the effects of the events before it;
+//! 3. **write**, in one transaction: lock the batch's members (`context::lock_members`),
+//!    read their context again, and if anything the rules read changed (balances,
+//!    counters, tags, level, day counts, members), roll back and start again from 1;
+//!    otherwise record the events and apply the verdicts (`write`). After
+//!    `bounds::OPTIMISTIC_ATTEMPTS` such attempts the batch reads and evaluates with its
+//!    members locked, inside the write transaction, so it always ends.
 //!
 //! A rule that fails fails its event cleanly: nothing of it is written except the
 //! failure itself. Internal events (level_changed, points_released) then run through the
-//! same pipeline, up to a bounded cascade depth.
+//! same pipeline, up to a bounded cascade depth. How many batches of a tenant run at
+//! once, and how much rule-evaluation time they get, is bounded (`admission`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use scripting::EventInput;
 use serde::{Deserialize, Serialize};
-use sqlx::{Acquire, PgConnection};
+use sqlx::PgConnection;
 
-use super::bulk::{self, Applying};
-use super::cache::RuleCache;
+use super::admission::BatchSlot;
+use super::cache::{RuleCache, RuleSet};
 use super::context::{self, Contexts};
 use super::evaluate::{Evaluated, Job, RuleRun, Verdict, evaluate};
-use super::{apply, bounds};
+use super::{bounds, write};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
@@ -63,7 +69,7 @@ pub struct Outcome {
 
 impl IncomingEvent {
     /// `data` as scripts and the event log see it: an object (`{}` when absent).
-    fn data_object(&self) -> serde_json::Value {
+    pub(super) fn data_object(&self) -> serde_json::Value {
         if self.data.is_null() { serde_json::json!({}) } else { self.data.clone() }
     }
 
@@ -82,30 +88,112 @@ impl IncomingEvent {
     }
 }
 
-enum Fail {
-    /// The event fails; the batch goes on.
-    Event(String),
-    /// The batch fails (database trouble).
-    Batch(Error),
+/// A batch on its way through the pipeline.
+pub(super) struct Batch<'a> {
+    /// "partner", "member:<id>" or "system".
+    pub source: &'a str,
+    pub events: &'a [IncomingEvent],
+    /// Cascade depth (0 for events from outside).
+    pub depth: i32,
+    pub now: DateTime<Utc>,
+    /// Outbox rows these events come from, marked processed with them.
+    pub outbox: &'a [i64],
+    /// Each event's idempotency key: `source:id`.
+    pub keys: Vec<String>,
 }
 
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Database(_) | Error::Internal(_) => Fail::Batch(e),
-            other => Fail::Event(other.to_string()),
-        }
+impl<'a> Batch<'a> {
+    fn new(source: &'a str, events: &'a [IncomingEvent], depth: i32, now: DateTime<Utc>, outbox: &'a [i64]) -> Self {
+        let keys = events.iter().map(|e| format!("{source}:{}", e.id)).collect();
+        Self { source, events, depth, now, outbox, keys }
+    }
+
+    fn pairs(&self) -> Vec<(i64, &str)> {
+        self.events.iter().map(|e| (e.member_id, e.kind.as_str())).collect()
+    }
+
+    fn members(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.events.iter().map(|e| e.member_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
-impl From<sqlx::Error> for Fail {
-    fn from(e: sqlx::Error) -> Self {
-        Fail::Batch(Error::Database(e))
+/// What a batch's rules need, read in one go.
+struct Read {
+    set: Arc<RuleSet>,
+    ctx: Contexts,
+    currencies: Arc<HashMap<String, Currency>>,
+    /// Keys of the batch recorded before: replays.
+    seen: HashSet<String>,
+}
+
+impl Read {
+    async fn load(conn: &mut PgConnection, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Self> {
+        let set = cache.get(conn, tenant.id).await?;
+        let ctx = Contexts::load(conn, &batch.pairs(), batch.now).await?;
+        let seen: Vec<String> = sqlx::query_scalar("SELECT event_key FROM events WHERE event_key = ANY($1)")
+            .bind(&batch.keys)
+            .fetch_all(&mut *conn)
+            .await?;
+        let currencies = currencies::list(conn).await?.into_iter().map(|c| (c.code.clone(), c)).collect();
+        Ok(Self { set, ctx, currencies: Arc::new(currencies), seen: seen.into_iter().collect() })
+    }
+}
+
+/// What becomes of each event before any rule runs.
+pub(super) struct Plan {
+    /// Outcomes decided already (unknown members); the rest come from the write.
+    pub decided: Vec<Option<Outcome>>,
+    /// (repeat, first occurrence) of ids repeated within the batch.
+    pub repeat_of: Vec<(usize, usize)>,
+    /// Events to evaluate and record, in order.
+    pub fresh: Vec<usize>,
+    /// Events recorded before.
+    pub replays: Vec<usize>,
+}
+
+impl Plan {
+    fn new(batch: &Batch<'_>, read: &Read) -> Self {
+        let events = batch.events;
+        let mut plan = Plan { decided: vec![None; events.len()], repeat_of: vec![], fresh: vec![], replays: vec![] };
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            let key = batch.keys[i].as_str();
+            if let Some(&j) = first.get(key) {
+                plan.repeat_of.push((i, j));
+                continue;
+            }
+            first.insert(key, i);
+            if !read.ctx.knows(ev.member_id) {
+                plan.decided[i] = Some(Outcome::rejected(ev, "no such member"));
+            } else if read.seen.contains(key) {
+                plan.replays.push(i);
+            } else {
+                plan.fresh.push(i);
+            }
+        }
+        plan
+    }
+
+    fn jobs(&self, batch: &Batch<'_>) -> Vec<Job> {
+        self.fresh
+            .iter()
+            .map(|&i| {
+                let ev = &batch.events[i];
+                let data = ev.data_object();
+                let occurred_at = ev.occurred_at.unwrap_or(batch.now).to_rfc3339();
+                let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
+                Job { member_id: ev.member_id, event }
+            })
+            .collect()
     }
 }
 
 /// Processes a batch from `source` ("partner", "member:<id>", "system"), then any
-/// internal events it caused.
+/// internal events it caused. The batch first takes one of its tenant's batch slots
+/// (429 `tenant_busy` when none frees up in time).
 pub async fn process(
     db: &Db,
     cache: &RuleCache,
@@ -113,31 +201,26 @@ pub async fn process(
     source: &str,
     events: &[IncomingEvent],
 ) -> Result<Vec<Outcome>> {
+    check_batch(events, Utc::now())?;
+    // Sign-up bonuses (source "system") wait longer than a partner would.
+    let wait = if source == "system" { bounds::SYSTEM_BATCH_WAIT_MS } else { bounds::BATCH_WAIT_MS };
+    let slot = cache.admission.batch(tenant, Duration::from_millis(wait)).await?;
+    process_admitted(db, cache, tenant, source, events, slot).await
+}
+
+/// `process` for a caller holding one of the tenant's batch slots already (taken before
+/// the request's credential was checked).
+pub async fn process_admitted(
+    db: &Db,
+    cache: &RuleCache,
+    tenant: &Tenant,
+    source: &str,
+    events: &[IncomingEvent],
+    _slot: BatchSlot,
+) -> Result<Vec<Outcome>> {
     let now = Utc::now();
-    if events.is_empty() || events.len() > bounds::BATCH_EVENTS_MAX {
-        return Err(Error::invalid_field("events", format!("1 to {} events", bounds::BATCH_EVENTS_MAX)));
-    }
-    for e in events {
-        e.check(now)?;
-    }
-    // Events of concurrent batches may lock the same accounts in different orders; the
-    // loser of a deadlock is rolled back whole and runs again.
-    let mut attempt = 0;
-    let out = loop {
-        attempt += 1;
-        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-        match process_in(&mut tx, cache, tenant, source, events, 0, now).await {
-            Ok(out) => {
-                tx.commit().await?;
-                break out;
-            }
-            Err(e) if attempt < 3 && is_deadlock(&e) => {
-                tracing::warn!(attempt, "event batch deadlocked; retrying");
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    check_batch(events, now)?;
+    let out = run(db, cache, tenant, &Batch::new(source, events, 0, now, &[])).await?;
     // The batch is committed; internal events it caused that cannot run now stay in the
     // outbox and run with the next batch or the jobs.
     if let Err(e) = drain_outbox(db, cache, tenant).await {
@@ -146,277 +229,105 @@ pub async fn process(
     Ok(out)
 }
 
+fn check_batch(events: &[IncomingEvent], now: DateTime<Utc>) -> Result<()> {
+    if events.is_empty() || events.len() > bounds::BATCH_EVENTS_MAX {
+        return Err(Error::invalid_field("events", format!("1 to {} events", bounds::BATCH_EVENTS_MAX)));
+    }
+    for e in events {
+        e.check(now)?;
+    }
+    Ok(())
+}
+
+/// Runs a batch to its end: optimistic attempts first, then with its members locked.
+/// Concurrent batches may also lock accounts in different orders; the loser of a
+/// deadlock is rolled back whole and runs again.
+async fn run(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Vec<Outcome>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = if attempt <= bounds::OPTIMISTIC_ATTEMPTS {
+            optimistic(db, cache, tenant, batch).await
+        } else {
+            locked(db, cache, tenant, batch).await
+        };
+        match result {
+            Ok(Some(out)) => return Ok(out),
+            Ok(None) if attempt < bounds::BATCH_ATTEMPTS_MAX => {
+                tracing::debug!(attempt, "what the rules read changed; evaluating the batch again");
+            }
+            Ok(None) => {
+                return Err(Error::Internal(anyhow::anyhow!("the batch's members kept changing under it")));
+            }
+            Err(e) if attempt < bounds::BATCH_ATTEMPTS_MAX && is_deadlock(&e) => {
+                tracing::warn!(attempt, "event batch deadlocked; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads, evaluates holding no connection, then writes if what the rules read is
+/// unchanged; `None` if it changed.
+async fn optimistic(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Option<Vec<Outcome>>> {
+    let read = {
+        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+        let read = Read::load(&mut tx, cache, tenant, batch).await?;
+        tx.commit().await?;
+        read
+    };
+    let plan = Plan::new(batch, &read);
+    let seen = read.ctx.clone();
+    let evaluated = run_rules(cache, tenant, batch, &plan, read.set, read.ctx, read.currencies.clone()).await?;
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
+    if Contexts::load(&mut tx, &batch.pairs(), batch.now).await? != seen {
+        return Ok(None);
+    }
+    let Some(out) = write::write(&mut tx, tenant, batch, &plan, &read.currencies, evaluated).await? else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    Ok(Some(out))
+}
+
+/// Locks the batch's members, then reads, evaluates and writes in one transaction.
+async fn locked(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Option<Vec<Outcome>>> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
+    let read = Read::load(&mut tx, cache, tenant, batch).await?;
+    let plan = Plan::new(batch, &read);
+    let evaluated = run_rules(cache, tenant, batch, &plan, read.set, read.ctx, read.currencies.clone()).await?;
+    let Some(out) = write::write(&mut tx, tenant, batch, &plan, &read.currencies, evaluated).await? else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    Ok(Some(out))
+}
+
+async fn run_rules(
+    cache: &RuleCache,
+    tenant: &Tenant,
+    batch: &Batch<'_>,
+    plan: &Plan,
+    set: Arc<RuleSet>,
+    ctx: Contexts,
+    currencies: Arc<HashMap<String, Currency>>,
+) -> Result<Vec<Evaluated>> {
+    let jobs = plan.jobs(batch);
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, evaluated) = evaluate(&cache.admission, tenant, cache.sandbox.clone(), set, ctx, currencies, jobs).await?;
+    Ok(evaluated)
+}
+
 fn is_deadlock(e: &Error) -> bool {
     matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
-async fn process_in(
-    tx: &mut PgConnection,
-    cache: &RuleCache,
-    tenant: &Tenant,
-    source: &str,
-    events: &[IncomingEvent],
-    depth: i32,
-    now: DateTime<Utc>,
-) -> Result<Vec<Outcome>> {
-    let set = cache.get(tx, tenant.id).await?;
-    let pairs: Vec<(i64, &str)> = events.iter().map(|e| (e.member_id, e.kind.as_str())).collect();
-    let ctx = Contexts::load(tx, &pairs, now).await?;
-    let keys: Vec<String> = events.iter().map(|e| format!("{source}:{}", e.id)).collect();
-
-    // Decided before any rule runs: repeats within the batch, unknown members.
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
-    let mut repeat_of: HashMap<usize, usize> = HashMap::new();
-    let mut first: HashMap<&str, usize> = HashMap::new();
-    let mut candidates = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
-        if let Some(&j) = first.get(keys[i].as_str()) {
-            repeat_of.insert(i, j);
-        } else if !ctx.knows(ev.member_id) {
-            first.insert(&keys[i], i);
-            outcomes[i] = Some(Outcome::rejected(ev, "no such member"));
-        } else {
-            first.insert(&keys[i], i);
-            candidates.push(i);
-        }
-    }
-    let rows = record(tx, events, &keys, &candidates, source, depth, now).await?;
-    let mut fresh = Vec::new();
-    let mut replays = Vec::new();
-    for i in candidates {
-        match rows.get(&keys[i]) {
-            Some(&row) => fresh.push((i, row)),
-            None => replays.push(i),
-        }
-    }
-    for (i, outcome) in stored(tx, events, &keys, &replays).await? {
-        outcomes[i] = Some(outcome);
-    }
-
-    let currencies: HashMap<String, Currency> =
-        currencies::list(tx).await?.into_iter().map(|c| (c.code.clone(), c)).collect();
-    let currencies = Arc::new(currencies);
-    let jobs = fresh
-        .iter()
-        .map(|&(i, _)| {
-            let ev = &events[i];
-            let data = ev.data_object();
-            let occurred_at = ev.occurred_at.unwrap_or(now).to_rfc3339();
-            let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
-            Job { member_id: ev.member_id, event }
-        })
-        .collect();
-    let (_, mut evaluated) = evaluate(cache.sandbox.clone(), set, ctx, currencies.clone(), jobs).await?;
-
-    // Each event's state is stored before the effects take any contended lock; an event
-    // that fails while its effects are applied is stored again.
-    let all: Vec<usize> = (0..fresh.len()).collect();
-    store_states(tx, events, &keys, &fresh, &evaluated, &all, &mut outcomes).await?;
-    let failed = apply_all(tx, tenant, &currencies, &fresh, &keys, &mut evaluated, now).await?;
-    store_states(tx, events, &keys, &fresh, &evaluated, &failed, &mut outcomes).await?;
-
-    // Day counts of the events that did not fail.
-    let mut counted: BTreeMap<(i64, &str), i32> = BTreeMap::new();
-    for (&(i, _), e) in fresh.iter().zip(&evaluated) {
-        if !matches!(e.verdict, Verdict::Fail(_)) {
-            *counted.entry((events[i].member_id, events[i].kind.as_str())).or_default() += 1;
-        }
-    }
-    let counted: Vec<(i64, &str, i32)> = counted.into_iter().map(|((m, k), n)| (m, k, n)).collect();
-    context::store_counts(tx, &counted, now).await?;
-
-    // A repeat within the batch replays its first occurrence.
-    for (&i, &j) in &repeat_of {
-        let mut o = outcomes[j].clone().ok_or_else(|| Error::Internal(anyhow::anyhow!("event {j} undecided")))?;
-        o.id = events[i].id.clone();
-        o.replayed = o.status != "rejected";
-        outcomes[i] = Some(o);
-    }
-    outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| o.ok_or_else(|| Error::Internal(anyhow::anyhow!("event {i} undecided"))))
-        .collect()
-}
-
-/// Stores the verdicts of the fresh events at positions `which` and sets their outcomes.
-#[allow(clippy::too_many_arguments)]
-async fn store_states(
-    tx: &mut PgConnection,
-    events: &[IncomingEvent],
-    keys: &[String],
-    fresh: &[(usize, i64)],
-    evaluated: &[Evaluated],
-    which: &[usize],
-    outcomes: &mut [Option<Outcome>],
-) -> Result<()> {
-    if which.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(which.len());
-    let (mut statuses, mut summaries, mut errors) = (vec![], vec![], vec![]);
-    for &k in which {
-        let (i, row) = fresh[k];
-        let outcome = Outcome::of(&events[i], &evaluated[k].verdict);
-        ids.push(row);
-        statuses.push(outcome.status.clone());
-        summaries.push(outcome.effects.clone());
-        errors.push(outcome.error.clone());
-        if let Verdict::Fail(message) = &evaluated[k].verdict {
-            tracing::warn!(event = keys[i], error = message, "event failed");
-        }
-        outcomes[i] = Some(outcome);
-    }
-    sqlx::query(
-        "UPDATE events e SET status = t.s, effects = t.x, error = t.r \
-         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS t(id, s, x, r) WHERE e.id = t.id",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&summaries)
-    .bind(&errors)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Applies the verdicts in event order: runs of simple events in bulk, the others one by
-/// one in a savepoint each (an effect that fails there fails its event only). Returns
-/// the positions of the events that failed so.
-async fn apply_all(
-    tx: &mut PgConnection,
-    tenant: &Tenant,
-    currencies: &HashMap<String, Currency>,
-    fresh: &[(usize, i64)],
-    keys: &[String],
-    evaluated: &mut [Evaluated],
-    now: DateTime<Utc>,
-) -> Result<Vec<usize>> {
-    let mut failed = Vec::new();
-    let mut start = 0;
-    while start < evaluated.len() {
-        let end = (start..evaluated.len())
-            .find(|&k| matches!(&evaluated[k].verdict, Verdict::Apply(runs) if !bulk::is_simple(runs)))
-            .unwrap_or(evaluated.len());
-        let run: Vec<Applying> = (start..end)
-            .filter_map(|k| match &evaluated[k].verdict {
-                Verdict::Apply(runs) => Some(Applying { key: &keys[fresh[k].0], member: &evaluated[k].member, runs }),
-                _ => None,
-            })
-            .collect();
-        if !run.is_empty() {
-            bulk::apply_run(tx, tenant, currencies, &run, now).await?;
-        }
-        if end == evaluated.len() {
-            break;
-        }
-        let failure = {
-            let Verdict::Apply(runs) = &evaluated[end].verdict else { unreachable!("found as Apply above") };
-            let key = &keys[fresh[end].0];
-            let mut sp = tx.begin().await?;
-            let mut result = Ok(());
-            for r in runs {
-                let producer = apply::Producer { rule_id: r.rule_id, version: r.version, event_key: key };
-                result = apply::apply(&mut sp, tenant, &evaluated[end].member, &producer, &r.effects, now).await;
-                if result.is_err() {
-                    break;
-                }
-            }
-            match result.map_err(Fail::from) {
-                Ok(()) => {
-                    sp.commit().await?;
-                    None
-                }
-                Err(Fail::Batch(e)) => return Err(e),
-                Err(Fail::Event(message)) => {
-                    sp.rollback().await?;
-                    Some(message)
-                }
-            }
-        };
-        if let Some(message) = failure {
-            evaluated[end].verdict = Verdict::Fail(message);
-            failed.push(end);
-        }
-        start = end + 1;
-    }
-    Ok(failed)
-}
-
-/// Records the candidates as applied (their final state comes at the end of the batch);
-/// returns the row id of each one recorded now, by key. Keys already known are replays.
-async fn record(
-    conn: &mut PgConnection,
-    events: &[IncomingEvent],
-    keys: &[String],
-    candidates: &[usize],
-    source: &str,
-    depth: i32,
-    now: DateTime<Utc>,
-) -> Result<HashMap<String, i64>> {
-    if candidates.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut k = Vec::with_capacity(candidates.len());
-    let (mut kinds, mut members, mut data, mut at) = (vec![], vec![], vec![], vec![]);
-    for &i in candidates {
-        let ev = &events[i];
-        k.push(keys[i].as_str());
-        kinds.push(ev.kind.as_str());
-        members.push(ev.member_id);
-        data.push(ev.data_object());
-        at.push(ev.occurred_at.unwrap_or(now));
-    }
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO events (event_key, type, member_id, data, occurred_at, source, status, depth) \
-         SELECT k, t, m, d, o, $6, 'applied', $7 \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS x(k, t, m, d, o, i) \
-         ORDER BY i ON CONFLICT (event_key) DO NOTHING RETURNING event_key, id",
-    )
-    .bind(&k)
-    .bind(&kinds)
-    .bind(&members)
-    .bind(&data)
-    .bind(&at)
-    .bind(source)
-    .bind(depth)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The first outcome of events processed before.
-async fn stored(
-    conn: &mut PgConnection,
-    events: &[IncomingEvent],
-    keys: &[String],
-    replays: &[usize],
-) -> Result<Vec<(usize, Outcome)>> {
-    if replays.is_empty() {
-        return Ok(Vec::new());
-    }
-    let wanted: Vec<&str> = replays.iter().map(|&i| keys[i].as_str()).collect();
-    type Row = (String, String, serde_json::Value, Option<String>);
-    let rows: Vec<Row> =
-        sqlx::query_as("SELECT event_key, status, effects, error FROM events WHERE event_key = ANY($1)")
-            .bind(&wanted)
-            .fetch_all(conn)
-            .await?;
-    let mut by_key: HashMap<String, (String, serde_json::Value, Option<String>)> =
-        rows.into_iter().map(|(k, s, x, e)| (k, (s, x, e))).collect();
-    replays
-        .iter()
-        .map(|&i| {
-            let (status, effects, error) = by_key
-                .remove(&keys[i])
-                .ok_or_else(|| Error::Internal(anyhow::anyhow!("event {} vanished", keys[i])))?;
-            Ok((i, Outcome { id: events[i].id.clone(), status, effects, error, replayed: true }))
-        })
-        .collect()
-}
-
 impl Outcome {
-    fn rejected(ev: &IncomingEvent, message: &str) -> Self {
+    pub(super) fn rejected(ev: &IncomingEvent, message: &str) -> Self {
         Self {
             id: ev.id.clone(),
             status: "rejected".into(),
@@ -426,7 +337,7 @@ impl Outcome {
         }
     }
 
-    fn of(ev: &IncomingEvent, verdict: &Verdict) -> Self {
+    pub(super) fn of(ev: &IncomingEvent, verdict: &Verdict) -> Self {
         let summary = |runs: &[RuleRun]| {
             serde_json::Value::Array(
                 runs.iter()
@@ -444,19 +355,25 @@ impl Outcome {
 }
 
 /// Runs pending internal events (level_changed, points_released) through the rules,
-/// in passes, each pass one level deeper, up to the cascade bound.
+/// in passes, each pass one level deeper, up to the cascade bound. The rows are read
+/// without a lock; their events are idempotent by outbox id, so two instances draining
+/// at once apply each one once.
 pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result<u64> {
     let mut handled = 0;
     for depth in 1..=bounds::CASCADE_DEPTH_MAX {
-        let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-        let rows: Vec<(i64, String, Option<i64>, serde_json::Value)> = sqlx::query_as(
-            "SELECT id, kind, member_id, payload FROM events_outbox \
-             WHERE processed_at IS NULL AND kind IN ('level_changed', 'points_released') AND member_id IS NOT NULL \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(bounds::BATCH_EVENTS_MAX as i64)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<(i64, String, Option<i64>, serde_json::Value)> = {
+            let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+            let rows = sqlx::query_as(
+                "SELECT id, kind, member_id, payload FROM events_outbox \
+                 WHERE processed_at IS NULL AND kind IN ('level_changed', 'points_released') AND member_id IS NOT NULL \
+                 ORDER BY id LIMIT $1",
+            )
+            .bind(bounds::BATCH_EVENTS_MAX as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        };
         if rows.is_empty() {
             return Ok(handled);
         }
@@ -471,12 +388,7 @@ pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result
                 data: payload,
             })
             .collect();
-        process_in(&mut tx, cache, tenant, "system", &events, depth, Utc::now()).await?;
-        sqlx::query("UPDATE events_outbox SET processed_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        run(db, cache, tenant, &Batch::new("system", &events, depth, Utc::now(), &ids)).await?;
         handled += ids.len() as u64;
     }
     Ok(handled)

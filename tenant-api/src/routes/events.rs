@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MemberAuth, PartnerAuth};
+use crate::extract::{EventSlot, Json, MemberAuth, PartnerAuth};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,13 +30,17 @@ struct Results {
 
 /// Posts events for members (single or batched, at most 100). Each runs through the
 /// mall's rules; an event id already seen returns its first result. Needs scope
-/// `events:write`.
+/// `events:write`. A mall runs a bounded number of batches at once (its `limits`);
+/// beyond them a batch waits up to a second, then is answered 429 `tenant_busy` with
+/// `Retry-After`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/events", tag = "partner",
     security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = EventBatch,
-    responses((status = 200, body = Results), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Results), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn partner_events(
     State(state): State<AppState>,
+    EventSlot(slot): EventSlot,
     auth: PartnerAuth,
     Json(body): Json<EventBatch>,
 ) -> ApiResult<Json<Results>> {
@@ -44,7 +48,8 @@ async fn partner_events(
     if body.events.len() > bounds::BATCH_EVENTS_MAX {
         return Err(platform::Error::invalid_field("events", format!("at most {}", bounds::BATCH_EVENTS_MAX)).into());
     }
-    let results = pipeline::process(&state.db, &state.rules, &auth.tenant, "partner", &body.events).await?;
+    let results =
+        pipeline::process_admitted(&state.db, &state.rules, &auth.tenant, "partner", &body.events, slot).await?;
     Ok(Json(Results { results }))
 }
 
@@ -64,7 +69,8 @@ struct MemberEvent {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/events", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = MemberEvent,
-    responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn member_event(
     State(state): State<AppState>,
     auth: MemberAuth,

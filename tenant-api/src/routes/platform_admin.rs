@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use platform::Error;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant, TenantStatus};
+use platform::settings::{TenantLimits, TenantSettings};
 use platform::staff::{self, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant))
         .routes(routes!(suspend_tenant))
         .routes(routes!(resume_tenant))
+        .routes(routes!(set_tenant_limits))
         .routes(routes!(create_tenant_staff))
         .routes(routes!(list_alliances, create_alliance))
 }
@@ -125,6 +127,27 @@ async fn resume_tenant(
     let t = tenancy::set_status(&state.db, &slug, TenantStatus::Active, &auth.actor()).await?;
     state.directory.evict(&slug).await;
     Ok(Json(t))
+}
+
+/// Sets a tenant's concurrency limits on the rules engine, per server instance: event
+/// batches at once and rule evaluations at once (see the README's limits). Answers the
+/// tenant's settings.
+#[utoipa::path(put, path = "/v1/platform/tenants/{tenant}/limits", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = TenantLimits,
+    responses((status = 200, body = TenantSettings), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_tenant_limits(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+    Json(body): Json<TenantLimits>,
+) -> ApiResult<Json<TenantSettings>> {
+    let t = directory::find_by_slug(state.db.control(), &slug)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let settings = tenancy::set_limits(state.db.control(), &t, body, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(settings))
 }
 
 /// Creates a staff account in a tenant (typically its first owner).

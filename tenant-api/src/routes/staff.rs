@@ -235,7 +235,8 @@ async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResu
     Ok(Json(tenancy::settings(state.db.control(), auth.tenant.id).await?))
 }
 
-/// Replaces the mall's settings. Needs `settings_write` (owner).
+/// Replaces the mall's settings. Needs `settings_write` (owner). `limits` are set by the
+/// platform operator: the stored ones are kept and answered.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = TenantSettings,
@@ -246,9 +247,9 @@ async fn put_settings(
     Json(body): Json<TenantSettings>,
 ) -> ApiResult<Json<TenantSettings>> {
     auth.require(Permission::SettingsWrite)?;
-    tenancy::update_settings(state.db.control(), &auth.tenant, &body, &auth.actor()).await?;
+    let stored = tenancy::update_settings(state.db.control(), &auth.tenant, &body, &auth.actor()).await?;
     state.directory.evict(&auth.tenant.slug).await;
-    Ok(Json(body))
+    Ok(Json(stored))
 }
 
 /// The mall's members, newest first, filtered by tag, inactivity or a search (M5).

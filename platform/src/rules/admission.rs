@@ -1,0 +1,243 @@
+//! Admission to the rules engine (issue 10: one tenant's flood must not starve the
+//! others). Three bounds, each with a bounded wait:
+//!
+//! - a tenant's **batch slots** (`limits.event_batches`): event batches it processes at
+//!   once on this instance; each holds at most one database connection at a time, so
+//!   they bound the tenant's share of the pool. No slot within the wait: 429
+//!   `tenant_busy`.
+//! - a tenant's **evaluation permits** (`limits.rule_evaluations`): of those batches,
+//!   how many run rules at the same moment, i.e. its share of the CPU. No permit within
+//!   the wait: 429 `tenant_busy`.
+//! - the server's **evaluation threads** (one per CPU: OS threads of their own, made
+//!   once), shared by every tenant in FIFO order; a batch holds one for a slice
+//!   (`bounds::EVAL_SLICE_MS`) at a time. None within the wait: 503 `server_busy`.
+//!
+//! Both 429 and 503 carry `Retry-After`. Time spent waiting here never counts against a
+//! rule's own time budget, which starts on the evaluation thread.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::bounds;
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::settings::TenantLimits;
+
+/// Idle tenants' gates are forgotten after this (far longer than any batch lives).
+const GATE_IDLE_SECS: u64 = 600;
+
+#[derive(Clone)]
+pub struct Admission {
+    /// One permit per evaluation thread: a holder always finds a thread free.
+    threads: Arc<Semaphore>,
+    /// Work for the evaluation threads, taken in order; they end when it is dropped.
+    work: mpsc::Sender<Work>,
+    gates: moka::sync::Cache<i64, Arc<Gate>>,
+}
+
+type Work = Box<dyn FnOnce() + Send>;
+
+/// One tenant's slots and permits, sized by its limits when made.
+struct Gate {
+    limits: TenantLimits,
+    batches: Arc<Semaphore>,
+    evaluations: Arc<Semaphore>,
+}
+
+/// A tenant's batch slot, held while its batch is processed.
+pub struct BatchSlot {
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The right to run rules on one thread for one slice (`Admission::run`).
+pub struct EvalPermit {
+    _tenant: OwnedSemaphorePermit,
+    _thread: OwnedSemaphorePermit,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+}
+
+impl Admission {
+    /// `threads` evaluation threads shared by every tenant.
+    pub fn new(threads: usize) -> Self {
+        let (work, queue) = mpsc::channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("rules-{i}")).spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next piece of work.
+                    let next = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(w) = next else { return };
+                    // A panic ends that piece of work (its caller sees it), not the thread.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(w));
+                }
+            });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "could not start a rule evaluation thread"),
+            }
+        }
+        // As many permits as threads: a permit holder's work never waits in the queue
+        // (with none, evaluation answers 503 until restarted).
+        Self {
+            threads: Arc::new(Semaphore::new(started)),
+            work,
+            gates: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(GATE_IDLE_SECS))
+                .build(),
+        }
+    }
+
+    /// Runs `f` on an evaluation thread, holding `permit` until it ends. The answer
+    /// comes back on the receiver (closed if `f` panicked).
+    pub fn run<T: Send + 'static>(
+        &self,
+        permit: EvalPermit,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<tokio::sync::oneshot::Receiver<T>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: Work = Box::new(move || {
+            let _permit = permit;
+            let _ = tx.send(f());
+        });
+        self.work
+            .send(work)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the rule evaluation threads have stopped")))?;
+        Ok(rx)
+    }
+
+    /// The tenant's gate; a new one when its limits changed (batches running under the
+    /// old limits finish on the old gate).
+    fn gate(&self, tenant: &Tenant) -> Arc<Gate> {
+        let limits = tenant.settings.limits;
+        if let Some(g) = self.gates.get(&tenant.id)
+            && g.limits == limits
+        {
+            return g;
+        }
+        let g = Arc::new(Gate {
+            limits,
+            batches: Arc::new(Semaphore::new(limits.event_batches.max(1) as usize)),
+            evaluations: Arc::new(Semaphore::new(limits.rule_evaluations.max(1) as usize)),
+        });
+        self.gates.insert(tenant.id, g.clone());
+        g
+    }
+
+    /// One of the tenant's batch slots, waiting at most `wait`.
+    pub async fn batch(&self, tenant: &Tenant, wait: Duration) -> Result<BatchSlot> {
+        let gate = self.gate(tenant);
+        let slot = acquire(&gate.batches, wait).await.ok_or_else(|| {
+            tenant_busy(format!(
+                "this mall already has {} event batches in progress; retry shortly",
+                gate.limits.event_batches
+            ))
+        })?;
+        Ok(BatchSlot { _slot: slot })
+    }
+
+    /// An evaluation permit of the tenant, then an evaluation thread, each waiting at most
+    /// `bounds::EVAL_WAIT_MS`.
+    pub async fn evaluation(&self, tenant: &Tenant) -> Result<EvalPermit> {
+        let wait = Duration::from_millis(bounds::EVAL_WAIT_MS);
+        let gate = self.gate(tenant);
+        let own = acquire(&gate.evaluations, wait).await.ok_or_else(|| {
+            tenant_busy(format!(
+                "this mall's rules already run on {} threads; retry shortly",
+                gate.limits.rule_evaluations
+            ))
+        })?;
+        let thread = acquire(&self.threads, wait).await.ok_or_else(|| Error::Unavailable {
+            code: "server_busy",
+            message: "every rule evaluation thread is busy; retry shortly".into(),
+            retry_after_secs: bounds::BUSY_RETRY_AFTER_SECS,
+        })?;
+        Ok(EvalPermit { _tenant: own, _thread: thread })
+    }
+}
+
+async fn acquire(s: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    // The semaphores are never closed, so an error cannot happen; treated as a timeout.
+    tokio::time::timeout(wait, s.clone().acquire_owned()).await.ok()?.ok()
+}
+
+fn tenant_busy(message: String) -> Error {
+    Error::Busy { code: "tenant_busy", message, retry_after_secs: bounds::BUSY_RETRY_AFTER_SECS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(limits: TenantLimits) -> Tenant {
+        let settings = crate::settings::TenantSettings { limits, ..Default::default() };
+        Tenant {
+            id: 7,
+            slug: "t".into(),
+            name: "t".into(),
+            schema_name: "t_7".into(),
+            cluster: "main".into(),
+            status: crate::directory::TenantStatus::Active,
+            alliance_id: None,
+            schema_version: 1,
+            created_at: chrono::Utc::now(),
+            settings,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_beyond_its_slots_waits_then_is_told_to_retry() {
+        let a = Admission::new(2);
+        let t = tenant(TenantLimits { event_batches: 2, rule_evaluations: 1 });
+        let short = Duration::from_millis(20);
+        let s1 = a.batch(&t, short).await.unwrap();
+        let _s2 = a.batch(&t, short).await.unwrap();
+        let e = a.batch(&t, short).await.err().unwrap();
+        assert_eq!((e.code(), e.retry_after_secs()), ("tenant_busy", Some(1)));
+        // Another tenant is not affected.
+        let mut other = tenant(TenantLimits::default());
+        other.id = 8;
+        a.batch(&other, short).await.unwrap();
+        drop(s1);
+        a.batch(&t, short).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn evaluation_permits_are_per_tenant_then_per_server() {
+        let a = Admission::new(2);
+        let t = tenant(TenantLimits { event_batches: 4, rule_evaluations: 1 });
+        let p = a.evaluation(&t).await.unwrap();
+        // The tenant's second evaluation waits for its first.
+        let waiting = tokio::time::timeout(Duration::from_millis(30), a.evaluation(&t)).await;
+        assert!(waiting.is_err());
+        let mut u = tenant(TenantLimits::default());
+        u.id = 8;
+        let _q = a.evaluation(&u).await.unwrap();
+        drop(p);
+        a.evaluation(&t).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn changed_limits_take_effect() {
+        let a = Admission::new(1);
+        let mut t = tenant(TenantLimits { event_batches: 1, rule_evaluations: 1 });
+        let short = Duration::from_millis(10);
+        let _s = a.batch(&t, short).await.unwrap();
+        assert!(a.batch(&t, short).await.is_err());
+        t.settings.limits.event_batches = 3;
+        a.batch(&t, short).await.unwrap();
+    }
+}
