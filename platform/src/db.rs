@@ -71,6 +71,29 @@ pub async fn select_schema(conn: &mut sqlx::PgConnection, schema: &str) -> Resul
     Ok(())
 }
 
+/// Selects `schema` and checks that the transaction now runs in it (a write that goes to
+/// another schema's ledger asserts where it is before it writes).
+pub async fn enter_schema(conn: &mut sqlx::PgConnection, schema: &str) -> Result<()> {
+    select_schema(conn, schema).await?;
+    let now_in: Option<String> = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut *conn).await?;
+    if now_in.as_deref() != Some(schema) {
+        return Err(Error::Internal(anyhow::anyhow!("expected to run in schema {schema:?}, found {now_in:?}")));
+    }
+    Ok(())
+}
+
+/// Selects `schema` again after work done in another schema and hands back that work's
+/// result: called on every way out, the error path included, so a caller that carries
+/// on after an error (a savepoint, a batch that records failures) is back in its own
+/// schema. The work's error wins over a failure to switch back (an aborted transaction
+/// refuses both).
+pub async fn switch_back<T>(conn: &mut sqlx::PgConnection, schema: &str, work: Result<T>) -> Result<T> {
+    let back = select_schema(conn, schema).await;
+    let value = work?;
+    back?;
+    Ok(value)
+}
+
 async fn pool(url: &str, max_conns: u32) -> anyhow::Result<PgPool> {
     let opts: PgConnectOptions = url.parse()?;
     let opts = opts.application_name("pointsmall");

@@ -101,8 +101,7 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
         let mut resp = (status, axum::Json(body)).into_response();
-        let retry_after =
-            e.retry_after_secs().or_else(|| e.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        let retry_after = e.retry_after_secs().or_else(|| e.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER_SECS));
         if let Some(secs) = retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

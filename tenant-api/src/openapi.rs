@@ -77,16 +77,7 @@ impl Modify for CommonErrors {
         for (path, item) in api.paths.paths.iter_mut() {
             let has_path_params = path.contains('{');
             let tenant_route = path.contains("{tenant}");
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-            ];
-            for op in ops.into_iter().flatten() {
+            for op in operations_mut(item) {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let with_body = op.request_body.is_some();
                 let mut common = vec![
@@ -142,4 +133,81 @@ fn bound_parameter(p: &mut utoipa::openapi::path::Parameter) {
         _ => return,
     };
     p.schema = Some(RefOr::T(schema.into()));
+}
+
+/// Every operation gets a unique `operationId` (generated clients and /docs "Try it out"
+/// address operations by it; utoipa names them after the handler, and `login`, `logout`,
+/// `refresh`, `me`, … exist once per audience). An id used by more than one operation is
+/// prefixed with the audience its path belongs to: `platform_`, `alliance_`, `staff_`,
+/// `partner_` or `member_`.
+pub struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for item in api.paths.paths.values() {
+            for op in operations(item) {
+                if let Some(id) = &op.operation_id {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for (path, item) in api.paths.paths.iter_mut() {
+            let audience = audience_of(path);
+            for op in operations_mut(item) {
+                if let Some(id) = &op.operation_id
+                    && seen.get(id).copied().unwrap_or(0) > 1
+                {
+                    op.operation_id = Some(format!("{audience}_{id}"));
+                }
+            }
+        }
+    }
+}
+
+/// The route group a path belongs to (README, "Route groups").
+fn audience_of(path: &str) -> &'static str {
+    if path.starts_with("/v1/platform/") {
+        "platform"
+    } else if path.starts_with("/v1/alliances/") {
+        "alliance"
+    } else if path.contains("/staff/") || path.ends_with("/staff") {
+        "staff"
+    } else if path.contains("/partner/") {
+        "partner"
+    } else {
+        "member"
+    }
+}
+
+fn operations(item: &utoipa::openapi::PathItem) -> impl Iterator<Item = &utoipa::openapi::path::Operation> {
+    [&item.get, &item.put, &item.post, &item.delete, &item.patch, &item.head, &item.options].into_iter().flatten()
+}
+
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head, &mut item.options]
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let (_, doc) = crate::app::api();
+        let mut ids = std::collections::BTreeMap::new();
+        for (path, item) in &doc.paths.paths {
+            for op in super::operations(item) {
+                let id = op.operation_id.clone().unwrap_or_else(|| panic!("{path}: no operationId"));
+                if let Some(other) = ids.insert(id.clone(), path.clone()) {
+                    panic!("operationId {id} is used by {other} and {path}");
+                }
+            }
+        }
+        let login = |path: &str| doc.paths.paths[path].post.as_ref().unwrap().operation_id.clone().unwrap();
+        assert_eq!(login("/v1/tenants/{tenant}/staff/auth/login"), "staff_login");
+        assert_eq!(login("/v1/tenants/{tenant}/auth/login"), "member_login");
+        assert_eq!(login("/v1/platform/auth/login"), "platform_login");
+        assert!(ids.len() > 100, "{} operations", ids.len());
+    }
 }

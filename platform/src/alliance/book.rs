@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::identity;
-use crate::db::select_schema;
+use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::history::{self, EntryFilter, OpenLot, PointsSummary};
@@ -77,14 +77,15 @@ pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<Allian
 }
 
 impl AllianceBook {
-    /// Selects the alliance schema for the rest of the transaction (until `leave`).
+    /// Selects the alliance schema (checked) until `leave`.
     pub async fn enter(&self, conn: &mut PgConnection) -> Result<()> {
-        select_schema(conn, &self.alliance_schema).await
+        enter_schema(conn, &self.alliance_schema).await
     }
 
-    /// Selects the merchant's schema again.
-    pub async fn leave(&self, conn: &mut PgConnection) -> Result<()> {
-        select_schema(conn, &self.tenant_schema).await
+    /// Selects the merchant's schema again and hands back what was done in the alliance
+    /// schema: call it on every way out, with the work's result, errors included.
+    pub async fn leave<T>(&self, conn: &mut PgConnection, work: Result<T>) -> Result<T> {
+        switch_back(conn, &self.tenant_schema, work).await
     }
 
     /// `source` as written in the alliance ledger: its actor names the merchant
@@ -147,8 +148,8 @@ pub async fn credit_many(
     // Accounts are locked in (identity, currency) order, like every batch.
     there.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
     books[0].enter(conn).await?;
-    let mut written = batch::credit_many(conn, &there, reason, now).await?;
-    books[0].leave(conn).await?;
+    let written = batch::credit_many(conn, &there, reason, now).await;
+    let mut written = books[0].leave(conn, written).await?;
     for e in &mut written {
         e.member_id = to_local[&e.member_id];
     }
@@ -184,8 +185,8 @@ pub async fn debit(
         return Ok(post::debit(conn, member_id, currency, amount, reason, source, now).await?.0);
     };
     book.enter(conn).await?;
-    let (mut entry, _) = post::debit(conn, book.identity, currency, amount, reason, &book.source(source), now).await?;
-    book.leave(conn).await?;
+    let done = post::debit(conn, book.identity, currency, amount, reason, &book.source(source), now).await;
+    let (mut entry, _) = book.leave(conn, done).await?;
     entry.member_id = member_id;
     Ok(entry)
 }
@@ -206,27 +207,9 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     let (Some(identity), false) = (identity, codes.is_empty()) else {
         return Ok(s);
     };
-    select_schema(conn, &super::schema_name(alliance_id)).await?;
-    let accounts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT a.currency, a.balance - coalesce((SELECT sum(l.remaining) FROM lots l WHERE l.member_id = a.member_id \
-                AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= now()), 0)::bigint, \
-                a.locked, a.lifetime_earned \
-         FROM accounts a WHERE a.member_id = $1 AND a.currency = ANY($2)",
-    )
-    .bind(identity)
-    .bind(&codes)
-    .fetch_all(&mut *conn)
-    .await?;
-    let lots: Vec<OpenLot> = sqlx::query_as(
-        "SELECT id, currency, amount, remaining, earned_at, expires_at FROM lots \
-         WHERE member_id = $1 AND currency = ANY($2) AND remaining > 0 AND (expires_at IS NULL OR expires_at > now()) \
-         ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
-    )
-    .bind(identity)
-    .bind(&codes)
-    .fetch_all(&mut *conn)
-    .await?;
-    select_schema(conn, &tenant.schema_name).await?;
+    enter_schema(conn, &super::schema_name(alliance_id)).await?;
+    let read = shared_balances(conn, identity, &codes).await;
+    let (accounts, lots) = switch_back(conn, &tenant.schema_name, read).await?;
     for (currency, balance, locked, lifetime) in accounts {
         if let Some(b) = s.balances.iter_mut().find(|b| b.currency == currency) {
             (b.balance, b.locked, b.lifetime_earned) = (balance, locked, lifetime);
@@ -235,6 +218,32 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     s.lots.extend(lots);
     s.lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.id));
     Ok(s)
+}
+
+type SharedBalances = (Vec<(String, i64, i64, i64)>, Vec<OpenLot>);
+
+/// Balances (less what has lapsed) and open lots of an identity, in the alliance schema.
+async fn shared_balances(conn: &mut PgConnection, identity: i64, codes: &[String]) -> Result<SharedBalances> {
+    let accounts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT a.currency, a.balance - coalesce((SELECT sum(l.remaining) FROM lots l WHERE l.member_id = a.member_id \
+                AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= now()), 0)::bigint, \
+                a.locked, a.lifetime_earned \
+         FROM accounts a WHERE a.member_id = $1 AND a.currency = ANY($2)",
+    )
+    .bind(identity)
+    .bind(codes)
+    .fetch_all(&mut *conn)
+    .await?;
+    let lots: Vec<OpenLot> = sqlx::query_as(
+        "SELECT id, currency, amount, remaining, earned_at, expires_at FROM lots \
+         WHERE member_id = $1 AND currency = ANY($2) AND remaining > 0 AND (expires_at IS NULL OR expires_at > now()) \
+         ORDER BY expires_at ASC NULLS LAST, id LIMIT 200",
+    )
+    .bind(identity)
+    .bind(codes)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((accounts, lots))
 }
 
 /// A member's entries, newest first (L11). Filtered to the alliance's shared currency,
@@ -264,9 +273,9 @@ pub async fn entries(
         Some(None) => return Ok(Vec::new()),
         Some(Some(id)) => id,
     };
-    select_schema(conn, &super::schema_name(alliance_id)).await?;
-    let mut entries = history::entries(conn, identity, f, before_id, limit).await?;
-    select_schema(conn, &tenant.schema_name).await?;
+    enter_schema(conn, &super::schema_name(alliance_id)).await?;
+    let read = history::entries(conn, identity, f, before_id, limit).await;
+    let mut entries = switch_back(conn, &tenant.schema_name, read).await?;
     for e in &mut entries {
         e.member_id = member_id;
     }
@@ -285,6 +294,6 @@ pub async fn return_to_lots(
 ) -> Result<()> {
     let book = for_order(conn, member_id).await?;
     book.enter(conn).await?;
-    post::return_to_lots(conn, alliance_entry_id, amount, Reason::Refund, &book.source(source), now).await?;
-    book.leave(conn).await
+    let done = post::return_to_lots(conn, alliance_entry_id, amount, Reason::Refund, &book.source(source), now).await;
+    book.leave(conn, done).await.map(|_| ())
 }

@@ -12,7 +12,7 @@
 use sqlx::PgConnection;
 
 use crate::auth::secrets;
-use crate::db::{Db, select_schema};
+use crate::db::{Db, enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::members::{Identifier, on_phone_or_email_taken};
@@ -44,15 +44,44 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
     if phone.is_none() && email.is_none() {
         return Err(unproven());
     }
-    select_schema(conn, &super::schema_name(alliance_id)).await?;
-    let id: i64 = sqlx::query_scalar(
+    enter_schema(conn, &super::schema_name(alliance_id)).await?;
+    let made = find_or_make(conn, phone.as_deref(), email.as_deref(), &nickname).await;
+    let id = switch_back(conn, &tenant.schema_name, made).await?;
+    sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
+        .bind(member_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
+/// In the alliance schema: the identity holding this proven phone or e-mail (a member of
+/// another mall who proved the same identifier: the same person), or a new one.
+async fn find_or_make(
+    conn: &mut PgConnection,
+    phone: Option<&str>,
+    email: Option<&str>,
+    nickname: &str,
+) -> Result<i64> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
+            OR (email = $2 AND email_proven_at IS NOT NULL) ORDER BY id LIMIT 1",
+    )
+    .bind(phone)
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    sqlx::query_scalar(
         "INSERT INTO members (phone, email, nickname, invite_code, phone_proven_at, email_proven_at) \
          VALUES ($1, $2, $3, $4, CASE WHEN $1::text IS NOT NULL THEN now() END, \
                  CASE WHEN $2::text IS NOT NULL THEN now() END) RETURNING id",
     )
-    .bind(&phone)
-    .bind(&email)
-    .bind(&nickname)
+    .bind(phone)
+    .bind(email)
+    .bind(nickname)
     .bind(secrets::random_hex(8).to_uppercase())
     .fetch_one(&mut *conn)
     .await
@@ -65,14 +94,7 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
                  open this mall from that one (alliance hand-off) to share its points",
             ),
         )
-    })?;
-    select_schema(conn, &tenant.schema_name).await?;
-    sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
-        .bind(member_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(id)
+    })
 }
 
 /// The member of `to` with the same identity as member `from_member` of `from`: found,
@@ -104,13 +126,14 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
         active(Some(status))?;
         return Ok(id);
     }
-    select_schema(&mut tx, &super::schema_name(alliance_id)).await?;
-    let (phone, email, nickname): (Option<String>, Option<String>, String) =
+    enter_schema(&mut tx, &super::schema_name(alliance_id)).await?;
+    let read: Result<(Option<String>, Option<String>, String)> =
         sqlx::query_as("SELECT phone, email, nickname FROM members WHERE id = $1")
             .bind(identity)
             .fetch_one(&mut *tx)
-            .await?;
-    select_schema(&mut tx, &to.schema_name).await?;
+            .await
+            .map_err(Error::from);
+    let (phone, email, nickname) = switch_back(&mut tx, &to.schema_name, read).await?;
     if let Some(id) = link_proven_holder(&mut tx, identity, phone.as_deref(), email.as_deref()).await? {
         tx.commit().await?;
         return Ok(id);

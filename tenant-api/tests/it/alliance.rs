@@ -368,3 +368,45 @@ async fn a_phone_proven_in_two_malls_is_one_identity_after_the_hand_off() {
     assert_eq!(my_balance(&app, &mb, tokens_b["access_token"].as_str().unwrap(), SHARED).await, 70);
     assert_alliance_ledger_sound(&app, &a).await;
 }
+
+#[tokio::test]
+async fn a_failed_shared_points_write_leaves_the_transaction_in_the_malls_schema() {
+    use platform::ledger::{Reason, Source, SourceKind};
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let mall = mall_in(&app, &a.slug).await;
+    let (m, _) = app.proven_member(&mall, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    let key = app.partner_key(&mall).await;
+    let credit = json!({"items": [{"member_id": id, "amount": 10, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&mall, &key, "/points/credits", &unique("c"), credit).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    let mut tx = app.db.tenant_tx(&mall.cluster, &mall.schema_name).await.unwrap();
+    let where_am_i = "SELECT current_schema()::text";
+    {
+        let mut savepoint = tx.begin().await.unwrap();
+        let source = Source::new(SourceKind::Partner, "test");
+        let err = platform::alliance::book::debit(
+            &mut savepoint,
+            &mall,
+            id,
+            SHARED,
+            1_000,
+            Reason::Spend,
+            &source,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "insufficient_points");
+        // The write failed in the alliance schema; the next statement runs in the mall's.
+        let here: String = sqlx::query_scalar(where_am_i).fetch_one(&mut *savepoint).await.unwrap();
+        assert_eq!(here, mall.schema_name);
+        savepoint.rollback().await.unwrap();
+    }
+    let here: String = sqlx::query_scalar(where_am_i).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(here, mall.schema_name);
+    tx.rollback().await.unwrap();
+}
