@@ -5,21 +5,42 @@
 # portal in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# scripts/test.sh --fresh-db NAME ADMIN_URL: drops and creates database NAME on the
+# cluster of ADMIN_URL and prints its URL (nothing from an earlier run can influence
+# this one).
+if [ "${1:-}" = "--fresh-db" ]; then
+  psql_bin=$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)/psql
+  "$psql_bin" "$3" -qc "DROP DATABASE IF EXISTS $2 WITH (FORCE)" >/dev/null
+  "$psql_bin" "$3" -qc "CREATE DATABASE $2" >/dev/null
+  echo "${3%/*}/$2"
+  exit 0
+fi
 started=$(date +%s)
 step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust 1.95 (rustup) first" >&2; exit 1; }
 
+own_cluster=
 if [ -z "${DATABASE_URL:-}" ]; then
   step "starting the test PostgreSQL cluster"
   admin_url=$(scripts/pg.sh test 55433)
-  # A fresh database per run: nothing from an earlier run can influence this one.
-  psql_bin=$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)/psql
-  "$psql_bin" "$admin_url" -qc "DROP DATABASE IF EXISTS pointsmall_test WITH (FORCE)" >/dev/null
-  "$psql_bin" "$admin_url" -qc "CREATE DATABASE pointsmall_test" >/dev/null
-  export DATABASE_URL="${admin_url%/*}/pointsmall_test"
+  own_cluster=1
+  export DATABASE_URL=$("$0" --fresh-db pointsmall_test "$admin_url")
 fi
 echo "DATABASE_URL=$DATABASE_URL"
+
+# A fresh database for each server-level step (the fuzzer's failed logins and the
+# portal's sign-ins must not meet in the shared login counters): on our own cluster a
+# new database each, otherwise DATABASE_URL with its throttle counters cleared.
+step_db() {
+  if [ -n "$own_cluster" ]; then
+    "$0" --fresh-db "$1" "$admin_url"
+  else
+    psql "$DATABASE_URL" -qc "DELETE FROM control.throttles" >/dev/null 2>&1 || true
+    echo "$DATABASE_URL"
+  fi
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -37,11 +58,11 @@ step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
 
 step "the API fuzzed by schemathesis from its OpenAPI document"
-POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh
+DATABASE_URL=$(step_db pointsmall_test_fuzz) POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh
 
 if [ -x scripts/e2e.sh ]; then
   step "merchant portal in headless Chromium"
-  POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
+  DATABASE_URL=$(step_db pointsmall_test_portal) POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
 fi
 
 step "all tests passed"

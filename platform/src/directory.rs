@@ -27,8 +27,13 @@ impl TenantStatus {
             Self::Suspended => "suspended",
         }
     }
-    fn parse(s: &str) -> Self {
-        if s == "suspended" { Self::Suspended } else { Self::Active }
+    /// Fails closed: a status this code does not know is an error, never "active".
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            other => Err(Error::Internal(anyhow::anyhow!("unknown tenant status {other:?}"))),
+        }
     }
 }
 
@@ -65,20 +70,21 @@ struct TenantRow {
     settings: serde_json::Value,
 }
 
-impl From<TenantRow> for Tenant {
-    fn from(r: TenantRow) -> Self {
-        Self {
+impl TryFrom<TenantRow> for Tenant {
+    type Error = Error;
+    fn try_from(r: TenantRow) -> Result<Self> {
+        Ok(Self {
             id: r.id,
             slug: r.slug,
             name: r.name,
             schema_name: r.schema_name,
             cluster: r.cluster,
-            status: TenantStatus::parse(&r.status),
+            status: TenantStatus::parse(&r.status)?,
             alliance_id: r.alliance_id,
             schema_version: r.schema_version,
             created_at: r.created_at,
-            settings: TenantSettings::from_stored(r.settings),
-        }
+            settings: TenantSettings::from_stored(r.settings)?,
+        })
     }
 }
 
@@ -101,7 +107,7 @@ async fn find(pool: &PgPool, slug: Option<&str>, id: Option<i64>) -> Result<Opti
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(Tenant::from))
+    row.map(Tenant::try_from).transpose()
 }
 
 /// Every tenant, in id order.
@@ -112,7 +118,17 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Tenant>> {
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Tenant::from).collect())
+    // One unreadable row must not stop the jobs or migrations of every other tenant: it
+    // is logged and left out (fail closed: nothing runs for it).
+    let mut tenants = Vec::with_capacity(rows.len());
+    for row in rows {
+        let slug = row.slug.clone();
+        match Tenant::try_from(row) {
+            Ok(t) => tenants.push(t),
+            Err(e) => tracing::error!(tenant = %slug, error = %e, "a directory row does not read; left out"),
+        }
+    }
+    Ok(tenants)
 }
 
 /// Cached directory reads, keyed by slug.
@@ -187,4 +203,16 @@ impl Directory {
 
 fn tenant_not_found() -> Error {
     Error::not_found("tenant_not_found", "no such mall")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_status_fails_closed() {
+        assert_eq!(TenantStatus::parse("active").unwrap(), TenantStatus::Active);
+        assert_eq!(TenantStatus::parse("suspended").unwrap(), TenantStatus::Suspended);
+        assert!(TenantStatus::parse("archived").is_err(), "never read as active");
+    }
 }

@@ -20,6 +20,7 @@ pub mod marketing;
 pub mod members;
 pub mod migrate;
 pub mod notify;
+pub mod provider_secrets;
 pub mod rbac;
 pub mod rules;
 pub mod sender;
@@ -28,5 +29,6 @@ pub mod staff;
 pub mod storage;
 pub mod tenancy;
 pub mod urls;
+pub mod vault;
 
 pub use error::{Error, Result};

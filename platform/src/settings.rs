@@ -234,10 +234,12 @@ impl TenantSettings {
         self.limits.validate()
     }
 
-    /// Reads stored settings; a stored value that no longer parses falls back to defaults
-    /// field by field rather than failing every request of the tenant.
-    pub fn from_stored(value: serde_json::Value) -> Self {
-        serde_json::from_value(value).unwrap_or_default()
+    /// Reads stored settings (a field not stored takes its default). Settings that do not
+    /// read are an error, never silently the defaults: a mall whose expiry policy or
+    /// limits cannot be read must not run on someone else's.
+    pub fn from_stored(value: serde_json::Value) -> Result<Self> {
+        serde_json::from_value(value)
+            .map_err(|e| crate::error::Error::Internal(anyhow::anyhow!("stored tenant settings do not read: {e}")))
     }
 }
 
@@ -288,5 +290,14 @@ mod tests {
         let rolling = ExpiryPolicy::Rolling { days: 30 }.expires_at(at).unwrap();
         assert_eq!(rolling, Utc.with_ymd_and_hms(2026, 12, 22, 10, 0, 0).unwrap());
         assert_eq!(ExpiryPolicy::Never.expires_at(at), None);
+    }
+
+    #[test]
+    fn stored_settings_that_do_not_read_are_an_error_not_the_defaults() {
+        assert_eq!(TenantSettings::from_stored(serde_json::json!({})).unwrap(), TenantSettings::default());
+        let kept = TenantSettings::from_stored(serde_json::json!({"points_per_yuan": 7})).unwrap();
+        assert_eq!(kept.points_per_yuan, 7);
+        assert!(TenantSettings::from_stored(serde_json::json!({"points_per_yuan": "seven"})).is_err());
+        assert!(TenantSettings::from_stored(serde_json::json!({"expiry": {"kind": "someday"}})).is_err());
     }
 }

@@ -143,7 +143,7 @@ pub async fn settings(pool: &PgPool, tenant_id: i64) -> Result<TenantSettings> {
         .bind(tenant_id)
         .fetch_one(pool)
         .await?;
-    Ok(TenantSettings::from_stored(v))
+    TenantSettings::from_stored(v)
 }
 
 /// Replaces a tenant's settings after validating them, as its staff may: the stored
@@ -182,7 +182,7 @@ async fn write_settings(
         .bind(tenant.id)
         .fetch_one(&mut *tx)
         .await?;
-    let new = make(TenantSettings::from_stored(stored));
+    let new = make(TenantSettings::from_stored(stored)?);
     new.validate()?;
     let value = serde_json::to_value(&new).map_err(anyhow::Error::from)?;
     sqlx::query("UPDATE control.tenants SET settings = $2, updated_at = now() WHERE id = $1")

@@ -66,6 +66,16 @@ enum Command {
         /// Seconds between runs of the ledger jobs (release, expiry, holds, reminders); 0 turns them off.
         #[arg(long, env = "POINTSMALL_JOBS_INTERVAL_SECS", default_value_t = 60)]
         jobs_interval_secs: u64,
+        /// Keys that seal provider secrets at rest: id:base64(32 bytes), comma-separated,
+        /// the first one sealing (default: one derived from the JWT secret).
+        #[arg(long, env = "POINTSMALL_SECRETS_KEYS", hide_env_values = true)]
+        secrets_keys: Option<String>,
+    },
+    /// Provider secrets at rest: seal every tenant's secrets again under the first key
+    /// (after adding a new key in front of POINTSMALL_SECRETS_KEYS).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
     },
     /// Apply pending migrations to the control schema and every tenant schema.
     Migrate {
@@ -93,6 +103,22 @@ enum Command {
         /// Base URL to print in the instructions.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seal again, under the first key, every provider secret not sealed under it.
+    Reseal {
+        /// One tenant (slug); every tenant when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The JWT signing secret (when no POINTSMALL_SECRETS_KEYS are set, the key is
+        /// derived from it).
+        #[arg(long, env = "POINTSMALL_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        #[arg(long, env = "POINTSMALL_SECRETS_KEYS", hide_env_values = true)]
+        secrets_keys: Option<String>,
     },
 }
 
@@ -224,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
             s3_region,
             s3_access_key,
             s3_secret_key,
+            secrets_keys,
         } => {
             let extra_clusters = clusters
                 .iter()
@@ -244,8 +271,15 @@ async fn main() -> anyhow::Result<()> {
                 }),
                 None => server::StorageConfig::Local(files_dir),
             };
-            let cfg =
-                ServerConfig { database_url: url, extra_clusters, jwt_secret, listen, db_max_connections, storage };
+            let cfg = ServerConfig {
+                database_url: url,
+                extra_clusters,
+                jwt_secret,
+                listen,
+                db_max_connections,
+                storage,
+                secrets_keys,
+            };
             let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .context("installing the metrics recorder")?;
@@ -414,6 +448,32 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rules { .. } => unreachable!("handled before connecting"),
+        Command::Secrets { command: SecretsCommand::Reseal { tenant, jwt_secret, secrets_keys } } => {
+            let vault = platform::vault::Vault::from_config(secrets_keys.as_deref(), jwt_secret.as_bytes())?;
+            let db = Db::connect(&url, &[], 4).await?;
+            let (mut total, mut failed) = (0, 0);
+            for t in directory::list(db.control()).await? {
+                if tenant.as_ref().is_some_and(|s| *s != t.slug) {
+                    continue;
+                }
+                // One transaction per tenant: a tenant whose secrets do not open (a key
+                // missing from the list) is reported and left as it was.
+                let mut tx = db.tenant_tx(&t.cluster, &t.schema_name).await?;
+                match platform::provider_secrets::reseal(&mut tx, &vault, t.id).await {
+                    Ok(n) => {
+                        tx.commit().await?;
+                        total += n;
+                    }
+                    Err(e) => {
+                        eprintln!("{}: {e}", t.slug);
+                        failed += 1;
+                    }
+                }
+            }
+            println!("{total} provider secret(s) sealed again under key {}", vault.current_key());
+            anyhow::ensure!(failed == 0, "{failed} tenant(s) could not be sealed again");
+            Ok(())
+        }
         Command::Demo { base_url } => {
             let db = Db::connect(&url, &[], 4).await?;
             let s = migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None).await?;

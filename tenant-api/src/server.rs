@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub db_max_connections: u32,
     /// Where files (product images) go.
     pub storage: StorageConfig,
+    /// Keys that seal provider secrets (`id:base64,…`, the first one sealing); without
+    /// them one is derived from the JWT secret.
+    pub secrets_keys: Option<String>,
 }
 
 /// Object storage: a local directory (the default) or an S3-compatible bucket.
@@ -94,6 +97,7 @@ pub async fn state_with(
         directory,
         db,
         metrics,
+        vault: platform::vault::Vault::from_config(cfg.secrets_keys.as_deref(), cfg.jwt_secret.as_bytes())?,
     }))
 }
 

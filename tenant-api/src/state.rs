@@ -28,6 +28,8 @@ pub struct Inner {
     /// Files (product images): S3-compatible or a local directory.
     pub storage: platform::storage::Storage,
     pub metrics: Option<PrometheusHandle>,
+    /// Seals provider secrets at rest.
+    pub vault: platform::vault::Vault,
 }
 
 impl AppState {

@@ -10,3 +10,4 @@ pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod webview;

@@ -12,20 +12,17 @@ use sqlx::PgConnection;
 use super::order_state::Action;
 use super::orders::{self, Details, Order};
 use crate::error::{Error, Result};
+use crate::provider_secrets::{self, PAYMENT_CALLBACK};
+use crate::vault::Vault;
 
 /// How far a callback's timestamp may be from now.
 pub const CALLBACK_SKEW_SECS: i64 = 300;
 
-/// Creates (or replaces) the callback secret; returns it once.
-pub async fn rotate_secret(conn: &mut PgConnection) -> Result<String> {
+/// Creates (or replaces) the callback secret of the tenant whose schema is selected on
+/// `conn` (stored sealed); returns it once.
+pub async fn rotate_secret(conn: &mut PgConnection, vault: &Vault, tenant_id: i64) -> Result<String> {
     let secret = crate::auth::secrets::random_hex(32);
-    sqlx::query(
-        "INSERT INTO provider_secrets (name, secret) VALUES ('payment_callback', $1) \
-         ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret, created_at = now()",
-    )
-    .bind(&secret)
-    .execute(conn)
-    .await?;
+    provider_secrets::store(conn, vault, tenant_id, PAYMENT_CALLBACK, &secret).await?;
     Ok(secret)
 }
 
@@ -38,24 +35,29 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The tenant's callback key and the time a callback is checked against.
+pub struct Verifier<'a> {
+    pub vault: &'a Vault,
+    pub tenant_id: i64,
+    pub now: DateTime<Utc>,
+}
+
 /// Checks a callback's timestamp and signature.
 pub async fn verify(
     conn: &mut PgConnection,
+    with: &Verifier<'_>,
     timestamp: Option<&str>,
     signature: Option<&str>,
     body: &[u8],
-    now: DateTime<Utc>,
 ) -> Result<()> {
+    let now = with.now;
     let bad = |m: &str| Error::unauthenticated("bad_signature", m.to_string());
     let ts: i64 = timestamp.and_then(|t| t.parse().ok()).ok_or_else(|| bad("send X-Timestamp (Unix seconds)"))?;
     if (now.timestamp() - ts).abs() > CALLBACK_SKEW_SECS {
         return Err(bad("the timestamp is too far from now"));
     }
     let sig = signature.and_then(|s| s.strip_prefix("sha256=")).ok_or_else(|| bad("send X-Signature: sha256=<hex>"))?;
-    let secret: Option<String> =
-        sqlx::query_scalar("SELECT secret FROM provider_secrets WHERE name = 'payment_callback'")
-            .fetch_optional(conn)
-            .await?;
+    let secret = provider_secrets::load(conn, with.vault, with.tenant_id, PAYMENT_CALLBACK).await?;
     let secret = secret.ok_or_else(|| bad("no payment callback secret is set up for this mall"))?;
     let want = sign(&secret, ts, body);
     if !crate::auth::secrets::digests_equal(want.as_bytes(), sig.as_bytes()) {

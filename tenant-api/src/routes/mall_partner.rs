@@ -38,7 +38,8 @@ async fn payment_callback(
     let now = Utc::now();
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    payments::verify(&mut tx, header("x-timestamp"), header("x-signature"), &body, now).await?;
+    let with = payments::Verifier { vault: &state.vault, tenant_id: tenant.id, now };
+    payments::verify(&mut tx, &with, header("x-timestamp"), header("x-signature"), &body).await?;
     let notice: PaymentNotice = crate::input::parse_bytes(&body)?;
     let order = payments::apply(&mut tx, &notice, now).await?;
     tx.commit().await.map_err(Error::from)?;

@@ -401,7 +401,7 @@ struct Secret {
 async fn payment_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
     auth.require(Permission::SettingsWrite)?;
     let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let secret = payments::rotate_secret(&mut tx).await?;
+    let secret = payments::rotate_secret(&mut tx, &state.vault, auth.tenant.id).await?;
     audit::record(&mut tx, &auth.actor(), Some(auth.tenant.id), "payment_secret.rotate", "", serde_json::json!({}))
         .await?;
     tx.commit().await.map_err(Error::from)?;

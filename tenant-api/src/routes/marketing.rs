@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use platform::auth::tokens::TokenPair;
+use platform::auth::webview;
 use platform::marketing::checkin::{self, Calendar};
 use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
 use platform::members::{self, Member};
@@ -293,18 +294,7 @@ struct Secret {
     responses((status = 201, body = Secret), (status = 403, body = ErrorBody)))]
 async fn webview_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
     auth.require(Permission::SettingsWrite)?;
-    let secret = platform::auth::secrets::random_hex(32);
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    sqlx::query(
-        "INSERT INTO provider_secrets (name, secret) VALUES ('webview', $1) ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret, created_at = now()",
-    )
-    .bind(&secret)
-    .execute(&mut *tx)
-    .await
-    .map_err(Error::from)?;
-    audit::record(&mut tx, &auth.actor(), Some(auth.tenant.id), "webview_secret.rotate", "", serde_json::json!({}))
-        .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let secret = webview::rotate_secret(&state.db, &state.vault, &auth.tenant, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(Secret { secret })))
 }
 
@@ -314,17 +304,6 @@ struct WebviewLogin {
     /// HS256 JWT signed with the webview secret: {"aud": "pointsmall:webview", "external_id": "…",
     /// "jti": "…", "iat", "exp" (at most 5 minutes after iat)}.
     token: String,
-}
-
-/// Longest lifetime (`exp - iat`) of a webview hand-off token.
-const WEBVIEW_TOKEN_TTL_MAX_SECS: i64 = 300;
-
-#[derive(Debug, Deserialize)]
-struct WebviewClaims {
-    external_id: String,
-    jti: String,
-    iat: i64,
-    exp: i64,
 }
 
 /// Signs in the member a partner app names in a short-lived signed token, without a
@@ -337,49 +316,7 @@ async fn webview_login(
     TenantPath(tenant): TenantPath,
     Json(body): Json<WebviewLogin>,
 ) -> ApiResult<Json<TokenPair>> {
-    let invalid = || Error::unauthenticated("webview_token_invalid", "the hand-off token is invalid, expired or used");
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let secret: Option<String> = sqlx::query_scalar("SELECT secret FROM provider_secrets WHERE name = 'webview'")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(Error::from)?;
-    let secret = secret.ok_or_else(invalid)?;
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.set_audience(&["pointsmall:webview"]);
-    v.set_required_spec_claims(&["exp", "aud"]);
-    v.leeway = 5;
-    let claims = jsonwebtoken::decode::<WebviewClaims>(
-        &body.token,
-        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
-        &v,
-    )
-    .map_err(|_| invalid())?
-    .claims;
-    // At most 5 minutes from `iat`, and not issued in the future: a token dated a year
-    // ahead would otherwise stay usable for a year.
-    let fresh = platform::auth::tokens::lifetime_within(claims.iat, claims.exp, WEBVIEW_TOKEN_TTL_MAX_SECS);
-    if !fresh || claims.jti.is_empty() || claims.jti.len() > 100 {
-        return Err(invalid().into());
-    }
-    let used = sqlx::query(
-        "INSERT INTO webview_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
-    )
-    .bind(&claims.jti)
-    .bind(claims.exp as f64)
-    .execute(&mut *tx)
-    .await
-    .map_err(Error::from)?
-    .rows_affected()
-        == 0;
-    if used {
-        return Err(invalid().into());
-    }
-    sqlx::query("DELETE FROM webview_tokens WHERE expires_at < now() - interval '1 hour'")
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
-    let member_id = members::by_external_id(&state.db, &tenant, &claims.external_id).await?.ok_or_else(invalid)?;
+    let member_id = webview::sign_in(&state.db, &state.vault, &tenant, &body.token).await?;
     members::touch(&state.db, &tenant, member_id).await?;
     Ok(Json(tokens::member_pair(&state, &tenant, member_id).await?))
 }

@@ -67,6 +67,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_max_connections: 16,
             storage,
+            secrets_keys: None,
         };
         let boot = platform::db::Db::connect(&database_url(), &[], 2).await.expect("connect to DATABASE_URL");
         platform::migrate::migrate_control(boot.control()).await.expect("migrate control schema");

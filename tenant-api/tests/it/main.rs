@@ -22,6 +22,7 @@ mod outage;
 mod provisioning;
 mod revocation;
 mod rules;
+mod secrets_at_rest;
 mod staff_rbac;
 mod storage;
 mod throttles;
