@@ -56,7 +56,9 @@ const tabs = {
   },
   async members(el) {
     const page = await api("GET", "/members?limit=50");
-    el.innerHTML = "<h2>Members</h2>" + table(page.items, [["id", "ID"], ["phone", "Phone"], ["email", "E-mail"], ["nickname", "Nickname"], ["invite_code", "Invite code"], ["created_at", "Joined"]]);
+    // Phones come in E.164; a mainland mobile reads better without +86 here.
+    const shown = page.items.map((m) => ({ ...m, phone: m.phone ? m.phone.replace(/^\+86(1\d{10})$/, "$1") : m.phone }));
+    el.innerHTML = "<h2>Members</h2>" + table(shown, [["id", "ID"], ["phone", "Phone"], ["email", "E-mail"], ["nickname", "Nickname"], ["invite_code", "Invite code"], ["created_at", "Joined"]]);
   },
   async staff(el) {
     const rows = await api("GET", "/users");
