@@ -1,5 +1,8 @@
 //! The domain core of the points mall: tenancy and the tenant directory, migrations,
-//! authentication, roles, audit. HTTP lives in `tenant-api`; scripts in `scripting`.
+//! authentication and sessions, roles, audit, members, alliances and their shared
+//! ledger, the points ledger, earn rules (pipeline and admission; the sandbox lives in
+//! `scripting`), the mall (catalog, redemption, orders, payments), marketing (check-in,
+//! lottery), provider secrets and background jobs. HTTP lives in `tenant-api`.
 
 pub mod alliance;
 pub mod audit;

@@ -1,9 +1,12 @@
 //! The points ledger (SPEC L1-L11): accounts per (member, currency), immutable entries,
 //! lots with expiry, allocations of debits to lots, locked grants, holds, transfers.
 //!
-//! Every change goes through `post::apply`, which updates the account row first (taking
-//! its lock and checking `balance >= 0` in the database), then writes one hash-chained
-//! entry. Lots are only touched while the account row is locked.
+//! Every change goes through `post` (one change: `credit`, `debit`, `lock`, `release`,
+//! `return_to_lots`, `expire_due_lots`) or `batch` (credits in bulk): the account row is
+//! updated first (taking its lock and checking `balance >= 0` in the database), then one
+//! hash-chained entry is written per change. Lots are only touched while the account row
+//! is locked. Shared alliance points run the same code in the alliance schema
+//! (`alliance::book`).
 
 pub mod batch;
 pub mod chain;
