@@ -42,6 +42,11 @@ pub const PAGE_LIMIT_MAX: i64 = 200;
 pub const API_KEY_SCOPES_MAX: usize = 16;
 pub const API_KEYS_PER_TENANT_MAX: i64 = 100;
 
+/// Live sign-ins remembered per instance after a database check, and the age after which
+/// one is checked again even without a revocation notice (a backstop).
+pub const SESSION_CACHE_ENTRIES: u64 = 1_000_000;
+pub const SESSION_CACHE_TTL_SECS: u64 = 60;
+
 /// Longest a request waits for a database connection before it is answered 503.
 pub const DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 

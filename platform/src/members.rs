@@ -310,8 +310,9 @@ pub async fn reset_password(db: &Db, tenant: &Tenant, identifier: &str, code: &s
         .bind(hash)
         .execute(&mut *tx)
         .await?;
-    crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Member, m.id).await?;
+    let ended = crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Member, m.id).await?;
     tx.commit().await?;
+    crate::auth::sessions::forget(&ended);
     Ok(())
 }
 

@@ -24,6 +24,9 @@ pub enum Change {
     Rules { tenant_id: i64 },
     /// A tenant's catalog changed (products, categories, prices, stock set by staff).
     Catalog { tenant_id: i64 },
+    /// Sign-ins ended (logout, reset, disabling, role change, refresh reuse); an empty
+    /// list means "forget every cached sign-in".
+    Sessions { families: Vec<uuid::Uuid> },
 }
 
 /// Queues a notification, delivered when the surrounding transaction commits.

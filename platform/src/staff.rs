@@ -227,9 +227,11 @@ pub async fn update_in_tenant(
     let user = row.map(|r| r.user().0).ok_or_else(|| Error::not_found("staff_not_found", "no such staff account"))?;
     // Disabling or a role change ends every sign-in: the next request with an old token
     // is refused, and the account signs in again with its new role.
-    if disabled == Some(true) || role.is_some() {
-        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id).await?;
-    }
+    let ended = if disabled == Some(true) || role.is_some() {
+        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id).await?
+    } else {
+        vec![]
+    };
     audit::record(
         &mut tx,
         actor,
@@ -240,5 +242,6 @@ pub async fn update_in_tenant(
     )
     .await?;
     tx.commit().await?;
+    crate::auth::sessions::forget(&ended);
     Ok(user)
 }

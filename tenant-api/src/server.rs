@@ -53,12 +53,15 @@ impl Handler for CacheEvictor {
             Change::Tenant { slug } => self.directory.evict(&slug).await,
             Change::Rules { tenant_id } => self.rules.evict(tenant_id).await,
             Change::Catalog { tenant_id } => self.catalog.evict(tenant_id),
+            Change::Sessions { families } if families.is_empty() => platform::auth::sessions::forget_all(),
+            Change::Sessions { families } => platform::auth::sessions::forget(&families),
         }
     }
     fn reset(&self) {
         self.directory.evict_all();
         self.rules.evict_all();
         self.catalog.evict_all();
+        platform::auth::sessions::forget_all();
     }
 }
 

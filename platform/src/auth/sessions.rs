@@ -3,13 +3,24 @@
 //!
 //! A family is one sign-in. Access tokens carry its id (`sid`), and every authenticated
 //! request checks that the family is still live and its principal still allowed
-//! (`check_member`, `check_staff`: one query), so logout, password reset, disabling and
-//! demotion take effect on the next request. A used refresh token presented again is a
-//! reuse (stolen, or replayed): the whole family is revoked.
+//! (`check_member`, `check_staff`), so logout, password reset, disabling and demotion
+//! take effect on the next request. A used refresh token presented again is a reuse
+//! (stolen, or replayed): the whole family is revoked.
+//!
+//! Live families are remembered in memory after one database check. Every revocation
+//! returns the families it ended: the caller forgets them here once its transaction has
+//! committed (`forget`), and a `Change::Sessions` notification, sent in that
+//! transaction, makes every other instance forget them too. A listener that reconnects
+//! forgets everything (notifications are lost while disconnected).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::notify::{self, Change};
 
 use super::secrets;
 use crate::error::{Error, Result};
@@ -69,13 +80,57 @@ async fn add(conn: &mut PgConnection, store: Store, principal: i64, family: Uuid
     Ok(Opened { token, expires_at, family })
 }
 
+/// Families checked live, with who they were checked for; entries also lapse after
+/// `limits::SESSION_CACHE_TTL_SECS` (a backstop: revocations evict at once).
+fn live() -> &'static moka::sync::Cache<Uuid, String> {
+    static LIVE: OnceLock<moka::sync::Cache<Uuid, String>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(limits::SESSION_CACHE_ENTRIES)
+            .time_to_live(std::time::Duration::from_secs(limits::SESSION_CACHE_TTL_SECS))
+            .build()
+    })
+}
+
+/// Bumped by every eviction: a check that read the database before an eviction does not
+/// put its (possibly stale) answer in the cache after it.
+static EVICTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Forgets families ended elsewhere (after the revoking transaction committed).
+pub fn forget(families: &[Uuid]) {
+    EVICTIONS.fetch_add(1, Ordering::SeqCst);
+    for f in families {
+        live().invalidate(f);
+    }
+}
+
+/// Forgets every family (the change listener reconnected).
+pub fn forget_all() {
+    EVICTIONS.fetch_add(1, Ordering::SeqCst);
+    live().invalidate_all();
+}
+
+/// Tells the other instances, at commit, that `families` ended.
+async fn announce(conn: &mut PgConnection, families: &[Uuid]) -> Result<()> {
+    if families.is_empty() {
+        return Ok(());
+    }
+    // A notification carries at most 8000 bytes: past that, everyone forgets everything.
+    let change = if families.len() <= 150 {
+        Change::Sessions { families: families.to_vec() }
+    } else {
+        Change::Sessions { families: vec![] }
+    };
+    notify::publish(conn, &change).await
+}
+
 /// What presenting a refresh token found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented {
     /// A live token: now used up; continue its family with `rotate`.
     Live { principal: i64, family: Uuid },
-    /// A token that was already used: its whole family is now revoked. Commit, then
-    /// refuse (see `reused_error`).
+    /// A token that was already used: its whole family is now revoked. Commit, `forget`
+    /// the family, then refuse (see `reused_error`).
     Reused { principal: i64, family: Uuid },
 }
 
@@ -120,32 +175,41 @@ pub async fn rotate(conn: &mut PgConnection, store: Store, principal: i64, famil
     add(conn, store, principal, family).await
 }
 
-/// Ends the sign-in of a refresh token (logout). Unknown tokens change nothing.
-pub async fn logout(conn: &mut PgConnection, store: Store, token: &str) -> Result<()> {
+/// Ends the sign-in of a refresh token (logout); returns the family ended (none for an
+/// unknown token): `forget` it after commit.
+pub async fn logout(conn: &mut PgConnection, store: Store, token: &str) -> Result<Vec<Uuid>> {
     let sql = format!("SELECT family FROM {} WHERE token_hash = $1", store.table());
     let family: Option<Uuid> =
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(secrets::digest(token)).fetch_optional(&mut *conn).await?;
-    if let Some(family) = family {
-        end_family(conn, store, family).await?;
+    match family {
+        Some(family) => {
+            end_family(conn, store, family).await?;
+            Ok(vec![family])
+        }
+        None => Ok(vec![]),
     }
-    Ok(())
 }
 
 async fn end_family(conn: &mut PgConnection, store: Store, family: Uuid) -> Result<()> {
     let sql = format!("UPDATE {} SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL", store.table());
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(family).execute(conn).await?;
-    Ok(())
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(family).execute(&mut *conn).await?;
+    announce(conn, &[family]).await
 }
 
-/// Ends every session of a principal (password reset, disabling, role change).
-pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<()> {
+/// Ends every session of a principal (password reset, disabling, role change); returns
+/// the families ended: `forget` them after commit.
+pub async fn revoke_all(conn: &mut PgConnection, store: Store, principal: i64) -> Result<Vec<Uuid>> {
     let sql = format!(
-        "UPDATE {} SET revoked_at = now() WHERE {} = $1 AND revoked_at IS NULL",
+        "UPDATE {} SET revoked_at = now() WHERE {} = $1 AND revoked_at IS NULL RETURNING family",
         store.table(),
         store.principal()
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(principal).execute(conn).await?;
-    Ok(())
+    let mut families: Vec<Uuid> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(principal).fetch_all(&mut *conn).await?;
+    families.sort();
+    families.dedup();
+    announce(conn, &families).await?;
+    Ok(families)
 }
 
 fn revoked() -> Error {
@@ -158,6 +222,11 @@ fn revoked() -> Error {
 /// Checks a member's access token against the database: its family is live and the
 /// member active. `schema` is the tenant's (directory-made) schema name.
 pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, family: Uuid) -> Result<()> {
+    let who = format!("m:{schema}:{member_id}");
+    if live().get(&family).as_deref() == Some(who.as_str()) {
+        return Ok(());
+    }
+    let seen = EVICTIONS.load(Ordering::SeqCst);
     if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
         return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
     }
@@ -170,7 +239,10 @@ pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, fam
     let status: Option<String> =
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(family).bind(member_id).fetch_optional(pool).await?;
     match status.as_deref() {
-        Some("active") => Ok(()),
+        Some("active") => {
+            remember(family, who, seen);
+            Ok(())
+        }
         Some(_) => Err(Error::forbidden("account_disabled", "this account is disabled")),
         None => Err(revoked()),
     }
@@ -179,6 +251,11 @@ pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, fam
 /// Checks a staff access token against the database: its family is live, the account
 /// enabled and its role still the token's role.
 pub async fn check_staff(pool: &sqlx::PgPool, staff_id: i64, family: Uuid, role: &str) -> Result<()> {
+    let who = format!("s:{staff_id}:{role}");
+    if live().get(&family).as_deref() == Some(who.as_str()) {
+        return Ok(());
+    }
+    let seen = EVICTIONS.load(Ordering::SeqCst);
     let ok: Option<bool> = sqlx::query_scalar(
         "SELECT NOT u.disabled AND u.role = $3 FROM control.staff_sessions s \
          JOIN control.staff_users u ON u.id = s.staff_id \
@@ -190,5 +267,16 @@ pub async fn check_staff(pool: &sqlx::PgPool, staff_id: i64, family: Uuid, role:
     .bind(role)
     .fetch_optional(pool)
     .await?;
-    if ok == Some(true) { Ok(()) } else { Err(revoked()) }
+    if ok != Some(true) {
+        return Err(revoked());
+    }
+    remember(family, who, seen);
+    Ok(())
+}
+
+/// Caches a live family unless something was evicted since the check began.
+fn remember(family: Uuid, who: String, seen: u64) {
+    if EVICTIONS.load(Ordering::SeqCst) == seen {
+        live().insert(family, who);
+    }
 }

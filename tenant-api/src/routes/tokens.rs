@@ -79,8 +79,9 @@ pub async fn staff_refresh(
     let mut tx = state.db.control().begin().await.map_err(Error::from)?;
     let (staff_id, family) = match sessions::present(&mut tx, Store::Staff, token).await? {
         Presented::Live { principal, family } => (principal, family),
-        Presented::Reused { .. } => {
+        Presented::Reused { family, .. } => {
             tx.commit().await.map_err(Error::from)?;
+            sessions::forget(&[family]);
             return Err(sessions::reused_error().into());
         }
     };
@@ -100,8 +101,10 @@ pub async fn staff_refresh(
 
 /// Ends a staff sign-in. Unknown tokens are accepted silently (logout is idempotent).
 pub async fn staff_logout(state: &AppState, token: &str) -> ApiResult<()> {
-    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    sessions::logout(&mut conn, Store::Staff, token).await?;
+    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
+    let ended = sessions::logout(&mut tx, Store::Staff, token).await?;
+    tx.commit().await.map_err(Error::from)?;
+    sessions::forget(&ended);
     Ok(())
 }
 
@@ -124,8 +127,9 @@ pub async fn member_refresh(state: &AppState, tenant: &Tenant, token: &str) -> A
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let (member_id, family) = match sessions::present(&mut tx, Store::Member, token).await? {
         Presented::Live { principal, family } => (principal, family),
-        Presented::Reused { .. } => {
+        Presented::Reused { family, .. } => {
             tx.commit().await.map_err(Error::from)?;
+            sessions::forget(&[family]);
             return Err(sessions::reused_error().into());
         }
     };
@@ -137,7 +141,8 @@ pub async fn member_refresh(state: &AppState, tenant: &Tenant, token: &str) -> A
 /// Ends a member sign-in (idempotent).
 pub async fn member_logout(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<()> {
     let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    sessions::logout(&mut tx, Store::Member, token).await?;
+    let ended = sessions::logout(&mut tx, Store::Member, token).await?;
     tx.commit().await.map_err(Error::from)?;
+    sessions::forget(&ended);
     Ok(())
 }
