@@ -120,6 +120,30 @@ pub async fn create_platform_admin(db: &Db, runid: &str) -> anyhow::Result<Platf
     Ok(PlatformAdmin { email })
 }
 
+/// Sets a tenant's rules-engine limits as the platform operator (issue 10: a mall gets
+/// a bounded share of an instance; a large one is given more).
+pub async fn set_limits(
+    api: &Api,
+    admin: &PlatformAdmin,
+    slug: &str,
+    event_batches: u32,
+    rule_evaluations: u32,
+) -> anyhow::Result<()> {
+    let login = json!({"email": admin.email, "password": PASSWORD});
+    let platform = api.expect(StatusCode::OK, Method::POST, "/v1/platform/auth/login", &[], Some(&login)).await?;
+    let auth = format!("Bearer {}", token(&platform)?);
+    let limits = json!({"event_batches": event_batches, "rule_evaluations": rule_evaluations});
+    api.expect(
+        StatusCode::OK,
+        Method::PUT,
+        &format!("/v1/platform/tenants/{slug}/limits"),
+        &[("authorization", auth.as_str())],
+        Some(&limits),
+    )
+    .await?;
+    Ok(())
+}
+
 /// A tenant ready for load: its owner's access token, a partner key with every scope,
 /// and registered members.
 pub struct Fixture {

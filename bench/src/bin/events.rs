@@ -50,6 +50,12 @@ struct Args {
     /// Partner clients posting at the same time (also pgbench's client count).
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// The tenant's limits (set by the platform operator): event batches at once
+    /// (default: one per client) and rule evaluations at once (default 2, one per core).
+    #[arg(long)]
+    event_batches: Option<u32>,
+    #[arg(long, default_value_t = 2)]
+    rule_evaluations: u32,
     /// Events per request (1 to 100).
     #[arg(long, default_value_t = 50)]
     batch: usize,
@@ -148,7 +154,10 @@ async fn run(args: &Args, db: &platform::db::Db, runid: &str, slug: &str, report
     let srv = harness::start_server(&args.server, &bin, &client).await?;
     let postmaster = cpu::postmaster(db.control()).await;
     let api = Api::new(client, srv.base_url.clone());
-    let (_admin, fixture) = harness::set_up(db, &api, runid, slug, args.members).await?;
+    let (admin, fixture) = harness::set_up(db, &api, runid, slug, args.members).await?;
+    let batches = args.event_batches.unwrap_or(args.clients as u32);
+    api::set_limits(&api, &admin, slug, batches, args.rule_evaluations).await?;
+    println!("tenant limits: {batches} event batches, {} rule evaluations at once", args.rule_evaluations);
     for (name, event_type, script, params) in &rules {
         let rule = api::create_rule(&api, &fixture, name, event_type, script, params).await?;
         println!("rule {name} installed for event type {event_type:?} (id {})", rule["id"]);
