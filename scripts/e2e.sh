@@ -56,28 +56,12 @@ server_log="$out/server.log"
 log "seeding the demo data set"
 "$bin" demo >/dev/null
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=${E2E_PORT:-18080}
-for _ in $(seq 1 50); do
-  port_busy "$port" || break
-  port=$((port + 1))
-done
-port_busy "$port" && { log "no free port found from ${E2E_PORT:-18080}"; exit 2; }
+# shellcheck source=lib/server.sh
+. "$root/scripts/lib/server.sh"
+port=$(free_port "${E2E_PORT:-18080}")
 base="http://127.0.0.1:$port"
 
 secret=$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n')
-server_pid=
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-trap stop_server EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 log "starting the server on $base (log: $server_log)"
 POINTSMALL_JWT_SECRET="$secret" "$bin" serve --listen "127.0.0.1:$port" >"$server_log" 2>&1 &
