@@ -95,9 +95,7 @@ async fn get_tenant(
     _auth: PlatformAuth,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<Tenant>> {
-    let t = directory::find_by_slug(state.db.control(), &slug)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let t = tenant_by_slug(&state, &slug).await?;
     Ok(Json(t))
 }
 
@@ -142,9 +140,7 @@ async fn set_tenant_limits(
     Path(slug): Path<String>,
     Json(body): Json<TenantLimits>,
 ) -> ApiResult<Json<TenantSettings>> {
-    let t = directory::find_by_slug(state.db.control(), &slug)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let t = tenant_by_slug(&state, &slug).await?;
     let settings = tenancy::set_limits(state.db.control(), &t, body, &auth.actor()).await?;
     state.directory.evict(&slug).await;
     Ok(Json(settings))
@@ -161,9 +157,7 @@ async fn create_tenant_staff(
     Path(slug): Path<String>,
     Json(body): Json<NewStaff>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
-    let t = directory::find_by_slug(state.db.control(), &slug)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let t = tenant_by_slug(&state, &slug).await?;
     let mut tx = state.db.control().begin().await.map_err(Error::from)?;
     let user = staff::create(&mut tx, Scope::Tenant(t.id), &body, &auth.actor()).await?;
     tx.commit().await.map_err(Error::from)?;
@@ -188,4 +182,12 @@ async fn create_alliance(
 ) -> ApiResult<(StatusCode, Json<Alliance>)> {
     let a = tenancy::create_alliance(state.db.control(), &body, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// A tenant of the directory by slug, whatever its status (the operator manages
+/// suspended malls too); 404 when there is none.
+async fn tenant_by_slug(state: &AppState, slug: &str) -> Result<platform::directory::Tenant, Error> {
+    directory::find_by_slug(state.db.control(), slug)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))
 }
