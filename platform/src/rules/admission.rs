@@ -16,6 +16,7 @@
 //! rule's own time budget, which starts on the evaluation thread.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -45,6 +46,20 @@ struct Gate {
     limits: TenantLimits,
     batches: Arc<Semaphore>,
     evaluations: Arc<Semaphore>,
+    /// How often its batches found their members changed after evaluating (see
+    /// `Admission::lock_first`).
+    contention: AtomicU32,
+}
+
+/// How a batch of the tenant went, for `Admission::lock_first`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Went {
+    /// Evaluated with no lock, and its members were unchanged at the write.
+    Clean,
+    /// Evaluated with no lock, and another batch had changed its members meanwhile.
+    Contended,
+    /// Locked its members first.
+    Locked,
 }
 
 /// A tenant's batch slot, held while its batch is processed.
@@ -73,6 +88,7 @@ impl Admission {
         for i in 0..threads.max(1) {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("rules-{i}")).spawn(move || {
+                lower_priority();
                 loop {
                     // The lock is held only while waiting for the next piece of work.
                     let next = match queue.lock() {
@@ -132,9 +148,34 @@ impl Admission {
             limits,
             batches: Arc::new(Semaphore::new(limits.event_batches.max(1) as usize)),
             evaluations: Arc::new(Semaphore::new(limits.rule_evaluations.max(1) as usize)),
+            contention: AtomicU32::new(0),
         });
         self.gates.insert(tenant.id, g.clone());
         g
+    }
+
+    /// Whether the tenant's next batch should lock its members before reading them.
+    ///
+    /// Batches first evaluate holding no lock and evaluate again at the write if their
+    /// members changed meanwhile. When a tenant's concurrent batches keep sharing members
+    /// (many batches over few members), that second evaluation waits for the lock of
+    /// every batch before it; locking first then does the same work once. A contended
+    /// batch adds `CONTENDED_STEP`, any other takes one off; above `LOCK_FIRST_ABOVE` the
+    /// tenant's batches lock first, and every few of them try again without (the count
+    /// decays), so a tenant goes back once its batches stop sharing members.
+    pub fn lock_first(&self, tenant: &Tenant) -> bool {
+        self.gate(tenant).contention.load(Ordering::Relaxed) > bounds::LOCK_FIRST_ABOVE
+    }
+
+    /// Records how a batch of the tenant went (`lock_first`).
+    pub fn record(&self, tenant: &Tenant, went: Went) {
+        let gate = self.gate(tenant);
+        let _ = gate.contention.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+            Some(match went {
+                Went::Contended => (c + bounds::CONTENDED_STEP).min(bounds::CONTENTION_MAX),
+                Went::Clean | Went::Locked => c.saturating_sub(1),
+            })
+        });
     }
 
     /// One of the tenant's batch slots, waiting at most `wait`.
@@ -168,6 +209,26 @@ impl Admission {
         Ok(EvalPermit { _tenant: own, _thread: thread })
     }
 }
+
+/// Evaluation threads yield the CPU to request handling and the database: a tenant
+/// using its whole share of evaluation (a rule spinning to its time limit) then slows the
+/// other tenants' requests as little as the machine allows. Their own rules are short and
+/// run on the other evaluation threads.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: both calls only read and set the calling thread's scheduling priority
+    // (on Linux, PRIO_PROCESS with a thread id applies to that thread alone).
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, bounds::EVAL_THREAD_NICE)
+    };
+    if result != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower the rule threads' priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 async fn acquire(s: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
     // The semaphores are never closed, so an error cannot happen; treated as a timeout.
@@ -228,6 +289,25 @@ mod tests {
         let _q = a.evaluation(&u).await.unwrap();
         drop(p);
         a.evaluation(&t).await.unwrap();
+    }
+
+    #[test]
+    fn contended_batches_lock_first_then_try_again_without() {
+        let a = Admission::new(1);
+        let t = tenant(TenantLimits::default());
+        assert!(!a.lock_first(&t));
+        for _ in 0..3 {
+            a.record(&t, Went::Contended);
+        }
+        assert!(a.lock_first(&t));
+        let mut locked = 0;
+        while a.lock_first(&t) {
+            a.record(&t, Went::Locked);
+            locked += 1;
+        }
+        assert!((1..=bounds::CONTENTION_MAX).contains(&locked), "{locked}");
+        a.record(&t, Went::Clean);
+        assert!(!a.lock_first(&t));
     }
 
     #[tokio::test]

@@ -161,6 +161,11 @@ impl Contexts {
         Ok(Self { members, counts, today })
     }
 
+    /// True when both loads found the same members (ids), whatever their state.
+    pub fn same_members(&self, other: &Self) -> bool {
+        self.members.len() == other.members.len() && self.members.keys().all(|id| other.members.contains_key(id))
+    }
+
     pub fn knows(&self, member_id: i64) -> bool {
         self.members.contains_key(&member_id)
     }

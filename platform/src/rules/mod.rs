@@ -41,8 +41,18 @@ pub mod bounds {
     pub const EVAL_WAIT_MS: u64 = 5_000;
     /// `Retry-After` of those answers.
     pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
-    /// Evaluations outside any transaction before a batch whose members' context keeps
-    /// changing under it is evaluated with its members locked.
+    /// OS priority (nice) of the evaluation threads: below request handling and the
+    /// database, which run at 0 (each step is about 1.25x less CPU when they contend).
+    pub const EVAL_THREAD_NICE: i32 = 10;
+    /// Contention score of a tenant's batches (`Admission::lock_first`): a batch whose
+    /// members changed while it evaluated adds the step, any other takes one off; above
+    /// the threshold the tenant's batches lock their members first.
+    pub const CONTENDED_STEP: u32 = 4;
+    pub const LOCK_FIRST_ABOVE: u32 = 8;
+    pub const CONTENTION_MAX: u32 = 12;
+    /// Attempts outside any transaction before a batch whose members keep changing (or
+    /// whose event ids get recorded by another batch) reads and evaluates with its
+    /// members locked from the start.
     pub const OPTIMISTIC_ATTEMPTS: u32 = 2;
     /// Attempts of a batch in all (the rest after deadlocks).
     pub const BATCH_ATTEMPTS_MAX: u32 = 5;

@@ -1,5 +1,6 @@
-//! The event pipeline (R1, R2, P2). No transaction is open while rules run, so a
-//! tenant's slow rules hold no database connection; a batch goes through three steps:
+//! The event pipeline (R1, R2, P2). Rules first run with no transaction open, so a
+//! tenant's slow rules hold no database connection while they run; a batch goes through
+//! three steps:
 //!
 //! 1. **read**, in one short transaction: the tenant's rules, the context of every member
 //!    of the batch (`context`), the currencies, and which event ids were seen before (a
@@ -8,10 +9,15 @@
 //!    (`evaluate`), each event seeing the effects of the events before it;
 //! 3. **write**, in one transaction: lock the batch's members (`context::lock_members`),
 //!    read their context again, and if anything the rules read changed (balances,
-//!    counters, tags, level, day counts, members), roll back and start again from 1;
-//!    otherwise record the events and apply the verdicts (`write`). After
+//!    counters, tags, level, day counts), evaluate again on what is stored now (the
+//!    locks make that final); then record the events and apply the verdicts (`write`).
+//!    When the batch's members themselves changed, or one of its event ids was recorded
+//!    meanwhile, roll back and start again from 1. After
 //!    `bounds::OPTIMISTIC_ATTEMPTS` such attempts the batch reads and evaluates with its
-//!    members locked, inside the write transaction, so it always ends.
+//!    members locked, inside the write transaction, so it always ends. A tenant whose
+//!    concurrent batches keep sharing members locks first for a while
+//!    (`Admission::lock_first`): the same work, done once. Either way a tenant holds at
+//!    most one connection per batch slot.
 //!
 //! A rule that fails fails its event cleanly: nothing of it is written except the
 //! failure itself. Internal events (level_changed, points_released) then run through the
@@ -27,7 +33,7 @@ use scripting::EventInput;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::admission::BatchSlot;
+use super::admission::{BatchSlot, Went};
 use super::cache::{RuleCache, RuleSet};
 use super::context::{self, Contexts};
 use super::evaluate::{Evaluated, Job, RuleRun, Verdict, evaluate};
@@ -246,9 +252,11 @@ async fn run(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = if attempt <= bounds::OPTIMISTIC_ATTEMPTS {
+        let admission = &cache.admission;
+        let result = if attempt <= bounds::OPTIMISTIC_ATTEMPTS && !admission.lock_first(tenant) {
             optimistic(db, cache, tenant, batch).await
         } else {
+            admission.record(tenant, Went::Locked);
             locked(db, cache, tenant, batch).await
         };
         match result {
@@ -278,12 +286,22 @@ async fn optimistic(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'
     };
     let plan = Plan::new(batch, &read);
     let seen = read.ctx.clone();
-    let evaluated = run_rules(cache, tenant, batch, &plan, read.set, read.ctx, read.currencies.clone()).await?;
+    let evaluated = run_rules(cache, tenant, batch, &plan, read.set.clone(), read.ctx, read.currencies.clone()).await?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
-    if Contexts::load(&mut tx, &batch.pairs(), batch.now).await? != seen {
+    let now_seen = Contexts::load(&mut tx, &batch.pairs(), batch.now).await?;
+    let unchanged = now_seen == seen;
+    cache.admission.record(tenant, if unchanged { Went::Clean } else { Went::Contended });
+    let evaluated = if unchanged {
+        evaluated
+    } else if now_seen.same_members(&seen) {
+        // Another batch of these members committed in between. Their locks are held now,
+        // so evaluating again on what is stored is final: no second round of reads and
+        // lock waits (concurrent batches of one tenant share members all the time).
+        run_rules(cache, tenant, batch, &plan, read.set, now_seen, read.currencies.clone()).await?
+    } else {
         return Ok(None);
-    }
+    };
     let Some(out) = write::write(&mut tx, tenant, batch, &plan, &read.currencies, evaluated).await? else {
         return Ok(None);
     };

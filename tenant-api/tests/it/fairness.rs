@@ -8,12 +8,13 @@
 //! flooding tenant runs: it uses its whole share, one evaluation thread busy all the
 //! time) and flood (32 clients posting batches of 100 as fast as they are let).
 //!
-//! The bound: flood p99 <= max(2 x quiet p99, quiet p99 + 300 ms). The floor is there
-//! because the flooding tenant's permitted share, one evaluation thread spinning, is one
-//! of the two cores of the machines this runs on (shared with other builds): that alone
-//! roughly doubles everyone's median, flood or not (the "share" figures show it). The
-//! failure this guards against was a p99 of 6.8 s with 500s; the figures printed show
-//! how far from the bound a run is.
+//! The bound: flood p99 <= max(2 x quiet p99, quiet p99 + 150 ms). Run alone, the
+//! flood p99 stays within 2x of the quiet one (the evaluation threads run at a lower OS
+//! priority than request handling, so the flooder's permitted share, one thread spinning
+//! on one of two cores, hardly slows anyone). The floor is there for runs beside the
+//! rest of the suite and other builds, whose bursts land in one window or another at
+//! random. The failure this guards against was a p99 of 6.8 s with 500s; the figures
+//! printed show how far from the bound a run is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +33,7 @@ const FLOOD_BATCH: usize = 100;
 const ROUNDS: usize = 4;
 const PER_WINDOW: usize = 25;
 /// Least slack over the quiet p99 (see the module comment).
-const QUIET_FLOOR_MS: u64 = 300;
+const QUIET_FLOOR_MS: u64 = 150;
 
 /// Burns time on every operation (an array of 900 reversed in place), so the rule runs
 /// to the sandbox's wall-clock limit rather than to its operation count.
