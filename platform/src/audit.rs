@@ -21,6 +21,8 @@ pub enum ActorKind {
     Cli,
     System,
     Partner,
+    /// A member acting in their own mall (reads and their own writes; not audited).
+    Member,
 }
 
 impl ActorKind {
@@ -30,6 +32,7 @@ impl ActorKind {
             Self::Cli => "cli",
             Self::System => "system",
             Self::Partner => "partner",
+            Self::Member => "member",
         }
     }
 }

@@ -54,13 +54,34 @@ impl Db {
     /// is formatted into that statement, so only directory-made names (`[a-z][a-z0-9_]*`,
     /// at most 63 bytes) are accepted; anything else is refused before reaching SQL.
     pub async fn tenant_tx(&self, cluster: &str, schema: &str) -> Result<Transaction<'static, Postgres>> {
+        self.begin_in(cluster, schema, false).await
+    }
+
+    /// `tenant_tx`, optionally read-only (`Db::read`).
+    pub(crate) async fn begin_in(
+        &self,
+        cluster: &str,
+        schema: &str,
+        read_only: bool,
+    ) -> Result<Transaction<'static, Postgres>> {
         if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
             return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
         }
         // Only the tenant's schema: `public` (writable by default) is not on the path, so
         // nothing there can shadow a tenant table or function.
-        let begin = format!("BEGIN; SET LOCAL search_path TO \"{schema}\"");
+        let mode = if read_only { " READ ONLY" } else { "" };
+        let begin = format!("BEGIN{mode}; SET LOCAL search_path TO \"{schema}\"");
         Ok(self.cluster(cluster)?.begin_with(sqlx::AssertSqlSafe(begin)).await?)
+    }
+
+    /// True when every configured cluster answers a query.
+    pub async fn reachable(&self) -> bool {
+        for pool in self.clusters.values() {
+            if sqlx::query("SELECT 1").execute(pool).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 }
 

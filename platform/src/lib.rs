@@ -21,6 +21,7 @@ pub mod limits;
 pub mod mall;
 pub mod marketing;
 pub mod members;
+pub mod messages;
 pub mod migrate;
 pub mod notify;
 pub mod provider_secrets;
@@ -31,6 +32,7 @@ pub mod settings;
 pub mod staff;
 pub mod storage;
 pub mod tenancy;
+pub mod tx;
 pub mod urls;
 pub mod vault;
 

@@ -202,6 +202,18 @@ pub struct MemberAuth {
     pub member_id: i64,
 }
 
+impl MemberAuth {
+    /// The member, as the actor of their own reads and writes.
+    pub fn actor(&self) -> platform::audit::Actor {
+        platform::audit::Actor {
+            kind: platform::audit::ActorKind::Member,
+            id: Some(self.member_id),
+            label: format!("member:{}", self.member_id),
+            request_id: None,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for MemberAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {

@@ -117,13 +117,6 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<FieldError>) {
     }
 }
 
-/// JSON read back from PostgreSQL as text. Data stored before the edge refused
-/// unstorable numbers (or written by another path) may not parse as `serde_json`
-/// numbers; such a value is answered as its text rather than failing the read.
-pub fn stored_json(text: String) -> Value {
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
-}
-
 /// A `serde_json::Value` deserializer that gives structs, maps and sequences only the
 /// JSON type they are written as, at every depth.
 struct Strict(Value);

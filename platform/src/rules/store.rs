@@ -1,5 +1,6 @@
 //! The rule store: create, new version (compiled and validated first), rollback,
-//! parameters, enable/disable, order. Every change is announced to all instances.
+//! parameters, enable/disable, order. Every change is audited in its own transaction and
+//! announced to all instances.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,6 +9,7 @@ use sqlx::PgConnection;
 use super::bounds;
 use crate::error::{Error, Result, Validator};
 use crate::notify::{self, Change};
+use crate::tx::TenantTx;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Rule {
@@ -75,17 +77,14 @@ fn check_params(params: &serde_json::Value) -> Result<()> {
         .finish()
 }
 
-async fn announce(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
-    notify::publish(conn, &Change::Rules { tenant_id }).await
+/// Audits a change of rule `id` and announces it to every instance.
+async fn changed(tx: &mut TenantTx, action: &str, id: i64, details: serde_json::Value) -> Result<()> {
+    tx.audit(action, &id.to_string(), details).await?;
+    let tenant_id = tx.tenant().id;
+    notify::publish(tx, &Change::Rules { tenant_id }).await
 }
 
-pub async fn create(
-    conn: &mut PgConnection,
-    sandbox: &scripting::Sandbox,
-    tenant_id: i64,
-    new: &NewRule,
-    actor: &str,
-) -> Result<Rule> {
+pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRule) -> Result<Rule> {
     Validator::new()
         .check(!new.name.trim().is_empty() && new.name.chars().count() <= 100, "name", "1 to 100 characters")
         .check(
@@ -97,7 +96,7 @@ pub async fn create(
         .finish()?;
     check_params(&new.params)?;
     check_script(sandbox, &new.script)?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut *conn).await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut **tx).await?;
     if count >= bounds::RULES_PER_TENANT_MAX {
         return Err(Error::conflict("too_many_rules", "delete or reuse a rule first"));
     }
@@ -110,16 +109,18 @@ pub async fn create(
     .bind(new.enabled)
     .bind(new.position)
     .bind(&new.params)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await
     .map_err(|e| crate::error::on_unique(e, "rules_name_key", Error::conflict("rule_exists", "a rule with this name exists")))?;
+    let by = tx.actor().label.clone();
     sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, 1, $2, $3)")
         .bind(rule.id)
         .bind(&new.script)
-        .bind(actor)
-        .execute(&mut *conn)
+        .bind(by)
+        .execute(&mut **tx)
         .await?;
-    announce(conn, tenant_id).await?;
+    let details = serde_json::json!({"name": rule.name, "event_type": rule.event_type});
+    changed(tx, "rule.create", rule.id, details).await?;
     Ok(rule)
 }
 
@@ -147,75 +148,71 @@ pub async fn versions(conn: &mut PgConnection, id: i64) -> Result<Vec<RuleVersio
 }
 
 /// Saves a new version of the script (compiled first) and makes it current.
-pub async fn new_version(
-    conn: &mut PgConnection,
-    sandbox: &scripting::Sandbox,
-    tenant_id: i64,
-    id: i64,
-    script: &str,
-    actor: &str,
-) -> Result<Rule> {
+pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: i64, script: &str) -> Result<Rule> {
     check_script(sandbox, script)?;
     let version: i32 = sqlx::query_scalar("SELECT current_version FROM rules WHERE id = $1 FOR UPDATE")
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
     let next: i32 = sqlx::query_scalar("SELECT max(version) + 1 FROM rule_versions WHERE rule_id = $1")
         .bind(id)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut **tx)
         .await
         .unwrap_or(version + 1);
+    let by = tx.actor().label.clone();
     sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(next)
         .bind(script)
-        .bind(actor)
-        .execute(&mut *conn)
+        .bind(by)
+        .execute(&mut **tx)
         .await?;
-    set_version(conn, tenant_id, id, next).await
+    let rule = set_version(tx, id, next).await?;
+    changed(tx, "rule.version", id, serde_json::json!({"version": rule.current_version})).await?;
+    Ok(rule)
 }
 
 /// Makes an earlier version current again (one action).
-pub async fn rollback(conn: &mut PgConnection, tenant_id: i64, id: i64, version: i32) -> Result<Rule> {
+pub async fn rollback(tx: &mut TenantTx, id: i64, version: i32) -> Result<Rule> {
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT version FROM rule_versions WHERE rule_id = $1 AND version = $2")
             .bind(id)
             .bind(version)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut **tx)
             .await?;
     if exists.is_none() {
-        get(conn, id).await?;
+        get(tx, id).await?;
         return Err(Error::invalid_field("version", "this rule has no such version"));
     }
-    set_version(conn, tenant_id, id, version).await
+    let rule = set_version(tx, id, version).await?;
+    changed(tx, "rule.rollback", id, serde_json::json!({"version": version})).await?;
+    Ok(rule)
 }
 
-async fn set_version(conn: &mut PgConnection, tenant_id: i64, id: i64, version: i32) -> Result<Rule> {
-    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+async fn set_version(conn: &mut PgConnection, id: i64, version: i32) -> Result<Rule> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET current_version = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(version)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?
-    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
-    announce(conn, tenant_id).await?;
-    Ok(rule)
+    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))
 }
 
 /// Replaces the rule's parameters.
-pub async fn set_params(conn: &mut PgConnection, tenant_id: i64, id: i64, params: &serde_json::Value) -> Result<Rule> {
+pub async fn set_params(tx: &mut TenantTx, id: i64, params: &serde_json::Value) -> Result<Rule> {
     check_params(params)?;
     let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET params = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(params)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
-    announce(conn, tenant_id).await?;
+    changed(tx, "rule.params", id, params.clone()).await?;
     Ok(rule)
 }
 
@@ -227,7 +224,7 @@ pub struct RulePatch {
 }
 
 /// Enables, disables or moves a rule.
-pub async fn patch(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &RulePatch) -> Result<Rule> {
+pub async fn patch(tx: &mut TenantTx, id: i64, p: &RulePatch) -> Result<Rule> {
     if let Some(pos) = p.position
         && !(0..=10_000).contains(&pos)
     {
@@ -240,9 +237,9 @@ pub async fn patch(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &RulePat
     .bind(id)
     .bind(p.enabled)
     .bind(p.position)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
-    announce(conn, tenant_id).await?;
+    changed(tx, "rule.update", id, serde_json::json!({"enabled": p.enabled, "position": p.position})).await?;
     Ok(rule)
 }

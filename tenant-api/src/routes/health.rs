@@ -29,16 +29,11 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    for name in state.db.cluster_names() {
-        let ok = match state.db.cluster(&name) {
-            Ok(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
-            Err(_) => false,
-        };
-        if !ok {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unreachable" }));
-        }
+    if state.db.reachable().await {
+        (StatusCode::OK, Json(Health { status: "ready" }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unreachable" }))
     }
-    (StatusCode::OK, Json(Health { status: "ready" }))
 }
 
 /// Prometheus metrics (text exposition format).

@@ -8,6 +8,7 @@ use chrono::Utc;
 use platform::auth::tokens::TokenPair;
 use platform::auth::webview;
 use platform::marketing::checkin::{self, Calendar};
+use platform::marketing::favorites::{self, Favorite};
 use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
 use platform::members::{self, Member};
 use platform::rbac::Permission;
@@ -154,29 +155,13 @@ async fn check_in(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<
     Ok(Json(out.remove(0)))
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct Favorite {
-    product_id: i64,
-    name: String,
-    created_at: chrono::DateTime<Utc>,
-}
-
 /// The member's favorite products.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/favorites", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<Favorite>)))]
 async fn favorites(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Favorite>>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let f = sqlx::query_as(
-        "SELECT f.product_id, p.name, f.created_at FROM favorites f JOIN products p ON p.id = f.product_id \
-         WHERE f.member_id = $1 ORDER BY f.created_at DESC LIMIT 500",
-    )
-    .bind(auth.member_id)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(f))
+    let member = auth.member_id;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| favorites::list(tx, member).await).await?))
 }
 
 /// Adds a product to the member's favorites.
@@ -189,19 +174,8 @@ async fn add_favorite(
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    sqlx::query("INSERT INTO favorites (member_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(auth.member_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                Error::not_found("product_not_found", "no such product")
-            }
-            _ => Error::Database(e),
-        })?;
-    tx.commit().await.map_err(Error::from)?;
+    let member = auth.member_id;
+    state.db.write(&auth.tenant, &auth.actor(), async |tx| favorites::add(tx, member, id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,16 +189,8 @@ async fn remove_favorite(
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    // Removing a favorite that is not one is fine; of a product that is not here, a 404.
-    platform::found::product(&mut tx, id).await?;
-    sqlx::query("DELETE FROM favorites WHERE member_id = $1 AND product_id = $2")
-        .bind(auth.member_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
+    let member = auth.member_id;
+    state.db.write(&auth.tenant, &auth.actor(), async |tx| favorites::remove(tx, member, id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,7 @@ use platform::ledger::Entry;
 use platform::ledger::history::{EntryFilter, PointsSummary};
 use platform::ledger::transfers::{self, Transfer, TransferRequest};
 use platform::members::{self, Identifier};
-use serde::Serialize;
+use platform::messages::{self, Message};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -85,16 +85,6 @@ async fn transfer(
     .await
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct Message {
-    id: i64,
-    kind: String,
-    title: String,
-    body: String,
-    created_at: chrono::DateTime<Utc>,
-    read_at: Option<chrono::DateTime<Utc>>,
-}
-
 /// In-app messages (expiry reminders, later order and level updates), newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
@@ -105,17 +95,8 @@ async fn messages(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Message>>> {
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items: Vec<Message> = sqlx::query_as(
-        "SELECT id, kind, title, body, created_at, read_at FROM messages WHERE member_id = $1 \
-         AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(auth.member_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(platform::Error::from)?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let member = auth.member_id;
+    let items =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| messages::page(tx, member, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
 }

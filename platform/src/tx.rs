@@ -1,0 +1,94 @@
+//! The one way a use case reaches a tenant's data (issue 11). `Db::write` and `Db::read`
+//! open a transaction in the tenant's schema that carries the tenant and who is acting
+//! (with the request id); the domain function does its work in it and records its own
+//! audit entry there (`TenantTx::audit`), so a change and its audit entry commit
+//! together or not at all. Handlers only decode, authorize, call one domain function and
+//! encode its answer; route modules never see SQL (a test in `tenant-api` checks it).
+//!
+//! ```ignore
+//! let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await).await?;
+//! ```
+
+use std::ops::{Deref, DerefMut};
+
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use crate::audit::{self, Actor};
+use crate::db::Db;
+use crate::directory::Tenant;
+use crate::error::Result;
+
+/// A transaction in one tenant's schema, with the tenant and the actor. Dereferences to
+/// the connection, so domain functions taking `&mut PgConnection` accept it too.
+pub struct TenantTx {
+    conn: Transaction<'static, Postgres>,
+    tenant: Tenant,
+    actor: Actor,
+}
+
+impl TenantTx {
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Records a staff action on this tenant in the audit log (SPEC B6), in this
+    /// transaction.
+    pub async fn audit(&mut self, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
+        audit::record(&mut self.conn, &self.actor, Some(self.tenant.id), action, target, details).await
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Db {
+    /// Runs `work` in a transaction of `tenant` on behalf of `actor` and commits it; any
+    /// error rolls everything back, its audit entry included.
+    pub async fn write<T>(
+        &self,
+        tenant: &Tenant,
+        actor: &Actor,
+        work: impl AsyncFnOnce(&mut TenantTx) -> Result<T>,
+    ) -> Result<T> {
+        self.run(tenant, actor, false, work).await
+    }
+
+    /// Like `write`, in a read-only transaction: a use case that only reads cannot
+    /// change anything by mistake.
+    pub async fn read<T>(
+        &self,
+        tenant: &Tenant,
+        actor: &Actor,
+        work: impl AsyncFnOnce(&mut TenantTx) -> Result<T>,
+    ) -> Result<T> {
+        self.run(tenant, actor, true, work).await
+    }
+
+    async fn run<T>(
+        &self,
+        tenant: &Tenant,
+        actor: &Actor,
+        read_only: bool,
+        work: impl AsyncFnOnce(&mut TenantTx) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.begin_in(&tenant.cluster, &tenant.schema_name, read_only).await?;
+        let mut tx = TenantTx { conn, tenant: tenant.clone(), actor: actor.clone() };
+        let out = work(&mut tx).await?;
+        tx.conn.commit().await?;
+        Ok(out)
+    }
+}
