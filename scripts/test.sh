@@ -54,6 +54,9 @@ cargo build --quiet -p tenant-api --bin pointsmall
 step "rule library test files (examples/rules)"
 target/debug/pointsmall rules test examples/rules
 
+step "every SQL statement prepared against the migrated schemas"
+cargo test -q -p platform --test sql_checked
+
 step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
 
