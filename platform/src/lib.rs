@@ -24,6 +24,7 @@ pub mod members;
 pub mod messages;
 pub mod migrate;
 pub mod notify;
+pub mod points;
 pub mod provider_secrets;
 pub mod rbac;
 pub mod rules;

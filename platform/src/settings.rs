@@ -244,6 +244,17 @@ impl TenantSettings {
 }
 
 impl ExpiryPolicy {
+    /// The expiry of a lot credited at `now` without an expiry of its own: the policy's
+    /// for a currency that expires, none for one that does not. Every credit path asks
+    /// this (partner credits, adjustments, rules, lock releases, lottery prizes).
+    pub fn default_for(
+        &self,
+        currency_expires: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if currency_expires { self.expires_at(now) } else { None }
+    }
+
     /// When a lot earned at `earned_at` expires under this policy.
     pub fn expires_at(&self, earned_at: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
         use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};

@@ -35,6 +35,10 @@ impl TenantTx {
         &self.actor
     }
 
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.conn.commit().await?)
+    }
+
     /// Records a staff action on this tenant in the audit log (SPEC B6), in this
     /// transaction.
     pub async fn audit(&mut self, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
@@ -78,6 +82,13 @@ impl Db {
         self.run(tenant, actor, true, work).await
     }
 
+    /// A tenant transaction for a wrapper that adds its own steps around the use case
+    /// (the idempotency record of the HTTP layer); it is rolled back unless committed.
+    pub async fn begin(&self, tenant: &Tenant, actor: &Actor) -> Result<TenantTx> {
+        let conn = self.begin_in(&tenant.cluster, &tenant.schema_name, false).await?;
+        Ok(TenantTx { conn, tenant: tenant.clone(), actor: actor.clone() })
+    }
+
     async fn run<T>(
         &self,
         tenant: &Tenant,
@@ -88,7 +99,7 @@ impl Db {
         let conn = self.begin_in(&tenant.cluster, &tenant.schema_name, read_only).await?;
         let mut tx = TenantTx { conn, tenant: tenant.clone(), actor: actor.clone() };
         let out = work(&mut tx).await?;
-        tx.conn.commit().await?;
+        tx.commit().await?;
         Ok(out)
     }
 }

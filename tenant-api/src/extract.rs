@@ -337,6 +337,18 @@ pub struct PartnerAuth {
     pub key: PartnerKey,
 }
 
+impl PartnerAuth {
+    /// The partner's key, as the actor of its writes.
+    pub fn actor(&self) -> platform::audit::Actor {
+        platform::audit::Actor {
+            kind: platform::audit::ActorKind::Partner,
+            id: Some(self.key.key_id),
+            label: format!("partner:{}", self.key.key_id),
+            request_id: None,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for PartnerAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {

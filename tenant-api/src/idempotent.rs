@@ -1,90 +1,153 @@
 //! Writes that move points take an `Idempotency-Key` header (SPEC §5, L8). The key is
 //! claimed in the same transaction as the write (see `platform::idempotency`), so a
 //! replay returns the first response and concurrent duplicates run once.
+//!
+//! A handler takes the request as `IdempotentJson` (or `IdempotentEmpty` for writes
+//! without a body), checks its permission, then `open`s it: the key is checked and the
+//! body typed there, so a caller without the permission learns nothing else first. The
+//! OpenAPI document names the header with `IdempotencyKey`, one definition for all.
 
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
+use platform::audit::Actor;
 use platform::db::Db;
 use platform::directory::Tenant;
+use platform::tx::TenantTx;
 use platform::{Error, idempotency};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 
 use crate::error::ApiResult;
+use crate::extract::Json;
 
-/// A request's idempotency identity.
+/// The `Idempotency-Key` header, as the OpenAPI document describes it on every write
+/// that takes one.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub struct IdempotencyKey {
+    /// Unique per write (1 to 200 visible ASCII characters): the same key again returns
+    /// the first answer; with another body it is refused.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: String,
+}
+
+/// A request's idempotency identity (who is writing is added by `write`).
 pub struct Idem {
-    scope: String,
     key: String,
+    method: String,
+    path: String,
     hash: Vec<u8>,
 }
 
+fn parts_of(
+    headers: &HeaderMap,
+    parts_uri: &axum::http::Uri,
+    original: Option<&OriginalUri>,
+) -> (Option<String>, String) {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let path = original.map_or_else(|| parts_uri.path().to_string(), |o| o.0.path().to_string());
+    (key, path)
+}
+
 impl Idem {
-    /// `credential` names who is writing ("partner:3", "member:9", "staff:2").
-    pub fn new(
-        headers: &HeaderMap,
-        method: &str,
-        path: &str,
-        credential: &str,
-        body: &serde_json::Value,
-    ) -> Result<Self, Error> {
-        let key = idempotency::check_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
-        Ok(Self {
-            scope: format!("{credential} {method} {path}"),
-            key,
-            hash: idempotency::request_hash(method, path, body),
-        })
+    fn new(key: Option<&str>, method: &str, path: String, body: &serde_json::Value) -> Result<Self, Error> {
+        let key = idempotency::check_key(key)?;
+        Ok(Self { key, method: method.to_string(), hash: idempotency::request_hash(method, &path, body), path })
+    }
+
+    fn scope(&self, actor: &Actor) -> String {
+        format!("{} {} {}", actor.label, self.method, self.path)
     }
 }
 
-/// Reads a typed body out of the JSON value the idempotency hash was taken of.
-/// The value was checked by the `Json` extractor; this reads it strictly (`input`).
-pub fn parse<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
-    crate::input::from_value(body)
+/// A write with a JSON body, before its key is checked and its body typed.
+pub struct IdempotentJson {
+    key: Option<String>,
+    method: String,
+    path: String,
+    body: serde_json::Value,
 }
 
-/// Runs `work` in a tenant transaction guarded by the key; answers `status` with its
-/// result, or replays the first answer.
-pub async fn write<T, F>(db: &Db, tenant: &Tenant, idem: Idem, status: StatusCode, work: F) -> ApiResult<Response>
-where
-    T: Serialize + Send + 'static,
-    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, platform::Result<T>>,
-{
-    write_then_last(db, tenant, idem, status, move |tx| {
-        let done = work(tx);
-        Box::pin(async move { Ok((done.await?, ())) })
-    })
-    .await
+impl IdempotentJson {
+    /// Checks the key and reads the body strictly (`input`) as `T`.
+    pub fn open<T: DeserializeOwned>(self) -> Result<(Idem, T), Error> {
+        let idem = Idem::new(self.key.as_deref(), &self.method, self.path, &self.body)?;
+        Ok((idem, crate::input::from_value(self.body)?))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for IdempotentJson {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (key, path) = parts_of(req.headers(), req.uri(), req.extensions().get::<OriginalUri>());
+        let method = req.method().to_string();
+        let Json(body) = Json::<serde_json::Value>::from_request(req, state).await?;
+        Ok(Self { key, method, path, body })
+    }
+}
+
+/// A write without a body, before its key is checked.
+pub struct IdempotentEmpty {
+    key: Option<String>,
+    method: String,
+    path: String,
+}
+
+impl IdempotentEmpty {
+    pub fn open(self) -> Result<Idem, Error> {
+        Idem::new(self.key.as_deref(), &self.method, self.path, &serde_json::Value::Null)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotentEmpty {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let (key, path) = parts_of(&parts.headers, &parts.uri, parts.extensions.get::<OriginalUri>());
+        Ok(Self { key, method: parts.method.to_string(), path })
+    }
+}
+
+/// Runs `work` in a tenant transaction for `actor`, guarded by the key; answers
+/// `status` with its result, or replays the first answer.
+pub async fn write<T: Serialize>(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &Actor,
+    idem: Idem,
+    status: StatusCode,
+    work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
+) -> ApiResult<Response> {
+    write_then_last(db, tenant, actor, idem, status, async |tx| Ok((work(tx).await?, ()))).await
 }
 
 /// `write` whose work ends with a step run after the answer is recorded, just before
 /// the commit (its failure undoes everything, the record included). A redemption takes
 /// stock there, so the row every buyer of a flash sale queues on is held only for that
 /// statement and the commit.
-pub async fn write_then_last<T, F, L>(
+pub async fn write_then_last<T: Serialize, L: LastStep>(
     db: &Db,
     tenant: &Tenant,
+    actor: &Actor,
     idem: Idem,
     status: StatusCode,
-    work: F,
-) -> ApiResult<Response>
-where
-    T: Serialize,
-    L: LastStep,
-    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, platform::Result<(T, L)>>,
-{
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    if let Some(replay) = idempotency::begin(&mut tx, &idem.scope, &idem.key, &idem.hash).await? {
-        tx.commit().await.map_err(Error::from)?;
+    work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<(T, L)>,
+) -> ApiResult<Response> {
+    let scope = idem.scope(actor);
+    let mut tx = db.begin(tenant, actor).await?;
+    if let Some(replay) = idempotency::begin(&mut tx, &scope, &idem.key, &idem.hash).await? {
+        tx.commit().await?;
         return Ok(replayed(replay));
     }
     let (out, last) = work(&mut tx).await?;
     let body = serde_json::to_value(&out).map_err(|e| Error::Internal(e.into()))?;
-    idempotency::finish(&mut tx, &idem.scope, &idem.key, status.as_u16(), &body).await?;
+    idempotency::finish(&mut tx, &scope, &idem.key, status.as_u16(), &body).await?;
     last.run(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
+    tx.commit().await?;
     Ok((status, axum::Json(body)).into_response())
 }
 

@@ -84,7 +84,7 @@ async fn release_from(
         return Ok(0);
     }
     let expires = super::currencies::get(conn, &grant.currency).await?.expires;
-    let expires_at = if expires { tenant.settings.expiry.expires_at(now) } else { None };
+    let expires_at = tenant.settings.expiry.default_for(expires, now);
     let entry =
         post::release(conn, grant.member_id, &grant.currency, LotPart { amount, expires_at }, source, now).await?;
     sqlx::query("UPDATE lock_grants SET released = released + $2, next_release_at = $3 WHERE id = $1")

@@ -190,7 +190,8 @@ pub async fn draw(
         None => None,
     };
     if let Some(p) = prize.as_ref().filter(|p| p.kind == "points") {
-        let expires_at = tenant.settings.expiry.expires_at(now);
+        let expires = crate::ledger::currencies::get(conn, "points").await?.expires;
+        let expires_at = tenant.settings.expiry.default_for(expires, now);
         let win = Source::new(SourceKind::Member, "system:lottery")
             .reference(format!("lottery:{lottery_id}"))
             .memo(format!("prize: {}", p.name));

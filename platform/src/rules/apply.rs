@@ -124,7 +124,6 @@ pub(super) fn expiry(
 ) -> Option<DateTime<Utc>> {
     match expires_in_days {
         Some(d) => Some(now + Duration::days(d)),
-        None if currency.expires => tenant.settings.expiry.expires_at(now),
-        None => None,
+        None => tenant.settings.expiry.default_for(currency.expires, now),
     }
 }

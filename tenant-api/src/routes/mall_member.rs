@@ -1,7 +1,7 @@
 //! The member's mall: browse (cached), redeem, orders, reviews, addresses.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use platform::Error;
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, MemberAuth, Path, Query, TenantPath};
-use crate::idempotent::{self, Idem};
+use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -96,21 +96,14 @@ async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPat
 /// + cash the points are held until the cash part is paid. Needs an `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/redemptions", tag = "mall",
     security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per redemption")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = RedeemRequest,
     responses((status = 201, body = Order), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn redeem_product(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
-    let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
-    let req: RedeemRequest = idempotent::parse(body)?;
+async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
+    let (idem, req) = req.open::<RedeemRequest>()?;
     let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
-    idempotent::write_then_last(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move { redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await })
+    idempotent::write_then_last(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await
     })
     .await
 }

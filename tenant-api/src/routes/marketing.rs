@@ -1,8 +1,8 @@
 //! Marketing and members' own data: the lottery wheel (K3), the check-in calendar (K1),
 //! favorites (M3), tags (M5), webview hand-off (M4), member sync by external id (P4).
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::auth::tokens::TokenPair;
@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use super::tokens;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, MemberAuth, PartnerAuth, Path, Query, StaffAuth, TenantPath};
-use crate::idempotent::{self, Idem};
+use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,21 +53,18 @@ async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath
 /// Spends the cost and draws a prize, on the server. Needs an `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/lotteries/{id}/draws", tag = "mall",
     security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"),
-        ("Idempotency-Key" = String, Header, description = "unique per draw")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"), IdempotencyKey),
     responses((status = 201, body = Draw), (status = 409, body = ErrorBody)))]
 async fn draw(
     State(state): State<AppState>,
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    req: IdempotentEmpty,
 ) -> ApiResult<Response> {
-    let idem =
-        Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &serde_json::Value::Null)?;
+    let idem = req.open()?;
     let (tenant, member) = (auth.tenant.clone(), auth.member_id);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move { lottery::draw(tx, &tenant, id, member, Utc::now()).await })
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        lottery::draw(tx, &tenant, id, member, Utc::now()).await
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! A member's points: summary, history, transfers, messages.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, MemberAuth, Query};
-use crate::idempotent::{self, Idem};
+use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -59,18 +59,11 @@ async fn entries(
 /// Needs an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members",
     security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per transfer")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = TransferRequest,
     responses((status = 201, body = Transfer), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn transfer(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
-    let idem = Idem::new(&headers, "POST", uri.path(), &format!("member:{}", auth.member_id), &body)?;
-    let req: TransferRequest = idempotent::parse(body)?;
+async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
+    let (idem, req) = req.open::<TransferRequest>()?;
     transfers::check_request(&auth.tenant, &req)?;
     let to = match Identifier::parse(&req.to) {
         Ok(id) => members::find_id(&state.db, &auth.tenant, &id).await?,
@@ -79,8 +72,8 @@ async fn transfer(
     .ok_or_else(|| platform::Error::invalid_field("to", "no member of this mall has this phone number or e-mail"))?;
     let tenant = auth.tenant.clone();
     let from = auth.member_id;
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move { transfers::transfer(tx, &tenant, from, to, &req, Utc::now()).await })
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        transfers::transfer(tx, &tenant, from, to, &req, Utc::now()).await
     })
     .await
 }

@@ -1,26 +1,23 @@
 //! Partner points API (P2, L8, L9): credits in batches, debits, holds for checkout,
 //! lock grants. Every write takes an `Idempotency-Key`.
 
-use std::collections::HashMap;
-
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use platform::Error;
+use chrono::Utc;
 use platform::alliance::book;
 use platform::ledger::history::PointsSummary;
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
-use platform::ledger::post::{self, CreditItem, LotPart};
-use platform::ledger::{Entry, Reason, Source, SourceKind, bounds, currencies};
+use platform::ledger::{Entry, Source, SourceKind};
+use platform::points::{self, Credit, Debit};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, PartnerAuth, Path};
-use crate::idempotent::{self, Idem};
+use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty, IdempotentJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,14 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accelerate))
 }
 
-fn actor(auth: &PartnerAuth) -> String {
-    format!("partner:{}", auth.key.key_id)
-}
-
-fn idem(auth: &PartnerAuth, headers: &HeaderMap, path: &str, body: &serde_json::Value) -> Result<Idem, Error> {
-    Idem::new(headers, "POST", path, &actor(auth), body)
-}
-
 /// A member's balances, lots, grants and level. Needs scope `points:read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}/points", tag = "partner",
     security(("api_key" = [])),
@@ -56,31 +45,8 @@ async fn member_points(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<PointsSummary>> {
     auth.key.require("points:read")?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = book::summary(&mut tx, &auth.tenant, id).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(s))
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Credit {
-    member_id: i64,
-    amount: i64,
-    #[serde(default = "points")]
-    currency: String,
-    #[serde(default)]
-    memo: String,
-    /// The partner's reference (order number, receipt…).
-    #[serde(default)]
-    reference: String,
-    /// Overrides the mall's expiry policy for this credit.
-    #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
-}
-
-fn points() -> String {
-    "points".into()
+    let tenant = auth.tenant.clone();
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &tenant, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -99,97 +65,30 @@ struct Credited {
 /// atomically (P2), in member order. Needs scope `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/credits", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per batch")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = CreditBatch,
     responses((status = 201, body = Credited), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn credits(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
+async fn credits(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let mut batch: CreditBatch = idempotent::parse(body)?;
-    // Entries come back in (member, currency) order, the order accounts are locked in.
-    batch.items.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
-    if batch.items.is_empty() || batch.items.len() > bounds::BATCH_MAX {
-        return Err(Error::invalid_field("items", format!("1 to {} credits", bounds::BATCH_MAX)).into());
-    }
-    for c in &batch.items {
-        post::check_amount("amount", c.amount)?;
-        if c.memo.chars().count() > 500 || c.reference.chars().count() > 200 {
-            return Err(Error::invalid_field("memo", "memo at most 500 characters, reference at most 200").into());
-        }
-    }
-    let tenant = auth.tenant.clone();
-    let who = actor(&auth);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move {
-            let now = Utc::now();
-            let mut expires: HashMap<String, bool> = HashMap::new();
-            let mut items = Vec::with_capacity(batch.items.len());
-            for c in batch.items {
-                if !expires.contains_key(&c.currency) {
-                    expires.insert(c.currency.clone(), currencies::get(tx, &c.currency).await?.expires);
-                }
-                let expires_at = match c.expires_at {
-                    Some(at) if at <= now => return Err(Error::invalid_field("expires_at", "must be in the future")),
-                    Some(at) => Some(at),
-                    None if expires[&c.currency] => tenant.settings.expiry.expires_at(now),
-                    None => None,
-                };
-                let source = Source::new(SourceKind::Partner, who.clone()).reference(c.reference).memo(c.memo);
-                let parts = vec![LotPart { amount: c.amount, expires_at }];
-                items.push(CreditItem { member_id: c.member_id, currency: c.currency, parts, source });
-            }
-            Ok(Credited { entries: book::credit_many(tx, &tenant, items, Reason::Earn, now).await? })
-        })
+    let (idem, batch) = req.open::<CreditBatch>()?;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        Ok(Credited { entries: points::credit_batch(tx, batch.items, Utc::now()).await? })
     })
     .await
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Debit {
-    member_id: i64,
-    amount: i64,
-    #[serde(default = "points")]
-    currency: String,
-    #[serde(default)]
-    memo: String,
-    #[serde(default)]
-    reference: String,
 }
 
 /// Spends a member's points at once, soonest-expiring first. Needs scope
 /// `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/debits", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per debit")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = Debit,
     responses((status = 201, body = Entry), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn debit(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
+async fn debit(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let d: Debit = idempotent::parse(body)?;
-    let who = actor(&auth);
-    let tenant = auth.tenant.clone();
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move {
-            if !currencies::get(tx, &d.currency).await?.spendable {
-                return Err(Error::invalid_field("currency", "this currency cannot be spent"));
-            }
-            let source = Source::new(SourceKind::Partner, who).reference(d.reference).memo(d.memo);
-            book::debit(tx, &tenant, d.member_id, &d.currency, d.amount, Reason::Spend, &source, Utc::now()).await
-        })
+    let (idem, d) = req.open::<Debit>()?;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        points::debit(tx, d, Utc::now()).await
     })
     .await
 }
@@ -199,22 +98,15 @@ async fn debit(
 /// and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per hold")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = NewHold,
     responses((status = 201, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_hold(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
+async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let h: NewHold = idempotent::parse(body)?;
-    let (tenant, who) = (auth.tenant.clone(), actor(&auth));
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move { holds::create(tx, &tenant, &h, &who, Utc::now()).await })
+    let (idem, h) = req.open::<NewHold>()?;
+    let (tenant, who) = (auth.tenant.clone(), auth.actor().label);
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        holds::create(tx, &tenant, &h, &who, Utc::now()).await
     })
     .await
 }
@@ -230,10 +122,7 @@ async fn get_hold(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Hold>> {
     auth.key.require("points:read")?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let h = holds::get(&mut tx, id).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(h))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -246,24 +135,20 @@ struct AmountBody {
 /// Needs scope `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/capture", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"),
-        ("Idempotency-Key" = String, Header, description = "unique per capture")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
     request_body = AmountBody,
     responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn capture(
     State(state): State<AppState>,
     auth: PartnerAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
+    req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let a: AmountBody = idempotent::parse(body)?;
-    let who = actor(&auth);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::OK, move |tx| {
-        Box::pin(async move { holds::capture(tx, id, a.amount, &who, Utc::now()).await })
+    let (idem, a) = req.open::<AmountBody>()?;
+    let who = auth.actor().label;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+        holds::capture(tx, id, a.amount, &who, Utc::now()).await
     })
     .await
 }
@@ -272,21 +157,19 @@ async fn capture(
 /// `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/void", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"),
-        ("Idempotency-Key" = String, Header, description = "unique per void")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
     responses((status = 200, body = Hold), (status = 409, body = ErrorBody)))]
 async fn void(
     State(state): State<AppState>,
     auth: PartnerAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    req: IdempotentEmpty,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &serde_json::Value::Null)?;
-    let who = actor(&auth);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::OK, move |tx| {
-        Box::pin(async move { holds::void(tx, id, &who, Utc::now()).await })
+    let idem = req.open()?;
+    let who = auth.actor().label;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+        holds::void(tx, id, &who, Utc::now()).await
     })
     .await
 }
@@ -295,24 +178,20 @@ async fn void(
 /// Needs scope `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/refund", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"),
-        ("Idempotency-Key" = String, Header, description = "unique per refund")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
     request_body = AmountBody,
     responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn refund(
     State(state): State<AppState>,
     auth: PartnerAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
+    req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let a: AmountBody = idempotent::parse(body)?;
-    let who = actor(&auth);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::OK, move |tx| {
-        Box::pin(async move { holds::refund(tx, id, a.amount, &who, Utc::now()).await })
+    let (idem, a) = req.open::<AmountBody>()?;
+    let who = auth.actor().label;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+        holds::refund(tx, id, a.amount, &who, Utc::now()).await
     })
     .await
 }
@@ -321,25 +200,16 @@ async fn refund(
 /// and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("Idempotency-Key" = String, Header, description = "unique per grant")),
+    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
     request_body = NewLockGrant,
     responses((status = 201, body = LockGrant), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_grant(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Response> {
+async fn create_grant(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let g: NewLockGrant = idempotent::parse(body)?;
-    let who = actor(&auth);
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move {
-            let source = Source::new(SourceKind::Partner, who).memo(g.memo.clone());
-            locks::grant(tx, &g, &source, Utc::now()).await
-        })
+    let (idem, g) = req.open::<NewLockGrant>()?;
+    let who = auth.actor().label;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        let source = Source::new(SourceKind::Partner, who).memo(g.memo.clone());
+        locks::grant(tx, &g, &source, Utc::now()).await
     })
     .await
 }
@@ -354,29 +224,22 @@ struct Accelerated {
 /// and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants/{id}/accelerate", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "grant id"),
-        ("Idempotency-Key" = String, Header, description = "unique per acceleration")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "grant id"), IdempotencyKey),
     request_body = AmountBody,
     responses((status = 200, body = Accelerated), (status = 404, body = ErrorBody)))]
 async fn accelerate(
     State(state): State<AppState>,
     auth: PartnerAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
+    req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
-    let idem = idem(&auth, &headers, uri.path(), &body)?;
-    let a: AmountBody = idempotent::parse(body)?;
-    let (tenant, who) = (auth.tenant.clone(), actor(&auth));
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::OK, move |tx| {
-        Box::pin(async move {
-            let source =
-                Source::new(SourceKind::Partner, who).reference(format!("grant:{id}")).memo("accelerated release");
-            let (grant, released) = locks::accelerate(tx, &tenant, id, a.amount, &source, Utc::now()).await?;
-            Ok(Accelerated { grant, released })
-        })
+    let (idem, a) = req.open::<AmountBody>()?;
+    let (tenant, who) = (auth.tenant.clone(), auth.actor().label);
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+        let source = Source::new(SourceKind::Partner, who).reference(format!("grant:{id}")).memo("accelerated release");
+        let (grant, released) = locks::accelerate(tx, &tenant, id, a.amount, &source, Utc::now()).await?;
+        Ok(Accelerated { grant, released })
     })
     .await
 }

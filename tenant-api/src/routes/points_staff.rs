@@ -1,24 +1,23 @@
 //! Staff views and changes of members' points, levels and currencies.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
 use platform::audit;
+use platform::ledger::Entry;
 use platform::ledger::currencies::{self, Currency};
 use platform::ledger::history::{EntryFilter, PointsSummary};
-use platform::ledger::post::{CreditItem, LotPart};
-use platform::ledger::{Entry, Reason, Source, SourceKind};
 use platform::levels::{self, Level};
+use platform::points::{self, Adjustment};
 use platform::rbac::Permission;
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, StaffAuth};
-use crate::idempotent::{self, Idem};
+use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -69,85 +68,25 @@ async fn member_entries(
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Adjustment {
-    #[serde(default = "points")]
-    currency: String,
-    /// Positive to credit, negative to debit.
-    amount: i64,
-    /// Why (required; shown to the member and in the audit log).
-    reason: String,
-}
-
-fn points() -> String {
-    "points".into()
-}
-
 /// Adjusts a member's balance by hand with a reason (L7); audited. Needs
 /// `points_adjust` and an `Idempotency-Key` header. The amount is bounded per role by
 /// the setting `adjustment_limits` (customer service: 1,000 by default).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments", tag = "staff",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"),
-        ("Idempotency-Key" = String, Header, description = "unique per adjustment")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"), IdempotencyKey),
     request_body = Adjustment,
     responses((status = 201, body = Entry), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn adjust(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-    Json(body): Json<serde_json::Value>,
+    req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.require(Permission::PointsAdjust)?;
-    let idem = Idem::new(&headers, "POST", uri.path(), &format!("staff:{}", auth.staff_id), &body)?;
-    let adj: Adjustment = idempotent::parse(body)?;
-    let reason = adj.reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(platform::Error::invalid_field("reason", "1 to 200 characters").into());
-    }
-    let max = auth.tenant.settings.adjustment_limits.for_role(auth.role);
-    if adj.amount == 0 {
-        return Err(platform::Error::invalid_field("amount", "not 0").into());
-    }
-    // `unsigned_abs` cannot overflow (−2^63 has no i64 opposite).
-    if adj.amount.unsigned_abs() > max.unsigned_abs() {
-        return Err(platform::Error::invalid_field(
-            "amount",
-            format!("the {} role may adjust at most {max} at once (setting adjustment_limits)", auth.role.as_str()),
-        )
-        .into());
-    }
-    let actor = auth.actor();
-    let tenant = auth.tenant.clone();
-    idempotent::write(&state.db, &auth.tenant, idem, StatusCode::CREATED, move |tx| {
-        Box::pin(async move {
-            let now = Utc::now();
-            let source = Source::new(SourceKind::Admin, actor.label.clone()).memo(reason.clone());
-            let entry = if adj.amount > 0 {
-                let cur = currencies::get(tx, &adj.currency).await?;
-                let expires_at = if cur.expires { tenant.settings.expiry.expires_at(now) } else { None };
-                let parts = vec![LotPart { amount: adj.amount, expires_at }];
-                let item = CreditItem { member_id: id, currency: adj.currency.clone(), parts, source: source.clone() };
-                book::credit(tx, &tenant, item, Reason::Adjust, now).await?
-            } else {
-                book::debit(tx, &tenant, id, &adj.currency, -adj.amount, Reason::Adjust, &source, now).await?
-            };
-            // The control schema is on the same cluster as this tenant (main): the audit
-            // entry commits with the adjustment.
-            audit::record(
-                tx,
-                &actor,
-                Some(tenant.id),
-                "points.adjust",
-                &format!("member:{id}"),
-                serde_json::json!({"currency": adj.currency, "amount": adj.amount, "reason": reason, "entry_id": entry.id}),
-            )
-            .await?;
-            Ok(entry)
-        })
+    let (idem, adj) = req.open::<Adjustment>()?;
+    let role = auth.role;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+        points::adjust(tx, role, id, adj, Utc::now()).await
     })
     .await
 }
