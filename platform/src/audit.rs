@@ -23,6 +23,8 @@ pub enum ActorKind {
     Partner,
     /// A member acting in their own mall (reads and their own writes; not audited).
     Member,
+    /// Anyone, without a credential (the public catalog; never audited).
+    Public,
 }
 
 impl ActorKind {
@@ -33,6 +35,7 @@ impl ActorKind {
             Self::System => "system",
             Self::Partner => "partner",
             Self::Member => "member",
+            Self::Public => "public",
         }
     }
 }
@@ -42,6 +45,14 @@ impl Actor {
     pub fn cli() -> Self {
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         Self { kind: ActorKind::Cli, id: None, label: format!("cli:{user}"), request_id: None }
+    }
+    /// A member acting in their own mall.
+    pub fn member(member_id: i64) -> Self {
+        Self { kind: ActorKind::Member, id: Some(member_id), label: format!("member:{member_id}"), request_id: None }
+    }
+    /// A visitor without a credential.
+    pub fn public() -> Self {
+        Self { kind: ActorKind::Public, id: None, label: "public".into(), request_id: None }
     }
     pub fn system(label: &str) -> Self {
         Self { kind: ActorKind::System, id: None, label: label.to_string(), request_id: None }

@@ -25,8 +25,14 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Level>> {
         .await?)
 }
 
-/// Replaces the level table; members are re-levelled by their current balance.
-pub async fn replace(conn: &mut PgConnection, levels: &[Level]) -> Result<Vec<Level>> {
+/// Replaces the level table; members are re-levelled by their current balance. Audited.
+pub async fn replace(tx: &mut crate::tx::TenantTx, levels: &[Level]) -> Result<Vec<Level>> {
+    let table = store(tx, levels).await?;
+    tx.audit("levels.replace", "", serde_json::to_value(&table).unwrap_or_default()).await?;
+    Ok(table)
+}
+
+async fn store(conn: &mut PgConnection, levels: &[Level]) -> Result<Vec<Level>> {
     let mut v = Validator::new();
     v.check(!levels.is_empty() && levels.len() <= 50, "levels", "1 to 50 levels");
     v.check(levels.iter().any(|l| l.threshold == 0), "levels", "one level must start at 0");

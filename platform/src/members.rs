@@ -467,21 +467,20 @@ pub async fn list(
     Ok(rows)
 }
 
-/// Tags or untags a member by hand (M5).
-pub async fn set_tag(db: &Db, tenant: &Tenant, id: i64, tag: &str, on: bool) -> Result<()> {
+/// Tags (`on`) or untags a member by hand (M5); audited.
+pub async fn set_tag(tx: &mut crate::tx::TenantTx, id: i64, tag: &str, on: bool) -> Result<()> {
     if tag.trim().is_empty() || tag.chars().count() > 64 {
         return Err(Error::invalid_field("tag", "1 to 64 characters"));
     }
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    get_in(&mut tx, id).await?;
+    get_in(tx, id).await?;
     let sql = if on {
         "INSERT INTO member_tags (member_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING"
     } else {
         "DELETE FROM member_tags WHERE member_id = $1 AND tag = $2"
     };
-    sqlx::query(sql).bind(id).bind(tag.trim()).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
+    sqlx::query(sql).bind(id).bind(tag.trim()).execute(&mut **tx).await?;
+    let action = if on { "member.tag" } else { "member.untag" };
+    tx.audit(action, &format!("member:{id}"), serde_json::json!({"tag": tag})).await
 }
 
 /// Creates or updates a member by the partner's external id (P4). The merchant's own

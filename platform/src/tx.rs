@@ -82,6 +82,15 @@ impl Db {
         self.run(tenant, actor, true, work).await
     }
 
+    /// Runs `work` in a transaction on the control schema (staff, keys, sessions of
+    /// staff, the directory) and commits it; any error rolls it back.
+    pub async fn control_write<T>(&self, work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+        let mut tx = self.control().begin().await?;
+        let out = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// A tenant transaction for a wrapper that adds its own steps around the use case
     /// (the idempotency record of the HTTP layer); it is rolled back unless committed.
     pub async fn begin(&self, tenant: &Tenant, actor: &Actor) -> Result<TenantTx> {

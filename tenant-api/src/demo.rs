@@ -168,14 +168,12 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
 /// A few products per mall, once: physical, virtual with codes, points + cash, a flash price.
 async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
     use platform::mall::catalog::{self, Category, ProductInput};
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let mut tx = db.begin(tenant, &platform::audit::Actor::system("demo")).await?;
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&mut *tx).await?;
     if existing > 0 {
         return Ok(());
     }
-    let cat =
-        catalog::create_category(&mut tx, tenant.id, &Category { id: 0, name: "精选 Featured".into(), position: 1 })
-            .await?;
+    let cat = catalog::create_category(&mut tx, &Category { id: 0, name: "精选 Featured".into(), position: 1 }).await?;
     let now = chrono::Utc::now();
     let listed = |name: &str, kind: &str, points: i64, stock: i64| ProductInput {
         name: Some(name.into()),
@@ -191,26 +189,26 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
     let mut mug = listed("保温杯 Thermos mug", "physical", 800, 20);
     mug.brand = Some("Demo".into());
     mug.tags = Some(vec!["hot".into()]);
-    catalog::create(&mut tx, tenant.id, &mug).await?;
-    let credit = catalog::create(&mut tx, tenant.id, &listed("话费 10 元 Phone credit", "virtual", 1000, 0)).await?;
+    catalog::create(&mut tx, &mug).await?;
+    let credit = catalog::create(&mut tx, &listed("话费 10 元 Phone credit", "virtual", 1000, 0)).await?;
     let codes: Vec<String> = (1..=10).map(|i| format!("DEMO-{}-{i:04}", tenant.slug.to_uppercase())).collect();
-    catalog::add_codes(&mut tx, tenant.id, credit.id, &codes).await?;
+    catalog::add_codes(&mut tx, credit.id, &codes).await?;
     let mut buds = listed("蓝牙耳机 Earbuds (points + cash)", "physical", 500, 10);
     buds.cash_price_fen = Some(4_900);
-    catalog::create(&mut tx, tenant.id, &buds).await?;
+    catalog::create(&mut tx, &buds).await?;
     let mut flash = listed("限时秒杀 Flash-sale tote bag", "physical", 600, 50);
     flash.special_points_price = Some(99);
     flash.special_starts_at = Some(now);
     flash.special_ends_at = Some(now + chrono::Duration::days(7));
     flash.per_member_limit = Some(1);
-    catalog::create(&mut tx, tenant.id, &flash).await?;
+    catalog::create(&mut tx, &flash).await?;
     // Priced in the alliance's shared points: redeemable with points earned in either mall.
     let shared: Option<String> =
         sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_optional(&mut *tx).await?;
     if let Some(code) = shared {
         let mut voucher = listed("联盟通兑券 Alliance voucher", "coupon", 300, 100);
         voucher.currency = Some(code);
-        catalog::create(&mut tx, tenant.id, &voucher).await?;
+        catalog::create(&mut tx, &voucher).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -205,12 +205,7 @@ pub struct MemberAuth {
 impl MemberAuth {
     /// The member, as the actor of their own reads and writes.
     pub fn actor(&self) -> platform::audit::Actor {
-        platform::audit::Actor {
-            kind: platform::audit::ActorKind::Member,
-            id: Some(self.member_id),
-            label: format!("member:{}", self.member_id),
-            request_id: None,
-        }
+        platform::audit::Actor::member(self.member_id)
     }
 }
 

@@ -210,4 +210,36 @@ mod tests {
         assert_eq!(login("/v1/platform/auth/login"), "platform_login");
         assert!(ids.len() > 100, "{} operations", ids.len());
     }
+
+    /// The writes that take an `Idempotency-Key` name it as one required header, from
+    /// one definition (`idempotent::IdempotencyKey`).
+    #[test]
+    fn idempotent_writes_document_their_key() {
+        use utoipa::openapi::path::ParameterIn;
+        let (_, doc) = crate::app::api();
+        let mut with_key = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            for op in super::operations(item) {
+                let key = op.parameters.iter().flatten().find_map(|p| match p {
+                    utoipa::openapi::RefOr::T(p) if p.name == "Idempotency-Key" => Some(p),
+                    _ => None,
+                });
+                if let Some(k) = key {
+                    assert!(matches!(k.parameter_in, ParameterIn::Header), "{path}: not a header");
+                    assert!(matches!(k.required, utoipa::openapi::Required::True), "{path}: not required");
+                    with_key.push(path.clone());
+                }
+            }
+        }
+        for expected in [
+            "/v1/tenants/{tenant}/partner/points/credits",
+            "/v1/tenants/{tenant}/partner/holds/{id}/void",
+            "/v1/tenants/{tenant}/me/redemptions",
+            "/v1/tenants/{tenant}/me/lotteries/{id}/draws",
+            "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments",
+        ] {
+            assert!(with_key.iter().any(|p| p == expected), "{expected} does not document its Idempotency-Key");
+        }
+        assert_eq!(with_key.len(), 12, "{with_key:?}");
+    }
 }

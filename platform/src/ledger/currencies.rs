@@ -47,7 +47,14 @@ pub async fn get(conn: &mut PgConnection, code: &str) -> Result<Currency> {
 }
 
 /// Adds a merchant-defined currency. Only one currency drives levels (`exp`).
-pub async fn create(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
+/// Adds a merchant-defined currency; audited.
+pub async fn create(tx: &mut crate::tx::TenantTx, c: &Currency) -> Result<Currency> {
+    let created = insert(tx, c).await?;
+    tx.audit("currency.create", &created.code, serde_json::json!({"name": created.name})).await?;
+    Ok(created)
+}
+
+async fn insert(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
     let code_ok = crate::ident::is_lowercase_ident(&c.code, 2..=32, b'_');
     Validator::new()
         .check(code_ok, "code", "2-32 characters: a-z, 0-9 and _, starting with a letter")

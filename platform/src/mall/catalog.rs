@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 
 use crate::error::{Error, Result, Validator};
 use crate::notify::{self, Change};
+use crate::tx::TenantTx;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Product {
@@ -156,8 +157,15 @@ impl ProductInput {
     }
 }
 
-async fn announce(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
-    notify::publish(conn, &Change::Catalog { tenant_id }).await
+/// Audits a staff change of the catalog and announces it to every instance (their
+/// catalog caches evict).
+/// Images per product.
+pub const IMAGES_PER_PRODUCT_MAX: usize = 10;
+
+async fn changed(tx: &mut TenantTx, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
+    tx.audit(action, target, details).await?;
+    let tenant_id = tx.tenant().id;
+    notify::publish(tx, &Change::Catalog { tenant_id }).await
 }
 
 fn map_db(e: sqlx::Error) -> Error {
@@ -173,7 +181,8 @@ fn map_db(e: sqlx::Error) -> Error {
     }
 }
 
-pub async fn create(conn: &mut PgConnection, tenant_id: i64, p: &ProductInput) -> Result<Product> {
+/// Creates a product; audited.
+pub async fn create(tx: &mut TenantTx, p: &ProductInput) -> Result<Product> {
     p.validate(true)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO products (name, kind, points_price, cash_price_fen) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -182,15 +191,50 @@ pub async fn create(conn: &mut PgConnection, tenant_id: i64, p: &ProductInput) -
     .bind(p.kind.as_deref().unwrap_or("physical"))
     .bind(p.points_price.unwrap_or(0))
     .bind(p.cash_price_fen.unwrap_or(0))
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await
     .map_err(map_db)?;
-    update(conn, tenant_id, id, p).await
+    let product = write_fields(tx, id, p).await?;
+    changed(tx, "product.create", &id.to_string(), serde_json::json!({"name": product.name})).await?;
+    Ok(product)
 }
 
 /// Updates the given fields; an alert is raised when stock falls to its threshold.
-pub async fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &ProductInput) -> Result<Product> {
+/// Audited.
+pub async fn update(tx: &mut TenantTx, id: i64, p: &ProductInput) -> Result<Product> {
     p.validate(false)?;
+    let product = write_fields(tx, id, p).await?;
+    let details =
+        serde_json::json!({"status": product.status, "stock": product.stock, "points_price": product.points_price});
+    changed(tx, "product.update", &id.to_string(), details).await?;
+    Ok(product)
+}
+
+/// Stores an image of a product (checked by `images::check` already) and appends its
+/// URL to the product's images; audited. The file is stored first: a product never
+/// points at a file that is not there.
+pub async fn add_image(
+    tx: &mut TenantTx,
+    storage: &crate::storage::Storage,
+    id: i64,
+    body: bytes::Bytes,
+    image: &crate::images::CheckedImage,
+) -> Result<Product> {
+    let p = get(tx, id).await?;
+    if p.images.len() >= IMAGES_PER_PRODUCT_MAX {
+        return Err(Error::conflict("too_many_images", "a product has at most 10 images"));
+    }
+    let (tenant_id, slug) = (tx.tenant().id, tx.tenant().slug.clone());
+    let name = format!("products/{id}/{}.{}", uuid::Uuid::new_v4().simple(), image.ext);
+    storage.put(&format!("t{tenant_id}/{name}"), body, image.content_type).await?;
+    let mut images = p.images;
+    images.push(format!("/v1/tenants/{slug}/files/{name}"));
+    let product = write_fields(tx, id, &ProductInput { images: Some(images), ..ProductInput::default() }).await?;
+    changed(tx, "product.image", &id.to_string(), serde_json::json!({"file": name})).await?;
+    Ok(product)
+}
+
+async fn write_fields(conn: &mut PgConnection, id: i64, p: &ProductInput) -> Result<Product> {
     let product: Product = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET name = coalesce($2, name), brand = coalesce($3, brand), spec = coalesce($4, spec), \
            model = coalesce($5, model), color = coalesce($6, color), description = coalesce($7, description), \
@@ -245,7 +289,6 @@ pub async fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, p: &Produc
     if p.stock.is_some() || p.low_stock_threshold.is_some() {
         check_low_stock(conn, product.id).await?;
     }
-    announce(conn, tenant_id).await?;
     Ok(product)
 }
 
@@ -288,13 +331,13 @@ pub async fn check_low_stock(conn: &mut PgConnection, product_id: i64) -> Result
     Ok(())
 }
 
-/// Adds codes to a virtual product's pool; its stock grows by the codes added.
-pub async fn add_codes(conn: &mut PgConnection, tenant_id: i64, id: i64, codes: &[String]) -> Result<Product> {
+/// Adds codes to a virtual product's pool; its stock grows by the codes added. Audited.
+pub async fn add_codes(tx: &mut TenantTx, id: i64, codes: &[String]) -> Result<Product> {
     let mut v = Validator::new();
     v.check(!codes.is_empty() && codes.len() <= 10_000, "codes", "1 to 10000 codes");
     v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
     v.finish()?;
-    let p = get(conn, id).await?;
+    let p = get(tx, id).await?;
     if p.kind != "virtual" {
         return Err(Error::invalid_field("codes", "only virtual products have a code pool"));
     }
@@ -304,16 +347,16 @@ pub async fn add_codes(conn: &mut PgConnection, tenant_id: i64, id: i64, codes: 
     )
     .bind(id)
     .bind(&trimmed)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     sqlx::query("UPDATE products SET stock = stock + $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(added as i64)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
-    announce(conn, tenant_id).await?;
-    get(conn, id).await
+    changed(tx, "product.codes", &id.to_string(), serde_json::json!({"count": codes.len()})).await?;
+    get(tx, id).await
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -329,23 +372,25 @@ pub async fn categories(conn: &mut PgConnection) -> Result<Vec<Category>> {
     Ok(sqlx::query_as("SELECT id, name, position FROM categories ORDER BY position, id").fetch_all(conn).await?)
 }
 
-pub async fn create_category(conn: &mut PgConnection, tenant_id: i64, c: &Category) -> Result<Category> {
+/// Adds a category; audited.
+pub async fn create_category(tx: &mut TenantTx, c: &Category) -> Result<Category> {
     if c.name.trim().is_empty() || c.name.chars().count() > 50 {
         return Err(Error::invalid_field("name", "1 to 50 characters"));
     }
-    let out = sqlx::query_as("INSERT INTO categories (name, position) VALUES ($1, $2) RETURNING id, name, position")
-        .bind(c.name.trim())
-        .bind(c.position)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| {
-            crate::error::on_unique(
-                e,
-                "categories_name_key",
-                Error::conflict("category_exists", "a category with this name exists"),
-            )
-        })?;
-    announce(conn, tenant_id).await?;
+    let out: Category =
+        sqlx::query_as("INSERT INTO categories (name, position) VALUES ($1, $2) RETURNING id, name, position")
+            .bind(c.name.trim())
+            .bind(c.position)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| {
+                crate::error::on_unique(
+                    e,
+                    "categories_name_key",
+                    Error::conflict("category_exists", "a category with this name exists"),
+                )
+            })?;
+    changed(tx, "category.create", &out.name, serde_json::json!({})).await?;
     Ok(out)
 }
 

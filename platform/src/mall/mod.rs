@@ -9,3 +9,4 @@ pub mod order_state;
 pub mod orders;
 pub mod payments;
 pub mod redeem;
+pub mod staff_orders;

@@ -192,6 +192,14 @@ struct Payment {
     alliance_entry_id: Option<i64>,
 }
 
+/// A member's own move of their order (receive, cancel before shipment): 404 for an
+/// order that is not theirs.
+pub async fn member_act(tx: &mut crate::tx::TenantTx, id: i64, member_id: i64, action: Action) -> Result<Order> {
+    get_for_member(tx, id, member_id).await?;
+    let by = tx.actor().label.clone();
+    transition(tx, id, action, &by, &Details::default(), Utc::now()).await
+}
+
 pub async fn transition(
     conn: &mut PgConnection,
     id: i64,

@@ -20,9 +20,11 @@ pub const CALLBACK_SKEW_SECS: i64 = 300;
 
 /// Creates (or replaces) the callback secret of the tenant whose schema is selected on
 /// `conn` (stored sealed); returns it once.
-pub async fn rotate_secret(conn: &mut PgConnection, vault: &Vault, tenant_id: i64) -> Result<String> {
+pub async fn rotate_secret(tx: &mut crate::tx::TenantTx, vault: &Vault) -> Result<String> {
     let secret = crate::auth::secrets::random_hex(32);
-    provider_secrets::store(conn, vault, tenant_id, PAYMENT_CALLBACK, &secret).await?;
+    let tenant_id = tx.tenant().id;
+    provider_secrets::store(tx, vault, tenant_id, PAYMENT_CALLBACK, &secret).await?;
+    tx.audit("payment_secret.rotate", "", serde_json::json!({})).await?;
     Ok(secret)
 }
 

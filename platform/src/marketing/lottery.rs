@@ -56,7 +56,14 @@ pub struct NewLottery {
     pub prizes: Vec<Prize>,
 }
 
-pub async fn create(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
+/// Creates a lottery with its prize table; audited.
+pub async fn create(tx: &mut crate::tx::TenantTx, l: &NewLottery) -> Result<Lottery> {
+    let lottery = insert(tx, l).await?;
+    tx.audit("lottery.create", &lottery.id.to_string(), serde_json::json!({"name": lottery.name})).await?;
+    Ok(lottery)
+}
+
+async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
     let mut v = Validator::new();
     v.check(!l.name.trim().is_empty() && l.name.chars().count() <= 100, "name", "1 to 100 characters");
     v.check((1..=1_000_000).contains(&l.cost), "cost", "1 to 1000000");

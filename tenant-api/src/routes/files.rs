@@ -5,20 +5,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform::Error;
 use platform::images;
-use platform::mall::catalog::{self, Product, ProductInput};
+use platform::mall::catalog::{self, Product};
 use platform::rbac::Permission;
 use platform::storage::MAX_FILE_BYTES;
-use platform::{Error, audit};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, StaffAuth, TenantPath};
 use crate::state::AppState;
-
-/// Images per product.
-pub const IMAGES_PER_PRODUCT_MAX: usize = 10;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upload_image)).routes(routes!(get_file))
@@ -46,30 +43,11 @@ async fn upload_image(
     let bytes = body.clone();
     let image =
         tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??;
-    let (content_type, ext) = (image.content_type, image.ext);
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let p = catalog::get(&mut tx, id).await?;
-    if p.images.len() >= IMAGES_PER_PRODUCT_MAX {
-        return Err(Error::conflict("too_many_images", "a product has at most 10 images").into());
-    }
-    let name = format!("products/{id}/{}.{ext}", uuid::Uuid::new_v4().simple());
-    // The file first: a product never points at a file that is not there.
-    state.storage.put(&format!("t{}/{name}", auth.tenant.id), body, content_type).await?;
-    let mut images = p.images.clone();
-    images.push(format!("/v1/tenants/{}/files/{name}", auth.tenant.slug));
-    let p =
-        catalog::update(&mut tx, auth.tenant.id, id, &ProductInput { images: Some(images), ..ProductInput::default() })
-            .await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "product.image",
-        &id.to_string(),
-        serde_json::json!({"file": name}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let storage = &state.storage;
+    let p = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| catalog::add_image(tx, storage, id, body, &image).await)
+        .await?;
     state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }

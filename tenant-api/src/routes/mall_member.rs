@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use platform::Error;
+use platform::audit::Actor;
 use platform::mall::addresses::{self, Address};
 use platform::mall::browse::{self, BrowseQuery, CatalogCache, ProductCard};
 use platform::mall::catalog::{self, Category, Product};
 use platform::mall::order_state::Action;
-use platform::mall::orders::{self, Details, NewReview, Order, Review};
+use platform::mall::orders::{self, NewReview, Order, Review};
 use platform::mall::redeem::{self, RedeemRequest};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,9 +51,10 @@ async fn products(
     if let Some(hit) = state.catalog.get(tid, &key).await {
         return Ok(json_bytes(hit));
     }
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let items = browse::list(&mut tx, &q, offset, limit, Utc::now()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let items = state
+        .db
+        .read(&tenant, &Actor::public(), async |tx| browse::list(tx, &q, offset, limit, Utc::now()).await)
+        .await?;
     Ok(json_bytes(state.catalog.put(tid, key, &Page::at_offset(items, offset, limit)).await?))
 }
 
@@ -70,9 +71,7 @@ async fn product(
     if let Some(hit) = state.catalog.get(tenant.id, &key).await {
         return Ok(json_bytes(hit));
     }
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let p = browse::detail(&mut tx, id, Utc::now()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let p = state.db.read(&tenant, &Actor::public(), async |tx| browse::detail(tx, id, Utc::now()).await).await?;
     Ok(json_bytes(state.catalog.put(tenant.id, key, &p).await?))
 }
 
@@ -86,9 +85,7 @@ fn json_bytes(body: axum::body::Bytes) -> Response {
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<Category>)))]
 async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Category>>> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let c = catalog::categories(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let c = state.db.read(&tenant, &Actor::public(), async |tx| catalog::categories(tx).await).await?;
     Ok(Json(c))
 }
 
@@ -118,10 +115,9 @@ async fn my_orders(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Order>>> {
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
     let f = orders::OrderFilter { member_id: Some(auth.member_id), ..Default::default() };
-    let items = orders::list(&mut tx, &f, before, limit).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let items =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |o| o.id)))
 }
 
@@ -135,20 +131,21 @@ async fn my_order(
     auth: MemberAuth,
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Order>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let o = orders::get_for_member(&mut tx, id, auth.member_id).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let o = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| orders::get_for_member(tx, id, auth.member_id).await)
+        .await?;
     Ok(Json(o))
 }
 
 async fn member_transition(state: &AppState, auth: &MemberAuth, id: i64, action: Action) -> ApiResult<Json<Order>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    orders::get_for_member(&mut tx, id, auth.member_id).await?;
-    let o =
-        orders::transition(&mut tx, id, action, &format!("member:{}", auth.member_id), &Details::default(), Utc::now())
-            .await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(o))
+    let member = auth.member_id;
+    Ok(Json(
+        state
+            .db
+            .write(&auth.tenant, &auth.actor(), async |tx| orders::member_act(tx, id, member, action).await)
+            .await?,
+    ))
 }
 
 /// Cancels an order before shipment (O6): points go back to their lots, stock returns.
@@ -189,9 +186,10 @@ async fn review(
     Path((_t, id)): Path<(String, i64)>,
     Json(body): Json<NewReview>,
 ) -> ApiResult<(StatusCode, Json<Review>)> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let r = orders::review(&mut tx, id, auth.member_id, &body).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let r = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| orders::review(tx, id, auth.member_id, &body).await)
+        .await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 

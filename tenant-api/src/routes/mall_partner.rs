@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::Utc;
-use platform::Error;
+use platform::audit::Actor;
 use platform::mall::orders::{self, Order};
 use platform::mall::payments::{self, PaymentNotice};
 use serde::Deserialize;
@@ -37,12 +37,17 @@ async fn payment_callback(
 ) -> ApiResult<Json<Order>> {
     let now = Utc::now();
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let with = payments::Verifier { vault: &state.vault, tenant_id: tenant.id, now };
-    payments::verify(&mut tx, &with, header("x-timestamp"), header("x-signature"), &body).await?;
-    let notice: PaymentNotice = crate::input::parse_bytes(&body)?;
-    let order = payments::apply(&mut tx, &notice, now).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let provider = Actor::system("provider:payment");
+    let order = state
+        .db
+        .write(&tenant, &provider, async |tx| {
+            // The signature first: an unsigned body is not even read.
+            payments::verify(tx, &with, header("x-timestamp"), header("x-signature"), &body).await?;
+            let notice: PaymentNotice = crate::input::parse_bytes(&body)?;
+            payments::apply(tx, &notice, now).await
+        })
+        .await?;
     Ok(Json(order))
 }
 
@@ -69,8 +74,11 @@ async fn tracking(
     Json(body): Json<Tracking>,
 ) -> ApiResult<Json<Order>> {
     auth.key.require("orders:write")?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let o = orders::push_tracking(&mut tx, &order_no, &body.status, &body.description, Utc::now()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let o = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| {
+            orders::push_tracking(tx, &order_no, &body.status, &body.description, Utc::now()).await
+        })
+        .await?;
     Ok(Json(o))
 }

@@ -4,14 +4,12 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
-use platform::mall::order_csv::{self, ImportProblem, ImportReport};
-use platform::mall::order_state::Action;
-use platform::mall::orders::{self, Details, Order, OrderFilter};
+use platform::mall::order_csv::ImportReport;
+use platform::mall::orders::{self, Order, OrderFilter};
 use platform::mall::payments;
+use platform::mall::staff_orders::{self, ActionBody};
 use platform::rbac::Permission;
-use platform::{Error, audit};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,9 +45,7 @@ async fn list_products(
 ) -> ApiResult<Json<Page<Product>>> {
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items = catalog::list(&mut tx, before, limit).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::list(tx, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |p| p.id)))
 }
 
@@ -65,18 +61,7 @@ async fn create_product(
     Json(body): Json<ProductInput>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
     auth.require(Permission::CatalogWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let p = catalog::create(&mut tx, auth.tenant.id, &body).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "product.create",
-        &p.id.to_string(),
-        serde_json::json!({"name": p.name}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let p = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::create(tx, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(p)))
 }
@@ -92,10 +77,7 @@ async fn get_product(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let p = catalog::get(&mut tx, id).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(p))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::get(tx, id).await).await?))
 }
 
 /// Changes any fields of a product: list/delist, approve, prices, stock (reset), window,
@@ -112,18 +94,7 @@ async fn update_product(
     Json(body): Json<ProductInput>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let p = catalog::update(&mut tx, auth.tenant.id, id, &body).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "product.update",
-        &id.to_string(),
-        serde_json::json!({"status": p.status, "stock": p.stock, "points_price": p.points_price}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let p = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::update(tx, id, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
@@ -148,18 +119,8 @@ async fn add_codes(
     Json(body): Json<Codes>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let p = catalog::add_codes(&mut tx, auth.tenant.id, id, &body.codes).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "product.codes",
-        &id.to_string(),
-        serde_json::json!({"count": body.codes.len()}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let p =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::add_codes(tx, id, &body.codes).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
@@ -170,10 +131,7 @@ async fn add_codes(
     responses((status = 200, body = Vec<Category>)))]
 async fn list_categories(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Category>>> {
     auth.require(Permission::CatalogRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let c = catalog::categories(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(c))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::categories(tx).await).await?))
 }
 
 /// Adds a category. Needs `catalog_write`.
@@ -187,11 +145,7 @@ async fn create_category(
     Json(body): Json<Category>,
 ) -> ApiResult<(StatusCode, Json<Category>)> {
     auth.require(Permission::CatalogWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let c = catalog::create_category(&mut tx, auth.tenant.id, &body).await?;
-    audit::record(&mut tx, &auth.actor(), Some(auth.tenant.id), "category.create", &c.name, serde_json::json!({}))
-        .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let c = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::create_category(tx, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(c)))
 }
@@ -202,10 +156,7 @@ async fn create_category(
     responses((status = 200, body = Vec<StockAlert>)))]
 async fn stock_alerts(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<StockAlert>>> {
     auth.require(Permission::CatalogRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let a = catalog::stock_alerts(&mut tx, 200).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(a))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::stock_alerts(tx, 200).await).await?))
 }
 
 /// Orders, newest first, filtered. Needs `orders_read`.
@@ -220,9 +171,8 @@ async fn list_orders(
 ) -> ApiResult<Json<Page<Order>>> {
     auth.require(Permission::OrdersRead)?;
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items = orders::list(&mut tx, &f, before, limit).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let items =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |o| o.id)))
 }
 
@@ -236,9 +186,7 @@ async fn export_orders(
     Query(f): Query<OrderFilter>,
 ) -> ApiResult<Response> {
     auth.require(Permission::OrdersRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let csv = orders::export_csv(&mut tx, &f, 50_000).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let csv = state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::export_csv(tx, &f, 50_000).await).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -268,41 +216,7 @@ async fn import_shipping(
     Json(body): Json<ShippingImport>,
 ) -> ApiResult<Json<ImportReport>> {
     auth.require(Permission::OrdersWrite)?;
-    let (lines, unreadable) = order_csv::parse_shipping(&body.csv)?;
-    let mut report = ImportReport { shipped: 0, problems: unreadable };
-    for order_csv::ShippingLine { line, order_no, carrier, tracking_no } in lines {
-        let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-        let details = Details {
-            carrier: Some(carrier),
-            tracking_no: Some(tracking_no),
-            note: "shipping import".into(),
-            ..Details::default()
-        };
-        let result = match orders::by_no(&mut tx, &order_no).await {
-            Ok(o) => orders::transition(&mut tx, o.id, Action::Ship, &auth.actor().label, &details, Utc::now()).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => {
-                tx.commit().await.map_err(Error::from)?;
-                report.shipped += 1;
-            }
-            Err(e @ (Error::Database(_) | Error::Internal(_))) => return Err(e.into()),
-            Err(e) => report.problems.push(ImportProblem { line, message: format!("{order_no}: {e}") }),
-        }
-    }
-    report.problems.sort_by_key(|p| p.line);
-    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    audit::record(
-        &mut conn,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "orders.shipping_import",
-        "",
-        serde_json::json!({"shipped": report.shipped, "problems": report.problems.len()}),
-    )
-    .await?;
-    Ok(Json(report))
+    Ok(Json(staff_orders::import_shipping(&state.db, &auth.tenant, &auth.actor(), &body.csv).await?))
 }
 
 /// One order. Needs `orders_read`.
@@ -316,21 +230,7 @@ async fn get_order(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Order>> {
     auth.require(Permission::OrdersRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let o = orders::get(&mut tx, id).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(o))
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ActionBody {
-    #[serde(default)]
-    carrier: Option<String>,
-    #[serde(default)]
-    tracking_no: Option<String>,
-    #[serde(default)]
-    note: Option<String>,
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::get(tx, id).await).await?))
 }
 
 /// Moves an order: `approve` (pending review), `ship` (needs carrier and tracking_no),
@@ -352,39 +252,10 @@ async fn order_action(
     // The body is optional (cancel and refund need none).
     let body: ActionBody =
         if raw.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { crate::input::parse_bytes(&raw)? };
-    let action = match action.as_str() {
-        "approve" => Action::Approve,
-        "ship" => Action::Ship,
-        "cancel" => Action::Cancel,
-        "refund" => Action::Refund,
-        _ => return Err(Error::not_found("not_found", "actions: approve, ship, cancel, refund").into()),
-    };
-    if action == Action::Ship {
-        let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.len() <= 100);
-        platform::error::Validator::new()
-            .check(ok(&body.carrier), "carrier", "required, at most 100 characters")
-            .check(ok(&body.tracking_no), "tracking_no", "required, at most 100 characters")
-            .finish()?;
-    }
-    let details = Details {
-        carrier: body.carrier,
-        tracking_no: body.tracking_no,
-        payment_ref: None,
-        note: body.note.unwrap_or_default().chars().take(200).collect(),
-    };
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let o = orders::transition(&mut tx, id, action, &auth.actor().label, &details, Utc::now()).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        &format!("order.{}", action.as_str()),
-        &o.order_no,
-        serde_json::json!({"status": o.status}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(o))
+    let action = staff_orders::action(&action)?;
+    Ok(Json(
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| staff_orders::act(tx, id, action, body).await).await?,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -400,10 +271,8 @@ struct Secret {
     responses((status = 201, body = Secret), (status = 403, body = ErrorBody)))]
 async fn payment_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
     auth.require(Permission::SettingsWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let secret = payments::rotate_secret(&mut tx, &state.vault, auth.tenant.id).await?;
-    audit::record(&mut tx, &auth.actor(), Some(auth.tenant.id), "payment_secret.rotate", "", serde_json::json!({}))
-        .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let vault = &state.vault;
+    let secret =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| payments::rotate_secret(tx, vault).await).await?;
     Ok((StatusCode::CREATED, Json(Secret { secret })))
 }

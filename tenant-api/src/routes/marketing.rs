@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
+use platform::audit::Actor;
 use platform::auth::tokens::TokenPair;
 use platform::auth::webview;
 use platform::marketing::checkin::{self, Calendar};
@@ -13,7 +14,6 @@ use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
 use platform::members::{self, Member};
 use platform::rbac::Permission;
 use platform::rules::pipeline::{self, IncomingEvent, Outcome};
-use platform::{Error, audit};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,9 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<Lottery>)))]
 async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Lottery>>> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let l = lottery::list_active(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let l = state.db.read(&tenant, &Actor::public(), async |tx| lottery::list_active(tx).await).await?;
     Ok(Json(l))
 }
 
@@ -80,18 +78,7 @@ async fn create_lottery(
     Json(body): Json<NewLottery>,
 ) -> ApiResult<(StatusCode, Json<Lottery>)> {
     auth.require(Permission::CatalogWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let l = lottery::create(&mut tx, &body).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "lottery.create",
-        &l.id.to_string(),
-        serde_json::json!({"name": l.name}),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
+    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| lottery::create(tx, &body).await).await?;
     Ok((StatusCode::CREATED, Json(l)))
 }
 
@@ -106,9 +93,7 @@ async fn get_lottery(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Lottery>> {
     auth.require(Permission::CatalogRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let l = lottery::get(&mut tx, id).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let l = state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::get(tx, id).await).await?;
     Ok(Json(l))
 }
 
@@ -127,9 +112,10 @@ async fn calendar(
     auth: MemberAuth,
     Query(q): Query<MonthQuery>,
 ) -> ApiResult<Json<Calendar>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let c = checkin::calendar(&mut tx, auth.member_id, q.month.as_deref()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let c = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| checkin::calendar(tx, auth.member_id, q.month.as_deref()).await)
+        .await?;
     Ok(Json(c))
 }
 
@@ -230,18 +216,7 @@ async fn untag_member(
 /// Tags (`on`) or untags a member; audited.
 async fn set_tag(state: &AppState, auth: &StaffAuth, id: i64, tag: &str, on: bool) -> ApiResult<StatusCode> {
     auth.require(Permission::MembersWrite)?;
-    members::set_tag(&state.db, &auth.tenant, id, tag, on).await?;
-    let action = if on { "member.tag" } else { "member.untag" };
-    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    audit::record(
-        &mut conn,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        action,
-        &format!("member:{id}"),
-        serde_json::json!({"tag": tag}),
-    )
-    .await?;
+    state.db.write(&auth.tenant, &auth.actor(), async |tx| members::set_tag(tx, id, tag, on).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

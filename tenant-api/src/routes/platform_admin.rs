@@ -158,9 +158,8 @@ async fn create_tenant_staff(
     Json(body): Json<NewStaff>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
     let t = tenant_by_slug(&state, &slug).await?;
-    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
-    let user = staff::create(&mut tx, Scope::Tenant(t.id), &body, &auth.actor()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let actor = auth.actor();
+    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Tenant(t.id), &body, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

@@ -32,9 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = PointsSummary), (status = 401, body = ErrorBody)))]
 async fn summary(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<PointsSummary>> {
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = book::summary(&mut tx, &auth.tenant, auth.member_id).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let s = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &auth.tenant, auth.member_id).await)
+        .await?;
     Ok(Json(s))
 }
 
@@ -49,9 +50,12 @@ async fn entries(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Entry>>> {
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let items = book::entries(&mut tx, &auth.tenant, auth.member_id, &filter, before, limit).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let items = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| {
+            book::entries(tx, &auth.tenant, auth.member_id, &filter, before, limit).await
+        })
+        .await?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
-use platform::audit;
 use platform::ledger::Entry;
 use platform::ledger::currencies::{self, Currency};
 use platform::ledger::history::{EntryFilter, PointsSummary};
@@ -41,9 +40,7 @@ async fn member_points(
     Path((_t, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<PointsSummary>> {
     auth.require(Permission::MembersRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let s = book::summary(&mut tx, &auth.tenant, id).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let s = state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &auth.tenant, id).await).await?;
     Ok(Json(s))
 }
 
@@ -61,10 +58,14 @@ async fn member_entries(
 ) -> ApiResult<Json<Page<Entry>>> {
     auth.require(Permission::MembersRead)?;
     let (before, limit) = page.bounds()?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    platform::found::member(&mut tx, id).await?;
-    let items = book::entries(&mut tx, &auth.tenant, id, &filter, before, limit).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let tenant = &auth.tenant;
+    let items = state
+        .db
+        .read(tenant, &auth.actor(), async |tx| {
+            platform::found::member(tx, id).await?;
+            book::entries(tx, tenant, id, &filter, before, limit).await
+        })
+        .await?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
@@ -97,9 +98,7 @@ async fn adjust(
     responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody)))]
 async fn get_levels(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Level>>> {
     auth.require(Permission::SettingsRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let l = levels::list(&mut tx).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let l = state.db.read(&auth.tenant, &auth.actor(), async |tx| levels::list(tx).await).await?;
     Ok(Json(l))
 }
 
@@ -115,18 +114,7 @@ async fn put_levels(
     Json(body): Json<Vec<Level>>,
 ) -> ApiResult<Json<Vec<Level>>> {
     auth.require(Permission::SettingsWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let l = levels::replace(&mut tx, &body).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "levels.replace",
-        "",
-        serde_json::to_value(&l).unwrap_or_default(),
-    )
-    .await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| levels::replace(tx, &body).await).await?;
     Ok(Json(l))
 }
 
@@ -136,9 +124,7 @@ async fn put_levels(
     responses((status = 200, body = Vec<Currency>), (status = 403, body = ErrorBody)))]
 async fn list_currencies(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Currency>>> {
     auth.require(Permission::SettingsRead)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let c = currencies::list(&mut tx).await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let c = state.db.read(&auth.tenant, &auth.actor(), async |tx| currencies::list(tx).await).await?;
     Ok(Json(c))
 }
 
@@ -153,17 +139,6 @@ async fn create_currency(
     Json(body): Json<Currency>,
 ) -> ApiResult<(StatusCode, Json<Currency>)> {
     auth.require(Permission::SettingsWrite)?;
-    let mut tx = state.db.tenant_tx(&auth.tenant.cluster, &auth.tenant.schema_name).await?;
-    let c = currencies::create(&mut tx, &body).await?;
-    audit::record(
-        &mut tx,
-        &auth.actor(),
-        Some(auth.tenant.id),
-        "currency.create",
-        &c.code,
-        serde_json::json!({"name": c.name}),
-    )
-    .await?;
-    tx.commit().await.map_err(platform::Error::from)?;
+    let c = state.db.write(&auth.tenant, &auth.actor(), async |tx| currencies::create(tx, &body).await).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }

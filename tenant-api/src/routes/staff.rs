@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use platform::Error;
 use platform::audit::{self, AuditEntry};
 use platform::auth::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use platform::auth::tokens::TokenPair;
@@ -140,9 +139,8 @@ async fn create_staff(
     Json(body): Json<NewStaff>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
     auth.require(Permission::StaffManage)?;
-    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
-    let user = staff::create(&mut tx, Scope::Tenant(auth.tenant.id), &body, &auth.actor()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let (scope, actor) = (Scope::Tenant(auth.tenant.id), auth.actor());
+    let user = state.db.control_write(async |tx| staff::create(tx, scope, &body, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

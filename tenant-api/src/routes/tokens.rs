@@ -5,6 +5,7 @@
 //! again revokes the family; logout ends the family. Access tokens carry the family id
 //! and are checked against it on every request (`extract`).
 
+use platform::audit::Actor;
 use platform::auth::sessions::{self, Opened, Presented, Store};
 use platform::auth::tokens::{Audience, TokenPair};
 use platform::directory::Tenant;
@@ -65,8 +66,7 @@ fn pair(access_token: String, expires_in: i64, session: Opened) -> TokenPair {
 
 /// Opens a session for a staff account and returns its tokens.
 pub async fn staff_pair(state: &AppState, user: &StaffUser) -> ApiResult<TokenPair> {
-    let mut conn = state.db.control().acquire().await.map_err(Error::from)?;
-    let session = sessions::open(&mut conn, Store::Staff, user.id).await?;
+    let session = state.db.control_write(async |tx| sessions::open(tx, Store::Staff, user.id).await).await?;
     staff_tokens(state, user, session)
 }
 
@@ -76,43 +76,49 @@ pub async fn staff_refresh(
     token: &str,
     belongs: impl Fn(&StaffUser) -> bool,
 ) -> ApiResult<TokenPair> {
-    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
-    let (staff_id, family) = match sessions::present(&mut tx, Store::Staff, token).await? {
-        Presented::Live { principal, family } => (principal, family),
-        Presented::Reused { family, .. } => {
-            tx.commit().await.map_err(Error::from)?;
+    // A reused token ends its whole sign-in (committed), then is refused. A token
+    // presented at the wrong door is not used up (rolled back).
+    let control = state.db.control();
+    let rotated = state
+        .db
+        .control_write(async |tx| {
+            let (staff_id, family) = match sessions::present(tx, Store::Staff, token).await? {
+                Presented::Live { principal, family } => (principal, family),
+                Presented::Reused { family, .. } => return Ok(Err(family)),
+            };
+            let user = staff::find(control, staff_id).await?;
+            if !belongs(&user) || user.disabled {
+                return Err(Error::unauthenticated(
+                    "refresh_token_invalid",
+                    "the refresh token is unknown, used, revoked or expired",
+                ));
+            }
+            let session = sessions::rotate(tx, Store::Staff, staff_id, family).await?;
+            Ok(Ok((user, session)))
+        })
+        .await?;
+    match rotated {
+        Ok((user, session)) => staff_tokens(state, &user, session),
+        Err(family) => {
             sessions::forget(&[family]);
-            return Err(sessions::reused_error().into());
+            Err(sessions::reused_error().into())
         }
-    };
-    let user = staff::find(state.db.control(), staff_id).await?;
-    if !belongs(&user) || user.disabled {
-        // Not committed: a token presented at the wrong door is not used up.
-        return Err(Error::unauthenticated(
-            "refresh_token_invalid",
-            "the refresh token is unknown, used, revoked or expired",
-        )
-        .into());
     }
-    let session = sessions::rotate(&mut tx, Store::Staff, staff_id, family).await?;
-    tx.commit().await.map_err(Error::from)?;
-    staff_tokens(state, &user, session)
 }
 
 /// Ends a staff sign-in. Unknown tokens are accepted silently (logout is idempotent).
 pub async fn staff_logout(state: &AppState, token: &str) -> ApiResult<()> {
-    let mut tx = state.db.control().begin().await.map_err(Error::from)?;
-    let ended = sessions::logout(&mut tx, Store::Staff, token).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let ended = state.db.control_write(async |tx| sessions::logout(tx, Store::Staff, token).await).await?;
     sessions::forget(&ended);
     Ok(())
 }
 
 /// Opens a member session and returns its tokens.
 pub async fn member_pair(state: &AppState, tenant: &Tenant, member_id: i64) -> ApiResult<TokenPair> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let session = sessions::open(&mut tx, Store::Member, member_id).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let session = state
+        .db
+        .write(&tenant, &Actor::member(member_id), async |tx| sessions::open(tx, Store::Member, member_id).await)
+        .await?;
     member_tokens(state, tenant, member_id, session)
 }
 
@@ -124,25 +130,29 @@ fn member_tokens(state: &AppState, tenant: &Tenant, member_id: i64, session: Ope
 
 /// Rotates a member refresh token (a reused one ends its sign-in).
 pub async fn member_refresh(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<TokenPair> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let (member_id, family) = match sessions::present(&mut tx, Store::Member, token).await? {
-        Presented::Live { principal, family } => (principal, family),
-        Presented::Reused { family, .. } => {
-            tx.commit().await.map_err(Error::from)?;
+    // A reused token ends its whole sign-in (committed), then is refused.
+    let rotated = state
+        .db
+        .write(tenant, &Actor::public(), async |tx| match sessions::present(tx, Store::Member, token).await? {
+            Presented::Live { principal, family } => {
+                Ok(Ok((principal, sessions::rotate(tx, Store::Member, principal, family).await?)))
+            }
+            Presented::Reused { family, .. } => Ok(Err(family)),
+        })
+        .await?;
+    match rotated {
+        Ok((member_id, session)) => member_tokens(state, tenant, member_id, session),
+        Err(family) => {
             sessions::forget(&[family]);
-            return Err(sessions::reused_error().into());
+            Err(sessions::reused_error().into())
         }
-    };
-    let session = sessions::rotate(&mut tx, Store::Member, member_id, family).await?;
-    tx.commit().await.map_err(Error::from)?;
-    member_tokens(state, tenant, member_id, session)
+    }
 }
 
 /// Ends a member sign-in (idempotent).
 pub async fn member_logout(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<()> {
-    let mut tx = state.db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let ended = sessions::logout(&mut tx, Store::Member, token).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let ended =
+        state.db.write(&tenant, &Actor::public(), async |tx| sessions::logout(tx, Store::Member, token).await).await?;
     sessions::forget(&ended);
     Ok(())
 }
