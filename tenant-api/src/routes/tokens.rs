@@ -117,7 +117,7 @@ pub async fn staff_logout(state: &AppState, token: &str) -> ApiResult<()> {
 pub async fn member_pair(state: &AppState, tenant: &Tenant, member_id: i64) -> ApiResult<TokenPair> {
     let session = state
         .db
-        .write(&tenant, &Actor::member(member_id), async |tx| sessions::open(tx, Store::Member, member_id).await)
+        .write(tenant, &Actor::member(member_id), async |tx| sessions::open(tx, Store::Member, member_id).await)
         .await?;
     member_tokens(state, tenant, member_id, session)
 }
@@ -152,7 +152,7 @@ pub async fn member_refresh(state: &AppState, tenant: &Tenant, token: &str) -> A
 /// Ends a member sign-in (idempotent).
 pub async fn member_logout(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<()> {
     let ended =
-        state.db.write(&tenant, &Actor::public(), async |tx| sessions::logout(tx, Store::Member, token).await).await?;
+        state.db.write(tenant, &Actor::public(), async |tx| sessions::logout(tx, Store::Member, token).await).await?;
     sessions::forget(&ended);
     Ok(())
 }
