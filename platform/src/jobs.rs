@@ -53,3 +53,21 @@ pub async fn run(
     }
     Ok(out)
 }
+
+/// Runs the jobs of every tenant every `every`, for as long as the server runs.
+pub async fn run_forever(db: Db, rules: RuleCache, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match run(&db, &rules, None, Utc::now()).await {
+            Ok(results) => {
+                for (slug, r) in results {
+                    if let Err(e) = r {
+                        tracing::error!(tenant = %slug, error = %e, "ledger jobs failed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "ledger jobs could not run"),
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod fleet;
 pub mod found;
 pub mod idempotency;
 pub mod ident;

@@ -1,8 +1,8 @@
-//! HTTP surface of the points mall and the `pointsmall` server's library half (the
-//! binary in `main.rs` adds the CLI).
+//! HTTP surface of the points mall and the `pointsmall` command line (`cli`; the
+//! binary in `main.rs` only parses and runs it).
 
 pub mod app;
-pub mod demo;
+pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod idempotent;

@@ -243,3 +243,13 @@ pub fn logins(base: &str) -> String {
     );
     s
 }
+
+/// `pointsmall demo`: migrates, seeds and prints the demo logins.
+pub async fn run(url: &str, base_url: &str) -> anyhow::Result<()> {
+    let db = Db::connect(url, &[], 4).await?;
+    let s = platform::migrate::migrate_all(&db, platform::limits::MIGRATE_CONCURRENCY_DEFAULT, None).await?;
+    anyhow::ensure!(s.failures.is_empty(), "migration failed: {:?}", s.failures);
+    seed(&db).await?;
+    println!("Demo data is in place.\n{}", logins(base_url));
+    Ok(())
+}
