@@ -149,7 +149,7 @@ impl Directory {
 
     /// The tenant addressed by `slug`, or 404 `tenant_not_found`.
     pub async fn resolve(&self, slug: &str) -> Result<Arc<Tenant>> {
-        if !crate::tenancy::slug_is_valid(slug) {
+        if !slug_is_valid(slug) {
             return Err(tenant_not_found());
         }
         let pool = self.pool.clone();
@@ -215,4 +215,39 @@ mod tests {
         assert_eq!(TenantStatus::parse("suspended").unwrap(), TenantStatus::Suspended);
         assert!(TenantStatus::parse("archived").is_err(), "never read as active");
     }
+}
+
+/// Slugs address tenants and alliances in URLs: lowercase letters, digits and dashes,
+/// starting with a letter, 2 to 40 characters.
+pub fn slug_is_valid(slug: &str) -> bool {
+    crate::ident::is_lowercase_ident(slug, 2..=40, b'-')
+}
+
+/// One alliance of merchants (SPEC A1).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Alliance {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub cluster: String,
+    pub schema_name: String,
+    /// The shared currency (SPEC A1): its code in every merchant of the alliance, and its name.
+    pub currency_code: String,
+    pub currency_name: String,
+}
+
+pub(crate) const ALLIANCE_COLUMNS: &str = "id, slug, name, cluster, schema_name, currency_code, currency_name";
+
+pub async fn list_alliances(pool: &PgPool) -> Result<Vec<Alliance>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances ORDER BY id")))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn find_alliance(pool: &PgPool, slug: &str) -> Result<Alliance> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances WHERE slug = $1")))
+        .bind(slug)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))
 }

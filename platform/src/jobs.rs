@@ -1,13 +1,16 @@
-//! Background jobs over every tenant: the ledger's nightly pipeline (release → expire
-//! → holds → reminders); and the sweep of old throttle counters. Each tenant's run holds a per-tenant advisory lock, so several
+//! Background jobs over every tenant: the nightly pipeline (unpaid orders → release →
+//! expire → holds → reminders: each layer's own job, run here in order); and the sweep
+//! of old throttle counters. Each tenant's run holds a per-tenant advisory lock, so several
 //! server instances never run the same tenant at once.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::db::Db;
-use crate::directory::{self, TenantStatus};
+use crate::directory::{self, Tenant, TenantStatus};
 use crate::error::Result;
-use crate::ledger::expiry::{self, JobReport};
+use crate::ledger::{expiry, holds, locks};
+use crate::mall::orders;
 use crate::rules::cache::RuleCache;
 use crate::rules::pipeline;
 
@@ -42,7 +45,7 @@ pub async fn run(
         if !got {
             continue;
         }
-        let r = match expiry::run_all(db, &t, now).await {
+        let r = match run_tenant(db, &t, now).await {
             // Released points and level changes run through the rules (e.g. referral
             // acceleration of a daily release).
             Ok(report) => pipeline::drain_outbox(db, rules, &t).await.map(|_| report),
@@ -52,6 +55,35 @@ pub async fn run(
         out.push((t.slug.clone(), r));
     }
     Ok(out)
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
+pub struct JobReport {
+    pub timed_out_orders: u64,
+    pub released_grants: u64,
+    pub released_amount: i64,
+    pub expired_accounts: u64,
+    pub expired_amount: i64,
+    pub expired_holds: u64,
+    pub reminders: u64,
+}
+
+/// Runs every job of one tenant at `now`, in a fixed order: unpaid orders (the mall's
+/// job) → release locked points → expire lots → expire holds → reminders.
+pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
+    // Unpaid orders first: they release their holds themselves.
+    let mut report =
+        JobReport { timed_out_orders: orders::timeout_due(db, tenant, now).await?, ..JobReport::default() };
+    let (n, amount) = locks::release_due(db, tenant, now).await?;
+    report.released_grants = n;
+    report.released_amount = amount;
+    let (n, amount) = expiry::expire_due(db, tenant, now).await?;
+    report.expired_accounts = n;
+    report.expired_amount = amount;
+    report.expired_holds = holds::expire_due(db, tenant, now).await?;
+    report.reminders = expiry::remind(db, tenant, now).await?;
+    Ok(report)
 }
 
 /// Runs the jobs of every tenant every `every`, for as long as the server runs.

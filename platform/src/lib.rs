@@ -29,6 +29,7 @@ pub mod points;
 pub mod provider_secrets;
 pub mod rbac;
 pub mod rules;
+pub mod schema;
 pub mod sender;
 pub mod settings;
 pub mod staff;

@@ -1,4 +1,6 @@
-//! Every bound of the platform crate in one place (documented in the README).
+//! Every bound of the platform crate in one place (documented in the README): the
+//! general ones here, then those of the ledger (`ledger::bounds` is `limits::ledger`),
+//! the rules engine (`rules::bounds` is `limits::rules`) and the mall.
 
 /// Access tokens (JWT) live this long.
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
@@ -76,3 +78,108 @@ pub const IMAGE_FRAMES_MAX: u32 = 200;
 pub const EVENT_BATCHES_PER_TENANT_DEFAULT: u32 = 4;
 pub const RULE_EVALUATIONS_PER_TENANT_DEFAULT: u32 = 1;
 pub const TENANT_CONCURRENCY_MAX: u32 = 64;
+
+/// Bounds of the ledger.
+pub mod ledger {
+    /// Largest amount of one entry (keeps sums far from i64 overflow).
+    pub const AMOUNT_MAX: i64 = 1_000_000_000_000;
+    /// Entries in one partner batch.
+    pub const BATCH_MAX: usize = 500;
+    /// Accounts handled per transaction by the expiry, release and hold jobs.
+    pub const JOB_BATCH: i64 = 500;
+    /// Open lots read per page while a debit draws on them.
+    pub const LOTS_PAGE: i64 = 10_000;
+    /// Open lots a single debit may draw from (beyond: a 409 naming the limit).
+    pub const LOTS_PER_DEBIT_MAX: i64 = 1_000_000;
+}
+
+/// Bounds of the rules engine around the sandbox (whose own bounds are in
+/// `scripting::limits`).
+pub mod rules {
+    /// Rules per tenant.
+    pub const RULES_PER_TENANT_MAX: i64 = 200;
+    /// Bytes of a rule's parameters (JSON).
+    pub const PARAMS_BYTES_MAX: usize = 16 * 1024;
+    /// Bytes of an event's data (JSON).
+    pub const EVENT_DATA_BYTES_MAX: usize = 8 * 1024;
+    /// Events in one batch request.
+    pub const BATCH_EVENTS_MAX: usize = 100;
+    /// Internal events (level_changed, points_released) a chain of events may trigger.
+    pub const CASCADE_DEPTH_MAX: i32 = 3;
+    /// Safety net below the sandbox's own deadline (`scripting::limits::MAX_WALL_MS`): an
+    /// evaluation still running this long per rule after its thread started is abandoned
+    /// (500). Counted from the moment the evaluation thread starts, never while waiting.
+    pub const RULE_TIMEOUT_MS: u64 = 500;
+    /// An evaluation thread runs a batch's events for about this long (at least one
+    /// event), then is given back, so batches of every tenant take turns (FIFO).
+    pub const EVAL_SLICE_MS: u64 = 20;
+    /// Longest a batch waits for one of its tenant's batch slots before a 429
+    /// `tenant_busy` (requests), and for internal events (sign-up bonuses).
+    pub const BATCH_WAIT_MS: u64 = 1_000;
+    pub const SYSTEM_BATCH_WAIT_MS: u64 = 10_000;
+    /// Longest a slice waits for a rule evaluation permit: its tenant's (429
+    /// `tenant_busy`), then the server's evaluation threads (503 `server_busy`).
+    pub const EVAL_WAIT_MS: u64 = 5_000;
+    /// `Retry-After` of those answers.
+    pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+    /// OS priority (nice) of the evaluation threads: below request handling and the
+    /// database, which run at 0 (each step is about 1.25x less CPU when they contend).
+    pub const EVAL_THREAD_NICE: i32 = 10;
+    /// Contention score of a tenant's batches (`Admission::lock_first`): a batch whose
+    /// members changed while it evaluated adds the step, any other takes one off; above
+    /// the threshold the tenant's batches lock their members first.
+    pub const CONTENDED_STEP: u32 = 4;
+    pub const LOCK_FIRST_ABOVE: u32 = 8;
+    pub const CONTENTION_MAX: u32 = 12;
+    /// Attempts outside any transaction before a batch whose members keep changing (or
+    /// whose event ids get recorded by another batch) reads and evaluates with its
+    /// members locked from the start.
+    pub const OPTIMISTIC_ATTEMPTS: u32 = 2;
+    /// Attempts of a batch in all (the rest after deadlocks).
+    pub const BATCH_ATTEMPTS_MAX: u32 = 5;
+}
+
+/// The mall and marketing (catalog, orders, addresses, CSV, lottery, favorites).
+pub mod mall {
+    /// How far a callback's timestamp may be from now.
+    pub const CALLBACK_SKEW_SECS: i64 = 300;
+
+    /// Most items of one product in one order.
+    pub const QUANTITY_MAX: i32 = 10;
+
+    /// Extra life of a points hold beyond the payment deadline, so the order timeout (which
+    /// releases it) always comes first.
+    pub const HOLD_MARGIN_SECS: i64 = 300;
+
+    /// Images per product.
+    pub const IMAGES_PER_PRODUCT_MAX: usize = 10;
+
+    /// Addresses one member may keep (the trigger of tenant migration 0008 holds the same
+    /// number).
+    pub const ADDRESSES_PER_MEMBER_MAX: i64 = 20;
+
+    /// Seconds a cached page or product is served before being read again.
+    pub const CATALOG_CACHE_TTL_SECS: u64 = 5;
+
+    /// How long a product seen sold out is answered `sold_out` without reading it again. Stock
+    /// given back by a cancellation or refund can take this long to be redeemable.
+    pub const SOLD_OUT_MEMO_SECS: u64 = 1;
+
+    /// Longest search keyword.
+    pub const QUERY_MAX_CHARS: usize = 50;
+
+    /// Lines of one shipping import at most.
+    pub const IMPORT_LINES_MAX: usize = 5_000;
+
+    /// Characters of one imported field at most.
+    pub const IMPORT_FIELD_CHARS_MAX: usize = 100;
+
+    /// The chance unit: weights are out of this many.
+    pub const WEIGHT_TOTAL: i32 = 10_000;
+
+    /// Prizes of one lottery.
+    pub const PRIZES_MAX: usize = 20;
+
+    /// The most favorites listed.
+    pub const FAVORITES_LISTED_MAX: i64 = 500;
+}

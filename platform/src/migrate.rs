@@ -10,70 +10,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use migrations::Migration;
-use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::db::{Db, select_schema};
 use crate::directory::{self, Tenant};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits;
+use crate::schema::apply_pending;
 
 /// Advisory lock namespaces (the first key of the two-key form). The second key is the
 /// tenant id, so locks of different tenants never collide.
 pub const LOCK_NS_CONTROL_MIGRATE: i32 = 0x504d_0001;
 pub const LOCK_NS_TENANT_MIGRATE: i32 = 0x504d_0002;
-
-fn checksum(m: &Migration) -> Vec<u8> {
-    Sha256::digest(m.sql.as_bytes()).to_vec()
-}
-
-const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
-    version bigint PRIMARY KEY,
-    name text NOT NULL,
-    checksum bytea NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)";
-
-/// Applies the pending migrations of `list` in the schema currently selected on `conn`
-/// (which must be inside a transaction). Returns how many were applied.
-pub async fn apply_pending(conn: &mut PgConnection, list: &[Migration]) -> Result<usize> {
-    sqlx::raw_sql(CREATE_HISTORY).execute(&mut *conn).await?;
-    let applied: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await?;
-    for (version, sum) in &applied {
-        match list.iter().find(|m| m.version == *version) {
-            Some(m) if checksum(m) == *sum => {}
-            Some(m) => {
-                return Err(Error::Internal(anyhow::anyhow!(
-                    "migration {} was edited after it was applied (checksum differs); write a new migration instead",
-                    m.name
-                )));
-            }
-            None => {
-                return Err(Error::Internal(anyhow::anyhow!(
-                    "the database has migration version {version}, which this binary does not know: it is older than the schema"
-                )));
-            }
-        }
-    }
-    let mut count = 0;
-    for m in list.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("migration {} failed: {e}", m.name)))?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(checksum(m))
-            .execute(&mut *conn)
-            .await?;
-        count += 1;
-    }
-    Ok(count)
-}
 
 /// Migrates the control schema (creating it if needed). Returns migrations applied.
 pub async fn migrate_control(pool: &PgPool) -> Result<usize> {
@@ -179,7 +127,7 @@ pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>
 /// Creates or migrates every alliance schema and lists each alliance's currency in its
 /// merchants' schemas (alliances are few; their merchants all live on the main cluster).
 async fn migrate_alliances(control: &PgPool, members: &[(String, i64)]) -> Result<()> {
-    for a in crate::tenancy::list_alliances(control).await? {
+    for a in directory::list_alliances(control).await? {
         let mut tx = control.begin().await?;
         crate::alliance::schema::ensure(&mut tx, &a).await?;
         for (schema, _) in members.iter().filter(|(_, id)| *id == a.id) {

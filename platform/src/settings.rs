@@ -112,7 +112,7 @@ impl AdjustmentLimits {
 }
 
 fn ledger_amount_max() -> i64 {
-    crate::ledger::bounds::AMOUNT_MAX
+    crate::limits::ledger::AMOUNT_MAX
 }
 fn default_customer_service_adjustment() -> i64 {
     crate::limits::ADJUSTMENT_CUSTOMER_SERVICE_DEFAULT

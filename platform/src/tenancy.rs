@@ -8,17 +8,12 @@ use sqlx::PgPool;
 
 use crate::audit::{self, Actor};
 use crate::db::{Db, MAIN_CLUSTER, select_schema};
-use crate::directory::{Tenant, TenantStatus, find_by_slug};
+use crate::directory::{ALLIANCE_COLUMNS, Tenant, TenantStatus, find_by_slug};
+pub use crate::directory::{Alliance, find_alliance, list_alliances, slug_is_valid};
 use crate::error::{Error, Result, Validator, on_unique};
-use crate::migrate::apply_pending;
 use crate::notify;
+use crate::schema::apply_pending;
 use crate::settings::{TenantLimits, TenantSettings};
-
-/// Slugs address tenants and alliances in URLs: lowercase letters, digits and dashes,
-/// starting with a letter, 2 to 40 characters.
-pub fn slug_is_valid(slug: &str) -> bool {
-    crate::ident::is_lowercase_ident(slug, 2..=40, b'-')
-}
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,19 +191,6 @@ async fn write_settings(
     Ok(new)
 }
 
-/// One alliance of merchants (SPEC A1).
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Alliance {
-    pub id: i64,
-    pub slug: String,
-    pub name: String,
-    pub cluster: String,
-    pub schema_name: String,
-    /// The shared currency (SPEC A1): its code in every merchant of the alliance, and its name.
-    pub currency_code: String,
-    pub currency_name: String,
-}
-
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAlliance {
@@ -221,8 +203,6 @@ pub struct NewAlliance {
     #[serde(default)]
     pub currency_name: Option<String>,
 }
-
-const ALLIANCE_COLUMNS: &str = "id, slug, name, cluster, schema_name, currency_code, currency_name";
 
 /// Creates the directory row and the alliance's schema with its shared currency, in one
 /// transaction.
@@ -271,18 +251,4 @@ pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) ->
     .await?;
     tx.commit().await?;
     Ok(a)
-}
-
-pub async fn list_alliances(pool: &PgPool) -> Result<Vec<Alliance>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances ORDER BY id")))
-        .fetch_all(pool)
-        .await?)
-}
-
-pub async fn find_alliance(pool: &PgPool, slug: &str) -> Result<Alliance> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ALLIANCE_COLUMNS} FROM control.alliances WHERE slug = $1")))
-        .bind(slug)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))
 }

@@ -4,8 +4,8 @@
 use rhai::{Dynamic, Engine, INT, ImmutableString, Map};
 use serde::{Deserialize, Serialize};
 
+use crate::error::RunError;
 use crate::limits;
-use crate::sandbox::RunError;
 
 /// One effect of a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,12 +2,14 @@
 //! pure — (event, member, params) → effects — and the platform applies the effects.
 
 pub mod effects;
+pub mod error;
 pub mod input;
 pub mod limits;
 pub mod sandbox;
 pub mod testfile;
 
 pub use effects::Effect;
+pub use error::{CompileError, RunError};
 pub use input::{EventInput, Input, LevelInput, MemberInput};
 pub use rhai::AST;
-pub use sandbox::{CompileError, RunError, Sandbox};
+pub use sandbox::Sandbox;

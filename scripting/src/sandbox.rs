@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rhai::{AST, Dynamic, Engine, Map, OptimizationLevel, Scope};
 
 use crate::effects::{self, Effect};
+use crate::error::{CompileError, RunError};
 use crate::input::{Input, json_to_dynamic};
 use crate::limits;
 
@@ -17,23 +18,6 @@ thread_local! {
 }
 
 /// A script that failed to compile, with where.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
-#[error("line {line}, column {column}: {message}")]
-pub struct CompileError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-/// A run that failed: the script broke a bound, raised an error or returned bad effects.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
-#[error("{message}")]
-pub struct RunError {
-    /// `timeout`, `too_many_operations`, `limit`, `script_error`, `bad_effects`.
-    pub kind: &'static str,
-    pub message: String,
-}
-
 pub struct Sandbox {
     engine: Engine,
 }

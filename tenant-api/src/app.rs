@@ -23,10 +23,7 @@ use crate::routes;
 use crate::security_headers;
 use crate::state::AppState;
 
-/// Largest request body accepted.
-pub const BODY_LIMIT_BYTES: usize = 3 * 1024 * 1024;
-/// Longest a request may take before it is answered 408.
-pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+pub use crate::limits::{BODY_LIMIT_BYTES, REQUEST_TIMEOUT_SECS};
 
 /// The OpenAPI document and the router, from the same list of handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -30,8 +30,7 @@ fn refine(e: Error) -> Error {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// Retry-After of a 503 while the database cannot be reached.
-pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+pub use crate::limits::UNAVAILABLE_RETRY_AFTER_SECS;
 
 /// The error body (documented in the OpenAPI document).
 #[derive(Serialize, utoipa::ToSchema)]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotent;
 pub mod input;
+pub mod limits;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;

@@ -3,9 +3,9 @@
 use sqlx::PgConnection;
 
 use crate::db::select_schema;
+use crate::directory::Alliance;
 use crate::error::{Error, Result};
-use crate::migrate::apply_pending;
-use crate::tenancy::Alliance;
+use crate::schema::apply_pending;
 
 /// Advisory-lock namespace of alliance schema migrations.
 const LOCK_NS_ALLIANCE_MIGRATE: i32 = 0x616c_6c69;

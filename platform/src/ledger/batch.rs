@@ -6,7 +6,7 @@
 //! 3. insert the entries, 4. move the accounts to their new heads, 5. insert the lots.
 //!
 //! Each statement binds one array per column (`unnest`), so a batch of 500 credits costs
-//! about what a single one does. A single credit goes through here too (`post::credit`).
+//! about what a single one does. A single credit goes through here too (`credit`).
 
 use std::collections::HashMap;
 
@@ -14,8 +14,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::PgConnection;
 
 use super::chain::Link;
-use super::post::{CreditItem, account_error, check_amount, entry_error};
-use super::{ENTRY_COLUMNS, Entry, Reason};
+use super::post::{CreditItem, LotPart, account_error, check_amount, entry_error};
+use super::{ENTRY_COLUMNS, Entry, Reason, Source};
 use crate::error::{Error, Result};
 
 /// An account of the batch, as locked and then as moved by the batch's entries.
@@ -305,4 +305,19 @@ async fn insert_lots(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Credits `parts` as one entry with one lot per part.
+pub async fn credit(
+    conn: &mut PgConnection,
+    member_id: i64,
+    currency: &str,
+    parts: &[LotPart],
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let item = CreditItem { member_id, currency: currency.to_string(), parts: parts.to_vec(), source: source.clone() };
+    let mut entries = credit_many(conn, std::slice::from_ref(&item), reason, now).await?;
+    entries.pop().ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit wrote no entry")))
 }

@@ -1,45 +1,14 @@
-//! The ledger's jobs, run in a fixed order (unpaid orders → release → expire → holds →
-//! reminders), each
-//! in bounded batches, each account in its own short transaction. `now` is a parameter
-//! so tests (and operators replaying a missed night) control the clock.
+//! Expiry of points: lapsing due lots (one `expire` entry per account) and reminding
+//! members of points about to lapse. Each works in bounded batches, each account in its
+//! own short transaction; `now` is a parameter so tests (and operators replaying a
+//! missed night) control the clock. `jobs` runs these with the other nightly jobs.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use super::{bounds, holds, locks, post};
+use super::{bounds, post};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::Result;
-
-/// What one run did.
-#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
-pub struct JobReport {
-    pub timed_out_orders: u64,
-    pub released_grants: u64,
-    pub released_amount: i64,
-    pub expired_accounts: u64,
-    pub expired_amount: i64,
-    pub expired_holds: u64,
-    pub reminders: u64,
-}
-
-/// Runs every ledger job for one tenant at `now`.
-pub async fn run_all(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
-    // Unpaid orders first: they release their holds themselves.
-    let mut report = JobReport {
-        timed_out_orders: crate::mall::orders::timeout_due(db, tenant, now).await?,
-        ..JobReport::default()
-    };
-    let (n, amount) = locks::release_due(db, tenant, now).await?;
-    report.released_grants = n;
-    report.released_amount = amount;
-    let (n, amount) = expire_due(db, tenant, now).await?;
-    report.expired_accounts = n;
-    report.expired_amount = amount;
-    report.expired_holds = holds::expire_due(db, tenant, now).await?;
-    report.reminders = remind(db, tenant, now).await?;
-    Ok(report)
-}
 
 /// Lapses every lot due at `now`: one `expire` entry per account.
 pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<(u64, i64)> {

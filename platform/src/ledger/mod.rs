@@ -149,16 +149,4 @@ pub struct Entry {
 pub(crate) const ENTRY_COLUMNS: &str = "id, member_id, currency, seq, amount, locked_delta, balance_after, reason, \
      source_kind, source_ref, rule_id, rule_version, memo, created_at";
 
-/// Bounds of the ledger.
-pub mod bounds {
-    /// Largest amount of one entry (keeps sums far from i64 overflow).
-    pub const AMOUNT_MAX: i64 = 1_000_000_000_000;
-    /// Entries in one partner batch.
-    pub const BATCH_MAX: usize = 500;
-    /// Accounts handled per transaction by the expiry, release and hold jobs.
-    pub const JOB_BATCH: i64 = 500;
-    /// Open lots read per page while a debit draws on them.
-    pub const LOTS_PAGE: i64 = 10_000;
-    /// Open lots a single debit may draw from (beyond: a 409 naming the limit).
-    pub const LOTS_PER_DEBIT_MAX: i64 = 1_000_000;
-}
+pub use crate::limits::ledger as bounds;

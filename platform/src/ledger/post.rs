@@ -162,21 +162,6 @@ async fn append(
     Ok(entry)
 }
 
-/// Credits `parts` as one entry with one lot per part.
-pub async fn credit(
-    conn: &mut PgConnection,
-    member_id: i64,
-    currency: &str,
-    parts: &[LotPart],
-    reason: Reason,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<Entry> {
-    let item = CreditItem { member_id, currency: currency.to_string(), parts: parts.to_vec(), source: source.clone() };
-    let mut entries = super::batch::credit_many(conn, std::slice::from_ref(&item), reason, now).await?;
-    entries.pop().ok_or_else(|| Error::Internal(anyhow::anyhow!("a credit wrote no entry")))
-}
-
 /// One credit of a batch: an entry with one lot per part.
 #[derive(Debug, Clone)]
 pub struct CreditItem {

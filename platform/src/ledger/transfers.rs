@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+use super::batch;
 use super::post::{self, LotPart};
 use super::{Entry, Reason, Source, SourceKind};
 use crate::directory::Tenant;
@@ -113,6 +114,6 @@ pub async fn transfer(
     let inn = Source::new(SourceKind::Transfer, format!("member:{from}"))
         .reference(format!("from:{from};entry:{}", from_entry.id))
         .memo(req.memo.clone());
-    post::credit(conn, to, &req.currency, &parts, Reason::TransferIn, &inn, now).await?;
+    batch::credit(conn, to, &req.currency, &parts, Reason::TransferIn, &inn, now).await?;
     Ok(Transfer { from_entry, to_member_id: to, amount: req.amount, currency: req.currency.clone() })
 }

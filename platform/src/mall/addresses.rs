@@ -9,10 +9,7 @@ use crate::auth::identifier::Identifier;
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result, Validator};
-
-/// Addresses one member may keep (the trigger of tenant migration 0008 holds the same
-/// number).
-pub const ADDRESSES_PER_MEMBER_MAX: i64 = 20;
+pub use crate::limits::mall::ADDRESSES_PER_MEMBER_MAX;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Address {

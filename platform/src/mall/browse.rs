@@ -15,14 +15,9 @@ use sqlx::PgConnection;
 
 use super::catalog::{COLUMNS, Product};
 use crate::error::{Error, Result};
-
-/// Seconds a cached page or product is served before being read again.
-pub const CACHE_TTL_SECS: u64 = 5;
-/// How long a product seen sold out is answered `sold_out` without reading it again. Stock
-/// given back by a cancellation or refund can take this long to be redeemable.
-pub const SOLD_OUT_MEMO_SECS: u64 = 1;
-/// Longest search keyword.
-pub const QUERY_MAX_CHARS: usize = 50;
+pub use crate::limits::mall::CATALOG_CACHE_TTL_SECS as CACHE_TTL_SECS;
+pub use crate::limits::mall::QUERY_MAX_CHARS;
+pub use crate::limits::mall::SOLD_OUT_MEMO_SECS;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct BrowseQuery {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result, Validator};
+pub use crate::limits::mall::IMAGES_PER_PRODUCT_MAX;
 use crate::notify::{self, Change};
 use crate::tx::TenantTx;
 
@@ -159,9 +160,6 @@ impl ProductInput {
 
 /// Audits a staff change of the catalog and announces it to every instance (their
 /// catalog caches evict).
-/// Images per product.
-pub const IMAGES_PER_PRODUCT_MAX: usize = 10;
-
 async fn changed(tx: &mut TenantTx, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
     tx.audit(action, target, details).await?;
     let tenant_id = tx.tenant().id;

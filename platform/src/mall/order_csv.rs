@@ -5,14 +5,12 @@
 //! fields the same way, reports each line it cannot use and keeps the good ones.
 
 use serde::Serialize;
+use sqlx::PgConnection;
 
-use super::orders::Order;
+use super::orders::{self, Order, OrderFilter};
 use crate::error::{Error, Result};
-
-/// Lines of one shipping import at most.
-pub const IMPORT_LINES_MAX: usize = 5_000;
-/// Characters of one imported field at most.
-const FIELD_CHARS_MAX: usize = 100;
+use crate::limits::mall::IMPORT_FIELD_CHARS_MAX as FIELD_CHARS_MAX;
+pub use crate::limits::mall::IMPORT_LINES_MAX;
 
 const HEADER: [&str; 11] = [
     "order_no",
@@ -34,6 +32,12 @@ fn inert(s: &str) -> String {
 }
 
 /// The orders as CSV text, header first.
+/// Orders matching `f` as CSV (O7), at most `limit` rows.
+pub async fn export_orders(conn: &mut PgConnection, f: &OrderFilter, limit: i64) -> Result<String> {
+    let found = orders::list(conn, f, None, limit).await?;
+    export(&found)
+}
+
 pub fn export(orders: &[Order]) -> Result<String> {
     let mut w = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(Vec::new());
     let failed = |e: csv::Error| Error::Internal(anyhow::anyhow!("writing CSV: {e}"));

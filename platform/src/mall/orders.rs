@@ -1,6 +1,6 @@
 //! Orders (SPEC O3-O8): transitions with their side effects (points back to the original
 //! lots, stock restored, holds captured or voided, codes issued), shipping and tracking,
-//! history, reviews, timeouts, CSV export and shipping import.
+//! history, reviews, timeouts (CSV export and shipping import: `order_csv`).
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -461,10 +461,4 @@ pub async fn review(conn: &mut PgConnection, order_id: i64, member_id: i64, r: &
             Error::conflict("already_reviewed", "this order has a review"),
         )
     })
-}
-
-/// Orders matching `f` as CSV (O7), at most `limit` rows.
-pub async fn export_csv(conn: &mut PgConnection, f: &OrderFilter, limit: i64) -> Result<String> {
-    let orders = list(conn, f, None, limit).await?;
-    super::order_csv::export(&orders)
 }

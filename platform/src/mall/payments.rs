@@ -12,11 +12,9 @@ use sqlx::PgConnection;
 use super::order_state::Action;
 use super::orders::{self, Details, Order};
 use crate::error::{Error, Result};
+pub use crate::limits::mall::CALLBACK_SKEW_SECS;
 use crate::provider_secrets::{self, PAYMENT_CALLBACK};
 use crate::vault::Vault;
-
-/// How far a callback's timestamp may be from now.
-pub const CALLBACK_SKEW_SECS: i64 = 300;
 
 /// Creates (or replaces) the callback secret of the tenant whose schema is selected on
 /// `conn` (stored sealed); returns it once.

@@ -16,12 +16,8 @@ use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
-
-/// Most items of one product in one order.
-pub const QUANTITY_MAX: i32 = 10;
-/// Extra life of a points hold beyond the payment deadline, so the order timeout (which
-/// releases it) always comes first.
-const HOLD_MARGIN_SECS: i64 = 300;
+use crate::limits::mall::HOLD_MARGIN_SECS;
+pub use crate::limits::mall::QUANTITY_MAX;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

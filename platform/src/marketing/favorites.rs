@@ -4,10 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::limits::mall::FAVORITES_LISTED_MAX as LISTED_MAX;
 use crate::tx::TenantTx;
-
-/// The most favorites listed.
-const LISTED_MAX: i64 = 500;
 
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Favorite {

@@ -9,12 +9,11 @@ use sqlx::PgConnection;
 
 use crate::directory::Tenant;
 use crate::error::{Error, Result, Validator};
+use crate::ledger::batch;
 use crate::ledger::post::{self, LotPart};
 use crate::ledger::{Reason, Source, SourceKind};
-
-/// The chance unit: weights are out of this many.
-pub const WEIGHT_TOTAL: i32 = 10_000;
-pub const PRIZES_MAX: usize = 20;
+pub use crate::limits::mall::PRIZES_MAX;
+pub use crate::limits::mall::WEIGHT_TOTAL;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Prize {
@@ -202,7 +201,7 @@ pub async fn draw(
         let win = Source::new(SourceKind::Member, "system:lottery")
             .reference(format!("lottery:{lottery_id}"))
             .memo(format!("prize: {}", p.name));
-        post::credit(
+        batch::credit(
             conn,
             member_id,
             &l.currency,

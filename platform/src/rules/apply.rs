@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ledger::batch;
 use crate::ledger::currencies::{self, Currency};
 use crate::ledger::locks::{self, NewLockGrant};
 use crate::ledger::post::{self, LotPart};
@@ -110,7 +111,7 @@ async fn credit(
 ) -> Result<()> {
     let cur = currencies::get(conn, currency).await?;
     let expires_at = expiry(tenant, &cur, expires_in_days, now);
-    post::credit(conn, member_id, currency, &[LotPart { amount, expires_at }], Reason::Earn, source, now).await?;
+    batch::credit(conn, member_id, currency, &[LotPart { amount, expires_at }], Reason::Earn, source, now).await?;
     Ok(())
 }
 

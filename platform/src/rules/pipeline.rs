@@ -29,102 +29,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use scripting::EventInput;
-use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::admission::{BatchSlot, Went};
+use super::batch::{Batch, Plan};
+pub use super::batch::{IncomingEvent, Outcome};
 use super::cache::{RuleCache, RuleSet};
 use super::context::{self, Contexts};
-use super::evaluate::{Evaluated, Job, RuleRun, Verdict, evaluate};
+use super::evaluate::{Evaluated, evaluate};
 use super::{bounds, write};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::currencies::{self, Currency};
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IncomingEvent {
-    /// The sender's unique id of this event; sending it again returns the first result.
-    pub id: String,
-    /// Built-in (registered, checked_in, order_completed, …) or custom type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub member_id: i64,
-    /// When it happened (default: now).
-    #[serde(default)]
-    pub occurred_at: Option<DateTime<Utc>>,
-    /// Free JSON object read by rules as `event.data`, e.g. {"amount_fen": 12800}.
-    #[serde(default)]
-    pub data: serde_json::Value,
-}
-
-/// What became of one event.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Outcome {
-    pub id: String,
-    /// applied, denied, failed or rejected (not recorded: e.g. no such member).
-    pub status: String,
-    /// Per rule: {"rule_id", "name", "version", "effects"}.
-    pub effects: serde_json::Value,
-    pub error: Option<String>,
-    /// True when this event id had been processed before and this is its first result.
-    pub replayed: bool,
-}
-
-impl IncomingEvent {
-    /// `data` as scripts and the event log see it: an object (`{}` when absent).
-    pub(super) fn data_object(&self) -> serde_json::Value {
-        if self.data.is_null() { serde_json::json!({}) } else { self.data.clone() }
-    }
-
-    fn check(&self, now: DateTime<Utc>) -> Result<()> {
-        let mut v = crate::error::Validator::new();
-        v.check(!self.id.is_empty() && self.id.len() <= 150, "id", "1 to 150 characters");
-        v.check(super::event_type_is_valid(&self.kind), "type", "a-z, 0-9 and _, starting with a letter, at most 64");
-        v.check(self.data.is_object() || self.data.is_null(), "data", "a JSON object");
-        v.check(self.data.to_string().len() <= bounds::EVENT_DATA_BYTES_MAX, "data", "at most 8 KiB");
-        v.check(
-            self.occurred_at.is_none_or(|t| t <= now + chrono::Duration::minutes(5)),
-            "occurred_at",
-            "not in the future",
-        );
-        v.finish()
-    }
-}
-
-/// A batch on its way through the pipeline.
-pub(super) struct Batch<'a> {
-    /// "partner", "member:<id>" or "system".
-    pub source: &'a str,
-    pub events: &'a [IncomingEvent],
-    /// Cascade depth (0 for events from outside).
-    pub depth: i32,
-    pub now: DateTime<Utc>,
-    /// Outbox rows these events come from, marked processed with them.
-    pub outbox: &'a [i64],
-    /// Each event's idempotency key: `source:id`.
-    pub keys: Vec<String>,
-}
-
-impl<'a> Batch<'a> {
-    fn new(source: &'a str, events: &'a [IncomingEvent], depth: i32, now: DateTime<Utc>, outbox: &'a [i64]) -> Self {
-        let keys = events.iter().map(|e| format!("{source}:{}", e.id)).collect();
-        Self { source, events, depth, now, outbox, keys }
-    }
-
-    fn pairs(&self) -> Vec<(i64, &str)> {
-        self.events.iter().map(|e| (e.member_id, e.kind.as_str())).collect()
-    }
-
-    fn members(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.events.iter().map(|e| e.member_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-}
 
 /// What a batch's rules need, read in one go.
 struct Read {
@@ -145,55 +62,6 @@ impl Read {
             .await?;
         let currencies = currencies::list(conn).await?.into_iter().map(|c| (c.code.clone(), c)).collect();
         Ok(Self { set, ctx, currencies: Arc::new(currencies), seen: seen.into_iter().collect() })
-    }
-}
-
-/// What becomes of each event before any rule runs.
-pub(super) struct Plan {
-    /// Outcomes decided already (unknown members); the rest come from the write.
-    pub decided: Vec<Option<Outcome>>,
-    /// (repeat, first occurrence) of ids repeated within the batch.
-    pub repeat_of: Vec<(usize, usize)>,
-    /// Events to evaluate and record, in order.
-    pub fresh: Vec<usize>,
-    /// Events recorded before.
-    pub replays: Vec<usize>,
-}
-
-impl Plan {
-    fn new(batch: &Batch<'_>, read: &Read) -> Self {
-        let events = batch.events;
-        let mut plan = Plan { decided: vec![None; events.len()], repeat_of: vec![], fresh: vec![], replays: vec![] };
-        let mut first: HashMap<&str, usize> = HashMap::new();
-        for (i, ev) in events.iter().enumerate() {
-            let key = batch.keys[i].as_str();
-            if let Some(&j) = first.get(key) {
-                plan.repeat_of.push((i, j));
-                continue;
-            }
-            first.insert(key, i);
-            if !read.ctx.knows(ev.member_id) {
-                plan.decided[i] = Some(Outcome::rejected(ev, "no such member"));
-            } else if read.seen.contains(key) {
-                plan.replays.push(i);
-            } else {
-                plan.fresh.push(i);
-            }
-        }
-        plan
-    }
-
-    fn jobs(&self, batch: &Batch<'_>) -> Vec<Job> {
-        self.fresh
-            .iter()
-            .map(|&i| {
-                let ev = &batch.events[i];
-                let data = ev.data_object();
-                let occurred_at = ev.occurred_at.unwrap_or(batch.now).to_rfc3339();
-                let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
-                Job { member_id: ev.member_id, event }
-            })
-            .collect()
     }
 }
 
@@ -284,7 +152,7 @@ async fn optimistic(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'
         tx.commit().await?;
         read
     };
-    let plan = Plan::new(batch, &read);
+    let plan = Plan::new(batch, &read.ctx, &read.seen);
     let seen = read.ctx.clone();
     let evaluated = run_rules(cache, tenant, batch, &plan, read.set.clone(), read.ctx, read.currencies.clone()).await?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
@@ -314,7 +182,7 @@ async fn locked(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) 
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
     let read = Read::load(&mut tx, cache, tenant, batch).await?;
-    let plan = Plan::new(batch, &read);
+    let plan = Plan::new(batch, &read.ctx, &read.seen);
     let evaluated = run_rules(cache, tenant, batch, &plan, read.set, read.ctx, read.currencies.clone()).await?;
     let Some(out) = write::write(&mut tx, tenant, batch, &plan, &read.currencies, evaluated).await? else {
         return Ok(None);
@@ -342,34 +210,6 @@ async fn run_rules(
 
 fn is_deadlock(e: &Error) -> bool {
     matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
-}
-
-impl Outcome {
-    pub(super) fn rejected(ev: &IncomingEvent, message: &str) -> Self {
-        Self {
-            id: ev.id.clone(),
-            status: "rejected".into(),
-            effects: serde_json::json!([]),
-            error: Some(message.to_string()),
-            replayed: false,
-        }
-    }
-
-    pub(super) fn of(ev: &IncomingEvent, verdict: &Verdict) -> Self {
-        let summary = |runs: &[RuleRun]| {
-            serde_json::Value::Array(
-                runs.iter()
-                    .map(|r| serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version, "effects": r.effects}))
-                    .collect(),
-            )
-        };
-        let (status, effects, error) = match verdict {
-            Verdict::Apply(runs) => ("applied", summary(runs), None),
-            Verdict::Deny(reason, runs) => ("denied", summary(runs), Some(reason.clone())),
-            Verdict::Fail(message) => ("failed", serde_json::json!([]), Some(message.clone())),
-        };
-        Self { id: ev.id.clone(), status: status.into(), effects, error, replayed: false }
-    }
 }
 
 /// Runs pending internal events (level_changed, points_released) through the rules,

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection};
 
 use super::apply;
+use super::batch::{Batch, IncomingEvent, Outcome, Plan};
 use super::bulk::{self, Applying};
 use super::context;
 use super::evaluate::{Evaluated, Verdict};
-use super::pipeline::{Batch, IncomingEvent, Outcome, Plan};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::currencies::Currency;

@@ -128,8 +128,9 @@ async fn link_members(db: &Db, malls: &[platform::directory::Tenant]) -> Result<
 
 /// Gives each demo member points and experience once (their first lots, a lock grant).
 async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
+    use platform::ledger::batch;
     use platform::ledger::locks::{self, NewLockGrant};
-    use platform::ledger::post::{self, CreditItem, LotPart};
+    use platform::ledger::post::{CreditItem, LotPart};
     use platform::ledger::{Reason, Source, SourceKind};
     let now = chrono::Utc::now();
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
@@ -144,9 +145,9 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
         let i = i as i64;
         let soon = LotPart { amount: 200, expires_at: Some(now + chrono::Duration::days(5)) };
         let later = LotPart { amount: 800 + 500 * i, expires_at: tenant.settings.expiry.expires_at(now) };
-        post::credit(&mut tx, id, "points", &[soon, later], Reason::Earn, &source, now).await?;
+        batch::credit(&mut tx, id, "points", &[soon, later], Reason::Earn, &source, now).await?;
         let exp = LotPart { amount: [300, 1500, 6000][(i % 3) as usize], expires_at: None };
-        post::credit(&mut tx, id, "exp", &[exp], Reason::Earn, &source, now).await?;
+        batch::credit(&mut tx, id, "exp", &[exp], Reason::Earn, &source, now).await?;
         if let Some(code) = &shared {
             let parts = vec![LotPart { amount: 1000, expires_at: None }];
             let item = CreditItem { member_id: id, currency: code.clone(), parts, source: source.clone() };

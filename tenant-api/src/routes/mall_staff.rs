@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
-use platform::mall::order_csv::ImportReport;
+use platform::mall::order_csv::{self, ImportReport};
 use platform::mall::orders::{self, Order, OrderFilter};
 use platform::mall::payments;
 use platform::mall::staff_orders::{self, ActionBody};
@@ -186,7 +186,8 @@ async fn export_orders(
     Query(f): Query<OrderFilter>,
 ) -> ApiResult<Response> {
     auth.require(Permission::OrdersRead)?;
-    let csv = state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::export_csv(tx, &f, 50_000).await).await?;
+    let csv =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| order_csv::export_orders(tx, &f, 50_000).await).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

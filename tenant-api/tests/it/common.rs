@@ -351,12 +351,8 @@ impl TestApp {
     }
 
     /// Runs the ledger jobs of the tenant at `now`.
-    pub async fn jobs(
-        &self,
-        tenant: &Tenant,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> platform::ledger::expiry::JobReport {
+    pub async fn jobs(&self, tenant: &Tenant, now: chrono::DateTime<chrono::Utc>) -> platform::jobs::JobReport {
         let t = platform::directory::find_by_slug(self.db.control(), &tenant.slug).await.unwrap().unwrap();
-        platform::ledger::expiry::run_all(&self.db, &t, now).await.unwrap()
+        platform::jobs::run_tenant(&self.db, &t, now).await.unwrap()
     }
 }
