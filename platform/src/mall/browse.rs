@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::catalog::{COLUMNS, Product};
+use super::kinds::ProductKind;
 use crate::error::{Error, Result};
 pub use crate::limits::mall::CATALOG_CACHE_TTL_SECS as CACHE_TTL_SECS;
 pub use crate::limits::mall::QUERY_MAX_CHARS;
@@ -42,7 +43,7 @@ pub struct ProductCard {
     pub id: i64,
     pub name: String,
     pub brand: String,
-    pub kind: String,
+    pub kind: ProductKind,
     pub category_id: Option<i64>,
     pub tags: Vec<String>,
     /// What the price is paid in: the mall's points, or the alliance's shared currency.
@@ -148,7 +149,7 @@ struct CardRow {
     id: i64,
     name: String,
     brand: String,
-    kind: String,
+    kind: ProductKind,
     category_id: Option<i64>,
     tags: Vec<String>,
     currency: String,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+use super::kinds::{Listing, ProductKind, ReviewState};
 use crate::error::{Error, Result, Validator};
 pub use crate::limits::mall::IMAGES_PER_PRODUCT_MAX;
 use crate::notify::{self, Change};
@@ -20,8 +21,7 @@ pub struct Product {
     pub description: String,
     pub category_id: Option<i64>,
     pub tags: Vec<String>,
-    /// physical, virtual, coupon or service.
-    pub kind: String,
+    pub kind: ProductKind,
     pub currency: String,
     pub points_price: i64,
     pub cash_price_fen: i64,
@@ -34,10 +34,8 @@ pub struct Product {
     pub sort_order: i32,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
-    /// listed or delisted.
-    pub status: String,
-    /// pending or approved.
-    pub review_state: String,
+    pub status: Listing,
+    pub review_state: ReviewState,
     pub per_member_limit: Option<i32>,
     pub min_level_threshold: i64,
     pub images: Vec<String>,
@@ -72,7 +70,7 @@ pub struct ProductInput {
     pub description: Option<String>,
     pub category_id: Option<i64>,
     pub tags: Option<Vec<String>>,
-    pub kind: Option<String>,
+    pub kind: Option<ProductKind>,
     pub currency: Option<String>,
     pub points_price: Option<i64>,
     pub cash_price_fen: Option<i64>,
@@ -84,8 +82,8 @@ pub struct ProductInput {
     pub sort_order: Option<i32>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
-    pub status: Option<String>,
-    pub review_state: Option<String>,
+    pub status: Option<Listing>,
+    pub review_state: Option<ReviewState>,
     pub per_member_limit: Option<i32>,
     pub min_level_threshold: Option<i64>,
     pub images: Option<Vec<String>>,
@@ -114,17 +112,7 @@ impl ProductInput {
         v.check(len(&self.model, 100), "model", "at most 100 characters");
         v.check(len(&self.color, 50), "color", "at most 50 characters");
         v.check(len(&self.description, 20_000), "description", "at most 20000 characters");
-        v.check(
-            self.kind.as_ref().is_none_or(|k| ["physical", "virtual", "coupon", "service"].contains(&k.as_str())),
-            "kind",
-            "physical, virtual, coupon or service",
-        );
-        v.check(self.status.as_ref().is_none_or(|s| s == "listed" || s == "delisted"), "status", "listed or delisted");
-        v.check(
-            self.review_state.as_ref().is_none_or(|s| s == "pending" || s == "approved"),
-            "review_state",
-            "pending or approved",
-        );
+        // kind, status and review_state are enums: serde refuses other values (422).
         let non_neg = |o: Option<i64>| o.is_none_or(|n| (0..=1_000_000_000_000).contains(&n));
         v.check(non_neg(self.points_price), "points_price", "0 or more");
         v.check(non_neg(self.cash_price_fen), "cash_price_fen", "0 or more");
@@ -186,7 +174,7 @@ pub async fn create(tx: &mut TenantTx, p: &ProductInput) -> Result<Product> {
         "INSERT INTO products (name, kind, points_price, cash_price_fen) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(p.name.as_deref().unwrap_or_default().trim())
-    .bind(p.kind.as_deref().unwrap_or("physical"))
+    .bind(p.kind.unwrap_or(ProductKind::Physical))
     .bind(p.points_price.unwrap_or(0))
     .bind(p.cash_price_fen.unwrap_or(0))
     .fetch_one(&mut **tx)
@@ -256,7 +244,7 @@ async fn write_fields(conn: &mut PgConnection, id: i64, p: &ProductInput) -> Res
     .bind(&p.description)
     .bind(p.category_id)
     .bind(&p.tags)
-    .bind(&p.kind)
+    .bind(p.kind)
     .bind(&p.currency)
     .bind(p.points_price)
     .bind(p.cash_price_fen)
@@ -268,8 +256,8 @@ async fn write_fields(conn: &mut PgConnection, id: i64, p: &ProductInput) -> Res
     .bind(p.sort_order)
     .bind(p.starts_at)
     .bind(p.ends_at)
-    .bind(&p.status)
-    .bind(&p.review_state)
+    .bind(p.status)
+    .bind(p.review_state)
     .bind(p.per_member_limit)
     .bind(p.min_level_threshold)
     .bind(&p.images)
@@ -336,7 +324,7 @@ pub async fn add_codes(tx: &mut TenantTx, id: i64, codes: &[String]) -> Result<P
     v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
     v.finish()?;
     let p = get(tx, id).await?;
-    if p.kind != "virtual" {
+    if p.kind != ProductKind::Virtual {
         return Err(Error::invalid_field("codes", "only virtual products have a code pool"));
     }
     let trimmed: Vec<&str> = codes.iter().map(|c| c.trim()).collect();

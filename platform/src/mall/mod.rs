@@ -4,6 +4,7 @@
 pub mod addresses;
 pub mod browse;
 pub mod catalog;
+pub mod kinds;
 pub mod order_csv;
 pub mod order_state;
 pub mod orders;

@@ -45,7 +45,7 @@ pub fn export(orders: &[Order]) -> Result<String> {
     for o in orders {
         w.write_record([
             inert(&o.order_no),
-            inert(&o.status),
+            inert(o.status.as_str()),
             o.member_id.to_string(),
             o.product_id.to_string(),
             inert(&o.product_name),

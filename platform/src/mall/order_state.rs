@@ -12,8 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+use super::kinds::ProductKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Status {
     PendingPayment,
     PendingReview,
@@ -56,11 +59,11 @@ impl Status {
     }
 
     /// Where an order goes once paid (or at once, for points-only orders).
-    pub fn after_payment(kind: &str) -> Self {
+    pub fn after_payment(kind: ProductKind) -> Self {
         match kind {
-            "physical" => Self::PendingShipment,
-            "service" => Self::PendingReview,
-            _ => Self::Completed,
+            ProductKind::Physical => Self::PendingShipment,
+            ProductKind::Service => Self::PendingReview,
+            ProductKind::Virtual | ProductKind::Coupon => Self::Completed,
         }
     }
 }
@@ -80,13 +83,13 @@ impl Action {
 }
 
 /// The state `action` leads to from `from` for a product of `kind`, or None if illegal.
-pub fn next(from: Status, action: Action, kind: &str) -> Option<Status> {
+pub fn next(from: Status, action: Action, kind: ProductKind) -> Option<Status> {
     use Action::*;
     use Status::*;
     match (from, action) {
         (PendingPayment, Pay) => Some(Status::after_payment(kind)),
         (PendingPayment, Cancel | Timeout) => Some(Cancelled),
-        (PendingReview, Approve) => Some(if kind == "physical" { PendingShipment } else { Completed }),
+        (PendingReview, Approve) => Some(if kind == ProductKind::Physical { PendingShipment } else { Completed }),
         (PendingReview | PendingShipment, Cancel) => Some(Cancelled),
         (PendingShipment, Ship) => Some(Shipped),
         (Shipped, Receive) => Some(Completed),
@@ -103,24 +106,24 @@ mod tests {
     fn legal_paths_work_and_everything_else_is_refused() {
         use Action::*;
         use Status::*;
-        assert_eq!(next(PendingPayment, Pay, "physical"), Some(PendingShipment));
-        assert_eq!(next(PendingPayment, Pay, "virtual"), Some(Completed));
-        assert_eq!(next(PendingPayment, Pay, "service"), Some(PendingReview));
-        assert_eq!(next(PendingShipment, Ship, "physical"), Some(Shipped));
-        assert_eq!(next(Shipped, Receive, "physical"), Some(Completed));
-        assert_eq!(next(Completed, Refund, "physical"), Some(Refunded));
-        assert_eq!(next(PendingShipment, Cancel, "physical"), Some(Cancelled));
+        assert_eq!(next(PendingPayment, Pay, ProductKind::Physical), Some(PendingShipment));
+        assert_eq!(next(PendingPayment, Pay, ProductKind::Virtual), Some(Completed));
+        assert_eq!(next(PendingPayment, Pay, ProductKind::Service), Some(PendingReview));
+        assert_eq!(next(PendingShipment, Ship, ProductKind::Physical), Some(Shipped));
+        assert_eq!(next(Shipped, Receive, ProductKind::Physical), Some(Completed));
+        assert_eq!(next(Completed, Refund, ProductKind::Physical), Some(Refunded));
+        assert_eq!(next(PendingShipment, Cancel, ProductKind::Physical), Some(Cancelled));
         // Illegal ones.
-        assert_eq!(next(Shipped, Cancel, "physical"), None);
-        assert_eq!(next(Cancelled, Pay, "physical"), None);
-        assert_eq!(next(Completed, Ship, "physical"), None);
-        assert_eq!(next(Refunded, Refund, "physical"), None);
-        assert_eq!(next(PendingPayment, Ship, "physical"), None);
-        assert_eq!(next(PendingShipment, Receive, "physical"), None);
+        assert_eq!(next(Shipped, Cancel, ProductKind::Physical), None);
+        assert_eq!(next(Cancelled, Pay, ProductKind::Physical), None);
+        assert_eq!(next(Completed, Ship, ProductKind::Physical), None);
+        assert_eq!(next(Refunded, Refund, ProductKind::Physical), None);
+        assert_eq!(next(PendingPayment, Ship, ProductKind::Physical), None);
+        assert_eq!(next(PendingShipment, Receive, ProductKind::Physical), None);
         let all = [PendingPayment, PendingReview, PendingShipment, Shipped, Completed, Cancelled, Refunded];
         for s in [Cancelled, Refunded] {
             for a in [Pay, Approve, Ship, Receive, Cancel, Timeout, Refund] {
-                assert_eq!(next(s, a, "physical"), None, "{s:?} is final");
+                assert_eq!(next(s, a, ProductKind::Physical), None, "{s:?} is final");
             }
         }
         for s in all {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::catalog::Product;
+use super::kinds::ProductKind;
 use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
@@ -22,12 +23,12 @@ pub struct Order {
     pub member_id: i64,
     pub product_id: i64,
     pub product_name: String,
-    pub kind: String,
+    pub kind: ProductKind,
     pub quantity: i32,
     pub currency: String,
     pub points_amount: i64,
     pub cash_fen: i64,
-    pub status: String,
+    pub status: Status,
     pub pay_deadline: Option<DateTime<Utc>>,
     pub payment_ref: Option<String>,
     pub address: Option<serde_json::Value>,
@@ -75,7 +76,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> 
     .bind(o.member_id)
     .bind(o.product.id)
     .bind(&o.product.name)
-    .bind(&o.product.kind)
+    .bind(o.product.kind)
     .bind(o.quantity)
     .bind(&o.product.currency)
     .bind(o.points)
@@ -181,12 +182,11 @@ pub struct Details {
     pub note: String,
 }
 
-/// Moves an order by `action`, refusing illegal transitions, with the side effects.
 /// How an order was paid for, read (and locked) by a transition.
 #[derive(sqlx::FromRow)]
 struct Payment {
-    status: String,
-    kind: String,
+    status: Status,
+    kind: ProductKind,
     debit_entry_id: Option<i64>,
     hold_id: Option<i64>,
     alliance_entry_id: Option<i64>,
@@ -200,6 +200,7 @@ pub async fn member_act(tx: &mut crate::tx::TenantTx, id: i64, member_id: i64, a
     transition(tx, id, action, &by, &Details::default(), Utc::now()).await
 }
 
+/// Moves an order by `action`, refusing illegal transitions, with the side effects.
 pub async fn transition(
     conn: &mut PgConnection,
     id: i64,
@@ -216,9 +217,8 @@ pub async fn transition(
     .await?;
     let Payment { status, kind, debit_entry_id, hold_id, alliance_entry_id } =
         row.ok_or_else(|| Error::not_found("order_not_found", "no such order"))?;
-    let from =
-        Status::parse(&status).ok_or_else(|| Error::Internal(anyhow::anyhow!("order {id} has status {status}")))?;
-    let to = order_state::next(from, action, &kind).ok_or_else(|| {
+    let from = status;
+    let to = order_state::next(from, action, kind).ok_or_else(|| {
         Error::conflict("illegal_transition", format!("an order that is {} cannot be {}", from.as_str(), past(action)))
     })?;
     let order = get(conn, id).await?;
@@ -250,7 +250,7 @@ pub async fn transition(
                 }
             }
             // Codes of virtual goods cannot be taken back, so their stock is not restored.
-            if order.kind != "virtual" {
+            if order.kind != ProductKind::Virtual {
                 restore_stock(conn, &order).await?;
             }
         }
@@ -275,7 +275,7 @@ pub async fn transition(
     history(conn, id, Some(from), to, actor, &details.note).await?;
     notify_member(conn, &order, &format!("Your order {} is now {}", order.order_no, to.as_str().replace('_', " ")))
         .await?;
-    if action == Action::Pay && to == Status::Completed && order.kind == "virtual" {
+    if action == Action::Pay && to == Status::Completed && order.kind == ProductKind::Virtual {
         return issue_code(conn, id).await;
     }
     Ok(order)
@@ -367,7 +367,7 @@ pub async fn push_tracking(
         return Err(Error::invalid_field("status", "status 1 to 50 characters, description at most 200"));
     }
     let o = by_no(conn, order_no).await?;
-    if o.status != "shipped" && o.status != "completed" {
+    if !matches!(o.status, Status::Shipped | Status::Completed) {
         return Err(Error::conflict("illegal_transition", "tracking updates are for shipped orders"));
     }
     let event = serde_json::json!({"status": status, "description": description, "at": now});
@@ -440,7 +440,7 @@ pub async fn review(conn: &mut PgConnection, order_id: i64, member_id: i64, r: &
     v.check(r.body.chars().count() <= 2000, "body", "at most 2000 characters");
     v.finish()?;
     let o = get_for_member(conn, order_id, member_id).await?;
-    if o.status != "completed" {
+    if o.status != Status::Completed {
         return Err(Error::conflict("illegal_transition", "only completed orders can be reviewed"));
     }
     sqlx::query_as(

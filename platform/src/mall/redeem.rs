@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 
 use super::browse::CatalogCache;
 use super::catalog::{self, Product};
+use super::kinds::{Listing, ProductKind, ReviewState};
 use super::order_state::Status;
 use super::orders::{self, Order};
 use crate::alliance::book;
@@ -35,8 +36,8 @@ fn one() -> i32 {
 }
 
 fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
-    let open = p.status == "listed"
-        && p.review_state == "approved"
+    let open = p.status == Listing::Listed
+        && p.review_state == ReviewState::Approved
         && p.starts_at.is_none_or(|s| s <= now)
         && p.ends_at.is_none_or(|e| e > now);
     (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
@@ -74,8 +75,10 @@ pub async fn redeem(
     if p.stock < q {
         return Err(sold_out());
     }
-    let address = match (p.kind.as_str(), req.address_id) {
-        ("physical", None) => return Err(Error::invalid_field("address_id", "physical goods need a shipping address")),
+    let address = match (p.kind, req.address_id) {
+        (ProductKind::Physical, None) => {
+            return Err(Error::invalid_field("address_id", "physical goods need a shipping address"));
+        }
         (_, Some(id)) => Some(address(conn, member_id, id).await?),
         _ => None,
     };
@@ -132,10 +135,10 @@ pub async fn redeem(
     let (status, debit_entry_id, hold_id, pay_deadline) = if shared {
         let entry = book::debit(conn, tenant, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
         alliance_entry_id = Some(entry.id);
-        (Status::after_payment(&p.kind), None, None, None)
+        (Status::after_payment(p.kind), None, None, None)
     } else if cash == 0 {
         let (entry, _) = post::debit(conn, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
-        (Status::after_payment(&p.kind), Some(entry.id), None, None)
+        (Status::after_payment(p.kind), Some(entry.id), None, None)
     } else {
         let deadline = now + Duration::seconds(tenant.settings.hold_ttl_secs);
         let hold_id = if points > 0 {
@@ -170,7 +173,7 @@ pub async fn redeem(
         },
     )
     .await?;
-    let order = if status == Status::Completed && p.kind == "virtual" {
+    let order = if status == Status::Completed && p.kind == ProductKind::Virtual {
         orders::issue_code(conn, order.id).await?
     } else {
         order

@@ -169,6 +169,7 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
 /// A few products per mall, once: physical, virtual with codes, points + cash, a flash price.
 async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
     use platform::mall::catalog::{self, Category, ProductInput};
+    use platform::mall::kinds::{Listing, ProductKind, ReviewState};
     let mut tx = db.begin(tenant, &platform::audit::Actor::system("demo")).await?;
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&mut *tx).await?;
     if existing > 0 {
@@ -176,28 +177,28 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
     }
     let cat = catalog::create_category(&mut tx, &Category { id: 0, name: "精选 Featured".into(), position: 1 }).await?;
     let now = chrono::Utc::now();
-    let listed = |name: &str, kind: &str, points: i64, stock: i64| ProductInput {
+    let listed = |name: &str, kind: ProductKind, points: i64, stock: i64| ProductInput {
         name: Some(name.into()),
-        kind: Some(kind.into()),
+        kind: Some(kind),
         points_price: Some(points),
         stock: Some(stock),
         category_id: Some(cat.id),
-        status: Some("listed".into()),
-        review_state: Some("approved".into()),
+        status: Some(Listing::Listed),
+        review_state: Some(ReviewState::Approved),
         low_stock_threshold: Some(3),
         ..ProductInput::default()
     };
-    let mut mug = listed("保温杯 Thermos mug", "physical", 800, 20);
+    let mut mug = listed("保温杯 Thermos mug", ProductKind::Physical, 800, 20);
     mug.brand = Some("Demo".into());
     mug.tags = Some(vec!["hot".into()]);
     catalog::create(&mut tx, &mug).await?;
-    let credit = catalog::create(&mut tx, &listed("话费 10 元 Phone credit", "virtual", 1000, 0)).await?;
+    let credit = catalog::create(&mut tx, &listed("话费 10 元 Phone credit", ProductKind::Virtual, 1000, 0)).await?;
     let codes: Vec<String> = (1..=10).map(|i| format!("DEMO-{}-{i:04}", tenant.slug.to_uppercase())).collect();
     catalog::add_codes(&mut tx, credit.id, &codes).await?;
-    let mut buds = listed("蓝牙耳机 Earbuds (points + cash)", "physical", 500, 10);
+    let mut buds = listed("蓝牙耳机 Earbuds (points + cash)", ProductKind::Physical, 500, 10);
     buds.cash_price_fen = Some(4_900);
     catalog::create(&mut tx, &buds).await?;
-    let mut flash = listed("限时秒杀 Flash-sale tote bag", "physical", 600, 50);
+    let mut flash = listed("限时秒杀 Flash-sale tote bag", ProductKind::Physical, 600, 50);
     flash.special_points_price = Some(99);
     flash.special_starts_at = Some(now);
     flash.special_ends_at = Some(now + chrono::Duration::days(7));
@@ -207,7 +208,7 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
     let shared: Option<String> =
         sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_optional(&mut *tx).await?;
     if let Some(code) = shared {
-        let mut voucher = listed("联盟通兑券 Alliance voucher", "coupon", 300, 100);
+        let mut voucher = listed("联盟通兑券 Alliance voucher", ProductKind::Coupon, 300, 100);
         voucher.currency = Some(code);
         catalog::create(&mut tx, &voucher).await?;
     }
