@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod found;
 pub mod idempotency;
 pub mod ident;
+pub mod ids;
 pub mod images;
 pub mod jobs;
 pub mod ledger;

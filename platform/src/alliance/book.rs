@@ -12,6 +12,7 @@ use super::identity;
 use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::{IdentityId, MemberId};
 use crate::ledger::history::{self, EntryFilter, OpenLot, PointsSummary};
 use crate::ledger::post::{self, CreditItem};
 use crate::ledger::{Entry, Reason, Source, batch};
@@ -22,8 +23,8 @@ pub struct AllianceBook {
     alliance_schema: String,
     tenant_schema: String,
     tenant_id: i64,
-    /// The member's id in the alliance schema.
-    pub identity: i64,
+    /// The member's id in the alliance schema (its ledger is keyed by identities).
+    pub identity: IdentityId,
 }
 
 /// Whether `currency` is the alliance's shared currency in the merchant schema selected
@@ -48,7 +49,7 @@ pub async fn for_member(
     if !is_shared(conn, currency).await? {
         return Ok(None);
     }
-    let identity = identity::of_member(conn, tenant, member_id).await?;
+    let identity = identity::of_member(conn, tenant, MemberId::new(member_id)).await?;
     Ok(Some(AllianceBook {
         alliance_schema: super::schema_name(alliance_id),
         tenant_schema: tenant.schema_name.clone(),
@@ -68,7 +69,7 @@ pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<Allian
     let Some((tenant_id, tenant_schema, Some(alliance_id))) = row else {
         return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside an alliance")));
     };
-    let identity: Option<i64> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+    let identity: Option<IdentityId> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
         .bind(member_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -131,14 +132,16 @@ pub async fn credit_many(
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("currency {} stopped being shared", item.currency)))?;
         books.push(book);
     }
-    let mut to_local: HashMap<i64, i64> = HashMap::new();
+    // The alliance ledger is keyed by identities: entries written there are named by the
+    // merchant's member again on the way back.
+    let mut to_local: HashMap<IdentityId, MemberId> = HashMap::new();
     let mut there: Vec<CreditItem> = shared
         .iter()
         .zip(&books)
         .map(|(item, book)| {
-            to_local.insert(book.identity, item.member_id);
+            to_local.insert(book.identity, MemberId::new(item.member_id));
             CreditItem {
-                member_id: book.identity,
+                member_id: book.identity.get(),
                 currency: item.currency.clone(),
                 parts: item.parts.clone(),
                 source: book.source(&item.source),
@@ -151,7 +154,10 @@ pub async fn credit_many(
     let written = batch::credit_many(conn, &there, reason, now).await;
     let mut written = books[0].leave(conn, written).await?;
     for e in &mut written {
-        e.member_id = to_local[&e.member_id];
+        let member = to_local.get(&IdentityId::new(e.member_id)).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("the alliance ledger wrote an entry for identity {}", e.member_id))
+        })?;
+        e.member_id = member.get();
     }
     entries.extend(written);
     Ok(entries)
@@ -185,7 +191,7 @@ pub async fn debit(
         return Ok(post::debit(conn, member_id, currency, amount, reason, source, now).await?.0);
     };
     book.enter(conn).await?;
-    let done = post::debit(conn, book.identity, currency, amount, reason, &book.source(source), now).await;
+    let done = post::debit(conn, book.identity.get(), currency, amount, reason, &book.source(source), now).await;
     let (mut entry, _) = book.leave(conn, done).await?;
     entry.member_id = member_id;
     Ok(entry)
@@ -200,7 +206,7 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
     };
     let codes: Vec<String> =
         sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_all(&mut *conn).await?;
-    let identity: Option<i64> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+    let identity: Option<IdentityId> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
         .bind(member_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -223,7 +229,7 @@ pub async fn summary(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -
 type SharedBalances = (Vec<(String, i64, i64, i64)>, Vec<OpenLot>);
 
 /// Balances (less what has lapsed) and open lots of an identity, in the alliance schema.
-async fn shared_balances(conn: &mut PgConnection, identity: i64, codes: &[String]) -> Result<SharedBalances> {
+async fn shared_balances(conn: &mut PgConnection, identity: IdentityId, codes: &[String]) -> Result<SharedBalances> {
     let accounts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT a.currency, a.balance - coalesce((SELECT sum(l.remaining) FROM lots l WHERE l.member_id = a.member_id \
                 AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= now()), 0)::bigint, \
@@ -264,17 +270,18 @@ pub async fn entries(
     let Some(alliance_id) = shared else {
         return history::entries(conn, member_id, f, before_id, limit).await;
     };
-    let identity: Option<Option<i64>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
-        .bind(member_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let identity: Option<Option<IdentityId>> =
+        sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+            .bind(member_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let identity = match identity {
         None => return Err(Error::not_found("member_not_found", "no such member")),
         Some(None) => return Ok(Vec::new()),
         Some(Some(id)) => id,
     };
     enter_schema(conn, &super::schema_name(alliance_id)).await?;
-    let read = history::entries(conn, identity, f, before_id, limit).await;
+    let read = history::entries(conn, identity.get(), f, before_id, limit).await;
     let mut entries = switch_back(conn, &tenant.schema_name, read).await?;
     for e in &mut entries {
         e.member_id = member_id;

@@ -15,13 +15,14 @@ use crate::auth::secrets;
 use crate::db::{Db, enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::{IdentityId, MemberId};
 use crate::members::{Identifier, on_phone_or_email_taken};
 
 /// The alliance identity of `member_id`, a member of `tenant`, whose schema is selected
 /// on `conn` (and stays selected). Made on first need.
-pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64) -> Result<i64> {
+pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: MemberId) -> Result<IdentityId> {
     let alliance_id = alliance_of(tenant)?;
-    let linked: Option<Option<i64>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+    let linked: Option<Option<IdentityId>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
         .bind(member_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -31,13 +32,14 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: i64)
         Some(None) => {}
     }
     // The member row's lock makes two first uses agree on one identity.
-    let (linked, phone, email, nickname): (Option<i64>, Option<String>, Option<String>, String) = sqlx::query_as(
-        "SELECT alliance_member_id, CASE WHEN phone_proven_at IS NOT NULL THEN phone END, \
+    let (linked, phone, email, nickname): (Option<IdentityId>, Option<String>, Option<String>, String) =
+        sqlx::query_as(
+            "SELECT alliance_member_id, CASE WHEN phone_proven_at IS NOT NULL THEN phone END, \
                 CASE WHEN email_proven_at IS NOT NULL THEN email END, nickname FROM members WHERE id = $1 FOR UPDATE",
-    )
-    .bind(member_id)
-    .fetch_one(&mut *conn)
-    .await?;
+        )
+        .bind(member_id)
+        .fetch_one(&mut *conn)
+        .await?;
     if let Some(id) = linked {
         return Ok(id);
     }
@@ -62,8 +64,8 @@ async fn find_or_make(
     phone: Option<&str>,
     email: Option<&str>,
     nickname: &str,
-) -> Result<i64> {
-    let found: Option<i64> = sqlx::query_scalar(
+) -> Result<IdentityId> {
+    let found: Option<IdentityId> = sqlx::query_scalar(
         "SELECT id FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
             OR (email = $2 AND email_proven_at IS NOT NULL) ORDER BY id LIMIT 1",
     )
@@ -101,7 +103,7 @@ async fn find_or_make(
 /// or made with the identity's phone or e-mail (no password: it is reached by hand-off
 /// or a one-time code). Both malls must be in the same alliance, and neither account
 /// disabled.
-pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) -> Result<i64> {
+pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenant) -> Result<MemberId> {
     let alliance_id = alliance_of(from)?;
     if to.alliance_id != Some(alliance_id) {
         return Err(Error::forbidden("not_in_alliance", "these two malls are not in the same alliance"));
@@ -118,10 +120,11 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
         return Ok(from_member);
     }
     let mut tx = db.tenant_tx(&to.cluster, &to.schema_name).await?;
-    let found: Option<(i64, String)> = sqlx::query_as("SELECT id, status FROM members WHERE alliance_member_id = $1")
-        .bind(identity)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let found: Option<(MemberId, String)> =
+        sqlx::query_as("SELECT id, status FROM members WHERE alliance_member_id = $1")
+            .bind(identity)
+            .fetch_optional(&mut *tx)
+            .await?;
     if let Some((id, status)) = found {
         active(Some(status))?;
         return Ok(id);
@@ -138,7 +141,7 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
         tx.commit().await?;
         return Ok(id);
     }
-    let made: Option<i64> = sqlx::query_scalar(
+    let made: Option<MemberId> = sqlx::query_scalar(
         "INSERT INTO members (phone, email, nickname, invite_code, alliance_member_id, level_id, \
              phone_proven_at, email_proven_at) \
          VALUES ($1, $2, $3, $4, $5, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
@@ -181,16 +184,16 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: i64, to: &Tenant) ->
 /// it proven and not linked yet is the same person, proven twice, and is linked.
 async fn link_proven_holder(
     conn: &mut PgConnection,
-    identity: i64,
+    identity: IdentityId,
     phone: Option<&str>,
     email: Option<&str>,
-) -> Result<Option<i64>> {
+) -> Result<Option<MemberId>> {
     for ident in
         [phone.map(|p| Identifier::Phone(p.into())), email.map(|e| Identifier::Email(e.into()))].into_iter().flatten()
     {
         crate::members::release_unproven(conn, &ident).await?;
     }
-    let holder: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+    let holder: Option<(MemberId, String, Option<IdentityId>)> = sqlx::query_as(
         "SELECT id, status, alliance_member_id FROM members \
          WHERE (phone = $1 AND phone_proven_at IS NOT NULL) OR (email = $2 AND email_proven_at IS NOT NULL) \
          ORDER BY id LIMIT 1 FOR UPDATE",

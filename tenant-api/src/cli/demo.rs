@@ -107,7 +107,7 @@ async fn link_members(db: &Db, malls: &[platform::directory::Tenant]) -> Result<
     let mut identities = Vec::new();
     let mut tx = db.tenant_tx(&first.cluster, &first.schema_name).await?;
     for phone in &phones {
-        let id: i64 =
+        let id: platform::ids::MemberId =
             sqlx::query_scalar("SELECT id FROM members WHERE phone = $1").bind(phone).fetch_one(&mut *tx).await?;
         identities.push((phone, platform::alliance::identity::of_member(&mut tx, first, id).await?));
     }

@@ -233,8 +233,9 @@ async fn alliance_handoff(
         .ok_or_else(|| Error::forbidden("tenant_unavailable", "the mall this token was issued by is not open"))?;
     let from_member = subject_id(&claims)?;
     crate::extract::member_session(&state, &from, from_member, &claims).await?;
+    let from_member = platform::ids::MemberId::new(from_member);
     let member = identity::member_in(&state.db, &from, from_member, &to).await?;
-    Ok(Json(tokens::member_pair(&state, &to, member).await?))
+    Ok(Json(tokens::member_pair(&state, &to, member.get()).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
