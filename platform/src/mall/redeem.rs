@@ -82,16 +82,7 @@ pub async fn redeem(
         (_, Some(id)) => Some(address(conn, member_id, id).await?),
         _ => None,
     };
-    let level: i64 = sqlx::query_scalar(
-        "SELECT coalesce(l.threshold, 0) FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
-    )
-    .bind(member_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
-    if level < p.min_level_threshold {
-        return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
-    }
+    check_level(conn, member_id, &p).await?;
     let points = p.price_at(now) * q;
     let cash = p.cash_price_fen * q;
     // Priced in the alliance's shared points (C6): paid from the alliance ledger.
@@ -102,59 +93,12 @@ pub async fn redeem(
             "points + cash products priced in shared alliance points cannot be redeemed yet",
         ));
     }
-    // The member's account row (the member row for shared points, whose account is in
-    // the alliance schema) serializes this member's redemptions, so the per-member limit
-    // cannot be passed by racing.
-    if shared {
-        sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *conn).await?;
-    } else {
-        post::ensure_account(conn, member_id, &p.currency).await?;
-        sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
-            .bind(member_id)
-            .bind(&p.currency)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(limit) = p.per_member_limit {
-        let had: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_id = $1 AND member_id = $2 \
-             AND status NOT IN ('cancelled', 'refunded')",
-        )
-        .bind(p.id)
-        .bind(member_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        if had + q > i64::from(limit) {
-            return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
-        }
-    }
+    lock_spending(conn, member_id, &p, shared).await?;
+    check_member_limit(conn, member_id, &p, q).await?;
     let order_no = orders::new_order_no(now);
-    let source =
-        Source::new(SourceKind::Order, format!("member:{member_id}")).reference(order_no.clone()).memo(p.name.clone());
-    let mut alliance_entry_id = None;
-    let (status, debit_entry_id, hold_id, pay_deadline) = if shared {
-        let entry = book::debit(conn, tenant, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
-        alliance_entry_id = Some(entry.id);
-        (Status::after_payment(p.kind), None, None, None)
-    } else if cash == 0 {
-        let (entry, _) = post::debit(conn, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
-        (Status::after_payment(p.kind), Some(entry.id), None, None)
-    } else {
-        let deadline = now + Duration::seconds(tenant.settings.hold_ttl_secs);
-        let hold_id = if points > 0 {
-            let h = NewHold {
-                member_id,
-                currency: p.currency.clone(),
-                amount: points,
-                reference: order_no.clone(),
-                ttl_secs: Some(tenant.settings.hold_ttl_secs + HOLD_MARGIN_SECS),
-            };
-            Some(holds::create(conn, tenant, &h, &format!("member:{member_id}"), now).await?.id)
-        } else {
-            None
-        };
-        (Status::PendingPayment, None, hold_id, Some(deadline))
-    };
+    let price = Price { points, cash, shared };
+    let Paid { status, debit_entry_id, alliance_entry_id, hold_id, pay_deadline } =
+        pay(conn, tenant, member_id, &p, price, &order_no, now).await?;
     let order = orders::insert(
         conn,
         &orders::NewOrder {
@@ -179,6 +123,118 @@ pub async fn redeem(
         order
     };
     Ok((order, StockTake { tenant_id: tenant.id, product_id: p.id, quantity: q }))
+}
+
+/// Products above the member's level are refused.
+async fn check_level(conn: &mut PgConnection, member_id: i64, p: &Product) -> Result<()> {
+    let level: i64 = sqlx::query_scalar(
+        "SELECT coalesce(l.threshold, 0) FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
+    if level < p.min_level_threshold {
+        return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
+    }
+    Ok(())
+}
+
+/// The member's account row (the member row for shared points, whose account is in the
+/// alliance schema) serializes this member's redemptions, so the per-member limit cannot
+/// be passed by racing.
+async fn lock_spending(conn: &mut PgConnection, member_id: i64, p: &Product, shared: bool) -> Result<()> {
+    if shared {
+        sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *conn).await?;
+    } else {
+        post::ensure_account(conn, member_id, &p.currency).await?;
+        sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+            .bind(member_id)
+            .bind(&p.currency)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The product's per-member limit, counting the member's live orders of it.
+async fn check_member_limit(conn: &mut PgConnection, member_id: i64, p: &Product, q: i64) -> Result<()> {
+    let Some(limit) = p.per_member_limit else { return Ok(()) };
+    let had: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_id = $1 AND member_id = $2 \
+         AND status NOT IN ('cancelled', 'refunded')",
+    )
+    .bind(p.id)
+    .bind(member_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if had + q > i64::from(limit) {
+        return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
+    }
+    Ok(())
+}
+
+/// What an order costs.
+struct Price {
+    points: i64,
+    cash: i64,
+    /// Paid in the alliance's shared points.
+    shared: bool,
+}
+
+/// How an order was paid, or is to be.
+struct Paid {
+    status: Status,
+    debit_entry_id: Option<i64>,
+    alliance_entry_id: Option<i64>,
+    hold_id: Option<i64>,
+    pay_deadline: Option<DateTime<Utc>>,
+}
+
+/// Takes the points now (shared or the mall's own), or, for points + cash, holds them
+/// until the cash part is paid (the order waits for payment until its deadline).
+async fn pay(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    p: &Product,
+    price: Price,
+    order_no: &str,
+    now: DateTime<Utc>,
+) -> Result<Paid> {
+    let Price { points, cash, shared } = price;
+    let source = Source::new(SourceKind::Order, format!("member:{member_id}"))
+        .reference(order_no.to_string())
+        .memo(p.name.clone());
+    let paid = |debit_entry_id, alliance_entry_id| Paid {
+        status: Status::after_payment(p.kind),
+        debit_entry_id,
+        alliance_entry_id,
+        hold_id: None,
+        pay_deadline: None,
+    };
+    if shared {
+        let entry = book::debit(conn, tenant, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
+        return Ok(paid(None, Some(entry.id)));
+    }
+    if cash == 0 {
+        let (entry, _) = post::debit(conn, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
+        return Ok(paid(Some(entry.id), None));
+    }
+    let hold_id = if points > 0 {
+        let h = NewHold {
+            member_id,
+            currency: p.currency.clone(),
+            amount: points,
+            reference: order_no.to_string(),
+            ttl_secs: Some(tenant.settings.hold_ttl_secs + HOLD_MARGIN_SECS),
+        };
+        Some(holds::create(conn, tenant, &h, &format!("member:{member_id}"), now).await?.id)
+    } else {
+        None
+    };
+    let pay_deadline = Some(now + Duration::seconds(tenant.settings.hold_ttl_secs));
+    Ok(Paid { status: Status::PendingPayment, debit_entry_id: None, alliance_entry_id: None, hold_id, pay_deadline })
 }
 
 /// The stock a redemption still has to take, as the last statement of its transaction.

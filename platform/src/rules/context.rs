@@ -50,114 +50,16 @@ impl Contexts {
         let mut ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut unique: Vec<(i64, &str)> = pairs.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
-        let (pair_members, pair_types): (Vec<i64>, Vec<&str>) = unique.iter().copied().unzip();
         let today = now.date_naive();
-
-        type MemberRow = (i64, DateTime<Utc>, Option<String>, Option<i64>, Option<serde_json::Value>);
-        let rows: Vec<MemberRow> = sqlx::query_as(
-            "SELECT m.id, m.created_at, l.name, l.threshold, l.benefits FROM members m \
-             LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut members: HashMap<i64, Member> = rows
-            .into_iter()
-            .map(|(id, joined_at, name, threshold, benefits)| {
-                let level = LevelInput {
-                    name: name.unwrap_or_default(),
-                    threshold: threshold.unwrap_or(0),
-                    benefits: benefits.unwrap_or_else(|| serde_json::json!({})),
-                };
-                let member = Member {
-                    joined_at,
-                    level,
-                    tags: BTreeSet::new(),
-                    balances: BTreeMap::new(),
-                    counters: BTreeMap::new(),
-                    referrers: Vec::new(),
-                };
-                (id, member)
-            })
-            .collect();
+        let mut members = load_members(conn, &ids).await?;
         if members.is_empty() {
             return Ok(Self { members, counts: HashMap::new(), today });
         }
-        let tags: Vec<(i64, String)> =
-            sqlx::query_as("SELECT member_id, tag FROM member_tags WHERE member_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (id, tag) in tags {
-            if let Some(m) = members.get_mut(&id) {
-                m.tags.insert(tag);
-            }
-        }
-        let balances: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT member_id, currency, balance FROM accounts WHERE member_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (id, currency, balance) in balances {
-            if let Some(m) = members.get_mut(&id) {
-                m.balances.insert(currency, balance);
-            }
-        }
-        let counters: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT member_id, name, value FROM member_counters WHERE member_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (id, name, value) in counters {
-            if let Some(m) = members.get_mut(&id) {
-                m.counters.insert(name, value);
-            }
-        }
-        let referrers: Vec<(i64, i64)> = sqlx::query_as(
-            "WITH RECURSIVE chain(member, id, depth) AS ( \
-                 SELECT id, invited_by, 1 FROM members WHERE id = ANY($1) AND invited_by IS NOT NULL \
-                 UNION ALL SELECT c.member, m.invited_by, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id \
-                 WHERE m.invited_by IS NOT NULL AND c.depth < 3) \
-             SELECT member, id FROM chain ORDER BY member, depth",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (id, referrer) in referrers {
-            if let Some(m) = members.get_mut(&id) {
-                m.referrers.push(referrer);
-            }
-        }
-
-        let mut counts: HashMap<(i64, String), Counts> = HashMap::new();
-        let days: Vec<(i64, String, NaiveDate, i32)> = sqlx::query_as(
-            "SELECT e.member_id, e.type, e.day, e.count FROM event_days e \
-             JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
-             WHERE e.day > $3",
-        )
-        .bind(&pair_members)
-        .bind(&pair_types)
-        .bind(today - Duration::days(DAYS_LOADED))
-        .fetch_all(&mut *conn)
-        .await?;
-        for (id, kind, day, count) in days {
-            counts.entry((id, kind)).or_default().days.insert(day, i64::from(count));
-        }
-        let lifetimes: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT e.member_id, e.type, sum(e.count)::bigint FROM event_days e \
-             JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
-             GROUP BY e.member_id, e.type",
-        )
-        .bind(&pair_members)
-        .bind(&pair_types)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (id, kind, lifetime) in lifetimes {
-            counts.entry((id, kind)).or_default().lifetime = lifetime;
-        }
+        load_tags(conn, &ids, &mut members).await?;
+        load_balances(conn, &ids, &mut members).await?;
+        load_counters(conn, &ids, &mut members).await?;
+        load_referrers(conn, &ids, &mut members).await?;
+        let counts = load_counts(conn, pairs, today).await?;
         Ok(Self { members, counts, today })
     }
 
@@ -249,6 +151,138 @@ impl Contexts {
             *b = b.saturating_add(amount);
         }
     }
+}
+
+/// The members of `ids` with their level; the rest of their context comes next.
+async fn load_members(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, Member>> {
+    type MemberRow = (i64, DateTime<Utc>, Option<String>, Option<i64>, Option<serde_json::Value>);
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT m.id, m.created_at, l.name, l.threshold, l.benefits FROM members m \
+         LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, joined_at, name, threshold, benefits)| {
+            let level = LevelInput {
+                name: name.unwrap_or_default(),
+                threshold: threshold.unwrap_or(0),
+                benefits: benefits.unwrap_or_else(|| serde_json::json!({})),
+            };
+            let member = Member {
+                joined_at,
+                level,
+                tags: BTreeSet::new(),
+                balances: BTreeMap::new(),
+                counters: BTreeMap::new(),
+                referrers: Vec::new(),
+            };
+            (id, member)
+        })
+        .collect())
+}
+
+async fn load_tags(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
+    let tags: Vec<(i64, String)> = sqlx::query_as("SELECT member_id, tag FROM member_tags WHERE member_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (id, tag) in tags {
+        if let Some(m) = members.get_mut(&id) {
+            m.tags.insert(tag);
+        }
+    }
+    Ok(())
+}
+
+async fn load_balances(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
+    let balances: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT member_id, currency, balance FROM accounts WHERE member_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (id, currency, balance) in balances {
+        if let Some(m) = members.get_mut(&id) {
+            m.balances.insert(currency, balance);
+        }
+    }
+    Ok(())
+}
+
+async fn load_counters(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
+    let counters: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT member_id, name, value FROM member_counters WHERE member_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (id, name, value) in counters {
+        if let Some(m) = members.get_mut(&id) {
+            m.counters.insert(name, value);
+        }
+    }
+    Ok(())
+}
+
+/// The referral chain of each member, nearest first (at most three).
+async fn load_referrers(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
+    let referrers: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH RECURSIVE chain(member, id, depth) AS ( \
+             SELECT id, invited_by, 1 FROM members WHERE id = ANY($1) AND invited_by IS NOT NULL \
+             UNION ALL SELECT c.member, m.invited_by, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id \
+             WHERE m.invited_by IS NOT NULL AND c.depth < 3) \
+         SELECT member, id FROM chain ORDER BY member, depth",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, referrer) in referrers {
+        if let Some(m) = members.get_mut(&id) {
+            m.referrers.push(referrer);
+        }
+    }
+    Ok(())
+}
+
+/// Counts of each (member, event type) of `pairs`: per day for `DAYS_LOADED` days, and
+/// over the member's life.
+async fn load_counts(
+    conn: &mut PgConnection,
+    pairs: &[(i64, &str)],
+    today: NaiveDate,
+) -> Result<HashMap<(i64, String), Counts>> {
+    let mut unique: Vec<(i64, &str)> = pairs.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let (pair_members, pair_types): (Vec<i64>, Vec<&str>) = unique.iter().copied().unzip();
+    let mut counts: HashMap<(i64, String), Counts> = HashMap::new();
+    let days: Vec<(i64, String, NaiveDate, i32)> = sqlx::query_as(
+        "SELECT e.member_id, e.type, e.day, e.count FROM event_days e \
+         JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
+         WHERE e.day > $3",
+    )
+    .bind(&pair_members)
+    .bind(&pair_types)
+    .bind(today - Duration::days(DAYS_LOADED))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, kind, day, count) in days {
+        counts.entry((id, kind)).or_default().days.insert(day, i64::from(count));
+    }
+    let lifetimes: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT e.member_id, e.type, sum(e.count)::bigint FROM event_days e \
+         JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
+         GROUP BY e.member_id, e.type",
+    )
+    .bind(&pair_members)
+    .bind(&pair_types)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, kind, lifetime) in lifetimes {
+        counts.entry((id, kind)).or_default().lifetime = lifetime;
+    }
+    Ok(counts)
 }
 
 /// Advisory lock namespace of event batches' members (single 64-bit keys: the tenant in
