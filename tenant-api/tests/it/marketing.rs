@@ -85,8 +85,10 @@ async fn ten_thousand_draws_respect_stock_and_odds() {
         }
     }
     assert_eq!(won.values().sum::<i64>(), 10_000);
-    // ~100 draws hit the iPad's 1%, but only 50 exist.
-    assert_eq!(won.get("iPad").copied().unwrap_or(0), 50, "{won:?}");
+    // ~100 draws hit the iPad's 1%, but only 50 exist (the draw over HTTP above may have
+    // won one of them: 1 time in 100).
+    let over_http = i64::from(d1["prize"]["name"] == "iPad");
+    assert_eq!(won.get("iPad").copied().unwrap_or(0) + over_http, 50, "{won:?} and over HTTP {d1}");
     let fifty = won.get("50 points").copied().unwrap_or(0);
     let five = won.get("5 points").copied().unwrap_or(0);
     assert!((850..=1150).contains(&fifty), "10% ± 5σ: {won:?}");
