@@ -13,6 +13,29 @@ use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 
+/// Where a hold is: points held for a checkout, then captured, voided or expired (text
+/// under the CHECK of tenant migration 0002; an unknown stored value fails the read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum HoldStatus {
+    Held,
+    Captured,
+    Voided,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Hold {
     pub id: i64,
@@ -21,8 +44,7 @@ pub struct Hold {
     pub amount: i64,
     pub captured: i64,
     pub refunded: i64,
-    /// held, captured, voided or expired.
-    pub status: String,
+    pub status: HoldStatus,
     pub reference: String,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -108,11 +130,12 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Hold> {
         .ok_or_else(|| Error::not_found("hold_not_found", "no such hold"))
 }
 
-fn state_error(h: &Hold, wanted: &str) -> Error {
-    Error::conflict("hold_state", format!("the hold is {}; this needs it {wanted}", h.status))
+fn state_error(h: &Hold, wanted: HoldStatus) -> Error {
+    let (is, wanted) = (h.status.as_str(), wanted.as_str());
+    Error::conflict("hold_state", format!("the hold is {is}; this needs it {wanted}"))
 }
 
-async fn set(conn: &mut PgConnection, id: i64, status: &str, captured: i64, refunded: i64) -> Result<Hold> {
+async fn set(conn: &mut PgConnection, id: i64, status: HoldStatus, captured: i64, refunded: i64) -> Result<Hold> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE holds SET status = $2, captured = $3, refunded = $4, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
@@ -128,8 +151,8 @@ async fn set(conn: &mut PgConnection, id: i64, status: &str, captured: i64, refu
 pub async fn capture(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
     post::check_amount("amount", amount)?;
     let (h, entry_id) = lock(conn, id).await?;
-    if h.status != "held" {
-        return Err(state_error(&h, "held"));
+    if h.status != HoldStatus::Held {
+        return Err(state_error(&h, HoldStatus::Held));
     }
     if h.expires_at <= now {
         return Err(Error::conflict("hold_expired", "the hold has expired; its points were released"));
@@ -142,30 +165,37 @@ pub async fn capture(conn: &mut PgConnection, id: i64, amount: i64, actor: &str,
             Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("uncaptured part of a hold");
         post::return_to_lots(conn, entry_id, h.amount - amount, Reason::HoldReturn, &source, now).await?;
     }
-    set(conn, id, "captured", amount, 0).await
+    set(conn, id, HoldStatus::Captured, amount, 0).await
 }
 
 /// Releases a held amount back to the member (`voided`, or `expired` from the job).
-async fn release(conn: &mut PgConnection, id: i64, status: &str, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+async fn release(
+    conn: &mut PgConnection,
+    id: i64,
+    status: HoldStatus,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold> {
     let (h, entry_id) = lock(conn, id).await?;
-    if h.status != "held" {
-        return Err(state_error(&h, "held"));
+    if h.status != HoldStatus::Held {
+        return Err(state_error(&h, HoldStatus::Held));
     }
-    let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo(format!("hold {status}"));
+    let memo = format!("hold {}", status.as_str());
+    let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo(memo);
     post::return_to_lots(conn, entry_id, h.amount, Reason::HoldReturn, &source, now).await?;
     set(conn, id, status, 0, 0).await
 }
 
 pub async fn void(conn: &mut PgConnection, id: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
-    release(conn, id, "voided", actor, now).await
+    release(conn, id, HoldStatus::Voided, actor, now).await
 }
 
 /// Refunds `amount` of a captured hold to the original lots (unexpired ones).
 pub async fn refund(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
     post::check_amount("amount", amount)?;
     let (h, entry_id) = lock(conn, id).await?;
-    if h.status != "captured" {
-        return Err(state_error(&h, "captured"));
+    if h.status != HoldStatus::Captured {
+        return Err(state_error(&h, HoldStatus::Captured));
     }
     if amount > h.captured - h.refunded {
         return Err(Error::invalid_field(
@@ -175,7 +205,7 @@ pub async fn refund(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, 
     }
     let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("refund");
     post::return_to_lots(conn, entry_id, amount, Reason::Refund, &source, now).await?;
-    set(conn, id, "captured", h.captured, h.refunded + amount).await
+    set(conn, id, HoldStatus::Captured, h.captured, h.refunded + amount).await
 }
 
 /// Expires every hold past its TTL at `now`, returning its points.
@@ -196,7 +226,7 @@ pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
         }
         for id in due {
             let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-            match release(&mut tx, id, "expired", "system:holds", now).await {
+            match release(&mut tx, id, HoldStatus::Expired, "system:holds", now).await {
                 Ok(_) => {
                     tx.commit().await?;
                     n += 1;

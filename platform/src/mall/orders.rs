@@ -13,7 +13,7 @@ use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ledger::holds;
+use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -229,14 +229,14 @@ pub async fn transition(
             give_back(conn, &order, debit_entry_id, alliance_entry_id, &source, now).await?;
             if let Some(h) = hold_id {
                 let hold = holds::get(conn, h).await?;
-                match hold.status.as_str() {
-                    "held" => {
+                match hold.status {
+                    HoldStatus::Held => {
                         holds::void(conn, h, actor, now).await?;
                     }
-                    "captured" => {
+                    HoldStatus::Captured => {
                         holds::refund(conn, h, hold.captured - hold.refunded, actor, now).await?;
                     }
-                    _ => {}
+                    HoldStatus::Voided | HoldStatus::Expired => {}
                 }
             }
             restore_stock(conn, &order).await?;

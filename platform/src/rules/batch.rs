@@ -30,12 +30,35 @@ pub struct IncomingEvent {
     pub data: serde_json::Value,
 }
 
+/// What became of an event: its rules applied, denied or failed it (recorded, under the
+/// CHECK of tenant migration 0003), or it was rejected before any rule ran (not
+/// recorded: e.g. no such member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum EventStatus {
+    Applied,
+    Denied,
+    Failed,
+    Rejected,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub id: String,
-    /// applied, denied, failed or rejected (not recorded: e.g. no such member).
-    pub status: String,
+    pub status: EventStatus,
     /// Per rule: {"rule_id", "name", "version", "effects"}.
     pub effects: serde_json::Value,
     pub error: Option<String>,
@@ -155,7 +178,7 @@ impl Outcome {
     pub(super) fn rejected(ev: &IncomingEvent, message: &str) -> Self {
         Self {
             id: ev.id.clone(),
-            status: "rejected".into(),
+            status: EventStatus::Rejected,
             effects: serde_json::json!([]),
             error: Some(message.to_string()),
             replayed: false,
@@ -171,10 +194,10 @@ impl Outcome {
             )
         };
         let (status, effects, error) = match verdict {
-            Verdict::Apply(runs) => ("applied", summary(runs), None),
-            Verdict::Deny(reason, runs) => ("denied", summary(runs), Some(reason.clone())),
-            Verdict::Fail(message) => ("failed", serde_json::json!([]), Some(message.clone())),
+            Verdict::Apply(runs) => (EventStatus::Applied, summary(runs), None),
+            Verdict::Deny(reason, runs) => (EventStatus::Denied, summary(runs), Some(reason.clone())),
+            Verdict::Fail(message) => (EventStatus::Failed, serde_json::json!([]), Some(message.clone())),
         };
-        Self { id: ev.id.clone(), status: status.into(), effects, error, replayed: false }
+        Self { id: ev.id.clone(), status, effects, error, replayed: false }
     }
 }

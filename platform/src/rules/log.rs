@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::batch::EventStatus;
 use crate::error::Result;
 use crate::tx::TenantTx;
 
@@ -20,7 +21,7 @@ pub struct EventRow {
     pub data: Value,
     pub occurred_at: DateTime<Utc>,
     pub source: String,
-    pub status: String,
+    pub status: EventStatus,
     pub effects: Value,
     pub error: Option<String>,
 }
@@ -46,7 +47,7 @@ struct Stored {
     data: String,
     occurred_at: DateTime<Utc>,
     source: String,
-    status: String,
+    status: EventStatus,
     effects: String,
     error: Option<String>,
 }

@@ -33,7 +33,7 @@ use sqlx::PgConnection;
 
 use super::admission::{BatchSlot, Went};
 use super::batch::{Batch, Plan};
-pub use super::batch::{IncomingEvent, Outcome};
+pub use super::batch::{EventStatus, IncomingEvent, Outcome};
 use super::cache::{RuleCache, RuleSet};
 use super::context::{self, Contexts};
 use super::evaluate::{Evaluated, evaluate};

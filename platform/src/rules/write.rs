@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection};
 
 use super::apply;
-use super::batch::{Batch, IncomingEvent, Outcome, Plan};
+use super::batch::{Batch, EventStatus, IncomingEvent, Outcome, Plan};
 use super::bulk::{self, Applying};
 use super::context;
 use super::evaluate::{Evaluated, Verdict};
@@ -94,7 +94,7 @@ pub(super) async fn write(
     for &(i, j) in &plan.repeat_of {
         let mut o = outcomes[j].clone().ok_or_else(|| Error::Internal(anyhow::anyhow!("event {j} undecided")))?;
         o.id = events[i].id.clone();
-        o.replayed = o.status != "rejected";
+        o.replayed = o.status != EventStatus::Rejected;
         outcomes[i] = Some(o);
     }
     let out = outcomes
@@ -125,7 +125,7 @@ async fn store_states(
         let (i, row) = fresh[k];
         let outcome = Outcome::of(&events[i], &evaluated[k].verdict);
         ids.push(row);
-        statuses.push(outcome.status.clone());
+        statuses.push(outcome.status.as_str());
         summaries.push(outcome.effects.clone());
         errors.push(outcome.error.clone());
         if let Verdict::Fail(message) = &evaluated[k].verdict {
@@ -262,13 +262,13 @@ async fn stored(
         return Ok(Vec::new());
     }
     let wanted: Vec<&str> = replays.iter().map(|&i| keys[i].as_str()).collect();
-    type Row = (String, String, serde_json::Value, Option<String>);
+    type Row = (String, EventStatus, serde_json::Value, Option<String>);
     let rows: Vec<Row> =
         sqlx::query_as("SELECT event_key, status, effects, error FROM events WHERE event_key = ANY($1)")
             .bind(&wanted)
             .fetch_all(conn)
             .await?;
-    let mut by_key: HashMap<String, (String, serde_json::Value, Option<String>)> =
+    let mut by_key: HashMap<String, (EventStatus, serde_json::Value, Option<String>)> =
         rows.into_iter().map(|(k, s, x, e)| (k, (s, x, e))).collect();
     replays
         .iter()
