@@ -6,7 +6,8 @@
 //! (`MemberId`, a row of the mall's `members`) and the alliance identity behind it
 //! (`IdentityId`, a row of the alliance schema's `members`, linked from each mall's
 //! `members.alliance_member_id`). `alliance::identity` and `alliance::book` speak these
-//! types; most other code still passes plain `i64` ids (issue 11 continues there).
+//! types, and the mall speaks `ProductId` and `OrderId`; other code still passes plain
+//! `i64` ids (issue 11 continues there).
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -44,6 +45,14 @@ id!(
 id!(
     /// An alliance identity: one person across the alliance's malls.
     IdentityId
+);
+id!(
+    /// A product of one merchant's mall.
+    ProductId
+);
+id!(
+    /// An order of one merchant's mall.
+    OrderId
 );
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use sqlx::PgConnection;
 use super::catalog::{COLUMNS, Product};
 use super::kinds::ProductKind;
 use crate::error::{Error, Result};
+use crate::ids::ProductId;
 pub use crate::limits::mall::CATALOG_CACHE_TTL_SECS as CACHE_TTL_SECS;
 pub use crate::limits::mall::QUERY_MAX_CHARS;
 pub use crate::limits::mall::SOLD_OUT_MEMO_SECS;
@@ -40,7 +41,7 @@ pub struct BrowseQuery {
 /// A product as a list shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProductCard {
-    pub id: i64,
+    pub id: ProductId,
     pub name: String,
     pub brand: String,
     pub kind: ProductKind,
@@ -146,7 +147,7 @@ pub async fn list(
 
 #[derive(sqlx::FromRow)]
 struct CardRow {
-    id: i64,
+    id: ProductId,
     name: String,
     brand: String,
     kind: ProductKind,
@@ -186,7 +187,7 @@ impl From<CardRow> for ProductCard {
 }
 
 /// A product members can see, or 404.
-pub async fn detail(conn: &mut PgConnection, id: i64, now: DateTime<Utc>) -> Result<Product> {
+pub async fn detail(conn: &mut PgConnection, id: ProductId, now: DateTime<Utc>) -> Result<Product> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $2 AND {VISIBLE}")))
         .bind(now)
         .bind(id)
@@ -204,7 +205,7 @@ pub struct CatalogCache {
     /// Products seen with no stock left, per tenant and generation, for a second: in a
     /// sold-out flash sale the attempts that follow end without reading the product
     /// row every winner is updating.
-    sold_out: moka::sync::Cache<(i64, u64, i64), ()>,
+    sold_out: moka::sync::Cache<(i64, u64, ProductId), ()>,
 }
 
 impl Default for CatalogCache {
@@ -243,11 +244,11 @@ impl CatalogCache {
 
     /// Whether the product was seen sold out in the last second (and the tenant's catalog
     /// has not changed since: a restock or an edit forgets it on every instance).
-    pub fn seen_sold_out(&self, tenant_id: i64, product_id: i64) -> bool {
+    pub fn seen_sold_out(&self, tenant_id: i64, product_id: ProductId) -> bool {
         self.sold_out.contains_key(&(tenant_id, self.generation(tenant_id), product_id))
     }
 
-    pub fn mark_sold_out(&self, tenant_id: i64, product_id: i64) {
+    pub fn mark_sold_out(&self, tenant_id: i64, product_id: ProductId) {
         self.sold_out.insert((tenant_id, self.generation(tenant_id), product_id), ());
     }
 

@@ -6,13 +6,14 @@ use sqlx::PgConnection;
 
 use super::kinds::{Listing, ProductKind, ReviewState};
 use crate::error::{Error, Result, Validator};
+use crate::ids::ProductId;
 pub use crate::limits::mall::IMAGES_PER_PRODUCT_MAX;
 use crate::notify::{self, Change};
 use crate::tx::TenantTx;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Product {
-    pub id: i64,
+    pub id: ProductId,
     pub name: String,
     pub brand: String,
     pub spec: String,
@@ -170,7 +171,7 @@ fn map_db(e: sqlx::Error) -> Error {
 /// Creates a product; audited.
 pub async fn create(tx: &mut TenantTx, p: &ProductInput) -> Result<Product> {
     p.validate(true)?;
-    let id: i64 = sqlx::query_scalar(
+    let id: ProductId = sqlx::query_scalar(
         "INSERT INTO products (name, kind, points_price, cash_price_fen) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(p.name.as_deref().unwrap_or_default().trim())
@@ -187,7 +188,7 @@ pub async fn create(tx: &mut TenantTx, p: &ProductInput) -> Result<Product> {
 
 /// Updates the given fields; an alert is raised when stock falls to its threshold.
 /// Audited.
-pub async fn update(tx: &mut TenantTx, id: i64, p: &ProductInput) -> Result<Product> {
+pub async fn update(tx: &mut TenantTx, id: ProductId, p: &ProductInput) -> Result<Product> {
     p.validate(false)?;
     let product = write_fields(tx, id, p).await?;
     let details =
@@ -202,7 +203,7 @@ pub async fn update(tx: &mut TenantTx, id: i64, p: &ProductInput) -> Result<Prod
 pub async fn add_image(
     tx: &mut TenantTx,
     storage: &crate::storage::Storage,
-    id: i64,
+    id: ProductId,
     body: bytes::Bytes,
     image: &crate::images::CheckedImage,
 ) -> Result<Product> {
@@ -220,7 +221,7 @@ pub async fn add_image(
     Ok(product)
 }
 
-async fn write_fields(conn: &mut PgConnection, id: i64, p: &ProductInput) -> Result<Product> {
+async fn write_fields(conn: &mut PgConnection, id: ProductId, p: &ProductInput) -> Result<Product> {
     let product: Product = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET name = coalesce($2, name), brand = coalesce($3, brand), spec = coalesce($4, spec), \
            model = coalesce($5, model), color = coalesce($6, color), description = coalesce($7, description), \
@@ -278,7 +279,7 @@ async fn write_fields(conn: &mut PgConnection, id: i64, p: &ProductInput) -> Res
     Ok(product)
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Product> {
+pub async fn get(conn: &mut PgConnection, id: ProductId) -> Result<Product> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -299,7 +300,7 @@ pub async fn list(conn: &mut PgConnection, before_id: Option<i64>, limit: i64) -
 
 /// Raises a low-stock alert when stock falls to the threshold (once per crossing), and
 /// re-arms it when stock goes back above.
-pub async fn check_low_stock(conn: &mut PgConnection, product_id: i64) -> Result<()> {
+pub async fn check_low_stock(conn: &mut PgConnection, product_id: ProductId) -> Result<()> {
     sqlx::query(
         "UPDATE products SET low_stock_alerted = false WHERE id = $1 AND low_stock_alerted AND stock > low_stock_threshold",
     )
@@ -318,7 +319,7 @@ pub async fn check_low_stock(conn: &mut PgConnection, product_id: i64) -> Result
 }
 
 /// Adds codes to a virtual product's pool; its stock grows by the codes added. Audited.
-pub async fn add_codes(tx: &mut TenantTx, id: i64, codes: &[String]) -> Result<Product> {
+pub async fn add_codes(tx: &mut TenantTx, id: ProductId, codes: &[String]) -> Result<Product> {
     let mut v = Validator::new();
     v.check(!codes.is_empty() && codes.len() <= 10_000, "codes", "1 to 10000 codes");
     v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
@@ -383,7 +384,7 @@ pub async fn create_category(tx: &mut TenantTx, c: &Category) -> Result<Category
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StockAlert {
     pub id: i64,
-    pub product_id: i64,
+    pub product_id: ProductId,
     pub stock: i64,
     pub threshold: i64,
     pub created_at: DateTime<Utc>,

@@ -13,6 +13,7 @@ use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::ProductId;
 use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
 
@@ -21,7 +22,7 @@ pub struct Order {
     pub id: i64,
     pub order_no: String,
     pub member_id: i64,
-    pub product_id: i64,
+    pub product_id: ProductId,
     pub product_name: String,
     pub kind: ProductKind,
     pub quantity: i32,
@@ -143,7 +144,7 @@ pub async fn by_no(conn: &mut PgConnection, order_no: &str) -> Result<Order> {
 pub struct OrderFilter {
     pub status: Option<String>,
     pub member_id: Option<i64>,
-    pub product_id: Option<i64>,
+    pub product_id: Option<ProductId>,
     /// Created at or after (RFC 3339).
     pub from: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).

@@ -15,6 +15,7 @@ use super::orders::{self, Order};
 use crate::alliance::book;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::ProductId;
 use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::limits::mall::HOLD_MARGIN_SECS;
@@ -23,7 +24,7 @@ pub use crate::limits::mall::QUANTITY_MAX;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
-    pub product_id: i64,
+    pub product_id: ProductId,
     #[serde(default = "one")]
     pub quantity: i32,
     /// One of the member's addresses (required for physical goods).
@@ -241,7 +242,7 @@ async fn pay(
 #[must_use = "a redemption is not complete until its stock is taken in the same transaction"]
 pub struct StockTake {
     tenant_id: i64,
-    product_id: i64,
+    product_id: ProductId,
     quantity: i64,
 }
 
@@ -269,7 +270,7 @@ impl StockTake {
         .bind(self.product_id)
         .bind(self.quantity)
         .bind(self.tenant_id as i32)
-        .bind(self.product_id as i32)
+        .bind(self.product_id.get() as i32)
         .fetch_optional(&mut *conn)
         .await?;
         let Some((stock, threshold, alerted)) = left else {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::Error;
+use platform::ids::ProductId;
 use platform::images;
 use platform::mall::catalog::{self, Product};
 use platform::rbac::Permission;
@@ -32,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn upload_image(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, ProductId)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     auth.require(Permission::CatalogWrite)?;

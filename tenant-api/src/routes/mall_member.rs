@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use platform::audit::Actor;
+use platform::ids::ProductId;
 use platform::mall::addresses::{self, Address};
 use platform::mall::browse::{self, BrowseQuery, CatalogCache, ProductCard};
 use platform::mall::catalog::{self, Category, Product};
@@ -65,7 +66,7 @@ async fn products(
 async fn product(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, ProductId)>,
 ) -> ApiResult<Response> {
     let key = format!("product:{id}");
     if let Some(hit) = state.catalog.get(tenant.id, &key).await {

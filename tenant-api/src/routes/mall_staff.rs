@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform::ids::ProductId;
 use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
 use platform::mall::order_csv::{self, ImportReport};
 use platform::mall::orders::{self, Order, OrderFilter};
@@ -46,7 +47,7 @@ async fn list_products(
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
     let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::list(tx, before, limit).await).await?;
-    Ok(Json(Page::new(items, limit, |p| p.id)))
+    Ok(Json(Page::new(items, limit, |p| p.id.get())))
 }
 
 /// Creates a product (delisted and pending review until staff say otherwise). Needs
@@ -74,7 +75,7 @@ async fn create_product(
 async fn get_product(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, ProductId)>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogRead)?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::get(tx, id).await).await?))
@@ -90,7 +91,7 @@ async fn get_product(
 async fn update_product(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, ProductId)>,
     Json(body): Json<ProductInput>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogWrite)?;
@@ -115,7 +116,7 @@ struct Codes {
 async fn add_codes(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, ProductId)>,
     Json(body): Json<Codes>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Permission::CatalogWrite)?;
