@@ -13,13 +13,13 @@ use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::ProductId;
+use crate::ids::{OrderId, ProductId};
 use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Order {
-    pub id: i64,
+    pub id: OrderId,
     pub order_no: String,
     pub member_id: i64,
     pub product_id: ProductId,
@@ -96,7 +96,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> 
 
 async fn history(
     conn: &mut PgConnection,
-    order_id: i64,
+    order_id: OrderId,
     from: Option<Status>,
     to: Status,
     actor: &str,
@@ -115,7 +115,7 @@ async fn history(
     Ok(())
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Order> {
+pub async fn get(conn: &mut PgConnection, id: OrderId) -> Result<Order> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -124,7 +124,7 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Order> {
 }
 
 /// An order of this member (another member's order is a 404).
-pub async fn get_for_member(conn: &mut PgConnection, id: i64, member_id: i64) -> Result<Order> {
+pub async fn get_for_member(conn: &mut PgConnection, id: OrderId, member_id: i64) -> Result<Order> {
     let o = get(conn, id).await?;
     if o.member_id != member_id {
         return Err(Error::not_found("order_not_found", "no such order"));
@@ -195,7 +195,7 @@ struct Payment {
 
 /// A member's own move of their order (receive, cancel before shipment): 404 for an
 /// order that is not theirs.
-pub async fn member_act(tx: &mut crate::tx::TenantTx, id: i64, member_id: i64, action: Action) -> Result<Order> {
+pub async fn member_act(tx: &mut crate::tx::TenantTx, id: OrderId, member_id: i64, action: Action) -> Result<Order> {
     get_for_member(tx, id, member_id).await?;
     let by = tx.actor().label.clone();
     transition(tx, id, action, &by, &Details::default(), Utc::now()).await
@@ -204,7 +204,7 @@ pub async fn member_act(tx: &mut crate::tx::TenantTx, id: i64, member_id: i64, a
 /// Moves an order by `action`, refusing illegal transitions, with the side effects.
 pub async fn transition(
     conn: &mut PgConnection,
-    id: i64,
+    id: OrderId,
     action: Action,
     actor: &str,
     details: &Details,
@@ -338,7 +338,7 @@ async fn notify_member(conn: &mut PgConnection, o: &Order, body: &str) -> Result
 }
 
 /// Issues the next free code of the pool to a virtual order.
-pub async fn issue_code(conn: &mut PgConnection, order_id: i64) -> Result<Order> {
+pub async fn issue_code(conn: &mut PgConnection, order_id: OrderId) -> Result<Order> {
     let code: Option<String> = sqlx::query_scalar(
         "UPDATE product_codes SET issued_order_id = $1 WHERE id = ( \
              SELECT c.id FROM product_codes c JOIN orders o ON o.product_id = c.product_id \
@@ -388,7 +388,7 @@ pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
     let mut n = 0;
     loop {
         let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-        let due: Vec<i64> = sqlx::query_scalar(
+        let due: Vec<OrderId> = sqlx::query_scalar(
             "SELECT id FROM orders WHERE status = 'pending_payment' AND pay_deadline <= $1 ORDER BY pay_deadline LIMIT 200",
         )
         .bind(now)
@@ -426,16 +426,16 @@ pub struct NewReview {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Review {
     pub id: i64,
-    pub order_id: i64,
+    pub order_id: OrderId,
     pub member_id: i64,
-    pub product_id: i64,
+    pub product_id: ProductId,
     pub rating: i32,
     pub body: String,
     pub created_at: DateTime<Utc>,
 }
 
 /// A review of a completed order (O8); one per order.
-pub async fn review(conn: &mut PgConnection, order_id: i64, member_id: i64, r: &NewReview) -> Result<Review> {
+pub async fn review(conn: &mut PgConnection, order_id: OrderId, member_id: i64, r: &NewReview) -> Result<Review> {
     let mut v = crate::error::Validator::new();
     v.check((1..=5).contains(&r.rating), "rating", "1 to 5");
     v.check(r.body.chars().count() <= 2000, "body", "at most 2000 characters");

@@ -11,6 +11,7 @@ use crate::audit::{self, Actor};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result, Validator};
+use crate::ids::OrderId;
 use crate::tx::TenantTx;
 
 /// What staff send with an action (all optional; `ship` needs carrier and tracking_no).
@@ -37,7 +38,7 @@ pub fn action(name: &str) -> Result<Action> {
 }
 
 /// Moves one order (illegal moves are a 409); audited as `order.<action>`.
-pub async fn act(tx: &mut TenantTx, id: i64, action: Action, body: ActionBody) -> Result<Order> {
+pub async fn act(tx: &mut TenantTx, id: OrderId, action: Action, body: ActionBody) -> Result<Order> {
     if action == Action::Ship {
         let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.len() <= 100);
         Validator::new()

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use platform::audit::Actor;
-use platform::ids::ProductId;
+use platform::ids::{OrderId, ProductId};
 use platform::mall::addresses::{self, Address};
 use platform::mall::browse::{self, BrowseQuery, CatalogCache, ProductCard};
 use platform::mall::catalog::{self, Category, Product};
@@ -119,7 +119,7 @@ async fn my_orders(
     let f = orders::OrderFilter { member_id: Some(auth.member_id), ..Default::default() };
     let items =
         state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
-    Ok(Json(Page::new(items, limit, |o| o.id)))
+    Ok(Json(Page::new(items, limit, |o| o.id.get())))
 }
 
 /// One of the member's orders, with shipping and tracking.
@@ -130,7 +130,7 @@ async fn my_orders(
 async fn my_order(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, OrderId)>,
 ) -> ApiResult<Json<Order>> {
     let o = state
         .db
@@ -139,7 +139,7 @@ async fn my_order(
     Ok(Json(o))
 }
 
-async fn member_transition(state: &AppState, auth: &MemberAuth, id: i64, action: Action) -> ApiResult<Json<Order>> {
+async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, action: Action) -> ApiResult<Json<Order>> {
     let member = auth.member_id;
     Ok(Json(
         state
@@ -157,7 +157,7 @@ async fn member_transition(state: &AppState, auth: &MemberAuth, id: i64, action:
 async fn cancel(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, OrderId)>,
 ) -> ApiResult<Json<Order>> {
     member_transition(&state, &auth, id, Action::Cancel).await
 }
@@ -170,7 +170,7 @@ async fn cancel(
 async fn receive(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, OrderId)>,
 ) -> ApiResult<Json<Order>> {
     member_transition(&state, &auth, id, Action::Receive).await
 }
@@ -184,7 +184,7 @@ async fn receive(
 async fn review(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, OrderId)>,
     Json(body): Json<NewReview>,
 ) -> ApiResult<(StatusCode, Json<Review>)> {
     let r = state

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::ids::ProductId;
+use platform::ids::{OrderId, ProductId};
 use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
 use platform::mall::order_csv::{self, ImportReport};
 use platform::mall::orders::{self, Order, OrderFilter};
@@ -174,7 +174,7 @@ async fn list_orders(
     let (before, limit) = page.bounds()?;
     let items =
         state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
-    Ok(Json(Page::new(items, limit, |o| o.id)))
+    Ok(Json(Page::new(items, limit, |o| o.id.get())))
 }
 
 /// Orders matching the filter as CSV (at most 50,000 rows). Needs `orders_read`.
@@ -229,7 +229,7 @@ async fn import_shipping(
 async fn get_order(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, OrderId)>,
 ) -> ApiResult<Json<Order>> {
     auth.require(Permission::OrdersRead)?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::get(tx, id).await).await?))
@@ -247,7 +247,7 @@ async fn get_order(
 async fn order_action(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id, action)): Path<(String, i64, String)>,
+    Path((_t, id, action)): Path<(String, OrderId, String)>,
     raw: axum::body::Bytes,
 ) -> ApiResult<Json<Order>> {
     auth.require(Permission::OrdersWrite)?;
