@@ -5,8 +5,9 @@
 //! file and line, before any behaviour test runs (`scripts/test.sh` runs this first).
 //!
 //! Statements built with `format!` are checked too when every placeholder names a
-//! `const NAME: &str` of the same file (e.g. `{COLUMNS}`); the few built from other
-//! values (schema names, generated lists) are listed and left to the behaviour tests.
+//! `const NAME: &str` (of the same file first, else one no two files define
+//! differently; e.g. `{COLUMNS}`); the few built from other values (schema names,
+//! generated lists) are listed and left to the behaviour tests.
 
 use std::path::{Path, PathBuf};
 
@@ -178,10 +179,16 @@ fn statements(root: &Path) -> (Vec<Found>, Vec<Found>) {
         sources(&root.join(crate_dir), &mut files);
     }
     files.sort();
+    // A file's own consts first, then those of other files whose name no other file
+    // defines differently (a column list used beside the module that defines it).
+    let all: Vec<(String, String)> = files.iter().flat_map(|f| consts(&std::fs::read_to_string(f).unwrap())).collect();
+    let everywhere: Vec<(String, String)> =
+        all.iter().filter(|(name, value)| all.iter().all(|(n, v)| n != name || v == value)).cloned().collect();
     let (mut checked, mut dynamic) = (Vec::new(), Vec::new());
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let consts = consts(&text);
+        let mut consts = consts(&text);
+        consts.extend(everywhere.iter().cloned());
         for (line, lit, _) in literals(&text) {
             let trimmed = lit.trim_start();
             if !STARTS.iter().any(|k| trimmed.starts_with(k)) {
