@@ -12,6 +12,7 @@ use super::{Reason, Source, SourceKind, bounds};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::HoldId;
 
 /// Where a hold is: points held for a checkout, then captured, voided or expired (text
 /// under the CHECK of tenant migration 0002; an unknown stored value fails the read).
@@ -38,7 +39,7 @@ impl HoldStatus {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Hold {
-    pub id: i64,
+    pub id: HoldId,
     pub member_id: i64,
     pub currency: String,
     pub amount: i64,
@@ -105,7 +106,7 @@ pub async fn create(
 }
 
 /// Locks a hold row (after its account, the order every ledger write uses).
-async fn lock(conn: &mut PgConnection, id: i64) -> Result<(Hold, i64)> {
+async fn lock(conn: &mut PgConnection, id: HoldId) -> Result<(Hold, i64)> {
     let (member_id, currency): (i64, String) = sqlx::query_as("SELECT member_id, currency FROM holds WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -122,7 +123,7 @@ async fn lock(conn: &mut PgConnection, id: i64) -> Result<(Hold, i64)> {
     Ok((hold, row.0))
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Hold> {
+pub async fn get(conn: &mut PgConnection, id: HoldId) -> Result<Hold> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM holds WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -135,7 +136,7 @@ fn state_error(h: &Hold, wanted: HoldStatus) -> Error {
     Error::conflict("hold_state", format!("the hold is {is}; this needs it {wanted}"))
 }
 
-async fn set(conn: &mut PgConnection, id: i64, status: HoldStatus, captured: i64, refunded: i64) -> Result<Hold> {
+async fn set(conn: &mut PgConnection, id: HoldId, status: HoldStatus, captured: i64, refunded: i64) -> Result<Hold> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE holds SET status = $2, captured = $3, refunded = $4, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
@@ -148,7 +149,13 @@ async fn set(conn: &mut PgConnection, id: i64, status: HoldStatus, captured: i64
 }
 
 /// Captures `amount` (at most the held amount); the rest goes back to the member.
-pub async fn capture(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+pub async fn capture(
+    conn: &mut PgConnection,
+    id: HoldId,
+    amount: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold> {
     post::check_amount("amount", amount)?;
     let (h, entry_id) = lock(conn, id).await?;
     if h.status != HoldStatus::Held {
@@ -171,7 +178,7 @@ pub async fn capture(conn: &mut PgConnection, id: i64, amount: i64, actor: &str,
 /// Releases a held amount back to the member (`voided`, or `expired` from the job).
 async fn release(
     conn: &mut PgConnection,
-    id: i64,
+    id: HoldId,
     status: HoldStatus,
     actor: &str,
     now: DateTime<Utc>,
@@ -186,12 +193,12 @@ async fn release(
     set(conn, id, status, 0, 0).await
 }
 
-pub async fn void(conn: &mut PgConnection, id: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+pub async fn void(conn: &mut PgConnection, id: HoldId, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
     release(conn, id, HoldStatus::Voided, actor, now).await
 }
 
 /// Refunds `amount` of a captured hold to the original lots (unexpired ones).
-pub async fn refund(conn: &mut PgConnection, id: i64, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+pub async fn refund(conn: &mut PgConnection, id: HoldId, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
     post::check_amount("amount", amount)?;
     let (h, entry_id) = lock(conn, id).await?;
     if h.status != HoldStatus::Captured {
@@ -213,7 +220,7 @@ pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     let mut n = 0;
     loop {
         let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-        let due: Vec<i64> = sqlx::query_scalar(
+        let due: Vec<HoldId> = sqlx::query_scalar(
             "SELECT id FROM holds WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
         )
         .bind(now)

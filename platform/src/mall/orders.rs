@@ -13,7 +13,7 @@ use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{OrderId, ProductId};
+use crate::ids::{HoldId, OrderId, ProductId};
 use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
 
@@ -62,7 +62,7 @@ pub struct NewOrder<'a> {
     pub debit_entry_id: Option<i64>,
     /// The debit in the alliance ledger, for a product priced in shared points.
     pub alliance_entry_id: Option<i64>,
-    pub hold_id: Option<i64>,
+    pub hold_id: Option<HoldId>,
     pub pay_deadline: Option<DateTime<Utc>>,
     pub address: Option<serde_json::Value>,
 }
@@ -189,7 +189,7 @@ struct Payment {
     status: Status,
     kind: ProductKind,
     debit_entry_id: Option<i64>,
-    hold_id: Option<i64>,
+    hold_id: Option<HoldId>,
     alliance_entry_id: Option<i64>,
 }
 

@@ -15,7 +15,7 @@ use super::orders::{self, Order};
 use crate::alliance::book;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::ProductId;
+use crate::ids::{HoldId, ProductId};
 use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::limits::mall::HOLD_MARGIN_SECS;
@@ -188,7 +188,7 @@ struct Paid {
     status: Status,
     debit_entry_id: Option<i64>,
     alliance_entry_id: Option<i64>,
-    hold_id: Option<i64>,
+    hold_id: Option<HoldId>,
     pay_deadline: Option<DateTime<Utc>>,
 }
 

@@ -12,6 +12,7 @@ use crate::audit::Actor;
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::RuleId;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +22,7 @@ pub struct DryRun {
     pub script: Option<String>,
     /// … a saved rule (its current version and parameters).
     #[serde(default)]
-    pub rule_id: Option<i64>,
+    pub rule_id: Option<RuleId>,
     /// Sample event: {"type": "checked_in", "data": {…}}.
     #[schema(value_type = Object)]
     pub event: EventInput,

@@ -8,12 +8,13 @@ use sqlx::PgConnection;
 
 use super::bounds;
 use crate::error::{Error, Result, Validator};
+use crate::ids::RuleId;
 use crate::notify::{self, Change};
 use crate::tx::TenantTx;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Rule {
-    pub id: i64,
+    pub id: RuleId,
     pub name: String,
     pub event_type: String,
     pub enabled: bool,
@@ -78,7 +79,7 @@ fn check_params(params: &serde_json::Value) -> Result<()> {
 }
 
 /// Audits a change of rule `id` and announces it to every instance.
-async fn changed(tx: &mut TenantTx, action: &str, id: i64, details: serde_json::Value) -> Result<()> {
+async fn changed(tx: &mut TenantTx, action: &str, id: RuleId, details: serde_json::Value) -> Result<()> {
     tx.audit(action, &id.to_string(), details).await?;
     let tenant_id = tx.tenant().id;
     notify::publish(tx, &Change::Rules { tenant_id }).await
@@ -130,7 +131,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Rule>> {
         .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Rule> {
+pub async fn get(conn: &mut PgConnection, id: RuleId) -> Result<Rule> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rules WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -138,7 +139,7 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Rule> {
         .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))
 }
 
-pub async fn versions(conn: &mut PgConnection, id: i64) -> Result<Vec<RuleVersion>> {
+pub async fn versions(conn: &mut PgConnection, id: RuleId) -> Result<Vec<RuleVersion>> {
     Ok(sqlx::query_as(
         "SELECT version, script, created_by, created_at FROM rule_versions WHERE rule_id = $1 ORDER BY version DESC",
     )
@@ -148,7 +149,7 @@ pub async fn versions(conn: &mut PgConnection, id: i64) -> Result<Vec<RuleVersio
 }
 
 /// Saves a new version of the script (compiled first) and makes it current.
-pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: i64, script: &str) -> Result<Rule> {
+pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: RuleId, script: &str) -> Result<Rule> {
     check_script(sandbox, script)?;
     let version: i32 = sqlx::query_scalar("SELECT current_version FROM rules WHERE id = $1 FOR UPDATE")
         .bind(id)
@@ -174,7 +175,7 @@ pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: i6
 }
 
 /// Makes an earlier version current again (one action).
-pub async fn rollback(tx: &mut TenantTx, id: i64, version: i32) -> Result<Rule> {
+pub async fn rollback(tx: &mut TenantTx, id: RuleId, version: i32) -> Result<Rule> {
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT version FROM rule_versions WHERE rule_id = $1 AND version = $2")
             .bind(id)
@@ -190,7 +191,7 @@ pub async fn rollback(tx: &mut TenantTx, id: i64, version: i32) -> Result<Rule> 
     Ok(rule)
 }
 
-async fn set_version(conn: &mut PgConnection, id: i64, version: i32) -> Result<Rule> {
+async fn set_version(conn: &mut PgConnection, id: RuleId, version: i32) -> Result<Rule> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET current_version = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
@@ -202,7 +203,7 @@ async fn set_version(conn: &mut PgConnection, id: i64, version: i32) -> Result<R
 }
 
 /// Replaces the rule's parameters.
-pub async fn set_params(tx: &mut TenantTx, id: i64, params: &serde_json::Value) -> Result<Rule> {
+pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Value) -> Result<Rule> {
     check_params(params)?;
     let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET params = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
@@ -224,7 +225,7 @@ pub struct RulePatch {
 }
 
 /// Enables, disables or moves a rule.
-pub async fn patch(tx: &mut TenantTx, id: i64, p: &RulePatch) -> Result<Rule> {
+pub async fn patch(tx: &mut TenantTx, id: RuleId, p: &RulePatch) -> Result<Rule> {
     if let Some(pos) = p.position
         && !(0..=10_000).contains(&pos)
     {

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
+use platform::ids::HoldId;
 use platform::ledger::history::PointsSummary;
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
@@ -119,7 +120,7 @@ async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: Idem
 async fn get_hold(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, HoldId)>,
 ) -> ApiResult<Json<Hold>> {
     auth.key.require("points:read")?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
@@ -141,7 +142,7 @@ struct AmountBody {
 async fn capture(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, HoldId)>,
     req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
@@ -162,7 +163,7 @@ async fn capture(
 async fn void(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, HoldId)>,
     req: IdempotentEmpty,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
@@ -184,7 +185,7 @@ async fn void(
 async fn refund(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, HoldId)>,
     req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::ids::RuleId;
 use platform::rbac::Permission;
 use platform::rules::dry_run::{self, DryRun, DryRunResult};
 use platform::rules::log::{self, EventRow};
@@ -69,7 +70,7 @@ struct RuleDetail {
 async fn get(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<RuleDetail>> {
     auth.require(Permission::RulesRead)?;
     let (rule, versions) = state
@@ -88,7 +89,7 @@ async fn get(
 async fn patch(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
     auth.require(Permission::RulesWrite)?;
@@ -113,7 +114,7 @@ struct ScriptBody {
 async fn new_version(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     auth.require(Permission::RulesWrite)?;
@@ -141,7 +142,7 @@ struct ParamsBody {
 async fn set_params(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
     auth.require(Permission::RulesWrite)?;
@@ -166,7 +167,7 @@ struct RollbackBody {
 async fn rollback(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<Json<Rule>> {
     auth.require(Permission::RulesWrite)?;
