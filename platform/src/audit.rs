@@ -50,6 +50,10 @@ impl Actor {
     pub fn member(member_id: i64) -> Self {
         Self { kind: ActorKind::Member, id: Some(member_id), label: format!("member:{member_id}"), request_id: None }
     }
+    /// A partner's system, by its API key.
+    pub fn partner(key_id: i64) -> Self {
+        Self { kind: ActorKind::Partner, id: Some(key_id), label: format!("partner:{key_id}"), request_id: None }
+    }
     /// A visitor without a credential.
     pub fn public() -> Self {
         Self { kind: ActorKind::Public, id: None, label: "public".into(), request_id: None }

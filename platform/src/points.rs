@@ -16,17 +16,13 @@ use crate::ledger::{Entry, Reason, Source, SourceKind, bounds, currencies};
 use crate::rbac::Role;
 use crate::tx::TenantTx;
 
-fn points() -> String {
-    "points".into()
-}
-
 /// A partner's credit of one member.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credit {
     pub member_id: i64,
     pub amount: i64,
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     #[serde(default)]
     pub memo: String,
@@ -76,7 +72,7 @@ pub async fn credit_batch(tx: &mut TenantTx, mut items: Vec<Credit>, now: DateTi
 pub struct Debit {
     pub member_id: i64,
     pub amount: i64,
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     #[serde(default)]
     pub memo: String,
@@ -98,7 +94,7 @@ pub async fn debit(tx: &mut TenantTx, d: Debit, now: DateTime<Utc>) -> Result<En
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjustment {
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     /// Positive to credit, negative to debit.
     pub amount: i64,

@@ -335,12 +335,7 @@ pub struct PartnerAuth {
 impl PartnerAuth {
     /// The partner's key, as the actor of its writes.
     pub fn actor(&self) -> platform::audit::Actor {
-        platform::audit::Actor {
-            kind: platform::audit::ActorKind::Partner,
-            id: Some(self.key.key_id),
-            label: format!("partner:{}", self.key.key_id),
-            request_id: None,
-        }
+        platform::audit::Actor::partner(self.key.key_id)
     }
 }
 

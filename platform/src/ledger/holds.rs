@@ -57,7 +57,7 @@ const COLUMNS: &str = "id, member_id, currency, amount, captured, refunded, stat
 #[serde(deny_unknown_fields)]
 pub struct NewHold {
     pub member_id: i64,
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     pub amount: i64,
     /// The partner's order or checkout reference.
@@ -66,10 +66,6 @@ pub struct NewHold {
     /// Lifetime in seconds; the mall's `hold_ttl_secs` by default.
     #[serde(default)]
     pub ttl_secs: Option<i64>,
-}
-
-fn points() -> String {
-    "points".into()
 }
 
 pub async fn create(

@@ -31,16 +31,12 @@ const COLUMNS: &str = "id, member_id, currency, total, released, per_day, next_r
 #[serde(deny_unknown_fields)]
 pub struct NewLockGrant {
     pub member_id: i64,
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     pub total: i64,
     pub per_day: i64,
     #[serde(default)]
     pub memo: String,
-}
-
-fn points() -> String {
-    "points".into()
 }
 
 /// Locks `total` for the member, to be released `per_day` from a day after `now`.

@@ -18,14 +18,10 @@ pub struct TransferRequest {
     /// The receiver: phone number or e-mail of a member of this mall.
     pub to: String,
     pub amount: i64,
-    #[serde(default = "points")]
+    #[serde(default = "crate::ledger::points_currency")]
     pub currency: String,
     #[serde(default)]
     pub memo: String,
-}
-
-fn points() -> String {
-    "points".into()
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
