@@ -1,7 +1,7 @@
 //! The points layer (issue 11): credits, debits and adjustments as merchants, partners
 //! and staff ask for them, above the ledger and the alliance book. `alliance::book`
 //! chooses the mall's or the alliance's ledger by currency; a lot's default expiry comes
-//! from `ExpiryPolicy::default_for`; an adjustment is bounded per role and audited in
+//! from `TenantSettings::default_expiry`; an adjustment is bounded per role and audited in
 //! its own transaction.
 
 use std::collections::HashMap;
@@ -58,7 +58,7 @@ pub async fn credit_batch(tx: &mut TenantTx, mut items: Vec<Credit>, now: DateTi
         if !expires.contains_key(&c.currency) {
             expires.insert(c.currency.clone(), currencies::get(tx, &c.currency).await?.expires);
         }
-        let expires_at = c.expires_at.or_else(|| tenant.settings.expiry.default_for(expires[&c.currency], now));
+        let expires_at = c.expires_at.or_else(|| tenant.settings.default_expiry(expires[&c.currency], now));
         let source = Source::new(SourceKind::Partner, actor.clone()).reference(c.reference).memo(c.memo);
         let parts = vec![LotPart { amount: c.amount, expires_at }];
         out.push(CreditItem { member_id: c.member_id, currency: c.currency, parts, source });
@@ -140,7 +140,7 @@ pub async fn adjust(
     let source = Source::new(SourceKind::Admin, tx.actor().label.clone()).memo(reason.clone());
     let entry = if adj.amount > 0 {
         let expires = currencies::get(tx, &adj.currency).await?.expires;
-        let parts = vec![LotPart { amount: adj.amount, expires_at: tenant.settings.expiry.default_for(expires, now) }];
+        let parts = vec![LotPart { amount: adj.amount, expires_at: tenant.settings.default_expiry(expires, now) }];
         let item = CreditItem { member_id, currency: adj.currency.clone(), parts, source };
         book::credit(tx, &tenant, item, Reason::Adjust, now).await?
     } else {

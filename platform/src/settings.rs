@@ -25,6 +25,10 @@ pub struct TenantSettings {
     /// BCP 47 locale, e.g. "zh-CN".
     #[serde(default = "default_locale")]
     pub locale: String,
+    /// IANA time zone of the mall's day (check-in days, daily caps and limits, periods),
+    /// e.g. "Asia/Shanghai".
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
     /// Member-to-member transfers (L6).
     #[serde(default)]
     pub transfers: TransferLimits,
@@ -127,7 +131,7 @@ pub struct TransferLimits {
     pub min: i64,
     /// Largest single transfer.
     pub max: i64,
-    /// Most a member may send per UTC day.
+    /// Most a member may send per day of the mall's time zone.
     pub per_day: i64,
 }
 
@@ -170,6 +174,9 @@ fn default_points_per_yuan() -> i64 {
 fn default_locale() -> String {
     "zh-CN".into()
 }
+fn default_time_zone() -> String {
+    crate::localtime::DEFAULT_TIME_ZONE.into()
+}
 fn default_reminder_days() -> i32 {
     7
 }
@@ -186,6 +193,7 @@ impl Default for TenantSettings {
             points_per_yuan: default_points_per_yuan(),
             expiry: ExpiryPolicy::default(),
             locale: default_locale(),
+            time_zone: default_time_zone(),
             transfers: TransferLimits::default(),
             expiry_reminder_days: default_reminder_days(),
             hold_ttl_secs: default_hold_ttl_secs(),
@@ -215,6 +223,11 @@ impl TenantSettings {
         let locale_ok =
             (2..=16).contains(&self.locale.len()) && self.locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         v.check(locale_ok, "locale", "a BCP 47 tag such as zh-CN or en");
+        v.check(
+            crate::localtime::parse(&self.time_zone).is_some(),
+            "time_zone",
+            "an IANA time zone such as Asia/Shanghai",
+        );
         let t = &self.transfers;
         v.check(t.min >= 1, "transfers.min", "at least 1");
         v.check(t.max >= t.min, "transfers.max", "at least transfers.min");
@@ -234,6 +247,12 @@ impl TenantSettings {
         self.limits.validate()
     }
 
+    /// The mall's time zone (Asia/Shanghai if the stored name does not read; writes are
+    /// validated, so that only happens to settings stored before zones existed).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        crate::localtime::parse(&self.time_zone).unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
     /// Reads stored settings (a field not stored takes its default). Settings that do not
     /// read are an error, never silently the defaults: a mall whose expiry policy or
     /// limits cannot be read must not run on someone else's.
@@ -243,28 +262,37 @@ impl TenantSettings {
     }
 }
 
-impl ExpiryPolicy {
+impl TenantSettings {
     /// The expiry of a lot credited at `now` without an expiry of its own: the policy's
-    /// for a currency that expires, none for one that does not. Every credit path asks
-    /// this (partner credits, adjustments, rules, lock releases, lottery prizes).
-    pub fn default_for(
+    /// (periods end at the mall's local midnight) for a currency that expires, none for
+    /// one that does not. Every credit path asks this (partner credits, adjustments,
+    /// rules, lock releases, lottery prizes).
+    pub fn default_expiry(
         &self,
         currency_expires: bool,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
-        if currency_expires { self.expires_at(now) } else { None }
+        if currency_expires { self.expiry.expires_at(now, self.tz()) } else { None }
     }
+}
 
-    /// When a lot earned at `earned_at` expires under this policy.
-    pub fn expires_at(&self, earned_at: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
-        use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+impl ExpiryPolicy {
+    /// When a lot earned at `earned_at` expires under this policy; period ends are local
+    /// midnights in `tz`.
+    pub fn expires_at(
+        &self,
+        earned_at: chrono::DateTime<chrono::Utc>,
+        tz: chrono_tz::Tz,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::{Datelike, Duration, NaiveDate};
         match self {
             Self::Never => None,
             Self::Rolling { days } => Some(earned_at + Duration::days(i64::from(*days))),
             Self::FixedEndOfNext { period } => {
-                let (y, m) = (earned_at.year(), earned_at.month());
-                // First day of the period after next; the lot expires at that instant
-                // (the end of the next period).
+                let local = crate::localtime::day(tz, earned_at);
+                let (y, m) = (local.year(), local.month());
+                // First day of the period after next; the lot expires at that local
+                // midnight (the end of the next period).
                 let months_in = match period {
                     Period::Month => 1,
                     Period::Quarter => 3,
@@ -278,7 +306,7 @@ impl ExpiryPolicy {
                 let total = i64::from(y) * 12 + i64::from(start_month0) + 2 * months_in;
                 let (ny, nm0) = (total.div_euclid(12), total.rem_euclid(12));
                 let date = NaiveDate::from_ymd_opt(ny as i32, nm0 as u32 + 1, 1)?;
-                Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?))
+                Some(crate::localtime::start_of(tz, date))
             }
         }
     }
@@ -292,15 +320,28 @@ mod tests {
     #[test]
     fn fixed_policies_end_with_the_next_period() {
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        let year = ExpiryPolicy::FixedEndOfNext { period: Period::Year }.expires_at(at).unwrap();
+        let utc = chrono_tz::UTC;
+        let year = ExpiryPolicy::FixedEndOfNext { period: Period::Year }.expires_at(at, utc).unwrap();
         assert_eq!(year, Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap());
-        let quarter = ExpiryPolicy::FixedEndOfNext { period: Period::Quarter }.expires_at(at).unwrap();
+        let quarter = ExpiryPolicy::FixedEndOfNext { period: Period::Quarter }.expires_at(at, utc).unwrap();
         assert_eq!(quarter, Utc.with_ymd_and_hms(2027, 4, 1, 0, 0, 0).unwrap());
-        let month = ExpiryPolicy::FixedEndOfNext { period: Period::Month }.expires_at(at).unwrap();
+        let month = ExpiryPolicy::FixedEndOfNext { period: Period::Month }.expires_at(at, utc).unwrap();
         assert_eq!(month, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
-        let rolling = ExpiryPolicy::Rolling { days: 30 }.expires_at(at).unwrap();
+        let rolling = ExpiryPolicy::Rolling { days: 30 }.expires_at(at, utc).unwrap();
         assert_eq!(rolling, Utc.with_ymd_and_hms(2026, 12, 22, 10, 0, 0).unwrap());
-        assert_eq!(ExpiryPolicy::Never.expires_at(at), None);
+        assert_eq!(ExpiryPolicy::Never.expires_at(at, utc), None);
+    }
+
+    #[test]
+    fn periods_end_at_the_malls_local_midnight() {
+        let beijing = chrono_tz::Asia::Shanghai;
+        // 23:30 on 31 Dec in Beijing is already the new year there: the lot earned then
+        // belongs to January, and the month after ends at Beijing's midnight of 1 March.
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 16, 30, 0).unwrap();
+        let month = ExpiryPolicy::FixedEndOfNext { period: Period::Month }.expires_at(at, beijing).unwrap();
+        assert_eq!(month, Utc.with_ymd_and_hms(2027, 2, 28, 16, 0, 0).unwrap());
+        let year = ExpiryPolicy::FixedEndOfNext { period: Period::Year }.expires_at(at, beijing).unwrap();
+        assert_eq!(year, Utc.with_ymd_and_hms(2028, 12, 31, 16, 0, 0).unwrap());
     }
 
     #[test]

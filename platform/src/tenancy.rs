@@ -141,20 +141,77 @@ pub async fn settings(pool: &PgPool, tenant_id: i64) -> Result<TenantSettings> {
     TenantSettings::from_stored(v)
 }
 
-/// Replaces a tenant's settings after validating them, as its staff may: the stored
-/// `limits` are kept whatever `new` says (only the platform operator sets them,
-/// `set_limits`). Audited; returns the settings now stored.
-pub async fn update_settings(
+/// How a staff write treats the settings it does not send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsWrite {
+    /// PUT: a field not sent takes its default; `limits` sent are ignored (the stored
+    /// ones are kept: only the platform operator sets them, `set_limits`).
+    Replace,
+    /// PATCH: a field not sent keeps its value (a nested object is replaced whole);
+    /// `limits` sent are refused.
+    Merge,
+}
+
+/// Writes a mall's name and settings (T6) as its staff may: `body` is a JSON object of
+/// `name` (the mall's name, kept when absent) and fields of `TenantSettings`. Validated
+/// as a whole and audited; returns the mall's name and settings as now stored.
+pub async fn write_mall_settings(
     pool: &PgPool,
     tenant: &Tenant,
-    new: &TenantSettings,
+    body: &serde_json::Value,
+    mode: SettingsWrite,
     actor: &Actor,
-) -> Result<TenantSettings> {
-    write_settings(pool, tenant, actor, "tenant.settings.update", |stored| TenantSettings {
-        limits: stored.limits,
-        ..new.clone()
-    })
-    .await
+) -> Result<(String, TenantSettings)> {
+    let Some(fields) = body.as_object() else {
+        return Err(Error::invalid_field("body", "a JSON object of settings"));
+    };
+    if mode == SettingsWrite::Merge && fields.contains_key("limits") {
+        return Err(Error::invalid_field("limits", "set by the platform operator"));
+    }
+    let name = match fields.get("name") {
+        None => None,
+        Some(serde_json::Value::String(n)) if name_is_valid(n) => Some(n.trim().to_string()),
+        Some(_) => return Err(Error::invalid_field("name", "1 to 200 characters")),
+    };
+    let mut tx = pool.begin().await?;
+    let (stored, old_name): (serde_json::Value, String) =
+        sqlx::query_as("SELECT settings, name FROM control.tenants WHERE id = $1 FOR UPDATE")
+            .bind(tenant.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let stored = TenantSettings::from_stored(stored)?;
+    let mut merged = match mode {
+        SettingsWrite::Replace => serde_json::json!({}),
+        SettingsWrite::Merge => serde_json::to_value(&stored).map_err(anyhow::Error::from)?,
+    };
+    if let Some(m) = merged.as_object_mut() {
+        for (k, v) in fields.iter().filter(|(k, _)| !matches!(k.as_str(), "name" | "limits")) {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    let mut new: TenantSettings =
+        serde_json::from_value(merged).map_err(|e| Error::invalid_field("settings", e.to_string()))?;
+    new.limits = stored.limits;
+    new.validate()?;
+    let name = name.unwrap_or(old_name);
+    let value = serde_json::to_value(&new).map_err(anyhow::Error::from)?;
+    sqlx::query("UPDATE control.tenants SET settings = $2, name = $3, updated_at = now() WHERE id = $1")
+        .bind(tenant.id)
+        .bind(&value)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    let details = serde_json::json!({ "name": name, "settings": value });
+    audit::record(&mut tx, actor, Some(tenant.id), "tenant.settings.update", &tenant.slug, details).await?;
+    notify::publish(&mut tx, &notify::Change::Tenant { slug: tenant.slug.clone() }).await?;
+    tx.commit().await?;
+    Ok((name, new))
+}
+
+/// A mall's display name: 1 to 200 characters, no control characters.
+pub fn name_is_valid(name: &str) -> bool {
+    let n = name.trim().chars().count();
+    (1..=200).contains(&n) && !name.chars().any(char::is_control)
 }
 
 /// Sets a tenant's concurrency limits (the platform operator's call). Audited; returns

@@ -10,6 +10,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "kernel",
         &[
             "error",
+            "i18n",
+            "localtime",
             "ident",
             "ids",
             "limits",

@@ -71,6 +71,7 @@ pub fn build(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(REQUEST_TIMEOUT_SECS)))
         // Outside the layers above, so their plain-text errors become JSON.
         .layer(middleware::from_fn(json_for_layer_errors))
+        .layer(middleware::from_fn(request_language))
         .layer(CatchPanicLayer::custom(|_| {
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,6 +110,14 @@ async fn json_for_layer_errors(req: Request, next: Next) -> Response {
         ),
         _ => resp,
     }
+}
+
+/// Runs the request in its language (`Accept-Language`, else its mall's locale, else
+/// zh-CN) for the messages of its errors.
+async fn request_language(req: Request, next: Next) -> Response {
+    let accept =
+        req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    platform::i18n::RequestLang::scope(accept.as_deref(), next.run(req)).await
 }
 
 /// Counts requests and their latency per route template and status.

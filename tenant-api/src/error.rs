@@ -3,6 +3,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::Error;
+use platform::error::FieldError;
+use platform::i18n::{self, Lang, RequestLang};
 use serde::Serialize;
 
 /// A domain error on its way out.
@@ -66,7 +68,8 @@ pub fn status_of(e: &Error) -> StatusCode {
 
 /// Builds a JSON error response by hand (for rejections outside the domain).
 pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message: message.into(), details: None } };
+    let message = localised(RequestLang::current(), code, message.into());
+    let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message, details: None } };
     (status, axum::Json(body)).into_response()
 }
 
@@ -74,6 +77,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = status_of(&e);
+        let lang = RequestLang::current();
         let (message, details) = match &e {
             Error::Database(err) if e.is_unavailable() => {
                 tracing::warn!(error = %err, "database unavailable");
@@ -90,7 +94,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %format!("{err:#}"), "internal error");
                 ("something went wrong on our side; it has been logged".to_string(), None)
             }
-            Error::Invalid { message, fields, .. } => (message.clone(), Some(serde_json::json!({ "fields": fields }))),
+            Error::Invalid { message, fields, .. } => invalid(lang, message, fields),
             Error::RateLimited { retry_after_secs }
             | Error::Busy { retry_after_secs, .. }
             | Error::Unavailable { retry_after_secs, .. } => {
@@ -98,6 +102,7 @@ impl IntoResponse for ApiError {
             }
             other => (other.to_string(), None),
         };
+        let message = if matches!(e, Error::Invalid { .. }) { message } else { localised(lang, e.code(), message) };
         let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
         let mut resp = (status, axum::Json(body)).into_response();
         let retry_after = e.retry_after_secs().or_else(|| e.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER_SECS));
@@ -108,4 +113,28 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// The message of an error with `code` in `lang`: English keeps the server's own
+/// message (it names the numbers involved); other languages take the catalogue's text
+/// for the code (the English message where the catalogue has none).
+fn localised(lang: Lang, code: &str, english: String) -> String {
+    if lang == Lang::En {
+        return english;
+    }
+    i18n::error_message(lang, code).unwrap_or(english)
+}
+
+/// A 422's message and field details in `lang`.
+fn invalid(lang: Lang, english: &str, fields: &[FieldError]) -> (String, Option<serde_json::Value>) {
+    if lang == Lang::En {
+        return (english.to_string(), Some(serde_json::json!({ "fields": fields })));
+    }
+    let fields: Vec<FieldError> = fields
+        .iter()
+        .map(|f| FieldError { field: f.field.clone(), message: i18n::field_message(lang, &f.message) })
+        .collect();
+    let head = i18n::error_message(lang, "validation_failed").unwrap_or_default();
+    let list = fields.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；");
+    (format!("{head}{list}"), Some(serde_json::json!({ "fields": fields })))
 }

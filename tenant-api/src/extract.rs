@@ -141,11 +141,14 @@ impl FromRequestParts<AppState> for TenantPath {
         if let Some(t) = parts.extensions.get::<Arc<Tenant>>() {
             return Ok(Self(t.clone()));
         }
+        // Errors of this request speak the mall's language (unless Accept-Language
+        // asks for another).
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| Error::not_found("tenant_not_found", "no such mall"))?;
         let slug = path_param(&params, "tenant").ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
         let t = state.directory.resolve_active(slug).await?;
+        platform::i18n::RequestLang::note_mall(&t.settings.locale);
         parts.extensions.insert(t.clone());
         Ok(Self(t))
     }

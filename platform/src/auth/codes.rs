@@ -63,12 +63,18 @@ pub async fn issue(db: &Db, sender: &dyn Sender, tenant: &Tenant, destination: &
         .execute(&mut *tx)
         .await?;
     let minutes = limits::OTP_TTL_SECS / 60;
+    let voice = crate::i18n::Voice::of(tenant);
+    use crate::i18n::Arg;
+    let body = voice.text(
+        "code-text",
+        &[("mall", Arg::Str(&tenant.name)), ("code", Arg::Str(&code)), ("minutes", Arg::Int(minutes))],
+    );
     sender
         .send(&Message {
             tenant_id: Some(tenant.id),
             channel: if destination.contains('@') { "email" } else { "sms" },
             destination: destination.to_string(),
-            body: format!("[{}] Your verification code is {code}. It expires in {minutes} minutes.", tenant.name),
+            body,
         })
         .await?;
     tx.commit().await?;

@@ -3,12 +3,14 @@
 //! own short transaction; `now` is a parameter so tests (and operators replaying a
 //! missed night) control the clock. `jobs` runs these with the other nightly jobs.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{bounds, post};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::Result;
+use crate::i18n::{Arg, Voice};
+use crate::localtime;
 
 /// Lapses every lot due at `now`: one `expire` entry per account.
 pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<(u64, i64)> {
@@ -38,26 +40,49 @@ pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     }
 }
 
-/// Creates one in-app reminder per (member, currency, expiry day) for points lapsing
-/// within the tenant's reminder window. Safe to run repeatedly.
+/// Creates one in-app reminder per (member, currency, local expiry day) for points
+/// lapsing within the tenant's reminder window, in the mall's language, with its points
+/// name and its time zone. Safe to run repeatedly.
 pub async fn remind(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64> {
     let days = tenant.settings.expiry_reminder_days;
     if days <= 0 {
         return Ok(0);
     }
+    let voice = Voice::of(tenant);
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let n = sqlx::query(
-        "INSERT INTO messages (member_id, kind, title, body, dedupe_key) \
-         SELECT l.member_id, 'expiry_reminder', c.name || ' expiring soon', \
-                sum(l.remaining) || ' ' || c.name || ' will expire on ' || to_char(min(l.expires_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC', \
-                'expiry:' || l.member_id || ':' || l.currency || ':' || to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') \
+    let due: Vec<(i64, String, String, i64, DateTime<Utc>, NaiveDate)> = sqlx::query_as(
+        "SELECT l.member_id, l.currency, c.name, sum(l.remaining)::bigint, min(l.expires_at), \
+                (l.expires_at AT TIME ZONE $3)::date AS day \
          FROM lots l JOIN currencies c ON c.code = l.currency \
          WHERE l.remaining > 0 AND l.expires_at > $1 AND l.expires_at <= $1 + make_interval(days => $2) \
-         GROUP BY l.member_id, l.currency, c.name, to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') \
-         ON CONFLICT (dedupe_key) DO NOTHING",
+         GROUP BY l.member_id, l.currency, c.name, day",
     )
     .bind(now)
     .bind(days)
+    .bind(voice.tz.name())
+    .fetch_all(&mut *tx)
+    .await?;
+    let (mut members, mut titles, mut bodies, mut keys) = (vec![], vec![], vec![], vec![]);
+    for (member, code, name, amount, at, day) in due {
+        let points = voice.currency_name(&code, &name);
+        let at = localtime::display(voice.tz, at);
+        titles.push(voice.text("expiry-reminder-title", &[("points", Arg::Str(points))]));
+        bodies.push(voice.text(
+            "expiry-reminder-body",
+            &[("amount", Arg::Int(amount)), ("points", Arg::Str(points)), ("at", Arg::Str(&at))],
+        ));
+        keys.push(format!("expiry:{member}:{code}:{day}"));
+        members.push(member);
+    }
+    let n = sqlx::query(
+        "INSERT INTO messages (member_id, kind, title, body, dedupe_key) \
+         SELECT m, 'expiry_reminder', t, b, k FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(m, t, b, k) \
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(&members)
+    .bind(&titles)
+    .bind(&bodies)
+    .bind(&keys)
     .execute(&mut *tx)
     .await?
     .rows_affected();

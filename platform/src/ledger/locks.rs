@@ -11,6 +11,7 @@ use super::{Source, bounds};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::localtime;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LockGrant {
@@ -39,9 +40,11 @@ pub struct NewLockGrant {
     pub memo: String,
 }
 
-/// Locks `total` for the member, to be released `per_day` from a day after `now`.
+/// Locks `total` for the member, to be released `per_day` at each of the mall's local
+/// midnights, the first one after `now`.
 pub async fn grant(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     g: &NewLockGrant,
     source: &Source,
     now: DateTime<Utc>,
@@ -58,7 +61,7 @@ pub async fn grant(
     .bind(entry.id)
     .bind(g.total)
     .bind(g.per_day)
-    .bind(now + Duration::days(1))
+    .bind(next_midnight(tenant, now, 1))
     .bind(&g.memo)
     .fetch_one(conn)
     .await?)
@@ -80,7 +83,7 @@ async fn release_from(
         return Ok(0);
     }
     let expires = super::currencies::get(conn, &grant.currency).await?.expires;
-    let expires_at = tenant.settings.expiry.default_for(expires, now);
+    let expires_at = tenant.settings.default_expiry(expires, now);
     let entry =
         post::release(conn, grant.member_id, &grant.currency, LotPart { amount, expires_at }, source, now).await?;
     sqlx::query("UPDATE lock_grants SET released = released + $2, next_release_at = $3 WHERE id = $1")
@@ -156,7 +159,7 @@ pub async fn release_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
                 continue;
             }
             let days = (now - g.next_release_at).num_days() + 1;
-            let next = g.next_release_at + Duration::days(days);
+            let next = next_midnight(tenant, g.next_release_at, days);
             let source = Source::new(super::SourceKind::System, "system:release").reference(format!("grant:{}", g.id));
             let n =
                 release_from(&mut tx, tenant, &g, g.per_day.saturating_mul(days), next, false, &source, now).await?;
@@ -165,6 +168,14 @@ pub async fn release_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
             total += n;
         }
     }
+}
+
+/// The mall's local midnight `days` days after the local day of `at`.
+fn next_midnight(tenant: &Tenant, at: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let tz = tenant.settings.tz();
+    let day = localtime::day(tz, at);
+    let next = day.checked_add_signed(Duration::days(days)).unwrap_or(day);
+    localtime::start_of(tz, next)
 }
 
 pub async fn list_for_member(conn: &mut PgConnection, member_id: i64) -> Result<Vec<LockGrant>> {

@@ -76,11 +76,11 @@ pub async fn transfer(
         .await?;
     let sent_today: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(-amount), 0)::bigint FROM entries WHERE member_id = $1 AND currency = $2 \
-         AND reason = 'transfer_out' AND created_at >= date_trunc('day', $3::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+         AND reason = 'transfer_out' AND created_at >= $3",
     )
     .bind(from)
     .bind(&req.currency)
-    .bind(now)
+    .bind(crate::localtime::start_of_day(tenant.settings.tz(), now))
     .fetch_one(&mut *conn)
     .await?;
     if sent_today + req.amount > limits.per_day {

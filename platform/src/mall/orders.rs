@@ -13,9 +13,11 @@ use super::order_state::{self, Action, Status};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::i18n::{Arg, Voice};
 use crate::ids::{HoldId, OrderId, ProductId};
 use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
+use crate::tx::TenantTx;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Order {
@@ -195,7 +197,7 @@ struct Payment {
 
 /// A member's own move of their order (receive, cancel before shipment): 404 for an
 /// order that is not theirs.
-pub async fn member_act(tx: &mut crate::tx::TenantTx, id: OrderId, member_id: i64, action: Action) -> Result<Order> {
+pub async fn member_act(tx: &mut TenantTx, id: OrderId, member_id: i64, action: Action) -> Result<Order> {
     get_for_member(tx, id, member_id).await?;
     let by = tx.actor().label.clone();
     transition(tx, id, action, &by, &Details::default(), Utc::now()).await
@@ -203,13 +205,15 @@ pub async fn member_act(tx: &mut crate::tx::TenantTx, id: OrderId, member_id: i6
 
 /// Moves an order by `action`, refusing illegal transitions, with the side effects.
 pub async fn transition(
-    conn: &mut PgConnection,
+    tx: &mut TenantTx,
     id: OrderId,
     action: Action,
     actor: &str,
     details: &Details,
     now: DateTime<Utc>,
 ) -> Result<Order> {
+    let voice = Voice::of(tx.tenant());
+    let conn: &mut PgConnection = tx;
     let row: Option<Payment> = sqlx::query_as(
         "SELECT status, kind, debit_entry_id, hold_id, alliance_entry_id FROM orders WHERE id = $1 FOR UPDATE",
     )
@@ -274,8 +278,10 @@ pub async fn transition(
     .fetch_one(&mut *conn)
     .await?;
     history(conn, id, Some(from), to, actor, &details.note).await?;
-    notify_member(conn, &order, &format!("Your order {} is now {}", order.order_no, to.as_str().replace('_', " ")))
-        .await?;
+    let status = voice.text(&format!("order-status-{}", to.as_str().replace('_', "-")), &[]);
+    let body =
+        voice.text("order-update-body", &[("order_no", Arg::Str(&order.order_no)), ("status", Arg::Str(&status))]);
+    notify_member(conn, &voice, &order, &body).await?;
     if action == Action::Pay && to == Status::Completed && order.kind == ProductKind::Virtual {
         return issue_code(conn, id).await;
     }
@@ -327,10 +333,10 @@ async fn restore_stock(conn: &mut PgConnection, o: &Order) -> Result<()> {
     super::catalog::check_low_stock(conn, o.product_id).await
 }
 
-async fn notify_member(conn: &mut PgConnection, o: &Order, body: &str) -> Result<()> {
+async fn notify_member(conn: &mut PgConnection, voice: &Voice, o: &Order, body: &str) -> Result<()> {
     sqlx::query("INSERT INTO messages (member_id, kind, title, body) VALUES ($1, 'order_update', $2, $3)")
         .bind(o.member_id)
-        .bind(format!("Order {}", o.order_no))
+        .bind(voice.text("order-update-title", &[("order_no", Arg::Str(&o.order_no))]))
         .bind(body)
         .execute(conn)
         .await?;
@@ -358,12 +364,14 @@ pub async fn issue_code(conn: &mut PgConnection, order_id: OrderId) -> Result<Or
 
 /// A status update pushed by the merchant's logistics system (O5).
 pub async fn push_tracking(
-    conn: &mut PgConnection,
+    tx: &mut TenantTx,
     order_no: &str,
     status: &str,
     description: &str,
     now: DateTime<Utc>,
 ) -> Result<Order> {
+    let voice = Voice::of(tx.tenant());
+    let conn: &mut PgConnection = tx;
     if status.is_empty() || status.len() > 50 || description.chars().count() > 200 {
         return Err(Error::invalid_field("status", "status 1 to 50 characters, description at most 200"));
     }
@@ -379,13 +387,16 @@ pub async fn push_tracking(
     .bind(event)
     .fetch_one(&mut *conn)
     .await?;
-    notify_member(conn, &order, &format!("Shipment update: {status} {description}")).await?;
+    let body =
+        voice.text("shipment-update-body", &[("status", Arg::Str(status)), ("description", Arg::Str(description))]);
+    notify_member(conn, &voice, &order, &body).await?;
     Ok(order)
 }
 
 /// Cancels every unpaid order past its deadline at `now` (O4): points and stock return.
 pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64> {
     let mut n = 0;
+    let system = crate::audit::Actor::system("system:orders");
     loop {
         let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
         let due: Vec<OrderId> = sqlx::query_scalar(
@@ -399,13 +410,14 @@ pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
             return Ok(n);
         }
         for id in due {
-            let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
             let details = Details { note: "payment not received in time".into(), ..Details::default() };
-            match transition(&mut tx, id, Action::Timeout, "system:orders", &details, now).await {
-                Ok(_) => {
-                    tx.commit().await?;
-                    n += 1;
-                }
+            let done = db
+                .write(tenant, &system, async |tx| {
+                    transition(tx, id, Action::Timeout, "system:orders", &details, now).await
+                })
+                .await;
+            match done {
+                Ok(_) => n += 1,
                 // Paid or cancelled meanwhile.
                 Err(Error::Conflict { .. }) => {}
                 Err(e) => return Err(e),

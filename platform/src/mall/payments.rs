@@ -77,11 +77,11 @@ pub struct PaymentNotice {
 }
 
 /// Applies a verified payment notice; a repeat of an applied one is answered the same.
-pub async fn apply(conn: &mut PgConnection, n: &PaymentNotice, now: DateTime<Utc>) -> Result<Order> {
+pub async fn apply(tx: &mut crate::tx::TenantTx, n: &PaymentNotice, now: DateTime<Utc>) -> Result<Order> {
     if n.payment_ref.is_empty() || n.payment_ref.len() > 100 {
         return Err(Error::invalid_field("payment_ref", "1 to 100 characters"));
     }
-    let o = orders::by_no(conn, &n.order_no).await?;
+    let o = orders::by_no(tx, &n.order_no).await?;
     if o.payment_ref.as_deref() == Some(n.payment_ref.as_str()) {
         return Ok(o);
     }
@@ -89,5 +89,5 @@ pub async fn apply(conn: &mut PgConnection, n: &PaymentNotice, now: DateTime<Utc
         return Err(Error::invalid_field("amount_fen", format!("the order's cash part is {} fen", o.cash_fen)));
     }
     let details = Details { payment_ref: Some(n.payment_ref.clone()), note: "paid".into(), ..Details::default() };
-    orders::transition(conn, o.id, Action::Pay, "provider:payment", &details, now).await
+    orders::transition(tx, o.id, Action::Pay, "provider:payment", &details, now).await
 }

@@ -6,7 +6,13 @@ use chrono::{Datelike, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
+use crate::db::Db;
+use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::localtime;
+use crate::rules::cache::RuleCache;
+use crate::rules::pipeline::{self, IncomingEvent, Outcome};
+use crate::tx::TenantTx;
 
 /// The built-in rule used when a mall has no enabled `checked_in` rule: the library's
 /// streak table, with the mall's table as its parameters.
@@ -28,8 +34,10 @@ pub struct Calendar {
     pub streak: i64,
 }
 
-pub async fn calendar(conn: &mut PgConnection, member_id: i64, month: Option<&str>) -> Result<Calendar> {
-    let today = Utc::now().date_naive();
+/// The member's calendar of `month` (default: this month), in the mall's days.
+pub async fn calendar(tx: &mut TenantTx, member_id: i64, month: Option<&str>) -> Result<Calendar> {
+    let today = localtime::day(tx.tenant().settings.tz(), Utc::now());
+    let conn: &mut PgConnection = tx;
     let first = match month {
         None => NaiveDate::from_ymd_opt(today.year(), today.month(), 1),
         Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok(),
@@ -68,4 +76,21 @@ pub async fn calendar(conn: &mut PgConnection, member_id: i64, month: Option<&st
         checked_in_today,
         streak,
     })
+}
+
+/// Checks the member in for today, the mall's local day (once a day: a second check-in
+/// that day returns the first result). The reward comes from the mall's check-in rule,
+/// or the built-in streak table.
+pub async fn check_in(db: &Db, rules: &RuleCache, tenant: &Tenant, member_id: i64) -> Result<Outcome> {
+    let today = localtime::day(tenant.settings.tz(), Utc::now());
+    let ev = IncomingEvent {
+        id: format!("checkin-{today}"),
+        kind: "checked_in".into(),
+        member_id,
+        occurred_at: None,
+        data: serde_json::json!({}),
+    };
+    let source = format!("member:{member_id}");
+    let mut out = pipeline::process(db, rules, tenant, &source, &[ev]).await?;
+    out.pop().ok_or_else(|| Error::Internal(anyhow::anyhow!("a check-in without an outcome")))
 }

@@ -161,11 +161,11 @@ pub async fn draw(
     if let Some(limit) = l.daily_limit {
         let today: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM lottery_draws WHERE lottery_id = $1 AND member_id = $2 \
-             AND created_at >= date_trunc('day', $3::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+             AND created_at >= $3",
         )
         .bind(lottery_id)
         .bind(member_id)
-        .bind(now)
+        .bind(crate::localtime::start_of_day(tenant.settings.tz(), now))
         .fetch_one(&mut *conn)
         .await?;
         if today >= i64::from(limit) {
@@ -197,7 +197,7 @@ pub async fn draw(
     };
     if let Some(p) = prize.as_ref().filter(|p| p.kind == "points") {
         let expires = crate::ledger::currencies::get(conn, "points").await?.expires;
-        let expires_at = tenant.settings.expiry.default_for(expires, now);
+        let expires_at = tenant.settings.default_expiry(expires, now);
         let win = Source::new(SourceKind::Member, "system:lottery")
             .reference(format!("lottery:{lottery_id}"))
             .memo(format!("prize: {}", p.name));

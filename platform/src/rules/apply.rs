@@ -65,7 +65,7 @@ pub async fn apply(
                     per_day: *per_day,
                     memo: memo.clone(),
                 };
-                locks::grant(conn, &g, &source(producer, memo), now).await?;
+                locks::grant(conn, tenant, &g, &source(producer, memo), now).await?;
             }
             Effect::Accelerate { depth, amount, memo } => {
                 if let Some(who) = target(member, *depth)
@@ -125,6 +125,6 @@ pub(super) fn expiry(
 ) -> Option<DateTime<Utc>> {
     match expires_in_days {
         Some(d) => Some(now + Duration::days(d)),
-        None => tenant.settings.expiry.default_for(currency.expires, now),
+        None => tenant.settings.default_expiry(currency.expires, now),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use scripting::EventInput;
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +99,8 @@ pub(super) struct Batch<'a> {
     pub outbox: &'a [i64],
     /// Each event's idempotency key: `source:id`.
     pub keys: Vec<String>,
+    /// The mall's time zone: each event counts on its local day.
+    pub tz: chrono_tz::Tz,
 }
 
 impl<'a> Batch<'a> {
@@ -108,9 +110,20 @@ impl<'a> Batch<'a> {
         depth: i32,
         now: DateTime<Utc>,
         outbox: &'a [i64],
+        tz: chrono_tz::Tz,
     ) -> Self {
         let keys = events.iter().map(|e| format!("{source}:{}", e.id)).collect();
-        Self { source, events, depth, now, outbox, keys }
+        Self { source, events, depth, now, outbox, keys, tz }
+    }
+
+    /// The mall's local day of the `i`th event (when it occurred; now by default).
+    pub(super) fn day_of(&self, i: usize) -> NaiveDate {
+        crate::localtime::day(self.tz, self.events[i].occurred_at.unwrap_or(self.now))
+    }
+
+    /// The mall's local day now.
+    pub(super) fn today(&self) -> NaiveDate {
+        crate::localtime::day(self.tz, self.now)
     }
 
     pub(super) fn pairs(&self) -> Vec<(i64, &str)> {
@@ -168,7 +181,7 @@ impl Plan {
                 let data = ev.data_object();
                 let occurred_at = ev.occurred_at.unwrap_or(batch.now).to_rfc3339();
                 let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
-                Job { member_id: ev.member_id, event }
+                Job { member_id: ev.member_id, event, day: batch.day_of(i) }
             })
             .collect()
     }

@@ -28,7 +28,7 @@ struct Member {
     referrers: Vec<i64>,
 }
 
-/// Counts of one event type for one member.
+/// Counts of one event type for one member, per local day of the mall.
 #[derive(Clone, Default, PartialEq)]
 struct Counts {
     days: BTreeMap<NaiveDate, i64>,
@@ -41,26 +41,25 @@ struct Counts {
 pub struct Contexts {
     members: HashMap<i64, Member>,
     counts: HashMap<(i64, String), Counts>,
-    today: NaiveDate,
 }
 
 impl Contexts {
     /// Loads the members of `pairs` (member, event type); unknown members are left out.
-    pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], now: DateTime<Utc>) -> Result<Self> {
+    /// Day counts reach `DAYS_LOADED` days back from `today` (the mall's local day).
+    pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], today: NaiveDate) -> Result<Self> {
         let mut ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let today = now.date_naive();
         let mut members = load_members(conn, &ids).await?;
         if members.is_empty() {
-            return Ok(Self { members, counts: HashMap::new(), today });
+            return Ok(Self { members, counts: HashMap::new() });
         }
         load_tags(conn, &ids, &mut members).await?;
         load_balances(conn, &ids, &mut members).await?;
         load_counters(conn, &ids, &mut members).await?;
         load_referrers(conn, &ids, &mut members).await?;
         let counts = load_counts(conn, pairs, today).await?;
-        Ok(Self { members, counts, today })
+        Ok(Self { members, counts })
     }
 
     /// True when both loads found the same members (ids), whatever their state.
@@ -72,20 +71,22 @@ impl Contexts {
         self.members.contains_key(&member_id)
     }
 
-    /// Counts an event of `kind` today (before its rules run), or takes a count back
-    /// (`delta` -1) when the event failed.
-    pub fn count(&mut self, member_id: i64, kind: &str, delta: i64) {
+    /// Counts an event of `kind` on its local `day` (before its rules run), or takes a
+    /// count back (`delta` -1) when the event failed.
+    pub fn count(&mut self, member_id: i64, kind: &str, day: NaiveDate, delta: i64) {
         let c = self.counts.entry((member_id, kind.to_string())).or_default();
-        *c.days.entry(self.today).or_default() += delta;
+        *c.days.entry(day).or_default() += delta;
         c.lifetime += delta;
     }
 
-    /// The member as a script sees it for an event of `kind`.
-    pub fn input(&self, member_id: i64, kind: &str) -> Option<MemberInput> {
+    /// The member as a script sees it for an event of `kind` that happened on local
+    /// `day`: "today", "this week" and the streak are that day's, so a back-dated event
+    /// counts on its own day and never uses up today's.
+    pub fn input(&self, member_id: i64, kind: &str, day: NaiveDate) -> Option<MemberInput> {
         let m = self.members.get(&member_id)?;
         let empty = Counts::default();
         let c = self.counts.get(&(member_id, kind.to_string())).unwrap_or(&empty);
-        let today = self.today;
+        let today = day;
         let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
         let mut streak = 0;
         let mut expected = today;
@@ -307,32 +308,34 @@ pub async fn lock_members(conn: &mut PgConnection, tenant_id: i64, members: &[i6
     Ok(())
 }
 
-/// The context of one member for an event of type `kind` at `now`, as stored (the dry
-/// run's view: the event itself is not counted).
-pub async fn member(conn: &mut PgConnection, member_id: i64, kind: &str, now: DateTime<Utc>) -> Result<MemberInput> {
-    Contexts::load(conn, &[(member_id, kind)], now)
+/// The context of one member for an event of type `kind` on local `day`, as stored (the
+/// dry run's view: the event itself is not counted).
+pub async fn member(conn: &mut PgConnection, member_id: i64, kind: &str, day: NaiveDate) -> Result<MemberInput> {
+    Contexts::load(conn, &[(member_id, kind)], day)
         .await?
-        .input(member_id, kind)
+        .input(member_id, kind, day)
         .ok_or_else(|| Error::not_found("member_not_found", "no such member"))
 }
 
-/// Records the counts of a batch's events (member, type, n), all on `now`'s UTC day.
-pub async fn store_counts(conn: &mut PgConnection, counted: &[(i64, &str, i32)], now: DateTime<Utc>) -> Result<()> {
+/// Records the counts of a batch's events (member, type, local day, n).
+pub async fn store_counts(conn: &mut PgConnection, counted: &[(i64, &str, NaiveDate, i32)]) -> Result<()> {
     if counted.is_empty() {
         return Ok(());
     }
     let members: Vec<i64> = counted.iter().map(|c| c.0).collect();
     let kinds: Vec<&str> = counted.iter().map(|c| c.1).collect();
-    let ns: Vec<i32> = counted.iter().map(|c| c.2).collect();
+    let days: Vec<NaiveDate> = counted.iter().map(|c| c.2).collect();
+    let ns: Vec<i32> = counted.iter().map(|c| c.3).collect();
     sqlx::query(
         "INSERT INTO event_days (member_id, type, day, count) \
-         SELECT m, k, $4, n FROM unnest($1::bigint[], $2::text[], $3::int[]) AS t(m, k, n) ORDER BY m, k \
+         SELECT m, k, d, n FROM unnest($1::bigint[], $2::text[], $3::date[], $4::int[]) AS t(m, k, d, n) \
+         ORDER BY m, k, d \
          ON CONFLICT (member_id, type, day) DO UPDATE SET count = event_days.count + EXCLUDED.count",
     )
     .bind(&members)
     .bind(&kinds)
+    .bind(&days)
     .bind(&ns)
-    .bind(now.date_naive())
     .execute(conn)
     .await?;
     Ok(())

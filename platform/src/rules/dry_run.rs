@@ -67,7 +67,10 @@ pub async fn run(db: &Db, tenant: &Tenant, actor: &Actor, sandbox: Arc<Sandbox>,
             };
             store::check_script(&checker, &script)?;
             let member = match (member, member_id) {
-                (_, Some(id)) => context::member(tx, id, &kind, Utc::now()).await?,
+                (_, Some(id)) => {
+                    let day = crate::localtime::day(tx.tenant().settings.tz(), Utc::now());
+                    context::member(tx, id, &kind, day).await?
+                }
                 (Some(m), None) => m,
                 (None, None) => MemberInput::default(),
             };

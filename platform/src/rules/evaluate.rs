@@ -41,6 +41,8 @@ pub struct Evaluated {
 pub struct Job {
     pub member_id: i64,
     pub event: EventInput,
+    /// The mall's local day the event happened on.
+    pub day: chrono::NaiveDate,
 }
 
 /// Evaluates `jobs` in order; returns the contexts as the batch leaves them.
@@ -113,8 +115,8 @@ fn one(
     job: &Job,
 ) -> Evaluated {
     let kind = job.event.kind.as_str();
-    ctx.count(job.member_id, kind, 1);
-    let member = ctx.input(job.member_id, kind).unwrap_or_default();
+    ctx.count(job.member_id, kind, job.day, 1);
+    let member = ctx.input(job.member_id, kind, job.day).unwrap_or_default();
     let mut runs = Vec::new();
     let mut failure = None;
     for rule in set.for_event(kind) {
@@ -137,7 +139,7 @@ fn one(
     let failure = failure.or_else(|| if denial.is_some() { None } else { check(&runs, &member, currencies).err() });
     let verdict = match (failure, denial) {
         (Some(message), _) => {
-            ctx.count(job.member_id, kind, -1);
+            ctx.count(job.member_id, kind, job.day, -1);
             Verdict::Fail(message)
         }
         (None, Some(reason)) => Verdict::Deny(reason, runs),

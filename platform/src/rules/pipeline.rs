@@ -55,7 +55,7 @@ struct Read {
 impl Read {
     async fn load(conn: &mut PgConnection, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Self> {
         let set = cache.get(conn, tenant.id).await?;
-        let ctx = Contexts::load(conn, &batch.pairs(), batch.now).await?;
+        let ctx = Contexts::load(conn, &batch.pairs(), batch.today()).await?;
         let seen: Vec<String> = sqlx::query_scalar("SELECT event_key FROM events WHERE event_key = ANY($1)")
             .bind(&batch.keys)
             .fetch_all(&mut *conn)
@@ -94,7 +94,7 @@ pub async fn process_admitted(
 ) -> Result<Vec<Outcome>> {
     let now = Utc::now();
     check_batch(events, now)?;
-    let out = run(db, cache, tenant, &Batch::new(source, events, 0, now, &[])).await?;
+    let out = run(db, cache, tenant, &Batch::new(source, events, 0, now, &[], tenant.settings.tz())).await?;
     // The batch is committed; internal events it caused that cannot run now stay in the
     // outbox and run with the next batch or the jobs.
     if let Err(e) = drain_outbox(db, cache, tenant).await {
@@ -157,7 +157,7 @@ async fn optimistic(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'
     let evaluated = run_rules(cache, tenant, batch, &plan, read.set.clone(), read.ctx, read.currencies.clone()).await?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
-    let now_seen = Contexts::load(&mut tx, &batch.pairs(), batch.now).await?;
+    let now_seen = Contexts::load(&mut tx, &batch.pairs(), batch.today()).await?;
     let unchanged = now_seen == seen;
     cache.admission.record(tenant, if unchanged { Went::Clean } else { Went::Contended });
     let evaluated = if unchanged {
@@ -246,7 +246,7 @@ pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result
                 data: payload,
             })
             .collect();
-        run(db, cache, tenant, &Batch::new("system", &events, depth, Utc::now(), &ids)).await?;
+        run(db, cache, tenant, &Batch::new("system", &events, depth, Utc::now(), &ids, tenant.settings.tz())).await?;
         handled += ids.len() as u64;
     }
     Ok(handled)

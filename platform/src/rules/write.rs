@@ -74,14 +74,15 @@ pub(super) async fn write(
     store_states(tx, events, keys, &fresh, &evaluated, &failed, &mut outcomes).await?;
 
     // Day counts of the events that did not fail.
-    let mut counted: BTreeMap<(i64, &str), i32> = BTreeMap::new();
+    let mut counted: BTreeMap<(i64, &str, chrono::NaiveDate), i32> = BTreeMap::new();
     for (&(i, _), e) in fresh.iter().zip(&evaluated) {
         if !matches!(e.verdict, Verdict::Fail(_)) {
-            *counted.entry((events[i].member_id, events[i].kind.as_str())).or_default() += 1;
+            *counted.entry((events[i].member_id, events[i].kind.as_str(), batch.day_of(i))).or_default() += 1;
         }
     }
-    let counted: Vec<(i64, &str, i32)> = counted.into_iter().map(|((m, k), n)| (m, k, n)).collect();
-    context::store_counts(tx, &counted, batch.now).await?;
+    let counted: Vec<(i64, &str, chrono::NaiveDate, i32)> =
+        counted.into_iter().map(|((m, k, d), n)| (m, k, d, n)).collect();
+    context::store_counts(tx, &counted).await?;
 
     if !batch.outbox.is_empty() {
         sqlx::query("UPDATE events_outbox SET processed_at = now() WHERE id = ANY($1) AND processed_at IS NULL")

@@ -144,7 +144,8 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
     for (i, id) in ids.into_iter().enumerate() {
         let i = i as i64;
         let soon = LotPart { amount: 200, expires_at: Some(now + chrono::Duration::days(5)) };
-        let later = LotPart { amount: 800 + 500 * i, expires_at: tenant.settings.expiry.expires_at(now) };
+        let later =
+            LotPart { amount: 800 + 500 * i, expires_at: tenant.settings.expiry.expires_at(now, tenant.settings.tz()) };
         batch::credit(&mut tx, id, "points", &[soon, later], Reason::Earn, &source, now).await?;
         let exp = LotPart { amount: [300, 1500, 6000][(i % 3) as usize], expires_at: None };
         batch::credit(&mut tx, id, "exp", &[exp], Reason::Earn, &source, now).await?;
@@ -160,7 +161,7 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
             per_day: 20,
             memo: "gift (demo)".into(),
         };
-        locks::grant(&mut tx, &gift, &source, now).await?;
+        locks::grant(&mut tx, tenant, &gift, &source, now).await?;
     }
     tx.commit().await?;
     Ok(())

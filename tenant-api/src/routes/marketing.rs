@@ -13,7 +13,7 @@ use platform::marketing::favorites::{self, Favorite};
 use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
 use platform::members::{self, Member};
 use platform::rbac::Permission;
-use platform::rules::pipeline::{self, IncomingEvent, Outcome};
+use platform::rules::pipeline::Outcome;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -125,17 +125,7 @@ async fn calendar(
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Outcome)))]
 async fn check_in(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Outcome>> {
-    let today = Utc::now().date_naive();
-    let ev = IncomingEvent {
-        id: format!("checkin-{today}"),
-        kind: "checked_in".into(),
-        member_id: auth.member_id,
-        occurred_at: None,
-        data: serde_json::json!({}),
-    };
-    let source = format!("member:{}", auth.member_id);
-    let mut out = pipeline::process(&state.db, &state.rules, &auth.tenant, &source, &[ev]).await?;
-    Ok(Json(out.remove(0)))
+    Ok(Json(checkin::check_in(&state.db, &state.rules, &auth.tenant, auth.member_id).await?))
 }
 
 /// The member's favorite products.

@@ -197,7 +197,7 @@ async fn refund(
     .await
 }
 
-/// Locks points for release `per_day` from tomorrow (L5). Needs scope `points:write`
+/// Locks points for release `per_day` at each of the mall's local midnights (L5). Needs scope `points:write`
 /// and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants", tag = "partner",
     security(("api_key" = [])),
@@ -210,7 +210,8 @@ async fn create_grant(State(state): State<AppState>, auth: PartnerAuth, req: Ide
     let who = auth.actor().label;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         let source = Source::new(SourceKind::Partner, who).memo(g.memo.clone());
-        locks::grant(tx, &g, &source, Utc::now()).await
+        let tenant = tx.tenant().clone();
+        locks::grant(tx, &tenant, &g, &source, Utc::now()).await
     })
     .await
 }

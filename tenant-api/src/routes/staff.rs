@@ -10,7 +10,7 @@ use platform::members::{self, Member, MemberFilter};
 use platform::rbac::{Permission, Role};
 use platform::settings::TenantSettings;
 use platform::staff::{self, NewStaff, Scope, StaffUser};
-use platform::tenancy;
+use platform::tenancy::{self, SettingsWrite};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(audit_log))
-        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(get_settings, put_settings, patch_settings))
         .routes(routes!(list_members))
         .routes(routes!(get_member))
 }
@@ -224,30 +224,64 @@ async fn audit_log(
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
-/// The mall's settings (T6). Needs `settings_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody)))]
-async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<TenantSettings>> {
-    auth.require(Permission::SettingsRead)?;
-    Ok(Json(tenancy::settings(state.db.control(), auth.tenant.id).await?))
+/// The mall's name with its settings.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MallSettings {
+    /// The mall's display name.
+    name: String,
+    #[serde(flatten)]
+    settings: TenantSettings,
 }
 
-/// Replaces the mall's settings. Needs `settings_write` (owner). `limits` are set by the
-/// platform operator: the stored ones are kept and answered.
+/// The mall's name and settings (T6). Needs `settings_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody)))]
+async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<MallSettings>> {
+    auth.require(Permission::SettingsRead)?;
+    let settings = tenancy::settings(state.db.control(), auth.tenant.id).await?;
+    Ok(Json(MallSettings { name: auth.tenant.name.clone(), settings }))
+}
+
+/// Changes some of the mall's settings: send only the fields to change, e.g.
+/// `{"name": "茶香商城", "points_name": "茶豆", "time_zone": "Asia/Shanghai"}` (a nested
+/// object such as `expiry` is replaced whole). Needs `settings_write` (owner).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body(content = Object, description = "`name` and any fields of TenantSettings except `limits`"),
+    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_settings(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Json<MallSettings>> {
+    auth.require(Permission::SettingsWrite)?;
+    let (name, settings) =
+        tenancy::write_mall_settings(state.db.control(), &auth.tenant, &body, SettingsWrite::Merge, &auth.actor())
+            .await?;
+    state.directory.evict(&auth.tenant.slug).await;
+    Ok(Json(MallSettings { name, settings }))
+}
+
+/// Replaces the mall's settings (a field not sent takes its default); `name` may be sent
+/// too (kept when absent), so what GET answers can be sent back. Needs `settings_write`
+/// (owner). `limits` are set by the platform operator: the stored ones are kept and
+/// answered.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = TenantSettings,
-    responses((status = 200, body = TenantSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_settings(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Json(body): Json<TenantSettings>,
-) -> ApiResult<Json<TenantSettings>> {
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsWrite)?;
-    let stored = tenancy::update_settings(state.db.control(), &auth.tenant, &body, &auth.actor()).await?;
+    let (name, settings) =
+        tenancy::write_mall_settings(state.db.control(), &auth.tenant, &body, SettingsWrite::Replace, &auth.actor())
+            .await?;
     state.directory.evict(&auth.tenant.slug).await;
-    Ok(Json(stored))
+    Ok(Json(MallSettings { name, settings }))
 }
 
 /// The mall's members, newest first, filtered by tag, inactivity or a search (M5).

@@ -86,7 +86,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             db,
             secret,
-            client: reqwest::Client::new(),
+            client: english_client(),
             platform_token: String::new(),
         };
         let email = format!("{}@platform.test", unique("op"));
@@ -258,6 +258,14 @@ impl TestApp {
             .expect("a six-digit code in the message")
             .to_string()
     }
+}
+
+/// Tests read English error messages unless a request asks for another language (the
+/// server's default is the mall's locale, zh-CN for a new mall).
+fn english_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ACCEPT_LANGUAGE, reqwest::header::HeaderValue::from_static("en"));
+    reqwest::Client::builder().default_headers(headers).build().expect("an HTTP client")
 }
 
 pub fn auth_headers(token: Option<&str>) -> Vec<(&'static str, String)> {

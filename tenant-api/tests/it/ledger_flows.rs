@@ -52,7 +52,8 @@ async fn spending_draws_soonest_expiring_lots_first_and_expiry_lapses_exactly_th
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(msgs["items"][0]["kind"], "expiry_reminder");
-    assert!(msgs["items"][0]["body"].as_str().unwrap().starts_with("50 "), "{msgs}");
+    // In the mall's language (zh-CN by default) with its points name.
+    assert!(msgs["items"][0]["body"].as_str().unwrap().starts_with("您有 50 积分将于 "), "{msgs}");
 
     // At +41 days exactly the 50 left in that lot lapse.
     let r = app.jobs(&t, now + Duration::days(41)).await;
@@ -229,8 +230,13 @@ async fn locked_points_release_daily_catch_up_and_accelerate() {
     assert_eq!(s, StatusCode::CREATED, "{g}");
     let p = app.points(&t, &key, id).await;
     assert_eq!((p["balances"][0]["balance"].as_i64(), p["balances"][0]["locked"].as_i64()), (Some(0), Some(100)));
-    let now = Utc::now();
-    assert_eq!(app.jobs(&t, now).await.released_amount, 0, "nothing before the first day");
+    // Releases fall at the mall's local midnights (Asia/Shanghai: 16:00 UTC), the first
+    // one after the grant.
+    let first: chrono::DateTime<Utc> = g["next_release_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(first.format("%H:%M:%S").to_string(), "16:00:00", "{g}");
+    assert!(first > Utc::now() && first <= Utc::now() + Duration::days(1), "{g}");
+    let now = first - Duration::days(1);
+    assert_eq!(app.jobs(&t, first - Duration::minutes(1)).await.released_amount, 0, "nothing before the first day");
     assert_eq!(app.jobs(&t, now + Duration::days(1) + Duration::minutes(1)).await.released_amount, 30);
     assert_eq!(app.jobs(&t, now + Duration::days(1) + Duration::minutes(2)).await.released_amount, 0, "once a day");
     // Two days missed: both are caught up.

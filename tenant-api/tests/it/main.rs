@@ -13,6 +13,7 @@ mod jwt;
 mod ledger_flows;
 mod ledger_proof;
 mod mall;
+mod mall_day;
 mod marketing;
 mod members_auth;
 mod memory;

@@ -125,7 +125,9 @@ async fn check_in_uses_the_built_in_streak_table_once_a_day() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(c["checked_in_today"], true);
     assert_eq!(c["streak"], 1);
-    assert_eq!(c["days"], json!([Utc::now().date_naive().to_string()]));
+    // The mall's day (Asia/Shanghai by default), not UTC's.
+    let beijing_today = Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    assert_eq!(c["days"], json!([beijing_today.to_string()]));
     let (s, _) = app.call(Method::GET, &format!("{path}?month=2026-13"), Some(token), None).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }

@@ -1,0 +1,119 @@
+# 服务器写给人看的文字（简体中文）。每个键也必须在 en.ftl 中（有测试双向检查）。
+
+## 验证码（短信与邮件）
+code-text = 【{ $mall }】您的验证码是 { $code }，{ $minutes } 分钟内有效。请勿泄露给他人。
+
+## 站内消息
+expiry-reminder-title = { $points }即将过期
+expiry-reminder-body = 您有 { $amount } { $points }将于 { $at } 过期，请尽快使用。
+order-update-title = 订单 { $order_no }
+order-update-body = 您的订单 { $order_no } 状态已更新为：{ $status }。
+shipment-update-body = 物流更新：{ $status } { $description }
+
+## 字段问题（422 details）
+field-required = 必填
+field-chars = { $min } 到 { $max } 个字符
+field-chars-max = 最多 { $max } 个字符
+field-between = 介于 { $min } 与 { $max } 之间
+field-range = { $min } 到 { $max }
+field-at-least = 至少 { $min }
+field-at-most = 最多 { $max }
+field-or-more = { $min } 或以上
+field-json-object = 一个 JSON 对象
+field-phone = 手机号：11 位中国大陆手机号，或以 + 开头带国家代码
+field-not-future = 不能是将来的时间
+
+## 订单状态
+order-status-pending-payment = 待付款
+order-status-pending-review = 待审核
+order-status-pending-shipment = 待发货
+order-status-shipped = 已发货
+order-status-completed = 已完成
+order-status-cancelled = 已取消
+order-status-refunded = 已退款
+
+## 错误信息（按错误的稳定 code）
+error-account-disabled = 该账号已停用。
+error-account-exists = 该手机号或邮箱已注册。
+error-account-exists-unlinked = 该账号已在本商城存在，但尚未关联联盟账户。
+error-account-linked-elsewhere = 该账号已关联到其他联盟账户。
+error-address-conflict = 地址已被修改，请刷新后重试。
+error-address-not-found = 地址不存在。
+error-alliance-identity-taken = 该联盟账户已关联本商城的其他账号。
+error-alliance-not-found = 联盟不存在。
+error-already-reviewed = 该订单已评价。
+error-api-key-invalid = API 密钥无效。
+error-api-key-not-found = API 密钥不存在。
+error-bad-signature = 签名校验失败。
+error-body-too-large = 请求内容过大。
+error-cannot-change-self = 不能修改自己的角色或状态。
+error-category-exists = 同名分类已存在。
+error-code-invalid = 验证码错误、已使用或已过期，请重新获取。
+error-currency-code-taken = 该币种代码已被使用。
+error-currency-exists = 该币种已存在。
+error-database-unavailable = 服务暂时不可用，请稍后重试。
+error-draw-limit = 今日抽奖次数已用完。
+error-email-taken = 该邮箱已被使用。
+error-expected-json = 请求内容须为 JSON（Content-Type: application/json）。
+error-file-not-found = 文件不存在。
+error-hold-expired = 积分冻结已过期。
+error-hold-not-found = 积分冻结记录不存在。
+error-hold-state = 积分冻结当前状态不允许此操作。
+error-idempotency-key-invalid = Idempotency-Key 请求头无效。
+error-idempotency-key-required = 该请求需要 Idempotency-Key 请求头。
+error-idempotency-key-reused = 该 Idempotency-Key 已用于其他请求。
+error-identifier-unproven = 该手机号或邮箱尚未验证。
+error-illegal-transition = 订单当前状态不允许此操作。
+error-insufficient-points = 积分不足。
+error-internal = 系统内部错误，已记录。
+error-invalid-credentials = 账号或密码错误。
+error-invalid-query = 查询参数无效。
+error-level-required = 会员等级不足。
+error-limit-reached = 已达到上限。
+error-lock-grant-not-found = 锁定发放记录不存在。
+error-lottery-closed = 该抽奖活动未开放。
+error-lottery-not-found = 抽奖活动不存在。
+error-malformed-json = 请求内容不是有效的 JSON 或字段类型不符。
+error-member-not-found = 会员不存在。
+error-method-not-allowed = 不支持该请求方法。
+error-missing-credentials = 请先登录。
+error-not-found = 未找到。
+error-not-in-alliance = 本商城未加入联盟。
+error-nothing-to-return = 没有可退还的积分。
+error-order-not-found = 订单不存在。
+error-permission-denied = 您的角色无权执行此操作。
+error-product-not-found = 商品不存在。
+error-product-unavailable = 该商品当前不可兑换。
+error-rate-limited = 尝试次数过多，请稍后再试。
+error-refresh-token-invalid = 刷新令牌无效，请重新登录。
+error-refresh-token-reused = 刷新令牌被重复使用，相关会话已全部退出。
+error-rule-exists = 同名规则已存在。
+error-rule-not-found = 规则不存在。
+error-scope-missing = API 密钥缺少此操作的权限范围。
+error-script-invalid = 规则脚本编译失败。
+error-server-busy = 服务器繁忙，请稍后重试。
+error-session-revoked = 会话已失效，请重新登录。
+error-shared-currency-unsupported = 该操作不支持联盟通用积分。
+error-shared-points-with-cash = 联盟通用积分不能与现金组合支付。
+error-slug-taken = 该商城标识已被占用。
+error-sold-out = 已售罄。
+error-staff-not-found = 员工不存在。
+error-tenant-busy = 商城繁忙，请稍后重试。
+error-tenant-not-found = 商城不存在。
+error-tenant-suspended = 该商城已暂停服务。
+error-tenant-unavailable = 该商城暂不可用。
+error-timeout = 请求超时。
+error-token-expired = 访问令牌已过期。
+error-token-invalid = 访问令牌无效。
+error-token-wrong-audience = 该令牌不适用于此接口。
+error-too-many-addresses = 收货地址数量已达上限。
+error-too-many-api-keys = API 密钥数量已达上限。
+error-too-many-images = 图片数量超出上限。
+error-too-many-lots = 本次扣减涉及的积分批次过多。
+error-too-many-rules = 规则数量已达上限。
+error-transfer-limit = 超出转赠限额。
+error-transfers-disabled = 本商城未开启积分转赠。
+error-validation-failed = 部分字段不符合要求。
+error-webview-token-invalid = 登录链接无效。
+error-wrong-alliance = 不属于本联盟。
+error-wrong-tenant = 该凭证属于其他商城。
