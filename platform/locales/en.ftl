@@ -104,6 +104,7 @@ error-tenant-not-found = No such mall.
 error-tenant-suspended = This mall is suspended.
 error-tenant-unavailable = This mall is not available.
 error-timeout = The request took too long.
+error-unreadable-body = The request body could not be read.
 error-token-expired = The access token has expired.
 error-token-invalid = The access token is not valid.
 error-token-wrong-audience = This token is not meant for this API.

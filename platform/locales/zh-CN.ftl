@@ -103,6 +103,7 @@ error-tenant-not-found = 商城不存在。
 error-tenant-suspended = 该商城已暂停服务。
 error-tenant-unavailable = 该商城暂不可用。
 error-timeout = 请求超时。
+error-unreadable-body = 无法读取请求内容。
 error-token-expired = 访问令牌已过期。
 error-token-invalid = 访问令牌无效。
 error-token-wrong-audience = 该令牌不适用于此接口。

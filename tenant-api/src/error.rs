@@ -138,3 +138,64 @@ fn invalid(lang: Lang, english: &str, fields: &[FieldError]) -> (String, Option<
     let list = fields.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；");
     (format!("{head}{list}"), Some(serde_json::json!({ "fields": fields })))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The string literal right after `at` (skipping whitespace and, for `json_error`,
+    /// the status argument), if it is a snake_case code.
+    fn code_after(text: &str, at: usize, skip_arg: bool) -> Option<String> {
+        let mut rest = &text[at..];
+        if skip_arg {
+            rest = &rest[rest.find(',')? + 1..];
+        }
+        let rest = rest.trim_start().strip_prefix('"')?;
+        let code = &rest[..rest.find('"')?];
+        (!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_')).then(|| code.to_string())
+    }
+
+    /// Every error code the server can answer has a message in both catalogues, so a
+    /// zh-CN mall never answers an English message by accident.
+    #[test]
+    fn every_error_code_has_a_message_in_both_languages() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in ["platform/src", "tenant-api/src"] {
+            rust_files(&root.join(dir), &mut files);
+        }
+        let mut codes = std::collections::BTreeSet::from(["rate_limited".to_string(), "database_unavailable".into()]);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (pattern, skip_arg) in [
+                ("Error::not_found(", false),
+                ("Error::conflict(", false),
+                ("Error::unauthenticated(", false),
+                ("Error::forbidden(", false),
+                ("Error::bad_request(", false),
+                ("code: ", false),
+                ("json_error(", true),
+            ] {
+                for (at, _) in text.match_indices(pattern) {
+                    codes.extend(code_after(&text, at + pattern.len(), skip_arg));
+                }
+            }
+        }
+        assert!(codes.len() > 60, "{codes:?}");
+        for lang in [super::Lang::ZhCn, super::Lang::En] {
+            let missing: Vec<_> = codes.iter().filter(|c| super::i18n::error_message(lang, c).is_none()).collect();
+            assert!(missing.is_empty(), "{lang:?} lacks messages for {missing:?}");
+        }
+    }
+}
