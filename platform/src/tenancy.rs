@@ -154,13 +154,16 @@ pub enum SettingsWrite {
 
 /// Writes a mall's name and settings (T6) as its staff may: `body` is a JSON object of
 /// `name` (the mall's name, kept when absent) and fields of `TenantSettings`. Validated
-/// as a whole and audited; returns the mall's name and settings as now stored.
+/// as a whole and audited; returns the mall's name and settings as now stored. `decode`
+/// reads the merged settings (the HTTP edge passes its strict reader, whose 422s name
+/// the field).
 pub async fn write_mall_settings(
     pool: &PgPool,
     tenant: &Tenant,
     body: &serde_json::Value,
     mode: SettingsWrite,
     actor: &Actor,
+    decode: impl FnOnce(serde_json::Value) -> Result<TenantSettings>,
 ) -> Result<(String, TenantSettings)> {
     let Some(fields) = body.as_object() else {
         return Err(Error::invalid_field("body", "a JSON object of settings"));
@@ -189,8 +192,7 @@ pub async fn write_mall_settings(
             m.insert(k.clone(), v.clone());
         }
     }
-    let mut new: TenantSettings =
-        serde_json::from_value(merged).map_err(|e| Error::invalid_field("settings", e.to_string()))?;
+    let mut new = decode(merged)?;
     new.limits = stored.limits;
     new.validate()?;
     let name = name.unwrap_or(old_name);

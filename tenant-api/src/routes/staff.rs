@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::{RefreshRequest, StaffLogin, tokens};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ClientAddr, Json, Path, Query, StaffAuth, TenantPath};
+use crate::input;
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -256,9 +257,15 @@ async fn patch_settings(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsWrite)?;
-    let (name, settings) =
-        tenancy::write_mall_settings(state.db.control(), &auth.tenant, &body, SettingsWrite::Merge, &auth.actor())
-            .await?;
+    let (name, settings) = tenancy::write_mall_settings(
+        state.db.control(),
+        &auth.tenant,
+        &body,
+        SettingsWrite::Merge,
+        &auth.actor(),
+        input::from_value,
+    )
+    .await?;
     state.directory.evict(&auth.tenant.slug).await;
     Ok(Json(MallSettings { name, settings }))
 }
@@ -277,9 +284,15 @@ async fn put_settings(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsWrite)?;
-    let (name, settings) =
-        tenancy::write_mall_settings(state.db.control(), &auth.tenant, &body, SettingsWrite::Replace, &auth.actor())
-            .await?;
+    let (name, settings) = tenancy::write_mall_settings(
+        state.db.control(),
+        &auth.tenant,
+        &body,
+        SettingsWrite::Replace,
+        &auth.actor(),
+        input::from_value,
+    )
+    .await?;
     state.directory.evict(&auth.tenant.slug).await;
     Ok(Json(MallSettings { name, settings }))
 }

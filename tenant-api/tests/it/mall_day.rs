@@ -60,7 +60,8 @@ async fn a_zh_cn_mall_speaks_chinese_with_its_own_names_unless_asked_for_english
         (json!({"time_zone": "Mars/Olympus"}), "time_zone"),
         (json!({"name": ""}), "name"),
         (json!({"limits": {"event_batches": 99, "rule_evaluations": 1}}), "limits"),
-        (json!({"nonsense": 1}), "settings"),
+        (json!({"nonsense": 1}), "nonsense"),
+        (json!({"transfers": [true, 1]}), "transfers"),
     ] {
         let (s, b) = app.call(Method::PATCH, &settings, Some(&owner), Some(bad.clone())).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {b}");
