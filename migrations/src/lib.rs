@@ -36,6 +36,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 6, "0006_alliance_points"),
     migration!("tenant", 7, "0007_proof_and_sessions"),
     migration!("tenant", 8, "0008_address_bounds"),
+    migration!("tenant", 9, "0009_alliance_budgets"),
 ];
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ error-api-key-invalid = The API key is not valid.
 error-api-key-not-found = No such API key.
 error-bad-signature = The signature does not match.
 error-body-too-large = The request body is too large.
+error-budget-exhausted = The mall's issuing budget for shared points is used up; top it up first.
 error-cannot-change-self = You cannot change your own role or status.
 error-category-exists = A category with this name already exists.
 error-code-invalid = The verification code is wrong, used or expired; request a new one.

@@ -46,6 +46,7 @@ error-api-key-invalid = API 密钥无效。
 error-api-key-not-found = API 密钥不存在。
 error-bad-signature = 签名校验失败。
 error-body-too-large = 请求内容过大。
+error-budget-exhausted = 本商城的联盟积分发放预算已用完，请先充值。
 error-cannot-change-self = 不能修改自己的角色或状态。
 error-category-exists = 同名分类已存在。
 error-code-invalid = 验证码错误、已使用或已过期，请重新获取。

@@ -44,6 +44,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::mall_partner::router())
         .merge(routes::marketing::router())
         .merge(routes::files::router())
+        .merge(routes::budgets::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
     UniqueOperationIds.modify(&mut doc);

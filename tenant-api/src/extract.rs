@@ -309,6 +309,17 @@ pub struct AllianceAuth {
     pub staff_id: i64,
 }
 
+impl AllianceAuth {
+    pub fn actor(&self) -> platform::audit::Actor {
+        platform::audit::Actor {
+            kind: platform::audit::ActorKind::Staff,
+            id: Some(self.staff_id),
+            label: format!("alliance:{}", self.staff_id),
+            request_id: None,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AllianceAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {

@@ -151,7 +151,7 @@ pub async fn credit_many(
     // Accounts are locked in (identity, currency) order, like every batch.
     there.sort_by(|a, b| (a.member_id, &a.currency).cmp(&(b.member_id, &b.currency)));
     books[0].enter(conn).await?;
-    let written = batch::credit_many(conn, &there, reason, now).await;
+    let written = issue(conn, tenant.id, &there, reason, now).await;
     let mut written = books[0].leave(conn, written).await?;
     for e in &mut written {
         let member = to_local.get(&IdentityId::new(e.member_id)).ok_or_else(|| {
@@ -161,6 +161,25 @@ pub async fn credit_many(
     }
     entries.extend(written);
     Ok(entries)
+}
+
+/// Credits shared points in the alliance schema (selected) and charges the issuing
+/// mall's budget for them in the same transaction (SPEC A3): earned and adjusted points
+/// are issued; a refund gives back what was spent and costs nothing.
+async fn issue(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    items: &[CreditItem],
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>> {
+    let written = batch::credit_many(conn, items, reason, now).await?;
+    if matches!(reason, Reason::Earn | Reason::Adjust) {
+        let issued: Vec<(i64, i64)> = written.iter().filter(|e| e.amount > 0).map(|e| (e.amount, e.id)).collect();
+        let actor = items.first().map(|i| i.source.actor.as_str()).unwrap_or("unknown");
+        super::budget::charge(conn, tenant_id, &issued, actor).await?;
+    }
+    Ok(written)
 }
 
 /// One credit, in the ledger the currency is kept in.

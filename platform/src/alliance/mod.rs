@@ -13,6 +13,8 @@
 //! - `book`: which ledger a (member, currency) is kept in, and switching to it.
 
 pub mod book;
+pub mod budget;
+pub mod budgets;
 pub mod identity;
 pub mod schema;
 

@@ -179,6 +179,18 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Report> {
     for (id, amount, allocated) in bad_debits {
         report.problem(format!("debit entry {id} of {amount} is allocated {allocated} from lots"));
     }
+    // An alliance's issuing budgets (empty in a merchant's schema): each balance is the
+    // sum of its entries.
+    let budgets: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT b.tenant_id, b.balance_fen, coalesce(sum(e.amount_fen), 0)::bigint FROM budgets b \
+         LEFT JOIN budget_entries e ON e.tenant_id = b.tenant_id GROUP BY b.tenant_id, b.balance_fen \
+         HAVING b.balance_fen <> coalesce(sum(e.amount_fen), 0)",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (t, balance, sum) in budgets {
+        report.problem(format!("issuing budget of mall {t}: balance {balance} fen but its entries sum to {sum}"));
+    }
     Ok(report)
 }
 

@@ -141,6 +141,13 @@ async fn seed_points(db: &Db, tenant: &platform::directory::Tenant) -> Result<()
     let source = Source::new(SourceKind::System, "system:demo").memo("welcome points (demo)");
     let shared: Option<String> =
         sqlx::query_scalar("SELECT code FROM currencies WHERE shared").fetch_optional(&mut *tx).await?;
+    if shared.is_some() && !ids.is_empty() {
+        // The mall funds its issuing budget before it issues shared points (¥1,000).
+        use platform::alliance::budgets;
+        let alliance = budgets::alliance_of(db, tenant).await?;
+        let top = platform::alliance::budget::TopUp { amount_fen: 100_000, memo: "demo funding".into() };
+        budgets::top_up(db, &alliance, tenant, &top, &Actor::system("system:demo")).await?;
+    }
     for (i, id) in ids.into_iter().enumerate() {
         let i = i as i64;
         let soon = LotPart { amount: 200, expires_at: Some(now + chrono::Duration::days(5)) };

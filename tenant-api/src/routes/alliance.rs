@@ -2,9 +2,10 @@
 //! rules come with the alliance issue).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant};
-use platform::staff::{self, Scope};
+use platform::staff::{self, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +17,11 @@ use crate::extract::{AllianceAuth, ClientAddr, Json, Path};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(overview)).routes(routes!(malls))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(overview))
+        .routes(routes!(malls))
+        .routes(routes!(invite_admin))
 }
 
 /// Alliance admin login.
@@ -34,6 +39,21 @@ async fn login(
     let login = staff::authenticate(state.db.control(), Scope::Alliance(alliance.id), &body.email, &body.password);
     let user = tokens::throttled(&state, &account, &addr, login).await?;
     Ok(Json(tokens::staff_pair(&state, &user).await?))
+}
+
+/// An alliance admin invites another admin of the same alliance (role `alliance_admin`).
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/admins", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = NewStaff,
+    responses((status = 201, body = StaffUser), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn invite_admin(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Json(body): Json<NewStaff>,
+) -> ApiResult<(StatusCode, Json<StaffUser>)> {
+    let (scope, actor) = (Scope::Alliance(auth.alliance.id), auth.actor());
+    let user = state.db.control_write(async |tx| staff::create(tx, scope, &body, &actor).await).await?;
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

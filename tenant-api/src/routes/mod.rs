@@ -1,6 +1,7 @@
 //! The HTTP surface, one module per audience.
 
 pub mod alliance;
+pub mod budgets;
 pub mod events;
 pub mod files;
 pub mod health;

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_tenant_limits))
         .routes(routes!(create_tenant_staff))
         .routes(routes!(list_alliances, create_alliance))
+        .routes(routes!(create_alliance_admin))
 }
 
 /// Platform operator login.
@@ -181,6 +182,23 @@ async fn create_alliance(
 ) -> ApiResult<(StatusCode, Json<Alliance>)> {
     let a = tenancy::create_alliance(state.db.control(), &body, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Creates an admin of an alliance (its first one, typically; role `alliance_admin`).
+#[utoipa::path(post, path = "/v1/platform/alliances/{alliance}/admins", tag = "platform",
+    security(("platform_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = NewStaff,
+    responses((status = 201, body = StaffUser), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_alliance_admin(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+    Json(body): Json<NewStaff>,
+) -> ApiResult<(StatusCode, Json<StaffUser>)> {
+    let a = tenancy::find_alliance(state.db.control(), &slug).await?;
+    let actor = auth.actor();
+    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &body, &actor).await).await?;
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// A tenant of the directory by slug, whatever its status (the operator manages

@@ -44,7 +44,14 @@ pub(crate) async fn mall_in(app: &TestApp, alliance: &str) -> platform::director
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    platform::directory::find_by_slug(app.db.control(), &slug).await.unwrap().unwrap()
+    let t = platform::directory::find_by_slug(app.db.control(), &slug).await.unwrap().unwrap();
+    // Every alliance mall of these tests funds its issuing budget (¥1,000,000), so tests
+    // about other things never run out of it; `budgets.rs` tests the budget itself.
+    let a = platform::tenancy::find_alliance(app.db.control(), alliance).await.unwrap();
+    let top = platform::alliance::budget::TopUp { amount_fen: 100_000_000, memo: "test funding".into() };
+    let system = platform::audit::Actor::system("test");
+    platform::alliance::budgets::top_up(&app.db, &a, &t, &top, &system).await.unwrap();
+    t
 }
 
 async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, currency: &str, price: i64) -> i64 {
@@ -86,7 +93,7 @@ pub(crate) async fn handoff(app: &TestApp, to: &platform::directory::Tenant, tok
     app.call(Method::POST, &format!("/v1/tenants/{}/auth/alliance-handoff", to.slug), Some(token), None).await
 }
 
-async fn assert_alliance_ledger_sound(app: &TestApp, a: &Alliance) {
+pub(crate) async fn assert_alliance_ledger_sound(app: &TestApp, a: &Alliance) {
     let r = platform::ledger::verify::verify_schema(&app.db, "main", &format!("a_{}", a.id)).await.unwrap();
     assert!(r.problems.is_empty(), "alliance ledger: {:#?}", r.problems);
     assert!(r.entries > 0, "the shared points were written in the alliance ledger");

@@ -4,6 +4,7 @@ mod common;
 
 mod alliance;
 mod api_keys;
+mod budgets;
 mod fairness;
 mod hardening;
 mod identity_proof;

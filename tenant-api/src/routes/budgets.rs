@@ -1,0 +1,125 @@
+//! Issuing budgets of an alliance's malls (SPEC A3, A5): alliance admins see every
+//! mall's budget, top them up, set each mall's issuing rate and the clearing value; a
+//! mall's staff see their own budget and its owner tops it up.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::alliance::budget::{Budget, BudgetEntry, BudgetTerms, TopUp};
+use platform::alliance::budgets::{self, Budgets, Clearing};
+use platform::rbac::Permission;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{AllianceAuth, Json, Path, Query, StaffAuth};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(set_clearing))
+        .routes(routes!(set_terms))
+        .routes(routes!(top_up))
+        .routes(routes!(mall_entries))
+        .routes(routes!(own))
+        .routes(routes!(own_top_up))
+}
+
+/// Every mall's issuing budget and the clearing value (alliance admins).
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/budgets", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    responses((status = 200, body = Budgets), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Budgets>> {
+    Ok(Json(budgets::overview(&state.db, &auth.alliance).await?))
+}
+
+/// Sets the clearing value of the shared currency: how many points are worth one yuan.
+#[utoipa::path(put, path = "/v1/alliances/{alliance}/clearing", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = Clearing,
+    responses((status = 200, body = Clearing), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_clearing(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Json(body): Json<Clearing>,
+) -> ApiResult<Json<Clearing>> {
+    Ok(Json(budgets::set_clearing(&state.db, &auth.alliance, body, &auth.actor()).await?))
+}
+
+/// Sets a mall's issuing rate (basis points of the clearing value it bears) and the
+/// balance below which it is alerted.
+#[utoipa::path(put, path = "/v1/alliances/{alliance}/malls/{tenant}/budget", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
+    request_body = BudgetTerms,
+    responses((status = 200, body = Budget), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_terms(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, slug)): Path<(String, String)>,
+    Json(body): Json<BudgetTerms>,
+) -> ApiResult<Json<Budget>> {
+    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
+    Ok(Json(budgets::set_terms(&state.db, &auth.alliance, &mall, &body, &auth.actor()).await?))
+}
+
+/// Tops up a mall's issuing budget (alliance admins).
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/malls/{tenant}/budget/top-ups", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
+    request_body = TopUp,
+    responses((status = 201, body = BudgetEntry), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn top_up(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, slug)): Path<(String, String)>,
+    Json(body): Json<TopUp>,
+) -> ApiResult<(StatusCode, Json<BudgetEntry>)> {
+    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
+    let entry = budgets::top_up(&state.db, &auth.alliance, &mall, &body, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// A mall's budget entries (top-ups and issues), newest first.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/malls/{tenant}/budget/entries", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug"), PageQuery),
+    responses((status = 200, body = Page<BudgetEntry>), (status = 404, body = ErrorBody)))]
+async fn mall_entries(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, slug)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<BudgetEntry>>> {
+    let (before, limit) = q.bounds()?;
+    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
+    let items = budgets::entries(&state.db, &auth.alliance, &mall, before, limit).await?;
+    Ok(Json(Page::new(items, limit, |e| e.id)))
+}
+
+/// The mall's own issuing budget in its alliance. Needs `settings_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/alliance-budget", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Budget), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Budget>> {
+    auth.require(Permission::SettingsRead)?;
+    let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
+    Ok(Json(budgets::of_mall(&state.db, &alliance, &auth.tenant).await?))
+}
+
+/// The mall's owner tops up its issuing budget. Needs `settings_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/alliance-budget/top-ups", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = TopUp,
+    responses((status = 201, body = BudgetEntry), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn own_top_up(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<TopUp>,
+) -> ApiResult<(StatusCode, Json<BudgetEntry>)> {
+    auth.require(Permission::SettingsWrite)?;
+    let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
+    let entry = budgets::top_up(&state.db, &alliance, &auth.tenant, &body, &auth.actor()).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
