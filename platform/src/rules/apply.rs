@@ -111,7 +111,20 @@ async fn credit(
 ) -> Result<()> {
     let cur = currencies::get(conn, currency).await?;
     let expires_at = expiry(tenant, &cur, expires_in_days, now);
-    batch::credit(conn, member_id, currency, &[LotPart { amount, expires_at }], Reason::Earn, source, now).await?;
+    let parts = vec![LotPart { amount, expires_at }];
+    if cur.shared {
+        // The alliance's currency: written in its ledger and charged to this mall's
+        // issuing budget (a budget that does not cover it fails the event).
+        let item = crate::ledger::post::CreditItem {
+            member_id,
+            currency: currency.to_string(),
+            parts,
+            source: source.clone(),
+        };
+        crate::alliance::book::credit(conn, tenant, item, Reason::Earn, now).await?;
+        return Ok(());
+    }
+    batch::credit(conn, member_id, currency, &parts, Reason::Earn, source, now).await?;
     Ok(())
 }
 

@@ -26,13 +26,15 @@ pub struct Applying<'a> {
     pub runs: &'a [RuleRun],
 }
 
-/// Whether every effect of `runs` can go into a bulk run.
-pub fn is_simple(runs: &[RuleRun]) -> bool {
-    runs.iter().flat_map(|r| &r.effects).all(|e| {
-        matches!(
-            e,
-            Effect::Award { .. } | Effect::AwardReferrer { .. } | Effect::SetCounter { .. } | Effect::Tag { .. }
-        )
+/// Whether every effect of `runs` can go into a bulk run. Awards of the alliance's shared
+/// currency are not: each is charged to the mall's issuing budget, which may refuse it,
+/// so it runs alone in its event's savepoint.
+pub fn is_simple(runs: &[RuleRun], currencies: &HashMap<String, Currency>) -> bool {
+    let shared = |c: &str| currencies.get(c).is_some_and(|c| c.shared);
+    runs.iter().flat_map(|r| &r.effects).all(|e| match e {
+        Effect::Award { currency, .. } | Effect::AwardReferrer { currency, .. } => !shared(currency),
+        Effect::SetCounter { .. } | Effect::Tag { .. } => true,
+        _ => false,
     })
 }
 

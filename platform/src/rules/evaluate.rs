@@ -168,10 +168,10 @@ fn check(runs: &[RuleRun], member: &MemberInput, currencies: &HashMap<String, Cu
         let Some(c) = currencies.get(currency) else {
             return Err(format!("currency {currency:?}: no such currency in this mall"));
         };
-        if c.shared {
+        if c.shared && !matches!(effect, Effect::Award { .. } | Effect::AwardReferrer { .. }) {
             return Err(format!(
-                "currency {currency:?} is shared by the alliance: a merchant's rule cannot move it \
-                 (credit it through the partner points API)"
+                "currency {currency:?} is shared by the alliance: a merchant's rule may award it (charged \
+                 to the mall's issuing budget) but not deduct or lock it"
             ));
         }
         match effect {

@@ -163,7 +163,7 @@ async fn apply_all(
     let mut start = 0;
     while start < evaluated.len() {
         let end = (start..evaluated.len())
-            .find(|&k| matches!(&evaluated[k].verdict, Verdict::Apply(runs) if !bulk::is_simple(runs)))
+            .find(|&k| matches!(&evaluated[k].verdict, Verdict::Apply(runs) if !bulk::is_simple(runs, currencies)))
             .unwrap_or(evaluated.len());
         let run: Vec<Applying> = (start..end)
             .filter_map(|k| match &evaluated[k].verdict {

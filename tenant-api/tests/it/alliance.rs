@@ -243,10 +243,11 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (s, b) = app.partner_post(&ma, &key_a, "/holds", &unique("h"), hold).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("shared_currency_unsupported")), "{b}");
 
-    // A merchant's rule cannot issue shared points: that event fails, naming the currency,
-    // and the next event of the batch still applies.
+    // A merchant's rule may issue shared points (charged to the mall's budget); it
+    // cannot deduct them: that event fails, naming the currency, and the next event of
+    // the batch still applies.
     let (_, owner_a) = app.staff(&ma, "owner").await;
-    let script = format!("[award(\"{SHARED}\", 50, \"visit\")]");
+    let script = format!("[award(\"{SHARED}\", 50, \"visit\"), deduct(\"{SHARED}\", 10, \"fee\")]");
     let (s, b) = app
         .call(
             Method::POST,

@@ -163,3 +163,28 @@ async fn budgets_are_seen_only_by_their_alliance_and_their_mall() {
     let (s, _) = app.call(Method::POST, &format!("/v1/alliances/{}/auth/login", b.slug), None, Some(login)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_merchants_rule_awards_shared_points_charged_to_its_budget() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let t = crate::alliance::mall_in(&app, &a.slug).await; // funded with 100,000,000 fen
+    let key = app.partner_key(&t).await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let (m, tokens) = app.proven_member(&t, &phone()).await;
+    let script = format!("[award(\"{SHARED}\", 500, \"first review\")]");
+    let rule = json!({"name": "shared review bonus", "event_type": "review_posted", "script": script, "params": {}});
+    let (s, b) = app.call(Method::POST, &format!("/v1/tenants/{}/staff/rules", t.slug), Some(&owner), Some(rule)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let events = json!({"events": [{"id": unique("e"), "type": "review_posted", "member_id": m["id"], "data": {}}]});
+    let headers = [("x-api-key", key.clone())];
+    let path = format!("/v1/tenants/{}/partner/events", t.slug);
+    let (s, _, r) = app.call_full(Method::POST, &path, &headers, Some(events)).await;
+    assert_eq!((s, r["results"][0]["status"].as_str()), (StatusCode::OK, Some("applied")), "{r}");
+    assert_eq!(my_balance(&app, &t, tokens["access_token"].as_str().unwrap(), SHARED).await, 500);
+    // 500 points at 100 points = ¥1 and 15%: 75 fen.
+    let (_, b) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/alliance-budget", t.slug), Some(&owner), None).await;
+    assert_eq!(b["balance_fen"], 100_000_000 - 75, "{b}");
+    assert_alliance_ledger_sound(&app, &a).await;
+}
