@@ -42,6 +42,7 @@ error-address-conflict = The address was changed meanwhile; reload and try again
 error-address-not-found = No such address.
 error-alliance-identity-taken = This alliance identity is already linked to an account in this mall.
 error-alliance-not-found = No such alliance.
+error-already-in-alliance = This mall already belongs to an alliance.
 error-already-reviewed = This order has been reviewed already.
 error-api-key-invalid = The API key is not valid.
 error-api-key-not-found = No such API key.

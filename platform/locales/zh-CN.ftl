@@ -41,6 +41,7 @@ error-address-conflict = 地址已被修改，请刷新后重试。
 error-address-not-found = 地址不存在。
 error-alliance-identity-taken = 该联盟账户已关联本商城的其他账号。
 error-alliance-not-found = 联盟不存在。
+error-already-in-alliance = 该商城已加入联盟。
 error-already-reviewed = 该订单已评价。
 error-api-key-invalid = API 密钥无效。
 error-api-key-not-found = API 密钥不存在。

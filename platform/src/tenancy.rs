@@ -112,6 +112,41 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("tenant vanished right after creation")))
 }
 
+/// An existing mall joins an alliance (SPEC A1): the shared currency appears in it, and
+/// its members get alliance identities on first need (a proven phone or e-mail). A mall
+/// belongs to one alliance at most (409 `already_in_alliance`); a mall with a currency
+/// of its own under the alliance's code is refused (409 `currency_code_taken`). One
+/// transaction, audited, announced to every server.
+pub async fn join_alliance(db: &Db, slug: &str, alliance_slug: &str, actor: &Actor) -> Result<Tenant> {
+    let t =
+        find_by_slug(db.control(), slug).await?.ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let a = crate::directory::find_alliance(db.control(), alliance_slug)
+        .await
+        .map_err(|_| Error::invalid_field("alliance", "no such alliance"))?;
+    if t.cluster != MAIN_CLUSTER || a.cluster != MAIN_CLUSTER {
+        return Err(Error::invalid_field("alliance", "only malls and alliances of the main cluster can join today"));
+    }
+    let mut tx = db.control().begin().await?;
+    let joined = sqlx::query(
+        "UPDATE control.tenants SET alliance_id = $2, updated_at = now() WHERE id = $1 AND alliance_id IS NULL",
+    )
+    .bind(t.id)
+    .bind(a.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if joined == 0 {
+        return Err(Error::conflict("already_in_alliance", "this mall already belongs to an alliance"));
+    }
+    select_schema(&mut tx, &t.schema_name).await?;
+    crate::alliance::schema::join(&mut tx, &a).await?;
+    let details = serde_json::json!({"alliance": a.slug});
+    audit::record(&mut tx, actor, Some(t.id), "tenant.alliance.join", &t.slug, details).await?;
+    notify::publish(&mut tx, &notify::Change::Tenant { slug: t.slug.clone() }).await?;
+    tx.commit().await?;
+    find_by_slug(db.control(), slug).await?.ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))
+}
+
 /// Suspends or resumes a tenant; its data is kept either way (SPEC T2).
 pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor) -> Result<Tenant> {
     let mut tx = db.control().begin().await?;

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_tenant_staff))
         .routes(routes!(list_alliances, create_alliance))
         .routes(routes!(create_alliance_admin))
+        .routes(routes!(join_alliance))
 }
 
 /// Platform operator login.
@@ -199,6 +200,30 @@ async fn create_alliance_admin(
     let actor = auth.actor();
     let user = state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &body, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct JoinAlliance {
+    /// Slug of the alliance to join.
+    alliance: String,
+}
+
+/// An existing mall joins an alliance: the shared currency appears in it and its members
+/// get alliance identities on first need.
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/alliance", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = JoinAlliance,
+    responses((status = 200, body = platform::directory::Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn join_alliance(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+    Json(body): Json<JoinAlliance>,
+) -> ApiResult<Json<platform::directory::Tenant>> {
+    let t = tenancy::join_alliance(&state.db, &slug, &body.alliance, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(t))
 }
 
 /// A tenant of the directory by slug, whatever its status (the operator manages

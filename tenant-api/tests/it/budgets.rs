@@ -188,3 +188,39 @@ async fn a_merchants_rule_awards_shared_points_charged_to_its_budget() {
     assert_eq!(b["balance_fen"], 100_000_000 - 75, "{b}");
     assert_alliance_ledger_sound(&app, &a).await;
 }
+
+#[tokio::test]
+async fn an_existing_mall_joins_an_alliance_and_issues_once_it_funds_its_budget() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let (m, tokens) = app.proven_member(&t, &phone()).await;
+    let join = format!("/v1/platform/tenants/{}/alliance", t.slug);
+    let (s, b) = app.call(Method::POST, &join, Some(&app.platform_token), Some(json!({"alliance": a.slug}))).await;
+    assert_eq!((s, b["alliance_id"].as_i64()), (StatusCode::OK, Some(a.id)), "{b}");
+    let (_, cur) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/currencies", t.slug), Some(&owner), None).await;
+    assert!(cur.as_array().unwrap().iter().any(|c| c["code"] == SHARED && c["shared"] == true), "{cur}");
+    let t = platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().unwrap();
+    let (s, b) = issue(&app, &t, &key, &m, 1_000).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("budget_exhausted")), "{b}");
+    let own = format!("/v1/tenants/{}/staff/alliance-budget/top-ups", t.slug);
+    let (s, b) = app.call(Method::POST, &own, Some(&owner), Some(json!({"amount_fen": 150, "memo": "first"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = issue(&app, &t, &key, &m, 1_000).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(my_balance(&app, &t, tokens["access_token"].as_str().unwrap(), SHARED).await, 1_000);
+    // One alliance per mall; an unknown alliance is named.
+    let (s, b) = app.call(Method::POST, &join, Some(&app.platform_token), Some(json!({"alliance": a.slug}))).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_in_alliance")), "{b}");
+    let other = app.tenant().await;
+    let path = format!("/v1/platform/tenants/{}/alliance", other.slug);
+    let (s, b) = app.call(Method::POST, &path, Some(&app.platform_token), Some(json!({"alliance": "no-such"}))).await;
+    assert_eq!(
+        (s, b["error"]["details"]["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("alliance")),
+        "{b}"
+    );
+    assert_alliance_ledger_sound(&app, &a).await;
+}
