@@ -28,6 +28,7 @@ pub mod members;
 pub mod messages;
 pub mod migrate;
 pub mod notify;
+pub mod outbox;
 pub mod points;
 pub mod provider_secrets;
 pub mod rbac;

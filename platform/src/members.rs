@@ -424,6 +424,15 @@ pub async fn touch(db: &Db, tenant: &Tenant, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Records a sign-in: the member was active now, and `logged_in` goes to the rules.
+pub async fn signed_in(db: &Db, tenant: &Tenant, id: i64) -> Result<()> {
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    sqlx::query("UPDATE members SET last_active_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    crate::outbox::emit(&mut tx, "logged_in", id, serde_json::json!({})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Filters of the staff member list (M5 segments).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct MemberFilter {

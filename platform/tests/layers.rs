@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tx",
             "audit",
             "notify",
+            "outbox",
             "idempotency",
             "vault",
             "sender",

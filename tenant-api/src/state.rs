@@ -36,6 +36,18 @@ impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
     }
+
+    /// Runs the mall's pending outbox events (its own events: logged_in, favorited,
+    /// review_posted, order_completed, first_redemption) through its rules, in the
+    /// background right after the request that emitted them; the jobs catch any left.
+    pub fn drain_soon(&self, tenant: &Arc<platform::directory::Tenant>) {
+        let (state, tenant) = (self.clone(), tenant.clone());
+        tokio::spawn(async move {
+            if let Err(e) = platform::rules::pipeline::drain_outbox(&state.db, &state.rules, &tenant).await {
+                tracing::warn!(error = %e, tenant = %tenant.slug, "the mall's events wait for the jobs");
+            }
+        });
+    }
 }
 
 impl Deref for AppState {

@@ -282,6 +282,9 @@ pub async fn transition(
     let body =
         voice.text("order-update-body", &[("order_no", Arg::Str(&order.order_no)), ("status", Arg::Str(&status))]);
     notify_member(conn, &voice, &order, &body).await?;
+    if to == Status::Completed {
+        completed(conn, &order).await?;
+    }
     if action == Action::Pay && to == Status::Completed && order.kind == ProductKind::Virtual {
         return issue_code(conn, id).await;
     }
@@ -456,7 +459,7 @@ pub async fn review(conn: &mut PgConnection, order_id: OrderId, member_id: i64, 
     if o.status != Status::Completed {
         return Err(Error::conflict("illegal_transition", "only completed orders can be reviewed"));
     }
-    sqlx::query_as(
+    let review: Review = sqlx::query_as(
         "INSERT INTO reviews (order_id, member_id, product_id, rating, body) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id, order_id, member_id, product_id, rating, body, created_at",
     )
@@ -465,7 +468,7 @@ pub async fn review(conn: &mut PgConnection, order_id: OrderId, member_id: i64, 
     .bind(o.product_id)
     .bind(r.rating)
     .bind(r.body.trim())
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(|e| {
         crate::error::on_unique(
@@ -473,5 +476,20 @@ pub async fn review(conn: &mut PgConnection, order_id: OrderId, member_id: i64, 
             "reviews_order_id_key",
             Error::conflict("already_reviewed", "this order has a review"),
         )
-    })
+    })?;
+    let payload = serde_json::json!({
+        "order_id": review.order_id, "product_id": review.product_id, "rating": review.rating,
+        "has_text": !review.body.is_empty(),
+    });
+    crate::outbox::emit(conn, "review_posted", member_id, payload).await?;
+    Ok(review)
+}
+
+/// Emits `order_completed` for a mall order that just reached `completed`.
+pub(crate) async fn completed(conn: &mut PgConnection, o: &Order) -> Result<()> {
+    let payload = serde_json::json!({
+        "source": "mall", "order_id": o.id, "order_no": o.order_no, "product_id": o.product_id,
+        "currency": o.currency, "points_amount": o.points_amount, "cash_fen": o.cash_fen,
+    });
+    crate::outbox::emit(conn, "order_completed", o.member_id, payload).await
 }

@@ -118,6 +118,7 @@ pub async fn redeem(
         },
     )
     .await?;
+    emit_events(conn, &order).await?;
     let order = if status == Status::Completed && p.kind == ProductKind::Virtual {
         orders::issue_code(conn, order.id).await?
     } else {
@@ -297,4 +298,21 @@ async fn address(conn: &mut PgConnection, member_id: i64, id: i64) -> Result<ser
     let (name, phone, region, detail) =
         row.ok_or_else(|| Error::invalid_field("address_id", "not one of your addresses"))?;
     Ok(serde_json::json!({"name": name, "phone": phone, "region": region, "detail": detail}))
+}
+
+/// The mall's own events of a new order: `first_redemption` for the member's first, and
+/// `order_completed` when it is complete at once.
+async fn emit_events(conn: &mut PgConnection, order: &orders::Order) -> Result<()> {
+    let orders_of_member: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE member_id = $1")
+        .bind(order.member_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if orders_of_member == 1 {
+        let payload = serde_json::json!({"order_id": order.id, "product_id": order.product_id});
+        crate::outbox::emit(conn, "first_redemption", order.member_id, payload).await?;
+    }
+    if order.status == Status::Completed {
+        orders::completed(conn, order).await?;
+    }
+    Ok(())
 }

@@ -28,7 +28,7 @@ pub async fn list(tx: &mut TenantTx, member_id: i64) -> Result<Vec<Favorite>> {
 
 /// Adds a product (404 for a product not in this mall; adding it twice is fine).
 pub async fn add(tx: &mut TenantTx, member_id: i64, product_id: i64) -> Result<()> {
-    sqlx::query("INSERT INTO favorites (member_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+    let added = sqlx::query("INSERT INTO favorites (member_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(member_id)
         .bind(product_id)
         .execute(&mut **tx)
@@ -38,7 +38,11 @@ pub async fn add(tx: &mut TenantTx, member_id: i64, product_id: i64) -> Result<(
                 Error::not_found("product_not_found", "no such product")
             }
             _ => Error::Database(e),
-        })?;
+        })?
+        .rows_affected();
+    if added > 0 {
+        crate::outbox::emit(tx, "favorited", member_id, serde_json::json!({"product_id": product_id})).await?;
+    }
     Ok(())
 }
 

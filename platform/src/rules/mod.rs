@@ -36,12 +36,14 @@ pub const BUILT_IN_EVENTS: &[&str] = &[
     "ad_viewed",
     "points_released",
     "level_changed",
+    "first_redemption",
 ];
 
 /// Event types a member's own app may post (the rest come from partners' servers or
-/// from the platform itself).
+/// from the platform itself: `logged_in` and `favorited` are the mall's own now,
+/// `outbox::MALL_EVENTS`, so a member cannot post them twice).
 pub const MEMBER_EVENTS: &[&str] =
-    &["logged_in", "checked_in", "read", "favorited", "commented", "liked", "shared", "ad_viewed", "survey_completed"];
+    &["checked_in", "read", "commented", "liked", "shared", "ad_viewed", "survey_completed"];
 
 pub fn event_type_is_valid(t: &str) -> bool {
     crate::ident::is_lowercase_ident(t, 1..=64, b'_')

@@ -212,7 +212,8 @@ fn is_deadlock(e: &Error) -> bool {
     matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
-/// Runs pending internal events (level_changed, points_released) through the rules,
+/// Runs pending internal events (level_changed, points_released) and the mall's own
+/// events (`outbox::MALL_EVENTS`) through the rules,
 /// in passes, each pass one level deeper, up to the cascade bound. The rows are read
 /// without a lock; their events are idempotent by outbox id, so two instances draining
 /// at once apply each one once.
@@ -223,10 +224,11 @@ pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result
             let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
             let rows = sqlx::query_as(
                 "SELECT id, kind, member_id, payload FROM events_outbox \
-                 WHERE processed_at IS NULL AND kind IN ('level_changed', 'points_released') AND member_id IS NOT NULL \
+                 WHERE processed_at IS NULL AND kind = ANY($2) AND member_id IS NOT NULL \
                  ORDER BY id LIMIT $1",
             )
             .bind(bounds::BATCH_EVENTS_MAX as i64)
+            .bind(crate::outbox::drained_kinds())
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;

@@ -100,10 +100,17 @@ async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPat
 async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<RedeemRequest>()?;
     let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
-    idempotent::write_then_last(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
-        redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await
-    })
-    .await
+    let answer = idempotent::write_then_last(
+        &state.db,
+        &auth.tenant,
+        &auth.actor(),
+        idem,
+        StatusCode::CREATED,
+        async move |tx| redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await,
+    )
+    .await;
+    state.drain_soon(&auth.tenant);
+    answer
 }
 
 /// The member's orders, newest first.
@@ -141,12 +148,12 @@ async fn my_order(
 
 async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, action: Action) -> ApiResult<Json<Order>> {
     let member = auth.member_id;
-    Ok(Json(
-        state
-            .db
-            .write(&auth.tenant, &auth.actor(), async |tx| orders::member_act(tx, id, member, action).await)
-            .await?,
-    ))
+    let order = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| orders::member_act(tx, id, member, action).await)
+        .await?;
+    state.drain_soon(&auth.tenant);
+    Ok(Json(order))
 }
 
 /// Cancels an order before shipment (O6): points go back to their lots, stock returns.
@@ -191,6 +198,7 @@ async fn review(
         .db
         .write(&auth.tenant, &auth.actor(), async |tx| orders::review(tx, id, auth.member_id, &body).await)
         .await?;
+    state.drain_soon(&auth.tenant);
     Ok((StatusCode::CREATED, Json(r)))
 }
 

@@ -255,9 +255,10 @@ async fn order_action(
     let body: ActionBody =
         if raw.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { crate::input::parse_bytes(&raw)? };
     let action = staff_orders::action(&action)?;
-    Ok(Json(
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| staff_orders::act(tx, id, action, body).await).await?,
-    ))
+    let order =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| staff_orders::act(tx, id, action, body).await).await?;
+    state.drain_soon(&auth.tenant);
+    Ok(Json(order))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

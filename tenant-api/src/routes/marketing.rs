@@ -149,6 +149,7 @@ async fn add_favorite(
 ) -> ApiResult<StatusCode> {
     let member = auth.member_id;
     state.db.write(&auth.tenant, &auth.actor(), async |tx| favorites::add(tx, member, id).await).await?;
+    state.drain_soon(&auth.tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 

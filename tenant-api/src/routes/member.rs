@@ -98,7 +98,8 @@ async fn login(
     let account = format!("{}:member:{normalized}", tenant.id);
     let login = members::authenticate_password(&state.db, &tenant, &body.identifier, &body.password);
     let m = tokens::throttled(&state, &account, &addr, login).await?;
-    members::touch(&state.db, &tenant, m.id).await?;
+    members::signed_in(&state.db, &tenant, m.id).await?;
+    state.drain_soon(&tenant);
     Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
 }
 
@@ -140,6 +141,8 @@ async fn login_with_code(
     Json(body): Json<CodeLogin>,
 ) -> ApiResult<Json<TokenPair>> {
     let m = members::authenticate_code(&state.db, &tenant, &body.identifier, &body.code).await?;
+    members::signed_in(&state.db, &tenant, m.id).await?;
+    state.drain_soon(&tenant);
     Ok(Json(tokens::member_pair(&state, &tenant, m.id).await?))
 }
 

@@ -15,6 +15,7 @@ mod ledger_flows;
 mod ledger_proof;
 mod mall;
 mod mall_day;
+mod mall_events;
 mod marketing;
 mod members_auth;
 mod memory;

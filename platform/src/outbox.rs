@@ -1,0 +1,36 @@
+//! Events the platform itself emits into the rules pipeline (SPEC R1, issue 12): written
+//! to `events_outbox` in the same transaction as what caused them, then run through the
+//! rules by `rules::pipeline::drain_outbox` (right after the request, and by the jobs),
+//! once each (their event id is `outbox:<id>`), within the cascade bound.
+
+use sqlx::PgConnection;
+
+use crate::error::Result;
+
+/// Internal events of the ledger and levels.
+pub const INTERNAL_EVENTS: &[&str] = &["level_changed", "points_released"];
+
+/// The mall's own events, with their payloads (documented in `examples/README.md`):
+/// - `logged_in` {}: a member signed in (password or one-time code);
+/// - `favorited` {product_id}: a product became a favorite;
+/// - `review_posted` {order_id, product_id, rating, has_text}: a completed order was reviewed;
+/// - `order_completed` {source: "mall", order_id, order_no, product_id, currency,
+///   points_amount, cash_fen}: a mall order reached `completed`;
+/// - `first_redemption` {order_id, product_id}: the member's first mall order.
+pub const MALL_EVENTS: &[&str] = &["logged_in", "favorited", "review_posted", "order_completed", "first_redemption"];
+
+/// Every kind the pipeline drains from the outbox.
+pub fn drained_kinds() -> Vec<&'static str> {
+    INTERNAL_EVENTS.iter().chain(MALL_EVENTS).copied().collect()
+}
+
+/// Emits `kind` for `member_id` in the transaction on `conn`.
+pub async fn emit(conn: &mut PgConnection, kind: &str, member_id: i64, payload: serde_json::Value) -> Result<()> {
+    sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ($1, $2, $3)")
+        .bind(kind)
+        .bind(member_id)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
