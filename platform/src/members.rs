@@ -493,7 +493,7 @@ pub async fn upsert_external(
     phone: Option<&str>,
     nickname: Option<&str>,
 ) -> Result<Member> {
-    if external_id.is_empty() || external_id.len() > 128 {
+    if external_id.is_empty() || external_id.chars().count() > 128 {
         return Err(Error::invalid_field("external_id", "1 to 128 characters"));
     }
     let phone = match phone {

@@ -79,7 +79,7 @@ pub async fn create(
     if !(10..=7 * 86_400).contains(&ttl) {
         return Err(Error::invalid_field("ttl_secs", "between 10 seconds and 7 days"));
     }
-    if h.reference.len() > 200 {
+    if h.reference.chars().count() > 200 {
         return Err(Error::invalid_field("reference", "at most 200 characters"));
     }
     if !super::currencies::get(conn, &h.currency).await?.spendable {

@@ -322,7 +322,11 @@ pub async fn check_low_stock(conn: &mut PgConnection, product_id: ProductId) -> 
 pub async fn add_codes(tx: &mut TenantTx, id: ProductId, codes: &[String]) -> Result<Product> {
     let mut v = Validator::new();
     v.check(!codes.is_empty() && codes.len() <= 10_000, "codes", "1 to 10000 codes");
-    v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
+    v.check(
+        codes.iter().all(|c| !c.trim().is_empty() && c.chars().count() <= 200),
+        "codes",
+        "1 to 200 characters each",
+    );
     v.finish()?;
     let p = get(tx, id).await?;
     if p.kind != ProductKind::Virtual {

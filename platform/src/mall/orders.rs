@@ -364,7 +364,7 @@ pub async fn push_tracking(
     description: &str,
     now: DateTime<Utc>,
 ) -> Result<Order> {
-    if status.is_empty() || status.len() > 50 || description.chars().count() > 200 {
+    if status.is_empty() || status.chars().count() > 50 || description.chars().count() > 200 {
         return Err(Error::invalid_field("status", "status 1 to 50 characters, description at most 200"));
     }
     let o = by_no(conn, order_no).await?;

@@ -78,7 +78,7 @@ pub struct PaymentNotice {
 
 /// Applies a verified payment notice; a repeat of an applied one is answered the same.
 pub async fn apply(conn: &mut PgConnection, n: &PaymentNotice, now: DateTime<Utc>) -> Result<Order> {
-    if n.payment_ref.is_empty() || n.payment_ref.len() > 100 {
+    if n.payment_ref.is_empty() || n.payment_ref.chars().count() > 100 {
         return Err(Error::invalid_field("payment_ref", "1 to 100 characters"));
     }
     let o = orders::by_no(conn, &n.order_no).await?;

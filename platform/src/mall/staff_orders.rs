@@ -40,7 +40,7 @@ pub fn action(name: &str) -> Result<Action> {
 /// Moves one order (illegal moves are a 409); audited as `order.<action>`.
 pub async fn act(tx: &mut TenantTx, id: OrderId, action: Action, body: ActionBody) -> Result<Order> {
     if action == Action::Ship {
-        let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.len() <= 100);
+        let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.chars().count() <= 100);
         Validator::new()
             .check(ok(&body.carrier), "carrier", "required, at most 100 characters")
             .check(ok(&body.tracking_no), "tracking_no", "required, at most 100 characters")

@@ -74,7 +74,7 @@ impl IncomingEvent {
 
     pub(super) fn check(&self, now: DateTime<Utc>) -> Result<()> {
         let mut v = crate::error::Validator::new();
-        v.check(!self.id.is_empty() && self.id.len() <= 150, "id", "1 to 150 characters");
+        v.check(!self.id.is_empty() && self.id.chars().count() <= 150, "id", "1 to 150 characters");
         v.check(super::event_type_is_valid(&self.kind), "type", "a-z, 0-9 and _, starting with a letter, at most 64");
         v.check(self.data.is_object() || self.data.is_null(), "data", "a JSON object");
         v.check(self.data.to_string().len() <= bounds::EVENT_DATA_BYTES_MAX, "data", "at most 8 KiB");
