@@ -81,6 +81,8 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
             "prizes.points",
             "1 or more for a points prize",
         );
+        // An item prize's points are not paid, but stored under the same CHECK.
+        v.check(p.points >= 0, "prizes.points", "0 or more");
         v.check((0..=WEIGHT_TOTAL).contains(&p.weight), "prizes.weight", "0 to 10000");
         v.check(p.stock.is_none_or(|s| s >= 0), "prizes.stock", "0 or more");
     }
