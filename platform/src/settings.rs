@@ -10,36 +10,45 @@ use crate::error::{Result, Validator};
 pub struct TenantSettings {
     /// Logo URL (https or a path served by this platform).
     #[serde(default)]
+    #[schema(value_type = Option<crate::urls::ImageUrl>)]
     pub logo_url: Option<String>,
     /// Display name of the spendable currency, e.g. "积分".
     #[serde(default = "default_points_name")]
+    #[schema(min_length = 1, max_length = 16, pattern = "\\S")]
     pub points_name: String,
     /// Display name of experience, e.g. "经验".
     #[serde(default = "default_experience_name")]
+    #[schema(min_length = 1, max_length = 16, pattern = "\\S")]
     pub experience_name: String,
     /// How many points are worth one yuan (e.g. 100 means 100 points = 1 yuan).
     #[serde(default = "default_points_per_yuan")]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points_per_yuan: i64,
     #[serde(default)]
     pub expiry: ExpiryPolicy,
     /// BCP 47 locale, e.g. "zh-CN".
     #[serde(default = "default_locale")]
+    #[schema(pattern = "^[A-Za-z0-9-]{2,16}$")]
     pub locale: String,
     /// Member-to-member transfers (L6).
     #[serde(default)]
     pub transfers: TransferLimits,
     /// Days before points lapse when members get a reminder (L4); 0 turns reminders off.
     #[serde(default = "default_reminder_days")]
+    #[schema(minimum = 0, maximum = 365)]
     pub expiry_reminder_days: i32,
-    /// Default lifetime of a points hold for a partner's checkout, in seconds (L9).
+    /// Default lifetime of a points hold for a partner's checkout, in seconds (L9): 10
+    /// seconds to 7 days.
     #[serde(default = "default_hold_ttl_secs")]
+    #[schema(minimum = 10, maximum = 604800)]
     pub hold_ttl_secs: i64,
     /// Largest manual points adjustment (credit or debit) per staff role (L7).
     #[serde(default)]
     pub adjustment_limits: AdjustmentLimits,
     /// How much of a server instance the mall's events may use at once (set by the
-    /// platform operator; read-only for the mall's staff).
+    /// platform operator; read-only for the mall's staff, ignored in their requests).
     #[serde(default)]
+    #[schema(read_only)]
     pub limits: TenantLimits,
 }
 
@@ -48,11 +57,14 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentLimits {
     #[serde(default = "ledger_amount_max")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub owner: i64,
     #[serde(default = "ledger_amount_max")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub operator: i64,
     /// Small by default: customer service makes goodwill gestures, not payouts.
     #[serde(default = "default_customer_service_adjustment")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub customer_service: i64,
 }
 
@@ -73,8 +85,10 @@ impl Default for AdjustmentLimits {
 #[serde(default, deny_unknown_fields)]
 pub struct TenantLimits {
     /// Event batches (requests posting events, check-ins, sign-ups) processed at once.
+    #[schema(minimum = 1, maximum = 64)]
     pub event_batches: u32,
     /// Of those, how many may run rules at the same moment (each on one thread).
+    #[schema(minimum = 1, maximum = 64)]
     pub rule_evaluations: u32,
 }
 
@@ -124,10 +138,13 @@ fn default_customer_service_adjustment() -> i64 {
 pub struct TransferLimits {
     pub enabled: bool,
     /// Smallest single transfer.
+    #[schema(minimum = 1)]
     pub min: i64,
-    /// Largest single transfer.
+    /// Largest single transfer (at least `min`).
+    #[schema(minimum = 1)]
     pub max: i64,
-    /// Most a member may send per UTC day.
+    /// Most a member may send per UTC day (at least `max`).
+    #[schema(minimum = 1)]
     pub per_day: i64,
 }
 
@@ -144,7 +161,7 @@ pub enum ExpiryPolicy {
     /// Points never expire.
     #[default]
     Never,
-    /// Each lot expires `days` after it was earned.
+    /// Each lot expires `days` after it was earned (1 to 3650).
     Rolling { days: i32 },
     /// Each lot expires at the end of the period after the one it was earned in.
     FixedEndOfNext { period: Period },

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "kernel",
         &[
             "error",
+            "doc",
             "ident",
             "ids",
             "limits",

@@ -142,6 +142,7 @@ pub async fn by_no(conn: &mut PgConnection, order_no: &str) -> Result<Order> {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct OrderFilter {
+    #[param(value_type = Status, inline, required = false)]
     pub status: Option<String>,
     pub member_id: Option<i64>,
     pub product_id: Option<ProductId>,
@@ -418,8 +419,10 @@ pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
 #[serde(deny_unknown_fields)]
 pub struct NewReview {
     /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i32,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub body: String,
 }
 

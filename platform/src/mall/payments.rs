@@ -73,6 +73,7 @@ pub struct PaymentNotice {
     /// What was paid, in fen; must equal the order's cash part.
     pub amount_fen: i64,
     /// The checkout's payment reference.
+    #[schema(min_length = 1, max_length = 100)]
     pub payment_ref: String,
 }
 

@@ -18,10 +18,15 @@ use crate::tx::TenantTx;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
+    /// Required to `ship`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub carrier: Option<String>,
+    /// Required to `ship`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub tracking_no: Option<String>,
+    /// Kept with the order's history (its first 200 characters).
     #[serde(default)]
     pub note: Option<String>,
 }

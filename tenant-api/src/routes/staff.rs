@@ -147,6 +147,8 @@ async fn create_staff(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StaffUpdate {
+    /// A merchant's staff role.
+    #[schema(value_type = Option<platform::rbac::TenantRole>)]
     role: Option<Role>,
     disabled: Option<bool>,
 }
