@@ -220,8 +220,20 @@ mod tests {
 /// Slugs address tenants and alliances in URLs: lowercase letters, digits and dashes,
 /// starting with a letter, 2 to 40 characters.
 pub fn slug_is_valid(slug: &str) -> bool {
-    crate::ident::is_lowercase_ident(slug, 2..=40, b'-')
+    crate::ident::is_lowercase_ident(slug, SLUG_LENGTHS, b'-')
 }
+
+const SLUG_LENGTHS: std::ops::RangeInclusive<usize> = 2..=40;
+
+/// A slug in the OpenAPI document (`slug_is_valid`).
+pub struct Slug;
+
+impl utoipa::PartialSchema for Slug {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::ident::schema(SLUG_LENGTHS, b'-', "2 to 40 characters: a-z, 0-9 and -, starting with a letter")
+    }
+}
+impl utoipa::ToSchema for Slug {}
 
 /// One alliance of merchants (SPEC A1).
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -9,14 +9,54 @@ use crate::error::{Result, Validator};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Level {
+    /// Ignored in a request (levels are matched by threshold).
     #[serde(default)]
     pub id: i64,
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub name: String,
     /// Level-currency balance from which this level applies.
+    #[schema(minimum = 0)]
     pub threshold: i64,
     /// E.g. {"earn_multiplier": 1.5, "monthly_gift": 100, "member_only": true}.
     #[serde(default)]
+    #[schema(value_type = Option<crate::doc::JsonObject>)]
     pub benefits: serde_json::Value,
+}
+
+/// Levels at most in a table.
+pub const LEVELS_MAX: usize = 50;
+
+/// A level table in the OpenAPI document: 1 to `LEVELS_MAX` levels, one of them at
+/// threshold 0 (`contains`). Thresholds must differ, which a schema cannot say.
+pub struct LevelTable;
+
+impl utoipa::PartialSchema for LevelTable {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::ArrayBuilder;
+        let mut table = ArrayBuilder::new()
+            .items(Ref::from_schema_name(Level::name()))
+            .min_items(Some(1))
+            .max_items(Some(LEVELS_MAX))
+            .description(Some("The whole level table: one level at threshold 0, thresholds all different."))
+            .build();
+        // utoipa has no `contains`; extensions are written as they are named.
+        let mut extensions = utoipa::openapi::extensions::Extensions::default();
+        extensions.insert(
+            "contains".into(),
+            serde_json::json!({"type": "object", "required": ["threshold"], "properties": {"threshold": {"const": 0}}}),
+        );
+        table.extensions = Some(extensions);
+        table.into()
+    }
+}
+impl utoipa::ToSchema for LevelTable {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((Level::name().into(), Level::schema()));
+        <Level as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Level>> {
@@ -34,7 +74,7 @@ pub async fn replace(tx: &mut crate::tx::TenantTx, levels: &[Level]) -> Result<V
 
 async fn store(conn: &mut PgConnection, levels: &[Level]) -> Result<Vec<Level>> {
     let mut v = Validator::new();
-    v.check(!levels.is_empty() && levels.len() <= 50, "levels", "1 to 50 levels");
+    v.check(!levels.is_empty() && levels.len() <= LEVELS_MAX, "levels", "1 to 50 levels");
     v.check(levels.iter().any(|l| l.threshold == 0), "levels", "one level must start at 0");
     for l in levels {
         v.check(!l.name.trim().is_empty() && l.name.chars().count() <= 32, "name", "1 to 32 characters");

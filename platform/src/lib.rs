@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod directory;
+pub mod doc;
 pub mod error;
 pub mod fleet;
 pub mod found;

@@ -91,6 +91,38 @@ pub mod ledger {
     pub const LOTS_PAGE: i64 = 10_000;
     /// Open lots a single debit may draw from (beyond: a 409 naming the limit).
     pub const LOTS_PER_DEBIT_MAX: i64 = 1_000_000;
+
+    fn amount_schema(min: i64, description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
+            .maximum(Some(AMOUNT_MAX))
+            .description(Some(description))
+            .into()
+    }
+
+    /// An amount of points in the OpenAPI document: 1 to `AMOUNT_MAX` (`ledger::post::check_amount`).
+    pub struct Amount;
+
+    impl utoipa::PartialSchema for Amount {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            amount_schema(1, "An amount of points: 1 to 10^12")
+        }
+    }
+    impl utoipa::ToSchema for Amount {}
+
+    /// A price, threshold or limit in points (or fen) in the OpenAPI document: 0 to
+    /// `AMOUNT_MAX`.
+    pub struct AmountOrZero;
+
+    impl utoipa::PartialSchema for AmountOrZero {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            amount_schema(0, "0 to 10^12")
+        }
+    }
+    impl utoipa::ToSchema for AmountOrZero {}
 }
 
 /// Bounds of the rules engine around the sandbox (whose own bounds are in

@@ -37,23 +37,45 @@ const COLUMNS: &str = "id, phone, email, nickname, external_id, invite_code, inv
      last_active_at, created_at, phone_proven_at, email_proven_at";
 
 pub use crate::auth::identifier::Identifier;
+use crate::auth::identifier::PhoneOrEmail;
+use crate::urls::HttpsUrl;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// Phone number or e-mail address; it is the account.
+    #[schema(value_type = PhoneOrEmail)]
     pub identifier: String,
     /// A password (8-128 characters) …
     #[serde(default)]
+    #[schema(value_type = Option<crate::auth::passwords::Password>)]
     pub password: Option<String>,
     /// … or a code sent with purpose `register`. At least one of the two.
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub nickname: Option<String>,
     /// Invitation code of the member who invited this one.
     #[serde(default)]
     pub invite_code: Option<String>,
+}
+
+/// A sign-up in the OpenAPI document: a `Registration` with a password or a code.
+pub struct RegistrationRequest;
+
+impl utoipa::PartialSchema for RegistrationRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::doc::{requiring, text};
+        requiring("Registration", [("password", text()), ("code", text())], false, "A password, a code, or both")
+    }
+}
+impl utoipa::ToSchema for RegistrationRequest {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((Registration::name().into(), Registration::schema()));
+        <Registration as ToSchema>::schemas(schemas);
+    }
 }
 
 /// An account found by its phone or e-mail, with its password hash and whether that
@@ -374,11 +396,28 @@ pub async fn prove(db: &Db, tenant: &Tenant, id: i64, kind: IdentifierKind, code
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    #[schema(max_length = 64)]
     pub nickname: Option<String>,
     /// https URL of the avatar image.
+    #[schema(value_type = Option<HttpsUrl>)]
     pub avatar_url: Option<String>,
     /// Any of order_updates, expiry_reminders, marketing (true/false).
+    #[schema(value_type = Option<NotificationSettings>)]
     pub notifications: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Which messages a member gets (each left out is kept as it is). The document's name for
+/// what `update_profile` checks of `ProfileUpdate::notifications`.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NotificationSettings {
+    #[serde(default)]
+    order_updates: bool,
+    #[serde(default)]
+    expiry_reminders: bool,
+    #[serde(default)]
+    marketing: bool,
 }
 
 /// Changes the member's profile.
@@ -439,6 +478,7 @@ pub struct MemberFilter {
     /// Members with this tag.
     pub tag: Option<String>,
     /// Members not active for at least this many days.
+    #[param(minimum = 1, maximum = 3650)]
     pub inactive_days: Option<i32>,
     /// Phone, e-mail or nickname containing this.
     pub q: Option<String>,
@@ -502,7 +542,7 @@ pub async fn upsert_external(
     phone: Option<&str>,
     nickname: Option<&str>,
 ) -> Result<Member> {
-    if external_id.is_empty() || external_id.len() > 128 {
+    if external_id.is_empty() || external_id.chars().count() > 128 {
         return Err(Error::invalid_field("external_id", "1 to 128 characters"));
     }
     let phone = match phone {

@@ -21,15 +21,19 @@ use crate::tx::TenantTx;
 #[serde(deny_unknown_fields)]
 pub struct Credit {
     pub member_id: i64,
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub amount: i64,
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = crate::ledger::currencies::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub memo: String,
     /// The partner's reference (order number, receipt…).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub reference: String,
-    /// Overrides the mall's expiry policy for this credit.
+    /// Overrides the mall's expiry policy for this credit (in the future).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -71,12 +75,16 @@ pub async fn credit_batch(tx: &mut TenantTx, mut items: Vec<Credit>, now: DateTi
 #[serde(deny_unknown_fields)]
 pub struct Debit {
     pub member_id: i64,
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub amount: i64,
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = crate::ledger::currencies::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub memo: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub reference: String,
 }
 
@@ -95,11 +103,36 @@ pub async fn debit(tx: &mut TenantTx, d: Debit, now: DateTime<Utc>) -> Result<En
 #[serde(deny_unknown_fields)]
 pub struct Adjustment {
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = crate::ledger::currencies::CurrencyCode)]
     pub currency: String,
-    /// Positive to credit, negative to debit.
+    /// Positive to credit, negative to debit; not 0, and at most the staff role's
+    /// `adjustment_limits` (setting) either way.
+    #[schema(schema_with = nonzero_amount)]
     pub amount: i64,
     /// Why (required; shown to the member and in the audit log).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub reason: String,
+}
+
+/// An adjustment's amount in the OpenAPI document: ±1 to ±`AMOUNT_MAX` (a role's
+/// `adjustment_limits` may be smaller).
+fn nonzero_amount() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let range = |from: i64, to: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(from))
+            .maximum(Some(to))
+    };
+    OneOfBuilder::new()
+        .item(range(1, bounds::AMOUNT_MAX))
+        .item(range(-bounds::AMOUNT_MAX, -1))
+        .description(Some(
+            "Positive to credit, negative to debit; not 0, and at most the staff role's `adjustment_limits` \
+             (setting) either way.",
+        ))
+        .into()
 }
 
 impl Adjustment {

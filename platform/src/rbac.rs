@@ -22,6 +22,21 @@ pub enum Role {
     Auditor,
 }
 
+/// A role of a merchant's staff in the OpenAPI document: one of `Role::TENANT_ROLES`.
+pub struct TenantRole;
+
+impl utoipa::PartialSchema for TenantRole {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Role::TENANT_ROLES.map(Role::as_str)))
+            .description(Some("A role of a merchant's staff"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for TenantRole {}
+
 impl Role {
     pub const TENANT_ROLES: [Role; 5] =
         [Role::Owner, Role::Operator, Role::Finance, Role::CustomerService, Role::Auditor];

@@ -10,40 +10,50 @@ use crate::error::{Result, Validator};
 pub struct TenantSettings {
     /// Logo URL (https or a path served by this platform).
     #[serde(default)]
+    #[schema(value_type = Option<crate::urls::ImageUrl>)]
     pub logo_url: Option<String>,
     /// Display name of the spendable currency, e.g. "积分".
     #[serde(default = "default_points_name")]
+    #[schema(min_length = 1, max_length = 16, pattern = "\\S")]
     pub points_name: String,
     /// Display name of experience, e.g. "经验".
     #[serde(default = "default_experience_name")]
+    #[schema(min_length = 1, max_length = 16, pattern = "\\S")]
     pub experience_name: String,
     /// How many points are worth one yuan (e.g. 100 means 100 points = 1 yuan).
     #[serde(default = "default_points_per_yuan")]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points_per_yuan: i64,
     #[serde(default)]
     pub expiry: ExpiryPolicy,
     /// BCP 47 locale, e.g. "zh-CN".
     #[serde(default = "default_locale")]
+    #[schema(pattern = "^[A-Za-z0-9-]{2,16}$")]
     pub locale: String,
     /// IANA time zone of the mall's day (check-in days, daily caps and limits, periods),
     /// e.g. "Asia/Shanghai".
     #[serde(default = "default_time_zone")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_+/-]+$", example = "Asia/Shanghai")]
     pub time_zone: String,
     /// Member-to-member transfers (L6).
     #[serde(default)]
     pub transfers: TransferLimits,
     /// Days before points lapse when members get a reminder (L4); 0 turns reminders off.
     #[serde(default = "default_reminder_days")]
+    #[schema(minimum = 0, maximum = 365)]
     pub expiry_reminder_days: i32,
-    /// Default lifetime of a points hold for a partner's checkout, in seconds (L9).
+    /// Default lifetime of a points hold for a partner's checkout, in seconds (L9): 10
+    /// seconds to 7 days.
     #[serde(default = "default_hold_ttl_secs")]
+    #[schema(minimum = 10, maximum = 604800)]
     pub hold_ttl_secs: i64,
     /// Largest manual points adjustment (credit or debit) per staff role (L7).
     #[serde(default)]
     pub adjustment_limits: AdjustmentLimits,
     /// How much of a server instance the mall's events may use at once (set by the
-    /// platform operator; read-only for the mall's staff).
+    /// platform operator; read-only for the mall's staff, ignored in their requests).
     #[serde(default)]
+    #[schema(read_only)]
     pub limits: TenantLimits,
 }
 
@@ -52,11 +62,14 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentLimits {
     #[serde(default = "ledger_amount_max")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub owner: i64,
     #[serde(default = "ledger_amount_max")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub operator: i64,
     /// Small by default: customer service makes goodwill gestures, not payouts.
     #[serde(default = "default_customer_service_adjustment")]
+    #[schema(value_type = crate::limits::ledger::AmountOrZero)]
     pub customer_service: i64,
 }
 
@@ -77,8 +90,10 @@ impl Default for AdjustmentLimits {
 #[serde(default, deny_unknown_fields)]
 pub struct TenantLimits {
     /// Event batches (requests posting events, check-ins, sign-ups) processed at once.
+    #[schema(minimum = 1, maximum = 64)]
     pub event_batches: u32,
     /// Of those, how many may run rules at the same moment (each on one thread).
+    #[schema(minimum = 1, maximum = 64)]
     pub rule_evaluations: u32,
 }
 
@@ -128,10 +143,13 @@ fn default_customer_service_adjustment() -> i64 {
 pub struct TransferLimits {
     pub enabled: bool,
     /// Smallest single transfer.
+    #[schema(minimum = 1)]
     pub min: i64,
-    /// Largest single transfer.
+    /// Largest single transfer (at least `min`).
+    #[schema(minimum = 1)]
     pub max: i64,
-    /// Most a member may send per day of the mall's time zone.
+    /// Most a member may send per day of the mall's time zone (at least `max`).
+    #[schema(minimum = 1)]
     pub per_day: i64,
 }
 
@@ -142,16 +160,106 @@ impl Default for TransferLimits {
 }
 
 /// When earned points lapse.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ExpiryPolicy {
     /// Points never expire.
     #[default]
     Never,
-    /// Each lot expires `days` after it was earned.
+    /// Each lot expires `days` after it was earned (1 to 3650).
     Rolling { days: i32 },
     /// Each lot expires at the end of the period after the one it was earned in.
     FixedEndOfNext { period: Period },
+}
+
+/// `ExpiryPolicy` in the OpenAPI document, by hand: the derive leaves the variants open to
+/// other fields, which the server refuses.
+impl utoipa::PartialSchema for ExpiryPolicy {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let variant = |kind: &str, description: &str| {
+            ObjectBuilder::new()
+                .description(Some(description))
+                .required("kind")
+                .property("kind", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([kind])))
+                .additional_properties(Some(AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false)))
+        };
+        let days = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::Int32,
+            )))
+            .minimum(Some(1))
+            .maximum(Some(3650));
+        OneOfBuilder::new()
+            .item(variant("never", "Points never expire."))
+            .item(
+                variant("rolling", "Each lot expires `days` after it was earned.")
+                    .required("days")
+                    .property("days", days),
+            )
+            .item(
+                variant(
+                    "fixed_end_of_next",
+                    "Each lot expires at the end of the period after the one it was earned in.",
+                )
+                .required("period")
+                .property("period", Ref::from_schema_name(Period::name())),
+            )
+            .description(Some("When earned points lapse"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for ExpiryPolicy {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((Period::name().into(), Period::schema()));
+    }
+}
+
+/// What `ExpiryPolicy` is read from: serde's internally tagged enum, after a check that
+/// the tag is text and that `never` comes alone (serde alone would take a variant's
+/// index, `"kind": 0`, and ignore the other fields of a unit variant).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum ExpiryWire {
+    Never,
+    Rolling {
+        #[serde(deserialize_with = "whole_i32")]
+        days: i32,
+    },
+    FixedEndOfNext {
+        period: Period,
+    },
+}
+
+impl<'de> Deserialize<'de> for ExpiryPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        match map.get("kind") {
+            Some(serde_json::Value::String(kind)) if kind != "never" || map.len() == 1 => {}
+            Some(serde_json::Value::String(_)) => return Err(D::Error::custom("kind never takes no other field")),
+            _ => return Err(D::Error::custom("kind: never, rolling or fixed_end_of_next")),
+        }
+        Ok(match ExpiryWire::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)? {
+            ExpiryWire::Never => Self::Never,
+            ExpiryWire::Rolling { days } => Self::Rolling { days },
+            ExpiryWire::FixedEndOfNext { period } => Self::FixedEndOfNext { period },
+        })
+    }
+}
+
+/// An i32 written as an integer or as a float with a zero fraction (`30.0`): the HTTP edge
+/// reads both as the integer, but a field of an internally tagged enum is buffered
+/// before it is read, past the edge's reader.
+fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i32, D::Error> {
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64));
+    whole.and_then(|i| i32::try_from(i).ok()).ok_or_else(|| D::Error::custom(format!("expected an i32, found {n}")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -316,6 +424,32 @@ impl ExpiryPolicy {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    /// The expiry policy's tag is text, `never` comes alone, and a whole float reads as
+    /// the days it writes.
+    #[test]
+    fn expiry_policies_read_strictly() {
+        let read = |v: serde_json::Value| serde_json::from_value::<ExpiryPolicy>(v);
+        assert_eq!(read(serde_json::json!({"kind": "never"})).unwrap(), ExpiryPolicy::Never);
+        assert_eq!(
+            read(serde_json::json!({"kind": "rolling", "days": 30.0})).unwrap(),
+            ExpiryPolicy::Rolling { days: 30 }
+        );
+        assert_eq!(
+            read(serde_json::json!({"kind": "fixed_end_of_next", "period": "year"})).unwrap(),
+            ExpiryPolicy::FixedEndOfNext { period: Period::Year }
+        );
+        for bad in [
+            serde_json::json!({"kind": 0}),
+            serde_json::json!({"kind": 1, "days": 3}),
+            serde_json::json!({"kind": "never", "period": "year"}),
+            serde_json::json!({"kind": "rolling", "days": 3, "x": 1}),
+            serde_json::json!({"kind": "rolling", "days": 2.5}),
+            serde_json::json!({"days": 3}),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn fixed_policies_end_with_the_next_period() {

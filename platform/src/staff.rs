@@ -68,10 +68,15 @@ const COLUMNS: &str = "id, email, display_name, role, disabled, created_at, tena
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
+    #[schema(value_type = crate::auth::identifier::EmailAddress)]
     pub email: String,
+    #[schema(value_type = crate::auth::passwords::Password)]
     pub password: String,
+    /// A merchant's staff role (the routes that take this body create merchant staff).
+    #[schema(value_type = crate::rbac::TenantRole)]
     pub role: Role,
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub display_name: String,
 }
 

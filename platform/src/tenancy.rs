@@ -19,7 +19,9 @@ use crate::settings::{TenantLimits, TenantSettings};
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// URL name of the mall: `^[a-z][a-z0-9-]{1,39}$`.
+    #[schema(value_type = crate::directory::Slug)]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// Alliance to join (by slug), if any.
     #[serde(default)]
@@ -288,13 +290,17 @@ async fn write_settings(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAlliance {
+    #[schema(value_type = crate::directory::Slug)]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
-    /// Code of the shared currency (default `alliance_points`).
+    /// Code of the shared currency (default `alliance_points`; not `points` nor `exp`).
     #[serde(default)]
+    #[schema(value_type = Option<crate::ledger::currencies::CurrencyCode>)]
     pub currency_code: Option<String>,
     /// Its name (default 联盟积分).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub currency_name: Option<String>,
 }
 
@@ -307,7 +313,7 @@ pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) ->
         .check(slug_is_valid(&new.slug), "slug", "2-40 characters: a-z, 0-9 and -, starting with a letter")
         .check(!new.name.trim().is_empty() && new.name.chars().count() <= 200, "name", "1 to 200 characters")
         .check(
-            crate::ident::is_lowercase_ident(code, 2..=32, b'_') && !matches!(code, "points" | "exp"),
+            crate::ledger::currencies::code_is_valid(code) && !matches!(code, "points" | "exp"),
             "currency_code",
             "2-32 characters: a-z, 0-9 and _, starting with a letter; not points or exp",
         )

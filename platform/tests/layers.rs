@@ -12,6 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "i18n",
             "localtime",
+            "doc",
             "ident",
             "ids",
             "limits",

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::json_error;
-use crate::openapi::{ApiDoc, CommonErrors, UniqueOperationIds};
+use crate::openapi::{ApiDoc, CommonErrors, TextRules, UniqueOperationIds};
 use crate::routes;
 use crate::security_headers;
 use crate::state::AppState;
@@ -47,6 +47,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::budgets::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
+    TextRules.modify(&mut doc);
     UniqueOperationIds.modify(&mut doc);
     (router, doc)
 }

@@ -4,7 +4,10 @@
 //! - numbers that survive a round trip through PostgreSQL (`jsonb`, `bigint`): integers
 //!   within i64, other numbers finite and within ±`JSON_NUMBER_ABS_MAX`;
 //! - the JSON type the schema names: serde would read a struct from an array
-//!   (`[null, null]`); here a struct needs an object.
+//!   (`[null, null]`); here a struct needs an object;
+//! - an integer written with a zero fraction (`2.0`) is the integer (JSON Schema counts it
+//!   as one, and JSON itself does not tell `2.0` from `2`); `2.5` stays a float, refused
+//!   where an integer is expected.
 //!
 //! Problems are 422s that name the field by its path (`items[0].memo`).
 
@@ -143,6 +146,24 @@ fn visit_object<'de, V: Visitor<'de>>(map: Map<String, Value>, visitor: V) -> Re
     visitor.visit_map(Object { iter: map.into_iter(), value: None })
 }
 
+/// The integer a float with a zero fraction writes (`check` has already bounded every
+/// float to ±`JSON_NUMBER_ABS_MAX`, well inside the integers an f64 holds exactly).
+fn whole(v: Value) -> Value {
+    match v.as_f64() {
+        Some(f) if v.is_f64() && f.fract() == 0.0 && f.abs() <= JSON_NUMBER_ABS_MAX => Value::from(f as i64),
+        _ => v,
+    }
+}
+
+/// Integer targets read a whole float as its integer; everything else as before.
+macro_rules! whole_floats_as_integers {
+    ($de:lifetime; $($method:ident)*) => {$(
+        fn $method<V: Visitor<$de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            Strict(whole(self.0)).deserialize_any(visitor)
+        }
+    )*};
+}
+
 impl<'de> de::Deserializer<'de> for Strict {
     type Error = serde_json::Error;
 
@@ -218,9 +239,13 @@ impl<'de> de::Deserializer<'de> for Strict {
         visitor.visit_unit()
     }
 
+    whole_floats_as_integers! { 'de;
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct identifier
+        bool f32 f64 char str string bytes byte_buf unit unit_struct identifier
     }
 }
 
@@ -296,6 +321,16 @@ mod tests {
         assert_eq!(field_of(from_value::<Patch>(json!({"inner": [1]})).unwrap_err()), "inner");
         assert_eq!(field_of(from_value::<Vec<Inner>>(json!([{"a": 1}, {"a": "x"}])).unwrap_err()), "[1].a");
         assert_eq!(field_of(from_value::<Inner>(json!({"a": 9.5})).unwrap_err()), "a");
+    }
+
+    #[test]
+    fn integers_may_be_written_as_whole_floats() {
+        let p: Patch = from_value(json!({"position": 2147483647.0, "inner": {"a": -3.0}})).unwrap();
+        assert_eq!((p.position, p.inner.and_then(|i| i.a)), (Some(i32::MAX), Some(-3)));
+        assert_eq!(field_of(from_value::<Patch>(json!({"position": 2.5})).unwrap_err()), "position");
+        assert_eq!(field_of(from_value::<Patch>(json!({"position": 2147483648.0})).unwrap_err()), "position");
+        // Free JSON keeps what was written.
+        assert_eq!(from_value::<Value>(json!({"x": 2.0})).unwrap(), json!({"x": 2.0}));
     }
 
     #[test]

@@ -128,11 +128,136 @@ fn bound_parameter(p: &mut utoipa::openapi::path::Parameter) {
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
             .minimum(Some(1))
-            .maximum(Some(platform::limits::PAGE_LIMIT_MAX as f64))
+            .maximum(Some(platform::limits::PAGE_LIMIT_MAX))
             .build(),
         _ => return,
     };
     p.schema = Some(RefOr::T(schema.into()));
+}
+
+use platform::doc::{NO_NUL, NOT_BLANK};
+
+/// How a field says "not blank" in `#[schema(pattern = ...)]`: `\S`, written out as
+/// `NOT_BLANK` in the document.
+const NOT_BLANK_SHORT: &str = "\\S";
+
+/// The text and JSON rules every request obeys (`input`; README, "Limits"), in the
+/// document: each string a request carries (in a body, a query or a path, directly or
+/// through the components it names) that has no `pattern`, `format` or `enum` of its own
+/// gets `NO_NUL`, and `\S` becomes `NOT_BLANK` (a field's own pattern excludes NUL
+/// itself); free JSON (`serde_json::Value`) and the unknown members of an object that
+/// does not refuse them are `JsonValue`s. The search text `q` is left as it is: NUL is
+/// dropped from it. Response-only schemas are left as they are. Applied once the routes'
+/// paths are in the document (`app::api`), after `CommonErrors` (which gives the shared
+/// parameters their patterns).
+pub struct TextRules;
+
+impl Modify for TextRules {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        let mut named = Vec::new();
+        for item in api.paths.paths.values_mut() {
+            for op in operations_mut(item) {
+                for p in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(p) = p
+                        && !(matches!(p.parameter_in, ParameterIn::Query) && p.name == "q")
+                        && let Some(schema) = &mut p.schema
+                    {
+                        text_rules(schema, &mut named, true);
+                    }
+                }
+                if let Some(RefOr::T(body)) = &mut op.request_body {
+                    for content in body.content.values_mut() {
+                        if let RefOr::T(content) = content
+                            && let Some(schema) = &mut content.schema
+                        {
+                            text_rules(schema, &mut named, true);
+                        }
+                    }
+                }
+            }
+        }
+        let components = api.components.get_or_insert_with(Default::default);
+        let mut done = std::collections::BTreeSet::new();
+        while let Some(name) = named.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            if name == JSON_VALUE {
+                use utoipa::PartialSchema;
+                components.schemas.entry(name).or_insert_with(platform::doc::JsonValue::schema);
+            } else if let Some(schema) = components.schemas.get_mut(&name) {
+                text_rules(schema, &mut named, true);
+            }
+        }
+        // Responses say "not blank" the same way.
+        for (name, schema) in components.schemas.iter_mut() {
+            if !done.contains(name) {
+                text_rules(schema, &mut Vec::new(), false);
+            }
+        }
+    }
+}
+
+const JSON_VALUE: &str = "JsonValue";
+
+/// Applies the text rules to `schema` and what it contains (`request`: all of them, else
+/// only `\S` spelled out); the components it names are pushed to `named`.
+fn text_rules(schema: &mut RefOr<utoipa::openapi::schema::Schema>, named: &mut Vec<String>, request: bool) {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, ObjectBuilder, Schema, SchemaType, Type};
+    let is = |o: &utoipa::openapi::schema::Object, t: Type| match &o.schema_type {
+        SchemaType::Type(own) => *own == t,
+        SchemaType::Array(types) => types.contains(&t),
+        SchemaType::AnyValue => false,
+    };
+    match schema {
+        RefOr::Ref(r) => {
+            if let Some(name) = r.ref_location.strip_prefix("#/components/schemas/") {
+                named.push(name.to_string());
+            }
+        }
+        RefOr::T(Schema::Object(o))
+            if request && matches!(o.schema_type, SchemaType::AnyValue) && o.properties.is_empty() =>
+        {
+            named.push(JSON_VALUE.to_string());
+            *schema = Ref::from_schema_name(JSON_VALUE).into();
+        }
+        RefOr::T(Schema::Object(o)) => {
+            if is(o, Type::String) {
+                match o.pattern.as_deref() {
+                    Some(NOT_BLANK_SHORT) => o.pattern = Some(NOT_BLANK.to_string()),
+                    None if request && o.format.is_none() && o.enum_values.is_none() => {
+                        o.pattern = Some(NO_NUL.to_string())
+                    }
+                    _ => {}
+                }
+            }
+            if request && is(o, Type::Object) && o.additional_properties.is_none() {
+                named.push(JSON_VALUE.to_string());
+                o.additional_properties = Some(Box::new(Ref::from_schema_name(JSON_VALUE).into()));
+                o.property_names =
+                    Some(Box::new(ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)).into()));
+            }
+            for property in o.properties.values_mut() {
+                text_rules(property, named, request);
+            }
+            if let Some(extra) = o.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(extra) = extra
+            {
+                text_rules(extra, named, request);
+            }
+        }
+        RefOr::T(Schema::Array(a)) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                text_rules(items, named, request);
+            }
+        }
+        RefOr::T(Schema::AllOf(x)) => x.items.iter_mut().for_each(|s| text_rules(s, named, request)),
+        RefOr::T(Schema::AnyOf(x)) => x.items.iter_mut().for_each(|s| text_rules(s, named, request)),
+        RefOr::T(Schema::OneOf(x)) => x.items.iter_mut().for_each(|s| text_rules(s, named, request)),
+        RefOr::T(_) => {}
+    }
 }
 
 /// Every operation gets a unique `operationId` (generated clients and /docs "Try it out"
@@ -241,5 +366,84 @@ mod tests {
             assert!(with_key.iter().any(|p| p == expected), "{expected} does not document its Idempotency-Key");
         }
         assert_eq!(with_key.len(), 12, "{with_key:?}");
+    }
+
+    /// Every `$ref` of the document names a component it has.
+    #[test]
+    fn every_reference_resolves() {
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = serde_json::to_value(crate::app::api().1).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 100, "{}", found.len());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}"));
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{r} names no component");
+        }
+    }
+
+    /// utoipa's `minimum`, `maxItems`, … take literals only: where the server's bound is a
+    /// constant, the document's number is checked against it here.
+    #[test]
+    fn bounds_written_as_literals_are_the_limits() {
+        use platform::limits::{self, ledger, mall, rules};
+        let doc = serde_json::to_value(crate::app::api().1).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let at = |schema: &str, pointer: &str| {
+            schemas[schema]
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or_else(|| panic!("{schema}{pointer}"))
+        };
+        let cases = [
+            (at("RedeemRequest", "/properties/quantity/maximum"), i64::from(mall::QUANTITY_MAX)),
+            (at("NewLottery", "/properties/prizes/maxItems"), mall::PRIZES_MAX as i64),
+            (at("Prize", "/properties/weight/maximum"), i64::from(mall::WEIGHT_TOTAL)),
+            (at("ProductInput", "/properties/images/maxItems"), mall::IMAGES_PER_PRODUCT_MAX as i64),
+            (at("CreditBatch", "/properties/items/maxItems"), ledger::BATCH_MAX as i64),
+            (at("EventBatch", "/properties/events/maxItems"), rules::BATCH_EVENTS_MAX as i64),
+            (at("NewApiKey", "/properties/scopes/maxItems"), limits::API_KEY_SCOPES_MAX as i64),
+            (at("TenantLimits", "/properties/event_batches/maximum"), i64::from(limits::TENANT_CONCURRENCY_MAX)),
+            (at("TenantLimits", "/properties/rule_evaluations/maximum"), i64::from(limits::TENANT_CONCURRENCY_MAX)),
+            (at("Password", "/minLength"), limits::PASSWORD_MIN_CHARS as i64),
+            (at("Password", "/maxLength"), limits::PASSWORD_MAX_CHARS as i64),
+            (at("Amount", "/maximum"), ledger::AMOUNT_MAX),
+        ];
+        for (i, (documented, limit)) in cases.into_iter().enumerate() {
+            assert_eq!(documented, limit, "case {i}");
+        }
+        let q = doc["paths"]["/v1/tenants/{tenant}/products"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "q")
+            .unwrap();
+        assert_eq!(q["schema"]["maxLength"], mall::QUERY_MAX_CHARS);
+        assert_eq!(q["schema"].get("pattern"), None, "NUL is dropped from the search text, not refused");
+    }
+
+    /// `NOT_BLANK` is what the server's `!s.trim().is_empty()` and "no NUL" accept, and
+    /// no field keeps the short `\S` in the document.
+    #[test]
+    fn not_blank_is_trim_and_no_nul() {
+        let re = regex::Regex::new(super::NOT_BLANK).unwrap();
+        for c in (0..=0x3100u32).chain([0xfeff, 0x1_0000]).filter_map(char::from_u32) {
+            for s in [c.to_string(), format!(" {c} "), format!("{c}\u{0}")] {
+                assert_eq!(re.is_match(&s), !s.trim().is_empty() && !s.contains('\0'), "{s:?}");
+            }
+        }
+        let doc = serde_json::to_string(&crate::app::api().1).unwrap();
+        assert!(!doc.contains(r#""pattern":"\\S""#), "a \\S pattern was left in the document");
     }
 }

@@ -17,11 +17,24 @@ pub const SCOPES: &[&str] =
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// Any of: members:read, members:write, points:read, points:write, events:write,
     /// orders:read, orders:write.
+    #[schema(value_type = Vec<ApiKeyScope>, min_items = 1, max_items = 16)]
     pub scopes: Vec<String>,
 }
+
+/// A scope of a partner API key in the OpenAPI document: one of `SCOPES`.
+pub struct ApiKeyScope;
+
+impl utoipa::PartialSchema for ApiKeyScope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(SCOPES.iter().copied())).into()
+    }
+}
+impl utoipa::ToSchema for ApiKeyScope {}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKey {

@@ -24,6 +24,18 @@ pub enum Purpose {
     Verify,
 }
 
+/// What `/auth/codes` sends a code for, in the OpenAPI document: a `Purpose` but
+/// `verify` (those codes go to a signed-in member's own phone or e-mail, from
+/// `/me/verification-codes`).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum CodePurpose {
+    Login,
+    Register,
+    ResetPassword,
+}
+
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {

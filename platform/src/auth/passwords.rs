@@ -28,6 +28,23 @@ pub fn check_policy(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// A new password in the OpenAPI document (`check_policy`): `PASSWORD_MIN_CHARS` to
+/// `PASSWORD_MAX_CHARS` characters.
+pub struct Password;
+
+impl utoipa::PartialSchema for Password {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(limits::PASSWORD_MIN_CHARS))
+            .max_length(Some(limits::PASSWORD_MAX_CHARS))
+            .description(Some("8 to 128 characters"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Password {}
+
 fn slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     SLOTS

@@ -10,7 +10,9 @@ use crate::error::{Error, Result, Validator};
 #[serde(deny_unknown_fields)]
 pub struct Currency {
     /// `^[a-z][a-z0-9_]{1,31}$`, e.g. "points", "exp", "coffee_stamps".
+    #[schema(value_type = CurrencyCode)]
     pub code: String,
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub name: String,
     pub spendable: bool,
     #[serde(default)]
@@ -28,6 +30,55 @@ pub struct Currency {
 
 fn yes() -> bool {
     true
+}
+
+const CODE_LENGTHS: std::ops::RangeInclusive<usize> = 2..=32;
+
+/// A currency code: 2 to 32 characters, a-z, 0-9 and _, starting with a letter.
+pub fn code_is_valid(code: &str) -> bool {
+    crate::ident::is_lowercase_ident(code, CODE_LENGTHS, b'_')
+}
+
+/// A currency code in the OpenAPI document (`code_is_valid`).
+pub struct CurrencyCode;
+
+impl utoipa::PartialSchema for CurrencyCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::ident::schema(
+            CODE_LENGTHS,
+            b'_',
+            "A currency code: 2 to 32 characters, a-z, 0-9 and _, starting with a letter",
+        )
+    }
+}
+impl utoipa::ToSchema for CurrencyCode {}
+
+/// What a merchant sends to add a currency, in the OpenAPI document: a `Currency` whose
+/// `drives_level` and `shared` are false (only the built-in experience currency drives
+/// levels; a shared currency comes from the mall's alliance).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewCurrency {
+    #[schema(value_type = CurrencyCode)]
+    code: String,
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
+    name: String,
+    spendable: bool,
+    #[schema(required = false)]
+    transferable: bool,
+    /// Whether the mall's expiry policy applies (default true).
+    #[schema(required = false)]
+    expires: bool,
+    #[schema(required = false, schema_with = always_false)]
+    drives_level: bool,
+    #[schema(required = false, schema_with = always_false)]
+    shared: bool,
+}
+
+fn always_false() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([false])).description(Some("false")).build()
 }
 
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Currency>> {
@@ -55,7 +106,7 @@ pub async fn create(tx: &mut crate::tx::TenantTx, c: &Currency) -> Result<Curren
 }
 
 async fn insert(conn: &mut PgConnection, c: &Currency) -> Result<Currency> {
-    let code_ok = crate::ident::is_lowercase_ident(&c.code, 2..=32, b'_');
+    let code_ok = code_is_valid(&c.code);
     Validator::new()
         .check(code_ok, "code", "2-32 characters: a-z, 0-9 and _, starting with a letter")
         .check(!c.name.trim().is_empty() && c.name.chars().count() <= 32, "name", "1 to 32 characters")

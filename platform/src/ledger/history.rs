@@ -107,6 +107,7 @@ pub async fn summary(conn: &mut PgConnection, member_id: i64) -> Result<PointsSu
 pub struct EntryFilter {
     pub currency: Option<String>,
     /// earn, spend, adjust, expire, transfer_in, transfer_out, hold, hold_return, refund, lock, release
+    #[param(value_type = Option<super::Reason>, inline)]
     pub reason: Option<String>,
     /// Entries at or after this time (RFC 3339).
     pub from: Option<DateTime<Utc>>,

@@ -58,13 +58,17 @@ const COLUMNS: &str = "id, member_id, currency, amount, captured, refunded, stat
 pub struct NewHold {
     pub member_id: i64,
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = super::currencies::CurrencyCode)]
     pub currency: String,
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub amount: i64,
     /// The partner's order or checkout reference.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub reference: String,
-    /// Lifetime in seconds; the mall's `hold_ttl_secs` by default.
+    /// Lifetime in seconds (10 seconds to 7 days); the mall's `hold_ttl_secs` by default.
     #[serde(default)]
+    #[schema(minimum = 10, maximum = 604800)]
     pub ttl_secs: Option<i64>,
 }
 
@@ -79,7 +83,7 @@ pub async fn create(
     if !(10..=7 * 86_400).contains(&ttl) {
         return Err(Error::invalid_field("ttl_secs", "between 10 seconds and 7 days"));
     }
-    if h.reference.len() > 200 {
+    if h.reference.chars().count() > 200 {
         return Err(Error::invalid_field("reference", "at most 200 characters"));
     }
     if !super::currencies::get(conn, &h.currency).await?.spendable {

@@ -33,10 +33,14 @@ const COLUMNS: &str = "id, member_id, currency, total, released, per_day, next_r
 pub struct NewLockGrant {
     pub member_id: i64,
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = super::currencies::CurrencyCode)]
     pub currency: String,
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub total: i64,
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub per_day: i64,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub memo: String,
 }
 

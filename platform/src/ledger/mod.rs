@@ -150,7 +150,6 @@ pub(crate) const ENTRY_COLUMNS: &str = "id, member_id, currency, seq, amount, lo
      source_kind, source_ref, rule_id, rule_version, memo, created_at";
 
 pub use crate::limits::ledger as bounds;
-
 /// The currency a request means when it names none: the mall's points.
 pub fn points_currency() -> String {
     "points".into()

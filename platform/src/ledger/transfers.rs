@@ -16,11 +16,16 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     /// The receiver: phone number or e-mail of a member of this mall.
+    #[schema(value_type = crate::auth::identifier::PhoneOrEmail)]
     pub to: String,
+    /// Within the mall's `transfers` settings (`min` to `max`; 1 to 100,000 by default).
+    #[schema(value_type = crate::limits::ledger::Amount)]
     pub amount: i64,
     #[serde(default = "crate::ledger::points_currency")]
+    #[schema(value_type = super::currencies::CurrencyCode)]
     pub currency: String,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub memo: String,
 }
 

@@ -13,12 +13,17 @@ pub use crate::limits::mall::ADDRESSES_PER_MEMBER_MAX;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Address {
+    /// Ignored in a request.
     #[serde(default)]
     pub id: i64,
+    #[schema(min_length = 1, max_length = 50, pattern = "\\S")]
     pub name: String,
     /// Stored in E.164 (+86 for a mainland number without a country code).
+    #[schema(value_type = crate::auth::identifier::PhoneNumber)]
     pub phone: String,
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub region: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub detail: String,
     /// The first address is the default; a new default replaces the old one.
     #[serde(default)]

@@ -26,16 +26,31 @@ pub struct BrowseQuery {
     pub category_id: Option<i64>,
     pub tag: Option<String>,
     /// physical, virtual, coupon or service.
+    #[param(value_type = ProductKind, inline, required = false)]
     pub kind: Option<String>,
     /// Priced in this currency, e.g. the alliance's shared points (C6).
+    #[param(value_type = crate::ledger::currencies::CurrencyCode, inline, required = false)]
     pub currency: Option<String>,
     /// Current points price at least / at most.
     pub min_points: Option<i64>,
     pub max_points: Option<i64>,
-    /// Keyword in the name, brand or description.
+    /// Keyword in the name, brand or description (at most 50 characters).
+    #[param(max_length = 50)]
     pub q: Option<String>,
     /// newest (default), popular, points_asc, points_desc.
+    #[param(value_type = BrowseSort, inline, required = false)]
     pub sort: Option<String>,
+}
+
+/// The orders of the catalog, in the OpenAPI document (what `BrowseQuery::check` takes).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum BrowseSort {
+    Newest,
+    Popular,
+    PointsAsc,
+    PointsDesc,
 }
 
 /// A product as a list shows it.
@@ -81,7 +96,7 @@ impl BrowseQuery {
             "physical, virtual, coupon or service",
         );
         v.check(
-            self.currency.as_ref().is_none_or(|c| crate::ident::is_lowercase_ident(c, 2..=32, b'_')),
+            self.currency.as_ref().is_none_or(|c| crate::ledger::currencies::code_is_valid(c)),
             "currency",
             "a currency code",
         );

@@ -63,32 +63,111 @@ impl Product {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
+    /// Required to create.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(max_length = 100)]
     pub brand: Option<String>,
+    #[schema(max_length = 200)]
     pub spec: Option<String>,
+    #[schema(max_length = 100)]
     pub model: Option<String>,
+    #[schema(max_length = 50)]
     pub color: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub category_id: Option<i64>,
+    /// Tags members can filter by.
+    #[schema(value_type = Option<Vec<ProductTag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
+    /// Required to create.
     pub kind: Option<ProductKind>,
+    #[schema(value_type = Option<crate::ledger::currencies::CurrencyCode>)]
     pub currency: Option<String>,
+    /// A points price or a cash price is required to create.
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
     pub points_price: Option<i64>,
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
     pub cash_price_fen: Option<i64>,
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
     pub special_points_price: Option<i64>,
     pub special_starts_at: Option<DateTime<Utc>>,
     pub special_ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 0, maximum = 100000000)]
     pub stock: Option<i64>,
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
     pub low_stock_threshold: Option<i64>,
     pub sort_order: Option<i32>,
     pub starts_at: Option<DateTime<Utc>>,
+    /// After `starts_at`.
     pub ends_at: Option<DateTime<Utc>>,
     pub status: Option<Listing>,
     pub review_state: Option<ReviewState>,
+    #[schema(minimum = 1)]
     pub per_member_limit: Option<i32>,
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
     pub min_level_threshold: Option<i64>,
+    /// Image URLs (uploads add theirs).
+    #[schema(value_type = Option<Vec<crate::urls::ImageUrl>>, max_items = 10)]
     pub images: Option<Vec<String>>,
 }
+
+/// What creates a product, in the OpenAPI document: a `ProductInput` with a name, a kind
+/// and a points or a cash price.
+pub struct NewProduct;
+
+impl utoipa::PartialSchema for NewProduct {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::doc::{present, text};
+        use utoipa::ToSchema;
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        // The CHECK of tenant migration 0004: a points price or a cash price above 0.
+        let price = || ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).into();
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(ProductInput::name()))
+            .item(present("name", text()).required("kind").property("kind", Ref::from_schema_name(ProductKind::name())))
+            .item(AnyOfBuilder::new().item(present("points_price", price())).item(present("cash_price_fen", price())))
+            .description(Some("A product to create: `ProductInput` with `name`, `kind` and a price above 0."))
+            .into()
+    }
+}
+impl utoipa::ToSchema for NewProduct {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((ProductInput::name().into(), ProductInput::schema()));
+        <ProductInput as ToSchema>::schemas(schemas);
+    }
+}
+
+/// A product's tag in the OpenAPI document: 1 to 30 characters.
+pub struct ProductTag;
+
+impl utoipa::PartialSchema for ProductTag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(30)).into()
+    }
+}
+impl utoipa::ToSchema for ProductTag {}
+
+/// A code of a virtual product's pool in the OpenAPI document: 1 to 200 characters, not
+/// blank (stored trimmed).
+pub struct ProductCode;
+
+impl utoipa::PartialSchema for ProductCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        // `\S` is written out by the document's text rules (`tenant_api::openapi`).
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some("\\S"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for ProductCode {}
 
 impl ProductInput {
     fn validate(&self, creating: bool) -> Result<()> {
@@ -129,7 +208,7 @@ impl ProductInput {
             "tags",
             "at most 20 tags of 1 to 30 characters",
         );
-        v.check(self.images.as_ref().is_none_or(|i| i.len() <= 10), "images", "at most 10");
+        v.check(self.images.as_ref().is_none_or(|i| i.len() <= IMAGES_PER_PRODUCT_MAX), "images", "at most 10");
         v.check(
             self.images.as_ref().is_none_or(|i| i.iter().all(|u| crate::urls::image_url_ok(u))),
             "images",
@@ -322,7 +401,11 @@ pub async fn check_low_stock(conn: &mut PgConnection, product_id: ProductId) -> 
 pub async fn add_codes(tx: &mut TenantTx, id: ProductId, codes: &[String]) -> Result<Product> {
     let mut v = Validator::new();
     v.check(!codes.is_empty() && codes.len() <= 10_000, "codes", "1 to 10000 codes");
-    v.check(codes.iter().all(|c| !c.trim().is_empty() && c.len() <= 200), "codes", "1 to 200 characters each");
+    v.check(
+        codes.iter().all(|c| !c.trim().is_empty() && c.chars().count() <= 200),
+        "codes",
+        "1 to 200 characters each",
+    );
     v.finish()?;
     let p = get(tx, id).await?;
     if p.kind != ProductKind::Virtual {
@@ -348,8 +431,10 @@ pub async fn add_codes(tx: &mut TenantTx, id: ProductId, codes: &[String]) -> Re
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Category {
+    /// Ignored in a request.
     #[serde(default)]
     pub id: i64,
+    #[schema(min_length = 1, max_length = 50, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
     pub position: i32,

@@ -144,6 +144,7 @@ pub async fn by_no(conn: &mut PgConnection, order_no: &str) -> Result<Order> {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct OrderFilter {
+    #[param(value_type = Status, inline, required = false)]
     pub status: Option<String>,
     pub member_id: Option<i64>,
     pub product_id: Option<ProductId>,
@@ -375,7 +376,7 @@ pub async fn push_tracking(
 ) -> Result<Order> {
     let voice = Voice::of(tx.tenant());
     let conn: &mut PgConnection = tx;
-    if status.is_empty() || status.len() > 50 || description.chars().count() > 200 {
+    if status.is_empty() || status.chars().count() > 50 || description.chars().count() > 200 {
         return Err(Error::invalid_field("status", "status 1 to 50 characters, description at most 200"));
     }
     let o = by_no(conn, order_no).await?;
@@ -433,8 +434,10 @@ pub async fn timeout_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result
 #[serde(deny_unknown_fields)]
 pub struct NewReview {
     /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i32,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub body: String,
 }
 

@@ -73,12 +73,13 @@ pub struct PaymentNotice {
     /// What was paid, in fen; must equal the order's cash part.
     pub amount_fen: i64,
     /// The checkout's payment reference.
+    #[schema(min_length = 1, max_length = 100)]
     pub payment_ref: String,
 }
 
 /// Applies a verified payment notice; a repeat of an applied one is answered the same.
 pub async fn apply(tx: &mut crate::tx::TenantTx, n: &PaymentNotice, now: DateTime<Utc>) -> Result<Order> {
-    if n.payment_ref.is_empty() || n.payment_ref.len() > 100 {
+    if n.payment_ref.is_empty() || n.payment_ref.chars().count() > 100 {
         return Err(Error::invalid_field("payment_ref", "1 to 100 characters"));
     }
     let o = orders::by_no(tx, &n.order_no).await?;

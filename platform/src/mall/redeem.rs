@@ -25,7 +25,9 @@ pub use crate::limits::mall::QUANTITY_MAX;
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     pub product_id: ProductId,
+    /// How many (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10)]
     pub quantity: i32,
     /// One of the member's addresses (required for physical goods).
     #[serde(default)]

@@ -18,10 +18,15 @@ use crate::tx::TenantTx;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
+    /// Required to `ship`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub carrier: Option<String>,
+    /// Required to `ship`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub tracking_no: Option<String>,
+    /// Kept with the order's history (its first 200 characters).
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -40,7 +45,7 @@ pub fn action(name: &str) -> Result<Action> {
 /// Moves one order (illegal moves are a 409); audited as `order.<action>`.
 pub async fn act(tx: &mut TenantTx, id: OrderId, action: Action, body: ActionBody) -> Result<Order> {
     if action == Action::Ship {
-        let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.len() <= 100);
+        let ok = |s: &Option<String>| s.as_ref().is_some_and(|v| !v.trim().is_empty() && v.chars().count() <= 100);
         Validator::new()
             .check(ok(&body.carrier), "carrier", "required, at most 100 characters")
             .check(ok(&body.tracking_no), "tracking_no", "required, at most 100 characters")

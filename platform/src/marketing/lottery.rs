@@ -17,20 +17,38 @@ pub use crate::limits::mall::WEIGHT_TOTAL;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Prize {
+    /// Ignored in a request.
     #[serde(default)]
     pub id: i64,
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// points or item.
+    #[schema(value_type = PrizeKind)]
     pub kind: String,
+    /// Points won (a points prize: 1 to 1,000,000,000).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub points: i64,
-    /// Chance in basis points (out of 10000).
+    /// Chance in basis points (out of 10000); the weights of a lottery add up to at most
+    /// 10000.
+    #[schema(minimum = 0, maximum = 10000)]
     pub weight: i32,
     /// None: unlimited.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub stock: Option<i64>,
+    /// Ignored in a request.
     #[serde(default)]
     pub won: i64,
+}
+
+/// What a prize is, in the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PrizeKind {
+    Points,
+    Item,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -48,10 +66,16 @@ pub struct Lottery {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLottery {
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
+    /// Points a draw costs.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub cost: i64,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub daily_limit: Option<i32>,
+    /// The prize table.
+    #[schema(min_items = 1, max_items = 20)]
     pub prizes: Vec<Prize>,
 }
 
@@ -81,6 +105,8 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
             "prizes.points",
             "1 or more for a points prize",
         );
+        // An item prize's points are not paid, but stored under the same CHECK.
+        v.check(p.points >= 0, "prizes.points", "0 or more");
         v.check((0..=WEIGHT_TOTAL).contains(&p.weight), "prizes.weight", "0 to 10000");
         v.check(p.stock.is_none_or(|s| s >= 0), "prizes.stock", "0 or more");
     }

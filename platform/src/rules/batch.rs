@@ -17,16 +17,20 @@ use crate::error::Result;
 #[serde(deny_unknown_fields)]
 pub struct IncomingEvent {
     /// The sender's unique id of this event; sending it again returns the first result.
+    #[schema(min_length = 1, max_length = 150)]
     pub id: String,
     /// Built-in (registered, checked_in, order_completed, …) or custom type.
     #[serde(rename = "type")]
+    #[schema(value_type = super::EventType)]
     pub kind: String,
     pub member_id: i64,
-    /// When it happened (default: now).
+    /// When it happened (default: now); not in the future (5 minutes of clock skew allowed).
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
-    /// Free JSON object read by rules as `event.data`, e.g. {"amount_fen": 12800}.
+    /// Free JSON object read by rules as `event.data`, e.g. {"amount_fen": 12800}; at
+    /// most 8 KiB.
     #[serde(default)]
+    #[schema(value_type = Option<crate::doc::JsonObject>)]
     pub data: serde_json::Value,
 }
 
@@ -74,7 +78,7 @@ impl IncomingEvent {
 
     pub(super) fn check(&self, now: DateTime<Utc>) -> Result<()> {
         let mut v = crate::error::Validator::new();
-        v.check(!self.id.is_empty() && self.id.len() <= 150, "id", "1 to 150 characters");
+        v.check(!self.id.is_empty() && self.id.chars().count() <= 150, "id", "1 to 150 characters");
         v.check(super::event_type_is_valid(&self.kind), "type", "a-z, 0-9 and _, starting with a letter, at most 64");
         v.check(self.data.is_object() || self.data.is_null(), "data", "a JSON object");
         v.check(self.data.to_string().len() <= bounds::EVENT_DATA_BYTES_MAX, "data", "at most 8 KiB");

@@ -24,11 +24,11 @@ pub struct DryRun {
     #[serde(default)]
     pub rule_id: Option<RuleId>,
     /// Sample event: {"type": "checked_in", "data": {…}}.
-    #[schema(value_type = Object)]
+    #[schema(value_type = SampleEvent)]
     pub event: EventInput,
     /// Sample member (any field may be left out), or …
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<SampleMember>)]
     pub member: Option<MemberInput>,
     /// … a real member whose context is read (nothing is written).
     #[serde(default)]
@@ -36,6 +36,93 @@ pub struct DryRun {
     /// Parameters (default: the saved rule's).
     #[serde(default)]
     pub params: Option<serde_json::Value>,
+}
+
+/// A dry run in the OpenAPI document: a `DryRun` with a script or a rule id, not both.
+pub struct DryRunRequest;
+
+impl utoipa::PartialSchema for DryRunRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::doc::{integer, requiring, text};
+        requiring("DryRun", [("script", text()), ("rule_id", integer())], true, "A script or a saved rule, not both")
+    }
+}
+impl utoipa::ToSchema for DryRunRequest {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((DryRun::name().into(), DryRun::schema()));
+        <DryRun as ToSchema>::schemas(schemas);
+    }
+}
+
+/// A sample event in the OpenAPI document (the sandbox's `EventInput`).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SampleEvent {
+    /// Event type, e.g. "checked_in", "order_completed".
+    #[serde(rename = "type")]
+    kind: String,
+    /// The sender's id of the event.
+    #[serde(default)]
+    id: String,
+    /// RFC 3339.
+    #[serde(default)]
+    occurred_at: String,
+    /// Free data sent with the event, e.g. {"amount_fen": 12800}.
+    #[serde(default)]
+    #[schema(value_type = crate::doc::JsonObject)]
+    data: serde_json::Value,
+}
+
+/// A sample member in the OpenAPI document (the sandbox's `MemberInput`; every field may
+/// be left out).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SampleMember {
+    #[serde(default)]
+    id: i64,
+    #[serde(default)]
+    level: SampleLevel,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Spendable balance per currency, e.g. {"points": 120, "exp": 900}.
+    #[serde(default)]
+    balances: std::collections::BTreeMap<String, i64>,
+    /// Counters set by rules with set_counter.
+    #[serde(default)]
+    counters: std::collections::BTreeMap<String, i64>,
+    /// Events of this type today (UTC), this week (from Monday) and ever.
+    #[serde(default)]
+    today: i64,
+    #[serde(default)]
+    week: i64,
+    #[serde(default)]
+    lifetime: i64,
+    /// Consecutive days, ending today, with an event of this type.
+    #[serde(default)]
+    streak: i64,
+    /// Who invited this member, then who invited them… (ids).
+    #[serde(default)]
+    referrers: Vec<i64>,
+    /// RFC 3339.
+    #[serde(default)]
+    joined_at: String,
+}
+
+/// A sample member's level in the OpenAPI document (the sandbox's `LevelInput`).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SampleLevel {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    threshold: i64,
+    /// E.g. {"earn_multiplier": 1.5}.
+    #[serde(default)]
+    benefits: serde_json::Value,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -46,5 +46,49 @@ pub const MEMBER_EVENTS: &[&str] =
     &["checked_in", "read", "commented", "liked", "shared", "ad_viewed", "survey_completed"];
 
 pub fn event_type_is_valid(t: &str) -> bool {
-    crate::ident::is_lowercase_ident(t, 1..=64, b'_')
+    crate::ident::is_lowercase_ident(t, EVENT_TYPE_LENGTHS, b'_')
 }
+
+const EVENT_TYPE_LENGTHS: std::ops::RangeInclusive<usize> = 1..=64;
+
+/// An event type in the OpenAPI document (`event_type_is_valid`).
+pub struct EventType;
+
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::ident::schema(
+            EVENT_TYPE_LENGTHS,
+            b'_',
+            "Built-in (registered, checked_in, order_completed, …) or custom: 1 to 64 characters, a-z, 0-9 and _, \
+             starting with a letter",
+        )
+    }
+}
+impl utoipa::ToSchema for EventType {}
+
+/// What a rule listens to in the OpenAPI document: an event type, or `*` for every event.
+pub struct RuleEventType;
+
+impl utoipa::PartialSchema for RuleEventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let types = crate::ident::pattern(EVENT_TYPE_LENGTHS, b'_');
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^(?:\\*|{})$", &types[1..types.len() - 1])))
+            .description(Some("An event type, or `*` for every event"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for RuleEventType {}
+
+/// An event type a member's app may post, in the OpenAPI document: one of `MEMBER_EVENTS`.
+pub struct MemberEventType;
+
+impl utoipa::PartialSchema for MemberEventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(MEMBER_EVENTS.iter().copied())).into()
+    }
+}
+impl utoipa::ToSchema for MemberEventType {}

@@ -35,15 +35,21 @@ pub struct RuleVersion {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRule {
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// Event type, or "*" for every event.
+    #[schema(value_type = super::RuleEventType)]
     pub event_type: String,
+    /// A Rhai script that compiles (a 422 names line and column).
     pub script: String,
+    /// A JSON object of at most 16 KiB.
     #[serde(default = "empty_object")]
+    #[schema(value_type = crate::doc::JsonObject)]
     pub params: serde_json::Value,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default = "hundred")]
+    #[schema(minimum = 0, maximum = 10000)]
     pub position: i32,
 }
 
@@ -221,6 +227,7 @@ pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Valu
 #[serde(deny_unknown_fields)]
 pub struct RulePatch {
     pub enabled: Option<bool>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub position: Option<i32>,
 }
 

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use platform::rules::pipeline::{self, IncomingEvent, Outcome};
-use platform::rules::{MEMBER_EVENTS, bounds};
+use platform::rules::{MEMBER_EVENTS, MemberEventType, bounds};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct EventBatch {
     /// 1 to 100 events, processed in order in one transaction (each on its own).
+    #[schema(min_items = 1, max_items = 100)]
     events: Vec<IncomingEvent>,
 }
 
@@ -57,11 +58,15 @@ async fn partner_events(
 #[serde(deny_unknown_fields)]
 struct MemberEvent {
     /// Unique per event from this member's app.
+    #[schema(min_length = 1, max_length = 150)]
     id: String,
     /// One of: logged_in, checked_in, read, favorited, commented, liked, shared, ad_viewed, survey_completed.
     #[serde(rename = "type")]
+    #[schema(value_type = MemberEventType)]
     kind: String,
+    /// A JSON object of at most 8 KiB.
     #[serde(default)]
+    #[schema(value_type = Option<platform::doc::JsonObject>)]
     data: serde_json::Value,
 }
 

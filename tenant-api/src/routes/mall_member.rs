@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, MemberAuth, Path, Query, TenantPath};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
-use crate::pagination::{Page, PageQuery};
+use crate::pagination::{OffsetPageQuery, Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,15 +39,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Products members can redeem now, filtered, sorted and paged (C3). Served from a
 /// short-lived cache. No credential needed.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/products", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), BrowseQuery, PageQuery),
+    params(("tenant" = String, Path, description = "tenant slug"), BrowseQuery, OffsetPageQuery),
     responses((status = 200, body = Page<ProductCard>), (status = 422, body = ErrorBody)))]
 async fn products(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
     Query(q): Query<BrowseQuery>,
-    Query(page): Query<PageQuery>,
+    Query(page): Query<OffsetPageQuery>,
 ) -> ApiResult<Response> {
-    let (offset, limit) = page.offset_bounds()?;
+    let (offset, limit) = page.bounds()?;
     let (tid, key) = CatalogCache::page_key(tenant.id, &q, offset, limit);
     if let Some(hit) = state.catalog.get(tid, &key).await {
         return Ok(json_bytes(hit));

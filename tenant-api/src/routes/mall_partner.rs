@@ -55,8 +55,10 @@ async fn payment_callback(
 #[serde(deny_unknown_fields)]
 struct Tracking {
     /// E.g. "in_transit", "delivered".
+    #[schema(min_length = 1, max_length = 50)]
     status: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     description: String,
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ids::{OrderId, ProductId};
-use platform::mall::catalog::{self, Category, Product, ProductInput, StockAlert};
+use platform::mall::catalog::{self, Category, NewProduct, Product, ProductCode, ProductInput, StockAlert};
 use platform::mall::order_csv::{self, ImportReport};
 use platform::mall::orders::{self, Order, OrderFilter};
 use platform::mall::payments;
@@ -54,7 +54,7 @@ async fn list_products(
 /// `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products", tag = "mall",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ProductInput,
+    request_body = NewProduct,
     responses((status = 201, body = Product), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_product(
     State(state): State<AppState>,
@@ -103,6 +103,8 @@ async fn update_product(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Codes {
+    /// 1 to 10,000 codes; codes already in the pool are skipped.
+    #[schema(value_type = Vec<ProductCode>, min_items = 1, max_items = 10000)]
     codes: Vec<String>,
 }
 
@@ -203,7 +205,26 @@ async fn export_orders(
 #[serde(deny_unknown_fields)]
 struct ShippingImport {
     /// CSV text: `order_no,carrier,tracking_no` per line (a header line is allowed).
+    #[schema(schema_with = shipping_csv)]
     csv: String,
+}
+
+/// The shipping CSV in the OpenAPI document: lines without quotes, at least one of them
+/// three fields of 1 to `IMPORT_FIELD_CHARS_MAX` characters (`order_csv::parse_shipping`
+/// also reads quoted fields and skips a header line; the document shows the plain form).
+fn shipping_csv() -> utoipa::openapi::schema::Object {
+    use platform::limits::mall::{IMPORT_FIELD_CHARS_MAX, IMPORT_LINES_MAX};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let field = format!("[^\\x00\\s\",][^\\x00\",\\r\\n]{{0,{}}}", IMPORT_FIELD_CHARS_MAX - 1);
+    let other = "[^\\x00\"\\r\\n]*";
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^(?:{other}\\r?\\n)*{field},{field},{field}(?:\\r?\\n{other})*$")))
+        .description(Some(format!(
+            "CSV text: `order_no,carrier,tracking_no` per line (a header line is allowed; at most \
+             {IMPORT_LINES_MAX} lines); at least one line must be usable"
+        )))
+        .build()
 }
 
 /// Ships many orders from a CSV (O7): each line is applied on its own; lines that
@@ -241,7 +262,7 @@ async fn get_order(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/orders/{id}/{action}", tag = "mall",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id"),
-        ("action" = String, Path, description = "approve, ship, cancel or refund")),
+        ("action" = String, Path, description = "approve, ship, cancel or refund", pattern = "^(?:approve|ship|cancel|refund)$")),
     request_body = ActionBody,
     responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn order_action(

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::audit::Actor;
+use platform::auth::identifier::PhoneNumber;
 use platform::auth::tokens::TokenPair;
 use platform::auth::webview;
 use platform::marketing::checkin::{self, Calendar};
@@ -100,6 +101,7 @@ async fn get_lottery(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 struct MonthQuery {
     /// YYYY-MM (default: this month).
+    #[param(pattern = "^[0-9]{4}-(?:0[1-9]|1[0-2])$")]
     month: Option<String>,
 }
 
@@ -171,6 +173,7 @@ async fn remove_favorite(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TagBody {
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     tag: String,
 }
 
@@ -254,15 +257,17 @@ async fn webview_login(
 #[serde(deny_unknown_fields)]
 struct MemberSync {
     #[serde(default)]
+    #[schema(value_type = Option<PhoneNumber>)]
     phone: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 64)]
     nickname: Option<String>,
 }
 
 /// Creates or updates a member by the partner's own id (P4). Needs scope `members:write`.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/partner/members/by-external-id/{external_id}", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("external_id" = String, Path, description = "the partner's member id")),
+    params(("tenant" = String, Path, description = "tenant slug"), ("external_id" = String, Path, description = "the partner's member id (1 to 128 characters)", min_length = 1, max_length = 128)),
     request_body = MemberSync,
     responses((status = 200, body = Member), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upsert_member(

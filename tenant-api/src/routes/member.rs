@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use platform::Error;
 use platform::alliance::identity;
 use platform::auth::codes::Purpose;
+use platform::auth::identifier::PhoneOrEmail;
 use platform::auth::tokens::{Audience, TokenPair, subject_id};
-use platform::members::{self, IdentifierKind, Member, ProfileUpdate, Registration};
+use platform::members::{self, IdentifierKind, Member, ProfileUpdate, Registration, RegistrationRequest};
 use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -40,7 +41,7 @@ struct Registered {
 
 /// Registers a member by phone or e-mail, with a password or a `register` code (M1).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/register", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = Registration,
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = RegistrationRequest,
     responses((status = 201, body = Registered), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
@@ -106,7 +107,9 @@ async fn login(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeRequest {
+    #[schema(value_type = PhoneOrEmail)]
     identifier: String,
+    #[schema(value_type = platform::auth::codes::CodePurpose)]
     purpose: Purpose,
 }
 
@@ -127,6 +130,7 @@ async fn send_code(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeLogin {
+    #[schema(value_type = PhoneOrEmail)]
     identifier: String,
     code: String,
 }
@@ -149,9 +153,11 @@ async fn login_with_code(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordReset {
+    #[schema(value_type = PhoneOrEmail)]
     identifier: String,
     /// A code sent with purpose `reset_password`.
     code: String,
+    #[schema(value_type = platform::auth::passwords::Password)]
     new_password: String,
 }
 

@@ -54,6 +54,7 @@ async fn member_points(
 #[serde(deny_unknown_fields)]
 struct CreditBatch {
     /// 1 to 500 credits, applied in one transaction: all or none.
+    #[schema(min_items = 1, max_items = 500)]
     items: Vec<Credit>,
 }
 
@@ -129,6 +130,7 @@ async fn get_hold(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AmountBody {
+    #[schema(value_type = platform::limits::ledger::Amount)]
     amount: i64,
 }
 

@@ -6,9 +6,9 @@ use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
 use platform::ledger::Entry;
-use platform::ledger::currencies::{self, Currency};
+use platform::ledger::currencies::{self, Currency, NewCurrency};
 use platform::ledger::history::{EntryFilter, PointsSummary};
-use platform::levels::{self, Level};
+use platform::levels::{self, Level, LevelTable};
 use platform::points::{self, Adjustment};
 use platform::rbac::Permission;
 use utoipa_axum::router::OpenApiRouter;
@@ -106,7 +106,7 @@ async fn get_levels(State(state): State<AppState>, auth: StaffAuth) -> ApiResult
 /// Needs `settings_write`.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = Vec<Level>,
+    request_body = LevelTable,
     responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_levels(
     State(state): State<AppState>,
@@ -131,7 +131,7 @@ async fn list_currencies(State(state): State<AppState>, auth: StaffAuth) -> ApiR
 /// Adds a merchant-defined currency. Needs `settings_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = Currency,
+    request_body = NewCurrency,
     responses((status = 201, body = Currency), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_currency(
     State(state): State<AppState>,

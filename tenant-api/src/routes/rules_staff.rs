@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use platform::ids::RuleId;
 use platform::rbac::Permission;
-use platform::rules::dry_run::{self, DryRun, DryRunResult};
+use platform::rules::dry_run::{self, DryRun, DryRunRequest, DryRunResult};
 use platform::rules::log::{self, EventRow};
 use platform::rules::store::{self, NewRule, Rule, RulePatch, RuleVersion};
 use serde::{Deserialize, Serialize};
@@ -101,6 +101,7 @@ async fn patch(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScriptBody {
+    /// A Rhai script that compiles (a 422 names line and column).
     script: String,
 }
 
@@ -130,6 +131,8 @@ async fn new_version(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ParamsBody {
+    /// A JSON object of at most 16 KiB.
+    #[schema(value_type = platform::doc::JsonObject)]
     params: serde_json::Value,
 }
 
@@ -155,6 +158,8 @@ async fn set_params(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
+    /// A version of this rule (1 is its first).
+    #[schema(minimum = 1)]
     version: i32,
 }
 
@@ -181,7 +186,7 @@ async fn rollback(
 /// nothing (R7). Needs `rules_read`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/dry-run", tag = "rules",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = DryRun,
+    request_body = DryRunRequest,
     responses((status = 200, body = DryRunResult), (status = 422, body = ErrorBody)))]
 async fn dry_run(
     State(state): State<AppState>,

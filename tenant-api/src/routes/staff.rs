@@ -148,6 +148,8 @@ async fn create_staff(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StaffUpdate {
+    /// A merchant's staff role.
+    #[schema(value_type = Option<platform::rbac::TenantRole>)]
     role: Option<Role>,
     disabled: Option<bool>,
 }
@@ -244,12 +246,25 @@ async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResu
     Ok(Json(MallSettings { name: auth.tenant.name.clone(), settings }))
 }
 
+/// A change of some of the mall's settings (every field optional; documents the PATCH
+/// body, which is read as JSON and merged into what is stored).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SettingsChange {
+    /// The mall's display name.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    name: Option<String>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    settings: TenantSettings,
+}
+
 /// Changes some of the mall's settings: send only the fields to change, e.g.
 /// `{"name": "茶香商城", "points_name": "茶豆", "time_zone": "Asia/Shanghai"}` (a nested
 /// object such as `expiry` is replaced whole). Needs `settings_write` (owner).
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body(content = Object, description = "`name` and any fields of TenantSettings except `limits`"),
+    request_body(content = SettingsChange, description = "`name` and any fields of TenantSettings except `limits`"),
     responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch_settings(
     State(state): State<AppState>,

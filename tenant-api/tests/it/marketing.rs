@@ -36,6 +36,19 @@ async fn ten_thousand_draws_respect_stock_and_odds() {
         .call(Method::POST, &format!("/v1/tenants/{}/staff/lotteries", t.slug), Some(&owner), Some(json!({"name": "x", "cost": 1, "prizes": [{"name": "a", "kind": "item", "weight": 9000}, {"name": "b", "kind": "item", "weight": 2000}]})))
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "weights above 10000 are refused");
+    let (s, e) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/lotteries", t.slug),
+            Some(&owner),
+            Some(json!({"name": "x", "cost": 1, "prizes": [{"name": "a", "kind": "item", "points": -1, "weight": 1}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["details"]["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("prizes.points")),
+        "negative points, even on an item prize, are refused (they were a 500): {e}"
+    );
     // Ten members with enough points for 1,000 draws each.
     let mut ids = vec![];
     for _ in 0..10 {
