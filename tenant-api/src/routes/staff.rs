@@ -227,13 +227,48 @@ async fn audit_log(
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
-/// The mall's name with its settings.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The mall's name with its settings: one object, the settings' fields and `name`.
+#[derive(Serialize)]
 struct MallSettings {
-    /// The mall's display name.
     name: String,
     #[serde(flatten)]
     settings: TenantSettings,
+}
+
+/// The document's shape of the settings with `name` beside their fields (written by hand:
+/// a derived flatten would keep the settings' `additionalProperties: false` apart from
+/// `name`). For a change (`patch`) every field is optional and `limits` is left out.
+fn settings_with_name(patch: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    let mut schema = <TenantSettings as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(o)) = &mut schema {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some("\\S"))
+            .description(Some("The mall's display name."));
+        o.properties.insert("name".to_string(), name.into());
+        if patch {
+            o.required.clear();
+            o.properties.remove("limits");
+        } else {
+            o.required.push("name".to_string());
+        }
+    }
+    schema
+}
+
+impl utoipa::PartialSchema for MallSettings {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        settings_with_name(false)
+    }
+}
+impl utoipa::ToSchema for MallSettings {
+    fn schemas(out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <TenantSettings as utoipa::ToSchema>::schemas(out);
+    }
 }
 
 /// The mall's name and settings (T6). Needs `settings_read`.
@@ -246,17 +281,19 @@ async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResu
     Ok(Json(MallSettings { name: auth.tenant.name.clone(), settings }))
 }
 
-/// A change of some of the mall's settings (every field optional; documents the PATCH
-/// body, which is read as JSON and merged into what is stored).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct SettingsChange {
-    /// The mall's display name.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    name: Option<String>,
-    #[schema(inline)]
-    #[serde(flatten)]
-    settings: TenantSettings,
+/// A change of some of the mall's settings: the PATCH body, read as JSON and merged into
+/// what is stored (documented only).
+struct SettingsChange;
+
+impl utoipa::PartialSchema for SettingsChange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        settings_with_name(true)
+    }
+}
+impl utoipa::ToSchema for SettingsChange {
+    fn schemas(out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <TenantSettings as utoipa::ToSchema>::schemas(out);
+    }
 }
 
 /// Changes some of the mall's settings: send only the fields to change, e.g.
