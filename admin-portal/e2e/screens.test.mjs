@@ -1,5 +1,5 @@
 // Every screen in 1366×800 and 390×844, in zh-CN and en: axe-core finds no critical or
-// serious violation, the page never scrolls sideways (tables scroll in their cards),
+// serious violation (1366 zh-CN and 390 en), the page never scrolls sideways (tables scroll in their cards),
 // no text is left untranslated in English, and a screenshot of each is kept in
 // target/portal-e2e/screens/.
 import { test, before, after } from "node:test";
@@ -8,11 +8,13 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BASE_URL, SHOTS, COFFEE, OWNER, ALLIANCE, PLATFORM, launch, open, signIn, signInAs, settled, axe, noSidewaysScroll } from "./helpers.mjs";
 
+// axe runs on every screen in two of the four variants (both sizes, both languages
+// covered); it costs about half a second a screen.
 const VARIANTS = [
-  { width: 1366, height: 800, locale: "zh-CN" },
-  { width: 1366, height: 800, locale: "en" },
-  { width: 390, height: 844, locale: "zh-CN" },
-  { width: 390, height: 844, locale: "en" },
+  { width: 1366, height: 800, locale: "zh-CN", axe: true },
+  { width: 1366, height: 800, locale: "en", axe: false },
+  { width: 390, height: 844, locale: "zh-CN", axe: false },
+  { width: 390, height: 844, locale: "en", axe: true },
 ];
 
 /** Staff screens: [name, path, the element that shows it is there, what to open after]. */
@@ -55,10 +57,10 @@ after(async () => {
 
 async function check(page, name, v, errors) {
   await settled(page);
-  // Let transitions (drawers, dialogs) finish before measuring.
-  await page.waitForTimeout(350);
+  // Let the opening transition of a drawer or dialog finish before measuring.
+  if (await page.locator(".el-overlay:visible").count()) await page.waitForTimeout(350);
   const where = `${name} @ ${v.width}px ${v.locale}`;
-  await axe(page, where);
+  if (v.axe) await axe(page, where);
   await noSidewaysScroll(page, where);
   if (v.locale === "en") {
     // No Chinese UI text left in English (data such as product names may be Chinese).

@@ -37,6 +37,8 @@ export default defineConfig({
     // The server gzips at build time (admin-portal/build.rs); reporting sizes here costs
     // time on every build.
     reportCompressedSize: false,
+    // dist/.vite/manifest.json: what each screen loads (scripts/size.mjs; not served).
+    manifest: true,
     chunkSizeWarningLimit: 1200,
     rollupOptions: {
       output: {
