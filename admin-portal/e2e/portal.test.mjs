@@ -281,6 +281,35 @@ test("a member's points are adjusted with a reason from the member drawer", asyn
   await shot(page, "member-drawer-adjusted");
 });
 
+test("a rule with a compile error shows it at its line; fixed, it is saved and dry-run", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.click('[data-test="menu-rules"]');
+  await settled(page);
+  await page.click('[data-test="rule-create"]');
+  await page.locator('[data-test="page-rule"]').waitFor();
+  await page.fill('[data-test="rule-name"]', `e2e rule ${Date.now()}`);
+  const editor = page.locator('[data-test="script-editor"]');
+  await editor.fill('// e2e\nlet x = ;\n[award("points", params.points, "thanks")]\n');
+  await page.click('[data-test="rule-save"]');
+  await page.locator(".script-editor__err").waitFor();
+  assert.equal((await page.locator(".script-editor__err").innerText()).trim(), "2");
+  assert.match(await page.locator('[data-test="script-error"]').innerText(), /line 2, column \d+/);
+  assert.match(page.url(), /\/portal\/rules\/new$/, "nothing was created");
+  await shot(page, "rule-compile-error");
+
+  await editor.fill('// e2e\n[award("points", params.points, "thanks")]\n');
+  await page.click('[data-test="rule-save"]');
+  await eventually(async () => /\/portal\/rules\/\d+$/.test(page.url()), "the saved rule's URL");
+  await page.locator('[data-test="versions-table"]').waitFor();
+  await page.click('[data-test="dry-run"]');
+  const result = page.locator('[data-test="dry-result"]');
+  await result.waitFor();
+  assert.match(await result.innerText(), /points/);
+  assert.match(await result.innerText(), /10/);
+});
+
 test("a wrong password shows the API's error and stays on the sign-in form", async () => {
   ctx = await open(browser);
   const { page } = ctx;
