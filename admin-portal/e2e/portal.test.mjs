@@ -165,10 +165,13 @@ test("a deep link with filters and a page survives a reload", async () => {
   assert.ok((await kinds()).every((k) => k.includes("实物")));
   assert.equal(await page.locator('[data-test="filter-kind"] .el-select__selected-item:not(.is-hidden)').first().innerText(), "实物");
 
-  // Members page 2 by hand (no cursor in the URL): the portal walks to it.
+  // A page past the last one, by hand (no cursor in the URL): the portal walks the
+  // pages and shows the last one there is (the demo has three members: page 1).
   await page.goto(`${BASE_URL}/portal/members?page=2`);
+  await eventually(async () => !page.url().includes("page="), "the page to be corrected in the URL");
   await settled(page);
-  assert.equal((await page.locator('[data-test="pager-page"]').innerText()).trim(), "第 2 页");
+  assert.equal((await page.locator('[data-test="pager-page"]').innerText()).trim(), "第 1 页");
+  assert.equal((await page.locator('[data-test="member-phone"]').allInnerTexts()).length, 3);
   // Hashed assets are cached for a year.
   const js = await page.evaluate(() => document.querySelector('script[type="module"]').src);
   const asset = await page.request.get(js);
@@ -256,6 +259,13 @@ test("an API key is created with scopes from the list, shown once and revoked", 
   await page.locator(".el-message-box").getByRole("button", { name: "吊销" }).click();
   await eventually(async () => (await row.locator('[data-test="key-status"]').innerText()).trim() === "已吊销", "the key shown revoked");
   assert.equal((await whoami()).status(), 401);
+
+  // The audit log names who did it (the account's e-mail, not `staff:3`) and what.
+  await page.goto(`${BASE_URL}/portal/audit-log?area=api_key`);
+  await settled(page);
+  assert.equal((await page.locator('[data-test="audit-action"]').first().innerText()).trim(), "吊销 API 密钥");
+  assert.equal((await page.locator('[data-test="audit-actor-cell"]').first().innerText()).trim(), OWNER);
+  assert.match(await page.locator('[data-test="audit-table"] .el-table__body-wrapper tr').first().innerText(), /^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}/);
 });
 
 test("a member's points are adjusted with a reason from the member drawer", async () => {

@@ -52,6 +52,7 @@ const WALK_MAX = 50;
  */
 export function usePagedList<T>(filterKeys: string[], load: (q: Query, cursor: string | undefined) => Promise<Page<T>>) {
   const { query, set } = useQuery();
+  const router = useRouter();
   const items = shallowRef<T[]>([]) as Ref<T[]>;
   const loading = ref(false);
   const error = ref<ApiError | Error | null>(null);
@@ -75,16 +76,24 @@ export function usePagedList<T>(filterKeys: string[], load: (q: Query, cursor: s
     try {
       let cursor = page.value > 1 ? q.cursor || cursors.get(page.value) : undefined;
       if (page.value > 1 && !cursor) {
-        // Walk from the first page to the one asked for.
+        // Walk from the first page to the one asked for; past the last page (or the
+        // walk's bound), show the last page reached instead.
         let c: string | undefined;
+        let reached = 1;
         for (let p = 1; p < Math.min(page.value, WALK_MAX + 1); p++) {
           const r = await load(q, c);
           if (my !== seq) return;
           if (!r.next_cursor) break;
           c = r.next_cursor;
-          cursors.set(p + 1, c);
+          reached = p + 1;
+          cursors.set(reached, c);
         }
-        cursor = cursors.get(page.value) ?? c;
+        if (reached < page.value) {
+          loading.value = false;
+          await router.replace({ query: { ...q, page: reached > 1 ? String(reached) : undefined, cursor: cursors.get(reached) } });
+          return;
+        }
+        cursor = cursors.get(page.value);
       }
       if (cursor) cursors.set(page.value, cursor);
       const r = await load(q, cursor);
