@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end test of the merchant portal in headless Chromium (Playwright).
+# End-to-end test of the back office in headless Chromium (Playwright), after checking
+# that the portal's generated API types (admin-portal/web/src/api/schema.d.ts) are those
+# of the server's /openapi.json.
 #
 #   export DATABASE_URL=$(scripts/pg.sh test 55433)
 #   POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
 #
 # Installs what is missing (Debian's chromium via apt-get, the test's npm packages via
-# `npm ci`), seeds the demo data set (idempotent), starts the server on a free port with
-# a random JWT secret, runs `node --test admin-portal/e2e/` against it and always stops
-# the server. Exits with the tests' status.
+# `npm ci`; the tests need Node 20 or newer, as playwright-core does), seeds the demo
+# data set (idempotent), starts the server on a free port with a random JWT secret,
+# runs `node --test admin-portal/e2e/` against it and always stops the server. Exits
+# with the tests' status.
 #
 # Optional: E2E_PORT (first port to try, default 18080), CHROMIUM_PATH
 # (default /usr/bin/chromium). Server log and screenshots: target/portal-e2e/.
@@ -44,9 +47,14 @@ if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; th
   log "installing a CJK font for readable screenshots"
   apt_install fonts-wqy-zenhei || log "could not install fonts-wqy-zenhei; screenshots will lack CJK glyphs"
 fi
-if [ ! -d "$e2e/node_modules/playwright-core" ]; then
+if [ ! -d "$e2e/node_modules/playwright-core" ] || [ ! -d "$e2e/node_modules/axe-core" ]; then
   log "installing test dependencies (npm ci)"
   (cd "$e2e" && npm ci --no-audit --no-fund >&2)
+fi
+web="$root/admin-portal/web"
+if [ ! -d "$web/node_modules/openapi-typescript" ]; then
+  log "installing the portal's build dependencies (npm ci) for the API types check"
+  (cd "$web" && npm ci --no-audit --no-fund --prefer-offline >&2)
 fi
 
 # --- the server ---------------------------------------------------------------------
@@ -79,6 +87,10 @@ until curl -fsS --max-time 2 "$base/healthz" 2>/dev/null | grep -q '"ok"'; do
   sleep 0.2
 done
 log "server is up"
+
+# --- the portal's API types are those of this server ----------------------------------
+log "checking admin-portal/web/src/api/schema.d.ts against $base/openapi.json"
+node "$web/scripts/gen-api.mjs" "$base/openapi.json" --check >&2
 
 # --- the tests ----------------------------------------------------------------------
 log "running the tests; screenshots go to $out"

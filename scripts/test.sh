@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test, from a fresh machine: installs what is missing, starts a private
-# PostgreSQL cluster (unless DATABASE_URL is given), then format and lint checks, unit
-# and integration tests against that PostgreSQL, the API fuzzed by schemathesis, and the
-# portal in headless Chromium.
+# PostgreSQL cluster (unless DATABASE_URL is given), then format and lint checks, the
+# back office's type, i18n and bundle checks, unit and integration tests against that
+# PostgreSQL, the API fuzzed by schemathesis, and the back office in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +45,9 @@ step_db() {
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "back office: npm ci, type check, i18n check, build; the committed bundle is current"
+scripts/portal.sh
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
@@ -64,7 +67,7 @@ step "the API fuzzed by schemathesis from its OpenAPI document"
 DATABASE_URL=$(step_db pointsmall_test_fuzz) POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh
 
 if [ -x scripts/e2e.sh ]; then
-  step "merchant portal in headless Chromium"
+  step "back office: API types current, then headless Chromium"
   DATABASE_URL=$(step_db pointsmall_test_portal) POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
 fi
 

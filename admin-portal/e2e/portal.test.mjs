@@ -1,368 +1,405 @@
-// End-to-end tests of the merchant portal (/portal/) in headless Chromium.
+// End-to-end tests of the back office (/portal/) in headless Chromium: the flows.
 //
 //   PORTAL_BASE_URL=http://127.0.0.1:18080 node --test admin-portal/e2e/
 //
 // Needs a running server over a database seeded with `pointsmall demo` (scripts/e2e.sh
-// does all of that). Every test gets a fresh browser context: no shared cookies or
-// sessionStorage. Screenshots go to target/portal-e2e/ (or PORTAL_SCREENSHOT_DIR).
-
-import { test, before, after, beforeEach, afterEach } from "node:test";
+// does all of that). Every test gets a fresh browser context. Screenshots go to
+// target/portal-e2e/ (or PORTAL_SCREENSHOT_DIR).
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const BASE_URL = (process.env.PORTAL_BASE_URL || "").replace(/\/+$/, "");
-if (!BASE_URL) throw new Error("set PORTAL_BASE_URL to the server's base URL, e.g. http://127.0.0.1:18080");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const SHOTS = process.env.PORTAL_SCREENSHOT_DIR
-  || resolve(dirname(fileURLToPath(import.meta.url)), "../../target/portal-e2e");
-
-// The demo data set (tenant-api/src/demo.rs).
-const COFFEE = { slug: "demo-coffee", name: "街角咖啡 Corner Coffee" };
-const BOOKS = { slug: "demo-books", name: "半页书店 Half Page Books" };
-const OWNER = "owner@coffee.demo";
-const OPERATOR = "operator@coffee.demo";
-const PASSWORD = "demo-staff-pass";
-const MEMBER_PHONES = ["13800000001", "13800000002", "13800000003"];
-
-// Web-first assertions poll up to this long; a healthy local server answers in ms.
-const TIMEOUT = 10_000;
+import {
+  BASE_URL, COFFEE, BOOKS, OWNER, OPERATOR, PASSWORD, MEMBER_PHONES,
+  launch, open, signIn, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
+} from "./helpers.mjs";
 
 let browser;
-let context;
-let page;
-let pageErrors;
+let ctx;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  browser = await launch();
 });
-
 after(async () => {
   await browser?.close();
 });
-
-beforeEach(async () => {
-  context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "zh-CN" });
-  context.setDefaultTimeout(TIMEOUT);
-  page = await context.newPage();
-  // Any uncaught exception in the portal's JavaScript fails the test.
-  pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(e));
-  // So does anything the Content-Security-Policy blocks.
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content.Security.Policy/i.test(m.text())) pageErrors.push(`CSP: ${m.text()}`);
-  });
-});
-
 afterEach(async () => {
-  await context?.close();
-  assert.deepEqual(pageErrors.map(String), [], "uncaught errors in the page");
+  const errors = ctx?.errors ?? [];
+  await ctx?.context.close();
+  ctx = null;
+  assert.deepEqual(errors, [], "uncaught errors or CSP refusals in the page");
 });
 
-// --- helpers -------------------------------------------------------------------------
+test("the owner signs in to the mall: menus, mall, members and staff", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.locator('[data-test="page-dashboard"]').waitFor();
+  assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
+  assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "rules", "staff", "api-keys", "audit-log", "settings"]);
 
-async function openPortal() {
-  const res = await page.goto(`${BASE_URL}/portal/`);
-  assert.equal(res.status(), 200);
-  await page.locator("#login-form").waitFor({ state: "visible" });
-}
-
-async function fillSignIn(tenant, email, password) {
-  await page.fill("#login-tenant", tenant);
-  await page.fill("#login-email", email);
-  await page.fill("#login-password", password);
-  await page.click("#login-submit");
-}
-
-/** Signs in and waits for the overview of the mall. */
-async function signIn(tenant, email, password) {
-  await openPortal();
-  await fillSignIn(tenant, email, password);
-  await page.locator("#app-view").waitFor({ state: "visible" });
-  await page.locator("#tenant-name").waitFor({ state: "visible" });
-}
-
-/** Text of a visible element, trimmed; waits for the element first. */
-async function text(selector) {
-  const el = page.locator(selector);
-  await el.waitFor({ state: "visible" });
-  return (await el.innerText()).trim();
-}
-
-/** Polls `fn` until it returns a truthy value (or throws on timeout). */
-async function eventually(fn, what, timeout = TIMEOUT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Opens a nav tab and waits for its table, "Nothing yet" text or an error. */
-async function openTab(name, label) {
-  await page.click(`nav button[data-tab="${name}"]`);
-  const tab = page.locator(`#tab-${name}`);
-  // Not waitFor("visible"): a tab that failed to load is empty, so it has no size.
-  await eventually(() => tab.evaluate((el) => !el.hidden), `the ${name} tab to be shown`);
-  await eventually(async () => {
-    if ((await page.locator("#app-error").innerText()).trim()) return true;
-    return (await tab.locator("h2").count()) > 0 && (await tab.locator("h2").innerText()).includes(label);
-  }, `the ${name} tab to load`);
-  return tab;
-}
-
-/** Rows of the first table in `tab` as arrays of cell texts, keyed by header. */
-async function rows(tab) {
-  const headers = (await tab.locator("table thead th").allInnerTexts()).map((s) => s.trim());
-  const trs = tab.locator("table tbody tr");
-  const out = [];
-  for (let i = 0; i < (await trs.count()); i++) {
-    const cells = (await trs.nth(i).locator("td").allInnerTexts()).map((s) => s.trim());
-    out.push(Object.fromEntries(headers.map((h, j) => [h, cells[j]])));
-  }
-  return out;
-}
-
-/** Calls the staff API from the page with the signed-in session's access token. */
-async function staffApi(method, path) {
-  return page.evaluate(async ([method, path]) => {
-    const s = JSON.parse(sessionStorage.getItem("pm.session"));
-    const res = await fetch(`/v1/tenants/${encodeURIComponent(s.tenant)}/staff${path}`, {
-      method, headers: { Authorization: "Bearer " + s.access_token },
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }, [method, path]);
-}
-
-async function shot(name) {
-  const file = join(SHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
-
-// --- tests ---------------------------------------------------------------------------
-
-test("(a) the owner signs in and sees the mall, its members and its staff", async () => {
-  await signIn(COFFEE.slug, OWNER, PASSWORD);
-  assert.equal(await page.locator("#login-view").isVisible(), false, "sign-in form still shown");
-  assert.equal(await text("#tenant-name"), COFFEE.name);
-  assert.equal(await text("#my-role"), "owner");
-  const who = await text("#who");
-  assert.match(who, /owner@coffee\.demo/);
-  assert.match(who, /owner/);
-  assert.ok(who.includes(COFFEE.name), `header shows the mall: ${who}`);
-  // The owner reads settings, so the overview shows the points configuration.
-  assert.match(await text("#tab-overview"), /Points/);
-  assert.equal(await text("#app-error"), "");
-  await shot("owner-overview");
-
-  const members = await openTab("members", "Members");
-  assert.equal(await text("#app-error"), "");
-  const phones = (await rows(members)).map((r) => r.Phone).sort();
+  await page.click('[data-test="menu-members"]');
+  await page.locator('[data-test="page-members"]').waitFor();
+  await settled(page);
+  const phones = (await page.locator('[data-test="member-phone"]').allInnerTexts()).map((s) => s.trim()).sort();
   assert.deepEqual(phones, MEMBER_PHONES);
-  assert.equal(await page.locator("#tab-overview").isVisible(), false, "only one tab is shown");
-  await shot("owner-members");
 
-  const staff = await openTab("staff", "Staff");
-  assert.equal(await text("#app-error"), "");
-  const staffRows = await rows(staff);
-  const byEmail = Object.fromEntries(staffRows.map((r) => [r["E-mail"], r]));
-  assert.ok(byEmail[OWNER], `owner listed: ${JSON.stringify(staffRows)}`);
-  assert.ok(byEmail[OPERATOR], `operator listed: ${JSON.stringify(staffRows)}`);
-  assert.equal(byEmail[OWNER].Role, "owner");
-  assert.equal(byEmail[OPERATOR].Role, "operator");
-  assert.equal(byEmail[OWNER].Status, "active");
-  // Staff of the other mall never show up here.
-  assert.ok(!staffRows.some((r) => r["E-mail"].endsWith("@books.demo")), "another mall's staff listed");
+  await page.click('[data-test="menu-staff"]');
+  await settled(page);
+  const emails = await page.locator('[data-test="staff-email"]').allInnerTexts();
+  assert.ok(emails.includes(OWNER) && emails.includes(OPERATOR), `staff listed: ${emails}`);
+  assert.ok(!emails.some((e) => e.endsWith("@books.demo")), "another mall's staff listed");
 });
 
-test("(b) the owner creates an API key; its secret is shown once", async () => {
-  await signIn(COFFEE.slug, OWNER, PASSWORD);
-  // Keys left behind by an interrupted earlier run count against the per-mall limit.
-  const existing = await staffApi("GET", "/api-keys");
-  assert.equal(existing.status, 200);
-  for (const k of existing.body.filter((k) => k.name.startsWith("e2e key ") && !k.revoked_at)) {
-    assert.equal((await staffApi("DELETE", `/api-keys/${k.id}`)).status, 200);
-  }
-  let tab = await openTab("keys", "Partner API keys");
-  assert.equal(await text("#app-error"), "");
+test("create a product with an image; a member redeems it; the order is shipped in the portal", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.click('[data-test="menu-products"]');
+  await settled(page);
 
-  const name = `e2e key ${Date.now()}`;
-  await tab.locator('#key-form input[name="name"]').fill(name);
-  await tab.locator('#key-form input[name="scopes"]').fill("members:read points:read");
-  await tab.locator("#key-form button").click();
+  // Create: listed and approved, 50 points, stock 5, one image.
+  const name = `E2E 帆布包 ${Date.now()}`;
+  await page.click('[data-test="product-create"]');
+  const dialog = page.locator(".el-dialog", { has: page.locator('[data-test="pd-name"]') });
+  await dialog.waitFor();
+  await page.fill('[data-test="pd-name"]', name);
+  await page.fill("#pd-points", "50");
+  await page.fill("#pd-stock", "5");
+  await dialog.getByText("上架", { exact: true }).click();
+  await dialog.getByText("已审核", { exact: true }).click();
+  await page.setInputFiles('[data-test="pd-image"]', { name: "bag.png", mimeType: "image/png", buffer: await pngBytes() });
+  await eventually(async () => (await dialog.locator("img.thumb").count()) === 1, "the image preview");
+  await shot(page, "flow-product-dialog");
+  await page.click('[data-test="pd-save"]');
+  await dialog.waitFor({ state: "hidden" });
 
-  const secretEl = page.locator("#key-secret .secret");
-  await secretEl.waitFor({ state: "visible" });
-  const secret = (await secretEl.innerText()).trim();
-  assert.match(secret, /^pmk_[A-Za-z0-9_-]+$/);
-  assert.match(await text("#key-secret"), /will not be shown again/);
-  assert.equal(await text("#app-error"), "");
-  // The list re-rendered with the new key in it.
-  let listed = (await rows(tab)).find((r) => r.Name === name);
-  assert.ok(listed, `new key listed right after creation`);
-  assert.equal(listed.Scopes, "members:read points:read");
-  assert.equal(listed.Status, "active");
-  assert.ok(listed.Prefix, "the key's prefix is shown");
-  assert.ok(secret.startsWith(`pmk_${listed.Prefix}_`), `secret ${secret} starts with pmk_${listed.Prefix}_`);
-  assert.ok(listed.Prefix.length < secret.length / 2, "the listed prefix is not the secret");
-  await shot("owner-api-key-created");
+  // The new product is in the table, with its image loaded, listed and approved.
+  await page.fill('[data-test="products-search"]', name);
+  await page.click('[data-test="products-search-submit"]');
+  await eventually(async () => page.url().includes("q="), "the search in the URL");
+  await settled(page);
+  const row = page.locator('[data-test="products-table"] .el-table__body-wrapper tr', { hasText: name });
+  await row.waitFor();
+  assert.equal((await row.locator('[data-test="product-status"]').innerText()).trim(), "上架");
+  assert.equal((await row.locator('[data-test="product-review"]').innerText()).trim(), "已审核");
+  assert.equal((await row.locator('[data-test="product-points"]').innerText()).trim(), "50");
+  const img = row.locator('[data-test="product-thumb"]');
+  await eventually(() => img.evaluate((el) => el.complete && el.naturalWidth === 24), "the product image to load");
+  const productId = Number((await row.locator("td").first().innerText()).trim());
+  assert.ok(productId > 0);
+  await shot(page, "flow-product-created");
 
-  // Reload the page (the session survives in sessionStorage) and reopen the tab.
+  // A member redeems it through the API (with an address: it is a physical good).
+  const member = await memberApi(page.request, COFFEE.slug);
+  const addr = await member("POST", "/me/addresses", { name: "张三", phone: "13800000001", region: "上海市 浦东新区", detail: "世纪大道 1 号" });
+  assert.equal(addr.status, 201, JSON.stringify(addr.body));
+  const redeemed = await member("POST", "/me/redemptions", { product_id: productId, address_id: addr.body.id, quantity: 1 }, { "Idempotency-Key": `e2e-${Date.now()}` });
+  assert.equal(redeemed.status, 201, JSON.stringify(redeemed.body));
+  const order = redeemed.body.order ?? redeemed.body;
+  assert.ok(order.order_no, JSON.stringify(redeemed.body));
+  assert.equal(order.status, "pending_shipment");
+
+  // The order is listed under 待发货; ship it with a carrier and a tracking number.
+  await page.click('[data-test="menu-orders"]');
+  await settled(page);
+  await page.locator('[data-test="order-tabs"]').getByText("待发货", { exact: true }).click();
+  await eventually(async () => page.url().includes("status=pending_shipment"), "the tab in the URL");
+  await settled(page);
+  const orderRow = page.locator('[data-test="orders-table"] .el-table__body-wrapper tr', { hasText: order.order_no });
+  await orderRow.waitFor();
+  await shot(page, "flow-order-listed");
+  // The fixed actions column is drawn twice (scrolling and fixed copies): use the visible one.
+  await page.locator('[data-test="orders-table"] .el-table__body-wrapper tr', { hasText: order.order_no }).locator('[data-test="order-ship"]:visible').first().click();
+  const ship = page.locator(".el-dialog", { has: page.locator('[data-test="ship-tracking"]') });
+  await ship.waitFor();
+  // Field errors first: nothing filled in.
+  await page.click('[data-test="ship-submit"]');
+  await ship.getByText("请填写快递公司").waitFor();
+  await pick(page, '[data-test="ship-carrier"]', "顺丰速运");
+  await page.fill('[data-test="ship-tracking"]', "SF1234567890");
+  await page.click('[data-test="ship-submit"]');
+  await ship.waitFor({ state: "hidden" });
+
+  // It left 待发货; under 已发货 it shows as shipped, and the detail drawer has the waybill.
+  await page.locator('[data-test="order-tabs"]').getByText("已发货", { exact: true }).click();
+  await settled(page);
+  const shipped = page.locator('[data-test="orders-table"] .el-table__body-wrapper tr', { hasText: order.order_no }).first();
+  await shipped.waitFor();
+  assert.equal((await shipped.locator('[data-test="order-status"]').innerText()).trim(), "已发货");
+  await shipped.locator('[data-test="order-open"]').click();
+  await eventually(async () => page.url().includes(`order=${order.id}`), "the drawer in the URL");
+  await page.locator('[data-test="drawer-carrier"]').waitFor();
+  assert.equal((await page.locator('[data-test="drawer-carrier"]').innerText()).trim(), "顺丰速运");
+  assert.equal((await page.locator('[data-test="drawer-tracking"]').innerText()).trim(), "SF1234567890");
+  await shot(page, "flow-order-shipped");
+
+  // The member sees it shipped.
+  const mine = await member("GET", `/me/orders/${order.id}`);
+  assert.equal(mine.status, 200, JSON.stringify(mine.body));
+  assert.equal(mine.body.status, "shipped");
+  assert.equal(mine.body.carrier, "顺丰速运");
+  assert.equal(mine.body.tracking_no, "SF1234567890");
+
+  // A deep link to the drawer survives a reload.
   await page.reload();
-  await page.locator("#tenant-name").waitFor({ state: "visible" });
-  tab = await openTab("keys", "Partner API keys");
-  assert.equal(await text("#app-error"), "");
-  listed = (await rows(tab)).find((r) => r.Name === name);
-  assert.ok(listed, "key still listed after reload");
-  assert.equal(listed.Status, "active");
-  assert.equal(await page.locator("#key-secret .secret").count(), 0, "secret box shown again");
-  const html = await page.content();
-  assert.ok(!html.includes(secret), "the secret appears in the page after reload");
-  const secretTail = secret.slice(-16);
-  assert.ok(!html.includes(secretTail), "part of the secret appears in the page after reload");
-
-  // Clean up (the portal has no revoke button): revoke through the API, then the
-  // portal lists the key as revoked.
-  const key = (await staffApi("GET", "/api-keys")).body.find((k) => k.name === name);
-  assert.ok(key, "the API lists the key");
-  assert.equal(key.secret, undefined, "the API lists a secret");
-  assert.equal((await staffApi("DELETE", `/api-keys/${key.id}`)).status, 200);
-  tab = await openTab("keys", "Partner API keys");
-  await eventually(async () => (await rows(tab)).find((r) => r.Name === name)?.Status === "revoked",
-    "the key to show as revoked");
+  await page.locator('[data-test="drawer-tracking"]').waitFor();
+  assert.equal((await page.locator('[data-test="drawer-status"]').innerText()).trim(), "已发货");
 });
 
-test("(c) a wrong password shows the API's error and stays on the sign-in form", async () => {
-  await openPortal();
-  // What the API says, so the test checks the portal passes it through verbatim.
-  const api = await page.request.post(`${BASE_URL}/v1/tenants/${COFFEE.slug}/staff/auth/login`, {
-    data: { email: OWNER, password: "not-the-password" },
-  });
+test("a deep link with filters and a page survives a reload", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  const res = await page.goto(`${BASE_URL}/portal/products?status=listed&kind=physical`);
+  assert.equal(res.status(), 200);
+  assert.equal(res.headers()["cache-control"], "no-cache");
+  await page.locator('[data-test="page-products"]').waitFor();
+  await settled(page);
+  const kinds = async () => (await tableRows(page, "products-table")).map((r) => r[2]);
+  assert.ok((await kinds()).length > 0, "physical listed products shown");
+  assert.ok((await kinds()).every((k) => k.includes("实物")), `only physical: ${await kinds()}`);
+  await page.reload();
+  await page.locator('[data-test="page-products"]').waitFor();
+  await settled(page);
+  assert.ok(page.url().endsWith("/portal/products?status=listed&kind=physical"), page.url());
+  assert.ok((await kinds()).every((k) => k.includes("实物")));
+  assert.equal(await page.locator('[data-test="filter-kind"] .el-select__selected-item:not(.is-hidden)').first().innerText(), "实物");
+
+  // A page past the last one, by hand (no cursor in the URL): the portal walks the
+  // pages and shows the last one there is (the demo has three members: page 1).
+  await page.goto(`${BASE_URL}/portal/members?page=2`);
+  await eventually(async () => !page.url().includes("page="), "the page to be corrected in the URL");
+  await settled(page);
+  assert.equal((await page.locator('[data-test="pager-page"]').innerText()).trim(), "第 1 页");
+  assert.equal((await page.locator('[data-test="member-phone"]').allInnerTexts()).length, 3);
+  // Hashed assets are cached for a year.
+  const js = await page.evaluate(() => document.querySelector('script[type="module"]').src);
+  const asset = await page.request.get(js);
+  assert.equal(asset.status(), 200);
+  assert.match(asset.headers()["cache-control"], /max-age=31536000, immutable/);
+  assert.equal(asset.headers()["content-encoding"], "gzip");
+});
+
+test("a limited role sees only the screens it can use", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  // The owner adds a finance account through the staff screen; a bad e-mail first
+  // shows the API's 422 on its field.
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.click('[data-test="menu-staff"]');
+  await settled(page);
+  await page.click('[data-test="staff-create"]');
+  const dialog = page.locator(".el-dialog", { has: page.locator('[data-test="sf-email"]') });
+  await dialog.waitFor();
+  await page.fill('[data-test="sf-email"]', "not-an-email");
+  await page.fill('[data-test="sf-password"]', "finance-pass-2026");
+  await pick(page, '[data-test="sf-role"]', "财务");
+  await page.click('[data-test="sf-save"]');
+  const fieldError = dialog.locator(".el-form-item.is-error", { has: page.locator('[data-test="sf-email"]') }).locator(".el-form-item__error");
+  await fieldError.waitFor();
+  assert.match(await fieldError.innerText(), /e-mail/);
+  await shot(page, "staff-422-on-field");
+  const email = `finance-${Date.now()}@coffee.demo`;
+  await page.fill('[data-test="sf-email"]', email);
+  await page.click('[data-test="sf-save"]');
+  await dialog.waitFor({ state: "hidden" });
+  await eventually(async () => (await page.locator('[data-test="staff-email"]').allInnerTexts()).includes(email), "the new account listed");
+  await page.click('[data-test="sign-out"]');
+  await page.locator('[data-test="login-form"]').waitFor();
+
+  await signIn(page, COFFEE.slug, email, "finance-pass-2026");
+  // rbac.rs: finance reads settings, members, audit, finance, catalog and orders.
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "audit-log", "settings"]);
+  await page.click('[data-test="menu-products"]');
+  await settled(page);
+  assert.equal(await page.locator('[data-test="product-create"]').count(), 0, "finance may not create products");
+  assert.equal(await page.locator('[data-test="product-edit"]').count(), 0, "finance may not edit products");
+  await page.click('[data-test="menu-orders"]');
+  await settled(page);
+  assert.equal(await page.locator('[data-test="order-ship"]').count(), 0, "finance may not ship");
+  // A screen it cannot use, by URL: refused, not shown.
+  await page.goto(`${BASE_URL}/portal/api-keys`);
+  await page.locator('[data-test="page-forbidden"]').waitFor();
+  assert.equal(await page.locator('[data-test="page-api-keys"]').count(), 0);
+  await shot(page, "finance-forbidden");
+
+  // The operator reads API keys but cannot create one.
+  await page.click('[data-test="sign-out"]');
+  await signIn(page, COFFEE.slug, OPERATOR);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  await page.click('[data-test="menu-api-keys"]');
+  await settled(page);
+  assert.equal(await page.locator('[data-test="key-create"]').count(), 0);
+  assert.equal(await page.locator('[data-test="staff-create"]').count(), 0);
+});
+
+test("an API key is created with scopes from the list, shown once and revoked", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.click('[data-test="menu-api-keys"]');
+  await settled(page);
+  const name = `e2e key ${Date.now()}`;
+  await page.click('[data-test="key-create"]');
+  await page.fill('[data-test="kf-name"]', name);
+  await page.locator('[data-test="kf-scope-orders:read"]').click();
+  await page.click('[data-test="kf-save"]');
+  const secret = (await page.locator('[data-test="key-secret"]').innerText()).trim();
+  assert.match(secret, /^pmk_[A-Za-z0-9_-]+$/);
+  await page.click('[data-test="secret-done"]');
+  const row = page.locator('[data-test="keys-table"] .el-table__body-wrapper tr', { hasText: name }).first();
+  await row.waitFor();
+  assert.deepEqual((await row.locator('[data-test="key-scopes"]').innerText()).trim().split(" ").sort(), ["members:read", "orders:read", "points:read"]);
+  assert.ok(secret.startsWith(`pmk_${(await row.locator('[data-test="key-prefix"]').innerText()).trim()}_`));
+  assert.ok(!(await page.content()).includes(secret), "the secret stays in the page");
+  // Revoke (confirmed); the key works until then and never after.
+  const whoami = () => page.request.get(`${BASE_URL}/v1/tenants/${COFFEE.slug}/partner/whoami`, { headers: { "X-Api-Key": secret } });
+  assert.equal((await whoami()).status(), 200);
+  await page.locator('[data-test="keys-table"] .el-table__body-wrapper tr', { hasText: name }).locator('[data-test="key-revoke"]:visible').first().click();
+  await page.locator(".el-message-box").getByRole("button", { name: "吊销" }).click();
+  await eventually(async () => (await row.locator('[data-test="key-status"]').innerText()).trim() === "已吊销", "the key shown revoked");
+  assert.equal((await whoami()).status(), 401);
+
+  // The audit log names who did it (the account's e-mail, not `staff:3`) and what.
+  await page.goto(`${BASE_URL}/portal/audit-log?area=api_key`);
+  await settled(page);
+  assert.equal((await page.locator('[data-test="audit-action"]').first().innerText()).trim(), "吊销 API 密钥");
+  assert.equal((await page.locator('[data-test="audit-actor-cell"]').first().innerText()).trim(), OWNER);
+  assert.match(await page.locator('[data-test="audit-table"] .el-table__body-wrapper tr').first().innerText(), /^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}/);
+});
+
+test("a member's points are adjusted with a reason from the member drawer", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.goto(`${BASE_URL}/portal/members?q=13800000002`);
+  await settled(page);
+  await page.locator('[data-test="member-open"]:visible').first().click();
+  await page.locator('[data-test="drawer-phone"]').waitFor();
+  const balance = page.locator('[data-test="balance-points"]');
+  await balance.waitFor();
+  const before = Number((await balance.innerText()).replace(/,/g, ""));
+  // Without a reason: the field says so.
+  await page.fill("#adjust-amount", "1234");
+  await page.click('[data-test="adjust-submit"]');
+  await page.locator('[data-test="adjust-form"] .el-form-item__error', { hasText: "请填写原因" }).waitFor();
+  await page.fill('[data-test="adjust-reason"]', "e2e goodwill");
+  await page.click('[data-test="adjust-submit"]');
+  await eventually(async () => Number((await balance.innerText()).replace(/,/g, "")) === before + 1234, "the balance to grow by 1,234");
+  assert.match(await balance.innerText(), /^\d{1,3}(,\d{3})+$|^\d{1,3}$/, "thousands separators");
+  await page.locator('[data-test="entries"]', { hasText: "e2e goodwill" }).waitFor();
+  await shot(page, "member-drawer-adjusted");
+});
+
+test("a rule with a compile error shows it at its line; fixed, it is saved and dry-run", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.click('[data-test="menu-rules"]');
+  await settled(page);
+  await page.click('[data-test="rule-create"]');
+  await page.locator('[data-test="page-rule"]').waitFor();
+  await page.fill('[data-test="rule-name"]', `e2e rule ${Date.now()}`);
+  const editor = page.locator('[data-test="script-editor"]');
+  await editor.fill('// e2e\nlet x = ;\n[award("points", params.points, "thanks")]\n');
+  await page.click('[data-test="rule-save"]');
+  await page.locator(".script-editor__err").waitFor();
+  assert.equal((await page.locator(".script-editor__err").innerText()).trim(), "2");
+  assert.match(await page.locator('[data-test="script-error"]').innerText(), /line 2, column \d+/);
+  assert.match(page.url(), /\/portal\/rules\/new$/, "nothing was created");
+  await shot(page, "rule-compile-error");
+
+  await editor.fill('// e2e\n[award("points", params.points, "thanks")]\n');
+  await page.click('[data-test="rule-save"]');
+  await eventually(async () => /\/portal\/rules\/\d+$/.test(page.url()), "the saved rule's URL");
+  await page.locator('[data-test="versions-table"]').waitFor();
+  await page.click('[data-test="dry-run"]');
+  const result = page.locator('[data-test="dry-result"]');
+  await result.waitFor();
+  assert.match(await result.innerText(), /points/);
+  assert.match(await result.innerText(), /10/);
+});
+
+test("a wrong password shows the API's error and stays on the sign-in form", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  const api = await page.request.post(`${BASE_URL}/v1/tenants/${COFFEE.slug}/staff/auth/login`, { data: { email: OWNER, password: "not-the-password" } });
   assert.equal(api.status(), 401);
   const expected = (await api.json()).error.message;
-  assert.ok(expected, "the API gives a message");
-
-  await fillSignIn(COFFEE.slug, OWNER, "not-the-password");
-  await eventually(async () => (await page.locator("#login-error").innerText()).trim(), "a sign-in error");
-  assert.equal(await text("#login-error"), expected);
-  assert.equal(await page.locator("#login-form").isVisible(), true);
-  assert.equal(await page.locator("#app-view").isVisible(), false);
-  assert.equal(await page.locator("#who").innerText(), "");
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("pm.session")), null, "a session was stored");
-  await shot("wrong-password");
+  await page.goto(`${BASE_URL}/portal/`);
+  await page.fill("#login-scope", COFFEE.slug);
+  await page.fill("#login-email", OWNER);
+  await page.fill("#login-password", "not-the-password");
+  await page.click('[data-test="login-submit"]');
+  await eventually(async () => (await page.locator('[data-test="login-error"]').innerText()).trim() === expected, "the API's message");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("pm.portal.session")), null);
+  // The owner of demo-coffee is nobody at demo-books.
+  await page.fill("#login-scope", BOOKS.slug);
+  await page.fill("#login-password", PASSWORD);
+  await page.click('[data-test="login-submit"]');
+  await eventually(async () => /wrong e-mail or password/.test(await page.locator('[data-test="login-error"]').innerText()), "a sign-in error");
+  assert.ok(!(await page.content()).includes(BOOKS.name));
 });
 
-test("(d) the operator reads API keys but may not create one", async () => {
-  // platform/src/rbac.rs: an operator has everything but staff_manage, api_keys_manage,
-  // settings_write and finance_read; so api_keys_read is allowed, creating is not.
-  await signIn(COFFEE.slug, OPERATOR, PASSWORD);
-  assert.equal(await text("#my-role"), "operator");
-  assert.equal(await text("#tenant-name"), COFFEE.name);
-  const perms = await text("#tab-overview dl");
-  assert.match(perms, /api_keys_read/);
-  assert.doesNotMatch(perms, /api_keys_manage/);
-  assert.doesNotMatch(perms, /staff_manage/);
-  await shot("operator-overview");
-
-  const tab = await openTab("keys", "Partner API keys");
-  assert.equal(await text("#app-error"), "", "the operator may list keys");
-  const before = (await rows(tab)).length;
-
-  const name = `operator key ${Date.now()}`;
-  await tab.locator('#key-form input[name="name"]').fill(name);
-  await tab.locator("#key-form button").click();
-  await eventually(async () => (await page.locator("#app-error").innerText()).trim(), "a permission error");
-  assert.equal(await text("#app-error"), "the operator role lacks the api_keys_manage permission");
-  assert.equal(await page.locator("#key-secret .secret").count(), 0, "a secret was shown");
-  assert.ok(!(await rows(tab)).some((r) => r.Name === name), "the key was created anyway");
-  assert.ok((await rows(tab)).length === before);
-  await shot("operator-api-key-denied");
-
-  // The operator can still read staff (staff_read) but not manage them.
-  await openTab("staff", "Staff");
-  assert.equal(await text("#app-error"), "");
-});
-
-test("(e) the owner of demo-coffee cannot sign in to demo-books", async () => {
-  await openPortal();
-  await fillSignIn(BOOKS.slug, OWNER, PASSWORD);
-  await eventually(async () => (await page.locator("#login-error").innerText()).trim(), "a sign-in error");
-  assert.match(await text("#login-error"), /wrong e-mail or password/);
-  assert.equal(await page.locator("#app-view").isVisible(), false);
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("pm.session")), null);
-  assert.ok(!(await page.content()).includes(BOOKS.name), "the other mall's name leaked");
-});
-
-test("(e2) a demo-coffee session pointed at demo-books is refused", async () => {
-  // Signed in properly, then the session is re-addressed to the other mall: every call
-  // carries a demo-coffee token to /v1/tenants/demo-books/..., which the API refuses.
-  await signIn(COFFEE.slug, OWNER, PASSWORD);
+test("a demo-coffee session pointed at demo-books is refused and shows nothing of it", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
   await page.evaluate((slug) => {
-    const s = JSON.parse(sessionStorage.getItem("pm.session"));
-    sessionStorage.setItem("pm.session", JSON.stringify({ ...s, tenant: slug }));
+    const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+    sessionStorage.setItem("pm.portal.session", JSON.stringify({ ...s, scope: slug }));
   }, BOOKS.slug);
-  await page.reload();
-  await eventually(async () => (await page.locator("#app-error").innerText()).trim(), "an error");
-  assert.equal(await text("#app-error"), "this credential belongs to another mall");
-  assert.ok(!(await page.content()).includes(BOOKS.name), "the other mall's name leaked");
-  const members = await openTab("members", "Members");
-  assert.equal(await text("#app-error"), "this credential belongs to another mall");
-  assert.equal(await members.locator("table").count(), 0, "another mall's members listed");
+  await page.goto(`${BASE_URL}/portal/members`);
+  await page.locator('[data-test="me-error"]').waitFor();
+  assert.match(await page.locator('[data-test="me-error"]').innerText(), /this credential belongs to another mall/);
+  assert.deepEqual(await menu(page), []);
+  assert.equal(await page.locator('[data-test="page-members"]').count(), 0);
+  assert.ok(!(await page.content()).includes(BOOKS.name));
 });
 
-test("(f) signing out returns to the sign-in form and ends the session", async () => {
-  await signIn(COFFEE.slug, OWNER, PASSWORD);
-  const { refresh_token } = await page.evaluate(() => JSON.parse(sessionStorage.getItem("pm.session")));
-  assert.ok(refresh_token);
-  await page.click("#logout");
-  await page.locator("#login-form").waitFor({ state: "visible" });
-  assert.equal(await page.locator("#app-view").isVisible(), false);
-  assert.equal(await page.locator("#who").innerText(), "");
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("pm.session")), null);
-  // The portal ends the session server-side (without awaiting it): the refresh token
-  // soon stops working.
+test("signing out ends the session on the server too", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  const { refresh_token } = await page.evaluate(() => JSON.parse(sessionStorage.getItem("pm.portal.session")));
+  await page.click('[data-test="sign-out"]');
+  await page.locator('[data-test="login-form"]').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("pm.portal.session")), null);
   await eventually(async () => {
-    const r = await page.request.post(`${BASE_URL}/v1/tenants/${COFFEE.slug}/staff/auth/refresh`, {
-      data: { refresh_token },
-    });
+    const r = await page.request.post(`${BASE_URL}/v1/tenants/${COFFEE.slug}/staff/auth/refresh`, { data: { refresh_token } });
     return r.status() === 401;
   }, "the refresh token to be revoked");
-  await page.reload();
-  await page.locator("#login-form").waitFor({ state: "visible" });
-  assert.equal(await page.locator("#app-view").isVisible(), false, "signed in again after reload");
+  await page.goto(`${BASE_URL}/portal/orders`);
+  await page.locator('[data-test="login-form"]').waitFor();
+  assert.match(page.url(), /\/portal\/login\?redirect=/);
 });
 
-test("(g) pages carry the security headers; /docs renders Swagger UI under the CSP", async () => {
+test("an expired access token is refreshed once and the screen loads", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+    sessionStorage.setItem("pm.portal.session", JSON.stringify({ ...s, access_token: "expired.or.forged" }));
+  });
+  await page.goto(`${BASE_URL}/portal/staff`);
+  await settled(page);
+  await eventually(async () => (await page.locator('[data-test="staff-email"]').allInnerTexts()).includes(OWNER), "the staff list after a refresh");
+  const s = await page.evaluate(() => JSON.parse(sessionStorage.getItem("pm.portal.session")));
+  assert.notEqual(s.access_token, "expired.or.forged");
+});
+
+test("pages carry the security headers; /docs renders Swagger UI under the CSP", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
   const portal = await page.goto(`${BASE_URL}/portal/`);
-  const headers = portal.headers();
-  assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
-  assert.match(headers["content-security-policy"], /script-src 'self'/);
-  assert.equal(headers["x-frame-options"], "DENY");
-  assert.equal(headers["x-content-type-options"], "nosniff");
-  assert.equal(headers["referrer-policy"], "no-referrer");
+  const h = portal.headers();
+  assert.match(h["content-security-policy"], /frame-ancestors 'none'/);
+  assert.match(h["content-security-policy"], /script-src 'self'/);
+  assert.equal(h["x-frame-options"], "DENY");
+  assert.equal(h["x-content-type-options"], "nosniff");
   const docs = await page.goto(`${BASE_URL}/docs`);
   assert.equal(docs.status(), 200);
-  assert.match(docs.headers()["content-security-policy"], /default-src 'none'/);
-  await page.locator(".swagger-ui .info .title").waitFor({ state: "visible" });
-  assert.match(await text(".swagger-ui .info .title"), /Points mall/);
+  await page.locator(".swagger-ui .info .title").waitFor();
   await eventually(async () => (await page.locator(".opblock").count()) > 10, "the operations to be listed");
-  await page.screenshot({ path: join(SHOTS, "docs.png") });
 });

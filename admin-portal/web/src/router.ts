@@ -1,0 +1,89 @@
+// Every screen is a URL under /portal/ (history mode; the server answers index.html
+// for deep links). List filters and the page live in the query string. A screen names
+// its audience and the permission it needs: menus and navigation both follow them.
+import { createRouter, createWebHistory, type RouteRecordRaw, type RouteLocationRaw } from "vue-router";
+import { session, me, can, whenSessionEnds, type Audience, type Permission } from "./session";
+import { loadMe, meError } from "./me";
+import { SessionEnded } from "./api/client";
+
+declare module "vue-router" {
+  interface RouteMeta {
+    public?: boolean;
+    audience?: Audience;
+    perm?: Permission;
+    /** i18n key of the screen's title (and menu label). */
+    title?: string;
+    /** Shown in the menu. */
+    menu?: boolean;
+    icon?: string;
+  }
+}
+
+const Shell = () => import("./layouts/Shell.vue");
+
+export const screens: RouteRecordRaw[] = [
+  // Merchant staff
+  { path: "dashboard", name: "dashboard", component: () => import("./views/Dashboard.vue"), meta: { audience: "staff", title: "menu.dashboard", menu: true, icon: "Odometer" } },
+  { path: "products", name: "products", component: () => import("./views/Products.vue"), meta: { audience: "staff", perm: "catalog_read", title: "menu.products", menu: true, icon: "Goods" } },
+  { path: "orders", name: "orders", component: () => import("./views/Orders.vue"), meta: { audience: "staff", perm: "orders_read", title: "menu.orders", menu: true, icon: "Tickets" } },
+  { path: "members", name: "members", component: () => import("./views/Members.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.members", menu: true, icon: "User" } },
+  { path: "rules", name: "rules", component: () => import("./views/Rules.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rules", menu: true, icon: "MagicStick" } },
+  { path: "rules/:id", name: "rule", component: () => import("./views/RuleEditor.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rule" } },
+  { path: "staff", name: "staff", component: () => import("./views/Staff.vue"), meta: { audience: "staff", perm: "staff_read", title: "menu.staff", menu: true, icon: "Avatar" } },
+  { path: "api-keys", name: "api-keys", component: () => import("./views/ApiKeys.vue"), meta: { audience: "staff", perm: "api_keys_read", title: "menu.apiKeys", menu: true, icon: "Key" } },
+  { path: "audit-log", name: "audit-log", component: () => import("./views/AuditLog.vue"), meta: { audience: "staff", perm: "audit_read", title: "menu.auditLog", menu: true, icon: "Document" } },
+  { path: "settings", name: "settings", component: () => import("./views/Settings.vue"), meta: { audience: "staff", perm: "settings_read", title: "menu.settings", menu: true, icon: "Setting" } },
+  // Alliance admin
+  { path: "alliance", name: "alliance", component: () => import("./views/alliance/AllianceOverview.vue"), meta: { audience: "alliance", title: "menu.alliance", menu: true, icon: "Connection" } },
+  // Platform operator
+  { path: "platform/tenants", name: "platform-tenants", component: () => import("./views/platform/Tenants.vue"), meta: { audience: "platform", title: "menu.tenants", menu: true, icon: "Shop" } },
+  { path: "platform/alliances", name: "platform-alliances", component: () => import("./views/platform/Alliances.vue"), meta: { audience: "platform", title: "menu.alliances", menu: true, icon: "Connection" } },
+  // Any audience
+  { path: "forbidden", name: "forbidden", component: () => import("./views/Forbidden.vue"), meta: { title: "menu.forbidden" } },
+];
+
+const routes: RouteRecordRaw[] = [
+  { path: "/login", name: "login", component: () => import("./views/Login.vue"), meta: { public: true, title: "login.title" } },
+  { path: "/", component: Shell, children: [{ path: "", name: "home", redirect: () => homeOf() }, ...screens] },
+  { path: "/:rest(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true, title: "menu.notFound" } },
+];
+
+/** The first screen of the signed-in audience that its permissions allow. */
+export function homeOf(): RouteLocationRaw {
+  const s = session.value;
+  if (!s) return { name: "login" };
+  const first = screens.find((r) => r.meta?.menu && r.meta.audience === s.audience && can(r.meta.perm));
+  return { name: (first?.name as string) ?? "forbidden" };
+}
+
+export const router = createRouter({
+  history: createWebHistory("/portal/"),
+  routes,
+  scrollBehavior: () => ({ top: 0 }),
+});
+
+router.beforeEach(async (to) => {
+  if (to.meta.public) return true;
+  const s = session.value;
+  if (!s) return { name: "login", query: to.fullPath !== "/" ? { redirect: to.fullPath } : {} };
+  if (s.audience === "staff" && !me.value && !meError.value) {
+    try {
+      await loadMe();
+    } catch (e) {
+      if (e instanceof SessionEnded) return { name: "login", query: { redirect: to.fullPath, ended: "1" } };
+      // Shown by the shell (e.g. a credential of another mall); no screen is usable.
+      return to.name === "forbidden" ? true : { name: "forbidden" };
+    }
+  }
+  if (to.meta.audience && to.meta.audience !== s.audience) return homeOf();
+  if (s.audience === "staff" && meError.value && to.name !== "forbidden") return { name: "forbidden" };
+  if (!can(to.meta.perm)) return { name: "forbidden" };
+  return true;
+});
+
+whenSessionEnds((reason) => {
+  const current = router.currentRoute.value;
+  const query: Record<string, string> = reason === "expired" ? { ended: "1" } : {};
+  if (reason === "expired" && !current.meta.public) query.redirect = current.fullPath;
+  void router.replace({ name: "login", query });
+});
