@@ -80,6 +80,30 @@ pub struct NewStaff {
     pub display_name: String,
 }
 
+/// A new alliance admin (the role is implied).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAllianceAdmin {
+    #[schema(value_type = crate::auth::identifier::EmailAddress)]
+    pub email: String,
+    #[schema(value_type = crate::auth::passwords::Password)]
+    pub password: String,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub display_name: String,
+}
+
+impl NewAllianceAdmin {
+    pub fn staff(&self) -> NewStaff {
+        NewStaff {
+            email: self.email.clone(),
+            password: self.password.clone(),
+            role: Role::AllianceAdmin,
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
 pub use crate::auth::identifier::normalize_email;
 
 /// Creates a staff account at the given level; audited.

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant};
-use platform::staff::{self, NewStaff, Scope, StaffUser};
+use platform::staff::{self, NewAllianceAdmin, Scope, StaffUser};
 use platform::tenancy::{self, Alliance};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,15 +44,15 @@ async fn login(
 /// An alliance admin invites another admin of the same alliance (role `alliance_admin`).
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/admins", tag = "alliance",
     security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = NewStaff,
+    request_body = NewAllianceAdmin,
     responses((status = 201, body = StaffUser), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn invite_admin(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Json(body): Json<NewStaff>,
+    Json(body): Json<NewAllianceAdmin>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
-    let (scope, actor) = (Scope::Alliance(auth.alliance.id), auth.actor());
-    let user = state.db.control_write(async |tx| staff::create(tx, scope, &body, &actor).await).await?;
+    let (scope, actor, new) = (Scope::Alliance(auth.alliance.id), auth.actor(), body.staff());
+    let user = state.db.control_write(async |tx| staff::create(tx, scope, &new, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

@@ -5,7 +5,7 @@ use platform::Error;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant, TenantStatus};
 use platform::settings::{TenantLimits, TenantSettings};
-use platform::staff::{self, NewStaff, Scope, StaffUser};
+use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -188,17 +188,17 @@ async fn create_alliance(
 /// Creates an admin of an alliance (its first one, typically; role `alliance_admin`).
 #[utoipa::path(post, path = "/v1/platform/alliances/{alliance}/admins", tag = "platform",
     security(("platform_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = NewStaff,
+    request_body = NewAllianceAdmin,
     responses((status = 201, body = StaffUser), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_alliance_admin(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
-    Json(body): Json<NewStaff>,
+    Json(body): Json<NewAllianceAdmin>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
     let a = tenancy::find_alliance(state.db.control(), &slug).await?;
-    let actor = auth.actor();
-    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &body, &actor).await).await?;
+    let (actor, new) = (auth.actor(), body.staff());
+    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &new, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

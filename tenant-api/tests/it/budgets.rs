@@ -21,7 +21,7 @@ async fn unfunded_mall(app: &TestApp, alliance: &str) -> platform::directory::Te
 /// The platform operator makes an alliance admin; returns the admin's access token.
 async fn alliance_admin(app: &TestApp, alliance: &str) -> String {
     let email = format!("{}@alliance.test", unique("adm"));
-    let new = json!({"email": email, "password": "alliance-admin-pass", "role": "alliance_admin", "display_name": "A"});
+    let new = json!({"email": email, "password": "alliance-admin-pass", "display_name": "A"});
     let path = format!("/v1/platform/alliances/{alliance}/admins");
     let (s, b) = app.call(Method::POST, &path, Some(&app.platform_token), Some(new)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -153,7 +153,7 @@ async fn budgets_are_seen_only_by_their_alliance_and_their_mall() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     // An alliance admin invites another, who signs in to the same alliance only.
     let email = format!("{}@alliance.test", unique("inv"));
-    let new = json!({"email": email, "password": "second-admin-pass", "role": "alliance_admin", "display_name": "B"});
+    let new = json!({"email": email, "password": "second-admin-pass", "display_name": "B"});
     let (s, x) = app.call(Method::POST, &format!("/v1/alliances/{}/admins", a.slug), Some(&admin_a), Some(new)).await;
     assert_eq!(s, StatusCode::CREATED, "{x}");
     let login = json!({"email": email, "password": "second-admin-pass"});
