@@ -2,10 +2,15 @@
 // bearer token, one refresh on 401 where the audience has a refresh route, and errors
 // turned into ApiError (status, stable code, message, per-field messages of a 422).
 import createClient from "openapi-fetch";
-import type { components, paths } from "./schema";
+import type { components, paths, JsonValue } from "./schema";
 import { session, refreshSession, endSession } from "@/session";
 
 export type Schemas = components["schemas"];
+export type { JsonValue };
+export type JsonObject = Schemas["JsonObject"];
+
+/** Whether parsed JSON is an object (not an array, null or a scalar). */
+export const isJsonObject = (v: JsonValue): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export class ApiError extends Error {
   constructor(

@@ -70,6 +70,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alliances/{alliance}/admins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An alliance admin invites another admin of the same alliance (role `alliance_admin`). */
+        post: operations["invite_admin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alliances/{alliance}/auth/login": {
         parameters: {
             query?: never;
@@ -81,6 +98,40 @@ export interface paths {
         put?: never;
         /** Alliance admin login. */
         post: operations["alliance_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every mall's issuing budget and the clearing value (alliance admins). */
+        get: operations["alliance_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/clearing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Sets the clearing value of the shared currency: how many points are worth one yuan. */
+        put: operations["set_clearing"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -107,6 +158,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alliances/{alliance}/malls/{tenant}/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets a mall's issuing rate (basis points of the clearing value it bears) and the
+         *     balance below which it is alerted.
+         */
+        put: operations["set_terms"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/malls/{tenant}/budget/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A mall's budget entries (top-ups and issues), newest first. */
+        get: operations["mall_entries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/malls/{tenant}/budget/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Tops up a mall's issuing budget (alliance admins). */
+        post: operations["top_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/platform/alliances": {
         parameters: {
             query?: never;
@@ -119,6 +224,23 @@ export interface paths {
         put?: never;
         /** Creates an alliance (SPEC A1); merchants join it when they are created. */
         post: operations["create_alliance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/alliances/{alliance}/admins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Creates an admin of an alliance (its first one, typically; role `alliance_admin`). */
+        post: operations["create_alliance_admin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -205,6 +327,26 @@ export interface paths {
         get: operations["get_tenant"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/tenants/{tenant}/alliance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An existing mall joins an alliance: the shared currency appears in it and its members
+         *     get alliance identities on first need.
+         */
+        post: operations["join_alliance"];
         delete?: never;
         options?: never;
         head?: never;
@@ -987,7 +1129,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Locks points for release `per_day` from tomorrow (L5). Needs scope `points:write`
+         * Locks points for release `per_day` at each of the mall's local midnights (L5). Needs scope `points:write`
          *     and an `Idempotency-Key` header.
          */
         post: operations["create_grant"];
@@ -1197,6 +1339,40 @@ export interface paths {
         get: operations["product"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/alliance-budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's own issuing budget in its alliance. Needs `settings_read`. */
+        get: operations["own"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/alliance-budget/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The mall's owner tops up its issuing budget. Needs `settings_write`. */
+        post: operations["own_top_up"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1747,7 +1923,7 @@ export interface paths {
             cookie?: never;
         };
         /** The mall's rules in evaluation order. Needs `rules_read`. */
-        get: operations["list"];
+        get: operations["staff_list"];
         put?: never;
         /**
          * Creates a rule (its script is compiled first: a 422 names line and column). Takes
@@ -1859,18 +2035,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The mall's settings (T6). Needs `settings_read`. */
+        /** The mall's name and settings (T6). Needs `settings_read`. */
         get: operations["get_settings"];
         /**
-         * Replaces the mall's settings. Needs `settings_write` (owner). `limits` are set by the
-         *     platform operator: the stored ones are kept and answered.
+         * Replaces the mall's settings (a field not sent takes its default); `name` may be sent
+         *     too (kept when absent), so what GET answers can be sent back. Needs `settings_write`
+         *     (owner). `limits` are set by the platform operator: the stored ones are kept and
+         *     answered.
          */
         put: operations["put_settings"];
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Changes some of the mall's settings: send only the fields to change, e.g.
+         *     `{"name": "茶香商城", "points_name": "茶豆", "time_zone": "Asia/Shanghai"}` (a nested
+         *     object such as `expiry` is replaced whole). Needs `settings_write` (owner).
+         */
+        patch: operations["patch_settings"];
         trace?: never;
     };
     "/v1/tenants/{tenant}/staff/stock-alerts": {
@@ -1956,43 +2139,43 @@ export interface components {
         };
         /** @description What staff send with an action (all optional; `ship` needs carrier and tracking_no). */
         ActionBody: {
+            /** @description Required to `ship`. */
             carrier?: string | null;
+            /** @description Kept with the order's history (its first 200 characters). */
             note?: string | null;
+            /** @description Required to `ship`. */
             tracking_no?: string | null;
         };
         Address: {
             detail: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Ignored in a request.
+             */
             id?: number;
             /** @description The first address is the default; a new default replaces the old one. */
             is_default?: boolean;
             name: string;
             /** @description Stored in E.164 (+86 for a mainland number without a country code). */
-            phone: string;
+            phone: components["schemas"]["PhoneNumber"];
             region: string;
+        } & {
+            [key: string]: components["schemas"]["JsonValue"];
         };
         /** @description A staff adjustment of one member's balance (L7). */
         Adjustment: {
-            /**
-             * Format: int64
-             * @description Positive to credit, negative to debit.
-             */
+            /** @description Positive to credit, negative to debit; not 0, and at most the staff role's `adjustment_limits` (setting) either way. */
             amount: number;
-            currency?: string;
+            currency?: components["schemas"]["CurrencyCode"];
             /** @description Why (required; shown to the member and in the audit log). */
             reason: string;
         };
         /** @description The largest amount one manual adjustment may move, per role that may adjust. */
         AdjustmentLimits: {
-            /**
-             * Format: int64
-             * @description Small by default: customer service makes goodwill gestures, not payouts.
-             */
-            customer_service?: number;
-            /** Format: int64 */
-            operator?: number;
-            /** Format: int64 */
-            owner?: number;
+            /** @description Small by default: customer service makes goodwill gestures, not payouts. */
+            customer_service?: components["schemas"]["AmountOrZero"];
+            operator?: components["schemas"]["AmountOrZero"];
+            owner?: components["schemas"]["AmountOrZero"];
         };
         /** @description One alliance of merchants (SPEC A1). */
         Alliance: {
@@ -2006,10 +2189,19 @@ export interface components {
             schema_name: string;
             slug: string;
         };
+        /**
+         * Format: int64
+         * @description An amount of points: 1 to 10^12
+         */
+        Amount: number;
         AmountBody: {
-            /** Format: int64 */
-            amount: number;
+            amount: components["schemas"]["Amount"];
         };
+        /**
+         * Format: int64
+         * @description 0 to 10^12
+         */
+        AmountOrZero: number;
         ApiKey: {
             /** Format: date-time */
             created_at: string;
@@ -2023,6 +2215,8 @@ export interface components {
             revoked_at?: string | null;
             scopes: string[];
         };
+        /** @enum {string} */
+        ApiKeyScope: "members:read" | "members:write" | "points:read" | "points:write" | "events:write" | "orders:read" | "orders:write";
         /** @description One audit entry as shown to staff. */
         AuditEntry: {
             action: string;
@@ -2055,6 +2249,71 @@ export interface components {
             name: string;
             spendable: boolean;
         };
+        Budget: {
+            /** Format: int64 */
+            balance_fen: number;
+            /** Format: int64 */
+            low_threshold_fen: number;
+            /**
+             * Format: int32
+             * @description Share of the issued points' clearing value the mall bears (1500 = 15%).
+             */
+            rate_bp: number;
+            /** Format: int64 */
+            tenant_id: number;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        BudgetEntry: {
+            actor: string;
+            /**
+             * Format: int64
+             * @description Positive for a top-up, negative for an issue.
+             */
+            amount_fen: number;
+            /** Format: int64 */
+            balance_after_fen: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description `top_up` or `issue`. */
+            kind: string;
+            /**
+             * Format: int64
+             * @description The alliance ledger entry of the issue.
+             */
+            ledger_entry_id?: number | null;
+            memo: string;
+            /**
+             * Format: int64
+             * @description Shared points issued (issues only).
+             */
+            points?: number | null;
+            /** Format: int64 */
+            tenant_id: number;
+        };
+        BudgetTerms: {
+            /**
+             * Format: int64
+             * @description Alert below this balance (0: never).
+             */
+            low_threshold_fen: number;
+            /**
+             * Format: int32
+             * @description Issuing rate in basis points, 0 to 100000 (1500 = 15%).
+             */
+            rate_bp: number;
+        };
+        /** @description Every mall's budget and the clearing value. */
+        Budgets: {
+            malls: components["schemas"]["MallBudget"][];
+            /**
+             * Format: int32
+             * @description Clearing value of the shared currency: this many points are worth one yuan.
+             */
+            points_per_yuan: number;
+        };
         Calendar: {
             checked_in_today: boolean;
             /** @description Days of the month with a check-in (YYYY-MM-DD). */
@@ -2068,22 +2327,42 @@ export interface components {
             streak: number;
         };
         Category: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Ignored in a request.
+             */
             id?: number;
             name: string;
             /** Format: int32 */
             position?: number;
+        } & {
+            [key: string]: components["schemas"]["JsonValue"];
+        };
+        Clearing: {
+            /**
+             * Format: int32
+             * @description This many shared points are worth one yuan (1 to 1000000).
+             */
+            points_per_yuan: number;
         };
         CodeLogin: {
             code: string;
-            identifier: string;
+            identifier: components["schemas"]["PhoneOrEmail"];
         };
+        /**
+         * @description What `/auth/codes` sends a code for, in the OpenAPI document: a `Purpose` but
+         *     `verify` (those codes go to a signed-in member's own phone or e-mail, from
+         *     `/me/verification-codes`).
+         * @enum {string}
+         */
+        CodePurpose: "login" | "register" | "reset_password";
         CodeRequest: {
-            identifier: string;
-            purpose: components["schemas"]["Purpose"];
+            identifier: components["schemas"]["PhoneOrEmail"];
+            purpose: components["schemas"]["CodePurpose"];
         };
         Codes: {
-            codes: string[];
+            /** @description 1 to 10,000 codes; codes already in the pool are skipped. */
+            codes: components["schemas"]["ProductCode"][];
         };
         /** @description A key just created: the only time its full text is shown. */
         CreatedApiKey: components["schemas"]["ApiKey"] & {
@@ -2092,12 +2371,11 @@ export interface components {
         };
         /** @description A partner's credit of one member. */
         Credit: {
-            /** Format: int64 */
-            amount: number;
-            currency?: string;
+            amount: components["schemas"]["Amount"];
+            currency?: components["schemas"]["CurrencyCode"];
             /**
              * Format: date-time
-             * @description Overrides the mall's expiry policy for this credit.
+             * @description Overrides the mall's expiry policy for this credit (in the future).
              */
             expires_at?: string | null;
             /** Format: int64 */
@@ -2115,7 +2393,7 @@ export interface components {
         };
         Currency: {
             /** @description `^[a-z][a-z0-9_]{1,31}$`, e.g. "points", "exp", "coffee_stamps". */
-            code: string;
+            code: components["schemas"]["CurrencyCode"];
             drives_level?: boolean;
             /** @description Whether the mall's expiry policy applies. */
             expires?: boolean;
@@ -2128,11 +2406,12 @@ export interface components {
             spendable: boolean;
             transferable?: boolean;
         };
+        /** @description A currency code: 2 to 32 characters, a-z, 0-9 and _, starting with a letter */
+        CurrencyCode: string;
         /** @description A partner's debit of one member. */
         Debit: {
-            /** Format: int64 */
-            amount: number;
-            currency?: string;
+            amount: components["schemas"]["Amount"];
+            currency?: components["schemas"]["CurrencyCode"];
             /** Format: int64 */
             member_id: number;
             memo?: string;
@@ -2148,26 +2427,37 @@ export interface components {
         };
         DryRun: {
             /** @description Sample event: {"type": "checked_in", "data": {…}}. */
-            event: Record<string, never>;
-            /** @description Sample member (any field may be left out), or … */
-            member?: Record<string, never>;
+            event: components["schemas"]["SampleEvent"];
+            member?: components["schemas"]["SampleMember"] | null;
             /**
              * Format: int64
              * @description … a real member whose context is read (nothing is written).
              */
             member_id?: number | null;
-            /** @description Parameters (default: the saved rule's). */
-            params?: unknown;
+            params?: components["schemas"]["JsonValue"];
             rule_id?: components["schemas"]["RuleId"] | null;
             /** @description A script to try, or … */
             script?: string | null;
         };
+        /** @description A script or a saved rule, not both */
+        DryRunRequest: components["schemas"]["DryRun"] & ({
+            script: string;
+        } | {
+            /** Format: int64 */
+            rule_id: number;
+        });
         DryRunResult: {
             effects: Record<string, never>[];
             error?: string | null;
             /** @description The member context the script saw. */
             member: Record<string, never>;
         };
+        /**
+         * Format: email
+         * @description An e-mail address (compared in lower case).
+         * @example li@example.cn
+         */
+        EmailAddress: string;
         /** @description One ledger entry as shown to people. */
         Entry: {
             /**
@@ -2246,7 +2536,9 @@ export interface components {
          * @enum {string}
          */
         EventStatus: "applied" | "denied" | "failed" | "rejected";
-        /** @description When earned points lapse. */
+        /** @description Built-in (registered, checked_in, order_completed, …) or custom: 1 to 64 characters, a-z, 0-9 and _, starting with a letter */
+        EventType: string;
+        /** @description When earned points lapse */
         ExpiryPolicy: {
             /** @enum {string} */
             kind: "never";
@@ -2299,11 +2591,15 @@ export interface components {
          * @enum {string}
          */
         HoldStatus: "held" | "captured" | "voided" | "expired";
+        /** @description An https URL with a plain host (no credentials), percent-encoded ASCII. */
+        HttpsUrl: string;
         /**
          * @description Which of a signed-in member's own identifiers to prove.
          * @enum {string}
          */
         IdentifierKind: "phone" | "email";
+        /** @description An https URL with a plain host (no credentials), or a path of this server (`/v1/tenants/…/files/…`); percent-encoded ASCII. */
+        ImageUrl: string;
         /** @description One line of a shipping import that could not be applied. */
         ImportProblem: {
             /** Format: int64 */
@@ -2317,20 +2613,29 @@ export interface components {
             shipped: number;
         };
         IncomingEvent: {
-            /** @description Free JSON object read by rules as `event.data`, e.g. {"amount_fen": 12800}. */
-            data?: unknown;
+            data?: components["schemas"]["JsonObject"] | null;
             /** @description The sender's unique id of this event; sending it again returns the first result. */
             id: string;
             /** Format: int64 */
             member_id: number;
             /**
              * Format: date-time
-             * @description When it happened (default: now).
+             * @description When it happened (default: now); not in the future (5 minutes of clock skew allowed).
              */
             occurred_at?: string | null;
             /** @description Built-in (registered, checked_in, order_completed, …) or custom type. */
-            type: string;
+            type: components["schemas"]["EventType"];
         };
+        JoinAlliance: {
+            /** @description Slug of the alliance to join. */
+            alliance: string;
+        };
+        /** @description A JSON object */
+        JsonObject: {
+            [key: string]: components["schemas"]["JsonValue"];
+        };
+        /** @description Any JSON value: text and keys without NUL, integers within i64, other numbers within ±10^15 */
+        JsonValue: JsonValue;
         KeyInfo: {
             /** Format: int64 */
             key_id: number;
@@ -2338,9 +2643,11 @@ export interface components {
             tenant: string;
         };
         Level: {
-            /** @description E.g. {"earn_multiplier": 1.5, "monthly_gift": 100, "member_only": true}. */
-            benefits?: unknown;
-            /** Format: int64 */
+            benefits?: components["schemas"]["JsonObject"] | null;
+            /**
+             * Format: int64
+             * @description Ignored in a request (levels are matched by threshold).
+             */
             id?: number;
             name: string;
             /**
@@ -2348,7 +2655,11 @@ export interface components {
              * @description Level-currency balance from which this level applies.
              */
             threshold: number;
+        } & {
+            [key: string]: components["schemas"]["JsonValue"];
         };
+        /** @description The whole level table: one level at threshold 0, thresholds all different. */
+        LevelTable: components["schemas"]["Level"][];
         /**
          * @description Whether members see the product (with an approved review).
          * @enum {string}
@@ -2393,6 +2704,54 @@ export interface components {
             products: string;
             slug: string;
         };
+        /** @description A mall's budget as the alliance sees it. */
+        MallBudget: components["schemas"]["Budget"] & {
+            name: string;
+            slug: string;
+        };
+        MallSettings: {
+            /** @description Largest manual points adjustment (credit or debit) per staff role (L7). */
+            adjustment_limits?: components["schemas"]["AdjustmentLimits"];
+            /** @description Display name of experience, e.g. "经验". */
+            experience_name?: string;
+            expiry?: components["schemas"]["ExpiryPolicy"];
+            /**
+             * Format: int32
+             * @description Days before points lapse when members get a reminder (L4); 0 turns reminders off.
+             */
+            expiry_reminder_days?: number;
+            /**
+             * Format: int64
+             * @description Default lifetime of a points hold for a partner's checkout, in seconds (L9): 10
+             *     seconds to 7 days.
+             */
+            hold_ttl_secs?: number;
+            /**
+             * @description How much of a server instance the mall's events may use at once (set by the
+             *     platform operator; read-only for the mall's staff, ignored in their requests).
+             */
+            readonly limits?: components["schemas"]["TenantLimits"];
+            /** @description BCP 47 locale, e.g. "zh-CN". */
+            locale?: string;
+            logo_url?: components["schemas"]["ImageUrl"] | null;
+            /** @description The mall's display name. */
+            name: string;
+            /** @description Display name of the spendable currency, e.g. "积分". */
+            points_name?: string;
+            /**
+             * Format: int64
+             * @description How many points are worth one yuan (e.g. 100 means 100 points = 1 yuan).
+             */
+            points_per_yuan?: number;
+            /**
+             * @description IANA time zone of the mall's day (check-in days, daily caps and limits, periods),
+             *     e.g. "Asia/Shanghai".
+             * @example Asia/Shanghai
+             */
+            time_zone?: string;
+            /** @description Member-to-member transfers (L6). */
+            transfers?: components["schemas"]["TransferLimits"];
+        };
         Malls: {
             alliance: string;
             /** @description Code of the shared currency in every mall of the alliance. */
@@ -2436,12 +2795,14 @@ export interface components {
             status: string;
         };
         MemberEvent: {
-            data?: unknown;
+            data?: components["schemas"]["JsonObject"] | null;
             /** @description Unique per event from this member's app. */
             id: string;
             /** @description One of: logged_in, checked_in, read, favorited, commented, liked, shared, ad_viewed, survey_completed. */
-            type: string;
+            type: components["schemas"]["MemberEventType"];
         };
+        /** @enum {string} */
+        MemberEventType: "checked_in" | "read" | "commented" | "liked" | "shared" | "ad_viewed" | "survey_completed";
         MemberLevel: {
             benefits: unknown;
             /** Format: int64 */
@@ -2452,7 +2813,7 @@ export interface components {
         };
         MemberSync: {
             nickname?: string | null;
-            phone?: string | null;
+            phone?: components["schemas"]["PhoneNumber"] | null;
         };
         Message: {
             body: string;
@@ -2466,12 +2827,17 @@ export interface components {
             title: string;
         };
         NewAlliance: {
-            /** @description Code of the shared currency (default `alliance_points`). */
-            currency_code?: string | null;
+            currency_code?: components["schemas"]["CurrencyCode"] | null;
             /** @description Its name (default 联盟积分). */
             currency_name?: string | null;
             name: string;
-            slug: string;
+            slug: components["schemas"]["Slug"];
+        };
+        /** @description A new alliance admin (the role is implied). */
+        NewAllianceAdmin: {
+            display_name?: string;
+            email: components["schemas"]["EmailAddress"];
+            password: components["schemas"]["Password"];
         };
         NewApiKey: {
             name: string;
@@ -2479,40 +2845,73 @@ export interface components {
              * @description Any of: members:read, members:write, points:read, points:write, events:write,
              *     orders:read, orders:write.
              */
-            scopes: string[];
+            scopes: components["schemas"]["ApiKeyScope"][];
+        };
+        /**
+         * @description What a merchant sends to add a currency, in the OpenAPI document: a `Currency` whose
+         *     `drives_level` and `shared` are false (only the built-in experience currency drives
+         *     levels; a shared currency comes from the mall's alliance).
+         */
+        NewCurrency: {
+            code: components["schemas"]["CurrencyCode"];
+            /**
+             * @description false
+             * @enum {boolean}
+             */
+            drives_level?: false;
+            /** @description Whether the mall's expiry policy applies (default true). */
+            expires?: boolean;
+            name: string;
+            /**
+             * @description false
+             * @enum {boolean}
+             */
+            shared?: false;
+            spendable: boolean;
+            transferable?: boolean;
         };
         NewHold: {
-            /** Format: int64 */
-            amount: number;
-            currency?: string;
+            amount: components["schemas"]["Amount"];
+            currency?: components["schemas"]["CurrencyCode"];
             /** Format: int64 */
             member_id: number;
             /** @description The partner's order or checkout reference. */
             reference?: string;
             /**
              * Format: int64
-             * @description Lifetime in seconds; the mall's `hold_ttl_secs` by default.
+             * @description Lifetime in seconds (10 seconds to 7 days); the mall's `hold_ttl_secs` by default.
              */
             ttl_secs?: number | null;
         };
         NewLockGrant: {
-            currency?: string;
+            currency?: components["schemas"]["CurrencyCode"];
             /** Format: int64 */
             member_id: number;
             memo?: string;
-            /** Format: int64 */
-            per_day: number;
-            /** Format: int64 */
-            total: number;
+            per_day: components["schemas"]["Amount"];
+            total: components["schemas"]["Amount"];
         };
         NewLottery: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Points a draw costs.
+             */
             cost: number;
             /** Format: int32 */
             daily_limit?: number | null;
             name: string;
+            /** @description The prize table. */
             prizes: components["schemas"]["Prize"][];
         };
+        /** @description A product to create: `ProductInput` with `name`, `kind` and a price above 0. */
+        NewProduct: components["schemas"]["ProductInput"] & {
+            kind: components["schemas"]["ProductKind"];
+            name: string;
+        } & ({
+            points_price: number;
+        } | {
+            cash_price_fen: number;
+        });
         NewReview: {
             body?: string;
             /**
@@ -2524,18 +2923,21 @@ export interface components {
         NewRule: {
             enabled?: boolean;
             /** @description Event type, or "*" for every event. */
-            event_type: string;
+            event_type: components["schemas"]["RuleEventType"];
             name: string;
-            params?: unknown;
+            /** @description A JSON object of at most 16 KiB. */
+            params?: components["schemas"]["JsonObject"];
             /** Format: int32 */
             position?: number;
+            /** @description A Rhai script that compiles (a 422 names line and column). */
             script: string;
         };
         NewStaff: {
             display_name?: string;
-            email: string;
-            password: string;
-            role: components["schemas"]["Role"];
+            email: components["schemas"]["EmailAddress"];
+            password: components["schemas"]["Password"];
+            /** @description A merchant's staff role (the routes that take this body create merchant staff). */
+            role: components["schemas"]["TenantRole"];
         };
         NewTenant: {
             /** @description Alliance to join (by slug), if any. */
@@ -2544,7 +2946,7 @@ export interface components {
             cluster?: string | null;
             name: string;
             /** @description URL name of the mall: `^[a-z][a-z0-9-]{1,39}$`. */
-            slug: string;
+            slug: components["schemas"]["Slug"];
         };
         NextLevel: {
             /** Format: int64 */
@@ -2552,6 +2954,15 @@ export interface components {
             name: string;
             /** Format: int64 */
             threshold: number;
+        };
+        /**
+         * @description Which messages a member gets (each left out is kept as it is). The document's name for
+         *     what `update_profile` checks of `ProfileUpdate::notifications`.
+         */
+        NotificationSettings: {
+            expiry_reminders?: boolean;
+            marketing?: boolean;
+            order_updates?: boolean;
         };
         OpenLot: {
             /** Format: int64 */
@@ -2630,6 +3041,39 @@ export interface components {
                 id: number;
                 request_id?: string | null;
                 target: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_BudgetEntry: {
+            items: {
+                actor: string;
+                /**
+                 * Format: int64
+                 * @description Positive for a top-up, negative for an issue.
+                 */
+                amount_fen: number;
+                /** Format: int64 */
+                balance_after_fen: number;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: int64 */
+                id: number;
+                /** @description `top_up` or `issue`. */
+                kind: string;
+                /**
+                 * Format: int64
+                 * @description The alliance ledger entry of the issue.
+                 */
+                ledger_entry_id?: number | null;
+                memo: string;
+                /**
+                 * Format: int64
+                 * @description Shared points issued (issues only).
+                 */
+                points?: number | null;
+                /** Format: int64 */
+                tenant_id: number;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -2864,8 +3308,11 @@ export interface components {
             next_cursor?: string | null;
         };
         ParamsBody: {
-            params: unknown;
+            /** @description A JSON object of at most 16 KiB. */
+            params: components["schemas"]["JsonObject"];
         };
+        /** @description 8 to 128 characters */
+        Password: string;
         PasswordLogin: {
             /** @description Phone number or e-mail. */
             identifier: string;
@@ -2874,8 +3321,8 @@ export interface components {
         PasswordReset: {
             /** @description A code sent with purpose `reset_password`. */
             code: string;
-            identifier: string;
-            new_password: string;
+            identifier: components["schemas"]["PhoneOrEmail"];
+            new_password: components["schemas"]["Password"];
         };
         PaymentNotice: {
             /**
@@ -2894,6 +3341,13 @@ export interface components {
          * @enum {string}
          */
         Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read";
+        /**
+         * @description A phone number: 11-digit mainland mobile (13800138000), + or 00 and the country code (+86 138 0013 8000, +1 415 555 0100), or a mainland number with its area code (010 1234 5678). Spaces, dashes, dots and parentheses are ignored; stored in E.164.
+         * @example 13800138000
+         */
+        PhoneNumber: string;
+        /** @description A phone number or an e-mail address. */
+        PhoneOrEmail: components["schemas"]["PhoneNumber"] | components["schemas"]["EmailAddress"];
         PointsSummary: {
             balances: components["schemas"]["Balance"][];
             level?: components["schemas"]["MemberLevel"] | null;
@@ -2903,12 +3357,18 @@ export interface components {
             next_level?: components["schemas"]["NextLevel"] | null;
         };
         Prize: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Ignored in a request.
+             */
             id?: number;
             /** @description points or item. */
-            kind: string;
+            kind: components["schemas"]["PrizeKind"];
             name: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Points won (a points prize: 1 to 1,000,000,000).
+             */
             points?: number;
             /**
              * Format: int64
@@ -2917,12 +3377,23 @@ export interface components {
             stock?: number | null;
             /**
              * Format: int32
-             * @description Chance in basis points (out of 10000).
+             * @description Chance in basis points (out of 10000); the weights of a lottery add up to at most
+             *     10000.
              */
             weight: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Ignored in a request.
+             */
             won?: number;
+        } & {
+            [key: string]: components["schemas"]["JsonValue"];
         };
+        /**
+         * @description What a prize is, in the OpenAPI document.
+         * @enum {string}
+         */
+        PrizeKind: "points" | "item";
         Product: {
             brand: string;
             /** Format: int64 */
@@ -3002,6 +3473,7 @@ export interface components {
             stock: number;
             tags: string[];
         };
+        ProductCode: string;
         /**
          * Format: int64
          * @description A product of one merchant's mall.
@@ -3010,35 +3482,35 @@ export interface components {
         /** @description Fields staff set on a product (create: all required ones; update: any). */
         ProductInput: {
             brand?: string | null;
-            /** Format: int64 */
-            cash_price_fen?: number | null;
+            cash_price_fen?: components["schemas"]["AmountOrZero"] | null;
             /** Format: int64 */
             category_id?: number | null;
             color?: string | null;
-            currency?: string | null;
+            currency?: components["schemas"]["CurrencyCode"] | null;
             description?: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description After `starts_at`.
+             */
             ends_at?: string | null;
-            images?: string[] | null;
+            /** @description Image URLs (uploads add theirs). */
+            images?: components["schemas"]["ImageUrl"][] | null;
             kind?: components["schemas"]["ProductKind"] | null;
-            /** Format: int64 */
-            low_stock_threshold?: number | null;
-            /** Format: int64 */
-            min_level_threshold?: number | null;
+            low_stock_threshold?: components["schemas"]["AmountOrZero"] | null;
+            min_level_threshold?: components["schemas"]["AmountOrZero"] | null;
             model?: string | null;
+            /** @description Required to create. */
             name?: string | null;
             /** Format: int32 */
             per_member_limit?: number | null;
-            /** Format: int64 */
-            points_price?: number | null;
+            points_price?: components["schemas"]["AmountOrZero"] | null;
             review_state?: components["schemas"]["ReviewState"] | null;
             /** Format: int32 */
             sort_order?: number | null;
             spec?: string | null;
             /** Format: date-time */
             special_ends_at?: string | null;
-            /** Format: int64 */
-            special_points_price?: number | null;
+            special_points_price?: components["schemas"]["AmountOrZero"] | null;
             /** Format: date-time */
             special_starts_at?: string | null;
             /** Format: date-time */
@@ -3046,22 +3518,20 @@ export interface components {
             status?: components["schemas"]["Listing"] | null;
             /** Format: int64 */
             stock?: number | null;
-            tags?: string[] | null;
+            /** @description Tags members can filter by. */
+            tags?: components["schemas"]["ProductTag"][] | null;
         };
         /**
          * @description What a product is: it decides the order's path (shipping, a code, nothing to send).
          * @enum {string}
          */
         ProductKind: "physical" | "virtual" | "coupon" | "service";
+        ProductTag: string;
         /** @description What a member may change of their profile (M3). */
         ProfileUpdate: {
-            /** @description https URL of the avatar image. */
-            avatar_url?: string | null;
+            avatar_url?: components["schemas"]["HttpsUrl"] | null;
             nickname?: string | null;
-            /** @description Any of order_updates, expiry_reminders, marketing (true/false). */
-            notifications?: {
-                [key: string]: unknown;
-            } | null;
+            notifications?: components["schemas"]["NotificationSettings"] | null;
         };
         Proof: {
             /** @description The code sent by `/me/verification-codes`. */
@@ -3072,8 +3542,6 @@ export interface components {
             /** @description Which of the account's own identifiers to prove. */
             kind: components["schemas"]["IdentifierKind"];
         };
-        /** @enum {string} */
-        Purpose: "login" | "register" | "reset_password" | "verify";
         RedeemRequest: {
             /**
              * Format: int64
@@ -3081,7 +3549,10 @@ export interface components {
              */
             address_id?: number | null;
             product_id: components["schemas"]["ProductId"];
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description How many (default 1).
+             */
             quantity?: number;
         };
         /** @description A refresh token to use or end. */
@@ -3096,13 +3567,18 @@ export interface components {
             /** @description … or a code sent with purpose `register`. At least one of the two. */
             code?: string | null;
             /** @description Phone number or e-mail address; it is the account. */
-            identifier: string;
+            identifier: components["schemas"]["PhoneOrEmail"];
             /** @description Invitation code of the member who invited this one. */
             invite_code?: string | null;
             nickname?: string | null;
-            /** @description A password (8-128 characters) … */
-            password?: string | null;
+            password?: components["schemas"]["Password"] | null;
         };
+        /** @description A password, a code, or both */
+        RegistrationRequest: components["schemas"]["Registration"] & ({
+            password: string;
+        } | {
+            code: string;
+        });
         Results: {
             results: components["schemas"]["Outcome"][];
         };
@@ -3127,7 +3603,10 @@ export interface components {
         /** @enum {string} */
         Role: "platform_admin" | "alliance_admin" | "owner" | "operator" | "finance" | "customer_service" | "auditor";
         RollbackBody: {
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description A version of this rule (1 is its first).
+             */
             version: number;
         };
         Rule: {
@@ -3148,6 +3627,8 @@ export interface components {
             /** @description Every version, newest first. */
             versions: components["schemas"]["RuleVersion"][];
         };
+        /** @description An event type, or `*` for every event */
+        RuleEventType: string;
         /**
          * Format: int64
          * @description An earn rule of one merchant's mall.
@@ -3166,17 +3647,112 @@ export interface components {
             /** Format: int32 */
             version: number;
         };
+        /** @description A sample event in the OpenAPI document (the sandbox's `EventInput`). */
+        SampleEvent: {
+            /** @description Free data sent with the event, e.g. {"amount_fen": 12800}. */
+            data?: components["schemas"]["JsonObject"];
+            /** @description The sender's id of the event. */
+            id?: string;
+            /** @description RFC 3339. */
+            occurred_at?: string;
+            /** @description Event type, e.g. "checked_in", "order_completed". */
+            type: string;
+        };
+        /** @description A sample member's level in the OpenAPI document (the sandbox's `LevelInput`). */
+        SampleLevel: {
+            benefits?: components["schemas"]["JsonValue"];
+            name?: string;
+            /** Format: int64 */
+            threshold?: number;
+        };
+        /**
+         * @description A sample member in the OpenAPI document (the sandbox's `MemberInput`; every field may
+         *     be left out).
+         */
+        SampleMember: {
+            /** @description Spendable balance per currency, e.g. {"points": 120, "exp": 900}. */
+            balances?: {
+                [key: string]: number;
+            };
+            /** @description Counters set by rules with set_counter. */
+            counters?: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            id?: number;
+            /** @description RFC 3339. */
+            joined_at?: string;
+            level?: components["schemas"]["SampleLevel"];
+            /** Format: int64 */
+            lifetime?: number;
+            /** @description Who invited this member, then who invited them… (ids). */
+            referrers?: number[];
+            /**
+             * Format: int64
+             * @description Consecutive days, ending today, with an event of this type.
+             */
+            streak?: number;
+            tags?: string[];
+            /**
+             * Format: int64
+             * @description Events of this type today (UTC), this week (from Monday) and ever.
+             */
+            today?: number;
+            /** Format: int64 */
+            week?: number;
+        };
         ScriptBody: {
+            /** @description A Rhai script that compiles (a 422 names line and column). */
             script: string;
         };
         Secret: {
             /** @description HMAC-SHA256 key of the payment callback; shown once. */
             secret: string;
         };
+        SettingsChange: {
+            /** @description Largest manual points adjustment (credit or debit) per staff role (L7). */
+            adjustment_limits?: components["schemas"]["AdjustmentLimits"];
+            /** @description Display name of experience, e.g. "经验". */
+            experience_name?: string;
+            expiry?: components["schemas"]["ExpiryPolicy"];
+            /**
+             * Format: int32
+             * @description Days before points lapse when members get a reminder (L4); 0 turns reminders off.
+             */
+            expiry_reminder_days?: number;
+            /**
+             * Format: int64
+             * @description Default lifetime of a points hold for a partner's checkout, in seconds (L9): 10
+             *     seconds to 7 days.
+             */
+            hold_ttl_secs?: number;
+            /** @description BCP 47 locale, e.g. "zh-CN". */
+            locale?: string;
+            logo_url?: components["schemas"]["ImageUrl"] | null;
+            /** @description The mall's display name. */
+            name?: string;
+            /** @description Display name of the spendable currency, e.g. "积分". */
+            points_name?: string;
+            /**
+             * Format: int64
+             * @description How many points are worth one yuan (e.g. 100 means 100 points = 1 yuan).
+             */
+            points_per_yuan?: number;
+            /**
+             * @description IANA time zone of the mall's day (check-in days, daily caps and limits, periods),
+             *     e.g. "Asia/Shanghai".
+             * @example Asia/Shanghai
+             */
+            time_zone?: string;
+            /** @description Member-to-member transfers (L6). */
+            transfers?: components["schemas"]["TransferLimits"];
+        };
         ShippingImport: {
-            /** @description CSV text: `order_no,carrier,tracking_no` per line (a header line is allowed). */
+            /** @description CSV text: `order_no,carrier,tracking_no` per line (a header line is allowed; at most 5000 lines); at least one line must be usable */
             csv: string;
         };
+        /** @description 2 to 40 characters: a-z, 0-9 and -, starting with a letter */
+        Slug: string;
         /** @description Login with e-mail and password (staff of every level). */
         StaffLogin: {
             email: string;
@@ -3184,7 +3760,7 @@ export interface components {
         };
         StaffUpdate: {
             disabled?: boolean | null;
-            role?: components["schemas"]["Role"] | null;
+            role?: components["schemas"]["TenantRole"] | null;
         };
         StaffUser: {
             /** Format: date-time */
@@ -3249,6 +3825,11 @@ export interface components {
              */
             rule_evaluations: number;
         };
+        /**
+         * @description A role of a merchant's staff
+         * @enum {string}
+         */
+        TenantRole: "owner" | "operator" | "finance" | "customer_service" | "auditor";
         TenantSettings: {
             /** @description Largest manual points adjustment (credit or debit) per staff role (L7). */
             adjustment_limits?: components["schemas"]["AdjustmentLimits"];
@@ -3262,18 +3843,18 @@ export interface components {
             expiry_reminder_days?: number;
             /**
              * Format: int64
-             * @description Default lifetime of a points hold for a partner's checkout, in seconds (L9).
+             * @description Default lifetime of a points hold for a partner's checkout, in seconds (L9): 10
+             *     seconds to 7 days.
              */
             hold_ttl_secs?: number;
             /**
              * @description How much of a server instance the mall's events may use at once (set by the
-             *     platform operator; read-only for the mall's staff).
+             *     platform operator; read-only for the mall's staff, ignored in their requests).
              */
-            limits?: components["schemas"]["TenantLimits"];
+            readonly limits?: components["schemas"]["TenantLimits"];
             /** @description BCP 47 locale, e.g. "zh-CN". */
             locale?: string;
-            /** @description Logo URL (https or a path served by this platform). */
-            logo_url?: string | null;
+            logo_url?: components["schemas"]["ImageUrl"] | null;
             /** @description Display name of the spendable currency, e.g. "积分". */
             points_name?: string;
             /**
@@ -3281,6 +3862,12 @@ export interface components {
              * @description How many points are worth one yuan (e.g. 100 means 100 points = 1 yuan).
              */
             points_per_yuan?: number;
+            /**
+             * @description IANA time zone of the mall's day (check-in days, daily caps and limits, periods),
+             *     e.g. "Asia/Shanghai".
+             * @example Asia/Shanghai
+             */
+            time_zone?: string;
             /** @description Member-to-member transfers (L6). */
             transfers?: components["schemas"]["TransferLimits"];
         };
@@ -3301,6 +3888,14 @@ export interface components {
             /** @description Always "Bearer". */
             token_type: string;
         };
+        TopUp: {
+            /**
+             * Format: int64
+             * @description Fen to add, 1 to 10^10.
+             */
+            amount_fen: number;
+            memo?: string;
+        };
         Tracking: {
             description?: string;
             /** @description E.g. "in_transit", "delivered". */
@@ -3319,7 +3914,7 @@ export interface components {
             enabled: boolean;
             /**
              * Format: int64
-             * @description Largest single transfer.
+             * @description Largest single transfer (at least `min`).
              */
             max: number;
             /**
@@ -3329,17 +3924,17 @@ export interface components {
             min: number;
             /**
              * Format: int64
-             * @description Most a member may send per UTC day.
+             * @description Most a member may send per day of the mall's time zone (at least `max`).
              */
             per_day: number;
         };
         TransferRequest: {
-            /** Format: int64 */
-            amount: number;
-            currency?: string;
+            /** @description Within the mall's `transfers` settings (`min` to `max`; 1 to 100,000 by default). */
+            amount: components["schemas"]["Amount"];
+            currency?: components["schemas"]["CurrencyCode"];
             memo?: string;
             /** @description The receiver: phone number or e-mail of a member of this mall. */
-            to: string;
+            to: components["schemas"]["PhoneOrEmail"];
         };
         WebviewLogin: {
             /**
@@ -3541,6 +4136,91 @@ export interface operations {
             };
         };
     };
+    invite_admin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAllianceAdmin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     alliance_login: {
         parameters: {
             query?: never;
@@ -3618,6 +4298,140 @@ export interface operations {
             };
         };
     };
+    alliance_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budgets"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_clearing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Clearing"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Clearing"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     malls: {
         parameters: {
             query?: never;
@@ -3656,6 +4470,239 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_terms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description mall slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetTerms"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mall_entries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description mall slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BudgetEntry"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    top_up: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description mall slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUp"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetEntry"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3744,6 +4791,83 @@ export interface operations {
             };
             /** @description No valid credential for this route group */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alliance_admin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAllianceAdmin"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4117,6 +5241,92 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    join_alliance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinAlliance"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4899,7 +6109,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Registration"];
+                "application/json": components["schemas"]["RegistrationRequest"];
             };
         };
         responses: {
@@ -6703,7 +7913,7 @@ export interface operations {
             query?: {
                 currency?: string | null;
                 /** @description earn, spend, adjust, expire, transfer_in, transfer_out, hold, hold_return, refund, lock, release */
-                reason?: string | null;
+                reason?: ("earn" | "spend" | "adjust" | "expire" | "transfer_in" | "transfer_out" | "hold" | "hold_return" | "refund" | "lock" | "release") | null;
                 /** @description Entries at or after this time (RFC 3339). */
                 from?: string | null;
                 /** @description Entries before this time (RFC 3339). */
@@ -7828,7 +9038,7 @@ export interface operations {
             path: {
                 /** @description tenant slug */
                 tenant: string;
-                /** @description the partner's member id */
+                /** @description the partner's member id (1 to 128 characters) */
                 external_id: string;
             };
             cookie?: never;
@@ -8470,16 +9680,16 @@ export interface operations {
                 category_id?: number | null;
                 tag?: string | null;
                 /** @description physical, virtual, coupon or service. */
-                kind?: string | null;
+                kind?: "physical" | "virtual" | "coupon" | "service";
                 /** @description Priced in this currency, e.g. the alliance's shared points (C6). */
-                currency?: string | null;
+                currency?: string;
                 /** @description Current points price at least / at most. */
                 min_points?: number | null;
                 max_points?: number | null;
-                /** @description Keyword in the name, brand or description. */
+                /** @description Keyword in the name, brand or description (at most 50 characters). */
                 q?: string | null;
                 /** @description newest (default), popular, points_asc, points_desc. */
-                sort?: string | null;
+                sort?: "newest" | "popular" | "points_asc" | "points_desc";
                 /** @description Items per page, 1 to 200 (default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -8588,6 +9798,148 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    own: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    own_top_up: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUp"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetEntry"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9346,7 +10698,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Currency"];
+                "application/json": components["schemas"]["NewCurrency"];
             };
         };
         responses: {
@@ -9572,7 +10924,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Level"][];
+                "application/json": components["schemas"]["LevelTable"];
             };
         };
         responses: {
@@ -10160,7 +11512,7 @@ export interface operations {
             query?: {
                 currency?: string | null;
                 /** @description earn, spend, adjust, expire, transfer_in, transfer_out, hold, hold_return, refund, lock, release */
-                reason?: string | null;
+                reason?: ("earn" | "spend" | "adjust" | "expire" | "transfer_in" | "transfer_out" | "hold" | "hold_return" | "refund" | "lock" | "release") | null;
                 /** @description Entries at or after this time (RFC 3339). */
                 from?: string | null;
                 /** @description Entries before this time (RFC 3339). */
@@ -10394,7 +11746,7 @@ export interface operations {
     list_orders: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: "pending_payment" | "pending_review" | "pending_shipment" | "shipped" | "completed" | "cancelled" | "refunded";
                 member_id?: number | null;
                 product_id?: components["schemas"]["ProductId"] | null;
                 /** @description Created at or after (RFC 3339). */
@@ -10472,7 +11824,7 @@ export interface operations {
     export_orders: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: "pending_payment" | "pending_review" | "pending_shipment" | "shipped" | "completed" | "cancelled" | "refunded";
                 member_id?: number | null;
                 product_id?: components["schemas"]["ProductId"] | null;
                 /** @description Created at or after (RFC 3339). */
@@ -10929,7 +12281,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ProductInput"];
+                "application/json": components["schemas"]["NewProduct"];
             };
         };
         responses: {
@@ -11313,7 +12665,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    staff_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -11477,7 +12829,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DryRun"];
+                "application/json": components["schemas"]["DryRunRequest"];
             };
         };
         responses: {
@@ -11949,7 +13301,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TenantSettings"];
+                    "application/json": components["schemas"]["MallSettings"];
                 };
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
@@ -12019,7 +13371,86 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TenantSettings"];
+                    "application/json": components["schemas"]["MallSettings"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    patch_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        /** @description `name` and any fields of TenantSettings except `limits` */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsChange"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MallSettings"];
                 };
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
@@ -12450,3 +13881,6 @@ export interface operations {
         };
     };
 }
+
+/** Any JSON value (the document's `JsonValue`, as a type TypeScript resolves). */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };

@@ -9,6 +9,8 @@ import { toastError, toastOk } from "@/ui";
 export type Order = Schemas["Order"];
 export type OrderStatus = Schemas["Status"];
 export const STATUSES: OrderStatus[] = ["pending_payment", "pending_review", "pending_shipment", "shipped", "completed", "cancelled", "refunded"];
+/** Whether a string (from the URL) names an order status. */
+export const isOrderStatus = (s: string | undefined): s is OrderStatus => STATUSES.includes(s as OrderStatus);
 
 /** Common carriers in mainland China (data, not UI text: the names are what waybills say). */
 export const CARRIERS = ["顺丰速运", "中通快递", "圆通速递", "韵达快递", "申通快递", "京东物流", "EMS", "邮政快递包裹", "极兔速递"]; // i18n-ignore
