@@ -337,7 +337,8 @@ test("a wrong password shows the API's error and stays on the sign-in form", asy
   await page.fill("#login-scope", BOOKS.slug);
   await page.fill("#login-password", PASSWORD);
   await page.click('[data-test="login-submit"]');
-  await eventually(async () => /wrong e-mail or password/.test(await page.locator('[data-test="login-error"]').innerText()), "a sign-in error");
+  // The API answers in the browser's language (Accept-Language: zh-CN).
+  await eventually(async () => /账号或密码错误/.test(await page.locator('[data-test="login-error"]').innerText()), "a sign-in error");
   assert.ok(!(await page.content()).includes(BOOKS.name));
 });
 
@@ -351,7 +352,7 @@ test("a demo-coffee session pointed at demo-books is refused and shows nothing o
   }, BOOKS.slug);
   await page.goto(`${BASE_URL}/portal/members`);
   await page.locator('[data-test="me-error"]').waitFor();
-  assert.match(await page.locator('[data-test="me-error"]').innerText(), /this credential belongs to another mall/);
+  assert.match(await page.locator('[data-test="me-error"]').innerText(), /该凭证属于其他商城/); // Accept-Language: zh-CN
   assert.deepEqual(await menu(page), []);
   assert.equal(await page.locator('[data-test="page-members"]').count(), 0);
   assert.ok(!(await page.content()).includes(BOOKS.name));
