@@ -10,6 +10,8 @@ expiry-reminder-body = { $amount } { $points } will expire on { $at }.
 order-update-title = Order { $order_no }
 order-update-body = Your order { $order_no } is now { $status }.
 shipment-update-body = Shipment update: { $status } { $description }
+level-changed-title = Your level: { $level }
+level-changed-body = Your membership level is now { $level }.
 
 ## Field problems (422 details)
 field-required = required

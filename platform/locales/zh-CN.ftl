@@ -9,6 +9,8 @@ expiry-reminder-body = 您有 { $amount } { $points }将于 { $at } 过期，请
 order-update-title = 订单 { $order_no }
 order-update-body = 您的订单 { $order_no } 状态已更新为：{ $status }。
 shipment-update-body = 物流更新：{ $status } { $description }
+level-changed-title = 会员等级变更：{ $level }
+level-changed-body = 您的会员等级已变为「{ $level }」。
 
 ## 字段问题（422 details）
 field-required = 必填

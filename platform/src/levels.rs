@@ -150,6 +150,9 @@ pub async fn recompute(
         .bind(entry_id)
         .execute(&mut *conn)
         .await?;
+    if let Some((_, name)) = &target {
+        tell_member(conn, member_id, name).await?;
+    }
     sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ('level_changed', $1, $2)")
         .bind(member_id)
         .bind(serde_json::json!({"from_level": from, "to_level": target_id, "to_name": target.map(|t| t.1), "balance": balance}))
@@ -181,6 +184,26 @@ pub async fn recompute_many(conn: &mut PgConnection, moved: &[(i64, i64, Option<
             recompute(conn, member_id, balance, entry_id).await?;
         }
     }
+    Ok(())
+}
+
+/// Tells the member their new level (V3, K6), in the mall's language. Only the mall's
+/// schema is at hand here, so its locale is read from the directory row of that schema.
+async fn tell_member(conn: &mut PgConnection, member_id: i64, level: &str) -> Result<()> {
+    use crate::i18n::{Arg, Lang, text};
+    let locale: Option<String> =
+        sqlx::query_scalar("SELECT settings->>'locale' FROM control.tenants WHERE schema_name = current_schema()")
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+    let lang = locale.as_deref().map(Lang::of_locale).unwrap_or_default();
+    let args = [("level", Arg::Str(level))];
+    sqlx::query("INSERT INTO messages (member_id, kind, title, body) VALUES ($1, 'level_changed', $2, $3)")
+        .bind(member_id)
+        .bind(text(lang, "level-changed-title", &args))
+        .bind(text(lang, "level-changed-body", &args))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

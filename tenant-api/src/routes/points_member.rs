@@ -8,6 +8,7 @@ use platform::alliance::book;
 use platform::ledger::Entry;
 use platform::ledger::history::{EntryFilter, PointsSummary};
 use platform::ledger::transfers::{self, Transfer, TransferRequest};
+use platform::levels::{self, LevelChange};
 use platform::members::{self, Identifier};
 use platform::messages::{self, Message};
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(entries))
         .routes(routes!(transfer))
         .routes(routes!(messages))
+        .routes(routes!(level_changes))
 }
 
 /// Balances per currency, open lots with their expiry, lock grants and level (L11, V1).
@@ -82,7 +84,17 @@ async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: Idempote
     .await
 }
 
-/// In-app messages (expiry reminders, later order and level updates), newest first.
+/// The member's level history (V3): each change with the levels' names, newest first
+/// (the latest 50).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/level-changes", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<LevelChange>), (status = 401, body = ErrorBody)))]
+async fn level_changes(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<LevelChange>>> {
+    let member = auth.member_id;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| levels::changes(tx, member, 50).await).await?))
+}
+
+/// In-app messages (expiry reminders, order updates, level changes), newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
     responses((status = 200, body = Page<Message>), (status = 401, body = ErrorBody)))]

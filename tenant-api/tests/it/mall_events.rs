@@ -125,3 +125,24 @@ async fn first_redemption_reviews_favorites_and_sign_ins_reach_the_rules() {
     assert!(s.is_client_error(), "{s}: {b}");
     app.assert_ledger_sound(&t).await;
 }
+
+#[tokio::test]
+async fn a_level_change_is_told_to_the_member_and_kept_in_their_history() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (m, tokens) = app.member(&t, &phone()).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    // The default level table: 普通 from 0, 银卡 from 1,000 experience.
+    let credit = json!({"items": [{"member_id": m["id"], "amount": 1_200, "currency": "exp"}]});
+    let (s, b) = app.partner_post(&t, &key, "/points/credits", &unique("c"), credit).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, msgs) = app.call(Method::GET, &format!("/v1/tenants/{}/me/messages", t.slug), Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "{msgs}");
+    let told = msgs["items"].as_array().unwrap().iter().find(|m| m["kind"] == "level_changed").cloned();
+    let told = told.unwrap_or_else(|| panic!("no level message: {msgs}"));
+    assert_eq!(told["body"], "您的会员等级已变为「银卡」。", "{told}");
+    let (s, h) = app.call(Method::GET, &format!("/v1/tenants/{}/me/level-changes", t.slug), Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    assert_eq!((h[0]["from_level"].as_str(), h[0]["to_level"].as_str()), (Some("普通"), Some("银卡")), "{h}");
+}

@@ -767,6 +767,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/me/level-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's level history (V3): each change with the levels' names, newest first
+         *     (the latest 50).
+         */
+        get: operations["level_changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/me/lotteries/{id}/draws": {
         parameters: {
             query?: never;
@@ -791,7 +811,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** In-app messages (expiry reminders, later order and level updates), newest first. */
+        /** In-app messages (expiry reminders, order updates, level changes), newest first. */
         get: operations["messages"];
         put?: never;
         post?: never;
@@ -2657,6 +2677,17 @@ export interface components {
             threshold: number;
         } & {
             [key: string]: components["schemas"]["JsonValue"];
+        };
+        /** @description A level change as shown in a member's history. */
+        LevelChange: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            entry_id?: number | null;
+            from_level?: string | null;
+            /** Format: int64 */
+            id: number;
+            to_level?: string | null;
         };
         /** @description The whole level table: one level at threshold 0, thresholds all different. */
         LevelTable: components["schemas"]["Level"][];
@@ -7288,6 +7319,72 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    level_changes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LevelChange"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
             404: {
                 headers: {
                     [name: string]: unknown;
