@@ -45,8 +45,8 @@ pub async fn list(db: &Db, tenant: &Tenant, member_id: i64) -> Result<Vec<Addres
     Ok(a)
 }
 
-/// Adds an address; the first one, or one marked default, becomes the default.
-pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Result<Address> {
+/// Checks an address; returns its phone in E.164.
+fn checked(a: &Address) -> Result<String> {
     let mut v = Validator::new();
     v.check(!a.name.trim().is_empty() && a.name.chars().count() <= 50, "name", "1 to 50 characters");
     v.check(!a.region.trim().is_empty() && a.region.chars().count() <= 100, "region", "1 to 100 characters");
@@ -54,7 +54,12 @@ pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Resul
     let phone = Identifier::parse_phone(&a.phone, "phone");
     v.check(phone.is_ok(), "phone", "a phone number");
     v.finish()?;
-    let phone = phone?;
+    phone
+}
+
+/// Adds an address; the first one, or one marked default, becomes the default.
+pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Result<Address> {
+    let phone = checked(a)?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     // One address change of a member at a time (the trigger would refuse a racing
     // insert past the bound anyway; this makes racing defaults wait instead of fail).
@@ -79,6 +84,38 @@ pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Resul
     .fetch_one(&mut *tx)
     .await
     .map_err(refused)?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Changes one of the member's addresses (every field as sent). Marking it default makes
+/// it the one default; the default stays the default until another one is marked.
+pub async fn update(db: &Db, tenant: &Tenant, member_id: i64, id: i64, a: &Address) -> Result<Address> {
+    let phone = checked(a)?;
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *tx).await?;
+    if a.is_default {
+        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1 AND is_default AND id <> $2")
+            .bind(member_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let out: Option<Address> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE addresses SET name = $3, phone = $4, region = $5, detail = $6, is_default = is_default OR $7 \
+         WHERE id = $1 AND member_id = $2 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(member_id)
+    .bind(a.name.trim())
+    .bind(phone)
+    .bind(a.region.trim())
+    .bind(a.detail.trim())
+    .bind(a.is_default)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(refused)?;
+    let out = out.ok_or_else(|| Error::not_found("address_not_found", "no such address"))?;
     tx.commit().await?;
     Ok(out)
 }

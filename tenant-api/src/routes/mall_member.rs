@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(receive))
         .routes(routes!(review))
         .routes(routes!(list_addresses, add_address))
-        .routes(routes!(delete_address))
+        .routes(routes!(update_address, delete_address))
 }
 
 /// Products members can redeem now, filtered, sorted and paged (C3). Served from a
@@ -221,6 +221,22 @@ async fn add_address(
     Json(a): Json<Address>,
 ) -> ApiResult<(StatusCode, Json<Address>)> {
     Ok((StatusCode::CREATED, Json(addresses::add(&state.db, &auth.tenant, auth.member_id, &a).await?)))
+}
+
+/// Changes one of the member's addresses (M3): every field as sent; `is_default: true`
+/// makes it the default (the default stays so until another one is marked).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "address id")),
+    request_body = Address,
+    responses((status = 200, body = Address), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_address(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(a): Json<Address>,
+) -> ApiResult<Json<Address>> {
+    Ok(Json(addresses::update(&state.db, &auth.tenant, auth.member_id, id, &a).await?))
 }
 
 /// Deletes one of the member's addresses.

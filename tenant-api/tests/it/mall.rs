@@ -612,3 +612,44 @@ async fn racing_address_saves_keep_twenty_and_one_default() {
     assert_eq!(list.iter().filter(|a| a["is_default"] == true).count(), 1, "{list:?}");
     assert_eq!(list[0]["phone"], "+8613800002222");
 }
+
+#[tokio::test]
+async fn a_member_edits_an_address_and_moves_the_default() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, tokens) = app.member(&t, &phone()).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let base = format!("/v1/tenants/{}/me/addresses", t.slug);
+    let home = json!({"name": "王五", "phone": "13800001111", "region": "上海市", "detail": "南京路 1 号"});
+    let (s, first) = app.call(Method::POST, &base, Some(token), Some(home)).await;
+    assert_eq!((s, first["is_default"].as_bool()), (StatusCode::CREATED, Some(true)), "{first}");
+    let work = json!({"name": "王五", "phone": "13800001111", "region": "上海市", "detail": "淮海路 2 号"});
+    let (_, second) = app.call(Method::POST, &base, Some(token), Some(work)).await;
+    // Edit the second: a new detail, made the default.
+    let edit = json!({"name": "王五", "phone": "+86 138 0000 2222", "region": "上海市", "detail": "淮海路 200 号", "is_default": true});
+    let (s, b) = app.call(Method::PUT, &format!("{base}/{}", second["id"]), Some(token), Some(edit.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["detail"].as_str(), b["phone"].as_str(), b["is_default"].as_bool()),
+        (Some("淮海路 200 号"), Some("+8613800002222"), Some(true)),
+        "{b}"
+    );
+    let (_, all) = app.call(Method::GET, &base, Some(token), None).await;
+    let defaults: Vec<_> =
+        all.as_array().unwrap().iter().filter(|a| a["is_default"] == true).map(|a| a["id"].clone()).collect();
+    assert_eq!(defaults, [second["id"].clone()], "one default: {all}");
+    // Bad input is named; someone else's or an unknown address is 404.
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &format!("{base}/{}", first["id"]),
+            Some(token),
+            Some(json!({"name": "", "phone": "1", "region": "x", "detail": "y"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (_, other) = app.member(&t, &phone()).await;
+    let (s, _) =
+        app.call(Method::PUT, &format!("{base}/{}", first["id"]), other["access_token"].as_str(), Some(edit)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
