@@ -173,6 +173,9 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         _ if t.ends_with("/tracking") => json!({"status": "in_transit"}),
         _ if t.ends_with("/users/{id}") => json!({"disabled": true}),
         _ if t.ends_with("/review") => json!({"rating": 5, "body": "good"}),
+        _ if t.ends_with("/addresses/{id}") => {
+            json!({"name": "王五", "phone": "13800001111", "region": "上海市", "detail": "南京路 1 号"})
+        }
         _ if t.ends_with("/capture") || t.ends_with("/refund") || t.ends_with("/accelerate") => json!({"amount": 1}),
         _ => json!({}),
     })
