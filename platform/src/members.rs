@@ -457,17 +457,20 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
 
 /// Records that the member was active now (segments such as "inactive 30 days").
 pub async fn touch(db: &Db, tenant: &Tenant, id: i64) -> Result<()> {
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    sqlx::query("UPDATE members SET last_active_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
+    active(db, tenant, id, false).await
 }
 
 /// Records a sign-in: the member was active now, and `logged_in` goes to the rules.
 pub async fn signed_in(db: &Db, tenant: &Tenant, id: i64) -> Result<()> {
+    active(db, tenant, id, true).await
+}
+
+async fn active(db: &Db, tenant: &Tenant, id: i64, signed_in: bool) -> Result<()> {
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     sqlx::query("UPDATE members SET last_active_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
-    crate::outbox::emit(&mut tx, "logged_in", id, serde_json::json!({})).await?;
+    if signed_in {
+        crate::outbox::emit(&mut tx, "logged_in", id, serde_json::json!({})).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

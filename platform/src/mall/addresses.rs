@@ -61,15 +61,7 @@ fn checked(a: &Address) -> Result<String> {
 pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Result<Address> {
     let phone = checked(a)?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    // One address change of a member at a time (the trigger would refuse a racing
-    // insert past the bound anyway; this makes racing defaults wait instead of fail).
-    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *tx).await?;
-    if a.is_default {
-        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1 AND is_default")
-            .bind(member_id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    take_turn(&mut tx, member_id, a.is_default.then_some(None)).await?;
     let out: Address = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO addresses (member_id, name, phone, region, detail, is_default) \
          VALUES ($1, $2, $3, $4, $5, $6 OR NOT EXISTS (SELECT 1 FROM addresses WHERE member_id = $1 AND is_default)) \
@@ -93,14 +85,7 @@ pub async fn add(db: &Db, tenant: &Tenant, member_id: i64, a: &Address) -> Resul
 pub async fn update(db: &Db, tenant: &Tenant, member_id: i64, id: i64, a: &Address) -> Result<Address> {
     let phone = checked(a)?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *tx).await?;
-    if a.is_default {
-        sqlx::query("UPDATE addresses SET is_default = false WHERE member_id = $1 AND is_default AND id <> $2")
-            .bind(member_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    take_turn(&mut tx, member_id, a.is_default.then_some(Some(id))).await?;
     let out: Option<Address> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE addresses SET name = $3, phone = $4, region = $5, detail = $6, is_default = is_default OR $7 \
          WHERE id = $1 AND member_id = $2 RETURNING {COLUMNS}"
@@ -118,6 +103,25 @@ pub async fn update(db: &Db, tenant: &Tenant, member_id: i64, id: i64, a: &Addre
     let out = out.ok_or_else(|| Error::not_found("address_not_found", "no such address"))?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// One address change of a member at a time (the trigger would refuse a racing insert
+/// past the bound anyway; this makes racing defaults wait instead of fail). With
+/// `new_default` (`Some(None)` for an address about to be added, `Some(Some(id))` for
+/// address `id`), the member's other addresses stop being the default.
+async fn take_turn(conn: &mut sqlx::PgConnection, member_id: i64, new_default: Option<Option<i64>>) -> Result<()> {
+    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *conn).await?;
+    if let Some(keep) = new_default {
+        sqlx::query(
+            "UPDATE addresses SET is_default = false \
+             WHERE member_id = $1 AND is_default AND ($2::bigint IS NULL OR id <> $2)",
+        )
+        .bind(member_id)
+        .bind(keep)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn refused(e: sqlx::Error) -> Error {

@@ -296,6 +296,22 @@ impl utoipa::ToSchema for SettingsChange {
     }
 }
 
+/// A staff write of the mall's settings (PUT or PATCH): stored, then evicted from every
+/// instance's directory cache.
+async fn write_settings(
+    state: &AppState,
+    auth: &StaffAuth,
+    body: &serde_json::Value,
+    mode: SettingsWrite,
+) -> ApiResult<Json<MallSettings>> {
+    auth.require(Permission::SettingsWrite)?;
+    let (name, settings) =
+        tenancy::write_mall_settings(state.db.control(), &auth.tenant, body, mode, &auth.actor(), input::from_value)
+            .await?;
+    state.directory.evict(&auth.tenant.slug).await;
+    Ok(Json(MallSettings { name, settings }))
+}
+
 /// Changes some of the mall's settings: send only the fields to change, e.g.
 /// `{"name": "茶香商城", "points_name": "茶豆", "time_zone": "Asia/Shanghai"}` (a nested
 /// object such as `expiry` is replaced whole). Needs `settings_write` (owner).
@@ -308,18 +324,7 @@ async fn patch_settings(
     auth: StaffAuth,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<MallSettings>> {
-    auth.require(Permission::SettingsWrite)?;
-    let (name, settings) = tenancy::write_mall_settings(
-        state.db.control(),
-        &auth.tenant,
-        &body,
-        SettingsWrite::Merge,
-        &auth.actor(),
-        input::from_value,
-    )
-    .await?;
-    state.directory.evict(&auth.tenant.slug).await;
-    Ok(Json(MallSettings { name, settings }))
+    write_settings(&state, &auth, &body, SettingsWrite::Merge).await
 }
 
 /// Replaces the mall's settings (a field not sent takes its default); `name` may be sent
@@ -335,18 +340,7 @@ async fn put_settings(
     auth: StaffAuth,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<MallSettings>> {
-    auth.require(Permission::SettingsWrite)?;
-    let (name, settings) = tenancy::write_mall_settings(
-        state.db.control(),
-        &auth.tenant,
-        &body,
-        SettingsWrite::Replace,
-        &auth.actor(),
-        input::from_value,
-    )
-    .await?;
-    state.directory.evict(&auth.tenant.slug).await;
-    Ok(Json(MallSettings { name, settings }))
+    write_settings(&state, &auth, &body, SettingsWrite::Replace).await
 }
 
 /// The mall's members, newest first, filtered by tag, inactivity or a search (M5).
