@@ -44,6 +44,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   assert.deepEqual(phones, MEMBER_PHONES);
 
   await page.click('[data-test="menu-staff"]');
+  await page.locator('[data-test="page-staff"]').waitFor();
   await settled(page);
   const emails = await page.locator('[data-test="staff-email"]').allInnerTexts();
   assert.ok(emails.includes(OWNER) && emails.includes(OPERATOR), `staff listed: ${emails}`);
