@@ -86,6 +86,19 @@ pub async fn points_per_yuan(conn: &mut PgConnection) -> Result<i32> {
     Ok(v.unwrap_or(100))
 }
 
+/// Sets the alliance's time zone when `tz` is given (validated by the caller); returns
+/// the one in force.
+pub async fn set_time_zone(conn: &mut PgConnection, tz: Option<&str>) -> Result<String> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO alliance_terms (only_row, time_zone) VALUES (true, coalesce($1, 'Asia/Shanghai')) \
+         ON CONFLICT (only_row) DO UPDATE SET time_zone = coalesce($1, alliance_terms.time_zone), updated_at = now() \
+         RETURNING time_zone",
+    )
+    .bind(tz)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Sets the alliance's clearing value (audited by the caller).
 pub async fn set_points_per_yuan(conn: &mut PgConnection, points_per_yuan: i32) -> Result<i32> {
     if !(1..=1_000_000).contains(&points_per_yuan) {

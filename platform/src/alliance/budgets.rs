@@ -28,12 +28,17 @@ pub struct Budgets {
     pub malls: Vec<MallBudget>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Clearing {
     /// This many shared points are worth one yuan (1 to 1000000).
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub points_per_yuan: i32,
+    /// The alliance's time zone for settlement periods (an IANA name such as
+    /// `Asia/Shanghai`, the default). Kept when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z][A-Za-z0-9_+/-]*$")]
+    pub time_zone: Option<String>,
 }
 
 /// Runs `work` in one transaction with the alliance's schema selected.
@@ -119,10 +124,16 @@ pub async fn set_terms(db: &Db, a: &Alliance, t: &Tenant, terms: &BudgetTerms, a
 /// Sets the alliance's clearing value (alliance admins). Audited.
 pub async fn set_clearing(db: &Db, a: &Alliance, c: Clearing, actor: &Actor) -> Result<Clearing> {
     in_alliance(db, a, async |conn| {
+        if let Some(tz) = &c.time_zone
+            && crate::localtime::parse(tz).is_none()
+        {
+            return Err(Error::invalid_field("time_zone", "an IANA time zone such as Asia/Shanghai"));
+        }
         let points_per_yuan = budget::set_points_per_yuan(conn, c.points_per_yuan).await?;
-        let details = serde_json::json!({"points_per_yuan": points_per_yuan});
+        let time_zone = budget::set_time_zone(conn, c.time_zone.as_deref()).await?;
+        let details = serde_json::json!({"points_per_yuan": points_per_yuan, "time_zone": time_zone});
         audit::record_alliance(conn, actor, a.id, "alliance.clearing", &a.slug, details).await?;
-        Ok(Clearing { points_per_yuan })
+        Ok(Clearing { points_per_yuan, time_zone: Some(time_zone) })
     })
     .await
 }

@@ -17,6 +17,7 @@ pub mod budget;
 pub mod budgets;
 pub mod identity;
 pub mod schema;
+pub mod settlement;
 
 /// The schema of alliance `id` (the directory makes it the same way).
 pub fn schema_name(id: i64) -> String {

@@ -375,6 +375,7 @@ pub async fn return_to_lots(
     .execute(&mut *conn)
     .await?;
     if back == 0 {
+        record_returns(conn, debit_entry_id, None, &ids, &takes, &credited, now).await?;
         return Ok((None, forfeited));
     }
     sqlx::query(
@@ -393,7 +394,36 @@ pub async fn return_to_lots(
         source.memo = format!("{} ({} forfeited: their lots had expired)", source.memo, forfeited).trim().to_string();
     }
     let entry = append(conn, &head, member_id, &currency, back, 0, reason, &source, now).await?;
+    record_returns(conn, debit_entry_id, Some(entry.id), &ids, &takes, &credited, now).await?;
     Ok((Some(entry), forfeited))
+}
+
+/// Keeps what a return gave back to each lot, and what it forfeited (`credited` 0: the
+/// lot had expired), for settlement (tenant migration 0010).
+async fn record_returns(
+    conn: &mut PgConnection,
+    debit_entry_id: i64,
+    entry_id: Option<i64>,
+    lots: &[i64],
+    takes: &[i64],
+    credited: &[i64],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let forfeited: Vec<bool> = credited.iter().map(|&c| c == 0).collect();
+    sqlx::query(
+        "INSERT INTO lot_returns (debit_entry_id, entry_id, lot_id, amount, forfeited, created_at) \
+         SELECT $1, $2, t.lot, t.amount, t.forfeited, $6 \
+         FROM unnest($3::bigint[], $4::bigint[], $5::boolean[]) AS t(lot, amount, forfeited) WHERE t.amount > 0",
+    )
+    .bind(debit_entry_id)
+    .bind(entry_id)
+    .bind(lots)
+    .bind(takes)
+    .bind(&forfeited)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Moves `total` into the locked balance (a lock grant's entry).

@@ -54,7 +54,13 @@ pub(crate) async fn mall_in(app: &TestApp, alliance: &str) -> platform::director
     t
 }
 
-async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, currency: &str, price: i64) -> i64 {
+pub(crate) async fn product(
+    app: &TestApp,
+    t: &platform::directory::Tenant,
+    owner: &str,
+    currency: &str,
+    price: i64,
+) -> i64 {
     let (s, p) = app
         .call(
             Method::POST,
@@ -75,7 +81,12 @@ pub(crate) async fn my_balance(app: &TestApp, t: &platform::directory::Tenant, t
     p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == currency).unwrap()["balance"].as_i64().unwrap()
 }
 
-async fn redeem(app: &TestApp, t: &platform::directory::Tenant, token: &str, product_id: i64) -> (StatusCode, Value) {
+pub(crate) async fn redeem(
+    app: &TestApp,
+    t: &platform::directory::Tenant,
+    token: &str,
+    product_id: i64,
+) -> (StatusCode, Value) {
     let mut headers = auth_headers(Some(token));
     headers.push(("idempotency-key", unique("r")));
     let (s, _, b) = app

@@ -19,7 +19,7 @@ async fn unfunded_mall(app: &TestApp, alliance: &str) -> platform::directory::Te
 }
 
 /// The platform operator makes an alliance admin; returns the admin's access token.
-async fn alliance_admin(app: &TestApp, alliance: &str) -> String {
+pub(crate) async fn alliance_admin(app: &TestApp, alliance: &str) -> String {
     let email = format!("{}@alliance.test", unique("adm"));
     let new = json!({"email": email, "password": "alliance-admin-pass", "display_name": "A"});
     let path = format!("/v1/platform/alliances/{alliance}/admins");

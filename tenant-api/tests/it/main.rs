@@ -26,6 +26,7 @@ mod provisioning;
 mod revocation;
 mod rules;
 mod secrets_at_rest;
+mod settlement;
 mod staff_rbac;
 mod storage;
 mod throttles;
