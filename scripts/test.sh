@@ -51,8 +51,10 @@ scripts/portal.sh
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "building the server"
-cargo build --quiet -p tenant-api --bin pointsmall
+# One build of every test and the server (the integration tests need the binary, so it
+# is built with the same features as they are: nothing is compiled twice).
+step "building the server and the tests"
+cargo test --workspace --no-run --quiet
 
 step "rule library test files (examples/rules)"
 target/debug/pointsmall rules test examples/rules
@@ -62,6 +64,11 @@ cargo test -q -p platform --test sql_checked
 
 step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
+
+# Timing: alone on the machine, so its figures are the server's and not other tests'.
+step "tenant fairness under a flood, alone (prints its figures)"
+cargo test -q -p tenant-api --test it -- --ignored --exact --nocapture \
+  fairness::a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency
 
 step "the API fuzzed by schemathesis from its OpenAPI document"
 DATABASE_URL=$(step_db pointsmall_test_fuzz) POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh

@@ -140,7 +140,8 @@ pub mod rules {
     pub const CASCADE_DEPTH_MAX: i32 = 3;
     /// Safety net below the sandbox's own deadline (`scripting::limits::MAX_WALL_MS`): an
     /// evaluation still running this long per rule after its thread started is abandoned
-    /// (500). Counted from the moment the evaluation thread starts, never while waiting.
+    /// (503 `server_busy`: the machine did not give it CPU). Counted from the moment the
+    /// evaluation thread starts, never while waiting.
     pub const RULE_TIMEOUT_MS: u64 = 500;
     /// An evaluation thread runs a batch's events for about this long (at least one
     /// event), then is given back, so batches of every tenant take turns (FIFO).
@@ -154,9 +155,14 @@ pub mod rules {
     pub const EVAL_WAIT_MS: u64 = 5_000;
     /// `Retry-After` of those answers.
     pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
-    /// OS priority (nice) of the evaluation threads: below request handling and the
-    /// database, which run at 0 (each step is about 1.25x less CPU when they contend).
-    pub const EVAL_THREAD_NICE: i32 = 10;
+    /// OS priority (nice) of the heavy lane's evaluation threads: the lowest, below
+    /// request handling, the database and the light lane, which run at 0 (a nice-19
+    /// thread gets about 1.5% of a CPU that a nice-0 thread wants).
+    pub const EVAL_HEAVY_NICE: i32 = 19;
+    /// A tenant whose rules ran this many seconds lately (decaying by half every
+    /// `BUSY_HALF_LIFE_MS`) evaluates in the heavy lane: about 14% of one thread, kept up.
+    pub const HEAVY_BUSY_SECS: f64 = 0.2;
+    pub const BUSY_HALF_LIFE_MS: u64 = 1_000;
     /// Contention score of a tenant's batches (`Admission::lock_first`): a batch whose
     /// members changed while it evaluated adds the step, any other takes one off; above
     /// the threshold the tenant's batches lock their members first.

@@ -8,9 +8,16 @@
 //! - a tenant's **evaluation permits** (`limits.rule_evaluations`): of those batches,
 //!   how many run rules at the same moment, i.e. its share of the CPU. No permit within
 //!   the wait: 429 `tenant_busy`.
-//! - the server's **evaluation threads** (one per CPU: OS threads of their own, made
-//!   once), shared by every tenant in FIFO order; a batch holds one for a slice
-//!   (`bounds::EVAL_SLICE_MS`) at a time. None within the wait: 503 `server_busy`.
+//! - the server's **evaluation threads** (OS threads of their own, made once), shared by
+//!   every tenant in FIFO order; a batch holds one for a slice (`bounds::EVAL_SLICE_MS`)
+//!   at a time. None within the wait: 503 `server_busy`.
+//!
+//! The threads come in two lanes of one thread per CPU each. A tenant whose rules kept a
+//! thread busy lately (`bounds::HEAVY_BUSY_SECS` of evaluation time, decaying by half
+//! every `bounds::BUSY_HALF_LIFE_MS`) runs its slices in the **heavy lane**, whose
+//! threads have the lowest OS priority: while it uses its whole share, everyone else's
+//! requests and rules take the CPU first. Other tenants' slices run in the **light
+//! lane** at normal priority, so a flood never queues or slows them.
 //!
 //! Both 429 and 503 carry `Retry-After`. Time spent waiting here never counts against a
 //! rule's own time budget, which starts on the evaluation thread.
@@ -18,7 +25,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -32,14 +39,28 @@ const GATE_IDLE_SECS: u64 = 600;
 
 #[derive(Clone)]
 pub struct Admission {
-    /// One permit per evaluation thread: a holder always finds a thread free.
-    threads: Arc<Semaphore>,
-    /// Work for the evaluation threads, taken in order; they end when it is dropped.
-    work: mpsc::Sender<Work>,
+    /// `[light, heavy]`.
+    lanes: [Lane; 2],
     gates: moka::sync::Cache<i64, Arc<Gate>>,
 }
 
+/// Evaluation threads of one priority.
+#[derive(Clone)]
+struct Lane {
+    /// One permit per thread: a holder always finds a thread free.
+    threads: Arc<Semaphore>,
+    /// Work for the threads, taken in order; they end when it is dropped.
+    work: mpsc::Sender<Work>,
+}
+
 type Work = Box<dyn FnOnce() + Send>;
+
+/// Which lane a slice runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneKind {
+    Light = 0,
+    Heavy = 1,
+}
 
 /// One tenant's slots and permits, sized by its limits when made.
 struct Gate {
@@ -49,6 +70,26 @@ struct Gate {
     /// How often its batches found their members changed after evaluating (see
     /// `Admission::lock_first`).
     contention: AtomicU32,
+    /// Its recent evaluation time: (seconds, decayed to this instant).
+    busy: Mutex<(f64, Instant)>,
+}
+
+impl Gate {
+    /// Its evaluation time decayed to `now`.
+    fn busy_at(&self, now: Instant) -> f64 {
+        let (secs, at) = *self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        decay(secs, now.saturating_duration_since(at))
+    }
+
+    fn add_busy(&self, took: Duration) {
+        let now = Instant::now();
+        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *b = (decay(b.0, now.saturating_duration_since(b.1)) + took.as_secs_f64(), now);
+    }
+}
+
+fn decay(secs: f64, after: Duration) -> f64 {
+    secs * 0.5f64.powf(after.as_secs_f64() * 1000.0 / bounds::BUSY_HALF_LIFE_MS as f64)
 }
 
 /// How a batch of the tenant went, for `Admission::lock_first`.
@@ -67,10 +108,18 @@ pub struct BatchSlot {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The right to run rules on one thread for one slice (`Admission::run`).
+/// The right to run rules on one thread of a lane for one slice (`Admission::run`).
 pub struct EvalPermit {
     _tenant: OwnedSemaphorePermit,
     _thread: OwnedSemaphorePermit,
+    lane: LaneKind,
+    gate: Arc<Gate>,
+}
+
+impl EvalPermit {
+    pub fn lane(&self) -> LaneKind {
+        self.lane
+    }
 }
 
 impl Default for Admission {
@@ -80,36 +129,10 @@ impl Default for Admission {
 }
 
 impl Admission {
-    /// `threads` evaluation threads shared by every tenant.
+    /// `threads` evaluation threads per lane, shared by every tenant.
     pub fn new(threads: usize) -> Self {
-        let (work, queue) = mpsc::channel::<Work>();
-        let queue = Arc::new(Mutex::new(queue));
-        let mut started = 0;
-        for i in 0..threads.max(1) {
-            let queue = queue.clone();
-            let spawned = std::thread::Builder::new().name(format!("rules-{i}")).spawn(move || {
-                lower_priority();
-                loop {
-                    // The lock is held only while waiting for the next piece of work.
-                    let next = match queue.lock() {
-                        Ok(q) => q.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(w) = next else { return };
-                    // A panic ends that piece of work (its caller sees it), not the thread.
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(w));
-                }
-            });
-            match spawned {
-                Ok(_) => started += 1,
-                Err(e) => tracing::error!(error = %e, "could not start a rule evaluation thread"),
-            }
-        }
-        // As many permits as threads: a permit holder's work never waits in the queue
-        // (with none, evaluation answers 503 until restarted).
         Self {
-            threads: Arc::new(Semaphore::new(started)),
-            work,
+            lanes: [lane("rules", threads, None), lane("rules-heavy", threads, Some(bounds::EVAL_HEAVY_NICE))],
             gates: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(GATE_IDLE_SECS))
@@ -117,19 +140,25 @@ impl Admission {
         }
     }
 
-    /// Runs `f` on an evaluation thread, holding `permit` until it ends. The answer
-    /// comes back on the receiver (closed if `f` panicked).
+    /// Runs `f` on a thread of the permit's lane, holding `permit` until it ends; the time
+    /// it takes counts as the tenant's evaluation time. The answer comes back on the
+    /// receiver (closed if `f` panicked).
     pub fn run<T: Send + 'static>(
         &self,
         permit: EvalPermit,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<tokio::sync::oneshot::Receiver<T>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let lane = permit.lane as usize;
         let work: Work = Box::new(move || {
-            let _permit = permit;
-            let _ = tx.send(f());
+            let started = Instant::now();
+            let out = f();
+            permit.gate.add_busy(started.elapsed());
+            drop(permit);
+            let _ = tx.send(out);
         });
-        self.work
+        self.lanes[lane]
+            .work
             .send(work)
             .map_err(|_| Error::Internal(anyhow::anyhow!("the rule evaluation threads have stopped")))?;
         Ok(rx)
@@ -149,6 +178,7 @@ impl Admission {
             batches: Arc::new(Semaphore::new(limits.event_batches.max(1) as usize)),
             evaluations: Arc::new(Semaphore::new(limits.rule_evaluations.max(1) as usize)),
             contention: AtomicU32::new(0),
+            busy: Mutex::new((0.0, Instant::now())),
         });
         self.gates.insert(tenant.id, g.clone());
         g
@@ -190,8 +220,8 @@ impl Admission {
         Ok(BatchSlot { _slot: slot })
     }
 
-    /// An evaluation permit of the tenant, then an evaluation thread, each waiting at most
-    /// `bounds::EVAL_WAIT_MS`.
+    /// An evaluation permit of the tenant, then a thread of its lane (heavy when its rules
+    /// kept a thread busy lately), each waiting at most `bounds::EVAL_WAIT_MS`.
     pub async fn evaluation(&self, tenant: &Tenant) -> Result<EvalPermit> {
         let wait = Duration::from_millis(bounds::EVAL_WAIT_MS);
         let gate = self.gate(tenant);
@@ -201,26 +231,59 @@ impl Admission {
                 gate.limits.rule_evaluations
             ))
         })?;
-        let thread = acquire(&self.threads, wait).await.ok_or_else(|| Error::Unavailable {
+        let lane =
+            if gate.busy_at(Instant::now()) > bounds::HEAVY_BUSY_SECS { LaneKind::Heavy } else { LaneKind::Light };
+        let thread = acquire(&self.lanes[lane as usize].threads, wait).await.ok_or_else(|| Error::Unavailable {
             code: "server_busy",
             message: "every rule evaluation thread is busy; retry shortly".into(),
             retry_after_secs: bounds::BUSY_RETRY_AFTER_SECS,
         })?;
-        Ok(EvalPermit { _tenant: own, _thread: thread })
+        Ok(EvalPermit { _tenant: own, _thread: thread, lane, gate })
     }
 }
 
-/// Evaluation threads yield the CPU to request handling and the database: a tenant
-/// using its whole share of evaluation (a rule spinning to its time limit) then slows the
-/// other tenants' requests as little as the machine allows. Their own rules are short and
-/// run on the other evaluation threads.
+/// Starts `threads` evaluation threads named `name-<i>`, at OS priority `nice` if given.
+fn lane(name: &str, threads: usize, nice: Option<i32>) -> Lane {
+    let (work, queue) = mpsc::channel::<Work>();
+    let queue = Arc::new(Mutex::new(queue));
+    let mut started = 0;
+    for i in 0..threads.max(1) {
+        let queue = queue.clone();
+        let spawned = std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
+            if let Some(nice) = nice {
+                lower_priority(nice);
+            }
+            loop {
+                // The lock is held only while waiting for the next piece of work.
+                let next = match queue.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                let Ok(w) = next else { return };
+                // A panic ends that piece of work (its caller sees it), not the thread.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(w));
+            }
+        });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => tracing::error!(error = %e, "could not start a rule evaluation thread"),
+        }
+    }
+    // As many permits as threads: a permit holder's work never waits in the queue (with
+    // none, evaluation answers 503 until restarted).
+    Lane { threads: Arc::new(Semaphore::new(started)), work }
+}
+
+/// The heavy lane's threads yield the CPU to request handling, the database and the
+/// light lane: a tenant using its whole share of evaluation (a rule spinning to its time
+/// limit) then slows the other tenants' requests as little as the machine allows.
 #[cfg(target_os = "linux")]
-fn lower_priority() {
+fn lower_priority(nice: i32) {
     // SAFETY: both calls only read and set the calling thread's scheduling priority
     // (on Linux, PRIO_PROCESS with a thread id applies to that thread alone).
     let result = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, bounds::EVAL_THREAD_NICE)
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
     };
     if result != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower the rule threads' priority");
@@ -228,7 +291,7 @@ fn lower_priority() {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+fn lower_priority(_nice: i32) {}
 
 async fn acquire(s: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
     // The semaphores are never closed, so an error cannot happen; treated as a timeout.
@@ -289,6 +352,28 @@ mod tests {
         let _q = a.evaluation(&u).await.unwrap();
         drop(p);
         a.evaluation(&t).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_kept_a_thread_busy_runs_in_the_heavy_lane_until_it_cools_down() {
+        let a = Admission::new(1);
+        let t = tenant(TenantLimits::default());
+        let mut quiet = tenant(TenantLimits::default());
+        quiet.id = 8;
+        let p = a.evaluation(&t).await.unwrap();
+        assert_eq!(p.lane(), LaneKind::Light);
+        let spin = Duration::from_secs_f64(bounds::HEAVY_BUSY_SECS * 1.5);
+        a.run(p, move || std::thread::sleep(spin)).unwrap().await.unwrap();
+        let p = a.evaluation(&t).await.unwrap();
+        assert_eq!(p.lane(), LaneKind::Heavy);
+        // Another tenant is not affected, and finds a light thread while it runs.
+        let q = a.evaluation(&quiet).await.unwrap();
+        assert_eq!(q.lane(), LaneKind::Light);
+        drop((p, q));
+        // Its recent time halves every half-life.
+        let gate = a.gate(&t);
+        let later = Instant::now() + Duration::from_millis(bounds::BUSY_HALF_LIFE_MS * 4);
+        assert!(gate.busy_at(later) < bounds::HEAVY_BUSY_SECS, "{}", gate.busy_at(later));
     }
 
     #[test]

@@ -95,8 +95,16 @@ pub async fn evaluate(
                 out.extend(done);
             }
             Ok(Err(_)) => return Err(crashed()),
+            // The sandbox stops every rule at its own deadline, so a slice running past the
+            // net is one the machine did not give CPU to (an overloaded server, or a heavy
+            // tenant's low-priority thread starved): nothing was written; retry later.
             Err(_) => {
-                return Err(Error::Internal(anyhow::anyhow!("rule evaluation ran for more than {net:?}")));
+                tracing::warn!(tenant = %tenant.slug, ?net, "a rule evaluation slice ran past its safety net");
+                return Err(Error::Unavailable {
+                    code: "server_busy",
+                    message: "rule evaluation is running slowly on this server; retry shortly".into(),
+                    retry_after_secs: bounds::BUSY_RETRY_AFTER_SECS,
+                });
             }
         }
     }

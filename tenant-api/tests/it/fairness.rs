@@ -8,13 +8,14 @@
 //! flooding tenant runs: it uses its whole share, one evaluation thread busy all the
 //! time) and flood (32 clients posting batches of 100 as fast as they are let).
 //!
-//! The bound: flood p99 <= max(2 x quiet p99, quiet p99 + 150 ms). Run alone, the
-//! flood p99 stays within 2x of the quiet one (the evaluation threads run at a lower OS
-//! priority than request handling, so the flooder's permitted share, one thread spinning
-//! on one of two cores, hardly slows anyone). The floor is there for runs beside the
-//! rest of the suite and other builds, whose bursts land in one window or another at
-//! random. The failure this guards against was a p99 of 6.8 s with 500s; the figures
-//! printed show how far from the bound a run is.
+//! The bound, as the issue states it: flood p99 <= 2 x quiet p99. A tenant that kept a
+//! rule thread busy lately evaluates in the heavy lane, whose threads have the lowest OS
+//! priority, while the quiet tenant's rules run in the light lane at normal priority
+//! (`platform::rules::admission`): the flooder's permitted share, one thread spinning on
+//! one of two cores, hardly slows anyone. The test is timing: `scripts/test.sh` runs it
+//! alone, after the rest of the suite (it is `#[ignore]`d in the parallel run, where
+//! other tests' bursts land in one window or another at random), and prints its figures.
+//! The failure this guards against was a p99 of 6.8 s with 500s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,8 +33,6 @@ const FLOOD_BATCH: usize = 100;
 /// in each window.
 const ROUNDS: usize = 4;
 const PER_WINDOW: usize = 25;
-/// Least slack over the quiet p99 (see the module comment).
-const QUIET_FLOOR_MS: u64 = 150;
 
 /// Burns time on every operation (an array of 900 reversed in place), so the rule runs
 /// to the sandbox's wall-clock limit rather than to its operation count.
@@ -142,11 +141,11 @@ impl FloodTally {
                     b["results"].as_array().map(|r| r.iter().filter(|o| o["status"] == "failed").count()).unwrap_or(0);
                 self.events_failed_by_limit.fetch_add(failed as u64, Ordering::Relaxed);
             }
-            StatusCode::TOO_MANY_REQUESTS => {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 let wait: Option<u64> =
                     headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                 match wait {
-                    Some(wait) if b["error"]["code"] == "tenant_busy" => {
+                    Some(wait) if b["error"]["code"] == "tenant_busy" || b["error"]["code"] == "server_busy" => {
                         self.busy.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_secs(wait)).await;
                     }
@@ -165,6 +164,7 @@ impl FloodTally {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "timing: scripts/test.sh runs it alone"]
 async fn a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency() {
     let app = Arc::new(TestApp::spawn().await);
     let flood = app.tenant().await;
@@ -234,14 +234,14 @@ async fn a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency() {
 
     let (q, s, f) = (p99(&quiet_ms), p99(&share_ms), p99(&flood_ms));
     let samples = quiet_ms.len();
-    let quiet_bound = (q * 2).max(q + Duration::from_millis(QUIET_FLOOR_MS));
+    let quiet_bound = q * 2;
     let (ok, busy, other) =
         (tally.ok.load(Ordering::Relaxed), tally.busy.load(Ordering::Relaxed), tally.other.load(Ordering::Relaxed));
     let failed = tally.events_failed_by_limit.load(Ordering::Relaxed);
     eprintln!(
         "fairness: quiet tenant's single events, p99 (median): quiet {:.1} ms ({:.1}), flooder within its share \
-         {:.1} ms ({:.1}), flood {:.1} ms ({:.1}); bound: flood <= {:.1} ms (2x quiet, at least \
-         +{QUIET_FLOOR_MS} ms); {samples} events per window kind in {ROUNDS} \
+         {:.1} ms ({:.1}), flood {:.1} ms ({:.1}); bound: flood <= {:.1} ms (2x quiet); flood/quiet = {:.2}; \
+         {samples} events per window kind in {ROUNDS} \
          rounds (medians per round q/s/f ms: {}), 0 errors",
         ms(q),
         ms(median(&quiet_ms)),
@@ -250,6 +250,7 @@ async fn a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency() {
         ms(f),
         ms(median(&flood_ms)),
         ms(quiet_bound),
+        f.as_secs_f64() / q.as_secs_f64(),
         medians.join(" "),
     );
     eprintln!(
