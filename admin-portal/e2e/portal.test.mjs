@@ -8,8 +8,8 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
-  BASE_URL, COFFEE, BOOKS, OWNER, OPERATOR, PASSWORD, MEMBER_PHONES,
-  launch, open, signIn, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
+  BASE_URL, COFFEE, BOOKS, OWNER, OPERATOR, PASSWORD, MEMBER_PHONES, ALLIANCE,
+  launch, open, signIn, signInAs, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
 } from "./helpers.mjs";
 
 let browser;
@@ -403,5 +403,58 @@ test("pages carry the security headers; /docs renders Swagger UI under the CSP",
   const docs = await page.goto(`${BASE_URL}/docs`);
   assert.equal(docs.status(), 200);
   await page.locator(".swagger-ui .info .title").waitFor();
-  await eventually(async () => (await page.locator(".opblock").count()) > 10, "the operations to be listed");
+  // Tags start folded; opened, each lists its operations.
+  for (const tag of ["members", "staff", "alliance"]) await page.locator(`#operations-tag-${tag}`).click();
+  await eventually(async () => (await page.locator(".opblock").count()) > 50, "the operations of three tags to be listed");
+});
+
+/** `¥-16.00` / `¥1,234.50` → fen. */
+const fen = (text) => Math.round(Number(text.replace(/[¥,\s]/g, "")) * 100);
+const num = (text) => Number(text.replace(/[,\s]/g, ""));
+
+test("the alliance admin tops up a mall's budget and reads the month's settlement down to its entries", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signInAs(page, "alliance", { scope: ALLIANCE.slug, email: ALLIANCE.email, password: ALLIANCE.password });
+  assert.deepEqual(await menu(page), ["alliance", "alliance-budgets", "alliance-settlement"]);
+
+  // Budgets: a top-up of ¥50 shows in the mall's balance.
+  await page.click('[data-test="menu-alliance-budgets"]');
+  await settled(page);
+  const row = page.locator('[data-test="budgets-table"] .el-table__body-wrapper tr', { hasText: COFFEE.slug }).first();
+  const balance = row.locator('[data-test="budget-balance"]');
+  await balance.waitFor();
+  const before = fen(await balance.innerText());
+  await row.locator('[data-test="budget-top-up"]:visible').first().click();
+  await page.fill('[data-test="top-up-amount"] input', "50");
+  await page.fill('[data-test="top-up-memo"]', "e2e top-up");
+  await page.click('[data-test="budget-submit"]');
+  await eventually(async () => fen(await balance.innerText()) === before + 5_000, "the balance to grow by ¥50");
+
+  // Settlement: this month's preview; nets sum to zero; a figure drills down to entries
+  // adding up to it; an open month cannot be closed yet.
+  await page.click('[data-test="menu-alliance-settlement"]');
+  await settled(page);
+  assert.equal((await page.locator('[data-test="settlement-state"]').innerText()).trim(), "预览（未关闭）");
+  const lines = await tableRows(page, "settlement-lines");
+  const malls = lines.map((r) => r[0]);
+  assert.ok(malls.includes(COFFEE.slug) && malls.includes(BOOKS.slug), `${malls}`);
+  const nets = await page.locator('[data-test="line-net"]').allInnerTexts();
+  assert.equal(nets.map(fen).reduce((a, b) => a + b, 0), 0, `nets ${nets}`);
+  const issued = page.locator('[data-test="line-issued"]');
+  const counts = (await issued.allInnerTexts()).map(num);
+  const at = counts.findIndex((n) => n > 0);
+  assert.ok(at >= 0, `the demo issued shared points this month: ${counts}`);
+  await issued.nth(at).click();
+  const dialog = page.locator('[data-test="drill-dialog"]');
+  await dialog.waitFor();
+  await settled(page);
+  const entries = await tableRows(page, "drill-table");
+  assert.ok(entries.length > 0);
+  assert.equal(entries.map((r) => num(r[2])).reduce((a, b) => a + b, 0), counts[at], "the entries add up to the figure");
+  await shot(page, "settlement-drill");
+  await page.keyboard.press("Escape");
+  await page.click('[data-test="settlement-close"]');
+  await page.locator(".el-message-box").getByRole("button", { name: "关闭结算周期" }).click();
+  await page.locator(".el-message", { hasText: "尚未结束" }).waitFor();
 });

@@ -109,6 +109,12 @@ for (const v of VARIANTS) {
       await signInAs(page, "alliance", { scope: ALLIANCE.slug, email: ALLIANCE.email, password: ALLIANCE.password });
       await page.locator('[data-test="alliance-name"]').waitFor();
       await check(page, "alliance", v, errors);
+      await page.goto(`${BASE_URL}/portal/alliance/budgets`);
+      await page.locator('[data-test="budgets-table"] [data-test="budget-balance"]').first().waitFor();
+      await check(page, "alliance-budgets", v, errors);
+      await page.goto(`${BASE_URL}/portal/alliance/settlement`);
+      await page.locator('[data-test="settlement-state"]').waitFor();
+      await check(page, "alliance-settlement", v, errors);
 
       await page.locator('[data-test="sign-out"]').click();
       await page.locator('[data-test="login-form"]').waitFor();

@@ -212,6 +212,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alliances/{alliance}/settlement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The closed statements, newest first. */
+        get: operations["closed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/settlement/{period}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A period's statement: the frozen one once closed, else a preview of closing it now. */
+        get: operations["statement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/settlement/{period}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Closes a period that is over: its statement is frozen; entries written later go to the
+         *     next period. Periods close in order.
+         */
+        post: operations["close"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/settlement/{period}/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A period's statement as CSV: a row per mall, then a row per pair of malls. */
+        get: operations["export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/settlement/{period}/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The ledger entries behind one figure of a period's statement, newest first. */
+        get: operations["figure_entries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/platform/alliances": {
         parameters: {
             query?: never;
@@ -1403,6 +1491,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/alliance-settlement/{period}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The alliance's statement of a period as the mall sees it: its own line and the pairs
+         *     it is part of. Needs `settings_read`.
+         */
+        get: operations["own_statement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/api-keys": {
         parameters: {
             query?: never;
@@ -2368,6 +2476,27 @@ export interface components {
              * @description This many shared points are worth one yuan (1 to 1000000).
              */
             points_per_yuan: number;
+            /**
+             * @description The alliance's time zone for settlement periods (an IANA name such as
+             *     `Asia/Shanghai`, the default). Kept when omitted.
+             */
+            time_zone?: string | null;
+        };
+        /** @description A closed statement in the list. */
+        Closed: {
+            /** Format: date-time */
+            closed_at: string;
+            closed_by: string;
+            /** Format: date-time */
+            ends_at: string;
+            /** Format: int64 */
+            id: number;
+            period: string;
+            /** Format: int32 */
+            points_per_yuan: number;
+            /** Format: date-time */
+            starts_at: string;
+            time_zone: string;
         };
         CodeLogin: {
             code: string;
@@ -2583,6 +2712,27 @@ export interface components {
             /** Format: int64 */
             product_id: number;
         };
+        /** @description One entry behind a figure. */
+        FigureEntry: {
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description The alliance ledger's entry (for a return whose points had all expired: the
+             *     refunded spend).
+             */
+            entry_id: number;
+            /**
+             * Format: int64
+             * @description What the entry adds to the figure.
+             */
+            points: number;
+            /**
+             * @description `earn`, `adjust`, `spend`, `refund`, `forfeited` (a return whose lot had expired)
+             *     or `expire`.
+             */
+            reason: string;
+        };
         Health: {
             status: string;
         };
@@ -2695,6 +2845,52 @@ export interface components {
         };
         /** @description The whole level table: one level at threshold 0, thresholds all different. */
         LevelTable: components["schemas"]["Level"][];
+        /** @description One mall's figures in a statement (points, and fen at the clearing rate). */
+        Line: {
+            /**
+             * Format: int64
+             * @description Points the mall issued that lapsed (and forfeited refund portions of them).
+             */
+            expired: number;
+            /**
+             * Format: int64
+             * @description Shared points earned at the mall and added by its adjustments.
+             */
+            issued: number;
+            /** @description The mall's slug; null for entries no mall wrote. */
+            mall?: string | null;
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Receivable less payable; the lines' nets sum to zero.
+             */
+            net_fen: number;
+            /**
+             * Format: int64
+             * @description What it owes the other malls for its points redeemed there.
+             */
+            payable_fen: number;
+            /**
+             * Format: int64
+             * @description What the other malls owe it for their points redeemed here.
+             */
+            receivable_fen: number;
+            /**
+             * Format: int64
+             * @description Shared points spent at the mall.
+             */
+            redeemed: number;
+            /**
+             * Format: int64
+             * @description Refunds of spends at the mall (portions whose lot had expired included).
+             */
+            returned: number;
+            /**
+             * Format: int64
+             * @description Shared points its adjustments took away.
+             */
+            revoked: number;
+        };
         /**
          * @description Whether members see the product (with an approved review).
          * @enum {string}
@@ -3113,6 +3309,25 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
         };
+        Page_Closed: {
+            items: {
+                /** Format: date-time */
+                closed_at: string;
+                closed_by: string;
+                /** Format: date-time */
+                ends_at: string;
+                /** Format: int64 */
+                id: number;
+                period: string;
+                /** Format: int32 */
+                points_per_yuan: number;
+                /** Format: date-time */
+                starts_at: string;
+                time_zone: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
         Page_Entry: {
             items: {
                 /**
@@ -3170,6 +3385,30 @@ export interface components {
                 source: string;
                 status: components["schemas"]["EventStatus"];
                 type: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_FigureEntry: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                /**
+                 * Format: int64
+                 * @description The alliance ledger's entry (for a return whose points had all expired: the
+                 *     refunded spend).
+                 */
+                entry_id: number;
+                /**
+                 * Format: int64
+                 * @description What the entry adds to the figure.
+                 */
+                points: number;
+                /**
+                 * @description `earn`, `adjust`, `spend`, `refund`, `forfeited` (a return whose lot had expired)
+                 *     or `expire`.
+                 */
+                reason: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -3341,6 +3580,19 @@ export interface components {
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
+        };
+        /**
+         * @description Points issued by one mall and redeemed, net of returns, at another: the issuer owes
+         *     the redeemer their value.
+         */
+        Pair: {
+            /** @description Null: points no mall issued. */
+            issuer?: string | null;
+            /** Format: int64 */
+            points: number;
+            redeemer: string;
+            /** Format: int64 */
+            value_fen: number;
         };
         ParamsBody: {
             /** @description A JSON object of at most 16 KiB. */
@@ -3806,6 +4058,27 @@ export interface components {
             /** Format: int64 */
             id: number;
             role: components["schemas"]["Role"];
+        };
+        /** @description A period's statement: frozen once closed, a preview before. */
+        Statement: {
+            /** @description False: a preview of what closing now would freeze. */
+            closed: boolean;
+            /** Format: date-time */
+            closed_at?: string | null;
+            closed_by?: string | null;
+            /** Format: date-time */
+            ends_at: string;
+            lines: components["schemas"]["Line"][];
+            pairs: components["schemas"]["Pair"][];
+            period: string;
+            /**
+             * Format: int32
+             * @description The clearing value used: this many points are worth one yuan.
+             */
+            points_per_yuan: number;
+            /** Format: date-time */
+            starts_at: string;
+            time_zone: string;
         };
         /** @enum {string} */
         Status: "pending_payment" | "pending_review" | "pending_shipment" | "shipped" | "completed" | "cancelled" | "refunded";
@@ -4731,6 +5004,326 @@ export interface operations {
             };
             /** @description The body is not sent as application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    closed: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Closed"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    statement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    close: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `period_not_over`, `period_closed` or `period_order` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    figure_entries: {
+        parameters: {
+            query: {
+                /** @description The mall's slug. */
+                mall: string;
+                figure: "issued" | "revoked" | "redeemed" | "returned" | "expired";
+                /** @description The issuing mall's slug. */
+                issuer?: string | null;
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FigureEntry"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10122,6 +10715,80 @@ export interface operations {
             };
             /** @description The body is not sent as application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    own_statement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
