@@ -37,6 +37,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 7, "0007_proof_and_sessions"),
     migration!("tenant", 8, "0008_address_bounds"),
     migration!("tenant", 9, "0009_alliance_budgets"),
+    migration!("tenant", 10, "0010_webhooks"),
 ];
 
 #[cfg(test)]
