@@ -45,6 +45,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::marketing::router())
         .merge(routes::files::router())
         .merge(routes::budgets::router())
+        .merge(routes::webhooks::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
     TextRules.modify(&mut doc);

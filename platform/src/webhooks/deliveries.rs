@@ -57,22 +57,26 @@ pub async fn list(conn: &mut PgConnection, endpoint_id: i64, before: Option<i64>
     .await?)
 }
 
-/// Sends a delivery again: a new delivery of the same event (same `webhook-id`, so a
-/// receiver that de-duplicates keeps one), due now, whatever the first one's state.
-pub async fn replay(tx: &mut TenantTx, endpoint_id: i64, delivery_id: i64) -> Result<Delivery> {
+/// Sends a delivery again: a new delivery of the same event to the same endpoint (same
+/// `webhook-id`, so a receiver that de-duplicates keeps one), due now, whatever the
+/// first one's state. 409 when its endpoint is turned off.
+pub async fn replay(tx: &mut TenantTx, delivery_id: i64) -> Result<Delivery> {
+    let endpoint_id: i64 = sqlx::query_scalar("SELECT endpoint_id FROM webhook_deliveries WHERE id = $1")
+        .bind(delivery_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::not_found("webhook_delivery_not_found", "no such webhook delivery"))?;
     enabled(tx, endpoint_id).await?;
     let delivery: Delivery = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, replay_of) \
-         SELECT endpoint_id, event_id, event_type, payload, id FROM webhook_deliveries \
-         WHERE id = $2 AND endpoint_id = $1 RETURNING {COLUMNS}"
+         SELECT endpoint_id, event_id, event_type, payload, id FROM webhook_deliveries WHERE id = $1 \
+         RETURNING {COLUMNS}"
     )))
-    .bind(endpoint_id)
     .bind(delivery_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| Error::not_found("webhook_delivery_not_found", "no such delivery of this endpoint"))?;
-    tx.audit("webhook.replay", &format!("webhook:{endpoint_id}"), json!({"delivery_id": delivery_id, "new_id": delivery.id}))
-        .await?;
+    .fetch_one(&mut **tx)
+    .await?;
+    let details = json!({"delivery_id": delivery_id, "new_id": delivery.id});
+    tx.audit("webhook.replay", &format!("webhook:{endpoint_id}"), details).await?;
     Ok(delivery)
 }
 

@@ -18,6 +18,7 @@ pub mod points_staff;
 pub mod rules_staff;
 pub mod staff;
 pub mod tokens;
+pub mod webhooks;
 
 use serde::Deserialize;
 

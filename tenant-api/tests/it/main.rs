@@ -29,3 +29,4 @@ mod secrets_at_rest;
 mod staff_rbac;
 mod storage;
 mod throttles;
+mod webhooks;
