@@ -29,8 +29,6 @@ use crate::vault::Vault;
 /// The HTTP client of deliveries: no redirects, no proxy, bounded time, and a resolver
 /// that keeps public addresses only (unless private ones are allowed).
 pub fn client(policy: AddressPolicy) -> Result<reqwest::Client> {
-    // rustls needs a process-wide crypto provider; the AWS SDK builds aws-lc-rs already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(bounds::REQUEST_TIMEOUT_SECS))
