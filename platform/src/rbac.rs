@@ -76,9 +76,7 @@ impl Role {
         use Permission::*;
         match self {
             Self::Owner => true,
-            Self::Operator => {
-                !matches!(p, StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead)
-            }
+            Self::Operator => !matches!(p, StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead),
             Self::Finance => {
                 matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | CatalogRead | OrdersRead)
             }

@@ -108,8 +108,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let kept: Vec<SocketAddr> =
-                found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+            let kept: Vec<SocketAddr> = found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
             if kept.is_empty() {
                 let e: Box<dyn std::error::Error + Send + Sync> =
                     format!("{host} resolves to no public address").into();

@@ -272,8 +272,15 @@ async fn disable(conn: &mut sqlx::PgConnection, t: &Tenant, endpoint_id: i64, ru
         .await?;
     deliveries::fail_pending(conn, endpoint_id, "the endpoint was turned off after failing").await?;
     let details = json!({"failure_run": run, "reason": reason});
-    audit::record(conn, &Actor::system("webhooks"), Some(t.id), "webhook.disabled", &format!("webhook:{endpoint_id}"), details)
-        .await?;
+    audit::record(
+        conn,
+        &Actor::system("webhooks"),
+        Some(t.id),
+        "webhook.disabled",
+        &format!("webhook:{endpoint_id}"),
+        details,
+    )
+    .await?;
     tracing::warn!(tenant = %t.slug, endpoint_id, run, "a webhook endpoint was turned off after failing");
     Ok(())
 }

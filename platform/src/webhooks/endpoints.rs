@@ -191,20 +191,20 @@ pub async fn update(tx: &mut TenantTx, policy: AddressPolicy, id: i64, p: &Endpo
     if p.enabled == Some(false) {
         super::deliveries::fail_pending(tx, id, "the endpoint was turned off").await?;
     }
-    let details = json!({"url": p.url, "description": p.description, "event_types": p.event_types, "enabled": p.enabled});
+    let details =
+        json!({"url": p.url, "description": p.description, "event_types": p.event_types, "enabled": p.enabled});
     tx.audit("webhook.update", &format!("webhook:{id}"), details).await?;
     Ok(endpoint)
 }
 
 /// Deletes an endpoint and its delivery log.
 pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<Endpoint> {
-    let endpoint: Endpoint = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM webhook_endpoints WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(not_found)?;
+    let endpoint: Endpoint =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("DELETE FROM webhook_endpoints WHERE id = $1 RETURNING {COLUMNS}")))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(not_found)?;
     tx.audit("webhook.delete", &format!("webhook:{id}"), json!({"url": endpoint.url})).await?;
     Ok(endpoint)
 }

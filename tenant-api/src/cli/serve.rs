@@ -52,8 +52,11 @@ pub async fn serve(database_url: String, a: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(platform::jobs::run_forever(state.db.clone(), state.rules.clone(), every));
     }
     if a.webhooks_interval_ms > 0 {
-        let deliverer =
-            platform::webhooks::deliver::Deliverer::new(state.db.clone(), state.vault.clone(), state.webhook_addresses)?;
+        let deliverer = platform::webhooks::deliver::Deliverer::new(
+            state.db.clone(),
+            state.vault.clone(),
+            state.webhook_addresses,
+        )?;
         tokio::spawn(deliverer.run_forever(Duration::from_millis(a.webhooks_interval_ms), None));
     }
     let listener =

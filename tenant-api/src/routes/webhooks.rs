@@ -50,8 +50,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
     auth.require(Permission::WebhooksManage)?;
     let (vault, policy) = (&state.vault, state.webhook_addresses);
-    let created =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| endpoints::create(tx, vault, policy, &body).await).await?;
+    let created = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| endpoints::create(tx, vault, policy, &body).await)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -60,7 +62,11 @@ async fn create(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = Endpoint), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get(State(state): State<AppState>, auth: StaffAuth, Path((_t, id)): Path<(String, i64)>) -> ApiResult<Json<Endpoint>> {
+async fn get(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Endpoint>> {
     auth.require(Permission::WebhooksManage)?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| endpoints::get(tx, id).await).await?))
 }
@@ -82,7 +88,9 @@ async fn update(
 ) -> ApiResult<Json<Endpoint>> {
     auth.require(Permission::WebhooksManage)?;
     let policy = state.webhook_addresses;
-    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| endpoints::update(tx, policy, id, &body).await).await?))
+    Ok(Json(
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| endpoints::update(tx, policy, id, &body).await).await?,
+    ))
 }
 
 /// Deletes an endpoint with its delivery log. Needs `webhooks_manage`.

@@ -55,8 +55,13 @@ impl TestApp {
     pub async fn spawn_like(other: &TestApp) -> Self {
         let dir = std::env::temp_dir().join(unique("pointsmall-files"));
         let secret = String::from_utf8(other.secret.clone()).unwrap();
-        Self::spawn_on(&database_url(), LoginLimiter::default(), tenant_api::server::StorageConfig::Local(dir), Some(secret))
-            .await
+        Self::spawn_on(
+            &database_url(),
+            LoginLimiter::default(),
+            tenant_api::server::StorageConfig::Local(dir),
+            Some(secret),
+        )
+        .await
     }
 
     /// A test server whose database is reached through `url` (e.g. a proxy the test

@@ -34,8 +34,17 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Seen>>>) {
             async move {
                 let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let mut log = log.lock().unwrap();
-                log.push(Seen { id: h("webhook-id"), timestamp: h("webhook-timestamp"), signature: h("webhook-signature"), body });
-                if log.len() <= fail_first { (AxStatus::INTERNAL_SERVER_ERROR, "boom") } else { (AxStatus::OK, "thanks") }
+                log.push(Seen {
+                    id: h("webhook-id"),
+                    timestamp: h("webhook-timestamp"),
+                    signature: h("webhook-signature"),
+                    body,
+                });
+                if log.len() <= fail_first {
+                    (AxStatus::INTERNAL_SERVER_ERROR, "boom")
+                } else {
+                    (AxStatus::OK, "thanks")
+                }
             }
         }),
     );
@@ -88,8 +97,9 @@ async fn create_endpoint(app: &TestApp, slug: &str, owner: &str, url: &str, type
 }
 
 async fn deliveries(app: &TestApp, slug: &str, owner: &str, endpoint: i64) -> Vec<Value> {
-    let (s, b) =
-        app.call(Method::GET, &format!("/v1/tenants/{slug}/staff/webhooks/{endpoint}/deliveries"), Some(owner), None).await;
+    let (s, b) = app
+        .call(Method::GET, &format!("/v1/tenants/{slug}/staff/webhooks/{endpoint}/deliveries"), Some(owner), None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     b["items"].as_array().unwrap().clone()
 }
@@ -104,7 +114,8 @@ async fn a_failed_delivery_is_retried_after_a_restart_and_arrives_signed() {
     let secret = endpoint["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"), "{endpoint}");
     let id = endpoint["id"].as_i64().unwrap();
-    let (s, b) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/webhooks/{id}", t.slug), Some(&owner), None).await;
+    let (s, b) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/webhooks/{id}", t.slug), Some(&owner), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.get("secret").is_none(), "the secret is shown once: {b}");
 
