@@ -111,7 +111,7 @@ pub async fn create(
     check_types(&mut v, &new.event_types);
     check_description(&mut v, &new.description);
     v.finish()?;
-    address::check_url(&new.url, policy)?;
+    let url = address::check_url(&new.url, policy)?;
     // Endpoints are few and created rarely: one writer at a time keeps the count exact.
     sqlx::query("LOCK TABLE webhook_endpoints IN SHARE ROW EXCLUSIVE MODE").execute(&mut **tx).await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints").fetch_one(&mut **tx).await?;
@@ -131,7 +131,7 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(&new.url)
+    .bind(url.as_str())
     .bind(new.description.trim())
     .bind(normalized(&new.event_types))
     .bind(sealed)
@@ -170,9 +170,7 @@ pub async fn update(tx: &mut TenantTx, policy: AddressPolicy, id: i64, p: &Endpo
         check_description(&mut v, d);
     }
     v.finish()?;
-    if let Some(url) = &p.url {
-        address::check_url(url, policy)?;
-    }
+    let url = p.url.as_deref().map(|u| address::check_url(u, policy)).transpose()?;
     let endpoint: Endpoint = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_endpoints SET url = coalesce($2, url), description = coalesce($3, description), \
              event_types = coalesce($4, event_types), enabled = coalesce($5, enabled), \
@@ -181,7 +179,7 @@ pub async fn update(tx: &mut TenantTx, policy: AddressPolicy, id: i64, p: &Endpo
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(&p.url)
+    .bind(url.as_ref().map(url::Url::as_str))
     .bind(p.description.as_deref().map(str::trim))
     .bind(p.event_types.as_deref().map(normalized))
     .bind(p.enabled)

@@ -17,19 +17,19 @@ use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(get, update, delete))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(list_deliveries))
-        .routes(routes!(send_test))
-        .routes(routes!(replay))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(list_webhook_deliveries))
+        .routes(routes!(send_webhook_test))
+        .routes(routes!(replay_webhook_delivery))
 }
 
 /// The mall's webhook endpoints (never their secrets). Needs `webhooks_manage`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/webhooks", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Vec<Endpoint>), (status = 403, body = ErrorBody)))]
-async fn list(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Endpoint>>> {
+async fn list_webhooks(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Endpoint>>> {
     auth.require(Permission::WebhooksManage)?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| endpoints::list(tx).await).await?))
 }
@@ -43,7 +43,7 @@ async fn list(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<
     request_body = NewEndpoint,
     responses((status = 201, body = CreatedEndpoint), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-async fn create(
+async fn create_webhook(
     State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<NewEndpoint>,
@@ -62,7 +62,7 @@ async fn create(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = Endpoint), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get(
+async fn get_webhook(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -80,7 +80,7 @@ async fn get(
     request_body = EndpointPatch,
     responses((status = 200, body = Endpoint), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-async fn update(
+async fn update_webhook(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -98,7 +98,7 @@ async fn update(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = Endpoint), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete(
+async fn delete_webhook(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -113,7 +113,7 @@ async fn delete(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = RotatedSecret), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn rotate_secret(
+async fn rotate_webhook_secret(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -129,7 +129,7 @@ async fn rotate_secret(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id"), PageQuery),
     responses((status = 200, body = Page<Delivery>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn list_deliveries(
+async fn list_webhook_deliveries(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -149,7 +149,7 @@ async fn list_deliveries(
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "endpoint id")),
     responses((status = 202, body = Delivery), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-async fn send_test(
+async fn send_webhook_test(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
@@ -166,7 +166,7 @@ async fn send_test(
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "delivery id")),
     responses((status = 202, body = Delivery), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-async fn replay(
+async fn replay_webhook_delivery(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
