@@ -39,7 +39,7 @@ pub(crate) const COLUMNS: &str =
 pub struct NewEndpoint {
     /// http or https; a private, loopback or link-local address is refused (422) unless
     /// the operator allows them.
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[!-~]+$")]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$")]
     pub url: String,
     #[serde(default)]
     #[schema(max_length = 200)]
@@ -53,7 +53,7 @@ pub struct NewEndpoint {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[!-~]+$")]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$")]
     pub url: Option<String>,
     #[schema(max_length = 200)]
     pub description: Option<String>,
