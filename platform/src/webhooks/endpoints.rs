@@ -39,7 +39,11 @@ pub(crate) const COLUMNS: &str =
 pub struct NewEndpoint {
     /// http or https; a private, loopback or link-local address is refused (422) unless
     /// the operator allows them.
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$"
+    )]
     pub url: String,
     #[serde(default)]
     #[schema(max_length = 200)]
@@ -53,7 +57,11 @@ pub struct NewEndpoint {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
-    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}(?::[0-9]{1,5})?(?:[/?#][!-\\[\\]-~]*)?$"
+    )]
     pub url: Option<String>,
     #[schema(max_length = 200)]
     pub description: Option<String>,
@@ -243,4 +251,24 @@ pub async fn target(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, id: 
     let key = sign::key_of(&secret)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("webhook endpoint {id} has a malformed secret")))?;
     Ok(Some(Target { url, key }))
+}
+
+/// Seals again, under the vault's current key, every endpoint secret of the selected
+/// schema that is not sealed under it (`pointsmall secrets reseal`). Returns how many.
+pub async fn reseal(conn: &mut PgConnection, vault: &Vault, tenant_id: i64) -> Result<u64> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, secret_sealed FROM webhook_endpoints ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut done = 0;
+    for (id, stored) in rows.into_iter().filter(|(_, s)| !vault.is_current(s)) {
+        let plain = vault.open(&stored, &context(tenant_id, id))?;
+        sqlx::query("UPDATE webhook_endpoints SET secret_sealed = $2 WHERE id = $1")
+            .bind(id)
+            .bind(vault.seal(&plain, &context(tenant_id, id))?)
+            .execute(&mut *conn)
+            .await?;
+        done += 1;
+    }
+    Ok(done)
 }

@@ -118,6 +118,14 @@ async fn a_failed_delivery_is_retried_after_a_restart_and_arrives_signed() {
         app.call(Method::GET, &format!("/v1/tenants/{}/staff/webhooks/{id}", t.slug), Some(&owner), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.get("secret").is_none(), "the secret is shown once: {b}");
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT secret_sealed FROM webhook_endpoints WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("v1:") && !stored.contains(&secret[6..]), "sealed at rest: {stored}");
+    drop(tx);
 
     let worker = tokio::spawn(deliverer(&app).run_forever(Duration::from_millis(100), Some(t.slug.clone())));
     let (member, _) = app.member(&t, &phone()).await;
