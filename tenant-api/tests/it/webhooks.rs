@@ -270,3 +270,55 @@ async fn endpoints_are_checked_bounded_and_for_the_owner() {
     let (s, _) = app.call(Method::GET, &format!("{path}/{first}"), Some(&owner), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_malls_own_changes_reach_its_endpoint() {
+    let (url, seen) = receiver(0).await;
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    let types = json!(["member.registered", "points.changed", "order.state_changed", "level.changed"]);
+    create_endpoint(&app, &t.slug, &owner, &url, types).await;
+    let base = format!("/v1/tenants/{}", t.slug);
+    let levels = json!([{"name": "新人", "threshold": 0}, {"name": "达人", "threshold": 500}]);
+    let (s, b) = app.call(Method::PUT, &format!("{base}/staff/levels"), Some(&owner), Some(levels)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let product = json!({"name": "咖啡券", "kind": "coupon", "points_price": 300, "stock": 10,
+        "status": "listed", "review_state": "approved"});
+    let (s, p) = app.call(Method::POST, &format!("{base}/staff/products"), Some(&owner), Some(product)).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+
+    let (m, tokens) = app.member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    app.credit(&t, &key, id, 1_000, None).await;
+    let h = vec![("authorization", format!("Bearer {owner}")), ("idempotency-key", unique("adj"))];
+    let adjust = json!({"currency": "exp", "amount": 600, "reason": "migration"});
+    let (s, _, b) =
+        app.call_full(Method::POST, &format!("{base}/staff/members/{id}/points/adjustments"), &h, Some(adjust)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let h = vec![("authorization", format!("Bearer {token}")), ("idempotency-key", unique("r"))];
+    let (s, _, order) =
+        app.call_full(Method::POST, &format!("{base}/me/redemptions"), &h, Some(json!({"product_id": p["id"]}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+
+    deliverer(&app).pass(Some(&t.slug)).await.unwrap();
+    let bodies: Vec<Value> = seen.lock().unwrap().iter().map(|s| serde_json::from_str(&s.body).unwrap()).collect();
+    let of = |ty: &str| bodies.iter().filter(|b| b["type"] == ty).map(|b| b["data"].clone()).collect::<Vec<_>>();
+    let registered = of("member.registered");
+    assert_eq!(registered.len(), 1, "{bodies:?}");
+    assert_eq!((registered[0]["member_id"].as_i64(), registered[0]["source"].as_str()), (Some(id), Some("sign_up")));
+    let amounts: Vec<(i64, String)> = of("points.changed")
+        .iter()
+        .filter(|d| d["currency"] == "points")
+        .map(|d| (d["amount"].as_i64().unwrap(), d["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(amounts.contains(&(1_000, "earn".into())) && amounts.contains(&(-300, "spend".into())), "{amounts:?}");
+    let level = of("level.changed");
+    assert_eq!((level.len(), level[0]["to_name"].as_str()), (1, Some("达人")), "{level:?}");
+    let orders = of("order.state_changed");
+    assert!(!orders.is_empty(), "{bodies:?}");
+    assert!(orders.iter().all(|o| o["order_no"] == order["order_no"]), "{orders:?}");
+    assert!(orders[0]["from_status"].is_null(), "a new order's first state: {orders:?}");
+}
