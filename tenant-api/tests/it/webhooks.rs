@@ -322,3 +322,26 @@ async fn the_malls_own_changes_reach_its_endpoint() {
     assert!(orders.iter().all(|o| o["order_no"] == order["order_no"]), "{orders:?}");
     assert!(orders[0]["from_status"].is_null(), "a new order's first state: {orders:?}");
 }
+
+#[tokio::test]
+async fn an_expiry_reminder_fires_points_expiring_once() {
+    let (url, seen) = receiver(0).await;
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    create_endpoint(&app, &t.slug, &owner, &url, json!(["points.expiring"])).await;
+    let (m, _) = app.member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    let soon = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    app.credit(&t, &key, id, 70, Some(soon)).await;
+    let now = chrono::Utc::now();
+    assert_eq!(platform::ledger::expiry::remind(&app.db, &t, now).await.unwrap(), 1);
+    assert_eq!(platform::ledger::expiry::remind(&app.db, &t, now).await.unwrap(), 0, "a reminder once");
+    deliverer(&app).pass(Some(&t.slug)).await.unwrap();
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "points.expiring");
+    assert_eq!((body["data"]["member_id"].as_i64(), body["data"]["amount"].as_i64()), (Some(id), Some(70)), "{body}");
+}
