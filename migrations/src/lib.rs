@@ -38,6 +38,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 8, "0008_address_bounds"),
     migration!("tenant", 9, "0009_alliance_budgets"),
     migration!("tenant", 10, "0010_settlement"),
+    migration!("tenant", 11, "0011_webhooks"),
 ];
 
 #[cfg(test)]

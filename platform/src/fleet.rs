@@ -64,7 +64,11 @@ pub async fn reseal(db: &Db, vault: &Vault, tenant: Option<&str>) -> Result<(u64
             continue;
         }
         let mut tx = db.tenant_tx(&t.cluster, &t.schema_name).await?;
-        match crate::provider_secrets::reseal(&mut tx, vault, t.id).await {
+        let sealed = match crate::provider_secrets::reseal(&mut tx, vault, t.id).await {
+            Ok(n) => crate::webhooks::endpoints::reseal(&mut tx, vault, t.id).await.map(|m| n + m),
+            Err(e) => Err(e),
+        };
+        match sealed {
             Ok(n) => {
                 tx.commit().await?;
                 total += n;

@@ -153,6 +153,9 @@ pub async fn recompute(
     if let Some((_, name)) = &target {
         tell_member(conn, member_id, name).await?;
     }
+    let data = serde_json::json!({"member_id": member_id, "from_level": from, "to_level": target_id,
+        "to_name": target.as_ref().map(|t| &t.1), "balance": balance, "entry_id": entry_id});
+    crate::webhooks::enqueue::event(conn, "level.changed", data).await?;
     sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ('level_changed', $1, $2)")
         .bind(member_id)
         .bind(serde_json::json!({"from_level": from, "to_level": target_id, "to_name": target.map(|t| t.1), "balance": balance}))

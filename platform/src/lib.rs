@@ -43,5 +43,6 @@ pub mod tenancy;
 pub mod tx;
 pub mod urls;
 pub mod vault;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -79,6 +79,39 @@ pub const EVENT_BATCHES_PER_TENANT_DEFAULT: u32 = 4;
 pub const RULE_EVALUATIONS_PER_TENANT_DEFAULT: u32 = 1;
 pub const TENANT_CONCURRENCY_MAX: u32 = 64;
 
+/// Webhooks (SPEC P3; `webhooks::bounds` is `limits::webhooks`).
+pub mod webhooks {
+    /// Endpoints per mall.
+    pub const ENDPOINTS_PER_TENANT_MAX: i64 = 20;
+    /// Event types one endpoint subscribes to.
+    pub const EVENT_TYPES_MAX: usize = 16;
+    /// An endpoint's description (characters).
+    pub const DESCRIPTION_MAX_CHARS: usize = 200;
+    /// An endpoint's URL (bytes).
+    pub const URL_MAX_BYTES: usize = 2048;
+    /// Attempts per delivery (the first and its retries), and the wait after each failed
+    /// attempt before the next (±10% jitter): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
+    /// about 27.6 hours in all.
+    pub const ATTEMPTS_MAX: i32 = 8;
+    pub const RETRY_DELAYS_SECS: [i64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
+    /// Failed attempts in a row (over all its deliveries) after which an endpoint is
+    /// turned off, with an audit entry for the merchant.
+    pub const FAILURE_RUN_MAX: i32 = 15;
+    /// One HTTP attempt: whole request, and connecting.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 10;
+    pub const CONNECT_TIMEOUT_SECS: u64 = 5;
+    /// How long a claimed delivery stays with its worker (longer than one attempt), after
+    /// which another instance may take it (the first one crashed).
+    pub const LEASE_SECS: i64 = 60;
+    /// Deliveries claimed per tenant per pass, and sent at once per instance.
+    pub const CLAIM_BATCH: i64 = 50;
+    pub const SENDS_IN_FLIGHT_MAX: usize = 32;
+    /// Bytes of the receiver's answer kept in the delivery log.
+    pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+    /// Default pause between the worker's passes over the tenants.
+    pub const WORKER_INTERVAL_MS_DEFAULT: u64 = 1_000;
+}
+
 /// Bounds of the ledger.
 pub mod ledger {
     /// Largest amount of one entry (keeps sums far from i64 overflow).

@@ -191,8 +191,21 @@ pub async fn register(db: &Db, tenant: &Tenant, reg: &Registration) -> Result<Me
             ),
         )
     })?;
+    announce_registered(&mut tx, member.id, None, "sign_up").await?;
     tx.commit().await?;
     Ok(member)
+}
+
+/// Tells the mall's webhooks of a new member (`member.registered`): how it came
+/// (`sign_up`, `partner` sync, `alliance` hand-off); personal data stays out.
+pub async fn announce_registered(
+    conn: &mut sqlx::PgConnection,
+    member_id: i64,
+    external_id: Option<&str>,
+    source: &str,
+) -> Result<()> {
+    let data = serde_json::json!({"member_id": member_id, "external_id": external_id, "source": source});
+    crate::webhooks::enqueue::event(conn, "member.registered", data).await
 }
 
 async fn inviter(conn: &mut sqlx::PgConnection, code: Option<&str>) -> Result<Option<i64>> {
@@ -569,14 +582,14 @@ pub async fn upsert_external(
         .execute(&mut *tx)
         .await?;
     }
-    let id: i64 = sqlx::query_scalar(
+    let (id, inserted): (i64, bool) = sqlx::query_as(
         "INSERT INTO members (external_id, phone, nickname, invite_code, level_id, phone_proven_at) \
          VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
              CASE WHEN $2::text IS NOT NULL THEN now() END) \
          ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
              phone_proven_at = coalesce(EXCLUDED.phone_proven_at, members.phone_proven_at), \
              nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
-         RETURNING id",
+         RETURNING id, xmax = 0",
     )
     .bind(external_id)
     .bind(&phone)
@@ -593,6 +606,9 @@ pub async fn upsert_external(
         }
         _ => Error::Database(e),
     })?;
+    if inserted {
+        announce_registered(&mut tx, id, Some(external_id), "partner").await?;
+    }
     let m = get_in(&mut tx, id).await?;
     tx.commit().await?;
     Ok(m)

@@ -76,7 +76,7 @@ impl Role {
         use Permission::*;
         match self {
             Self::Owner => true,
-            Self::Operator => !matches!(p, StaffManage | ApiKeysManage | SettingsWrite | FinanceRead),
+            Self::Operator => !matches!(p, StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead),
             Self::Finance => {
                 matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | CatalogRead | OrdersRead)
             }
@@ -113,6 +113,8 @@ pub enum Permission {
     OrdersRead,
     OrdersWrite,
     FinanceRead,
+    /// Webhook endpoints, their secrets and delivery log (owner only, like API keys).
+    WebhooksManage,
 }
 
 impl Permission {
@@ -135,6 +137,7 @@ impl Permission {
             Self::OrdersRead => "orders_read",
             Self::OrdersWrite => "orders_write",
             Self::FinanceRead => "finance_read",
+            Self::WebhooksManage => "webhooks_manage",
         }
     }
 
@@ -160,6 +163,7 @@ mod tests {
         for r in Role::TENANT_ROLES {
             assert_eq!(r.allows(Permission::StaffManage), r == Role::Owner, "{r:?}");
             assert_eq!(r.allows(Permission::ApiKeysManage), r == Role::Owner, "{r:?}");
+            assert_eq!(r.allows(Permission::WebhooksManage), r == Role::Owner, "{r:?}");
         }
     }
 

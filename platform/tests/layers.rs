@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "settings",
             "directory",
             "provider_secrets",
+            "webhooks",
         ],
     ),
     ("people", &["auth", "staff", "members", "messages", "levels"]),

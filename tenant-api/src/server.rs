@@ -29,6 +29,9 @@ pub struct ServerConfig {
     /// Keys that seal provider secrets (`id:base64,…`, the first one sealing); without
     /// them one is derived from the JWT secret.
     pub secrets_keys: Option<String>,
+    /// Webhook endpoints may name private, loopback and link-local addresses
+    /// (`POINTSMALL_WEBHOOKS_ALLOW_PRIVATE`; off by default, on in the tests).
+    pub webhooks_allow_private: bool,
 }
 
 /// Object storage: a local directory (the default) or an S3-compatible bucket.
@@ -101,6 +104,7 @@ pub async fn state_with(
         db,
         metrics,
         vault: platform::vault::Vault::from_config(cfg.secrets_keys.as_deref(), cfg.jwt_secret.as_bytes())?,
+        webhook_addresses: platform::webhooks::address::AddressPolicy { allow_private: cfg.webhooks_allow_private },
     }))
 }
 

@@ -30,6 +30,8 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     /// Seals provider secrets at rest.
     pub vault: platform::vault::Vault,
+    /// Which addresses webhook endpoints may name.
+    pub webhook_addresses: platform::webhooks::address::AddressPolicy,
 }
 
 impl AppState {

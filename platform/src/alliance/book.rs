@@ -159,6 +159,8 @@ pub async fn credit_many(
         })?;
         e.member_id = member.get();
     }
+    // Back in the mall's schema: its endpoints hear of the shared entries too.
+    crate::ledger::announce(conn, &written).await?;
     entries.extend(written);
     Ok(entries)
 }
@@ -213,6 +215,7 @@ pub async fn debit(
     let done = post::debit(conn, book.identity.get(), currency, amount, reason, &book.source(source), now).await;
     let (mut entry, _) = book.leave(conn, done).await?;
     entry.member_id = member_id;
+    crate::ledger::announce(conn, std::slice::from_ref(&entry)).await?;
     Ok(entry)
 }
 

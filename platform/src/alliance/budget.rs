@@ -220,8 +220,24 @@ pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64
         .await?;
     if threshold > 0 && left < threshold && balance >= threshold {
         tracing::warn!(tenant_id, left, threshold, "an alliance issuing budget fell below its alert threshold");
+        alert_low(conn, tenant_id, left, threshold).await?;
     }
     Ok(left)
+}
+
+/// `budget.low` to the mall's webhooks, written into the mall's schema (this runs with
+/// the alliance's selected), in the same transaction.
+async fn alert_low(conn: &mut PgConnection, tenant_id: i64, left: i64, threshold: i64) -> Result<()> {
+    let schema: String = sqlx::query_scalar("SELECT schema_name FROM control.tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let back: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut *conn).await?;
+    crate::db::enter_schema(conn, &schema).await?;
+    let data = serde_json::json!({"tenant_id": tenant_id, "balance_fen": left, "low_threshold_fen": threshold});
+    let sent = crate::webhooks::enqueue::event(conn, "budget.low", data).await;
+    crate::db::enter_schema(conn, &back).await?;
+    sent
 }
 
 #[allow(clippy::too_many_arguments)]

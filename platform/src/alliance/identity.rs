@@ -166,7 +166,10 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
         )
     })?;
     let id = match made {
-        Some(id) => id,
+        Some(id) => {
+            crate::members::announce_registered(&mut tx, id.get(), None, "alliance").await?;
+            id
+        }
         // A concurrent hand-off of the same identity made it first.
         None => {
             sqlx::query_scalar("SELECT id FROM members WHERE alliance_member_id = $1")

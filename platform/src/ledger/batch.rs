@@ -80,6 +80,7 @@ pub async fn credit_many(
     let entries = insert_entries(conn, &cols, reason, created_at).await?;
     move_heads(conn, &accounts).await?;
     insert_lots(conn, items, &entries, now).await?;
+    super::announce(conn, &entries).await?;
     let moved: Vec<(i64, i64, Option<i64>)> = accounts
         .iter()
         .filter(|(_, a)| a.drives_level)

@@ -3,6 +3,8 @@
 //! own short transaction; `now` is a parameter so tests (and operators replaying a
 //! missed night) control the clock. `jobs` runs these with the other nightly jobs.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{bounds, post};
@@ -63,7 +65,13 @@ pub async fn remind(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64>
     .fetch_all(&mut *tx)
     .await?;
     let (mut members, mut titles, mut bodies, mut keys) = (vec![], vec![], vec![], vec![]);
+    let mut hooks = HashMap::new();
     for (member, code, name, amount, at, day) in due {
+        let key = format!("expiry:{member}:{code}:{day}");
+        hooks.insert(
+            key,
+            serde_json::json!({"member_id": member, "currency": code, "amount": amount, "expires_at": at}),
+        );
         let points = voice.currency_name(&code, &name);
         let at = localtime::display(voice.tz, at);
         titles.push(voice.text("expiry-reminder-title", &[("points", Arg::Str(points))]));
@@ -74,18 +82,20 @@ pub async fn remind(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64>
         keys.push(format!("expiry:{member}:{code}:{day}"));
         members.push(member);
     }
-    let n = sqlx::query(
+    // The reminders written now (not those of an earlier run) go to the webhooks too.
+    let written: Vec<String> = sqlx::query_scalar(
         "INSERT INTO messages (member_id, kind, title, body, dedupe_key) \
          SELECT m, 'expiry_reminder', t, b, k FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(m, t, b, k) \
-         ON CONFLICT (dedupe_key) DO NOTHING",
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
     )
     .bind(&members)
     .bind(&titles)
     .bind(&bodies)
     .bind(&keys)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *tx)
+    .await?;
+    let data: Vec<serde_json::Value> = written.iter().filter_map(|k| hooks.remove(k)).collect();
+    crate::webhooks::enqueue::events(&mut tx, "points.expiring", data).await?;
     tx.commit().await?;
-    Ok(n)
+    Ok(written.len() as u64)
 }

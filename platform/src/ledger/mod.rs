@@ -146,6 +146,13 @@ pub struct Entry {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Announces written entries to the mall's webhooks (`points.changed`), in the
+/// transaction that wrote them.
+pub(crate) async fn announce(conn: &mut sqlx::PgConnection, entries: &[Entry]) -> crate::error::Result<()> {
+    let data: Vec<serde_json::Value> = entries.iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect();
+    crate::webhooks::enqueue::events(conn, "points.changed", data).await
+}
+
 pub(crate) const ENTRY_COLUMNS: &str = "id, member_id, currency, seq, amount, locked_delta, balance_after, reason, \
      source_kind, source_ref, rule_id, rule_version, memo, created_at";
 

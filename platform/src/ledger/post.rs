@@ -156,6 +156,7 @@ async fn append(
         .bind(&hash)
         .execute(&mut *conn)
         .await?;
+    super::announce(conn, std::slice::from_ref(&entry)).await?;
     if head.drives_level {
         crate::levels::recompute(conn, member_id, head.balance, Some(entry.id)).await?;
     }

@@ -112,9 +112,12 @@ async fn history(
     .bind(to.as_str())
     .bind(actor)
     .bind(note)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    let order: Order = get(conn, order_id).await?;
+    let data = serde_json::json!({"order_id": order_id, "order_no": order.order_no, "member_id": order.member_id,
+        "from_status": from.map(Status::as_str), "to_status": to.as_str(), "actor": actor});
+    crate::webhooks::enqueue::event(conn, "order.state_changed", data).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: OrderId) -> Result<Order> {

@@ -157,4 +157,10 @@ pub struct ServeArgs {
     /// the first one sealing (default: one derived from the JWT secret).
     #[arg(long, env = "POINTSMALL_SECRETS_KEYS", hide_env_values = true)]
     pub secrets_keys: Option<String>,
+    /// Milliseconds between passes of the webhook delivery worker; 0 turns it off.
+    #[arg(long, env = "POINTSMALL_WEBHOOKS_INTERVAL_MS", default_value_t = platform::limits::webhooks::WORKER_INTERVAL_MS_DEFAULT)]
+    pub webhooks_interval_ms: u64,
+    /// Let webhook endpoints name private, loopback and link-local addresses.
+    #[arg(long, env = "POINTSMALL_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhooks_allow_private: bool,
 }

@@ -37,6 +37,7 @@ pub async fn serve(database_url: String, a: ServeArgs) -> anyhow::Result<()> {
         db_max_connections: a.db_max_connections,
         storage,
         secrets_keys: a.secrets_keys,
+        webhooks_allow_private: a.webhooks_allow_private,
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -49,6 +50,14 @@ pub async fn serve(database_url: String, a: ServeArgs) -> anyhow::Result<()> {
     if a.jobs_interval_secs > 0 {
         let every = Duration::from_secs(a.jobs_interval_secs);
         tokio::spawn(platform::jobs::run_forever(state.db.clone(), state.rules.clone(), every));
+    }
+    if a.webhooks_interval_ms > 0 {
+        let deliverer = platform::webhooks::deliver::Deliverer::new(
+            state.db.clone(),
+            state.vault.clone(),
+            state.webhook_addresses,
+        )?;
+        tokio::spawn(deliverer.run_forever(Duration::from_millis(a.webhooks_interval_ms), None));
     }
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;

@@ -19,6 +19,7 @@ pub mod rules_staff;
 pub mod settlement;
 pub mod staff;
 pub mod tokens;
+pub mod webhooks;
 
 use serde::Deserialize;
 

@@ -47,19 +47,38 @@ impl TestApp {
     }
 
     pub async fn spawn_with(limiter: LoginLimiter, storage: tenant_api::server::StorageConfig) -> Self {
-        Self::spawn_on(&database_url(), limiter, storage).await
+        Self::spawn_on(&database_url(), limiter, storage, None).await
+    }
+
+    /// Another server on the same database with the same signing secret (and so the same
+    /// key sealing secrets at rest): a restart of `other`.
+    pub async fn spawn_like(other: &TestApp) -> Self {
+        let dir = std::env::temp_dir().join(unique("pointsmall-files"));
+        let secret = String::from_utf8(other.secret.clone()).unwrap();
+        Self::spawn_on(
+            &database_url(),
+            LoginLimiter::default(),
+            tenant_api::server::StorageConfig::Local(dir),
+            Some(secret),
+        )
+        .await
     }
 
     /// A test server whose database is reached through `url` (e.g. a proxy the test
     /// controls; `app.db` goes through it too).
     pub async fn spawn_through(url: &str) -> Self {
         let dir = std::env::temp_dir().join(unique("pointsmall-files"));
-        Self::spawn_on(url, LoginLimiter::default(), tenant_api::server::StorageConfig::Local(dir)).await
+        Self::spawn_on(url, LoginLimiter::default(), tenant_api::server::StorageConfig::Local(dir), None).await
     }
 
-    async fn spawn_on(url: &str, limiter: LoginLimiter, storage: tenant_api::server::StorageConfig) -> Self {
+    async fn spawn_on(
+        url: &str,
+        limiter: LoginLimiter,
+        storage: tenant_api::server::StorageConfig,
+        secret: Option<String>,
+    ) -> Self {
         let url = url.to_string();
-        let secret = unique("secret-secret-secret-secret-secret");
+        let secret = secret.unwrap_or_else(|| unique("secret-secret-secret-secret-secret"));
         let cfg = ServerConfig {
             database_url: url,
             extra_clusters: vec![],
@@ -68,6 +87,7 @@ impl TestApp {
             db_max_connections: 16,
             storage,
             secrets_keys: None,
+            webhooks_allow_private: true,
         };
         let boot = platform::db::Db::connect(&database_url(), &[], 2).await.expect("connect to DATABASE_URL");
         platform::migrate::migrate_control(boot.control()).await.expect("migrate control schema");

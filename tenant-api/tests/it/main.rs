@@ -30,3 +30,4 @@ mod settlement;
 mod staff_rbac;
 mod storage;
 mod throttles;
+mod webhooks;

@@ -186,6 +186,16 @@ async fn three_malls_settle_to_the_hand_computed_statement() {
     // The day is not over: closing is refused; the platform closes it as if at its end.
     let (s, body) = app.call(Method::POST, &format!("{base}/settlement/{period}/close"), Some(&admin), None).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("period_not_over")), "{body}");
+    // B's systems hear of the close: its line and pairs, by webhook.
+    let (s, hook) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/webhooks", b.slug),
+            Some(&owners[1]),
+            Some(json!({"url": "http://127.0.0.1:9/settlement", "event_types": ["settlement.closed"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
     let found = platform::tenancy::find_alliance(app.db.control(), &al.slug).await.unwrap();
     let end = platform::localtime::start_of(tz, today.succ_opt().unwrap());
     let actor = platform::audit::Actor::system("test");
@@ -193,6 +203,20 @@ async fn three_malls_settle_to_the_hand_computed_statement() {
         .await
         .unwrap();
     assert!(closed.closed);
+    let mut tx = app.db.tenant_tx(&b.cluster, &b.schema_name).await.unwrap();
+    let sent: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM webhook_deliveries WHERE event_type = 'settlement.closed'")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let data = &sent[0]["data"];
+    assert_eq!(
+        (&data["period"], &data["line"]["mall"], &data["line"]["net_fen"]),
+        (&json!(period), &json!(b.slug), &json!(200))
+    );
+    assert_eq!(data["pairs"].as_array().unwrap().len(), 2, "{data}");
 
     // Written after the close but within the day: not in the frozen statement; in the next.
     credit(&app, &a, m1["id"].as_i64().unwrap(), 50).await;

@@ -308,8 +308,32 @@ pub async fn close(db: &Db, a: &Alliance, label: &str, now: DateTime<Utc>, actor
     )
     .await?;
     let done = closed(&mut tx, &p.label).await?;
+    let s = statement(&p, &t, done.as_ref(), &malls, lines, pairs);
+    announce(&mut tx, &s, &malls, &a.schema_name).await?;
     tx.commit().await?;
-    Ok(statement(&p, &t, done.as_ref(), &malls, lines, pairs))
+    Ok(s)
+}
+
+/// `settlement.closed` to each mall's webhooks (its line and the pairs it is part of),
+/// written into the mall's schema in the closing transaction.
+async fn announce(
+    conn: &mut PgConnection,
+    s: &Statement,
+    malls: &HashMap<i64, Tenant>,
+    alliance_schema: &str,
+) -> Result<()> {
+    for t in malls.values() {
+        let Some(line) = s.lines.iter().find(|l| l.mall.as_deref() == Some(t.slug.as_str())) else { continue };
+        let pairs: Vec<&Pair> =
+            s.pairs.iter().filter(|x| x.issuer.as_deref() == Some(t.slug.as_str()) || x.redeemer == t.slug).collect();
+        let data = serde_json::json!({"period": s.period, "time_zone": s.time_zone, "starts_at": s.starts_at,
+            "ends_at": s.ends_at, "points_per_yuan": s.points_per_yuan, "line": line, "pairs": pairs});
+        crate::db::enter_schema(conn, &t.schema_name).await?;
+        let sent = crate::webhooks::enqueue::event(conn, "settlement.closed", data).await;
+        crate::db::enter_schema(conn, alliance_schema).await?;
+        sent?;
+    }
+    Ok(())
 }
 
 fn tz_of(t: &Terms) -> chrono_tz::Tz {
