@@ -2243,6 +2243,132 @@ export interface paths {
         patch: operations["update_staff"];
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/webhook-deliveries/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a delivery again, as a new delivery of the same event (same `webhook-id`).
+         *     409 `webhook_disabled` when its endpoint is turned off. Needs `webhooks_manage`.
+         */
+        post: operations["replay_webhook_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's webhook endpoints (never their secrets). Needs `webhooks_manage`. */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Creates an endpoint subscribed to event types; the response is the only time its
+         *     secret (`whsec_…`) is shown. At most 20 per mall (409 `too_many_webhooks`). A URL
+         *     naming a private, loopback or link-local address is refused (422) unless the operator
+         *     allows them. Needs `webhooks_manage`.
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One endpoint. Needs `webhooks_manage`. */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /** Deletes an endpoint with its delivery log. Needs `webhooks_manage`. */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes an endpoint's URL, description, event types, or turns it on or off (on again
+         *     resets its failure run; off fails its pending deliveries, which a replay can send
+         *     later). Needs `webhooks_manage`.
+         */
+        patch: operations["update_webhook"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The endpoint's deliveries with their last attempt (status, latency, the first 1 KB
+         *     of the answer), newest first. Needs `webhooks_manage`.
+         */
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces the endpoint's secret; the response is the only time the new one is shown.
+         *     Needs `webhooks_manage`.
+         */
+        post: operations["rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queues a `webhook.test` event to the endpoint (delivered by the worker like any
+         *     other). 409 `webhook_disabled` when it is turned off. Needs `webhooks_manage`.
+         */
+        post: operations["send_webhook_test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/webview-secret": {
         parameters: {
             query?: never;
@@ -2522,6 +2648,11 @@ export interface components {
             /** @description The full key; store it now, it cannot be shown again. */
             secret: string;
         };
+        /** @description An endpoint with its secret: the answer of a create, the only time it is shown. */
+        CreatedEndpoint: components["schemas"]["Endpoint"] & {
+            /** @description `whsec_<base64>`: the HMAC key of the signatures is the base64 part. */
+            secret: string;
+        };
         /** @description A partner's credit of one member. */
         Credit: {
             amount: components["schemas"]["Amount"];
@@ -2570,6 +2701,51 @@ export interface components {
             memo?: string;
             reference?: string;
         };
+        /** @description One delivery of an event to an endpoint, with its last attempt. */
+        Delivery: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            delivered_at?: string | null;
+            /** Format: int64 */
+            endpoint_id: number;
+            /**
+             * Format: uuid
+             * @description The `webhook-id` header is `msg_` and this id without dashes.
+             */
+            event_id: string;
+            event_type: string;
+            /** Format: int64 */
+            id: number;
+            /** Format: date-time */
+            last_attempt_at?: string | null;
+            last_error?: string | null;
+            /** Format: int32 */
+            last_latency_ms?: number | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status of the last attempt (none when it could not be reached).
+             */
+            last_status_code?: number | null;
+            /** Format: date-time */
+            next_attempt_at: string;
+            /** @description The body sent: `{"type", "timestamp", "data"}`. */
+            payload: Record<string, never>;
+            /**
+             * Format: int64
+             * @description The delivery this one replays.
+             */
+            replay_of?: number | null;
+            /** @description The first 1 KB of the receiver's last answer. */
+            response_excerpt?: string | null;
+            /**
+             * @description `pending` (waiting for its next attempt), `delivered` (answered 2xx) or `failed`
+             *     (out of attempts, or its endpoint was turned off).
+             */
+            status: string;
+        };
         /** @description The outcome of a draw. */
         Draw: {
             /** Format: int64 */
@@ -2611,6 +2787,36 @@ export interface components {
          * @example li@example.cn
          */
         EmailAddress: string;
+        /** @description An endpoint as staff see it (never its secret). */
+        Endpoint: {
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            /** @description Why the platform turned the endpoint off (after a run of failed attempts). */
+            disabled_reason?: string | null;
+            enabled: boolean;
+            event_types: components["schemas"]["WebhookEventType"][];
+            /**
+             * Format: int32
+             * @description Failed attempts in a row.
+             */
+            failure_run: number;
+            /** Format: int64 */
+            id: number;
+            /** Format: date-time */
+            updated_at: string;
+            url: string;
+        };
+        /**
+         * @description A change of an endpoint; fields left out stay as they are. Turning an endpoint on
+         *     again resets its failure run.
+         */
+        EndpointPatch: {
+            description?: string | null;
+            enabled?: boolean | null;
+            event_types?: components["schemas"]["WebhookEventType"][] | null;
+            url?: string | null;
+        };
         /** @description One ledger entry as shown to people. */
         Entry: {
             /**
@@ -3101,6 +3307,16 @@ export interface components {
             spendable: boolean;
             transferable?: boolean;
         };
+        /** @description A new endpoint. */
+        NewEndpoint: {
+            description?: string;
+            event_types: components["schemas"]["WebhookEventType"][];
+            /**
+             * @description http or https; a private, loopback or link-local address is refused (422) unless
+             *     the operator allows them.
+             */
+            url: string;
+        };
         NewHold: {
             amount: components["schemas"]["Amount"];
             currency?: components["schemas"]["CurrencyCode"];
@@ -3324,6 +3540,54 @@ export interface components {
                 /** Format: date-time */
                 starts_at: string;
                 time_zone: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_Delivery: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                delivered_at?: string | null;
+                /** Format: int64 */
+                endpoint_id: number;
+                /**
+                 * Format: uuid
+                 * @description The `webhook-id` header is `msg_` and this id without dashes.
+                 */
+                event_id: string;
+                event_type: string;
+                /** Format: int64 */
+                id: number;
+                /** Format: date-time */
+                last_attempt_at?: string | null;
+                last_error?: string | null;
+                /** Format: int32 */
+                last_latency_ms?: number | null;
+                /**
+                 * Format: int32
+                 * @description The receiver's HTTP status of the last attempt (none when it could not be reached).
+                 */
+                last_status_code?: number | null;
+                /** Format: date-time */
+                next_attempt_at: string;
+                /** @description The body sent: `{"type", "timestamp", "data"}`. */
+                payload: Record<string, never>;
+                /**
+                 * Format: int64
+                 * @description The delivery this one replays.
+                 */
+                replay_of?: number | null;
+                /** @description The first 1 KB of the receiver's last answer. */
+                response_excerpt?: string | null;
+                /**
+                 * @description `pending` (waiting for its next attempt), `delivered` (answered 2xx) or `failed`
+                 *     (out of attempts, or its endpoint was turned off).
+                 */
+                status: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -3627,7 +3891,7 @@ export interface components {
          * @description What a merchant staff endpoint needs.
          * @enum {string}
          */
-        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read";
+        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "webhooks_manage";
         /**
          * @description A phone number: 11-digit mainland mobile (13800138000), + or 00 and the country code (+86 138 0013 8000, +1 415 555 0100), or a mainland number with its area code (010 1234 5678). Spaces, dashes, dots and parentheses are ignored; stored in E.164.
          * @example 13800138000
@@ -3895,6 +4159,12 @@ export interface components {
              * @description A version of this rule (1 is its first).
              */
             version: number;
+        };
+        /** @description A rotated secret, shown once. */
+        RotatedSecret: {
+            /** Format: int64 */
+            id: number;
+            secret: string;
         };
         Rule: {
             /** Format: int32 */
@@ -4244,6 +4514,8 @@ export interface components {
             /** @description The receiver: phone number or e-mail of a member of this mall. */
             to: components["schemas"]["PhoneOrEmail"];
         };
+        /** @enum {string} */
+        WebhookEventType: "points.changed" | "points.expiring" | "order.state_changed" | "level.changed" | "member.registered" | "budget.low" | "settlement.closed";
         WebviewLogin: {
             /**
              * @description HS256 JWT signed with the webview secret: {"aud": "pointsmall:webview", "external_id": "…",
@@ -14652,6 +14924,660 @@ export interface operations {
             };
             /** @description The body is not sent as application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replay_webhook_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description delivery id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEndpoint"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedEndpoint"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Delivery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedSecret"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_webhook_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description endpoint id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
