@@ -31,7 +31,7 @@ const FLOODERS: usize = 32;
 const FLOOD_BATCH: usize = 100;
 /// Rounds of (quiet window, flood window), and single events of the quiet tenant timed
 /// in each window.
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 6;
 const PER_WINDOW: usize = 25;
 
 /// Burns time on every operation (an array of 900 reversed in place), so the rule runs
