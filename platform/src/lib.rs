@@ -7,6 +7,7 @@
 pub mod alliance;
 pub mod audit;
 pub mod auth;
+pub mod crm;
 pub mod db;
 pub mod directory;
 pub mod doc;

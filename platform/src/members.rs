@@ -558,6 +558,17 @@ pub async fn upsert_external(
     phone: Option<&str>,
     nickname: Option<&str>,
 ) -> Result<Member> {
+    Ok(upsert_external_created(db, tenant, external_id, phone, nickname).await?.0)
+}
+
+/// `upsert_external`, and whether the member was created (else updated).
+pub async fn upsert_external_created(
+    db: &Db,
+    tenant: &Tenant,
+    external_id: &str,
+    phone: Option<&str>,
+    nickname: Option<&str>,
+) -> Result<(Member, bool)> {
     if external_id.is_empty() || external_id.chars().count() > 128 {
         return Err(Error::invalid_field("external_id", "1 to 128 characters"));
     }
@@ -582,22 +593,7 @@ pub async fn upsert_external(
         .execute(&mut *tx)
         .await?;
     }
-    let (id, inserted): (i64, bool) = sqlx::query_as(
-        "INSERT INTO members (external_id, phone, nickname, invite_code, level_id, phone_proven_at) \
-         VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
-             CASE WHEN $2::text IS NOT NULL THEN now() END) \
-         ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
-             phone_proven_at = coalesce(EXCLUDED.phone_proven_at, members.phone_proven_at), \
-             nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
-         RETURNING id, xmax = 0",
-    )
-    .bind(external_id)
-    .bind(&phone)
-    .bind(nickname)
-    .bind(secrets::random_hex(5).to_uppercase())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| match &e {
+    let refused = |e: sqlx::Error| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             Error::conflict("account_exists", "another member has this phone number")
         }
@@ -605,13 +601,46 @@ pub async fn upsert_external(
             Error::invalid_field("phone", "a member needs a phone or e-mail")
         }
         _ => Error::Database(e),
-    })?;
+    };
+    // An update first: it changes only what was sent (an insert's row would be checked
+    // whole, phone included, before its conflict turned it into an update).
+    let updated: Option<i64> = sqlx::query_scalar(
+        "UPDATE members SET phone = coalesce($2, phone), \
+             phone_proven_at = CASE WHEN $2::text IS NOT NULL THEN now() ELSE phone_proven_at END, \
+             nickname = coalesce($3, nickname), updated_at = now() \
+         WHERE external_id = $1 RETURNING id",
+    )
+    .bind(external_id)
+    .bind(&phone)
+    .bind(nickname)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(refused)?;
+    let (id, inserted): (i64, bool) = match updated {
+        Some(id) => (id, false),
+        None => sqlx::query_as(
+            "INSERT INTO members (external_id, phone, nickname, invite_code, level_id, phone_proven_at) \
+             VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
+                 CASE WHEN $2::text IS NOT NULL THEN now() END) \
+             ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
+                 phone_proven_at = coalesce(EXCLUDED.phone_proven_at, members.phone_proven_at), \
+                 nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
+             RETURNING id, xmax = 0",
+        )
+        .bind(external_id)
+        .bind(&phone)
+        .bind(nickname)
+        .bind(secrets::random_hex(5).to_uppercase())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(refused)?,
+    };
     if inserted {
         announce_registered(&mut tx, id, Some(external_id), "partner").await?;
     }
     let m = get_in(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(m)
+    Ok((m, inserted))
 }
 
 /// The member with this external id.

@@ -115,6 +115,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The code and message of `e` as an error body would carry them (for answers that hold
+/// one error per item, such as a bulk upsert); server faults are logged, not shown.
+pub fn detail_of(e: Error) -> ErrorDetail {
+    let lang = RequestLang::current();
+    let (message, details) = match &e {
+        Error::Database(err) => {
+            tracing::error!(error = %err, "database error in a bulk item");
+            ("something went wrong on our side; it has been logged".to_string(), None)
+        }
+        Error::Internal(err) => {
+            tracing::error!(error = %format!("{err:#}"), "internal error in a bulk item");
+            ("something went wrong on our side; it has been logged".to_string(), None)
+        }
+        Error::Invalid { message, fields, .. } => invalid(lang, message, fields),
+        other => (localised(lang, other.code(), other.to_string()), None),
+    };
+    ErrorDetail { code: e.code().to_string(), message, details }
+}
+
 /// The message of an error with `code` in `lang`: English keeps the server's own
 /// message (it names the numbers involved); other languages take the catalogue's text
 /// for the code (the English message where the catalogue has none).

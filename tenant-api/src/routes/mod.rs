@@ -2,6 +2,7 @@
 
 pub mod alliance;
 pub mod budgets;
+pub mod crm;
 pub mod events;
 pub mod files;
 pub mod health;

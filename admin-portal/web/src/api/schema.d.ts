@@ -1271,6 +1271,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/partner/members/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Balances (every currency, the alliance's shared one included; lapsed points excluded)
+         *     and levels of up to 1000 members by the partner's ids. Needs scope `points:read`.
+         */
+        post: operations["bulk_balances"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/partner/members/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Creates or updates up to 1000 members by the partner's ids (P4), each on its own: one
+         *     refused (e.g. a phone another member holds) does not stop the others. Fields not
+         *     sent are left alone. Needs scope `members:write`.
+         */
+        post: operations["bulk_upsert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/partner/members/by-external-id/{external_id}": {
         parameters: {
             query?: never;
@@ -2507,6 +2548,14 @@ export interface components {
             name: string;
             spendable: boolean;
         };
+        /** @description A balance as the member sees it (lapsed lots excluded at once). */
+        BalanceRef: {
+            /** Format: int64 */
+            balance: number;
+            currency: string;
+            /** Format: int64 */
+            locked: number;
+        };
         Budget: {
             /** Format: int64 */
             balance_fen: number;
@@ -2571,6 +2620,20 @@ export interface components {
              * @description Clearing value of the shared currency: this many points are worth one yuan.
              */
             points_per_yuan: number;
+        };
+        BulkBalances: {
+            /** @description In the order the ids were sent (each once). */
+            members: components["schemas"]["MemberBalances"][];
+            /** @description Ids no member of the mall has. */
+            missing: string[];
+        };
+        BulkMembers: {
+            /** @description 1 to 1000 members. */
+            members: components["schemas"]["MemberPatch"][];
+        };
+        BulkSynced: {
+            /** @description In the order sent. */
+            results: components["schemas"]["Synced"][];
         };
         Calendar: {
             checked_in_today: boolean;
@@ -2911,6 +2974,10 @@ export interface components {
             kind: "fixed_end_of_next";
             period: components["schemas"]["Period"];
         };
+        ExternalIds: {
+            /** @description 1 to 1000 of the partner's member ids. */
+            external_ids: string[];
+        };
         Favorite: {
             /** Format: date-time */
             created_at: string;
@@ -3048,6 +3115,11 @@ export interface components {
             /** Format: int64 */
             id: number;
             to_level?: string | null;
+        };
+        LevelRef: {
+            /** Format: int64 */
+            id: number;
+            name: string;
         };
         /** @description The whole level table: one level at threshold 0, thresholds all different. */
         LevelTable: components["schemas"]["Level"][];
@@ -3231,6 +3303,14 @@ export interface components {
             phone_proven_at?: string | null;
             status: string;
         };
+        MemberBalances: {
+            /** @description Every currency of the mall, the alliance's shared one included. */
+            balances: components["schemas"]["BalanceRef"][];
+            external_id: string;
+            level?: components["schemas"]["LevelRef"] | null;
+            /** Format: int64 */
+            member_id: number;
+        };
         MemberEvent: {
             data?: components["schemas"]["JsonObject"] | null;
             /** @description Unique per event from this member's app. */
@@ -3247,6 +3327,14 @@ export interface components {
             name: string;
             /** Format: int64 */
             threshold: number;
+        };
+        /** @description One member as the partner's systems send it. */
+        MemberPatch: {
+            /** @description The partner's member id (1 to 128 characters). */
+            external_id: string;
+            /** @description Left alone when absent. */
+            nickname?: string | null;
+            phone?: components["schemas"]["PhoneNumber"] | null;
         };
         MemberSync: {
             nickname?: string | null;
@@ -4362,6 +4450,14 @@ export interface components {
             stock: number;
             /** Format: int64 */
             threshold: number;
+        };
+        /** @description What became of one member of a bulk upsert. */
+        Synced: {
+            error?: components["schemas"]["ErrorDetail"] | null;
+            external_id: string;
+            member?: components["schemas"]["Member"] | null;
+            /** @description `created`, `updated` or `failed`. */
+            status: string;
         };
         TagBody: {
             tag: string;
@@ -10075,6 +10171,164 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bulk_balances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExternalIds"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkBalances"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bulk_upsert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkMembers"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkSynced"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
