@@ -31,9 +31,14 @@ pub struct MemberPatch {
     pub nickname: Option<String>,
 }
 
-/// Upserts each member in order; one answer per member.
+/// Upserts each member in order; one answer per member. A request whose members are not
+/// all well-formed is refused whole (422 naming `members[i].field`); what the mall holds
+/// (a phone another member has) fails that member only.
 pub async fn upsert_many(db: &Db, tenant: &Tenant, patches: &[MemberPatch]) -> Result<Vec<Result<(Member, bool)>>> {
     bounded("members", patches.len())?;
+    for (i, p) in patches.iter().enumerate() {
+        well_formed(p).map_err(|(field, message)| Error::invalid_field(&format!("members[{i}].{field}"), message))?;
+    }
     let mut out = Vec::with_capacity(patches.len());
     for p in patches {
         out.push(
@@ -42,6 +47,19 @@ pub async fn upsert_many(db: &Db, tenant: &Tenant, patches: &[MemberPatch]) -> R
         );
     }
     Ok(out)
+}
+
+fn well_formed(p: &MemberPatch) -> std::result::Result<(), (&'static str, &'static str)> {
+    if p.external_id.is_empty() || p.external_id.chars().count() > 128 {
+        return Err(("external_id", "1 to 128 characters"));
+    }
+    if p.nickname.as_ref().is_some_and(|n| n.chars().count() > 64) {
+        return Err(("nickname", "at most 64 characters"));
+    }
+    match p.phone.as_deref().map(members::Identifier::parse) {
+        None | Some(Ok(members::Identifier::Phone(_))) => Ok(()),
+        Some(_) => Err(("phone", "a phone number")),
+    }
 }
 
 fn bounded(field: &str, n: usize) -> Result<()> {

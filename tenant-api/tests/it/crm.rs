@@ -86,6 +86,21 @@ async fn members_are_upserted_and_read_in_bulk_by_the_partners_ids() {
     let many: Vec<String> = (0..1001).map(|i| format!("x{i}")).collect();
     let (s, _) = post(&app, &t, &key, "members/balances", json!({"external_ids": many})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, b) = post(&app, &t, &key, "members/bulk", json!({"members": [{"external_id": ""}]})).await;
-    assert_eq!((s, b["results"][0]["error"]["code"].as_str()), (StatusCode::OK, Some("validation_failed")), "{b}");
+    // A malformed member refuses the whole request, naming it; nothing is written.
+    let body =
+        json!({"members": [{"external_id": unique("crm"), "phone": phone()}, {"external_id": e2, "phone": "AAA"}]});
+    let (s, b) = post(&app, &t, &key, "members/bulk", body).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["details"]["fields"][0]["field"], "members[1].phone", "{b}");
+    let (s, r) = post(&app, &t, &key, "members/balances", json!({"external_ids": [e2]})).await;
+    assert_eq!((s, r["members"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (_, page) = app
+        .call(
+            Method::GET,
+            &format!("/v1/tenants/{}/staff/members?limit=200", t.slug),
+            Some(&app.staff(&t, "owner").await.1),
+            None,
+        )
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "no member was written by the refused request: {page}");
 }

@@ -174,3 +174,61 @@ async fn tenant_credentials_do_not_open_platform_or_alliance_routes() {
         app.call(Method::GET, &format!("/v1/tenants/{}/staff/me", a.slug), Some(&app.platform_token), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Issue 12, point 6: the alliance audience. Every alliance route of the OpenAPI document
+/// refuses another alliance's admin and the alliance's own malls' staff and members;
+/// every mall route refuses the alliance's admin (alliance admins see alliance figures,
+/// never a mall's ledgers or its members' data).
+#[tokio::test]
+async fn alliance_credentials_reach_only_their_own_alliance_routes() {
+    let app = TestApp::spawn().await;
+    let (x, y) = (crate::alliance::alliance(&app).await, crate::alliance::alliance(&app).await);
+    let mall = crate::alliance::mall_in(&app, &x.slug).await;
+    let (cm, ids) = creds(&app, &mall).await;
+    let (admin_x, admin_y) =
+        (crate::budgets::alliance_admin(&app, &x.slug).await, crate::budgets::alliance_admin(&app, &y.slug).await);
+    // X's admin is not refused for nothing: its own figures answer.
+    let (s, _) = app.call(Method::GET, &format!("/v1/alliances/{}/budgets", x.slug), Some(&admin_x), None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (_, spec) = app.call(Method::GET, "/openapi.json", None, None).await;
+    let fill = |template: &str, id: i64| {
+        template
+            .replace("{alliance}", &x.slug)
+            .replace("{tenant}", &mall.slug)
+            .replace("{period}", "2026-11")
+            .replace("{id}", &id.to_string())
+    };
+    let (mut alliance_routes, mut mall_routes) = (0, 0);
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .map(|s| s.iter().filter_map(|r| r.as_object()).flat_map(|r| r.keys().map(String::as_str)).collect())
+                .unwrap_or_default();
+            let tokens: Vec<&str> = if schemes.contains(&"alliance_jwt") {
+                alliance_routes += 1;
+                vec![&admin_y, &cm.staff_token, &cm.member_token]
+            } else if template.contains("{tenant}") && !schemes.is_empty() {
+                mall_routes += 1;
+                vec![&admin_x]
+            } else {
+                continue;
+            };
+            let body = matches!(m.as_str(), "post" | "put" | "patch").then(|| json!({}));
+            for id in if template.contains("{id}") { ids.clone() } else { vec![0] } {
+                let path = fill(template, id);
+                for token in &tokens {
+                    let (status, resp) = app.call(method(m), &path, Some(token), body.clone()).await;
+                    assert!(
+                        matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                        "{m} {path} gave {status}: {resp}"
+                    );
+                    let text = resp.to_string();
+                    assert!(!text.contains(&cm.member_phone) && !text.contains(&cm.staff_email), "leaked: {text}");
+                }
+            }
+        }
+    }
+    assert!(alliance_routes >= 10 && mall_routes >= 100, "{alliance_routes} alliance and {mall_routes} mall routes");
+}
