@@ -39,6 +39,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 9, "0009_alliance_budgets"),
     migration!("tenant", 10, "0010_settlement"),
     migration!("tenant", 11, "0011_webhooks"),
+    migration!("tenant", 12, "0012_settlement_marks_lean"),
 ];
 
 #[cfg(test)]
