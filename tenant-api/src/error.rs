@@ -77,33 +77,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = status_of(&e);
-        let lang = RequestLang::current();
-        let (message, details) = match &e {
-            Error::Database(err) if e.is_unavailable() => {
-                tracing::warn!(error = %err, "database unavailable");
-                (
-                    "the service is briefly unavailable; retry in a few seconds".to_string(),
-                    Some(serde_json::json!({ "retry_after_secs": UNAVAILABLE_RETRY_AFTER_SECS })),
-                )
-            }
-            Error::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                ("something went wrong on our side; it has been logged".to_string(), None)
-            }
-            Error::Internal(err) => {
-                tracing::error!(error = %format!("{err:#}"), "internal error");
-                ("something went wrong on our side; it has been logged".to_string(), None)
-            }
-            Error::Invalid { message, fields, .. } => invalid(lang, message, fields),
-            Error::RateLimited { retry_after_secs }
-            | Error::Busy { retry_after_secs, .. }
-            | Error::Unavailable { retry_after_secs, .. } => {
-                (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
-            }
-            other => (other.to_string(), None),
-        };
-        let message = if matches!(e, Error::Invalid { .. }) { message } else { localised(lang, e.code(), message) };
-        let body = ErrorBody { error: ErrorDetail { code: e.code().to_string(), message, details } };
+        let body = ErrorBody { error: detail(&e) };
         let mut resp = (status, axum::Json(body)).into_response();
         let retry_after = e.retry_after_secs().or_else(|| e.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER_SECS));
         if let Some(secs) = retry_after
@@ -115,22 +89,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The code and message of `e` as an error body would carry them (for answers that hold
-/// one error per item, such as a bulk upsert); server faults are logged, not shown.
+/// The code and message of `e` as an error body would carry them (also for answers
+/// that hold one error per item, such as a bulk upsert); server faults are logged, not
+/// shown.
 pub fn detail_of(e: Error) -> ErrorDetail {
+    detail(&e)
+}
+
+fn detail(e: &Error) -> ErrorDetail {
     let lang = RequestLang::current();
-    let (message, details) = match &e {
+    let (message, details) = match e {
+        Error::Database(err) if e.is_unavailable() => {
+            tracing::warn!(error = %err, "database unavailable");
+            (
+                "the service is briefly unavailable; retry in a few seconds".to_string(),
+                Some(serde_json::json!({ "retry_after_secs": UNAVAILABLE_RETRY_AFTER_SECS })),
+            )
+        }
         Error::Database(err) => {
-            tracing::error!(error = %err, "database error in a bulk item");
+            tracing::error!(error = %err, "database error");
             ("something went wrong on our side; it has been logged".to_string(), None)
         }
         Error::Internal(err) => {
-            tracing::error!(error = %format!("{err:#}"), "internal error in a bulk item");
+            tracing::error!(error = %format!("{err:#}"), "internal error");
             ("something went wrong on our side; it has been logged".to_string(), None)
         }
         Error::Invalid { message, fields, .. } => invalid(lang, message, fields),
-        other => (localised(lang, other.code(), other.to_string()), None),
+        Error::RateLimited { retry_after_secs }
+        | Error::Busy { retry_after_secs, .. }
+        | Error::Unavailable { retry_after_secs, .. } => {
+            (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
+        }
+        other => (other.to_string(), None),
     };
+    let message = if matches!(e, Error::Invalid { .. }) { message } else { localised(lang, e.code(), message) };
     ErrorDetail { code: e.code().to_string(), message, details }
 }
 

@@ -87,6 +87,18 @@ export async function rawFetch(path: string, init: RequestInit = {}): Promise<Re
   return res;
 }
 
+/** Downloads what `path` answers (a CSV export) as the file `name`. */
+export async function download(path: string, name: string): Promise<void> {
+  const res = await rawFetch(path);
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
 /** A fresh Idempotency-Key for a write that moves points. */
 export function idempotencyKey(): string {
   // crypto.randomUUID exists in secure contexts only; getRandomValues everywhere.
