@@ -67,10 +67,12 @@ pub struct JobReport {
     pub expired_amount: i64,
     pub expired_holds: u64,
     pub reminders: u64,
+    /// The merchant's scheduled messages to members that were sent.
+    pub broadcasts: u64,
 }
 
 /// Runs every job of one tenant at `now`, in a fixed order: unpaid orders (the mall's
-/// job) → release locked points → expire lots → expire holds → reminders.
+/// job) → release locked points → expire lots → expire holds → reminders → the merchant's scheduled messages.
 pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
     // Unpaid orders first: they release their holds themselves.
     let mut report =
@@ -83,6 +85,7 @@ pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     report.expired_amount = amount;
     report.expired_holds = holds::expire_due(db, tenant, now).await?;
     report.reminders = expiry::remind(db, tenant, now).await?;
+    report.broadcasts = crate::broadcasts::send_due(db, tenant, now).await?;
     Ok(report)
 }
 

@@ -79,6 +79,21 @@ pub const EVENT_BATCHES_PER_TENANT_DEFAULT: u32 = 4;
 pub const RULE_EVALUATIONS_PER_TENANT_DEFAULT: u32 = 1;
 pub const TENANT_CONCURRENCY_MAX: u32 = 64;
 
+/// Segments, member exports and the merchant's messages to members (M5, K6).
+pub mod members {
+    /// Counting a segment's members stops here (the count says it was capped).
+    pub const SEGMENT_COUNT_CAP: i64 = 1_000_000;
+    /// Members in one CSV export (the response says when more matched).
+    pub const EXPORT_ROWS_MAX: i64 = 100_000;
+    /// How far ahead a message to members may be scheduled, in days.
+    pub const BROADCAST_AHEAD_DAYS_MAX: i64 = 365;
+    /// A message's title and body, in characters.
+    pub const BROADCAST_TITLE_MAX_CHARS: usize = 100;
+    pub const BROADCAST_BODY_MAX_CHARS: usize = 2_000;
+    /// Saved segments per mall.
+    pub const SEGMENTS_PER_TENANT_MAX: i64 = 200;
+}
+
 /// Webhooks (SPEC P3; `webhooks::bounds` is `limits::webhooks`).
 pub mod webhooks {
     /// Endpoints per mall.

@@ -145,6 +145,38 @@ pub async fn get(db: &Db, tenant: &Tenant, id: i64) -> Result<Member> {
     Ok(m)
 }
 
+/// A member as the mall's staff see it (M5): the account, its tags and its level.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberRecord {
+    #[serde(flatten)]
+    pub member: Member,
+    /// The member's tags, in alphabetical order.
+    pub tags: Vec<String>,
+    /// The member's level, if the mall has reached one for it.
+    pub level: Option<LevelRef>,
+}
+
+/// A level by id and name.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct LevelRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One member with tags and level, for the staff.
+pub async fn record(tx: &mut crate::tx::TenantTx, id: i64) -> Result<MemberRecord> {
+    let member = get_in(tx, id).await?;
+    let tags = sqlx::query_scalar("SELECT tag FROM member_tags WHERE member_id = $1 ORDER BY tag")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let level = sqlx::query_as("SELECT l.id, l.name FROM members m JOIN levels l ON l.id = m.level_id WHERE m.id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(MemberRecord { member, tags, level })
+}
+
 /// Registers a member (one phone or e-mail, one account). With a `register` code the
 /// identifier is proven, and an unproven account holding it gives it up; with a password
 /// only, the account is made with the identifier unproven.
@@ -488,48 +520,21 @@ async fn active(db: &Db, tenant: &Tenant, id: i64, signed_in: bool) -> Result<()
     Ok(())
 }
 
-/// Filters of the staff member list (M5 segments).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-pub struct MemberFilter {
-    /// Members with this tag.
-    pub tag: Option<String>,
-    /// Members not active for at least this many days.
-    #[param(minimum = 1, maximum = 3650)]
-    pub inactive_days: Option<i32>,
-    /// Phone, e-mail or nickname containing this.
-    pub q: Option<String>,
-}
+use crate::segments::MATCH;
+pub use crate::segments::MemberFilter;
 
-/// A page of members, newest first, before `before_id`.
+/// A page of members matching `f`, newest first, before `before_id`.
 pub async fn list(
-    db: &Db,
-    tenant: &Tenant,
+    tx: &mut crate::tx::TenantTx,
     f: &MemberFilter,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Member>> {
-    if f.inactive_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(Error::invalid_field("inactive_days", "1 to 3650"));
-    }
-    let pattern =
-        f.q.as_ref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM members m WHERE ($1::bigint IS NULL OR id < $1) \
-           AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM member_tags t WHERE t.member_id = m.id AND t.tag = $3)) \
-           AND ($4::int IS NULL OR coalesce(last_active_at, created_at) < now() - make_interval(days => $4)) \
-           AND ($5::text IS NULL OR phone LIKE $5 OR email LIKE $5 OR nickname LIKE $5) \
-         ORDER BY id DESC LIMIT $2"
-    )))
-    .bind(before_id)
-    .bind(limit)
-    .bind(&f.tag)
-    .bind(f.inactive_days)
-    .bind(pattern)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(rows)
+    let bound = f.bind(tx.tenant().settings.tz())?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM members m WHERE ($1::bigint IS NULL OR id < $1) AND {MATCH} ORDER BY id DESC LIMIT $2"
+    );
+    Ok(bound.apply(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(before_id).bind(limit)).fetch_all(&mut **tx).await?)
 }
 
 /// Tags (`on`) or untags a member by hand (M5); audited.

@@ -115,6 +115,8 @@ pub enum Permission {
     FinanceRead,
     /// Webhook endpoints, their secrets and delivery log (owner only, like API keys).
     WebhooksManage,
+    /// Messages to all members or a segment (owner and operator).
+    MessagesSend,
 }
 
 impl Permission {
@@ -138,8 +140,32 @@ impl Permission {
             Self::OrdersWrite => "orders_write",
             Self::FinanceRead => "finance_read",
             Self::WebhooksManage => "webhooks_manage",
+            Self::MessagesSend => "messages_send",
         }
     }
+
+    /// Every permission, in the order `me` lists them.
+    pub const ALL: [Permission; 19] = [
+        Self::SettingsRead,
+        Self::SettingsWrite,
+        Self::StaffRead,
+        Self::StaffManage,
+        Self::ApiKeysRead,
+        Self::ApiKeysManage,
+        Self::AuditRead,
+        Self::MembersRead,
+        Self::MembersWrite,
+        Self::PointsAdjust,
+        Self::RulesRead,
+        Self::RulesWrite,
+        Self::CatalogRead,
+        Self::CatalogWrite,
+        Self::OrdersRead,
+        Self::OrdersWrite,
+        Self::FinanceRead,
+        Self::WebhooksManage,
+        Self::MessagesSend,
+    ];
 
     fn is_read(self) -> bool {
         self.as_str().ends_with("_read")

@@ -48,6 +48,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::settlement::router())
         .merge(routes::crm::router())
         .merge(routes::webhooks::router())
+        .merge(routes::segments::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
     TextRules.modify(&mut doc);

@@ -11,6 +11,7 @@ use super::orders::{self, Order, OrderFilter};
 use crate::error::{Error, Result};
 use crate::limits::mall::IMPORT_FIELD_CHARS_MAX as FIELD_CHARS_MAX;
 pub use crate::limits::mall::IMPORT_LINES_MAX;
+use crate::sheet::{Sheet, inert};
 
 const HEADER: [&str; 11] = [
     "order_no",
@@ -26,11 +27,6 @@ const HEADER: [&str; 11] = [
     "created_at",
 ];
 
-/// A field a spreadsheet will not evaluate.
-fn inert(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() }
-}
-
 /// The orders as CSV text, header first.
 /// Orders matching `f` as CSV (O7), at most `limit` rows.
 pub async fn export_orders(conn: &mut PgConnection, f: &OrderFilter, limit: i64) -> Result<String> {
@@ -39,11 +35,9 @@ pub async fn export_orders(conn: &mut PgConnection, f: &OrderFilter, limit: i64)
 }
 
 pub fn export(orders: &[Order]) -> Result<String> {
-    let mut w = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(Vec::new());
-    let failed = |e: csv::Error| Error::Internal(anyhow::anyhow!("writing CSV: {e}"));
-    w.write_record(HEADER).map_err(failed)?;
+    let mut sheet = Sheet::new(&HEADER)?;
     for o in orders {
-        w.write_record([
+        sheet.row([
             inert(&o.order_no),
             inert(o.status.as_str()),
             o.member_id.to_string(),
@@ -55,13 +49,9 @@ pub fn export(orders: &[Order]) -> Result<String> {
             inert(o.carrier.as_deref().unwrap_or_default()),
             inert(o.tracking_no.as_deref().unwrap_or_default()),
             o.created_at.to_rfc3339(),
-        ])
-        .map_err(failed)?;
+        ])?;
     }
-    let bytes = w.into_inner().map_err(|e| Error::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Internal(e.into()))?;
-    // The byte order mark tells Excel the file is UTF-8 (Chinese names stay readable).
-    Ok(format!("\u{feff}{text}"))
+    sheet.finish()
 }
 
 /// One line of a shipping import that could not be applied.

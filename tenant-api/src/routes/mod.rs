@@ -17,6 +17,7 @@ pub mod points_member;
 pub mod points_partner;
 pub mod points_staff;
 pub mod rules_staff;
+pub mod segments;
 pub mod settlement;
 pub mod staff;
 pub mod tokens;

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MemberAuth, Query};
+use crate::extract::{Json, MemberAuth, Path, Query};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -26,6 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(entries))
         .routes(routes!(transfer))
         .routes(routes!(messages))
+        .routes(routes!(unread_messages))
+        .routes(routes!(read_message))
+        .routes(routes!(read_all_messages))
         .routes(routes!(level_changes))
 }
 
@@ -94,7 +97,8 @@ async fn level_changes(State(state): State<AppState>, auth: MemberAuth) -> ApiRe
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| levels::changes(tx, member, 50).await).await?))
 }
 
-/// In-app messages (expiry reminders, order updates, level changes), newest first.
+/// In-app messages (expiry reminders, order updates, level changes, the merchant's
+/// messages), newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
     responses((status = 200, body = Page<Message>), (status = 401, body = ErrorBody)))]
@@ -108,4 +112,51 @@ async fn messages(
     let items =
         state.db.read(&auth.tenant, &auth.actor(), async |tx| messages::page(tx, member, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
+}
+
+/// How many unread messages the member has (for a badge).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Unread {
+    unread: i64,
+}
+
+/// The member's unread message count.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages/unread", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Unread), (status = 401, body = ErrorBody)))]
+async fn unread_messages(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Unread>> {
+    let member = auth.member_id;
+    let unread = state.db.read(&auth.tenant, &auth.actor(), async |tx| messages::unread(tx, member).await).await?;
+    Ok(Json(Unread { unread }))
+}
+
+/// Marks one message read (again is fine).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/messages/{id}/read", tag = "members",
+    security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "message id")),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn read_message(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Message>> {
+    let member = auth.member_id;
+    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| messages::mark_read(tx, member, id).await).await?))
+}
+
+/// How many messages marking all read changed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct MarkedRead {
+    marked: u64,
+}
+
+/// Marks every message read.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/messages/read-all", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = MarkedRead), (status = 401, body = ErrorBody)))]
+async fn read_all_messages(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<MarkedRead>> {
+    let member = auth.member_id;
+    let marked =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| messages::mark_all_read(tx, member).await).await?;
+    Ok(Json(MarkedRead { marked }))
 }

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use platform::audit::{self, AuditEntry};
 use platform::auth::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use platform::auth::tokens::TokenPair;
-use platform::members::{self, Member, MemberFilter};
+use platform::members::{self, Member, MemberFilter, MemberRecord};
 use platform::rbac::{Permission, Role};
+use platform::segments::{self, SegmentParam};
 use platform::settings::TenantSettings;
 use platform::staff::{self, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, SettingsWrite};
@@ -94,29 +95,7 @@ struct Me {
     responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me>> {
     let user = staff::find(state.db.control(), auth.staff_id).await?;
-    use Permission::*;
-    let permissions = [
-        SettingsRead,
-        SettingsWrite,
-        StaffRead,
-        StaffManage,
-        ApiKeysRead,
-        ApiKeysManage,
-        AuditRead,
-        MembersRead,
-        MembersWrite,
-        PointsAdjust,
-        RulesRead,
-        RulesWrite,
-        CatalogRead,
-        CatalogWrite,
-        OrdersRead,
-        OrdersWrite,
-        FinanceRead,
-    ]
-    .into_iter()
-    .filter(|p| auth.role.allows(*p))
-    .collect();
+    let permissions = Permission::ALL.into_iter().filter(|p| auth.role.allows(*p)).collect();
     Ok(Json(Me { staff: user, tenant: (*auth.tenant).clone(), permissions }))
 }
 
@@ -343,33 +322,42 @@ async fn put_settings(
     write_settings(&state, &auth, &body, SettingsWrite::Replace).await
 }
 
-/// The mall's members, newest first, filtered by tag, inactivity or a search (M5).
-/// Needs `members_read`.
+/// The mall's members, newest first, filtered (M5): a saved segment, and/or tag, level,
+/// inactivity, balance range, registration days or a search. Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), MemberFilter, PageQuery),
-    responses((status = 200, body = Page<Member>), (status = 403, body = ErrorBody)))]
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter, PageQuery),
+    responses((status = 200, body = Page<Member>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list_members(
     State(state): State<AppState>,
     auth: StaffAuth,
+    Query(seg): Query<SegmentParam>,
     Query(f): Query<MemberFilter>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Member>>> {
     auth.require(Permission::MembersRead)?;
     let (before, limit) = q.bounds()?;
-    let items = members::list(&state.db, &auth.tenant, &f, before, limit).await?;
+    let items = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| {
+            let filter = segments::resolve(tx, &seg, &f).await?;
+            members::list(tx, &filter, before, limit).await
+        })
+        .await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
 }
 
-/// One member. Needs `members_read`.
+/// One member with tags and level. Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}", tag = "staff",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MemberRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_member(
     State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Member>> {
+) -> ApiResult<Json<MemberRecord>> {
     auth.require(Permission::MembersRead)?;
-    Ok(Json(members::get(&state.db, &auth.tenant, id).await?))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| members::record(tx, id).await).await?))
 }

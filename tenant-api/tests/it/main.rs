@@ -27,6 +27,7 @@ mod provisioning;
 mod revocation;
 mod rules;
 mod secrets_at_rest;
+mod segments;
 mod settlement;
 mod staff_rbac;
 mod storage;

@@ -903,10 +903,64 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** In-app messages (expiry reminders, order updates, level changes), newest first. */
+        /**
+         * In-app messages (expiry reminders, order updates, level changes, the merchant's
+         *     messages), newest first.
+         */
         get: operations["messages"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/me/messages/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Marks every message read. */
+        post: operations["read_all_messages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/me/messages/unread": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The member's unread message count. */
+        get: operations["unread_messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/me/messages/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Marks one message read (again is fine). */
+        post: operations["read_message"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1658,6 +1712,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/broadcasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mall's messages to members, newest first, with recipients and read counts.
+         *     Needs `members_read`.
+         */
+        get: operations["list_broadcasts"];
+        put?: never;
+        /**
+         * Writes a message to every member or a saved segment: sent now (the response has
+         *     its recipients), or at `send_at` up to a year ahead. It goes to active members'
+         *     in-app inbox only (no SMS or push). Needs `messages_send`.
+         */
+        post: operations["create_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/broadcasts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One message to members with its reach. Needs `members_read`. */
+        get: operations["get_broadcast"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/broadcasts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancels a scheduled message (409 once sent or cancelled). Needs `messages_send`. */
+        post: operations["cancel_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/categories": {
         parameters: {
             query?: never;
@@ -1791,10 +1904,51 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The mall's members, newest first, filtered by tag, inactivity or a search (M5).
-         *     Needs `members_read`.
+         * The mall's members, newest first, filtered (M5): a saved segment, and/or tag, level,
+         *     inactivity, balance range, registration days or a search. Needs `members_read`.
          */
         get: operations["list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/members/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How many members a filter (or a saved segment, narrowed by any filter given) reaches
+         *     now, counted up to 1,000,000. Needs `members_read`.
+         */
+        get: operations["count_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/members/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The members of a filter or saved segment as CSV (UTF-8 with a byte order mark for
+         *     Excel), oldest first, at most 100,000; the header `X-Truncated: true` says more
+         *     matched. Needs `members_read`.
+         */
+        get: operations["export_members"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1810,7 +1964,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One member. Needs `members_read`. */
+        /** One member with tags and level. Needs `members_read`. */
         get: operations["staff_get_member"];
         put?: never;
         post?: never;
@@ -2201,6 +2355,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's saved segments, by name. Needs `members_read`. */
+        get: operations["list_segments"];
+        put?: never;
+        /**
+         * Saves a segment: a name and a member filter (at most 200 per mall, names unique:
+         *     409). Needs `members_write`.
+         */
+        post: operations["create_segment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/segments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replaces a segment's name and filter. Needs `members_write`. */
+        put: operations["update_segment"];
+        post?: never;
+        /**
+         * Deletes a segment; messages already written for it keep their recipients. Needs
+         *     `members_write`.
+         */
+        delete: operations["delete_segment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/settings": {
         parameters: {
             query?: never;
@@ -2556,6 +2752,59 @@ export interface components {
             /** Format: int64 */
             locked: number;
         };
+        /** @description A message to members, with its reach. */
+        Broadcast: {
+            body: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Who it goes to, as the segment read when the message was written. */
+            filter: components["schemas"]["MemberFilter"];
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: int64
+             * @description Of those, how many have read it.
+             */
+            read: number;
+            /**
+             * Format: int32
+             * @description Members who got it (once sent).
+             */
+            recipients?: number | null;
+            /**
+             * Format: int64
+             * @description The saved segment it was written for; `null` for every member (or a segment
+             *     deleted since).
+             */
+            segment_id?: number | null;
+            segment_name?: string | null;
+            /** Format: date-time */
+            send_at: string;
+            /** Format: date-time */
+            sent_at?: string | null;
+            status: components["schemas"]["BroadcastStatus"];
+            title: string;
+        };
+        /** @description What staff send to write a message to members. */
+        BroadcastInput: {
+            body: string;
+            /**
+             * Format: int64
+             * @description A saved segment; absent for every member.
+             */
+            segment_id?: number | null;
+            /**
+             * Format: date-time
+             * @description When to send it, at most a year ahead; absent or past means now.
+             */
+            send_at?: string | null;
+            title: string;
+        };
+        /**
+         * @description Where a broadcast stands.
+         * @enum {string}
+         */
+        BroadcastStatus: "scheduled" | "sent" | "cancelled";
         Budget: {
             /** Format: int64 */
             balance_fen: number;
@@ -3116,6 +3365,7 @@ export interface components {
             id: number;
             to_level?: string | null;
         };
+        /** @description A level by id and name. */
         LevelRef: {
             /** Format: int64 */
             id: number;
@@ -3269,6 +3519,11 @@ export interface components {
             malls: components["schemas"]["Mall"][];
             name: string;
         };
+        /** @description How many messages marking all read changed. */
+        MarkedRead: {
+            /** Format: int64 */
+            marked: number;
+        };
         Me: {
             /** @description What this role may do. */
             permissions: components["schemas"]["Permission"][];
@@ -3320,6 +3575,53 @@ export interface components {
         };
         /** @enum {string} */
         MemberEventType: "checked_in" | "read" | "commented" | "liked" | "shared" | "ad_viewed" | "survey_completed";
+        /**
+         * @description Who belongs to a segment. Every field narrows it; none means every member.
+         *
+         *     As query parameters it sits beside others (paging), so unknown names are ignored
+         *     there; in a saved segment's body and in storage an unknown name is refused
+         *     (`strict`): a misspelt `balance_mn` must not quietly mean every member.
+         */
+        MemberFilter: {
+            /**
+             * Format: int64
+             * @description Members holding at most this balance.
+             */
+            balance_max?: number | null;
+            /**
+             * Format: int64
+             * @description Members holding at least this balance.
+             */
+            balance_min?: number | null;
+            /** @description The currency of `balance_min` and `balance_max` (default "points"). */
+            currency?: string | null;
+            /**
+             * Format: int32
+             * @description Members not active for at least this many days.
+             */
+            inactive_days?: number | null;
+            /**
+             * Format: int64
+             * @description Members at this level (a level id).
+             */
+            level_id?: number | null;
+            /** @description Phone, e-mail or nickname containing this. */
+            q?: string | null;
+            /**
+             * Format: date
+             * @description Members registered on or after this day (the mall's time zone).
+             */
+            registered_from?: string | null;
+            /**
+             * Format: date
+             * @description Members registered on or before this day (the mall's time zone).
+             */
+            registered_to?: string | null;
+            /** @description Members with this tag. */
+            tag?: string | null;
+        } & {
+            [key: string]: components["schemas"]["JsonValue"];
+        };
         MemberLevel: {
             benefits: unknown;
             /** Format: int64 */
@@ -3335,6 +3637,12 @@ export interface components {
             /** @description Left alone when absent. */
             nickname?: string | null;
             phone?: components["schemas"]["PhoneNumber"] | null;
+        };
+        /** @description A member as the mall's staff see it (M5): the account, its tags and its level. */
+        MemberRecord: components["schemas"]["Member"] & {
+            level?: components["schemas"]["LevelRef"] | null;
+            /** @description The member's tags, in alphabetical order. */
+            tags: string[];
         };
         MemberSync: {
             nickname?: string | null;
@@ -3576,6 +3884,42 @@ export interface components {
                 id: number;
                 request_id?: string | null;
                 target: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_Broadcast: {
+            items: {
+                body: string;
+                /** Format: date-time */
+                created_at: string;
+                /** @description Who it goes to, as the segment read when the message was written. */
+                filter: components["schemas"]["MemberFilter"];
+                /** Format: int64 */
+                id: number;
+                /**
+                 * Format: int64
+                 * @description Of those, how many have read it.
+                 */
+                read: number;
+                /**
+                 * Format: int32
+                 * @description Members who got it (once sent).
+                 */
+                recipients?: number | null;
+                /**
+                 * Format: int64
+                 * @description The saved segment it was written for; `null` for every member (or a segment
+                 *     deleted since).
+                 */
+                segment_id?: number | null;
+                segment_name?: string | null;
+                /** Format: date-time */
+                send_at: string;
+                /** Format: date-time */
+                sent_at?: string | null;
+                status: components["schemas"]["BroadcastStatus"];
+                title: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -3979,7 +4323,7 @@ export interface components {
          * @description What a merchant staff endpoint needs.
          * @enum {string}
          */
-        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "webhooks_manage";
+        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "webhooks_manage" | "messages_send";
         /**
          * @description A phone number: 11-digit mainland mobile (13800138000), + or 00 and the country code (+86 138 0013 8000, +1 415 555 0100), or a mainland number with its area code (010 1234 5678). Spaces, dashes, dots and parentheses are ignored; stored in E.164.
          * @example 13800138000
@@ -4354,6 +4698,30 @@ export interface components {
             /** @description HMAC-SHA256 key of the payment callback; shown once. */
             secret: string;
         };
+        /** @description A saved segment. */
+        Segment: {
+            /** Format: date-time */
+            created_at: string;
+            filter: components["schemas"]["MemberFilter"];
+            /** Format: int64 */
+            id: number;
+            name: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A segment and how many members match it now (counted up to `COUNT_CAP`). */
+        SegmentCount: {
+            /** @description True when at least `COUNT_CAP` members match (counting stopped there). */
+            capped: boolean;
+            /** Format: int64 */
+            members: number;
+        };
+        /** @description What staff send to save a segment. */
+        SegmentInput: {
+            filter: components["schemas"]["MemberFilter"];
+            /** @description 1 to 64 characters, unique in the mall. */
+            name: string;
+        };
         SettingsChange: {
             /** @description Largest manual points adjustment (credit or debit) per staff role (L7). */
             adjustment_limits?: components["schemas"]["AdjustmentLimits"];
@@ -4609,6 +4977,11 @@ export interface components {
             memo?: string;
             /** @description The receiver: phone number or e-mail of a member of this mall. */
             to: components["schemas"]["PhoneOrEmail"];
+        };
+        /** @description How many unread messages the member has (for a badge). */
+        Unread: {
+            /** Format: int64 */
+            unread: number;
         };
         /** @enum {string} */
         WebhookEventType: "points.changed" | "points.expiring" | "order.state_changed" | "level.changed" | "member.registered" | "budget.low" | "settlement.closed";
@@ -8611,6 +8984,205 @@ export interface operations {
             };
         };
     };
+    read_all_messages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkedRead"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unread_messages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unread"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description message id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     my_orders: {
         parameters: {
             query?: {
@@ -11848,6 +12420,296 @@ export interface operations {
             };
         };
     };
+    list_broadcasts: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Broadcast"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Broadcast"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description broadcast id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Broadcast"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description broadcast id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Broadcast"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_categories: {
         parameters: {
             query?: never;
@@ -12587,10 +13449,27 @@ export interface operations {
     list_members: {
         parameters: {
             query?: {
+                /**
+                 * @description A saved segment: its filter, with every filter parameter also given replacing
+                 *     that field of it.
+                 */
+                segment?: number | null;
                 /** @description Members with this tag. */
                 tag?: string | null;
+                /** @description Members at this level (a level id). */
+                level_id?: number | null;
                 /** @description Members not active for at least this many days. */
                 inactive_days?: number | null;
+                /** @description The currency of `balance_min` and `balance_max` (default "points"). */
+                currency?: string | null;
+                /** @description Members holding at least this balance. */
+                balance_min?: number | null;
+                /** @description Members holding at most this balance. */
+                balance_max?: number | null;
+                /** @description Members registered on or after this day (the mall's time zone). */
+                registered_from?: string | null;
+                /** @description Members registered on or before this day (the mall's time zone). */
+                registered_to?: string | null;
                 /** @description Phone, e-mail or nickname containing this. */
                 q?: string | null;
                 /** @description Items per page, 1 to 200 (default 50). */
@@ -12641,7 +13520,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not found: no such mall, or a path id names nothing in this mall */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -12650,7 +13528,182 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    count_members: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A saved segment: its filter, with every filter parameter also given replacing
+                 *     that field of it.
+                 */
+                segment?: number | null;
+                /** @description Members with this tag. */
+                tag?: string | null;
+                /** @description Members at this level (a level id). */
+                level_id?: number | null;
+                /** @description Members not active for at least this many days. */
+                inactive_days?: number | null;
+                /** @description The currency of `balance_min` and `balance_max` (default "points"). */
+                currency?: string | null;
+                /** @description Members holding at least this balance. */
+                balance_min?: number | null;
+                /** @description Members holding at most this balance. */
+                balance_max?: number | null;
+                /** @description Members registered on or after this day (the mall's time zone). */
+                registered_from?: string | null;
+                /** @description Members registered on or before this day (the mall's time zone). */
+                registered_to?: string | null;
+                /** @description Phone, e-mail or nickname containing this. */
+                q?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentCount"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_members: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A saved segment: its filter, with every filter parameter also given replacing
+                 *     that field of it.
+                 */
+                segment?: number | null;
+                /** @description Members with this tag. */
+                tag?: string | null;
+                /** @description Members at this level (a level id). */
+                level_id?: number | null;
+                /** @description Members not active for at least this many days. */
+                inactive_days?: number | null;
+                /** @description The currency of `balance_min` and `balance_max` (default "points"). */
+                currency?: string | null;
+                /** @description Members holding at least this balance. */
+                balance_min?: number | null;
+                /** @description Members holding at most this balance. */
+                balance_max?: number | null;
+                /** @description Members registered on or after this day (the mall's time zone). */
+                registered_from?: string | null;
+                /** @description Members registered on or before this day (the mall's time zone). */
+                registered_to?: string | null;
+                /** @description Phone, e-mail or nickname containing this. */
+                q?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -12680,7 +13733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Member"];
+                    "application/json": components["schemas"]["MemberRecord"];
                 };
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
@@ -14656,6 +15709,310 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description segment id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description segment id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -1,0 +1,212 @@
+//! Member segments and the merchant's messages to members (SPEC M5, K6): saved segments
+//! (list, save, change, delete), how many members a filter or segment reaches, the
+//! members of a segment as CSV, and messages to every member or a segment, sent now or
+//! scheduled, with their read counts. Reading needs `members_read`; saving segments
+//! `members_write`; writing or cancelling messages `messages_send` (owner, operator).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use platform::broadcasts::{self, Broadcast, BroadcastInput};
+use platform::limits::members::EXPORT_ROWS_MAX;
+use platform::member_csv;
+use platform::rbac::Permission;
+use platform::segments::{self, MemberFilter, Segment, SegmentCount, SegmentInput, SegmentParam};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_segments, create_segment))
+        .routes(routes!(update_segment, delete_segment))
+        .routes(routes!(count_members))
+        .routes(routes!(export_members))
+        .routes(routes!(list_broadcasts, create_broadcast))
+        .routes(routes!(get_broadcast))
+        .routes(routes!(cancel_broadcast))
+}
+
+/// The mall's saved segments, by name. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = Vec<Segment>), (status = 403, body = ErrorBody)))]
+async fn list_segments(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Segment>>> {
+    auth.require(Permission::MembersRead)?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| segments::list(tx).await).await?))
+}
+
+/// Saves a segment: a name and a member filter (at most 200 per mall, names unique:
+/// 409). Needs `members_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = SegmentInput,
+    responses((status = 201, body = Segment), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn create_segment(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<SegmentInput>,
+) -> ApiResult<(StatusCode, Json<Segment>)> {
+    auth.require(Permission::MembersWrite)?;
+    let saved = state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::create(tx, &body).await).await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}
+
+/// Replaces a segment's name and filter. Needs `members_write`.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "segment id")),
+    request_body = SegmentInput,
+    responses((status = 200, body = Segment), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_segment(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<SegmentInput>,
+) -> ApiResult<Json<Segment>> {
+    auth.require(Permission::MembersWrite)?;
+    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::update(tx, id, &body).await).await?))
+}
+
+/// Deletes a segment; messages already written for it keep their recipients. Needs
+/// `members_write`.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "segment id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_segment(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    auth.require(Permission::MembersWrite)?;
+    state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::delete(tx, id).await).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many members a filter (or a saved segment, narrowed by any filter given) reaches
+/// now, counted up to 1,000,000. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/count", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter),
+    responses((status = 200, body = SegmentCount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn count_members(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(seg): Query<SegmentParam>,
+    Query(f): Query<MemberFilter>,
+) -> ApiResult<Json<SegmentCount>> {
+    auth.require(Permission::MembersRead)?;
+    Ok(Json(
+        state
+            .db
+            .read(&auth.tenant, &auth.actor(), async |tx| {
+                let filter = segments::resolve(tx, &seg, &f).await?;
+                segments::count(tx, &filter).await
+            })
+            .await?,
+    ))
+}
+
+/// The members of a filter or saved segment as CSV (UTF-8 with a byte order mark for
+/// Excel), oldest first, at most 100,000; the header `X-Truncated: true` says more
+/// matched. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/export", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter),
+    responses((status = 200, content_type = "text/csv"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn export_members(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(seg): Query<SegmentParam>,
+    Query(f): Query<MemberFilter>,
+) -> ApiResult<Response> {
+    auth.require(Permission::MembersRead)?;
+    let (csv, more) = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| {
+            let filter = segments::resolve(tx, &seg, &f).await?;
+            member_csv::export(tx, &filter, EXPORT_ROWS_MAX).await
+        })
+        .await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"members.csv\""),
+        (header::HeaderName::from_static("x-truncated"), if more { "true" } else { "false" }),
+    ];
+    Ok((headers, csv).into_response())
+}
+
+/// The mall's messages to members, newest first, with recipients and read counts.
+/// Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<Broadcast>), (status = 403, body = ErrorBody)))]
+async fn list_broadcasts(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<Broadcast>>> {
+    auth.require(Permission::MembersRead)?;
+    let (before, limit) = q.bounds()?;
+    let items =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| broadcasts::page(tx, before, limit).await).await?;
+    Ok(Json(Page::new(items, limit, |b| b.id)))
+}
+
+/// Writes a message to every member or a saved segment: sent now (the response has
+/// its recipients), or at `send_at` up to a year ahead. It goes to active members'
+/// in-app inbox only (no SMS or push). Needs `messages_send`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = BroadcastInput,
+    responses((status = 201, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn create_broadcast(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<BroadcastInput>,
+) -> ApiResult<(StatusCode, Json<Broadcast>)> {
+    auth.require(Permission::MessagesSend)?;
+    let now = Utc::now();
+    let b = state.db.write(&auth.tenant, &auth.actor(), async |tx| broadcasts::create(tx, &body, now).await).await?;
+    Ok((StatusCode::CREATED, Json(b)))
+}
+
+/// One message to members with its reach. Needs `members_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_broadcast(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Broadcast>> {
+    auth.require(Permission::MembersRead)?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| broadcasts::get(tx, id).await).await?))
+}
+
+/// Cancels a scheduled message (409 once sent or cancelled). Needs `messages_send`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/broadcasts/{id}/cancel", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn cancel_broadcast(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Broadcast>> {
+    auth.require(Permission::MessagesSend)?;
+    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| broadcasts::cancel(tx, id).await).await?))
+}
