@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "rules", "staff", "api-keys", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -210,7 +210,7 @@ test("a limited role sees only the screens it can use", async () => {
 
   await signIn(page, COFFEE.slug, email, "finance-pass-2026");
   // rbac.rs: finance reads settings, members, audit, finance, catalog and orders.
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "audit-log", "settings"]);
   await page.click('[data-test="menu-products"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="product-create"]').count(), 0, "finance may not create products");
@@ -218,6 +218,10 @@ test("a limited role sees only the screens it can use", async () => {
   await page.click('[data-test="menu-orders"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="order-ship"]').count(), 0, "finance may not ship");
+  await page.click('[data-test="menu-messages"]');
+  await page.locator('[data-test="page-messages"]').waitFor();
+  await settled(page);
+  assert.equal(await page.locator('[data-test="broadcast-new"]').count(), 0, "finance may not write to members");
   // A screen it cannot use, by URL: refused, not shown.
   await page.goto(`${BASE_URL}/portal/api-keys`);
   await page.locator('[data-test="page-forbidden"]').waitFor();
@@ -227,7 +231,7 @@ test("a limited role sees only the screens it can use", async () => {
   // The operator reads API keys but cannot create one.
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OPERATOR);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "rules", "staff", "api-keys", "audit-log", "settings"]);
   await page.click('[data-test="menu-api-keys"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="key-create"]').count(), 0);
@@ -460,4 +464,64 @@ test("the alliance admin tops up a mall's budget and reads the month's settlemen
   await page.click('[data-test="settlement-close"]');
   await page.locator(".el-message-box").getByRole("button", { name: "关闭结算周期" }).click();
   await page.locator(".el-message", { hasText: "尚未结束" }).waitFor();
+});
+
+test("staff tag a member, save the tag as a segment, export it and write it a message the member reads", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  const tag = `e2e-tea-${Date.now() % 1_000_000}`;
+  await signIn(page, COFFEE.slug, OWNER);
+
+  // The member record lists tags; one is added from the drawer.
+  await page.goto(`${BASE_URL}/portal/members?q=${MEMBER_PHONES[0]}`);
+  await settled(page);
+  await page.locator('[data-test="member-open"]:visible').first().click();
+  await page.locator('[data-test="drawer-phone"]').waitFor();
+  await page.fill('[data-test="member-tag-input"]', tag);
+  await page.click('[data-test="member-tag-add"]');
+  await page.locator('[data-test="member-tag"]', { hasText: tag }).waitFor();
+
+  // Filtered by the tag: one member; saved as a segment, the URL names the segment.
+  await page.goto(`${BASE_URL}/portal/members?tag=${tag}`);
+  await settled(page);
+  await eventually(async () => (await page.locator('[data-test="members-count"]').innerText()).includes("共 1 位会员"), "the count of one member");
+  await page.click('[data-test="segment-save"]');
+  await page.locator(".el-message-box input").fill(`茶客 ${tag}`);
+  await page.locator(".el-message-box").getByRole("button", { name: "保存" }).click();
+  await eventually(async () => /[?&]segment=\d+/.test(page.url()), "the saved segment in the URL");
+  const rows = await tableRows(page, "members-table");
+  assert.equal(rows.length, 1);
+  assert.ok(rows[0].some((c) => c === MEMBER_PHONES[0]), `the tagged member: ${rows[0]}`);
+
+  // The export is the segment's members, with the tag.
+  const [file] = await Promise.all([page.waitForEvent("download"), page.click('[data-test="members-export"]')]);
+  const { readFile } = await import("node:fs/promises");
+  const csv = await readFile(await file.path(), "utf8");
+  assert.ok(csv.startsWith("\ufeff\"member_id\""), csv.slice(0, 80));
+  assert.equal(csv.trim().split("\n").length, 2, csv);
+  assert.ok(csv.includes(tag) && csv.includes(MEMBER_PHONES[0]), csv);
+
+  // A message to the segment goes out now, to that one member.
+  await page.goto(`${BASE_URL}/portal/messages`);
+  await settled(page);
+  await page.click('[data-test="broadcast-new"]');
+  await page.fill('[data-test="broadcast-title"]', `新品上架 ${tag}`);
+  await page.fill('[data-test="broadcast-body"]', "本周新品八折");
+  await pick(page, '[data-test="broadcast-segment"]', `茶客 ${tag}`);
+  await page.click('[data-test="broadcast-submit"]');
+  const row = page.locator('[data-test="broadcasts-table"] tbody tr', { hasText: `新品上架 ${tag}` });
+  await row.locator('[data-test="broadcast-status"]', { hasText: "已发送" }).waitFor();
+  assert.equal(await row.locator('[data-test="broadcast-recipients"]').innerText(), "1");
+
+  // The member sees it unread, reads it; the read count follows.
+  const member = await memberApi(page.request, COFFEE.slug);
+  const inbox = await member("GET", "/me/messages");
+  const msg = inbox.body.items.find((m) => m.title === `新品上架 ${tag}`);
+  assert.ok(msg && msg.read_at === null, JSON.stringify(inbox.body.items.slice(0, 3)));
+  assert.ok((await member("GET", "/me/messages/unread")).body.unread >= 1);
+  assert.equal((await member("POST", `/me/messages/${msg.id}/read`)).status, 200);
+  await page.reload();
+  await settled(page);
+  await eventually(async () => (await row.innerText()).includes("1 (100%)"), "one read of one");
+  await shot(page, "messages-sent");
 });

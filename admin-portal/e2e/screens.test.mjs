@@ -37,6 +37,11 @@ const STAFF_SCREENS = [
   ["member-drawer", "members?member=1", "member-drawer", async (page) => {
     await page.locator('[data-test="drawer-phone"]').waitFor();
   }],
+  ["messages", "messages", "page-messages"],
+  ["message-dialog", "messages", "page-messages", async (page) => {
+    await page.click('[data-test="broadcast-new"]');
+    await page.locator('[data-test="broadcast-title"]').waitFor();
+  }],
   ["rules", "rules", "page-rules"],
   ["rule-editor", "rules/new", "page-rule"],
   ["staff", "staff", "page-staff"],
