@@ -41,6 +41,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 11, "0011_webhooks"),
     migration!("tenant", 12, "0012_settlement_marks_lean"),
     migration!("tenant", 13, "0013_segments_broadcasts"),
+    migration!("tenant", 14, "0014_tasks"),
 ];
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ pub mod settings;
 pub mod sheet;
 pub mod staff;
 pub mod storage;
+pub mod tasks;
 pub mod tenancy;
 pub mod tx;
 pub mod urls;

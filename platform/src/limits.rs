@@ -94,6 +94,12 @@ pub mod members {
     pub const SEGMENTS_PER_TENANT_MAX: i64 = 200;
 }
 
+/// The task centre (K2).
+pub mod tasks {
+    /// Tasks per mall that are not archived.
+    pub const TASKS_PER_TENANT_MAX: i64 = 100;
+}
+
 /// Webhooks (SPEC P3; `webhooks::bounds` is `limits::webhooks`).
 pub mod webhooks {
     /// Endpoints per mall.

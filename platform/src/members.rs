@@ -485,6 +485,7 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
     );
     v.finish()?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let was_complete = profile_complete(&mut tx, id).await?;
     sqlx::query(
         "UPDATE members SET nickname = coalesce($2, nickname), avatar_url = coalesce($3, avatar_url), \
              notifications = notifications || coalesce($4, '{}'::jsonb), updated_at = now() WHERE id = $1",
@@ -496,8 +497,23 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
     .execute(&mut *tx)
     .await?;
     let m = get_in(&mut tx, id).await?;
+    // Nickname and avatar both set for the first time: `profile_completed` for rules
+    // and tasks ("complete your profile").
+    if !was_complete && profile_complete(&mut tx, id).await? {
+        crate::outbox::emit(&mut tx, "profile_completed", id, serde_json::json!({})).await?;
+    }
     tx.commit().await?;
     Ok(m)
+}
+
+/// Whether the member's profile has a nickname and an avatar.
+async fn profile_complete(conn: &mut sqlx::PgConnection, id: i64) -> Result<bool> {
+    let done: Option<bool> =
+        sqlx::query_scalar("SELECT nickname <> '' AND avatar_url IS NOT NULL FROM members WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(done.unwrap_or(false))
 }
 
 /// Records that the member was active now (segments such as "inactive 30 days").

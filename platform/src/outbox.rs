@@ -16,8 +16,18 @@ pub const INTERNAL_EVENTS: &[&str] = &["level_changed", "points_released"];
 /// - `review_posted` {order_id, product_id, rating, has_text}: a completed order was reviewed;
 /// - `order_completed` {source: "mall", order_id, order_no, product_id, currency,
 ///   points_amount, cash_fen}: a mall order reached `completed`;
-/// - `first_redemption` {order_id, product_id}: the member's first mall order.
-pub const MALL_EVENTS: &[&str] = &["logged_in", "favorited", "review_posted", "order_completed", "first_redemption"];
+/// - `first_redemption` {order_id, product_id}: the member's first mall order;
+/// - `profile_completed` {}: the member's profile got its nickname and avatar;
+/// - `task_completed` {task_id, name, period}: the member completed a task (K2).
+pub const MALL_EVENTS: &[&str] = &[
+    "logged_in",
+    "favorited",
+    "review_posted",
+    "order_completed",
+    "first_redemption",
+    "profile_completed",
+    "task_completed",
+];
 
 /// Every kind the pipeline drains from the outbox.
 pub fn drained_kinds() -> Vec<&'static str> {

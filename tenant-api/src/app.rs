@@ -49,6 +49,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::crm::router())
         .merge(routes::webhooks::router())
         .merge(routes::segments::router())
+        .merge(routes::tasks::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
     TextRules.modify(&mut doc);

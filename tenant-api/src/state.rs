@@ -40,7 +40,8 @@ impl AppState {
     }
 
     /// Runs the mall's pending outbox events (its own events: logged_in, favorited,
-    /// review_posted, order_completed, first_redemption) through its rules, in the
+    /// review_posted, order_completed, first_redemption, profile_completed,
+    /// task_completed) through its rules, in the
     /// background right after the request that emitted them; the jobs catch any left.
     pub fn drain_soon(&self, tenant: &Arc<platform::directory::Tenant>) {
         let (state, tenant) = (self.clone(), tenant.clone());

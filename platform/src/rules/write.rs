@@ -83,6 +83,7 @@ pub(super) async fn write(
     let counted: Vec<(i64, &str, chrono::NaiveDate, i32)> =
         counted.into_iter().map(|((m, k, d), n)| (m, k, d, n)).collect();
     context::store_counts(tx, &counted).await?;
+    crate::tasks::progress::record(tx, tenant, &task_events(batch, &fresh, &evaluated), batch.now).await?;
 
     if !batch.outbox.is_empty() {
         sqlx::query("UPDATE events_outbox SET processed_at = now() WHERE id = ANY($1) AND processed_at IS NULL")
@@ -104,6 +105,25 @@ pub(super) async fn write(
         .map(|(i, o)| o.ok_or_else(|| Error::Internal(anyhow::anyhow!("event {i} undecided"))))
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(out))
+}
+
+/// The recorded events that did not fail, in order, for the task centre.
+fn task_events<'b>(
+    batch: &'b Batch<'_>,
+    fresh: &[(usize, i64)],
+    evaluated: &[Evaluated],
+) -> Vec<crate::tasks::progress::Counted<'b>> {
+    fresh
+        .iter()
+        .zip(evaluated)
+        .filter(|(_, e)| !matches!(e.verdict, Verdict::Fail(_)))
+        .map(|(&(i, _), _)| crate::tasks::progress::Counted {
+            member_id: batch.events[i].member_id,
+            kind: batch.events[i].kind.as_str(),
+            at: batch.events[i].occurred_at.unwrap_or(batch.now),
+            day: batch.day_of(i),
+        })
+        .collect()
 }
 
 /// Stores the verdicts of the fresh events at positions `which` and sets their outcomes.

@@ -208,6 +208,8 @@ async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<M
 }
 
 /// Changes the signed-in member's profile: nickname, avatar, notification settings (M3).
+/// The first time both nickname and avatar are set, `profile_completed` goes to the
+/// rules and tasks.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = ProfileUpdate,
@@ -217,7 +219,9 @@ async fn update_me(
     auth: MemberAuth,
     Json(body): Json<ProfileUpdate>,
 ) -> ApiResult<Json<Member>> {
-    Ok(Json(members::update_profile(&state.db, &auth.tenant, auth.member_id, &body).await?))
+    let member = members::update_profile(&state.db, &auth.tenant, auth.member_id, &body).await?;
+    state.drain_soon(&auth.tenant);
+    Ok(Json(member))
 }
 
 /// Signs a member of one mall of an alliance into another mall of the same alliance,

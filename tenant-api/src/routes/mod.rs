@@ -20,6 +20,7 @@ pub mod rules_staff;
 pub mod segments;
 pub mod settlement;
 pub mod staff;
+pub mod tasks;
 pub mod tokens;
 pub mod webhooks;
 

@@ -31,5 +31,6 @@ mod segments;
 mod settlement;
 mod staff_rbac;
 mod storage;
+mod tasks;
 mod throttles;
 mod webhooks;

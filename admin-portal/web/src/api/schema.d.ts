@@ -743,7 +743,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Changes the signed-in member's profile: nickname, avatar, notification settings (M3). */
+        /**
+         * Changes the signed-in member's profile: nickname, avatar, notification settings (M3).
+         *     The first time both nickname and avatar are set, `profile_completed` goes to the
+         *     rules and tasks.
+         */
         patch: operations["update_me"];
         trace?: never;
     };
@@ -1120,6 +1124,26 @@ export interface paths {
          *     + cash the points are held until the cash part is paid. Needs an `Idempotency-Key`.
          */
         post: operations["redeem_product"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/me/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's tasks: every active one within its window, with progress in the current
+         *     period (today, this week, or ever) and whether it is done.
+         */
+        get: operations["my_tasks"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2442,6 +2466,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mall's tasks with how many members completed each, newest first. Needs
+         *     `rules_read`.
+         */
+        get: operations["list_tasks"];
+        put?: never;
+        /**
+         * Defines a task: an event type and a count (or days in a row), once, daily or weekly,
+         *     an optional window, and a reward in one of the mall's currencies. At most 100 that
+         *     are not archived (409). Needs `rules_write`.
+         */
+        post: operations["create_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/tasks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One task. Needs `rules_read`. */
+        get: operations["get_task"];
+        /**
+         * Replaces a task's definition and status (pause, archive); progress so far is kept.
+         *     Needs `rules_write`.
+         */
+        put: operations["update_task"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/users": {
         parameters: {
             query?: never;
@@ -3648,6 +3718,29 @@ export interface components {
             nickname?: string | null;
             phone?: components["schemas"]["PhoneNumber"] | null;
         };
+        /** @description One task as a member sees it. */
+        MemberTask: {
+            completed: boolean;
+            consecutive_days: boolean;
+            description: string;
+            /** Format: date-time */
+            ends_at?: string | null;
+            event_type: string;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            period: components["schemas"]["Period"];
+            /**
+             * Format: int32
+             * @description Events counted, or days in a row, in the current period.
+             */
+            progress: number;
+            /** Format: int64 */
+            reward_amount: number;
+            reward_currency: string;
+            /** Format: int32 */
+            target: number;
+        };
         Message: {
             body: string;
             /** Format: date-time */
@@ -4830,6 +4923,56 @@ export interface components {
         TagBody: {
             tag: string;
         };
+        /** @description A task. */
+        Task: components["schemas"]["TaskInput"] & {
+            /**
+             * Format: int64
+             * @description Members who completed it (all periods).
+             */
+            completions: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            status: components["schemas"]["TaskStatus"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A task as staff define it. */
+        TaskInput: {
+            /**
+             * @description Count consecutive local days with at least one event instead of events (with
+             *     `once`, or `weekly` up to 7 days).
+             */
+            consecutive_days?: boolean;
+            description?: string;
+            /** Format: date-time */
+            ends_at?: string | null;
+            /**
+             * @description The event that moves it: built-in (`checked_in`, `first_redemption`,
+             *     `invited_registered`, `profile_completed`, `order_completed`, …) or custom.
+             */
+            event_type: string;
+            name: string;
+            period: components["schemas"]["Period"];
+            /** Format: int64 */
+            reward_amount: number;
+            /** @description A currency of the mall (not an alliance's shared one), e.g. "points" or "exp". */
+            reward_currency: string;
+            /** Format: date-time */
+            starts_at?: string | null;
+            status?: components["schemas"]["TaskStatus"] | null;
+            /**
+             * Format: int32
+             * @description Events to count, or days in a row (1 to 1000).
+             */
+            target: number;
+        };
+        /**
+         * @description Whether members see and progress a task.
+         * @enum {string}
+         */
+        TaskStatus: "active" | "paused" | "archived";
         /** @description One row of the directory. */
         Tenant: {
             /** Format: int64 */
@@ -9882,6 +10025,72 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    my_tasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTask"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -16303,6 +16512,307 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tasks: {
+        parameters: {
+            query?: {
+                /** @description Include archived tasks (default false). */
+                archived?: boolean | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description task id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description task id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
