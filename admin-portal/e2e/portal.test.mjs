@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -231,7 +231,7 @@ test("a limited role sees only the screens it can use", async () => {
   // The operator reads API keys but cannot create one.
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OPERATOR);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "audit-log", "settings"]);
   await page.click('[data-test="menu-api-keys"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="key-create"]').count(), 0);
@@ -524,4 +524,36 @@ test("staff tag a member, save the tag as a segment, export it and write it a me
   await settled(page);
   await eventually(async () => (await row.innerText()).includes("1 (100%)"), "one read of one");
   await shot(page, "messages-sent");
+});
+
+test("the owner defines a daily task; a member's share completes it and the completions count", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  const name = `每日分享 ${Date.now() % 1_000_000}`;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.goto(`${BASE_URL}/portal/tasks`);
+  await settled(page);
+  await page.click('[data-test="task-new"]');
+  await page.fill('[data-test="task-name"]', name);
+  await pick(page, '[data-test="task-event"]', "分享 (shared)");
+  await page.locator('[data-test="task-dialog"] .el-radio', { hasText: "每日" }).click();
+  await page.fill('[data-test="task-reward"] input', "15");
+  await page.click('[data-test="task-save"]');
+  await page.locator('[data-test="task-dialog"]').waitFor({ state: "hidden" });
+  const row = page.locator('[data-test="tasks-table"] tbody tr', { hasText: name });
+  await row.locator('[data-test="task-status"]', { hasText: "进行中" }).waitFor();
+  assert.equal(await row.locator('[data-test="task-completions"]').innerText(), "0");
+
+  // The member sees it, shares from the app, and it is done.
+  const member = await memberApi(page.request, COFFEE.slug);
+  const mine = (await member("GET", "/me/tasks")).body.find((x) => x.name === name);
+  assert.ok(mine && mine.completed === false && mine.target === 1, JSON.stringify(mine));
+  const sent = await member("POST", "/me/events", { id: `e2e-${Date.now()}`, type: "shared" });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  const after = (await member("GET", "/me/tasks")).body.find((x) => x.name === name);
+  assert.equal(after.completed, true, JSON.stringify(after));
+  await page.reload();
+  await settled(page);
+  await eventually(async () => (await row.locator('[data-test="task-completions"]').innerText()) === "1", "one completion");
+  await shot(page, "tasks");
 });

@@ -42,6 +42,11 @@ const STAFF_SCREENS = [
     await page.click('[data-test="broadcast-new"]');
     await page.locator('[data-test="broadcast-title"]').waitFor();
   }],
+  ["tasks", "tasks", "page-tasks"],
+  ["task-dialog", "tasks", "page-tasks", async (page) => {
+    await page.click('[data-test="task-new"]');
+    await page.locator('[data-test="task-name"]').waitFor();
+  }],
   ["rules", "rules", "page-rules"],
   ["rule-editor", "rules/new", "page-rule"],
   ["staff", "staff", "page-staff"],

@@ -28,6 +28,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "orders", name: "orders", component: () => import("./views/Orders.vue"), meta: { audience: "staff", perm: "orders_read", title: "menu.orders", menu: true, icon: "Tickets" } },
   { path: "members", name: "members", component: () => import("./views/Members.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.members", menu: true, icon: "User" } },
   { path: "messages", name: "messages", component: () => import("./views/Messages.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.messages", menu: true, icon: "ChatDotRound" } },
+  { path: "tasks", name: "tasks", component: () => import("./views/Tasks.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.tasks", menu: true, icon: "Trophy" } },
   { path: "rules", name: "rules", component: () => import("./views/Rules.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rules", menu: true, icon: "MagicStick" } },
   { path: "rules/:id", name: "rule", component: () => import("./views/RuleEditor.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rule" } },
   { path: "staff", name: "staff", component: () => import("./views/Staff.vue"), meta: { audience: "staff", perm: "staff_read", title: "menu.staff", menu: true, icon: "Avatar" } },

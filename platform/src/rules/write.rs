@@ -107,7 +107,8 @@ pub(super) async fn write(
     Ok(Some(out))
 }
 
-/// The recorded events that did not fail, in order, for the task centre.
+/// The recorded events that were applied (not denied by a rule, not failed), in order,
+/// for the task centre.
 fn task_events<'b>(
     batch: &'b Batch<'_>,
     fresh: &[(usize, i64)],
@@ -116,7 +117,7 @@ fn task_events<'b>(
     fresh
         .iter()
         .zip(evaluated)
-        .filter(|(_, e)| !matches!(e.verdict, Verdict::Fail(_)))
+        .filter(|(_, e)| matches!(e.verdict, Verdict::Apply(_)))
         .map(|(&(i, _), _)| crate::tasks::progress::Counted {
             member_id: batch.events[i].member_id,
             kind: batch.events[i].kind.as_str(),

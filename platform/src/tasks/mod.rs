@@ -16,7 +16,7 @@ use crate::tx::TenantTx;
 /// How often a task can be completed: once ever, once per local day, or per ISO week.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Period {
+pub enum TaskPeriod {
     Once,
     Daily,
     Weekly,
@@ -37,7 +37,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T> {
         .map_err(|_| Error::Internal(anyhow::anyhow!("unknown task {what} {v:?}")))
 }
 
-impl Period {
+impl TaskPeriod {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Once => "once",
@@ -77,7 +77,7 @@ pub struct TaskInput {
     /// `once`, or `weekly` up to 7 days).
     #[serde(default)]
     pub consecutive_days: bool,
-    pub period: Period,
+    pub period: TaskPeriod,
     #[serde(default)]
     pub starts_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -177,7 +177,7 @@ async fn validate(tx: &mut TenantTx, t: &TaskInput) -> Result<()> {
     v.check(event_type_ok(&t.event_type), "event_type", "an event type such as checked_in");
     v.check((1..=1000).contains(&t.target), "target", "1 to 1000");
     v.check(
-        !t.consecutive_days || t.period == Period::Once || (t.period == Period::Weekly && t.target <= 7),
+        !t.consecutive_days || t.period == TaskPeriod::Once || (t.period == TaskPeriod::Weekly && t.target <= 7),
         "consecutive_days",
         "days in a row go with `once`, or `weekly` up to 7 days",
     );

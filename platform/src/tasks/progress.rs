@@ -8,7 +8,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::PgConnection;
 
-use super::Period;
+use super::TaskPeriod;
 use crate::directory::Tenant;
 use crate::error::Result;
 use crate::ledger::batch;
@@ -29,7 +29,7 @@ struct Live {
     event_type: String,
     target: i32,
     consecutive: bool,
-    period: Period,
+    period: TaskPeriod,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
     currency: String,
@@ -39,11 +39,11 @@ struct Live {
 type LiveRow = (i64, String, String, i32, bool, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, String, i64);
 
 /// The period key of `day`: "once", the day, or its ISO week ("2026-W49").
-pub fn period_key(period: Period, day: NaiveDate) -> String {
+pub fn period_key(period: TaskPeriod, day: NaiveDate) -> String {
     match period {
-        Period::Once => "once".into(),
-        Period::Daily => day.format("%Y-%m-%d").to_string(),
-        Period::Weekly => {
+        TaskPeriod::Once => "once".into(),
+        TaskPeriod::Daily => day.format("%Y-%m-%d").to_string(),
+        TaskPeriod::Weekly => {
             let w = day.iso_week();
             format!("{}-W{:02}", w.year(), w.week())
         }
@@ -167,10 +167,10 @@ mod tests {
     #[test]
     fn periods_are_the_day_or_its_iso_week() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        assert_eq!(period_key(Period::Once, d), "once");
-        assert_eq!(period_key(Period::Daily, d), "2026-11-30");
-        assert_eq!(period_key(Period::Weekly, d), "2026-W49");
+        assert_eq!(period_key(TaskPeriod::Once, d), "once");
+        assert_eq!(period_key(TaskPeriod::Daily, d), "2026-11-30");
+        assert_eq!(period_key(TaskPeriod::Weekly, d), "2026-W49");
         // 2027-01-01 is a Friday of ISO week 53 of 2026.
-        assert_eq!(period_key(Period::Weekly, NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()), "2026-W53");
+        assert_eq!(period_key(TaskPeriod::Weekly, NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()), "2026-W53");
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::progress::period_key;
-use super::{Period, Row, SELECT, from_row};
+use super::{Row, SELECT, TaskPeriod, from_row};
 use crate::error::Result;
 use crate::tx::TenantTx;
 
@@ -16,7 +16,7 @@ pub struct MemberTask {
     pub name: String,
     pub description: String,
     pub event_type: String,
-    pub period: Period,
+    pub period: TaskPeriod,
     pub consecutive_days: bool,
     pub target: i32,
     /// Events counted, or days in a row, in the current period.

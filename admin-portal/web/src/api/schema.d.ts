@@ -3729,7 +3729,7 @@ export interface components {
             /** Format: int64 */
             id: number;
             name: string;
-            period: components["schemas"]["Period"];
+            period: components["schemas"]["TaskPeriod"];
             /**
              * Format: int32
              * @description Events counted, or days in a row, in the current period.
@@ -4954,7 +4954,7 @@ export interface components {
              */
             event_type: string;
             name: string;
-            period: components["schemas"]["Period"];
+            period: components["schemas"]["TaskPeriod"];
             /** Format: int64 */
             reward_amount: number;
             /** @description A currency of the mall (not an alliance's shared one), e.g. "points" or "exp". */
@@ -4968,6 +4968,11 @@ export interface components {
              */
             target: number;
         };
+        /**
+         * @description How often a task can be completed: once ever, once per local day, or per ISO week.
+         * @enum {string}
+         */
+        TaskPeriod: "once" | "daily" | "weekly";
         /**
          * @description Whether members see and progress a task.
          * @enum {string}
