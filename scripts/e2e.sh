@@ -72,7 +72,9 @@ base="http://127.0.0.1:$port"
 secret=$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 log "starting the server on $base (log: $server_log)"
-POINTSMALL_JWT_SECRET="$secret" "$bin" serve --listen "127.0.0.1:$port" >"$server_log" 2>&1 &
+# The webhook test delivers to a receiver the test runs on 127.0.0.1.
+POINTSMALL_JWT_SECRET="$secret" POINTSMALL_WEBHOOKS_ALLOW_PRIVATE=true POINTSMALL_WEBHOOKS_INTERVAL_MS=200 \
+  "$bin" serve --listen "127.0.0.1:$port" >"$server_log" 2>&1 &
 server_pid=$!
 unset secret
 

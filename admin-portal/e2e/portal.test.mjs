@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -556,4 +556,68 @@ test("the owner defines a daily task; a member's share completes it and the comp
   await settled(page);
   await eventually(async () => (await row.locator('[data-test="task-completions"]').innerText()) === "1", "one completion");
   await shot(page, "tasks");
+});
+
+test("the owner adds a webhook endpoint, reads its secret once, and a test event arrives signed and shows as delivered", async () => {
+  // A receiver on this machine (the e2e server allows private addresses).
+  const { createServer } = await import("node:http");
+  const { createHmac } = await import("node:crypto");
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${receiver.address().port}/hooks/${Date.now() % 1_000_000}`;
+  try {
+    ctx = await open(browser);
+    const { page } = ctx;
+    await signIn(page, COFFEE.slug, OWNER);
+    await page.goto(`${BASE_URL}/portal/webhooks`);
+    await settled(page);
+    await page.click('[data-test="webhook-new"]');
+    await page.fill('[data-test="webhook-url-input"]', url);
+    // No event chosen: the API's field error shows on the field.
+    await page.click('[data-test="webhook-save"]');
+    await page.locator('[data-test="webhook-dialog"] .el-form-item__error').waitFor();
+    await page.locator('[data-test="webhook-dialog"] .el-checkbox', { hasText: "订单状态变化" }).click();
+    await page.click('[data-test="webhook-save"]');
+    const secret = await page.locator('[data-test="webhook-secret"]').innerText();
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]+=*$/);
+    await page.click('[data-test="webhook-secret-done"]');
+    const row = page.locator('[data-test="webhooks-table"] tbody tr', { hasText: url });
+    await row.locator('[data-test="webhook-state"]', { hasText: "已启用" }).waitFor();
+
+    // A test event: delivered, signed with that secret, and listed as delivered.
+    await row.locator('[data-test="webhook-test"]').click();
+    await eventually(async () => received.length > 0, "the test event at the receiver");
+    const { headers, body } = received[0];
+    const expected = createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64"))
+      .update(`${headers["webhook-id"]}.${headers["webhook-timestamp"]}.${body}`)
+      .digest("base64");
+    assert.ok(headers["webhook-signature"].split(" ").includes(`v1,${expected}`), `signature ${headers["webhook-signature"]}`);
+    assert.equal(JSON.parse(body).type, "webhook.test");
+    await row.locator('[data-test="webhook-log"]').click();
+    await eventually(async () => {
+      await page.click('[data-test="webhook-log-reload"]');
+      const rows = await tableRows(page, "deliveries-table");
+      return rows.some((r) => r[0] === "webhook.test" && r[1] === "已送达");
+    }, "the delivery listed as delivered");
+    await shot(page, "webhook-log");
+    await page.keyboard.press("Escape");
+
+    // Turned off, then deleted after a confirmation.
+    await row.locator('[data-test="webhook-toggle"]').click();
+    await row.locator('[data-test="webhook-state"]', { hasText: "已停用" }).waitFor();
+    await row.locator('[data-test="webhook-delete"]').click();
+    await page.locator(".el-message-box").getByRole("button", { name: "确定" }).click();
+    await row.waitFor({ state: "detached" });
+  } finally {
+    receiver.close();
+  }
 });

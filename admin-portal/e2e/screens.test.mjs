@@ -51,6 +51,11 @@ const STAFF_SCREENS = [
   ["rule-editor", "rules/new", "page-rule"],
   ["staff", "staff", "page-staff"],
   ["api-keys", "api-keys", "page-api-keys"],
+  ["webhooks", "webhooks", "page-webhooks"],
+  ["webhook-dialog", "webhooks", "page-webhooks", async (page) => {
+    await page.click('[data-test="webhook-new"]');
+    await page.locator('[data-test="webhook-url-input"]').waitFor();
+  }],
   ["audit-log", "audit-log", "page-audit-log"],
   ["settings", "settings", "page-settings"],
   ["settings-levels", "settings?tab=levels", "levels-table"],

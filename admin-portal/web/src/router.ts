@@ -33,6 +33,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "rules/:id", name: "rule", component: () => import("./views/RuleEditor.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rule" } },
   { path: "staff", name: "staff", component: () => import("./views/Staff.vue"), meta: { audience: "staff", perm: "staff_read", title: "menu.staff", menu: true, icon: "Avatar" } },
   { path: "api-keys", name: "api-keys", component: () => import("./views/ApiKeys.vue"), meta: { audience: "staff", perm: "api_keys_read", title: "menu.apiKeys", menu: true, icon: "Key" } },
+  { path: "webhooks", name: "webhooks", component: () => import("./views/Webhooks.vue"), meta: { audience: "staff", perm: "webhooks_manage", title: "menu.webhooks", menu: true, icon: "Link" } },
   { path: "audit-log", name: "audit-log", component: () => import("./views/AuditLog.vue"), meta: { audience: "staff", perm: "audit_read", title: "menu.auditLog", menu: true, icon: "Document" } },
   { path: "settings", name: "settings", component: () => import("./views/Settings.vue"), meta: { audience: "staff", perm: "settings_read", title: "menu.settings", menu: true, icon: "Setting" } },
   // Alliance admin
