@@ -52,10 +52,11 @@ pub struct MemberFilter {
     /// Members registered on or before this day (the mall's time zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_to: Option<NaiveDate>,
-    /// Phone, e-mail or nickname containing this.
+    /// Phone, e-mail or nickname containing this (as a query parameter, NUL characters
+    /// are dropped from it, like every search text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
-    #[param(min_length = 1, max_length = 64, pattern = "\\S")]
+    #[param(min_length = 1, max_length = 64)]
     pub q: Option<String>,
 }
 

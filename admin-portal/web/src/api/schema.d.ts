@@ -3675,7 +3675,10 @@ export interface components {
              * @description Members at this level (a level id).
              */
             level_id?: number | null;
-            /** @description Phone, e-mail or nickname containing this. */
+            /**
+             * @description Phone, e-mail or nickname containing this (as a query parameter, NUL characters
+             *     are dropped from it, like every search text).
+             */
             q?: string | null;
             /**
              * Format: date
@@ -13684,7 +13687,10 @@ export interface operations {
                 registered_from?: string | null;
                 /** @description Members registered on or before this day (the mall's time zone). */
                 registered_to?: string | null;
-                /** @description Phone, e-mail or nickname containing this. */
+                /**
+                 * @description Phone, e-mail or nickname containing this (as a query parameter, NUL characters
+                 *     are dropped from it, like every search text).
+                 */
                 q?: string | null;
                 /** @description Items per page, 1 to 200 (default 50). */
                 limit?: number;
@@ -13776,7 +13782,10 @@ export interface operations {
                 registered_from?: string | null;
                 /** @description Members registered on or before this day (the mall's time zone). */
                 registered_to?: string | null;
-                /** @description Phone, e-mail or nickname containing this. */
+                /**
+                 * @description Phone, e-mail or nickname containing this (as a query parameter, NUL characters
+                 *     are dropped from it, like every search text).
+                 */
                 q?: string | null;
             };
             header?: never;
@@ -13864,7 +13873,10 @@ export interface operations {
                 registered_from?: string | null;
                 /** @description Members registered on or before this day (the mall's time zone). */
                 registered_to?: string | null;
-                /** @description Phone, e-mail or nickname containing this. */
+                /**
+                 * @description Phone, e-mail or nickname containing this (as a query parameter, NUL characters
+                 *     are dropped from it, like every search text).
+                 */
                 q?: string | null;
             };
             header?: never;
