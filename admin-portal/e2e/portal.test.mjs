@@ -9,7 +9,7 @@ import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   BASE_URL, COFFEE, BOOKS, OWNER, OPERATOR, PASSWORD, MEMBER_PHONES, ALLIANCE,
-  launch, open, signIn, signInAs, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
+  PLATFORM, launch, open, signIn, signInAs, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
 } from "./helpers.mjs";
 
 let browser;
@@ -620,4 +620,22 @@ test("the owner adds a webhook endpoint, reads its secret once, and a test event
   } finally {
     receiver.close();
   }
+});
+
+test("the platform operator reads the one-time code a member was sent (no SMS gateway here)", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  const phone = `139${String(Date.now() % 100_000_000).padStart(8, "0")}`;
+  const sent = await page.request.post(`${BASE_URL}/v1/tenants/${COFFEE.slug}/auth/codes`, { data: { identifier: phone, purpose: "register" } });
+  assert.equal(sent.status(), 202, await sent.text());
+  await signInAs(page, "platform", { email: PLATFORM.email, password: PLATFORM.password });
+  await page.locator('[data-test="page-tenants"]').waitFor();
+  await page.click('[data-test="menu-platform-recorded-messages"]');
+  await page.fill('[data-test="recorded-to"]', phone);
+  await page.click('[data-test="recorded-search"]');
+  await eventually(async () => {
+    const rows = await tableRows(page, "recorded-table");
+    return rows.length === 1 && rows[0][2] === `+86${phone}` && /\b\d{6}\b/.test(rows[0][3]);
+  }, "the code message to that phone");
+  await shot(page, "recorded-messages");
 });

@@ -139,6 +139,10 @@ for (const v of VARIANTS) {
       await page.goto(`${BASE_URL}/portal/platform/alliances`);
       await page.locator('[data-test="page-alliances"]').waitFor();
       await check(page, "platform-alliances", v, errors);
+      await page.goto(`${BASE_URL}/portal/platform/recorded-messages`);
+      await page.locator('[data-test="page-recorded-messages"]').waitFor();
+      await settled(page);
+      await check(page, "platform-recorded-messages", v, errors);
     } finally {
       await context.close();
     }

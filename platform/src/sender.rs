@@ -50,3 +50,34 @@ impl Sender for RecordingSender {
         })
     }
 }
+
+/// A message the recording sender kept (what a tester reads a one-time code from).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Recorded {
+    pub id: i64,
+    pub tenant_id: Option<i64>,
+    /// "sms" or "email".
+    pub channel: String,
+    pub destination: String,
+    pub body: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Recorded messages, newest first, before an id; only those to `destination` (exactly,
+/// a phone in its stored form such as +8613800000001) when given.
+pub async fn recorded(
+    pool: &PgPool,
+    destination: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Recorded>> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, channel, destination, body, created_at FROM control.dev_outbox \
+         WHERE ($1::text IS NULL OR destination = $1) AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(destination)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

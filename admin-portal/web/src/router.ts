@@ -43,6 +43,7 @@ export const screens: RouteRecordRaw[] = [
   // Platform operator
   { path: "platform/tenants", name: "platform-tenants", component: () => import("./views/platform/Tenants.vue"), meta: { audience: "platform", title: "menu.tenants", menu: true, icon: "Shop" } },
   { path: "platform/alliances", name: "platform-alliances", component: () => import("./views/platform/Alliances.vue"), meta: { audience: "platform", title: "menu.alliances", menu: true, icon: "Connection" } },
+  { path: "platform/recorded-messages", name: "platform-recorded-messages", component: () => import("./views/platform/RecordedMessages.vue"), meta: { audience: "platform", title: "menu.recordedMessages", menu: true, icon: "Message" } },
   // Any audience
   { path: "forbidden", name: "forbidden", component: () => import("./views/Forbidden.vue"), meta: { title: "menu.forbidden" } },
 ];

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use platform::Error;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant, TenantStatus};
+use platform::sender::{self, Recorded};
 use platform::settings::{TenantLimits, TenantSettings};
 use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
@@ -12,7 +13,8 @@ use utoipa_axum::routes;
 
 use super::{RefreshRequest, StaffLogin, tokens};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ClientAddr, Json, Path, PlatformAuth};
+use crate::extract::{ClientAddr, Json, Path, PlatformAuth, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_alliances, create_alliance))
         .routes(routes!(create_alliance_admin))
         .routes(routes!(join_alliance))
+        .routes(routes!(recorded_messages))
 }
 
 /// Platform operator login.
@@ -65,6 +68,34 @@ async fn refresh(
 async fn logout(state: axum::extract::State<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<StatusCode> {
     tokens::staff_logout(&state, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+struct RecordedQuery {
+    /// Only messages to this phone (as stored, e.g. +8613800000001; a mainland mobile
+    /// without +86 is read as one) or e-mail address.
+    #[param(min_length = 1, max_length = 254)]
+    destination: Option<String>,
+}
+
+/// The SMS and e-mail the platform would have sent, newest first: no gateway is wired
+/// here, so the recording sender keeps them (one-time codes, reminders) for testers.
+#[utoipa::path(get, path = "/v1/platform/recorded-messages", tag = "platform",
+    security(("platform_jwt" = [])), params(RecordedQuery, PageQuery),
+    responses((status = 200, body = Page<Recorded>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn recorded_messages(
+    state: axum::extract::State<AppState>,
+    _auth: PlatformAuth,
+    Query(q): Query<RecordedQuery>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Recorded>>> {
+    let (before, limit) = page.bounds()?;
+    let destination = q.destination.as_deref().map(|d| match platform::members::Identifier::parse(d) {
+        Ok(i) => i.as_str().to_string(),
+        Err(_) => d.trim().to_string(),
+    });
+    let items = sender::recorded(state.db.control(), destination.as_deref(), before, limit).await?;
+    Ok(Json(Page::new(items, limit, |m| m.id)))
 }
 
 /// Every tenant in the directory.

@@ -170,6 +170,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         _ if t.ends_with("/rollback") => json!({"version": 1}),
         _ if t.ends_with("/products/{id}") => json!({"name": "x"}),
         _ if t.ends_with("/segments/{id}") => json!({"name": "x", "filter": {}}),
+        _ if t.ends_with("/tasks/{id}") => json!({"name": "x", "event_type": "shared", "target": 1, "period": "once",
+            "reward_currency": "points", "reward_amount": 1}),
         _ if t.ends_with("/codes") => json!({"codes": ["code-1"]}),
         _ if t.ends_with("/tracking") => json!({"status": "in_transit"}),
         _ if t.ends_with("/users/{id}") => json!({"disabled": true}),

@@ -386,6 +386,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/platform/recorded-messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The SMS and e-mail the platform would have sent, newest first: no gateway is wired
+         *     here, so the recording sender keeps them (one-time codes, reminders) for testers.
+         */
+        get: operations["recorded_messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/platform/tenants": {
         parameters: {
             query?: never;
@@ -4373,6 +4393,22 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
         };
+        Page_Recorded: {
+            items: {
+                body: string;
+                /** @description "sms" or "email". */
+                channel: string;
+                /** Format: date-time */
+                created_at: string;
+                destination: string;
+                /** Format: int64 */
+                id: number;
+                /** Format: int64 */
+                tenant_id?: number | null;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
         /**
          * @description Points issued by one mall and redeemed, net of returns, at another: the issuer owes
          *     the redeemer their value.
@@ -4620,6 +4656,19 @@ export interface components {
         ProofCodeRequest: {
             /** @description Which of the account's own identifiers to prove. */
             kind: components["schemas"]["IdentifierKind"];
+        };
+        /** @description A message the recording sender kept (what a tester reads a one-time code from). */
+        Recorded: {
+            body: string;
+            /** @description "sms" or "email". */
+            channel: string;
+            /** Format: date-time */
+            created_at: string;
+            destination: string;
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            tenant_id?: number | null;
         };
         RedeemRequest: {
             /**
@@ -6584,6 +6633,60 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    recorded_messages: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only messages to this phone (as stored, e.g. +8613800000001; a mainland mobile
+                 *     without +86 is read as one) or e-mail address.
+                 */
+                destination?: string | null;
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Recorded"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
