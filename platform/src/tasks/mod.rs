@@ -92,12 +92,20 @@ pub struct TaskInput {
     pub status: Option<TaskStatus>,
 }
 
-/// A task.
+/// A task (what staff defined, its status and how many completed it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Task {
     pub id: i64,
-    #[serde(flatten)]
-    pub def: TaskInput,
+    pub name: String,
+    pub description: String,
+    pub event_type: String,
+    pub target: i32,
+    pub consecutive_days: bool,
+    pub period: TaskPeriod,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub reward_currency: String,
+    pub reward_amount: i64,
     pub status: TaskStatus,
     /// Members who completed it (all periods).
     pub completions: i64,
@@ -146,8 +154,8 @@ pub(crate) fn from_row(r: Row) -> Result<Task> {
         c,
         u,
     ) = r;
-    let status: TaskStatus = parse("status", &status)?;
-    let def = TaskInput {
+    Ok(Task {
+        id,
         name,
         description,
         event_type,
@@ -158,9 +166,11 @@ pub(crate) fn from_row(r: Row) -> Result<Task> {
         ends_at,
         reward_currency: cur,
         reward_amount: amount,
-        status: Some(status),
-    };
-    Ok(Task { id, def, status, completions: n, created_at: c, updated_at: u })
+        status: parse("status", &status)?,
+        completions: n,
+        created_at: c,
+        updated_at: u,
+    })
 }
 
 fn event_type_ok(s: &str) -> bool {

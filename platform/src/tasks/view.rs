@@ -38,7 +38,7 @@ pub async fn mine(tx: &mut TenantTx, member_id: i64, now: DateTime<Utc>) -> Resu
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let t = from_row(row)?;
-        let key = period_key(t.def.period, today);
+        let key = period_key(t.period, today);
         let p: Option<(i32, chrono::NaiveDate, bool)> = sqlx::query_as(
             "SELECT count, last_day, completed_at IS NOT NULL FROM task_progress \
              WHERE task_id = $1 AND member_id = $2 AND period_key = $3",
@@ -51,23 +51,23 @@ pub async fn mine(tx: &mut TenantTx, member_id: i64, now: DateTime<Utc>) -> Resu
         let (progress, completed) = match p {
             Some((n, _, true)) => (n, true),
             // A run of days that missed yesterday is over.
-            Some((_, last, false)) if t.def.consecutive_days && (today - last).num_days() > 1 => (0, false),
+            Some((_, last, false)) if t.consecutive_days && (today - last).num_days() > 1 => (0, false),
             Some((n, _, false)) => (n, false),
             None => (0, false),
         };
         out.push(MemberTask {
             id: t.id,
-            name: t.def.name,
-            description: t.def.description,
-            event_type: t.def.event_type,
-            period: t.def.period,
-            consecutive_days: t.def.consecutive_days,
-            target: t.def.target,
-            progress: progress.min(t.def.target),
+            name: t.name,
+            description: t.description,
+            event_type: t.event_type,
+            period: t.period,
+            consecutive_days: t.consecutive_days,
+            target: t.target,
+            progress: progress.min(t.target),
             completed,
-            reward_currency: t.def.reward_currency,
-            reward_amount: t.def.reward_amount,
-            ends_at: t.def.ends_at,
+            reward_currency: t.reward_currency,
+            reward_amount: t.reward_amount,
+            ends_at: t.ends_at,
         });
     }
     Ok(out)
