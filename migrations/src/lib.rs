@@ -40,6 +40,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 10, "0010_settlement"),
     migration!("tenant", 11, "0011_webhooks"),
     migration!("tenant", 12, "0012_settlement_marks_lean"),
+    migration!("tenant", 13, "0013_reports"),
 ];
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod notify;
 pub mod outbox;
 pub mod points;
+pub mod reports;
 pub mod provider_secrets;
 pub mod rbac;
 pub mod rules;

@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("people", &["auth", "staff", "members", "messages", "levels"]),
     ("ledger", &["ledger"]),
     ("alliance", &["alliance"]),
-    ("domain", &["points", "marketing", "mall", "rules", "tenancy", "crm"]),
+    ("domain", &["points", "marketing", "mall", "rules", "tenancy", "crm", "reports"]),
     ("fleet", &["migrate", "jobs", "fleet"]),
 ];
 

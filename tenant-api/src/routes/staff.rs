@@ -113,6 +113,7 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
         OrdersRead,
         OrdersWrite,
         FinanceRead,
+        ReportsRead,
     ]
     .into_iter()
     .filter(|p| auth.role.allows(*p))

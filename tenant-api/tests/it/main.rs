@@ -25,6 +25,7 @@ mod ops;
 mod outage;
 mod provisioning;
 mod revocation;
+mod reports;
 mod rules;
 mod secrets_at_rest;
 mod settlement;
