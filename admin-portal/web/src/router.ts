@@ -27,6 +27,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "products", name: "products", component: () => import("./views/Products.vue"), meta: { audience: "staff", perm: "catalog_read", title: "menu.products", menu: true, icon: "Goods" } },
   { path: "orders", name: "orders", component: () => import("./views/Orders.vue"), meta: { audience: "staff", perm: "orders_read", title: "menu.orders", menu: true, icon: "Tickets" } },
   { path: "members", name: "members", component: () => import("./views/Members.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.members", menu: true, icon: "User" } },
+  { path: "finance", name: "finance", component: () => import("./views/Finance.vue"), meta: { audience: "staff", perm: "finance_read", title: "menu.finance", menu: true, icon: "Money" } },
   { path: "rules", name: "rules", component: () => import("./views/Rules.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rules", menu: true, icon: "MagicStick" } },
   { path: "rules/:id", name: "rule", component: () => import("./views/RuleEditor.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rule" } },
   { path: "staff", name: "staff", component: () => import("./views/Staff.vue"), meta: { audience: "staff", perm: "staff_read", title: "menu.staff", menu: true, icon: "Avatar" } },
