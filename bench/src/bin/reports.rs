@@ -25,7 +25,10 @@ const DASHBOARD_P99: Duration = Duration::from_millis(50);
 const FINANCE: Duration = Duration::from_secs(1);
 
 #[derive(Parser)]
-#[command(name = "bench-reports", about = "Dashboard p99 and finance report time on a big mall (prints figures; not a test)")]
+#[command(
+    name = "bench-reports",
+    about = "Dashboard p99 and finance report time on a big mall (prints figures; not a test)"
+)]
 struct Args {
     #[arg(long, default_value_t = 100_000)]
     members: i64,

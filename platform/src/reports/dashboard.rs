@@ -125,8 +125,9 @@ pub async fn get(tx: &mut TenantTx, to: Option<NaiveDate>, days: i64, now: DateT
         .into_iter()
         .map(|(day, currency, issued, spent, expired)| PointsDay { day, currency, issued, spent, expired })
         .collect();
-    let members_total: i64 =
-        sqlx::query_scalar("SELECT COALESCE(sum(new_members), 0)::bigint FROM traffic_rollup").fetch_one(&mut **tx).await?;
+    let members_total: i64 = sqlx::query_scalar("SELECT COALESCE(sum(new_members), 0)::bigint FROM traffic_rollup")
+        .fetch_one(&mut **tx)
+        .await?;
     let mut days: Vec<DayFigures> = by_day.into_values().collect();
     days.sort_by_key(|d| d.day);
     Ok(Dashboard {
@@ -149,15 +150,23 @@ async fn fill_days(
     zone: &str,
     by_day: &mut HashMap<NaiveDate, DayFigures>,
 ) -> Result<()> {
-    let orders: Vec<(NaiveDate, i64, i64, i64)> =
-        sqlx::query_as(ORDERS_BY_DAY).bind(range.starts_at).bind(range.ends_at).bind(zone).fetch_all(&mut *conn).await?;
+    let orders: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(ORDERS_BY_DAY)
+        .bind(range.starts_at)
+        .bind(range.ends_at)
+        .bind(zone)
+        .fetch_all(&mut *conn)
+        .await?;
     for (day, placed, returned, units) in orders {
         if let Some(d) = by_day.get_mut(&day) {
             (d.orders, d.cancelled, d.units) = (placed, returned, units);
         }
     }
-    let traffic: Vec<(NaiveDate, i64, i64, i64)> =
-        sqlx::query_as(TRAFFIC_BY_DAY).bind(range.starts_at).bind(range.ends_at).bind(zone).fetch_all(&mut *conn).await?;
+    let traffic: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(TRAFFIC_BY_DAY)
+        .bind(range.starts_at)
+        .bind(range.ends_at)
+        .bind(zone)
+        .fetch_all(&mut *conn)
+        .await?;
     for (day, joined, views, searches) in traffic {
         if let Some(d) = by_day.get_mut(&day) {
             (d.new_members, d.page_views, d.searches) = (joined, views, searches);

@@ -229,12 +229,14 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
     seed_orders(db, tenant, credit.id).await
 }
 
-/// Two members redeem the phone credit, so the dashboard and finance have orders to show.
+/// Two members (not the first, whom the portal tests use) redeem the phone credit, so the
+/// dashboard and finance have orders to show.
 async fn seed_orders(db: &Db, tenant: &platform::directory::Tenant, product: platform::ids::ProductId) -> Result<()> {
     use platform::mall::redeem::{self, RedeemRequest};
     let cache = platform::mall::browse::CatalogCache::default();
     let mut tx = db.begin(tenant, &Actor::system("demo")).await?;
-    let members: Vec<i64> = sqlx::query_scalar("SELECT id FROM members ORDER BY id LIMIT 2").fetch_all(&mut *tx).await?;
+    let members: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM members ORDER BY id DESC LIMIT 2").fetch_all(&mut *tx).await?;
     for member_id in members {
         let req = RedeemRequest { product_id: product, quantity: 1, address_id: None };
         let (_, take) = redeem::redeem(&mut tx, &cache, tenant, member_id, &req, chrono::Utc::now()).await?;

@@ -73,7 +73,8 @@ async fn get_dashboard(
     auth.require(Permission::ReportsRead)?;
     let to = q.to.as_deref().map(parse_day).transpose()?;
     let days = q.days.unwrap_or(platform::reports::bounds::DASHBOARD_DAYS_DEFAULT);
-    let d = state.db.read(&auth.tenant, &auth.actor(), async |tx| dashboard::get(tx, to, days, Utc::now()).await).await?;
+    let d =
+        state.db.read(&auth.tenant, &auth.actor(), async |tx| dashboard::get(tx, to, days, Utc::now()).await).await?;
     Ok(Json(d))
 }
 

@@ -118,15 +118,16 @@ fn columns(report: &Value) -> Vec<(String, [i64; 10])> {
 
 /// Reads `period` and checks it against sums over the entries and its own equation.
 async fn assert_matches_ledger(app: &TestApp, t: &Tenant, token: &str, period: &str, from: &str, to: &str) -> Value {
-    let (s, r) =
-        app.call(Method::GET, &format!("/v1/tenants/{}/staff/reports/finance/{period}", t.slug), Some(token), None).await;
+    let (s, r) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/staff/reports/finance/{period}", t.slug), Some(token), None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!((r["starts_at"].as_str().map(utc), r["ends_at"].as_str().map(utc)), (Some(utc(from)), Some(utc(to))));
     assert_eq!(columns(&r), direct(app, t, utc(from), utc(to)).await, "{period}: {r:#}");
     for c in r["currencies"].as_array().unwrap() {
         let n = |k: &str| c[k].as_i64().unwrap();
-        let sum = n("opening") + n("issued") - n("spent") + n("returned") - n("expired") + n("adjusted")
-            + n("transferred");
+        let sum =
+            n("opening") + n("issued") - n("spent") + n("returned") - n("expired") + n("adjusted") + n("transferred");
         assert_eq!(sum, n("closing"), "{c}");
     }
     r
@@ -148,7 +149,10 @@ async fn a_months_finance_equals_sums_over_the_ledger_across_local_midnight() {
     debit_at(&app, &t, a, 200, first).await;
     let mid = utc("2026-10-10T12:00:00Z");
     let adj: Adjustment = serde_json::from_value(json!({"amount": -50, "reason": "correction"})).unwrap();
-    app.db.write(&t, &Actor::system("test"), async |tx| points::adjust(tx, Role::Owner, a, adj, mid).await).await.unwrap();
+    app.db
+        .write(&t, &Actor::system("test"), async |tx| points::adjust(tx, Role::Owner, a, adj, mid).await)
+        .await
+        .unwrap();
     let phone_c: String = {
         let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
         sqlx::query_scalar("SELECT phone FROM members WHERE id = $1").bind(c).fetch_one(&mut *tx).await.unwrap()
@@ -187,8 +191,9 @@ async fn a_months_finance_equals_sums_over_the_ledger_across_local_midnight() {
 
     // Bad periods are 422s with the field named.
     for bad in ["2026-13", "1999-12", "2026-11-31", "x"] {
-        let (s, body) =
-            app.call(Method::GET, &format!("/v1/tenants/{}/staff/reports/finance/{bad}", t.slug), Some(&finance), None).await;
+        let (s, body) = app
+            .call(Method::GET, &format!("/v1/tenants/{}/staff/reports/finance/{bad}", t.slug), Some(&finance), None)
+            .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
     app.assert_ledger_sound(&t).await;
@@ -318,7 +323,8 @@ async fn the_dashboards_series_equal_counts_from_the_tables() {
         let app = &app;
         let slug = t.slug.clone();
         async move {
-            let (s, b) = app.call(Method::GET, &format!("/v1/tenants/{slug}/products/{id}"), token.as_deref(), None).await;
+            let (s, b) =
+                app.call(Method::GET, &format!("/v1/tenants/{slug}/products/{id}"), token.as_deref(), None).await;
             assert_eq!(s, StatusCode::OK, "{b}");
             assert!(b.get("cost_price_fen").is_none(), "members never see the cost: {b}");
         }
@@ -327,8 +333,7 @@ async fn the_dashboards_series_equal_counts_from_the_tables() {
     view(Some(tokens[0].clone()), mug["id"].clone()).await;
     view(None, mug["id"].clone()).await;
     view(Some("not-a-token".into()), tea["id"].clone()).await;
-    let (s, _) =
-        app.call(Method::GET, &format!("/v1/tenants/{}/products?q=mug", t.slug), Some(&tokens[1]), None).await;
+    let (s, _) = app.call(Method::GET, &format!("/v1/tenants/{}/products?q=mug", t.slug), Some(&tokens[1]), None).await;
     assert_eq!(s, StatusCode::OK);
 
     // The views are written within about a second.
@@ -346,7 +351,10 @@ async fn the_dashboards_series_equal_counts_from_the_tables() {
     check_against_tables(&app, &t, &d, &ids).await;
     assert_eq!(d["totals"]["unique_visitors"], 2, "member 0 viewed, member 1 searched");
     let hot = &d["hot_products"][0];
-    assert_eq!((hot["product_id"].clone(), hot["units"].as_i64(), hot["views"].as_i64()), (mug["id"].clone(), Some(3), Some(3)));
+    assert_eq!(
+        (hot["product_id"].clone(), hot["units"].as_i64(), hot["views"].as_i64()),
+        (mug["id"].clone(), Some(3), Some(3))
+    );
 
     // Folding the rollups changes no figure.
     app.jobs(&t, Utc::now()).await;
@@ -401,21 +409,14 @@ async fn finance_costs_and_csv(app: &TestApp, t: &Tenant, owner: &str, mug: &Val
         .from_local_datetime(&format!("{period}-01T00:00:00").parse().unwrap())
         .unwrap()
         .with_timezone(&Utc);
-    let r = assert_matches_ledger(
-        app,
-        t,
-        owner,
-        &period,
-        &start.to_rfc3339(),
-        &r_end(start).to_rfc3339(),
-    )
-    .await;
+    let r = assert_matches_ledger(app, t, owner, &period, &start.to_rfc3339(), &r_end(start).to_rfc3339()).await;
     let row = r["products"].as_array().unwrap().iter().find(|p| p["product_id"] == mug["id"]).unwrap().clone();
     let n = |k: &str| row[k].as_i64().unwrap();
     // 3 mugs at 100 points (¥1 each at 100 points per yuan) that cost ¥12.34 each.
-    assert_eq!([n("orders"), n("units"), n("points"), n("points_value_fen"), n("cost_fen"), n("margin_fen")], [
-        2, 3, 300, 300, 3702, -3402
-    ]);
+    assert_eq!(
+        [n("orders"), n("units"), n("points"), n("points_value_fen"), n("cost_fen"), n("margin_fen")],
+        [2, 3, 300, 300, 3702, -3402]
+    );
     let tea = r["products"].as_array().unwrap().iter().find(|p| p["name"] == "=Tea").unwrap().clone();
     assert_eq!((tea["orders"].as_i64(), tea["returned"].as_i64(), tea["units"].as_i64()), (Some(1), Some(1), Some(0)));
     assert_eq!(tea["uncosted_orders"], 0, "made and given back: no order left without a cost");
@@ -464,5 +465,8 @@ async fn who_reads_what(app: &TestApp, t: &Tenant) {
         assert!(s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST, "{bad}: {s} {b}");
     }
     let (s, b) = dashboard(app, t, &owner, "?days=1&to=2026-10-01").await;
-    assert_eq!((s, b["from"].as_str(), b["days"].as_array().map(Vec::len)), (StatusCode::OK, Some("2026-10-01"), Some(1)));
+    assert_eq!(
+        (s, b["from"].as_str(), b["days"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some("2026-10-01"), Some(1))
+    );
 }
