@@ -85,7 +85,7 @@ pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     report.expired_holds = holds::expire_due(db, tenant, now).await?;
     report.reminders = expiry::remind(db, tenant, now).await?;
     // The reports' rollups: fold the rows written since the last run.
-    crate::reports::compact::tenant(db, tenant).await?;
+    crate::reports::compact::tenant(db, tenant, now).await?;
     Ok(report)
 }
 

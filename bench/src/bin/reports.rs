@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     seed(&db, &tenant, &args).await?;
     let seeded = seeding.elapsed();
     let folding = Instant::now();
-    let folded = compact::tenant(&db, &tenant).await?;
+    let folded = compact::tenant(&db, &tenant, Utc::now()).await?;
     let fold = folding.elapsed();
 
     let mut times = Vec::with_capacity(args.reads);

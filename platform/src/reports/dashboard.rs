@@ -95,11 +95,11 @@ const TRAFFIC_BY_DAY: &str = "SELECT (bucket AT TIME ZONE $3)::date AS day, sum(
 const COUNTS_BY_DAY: &str = "SELECT day, sum(active)::bigint, sum(visitors)::bigint FROM daily_counts \
      WHERE day >= $1 AND day <= $2 GROUP BY day";
 
-const HOT: &str = "SELECT r.product_id, COALESCE(p.name, '') AS name, sum(r.placed)::bigint AS orders, \
-     sum(r.quantity)::bigint AS units \
-     FROM order_rollup r LEFT JOIN products p ON p.id = r.product_id \
-     WHERE r.bucket >= $1 AND r.bucket < $2 GROUP BY r.product_id, p.name \
-     ORDER BY units DESC, orders DESC, r.product_id LIMIT $3";
+const HOT: &str = "WITH top AS (SELECT product_id, sum(placed)::bigint AS orders, sum(quantity)::bigint AS units \
+       FROM order_rollup WHERE bucket >= $1 AND bucket < $2 GROUP BY product_id \
+       ORDER BY units DESC, orders DESC, product_id LIMIT $3) \
+     SELECT t.product_id, COALESCE(p.name, '') AS name, t.orders, t.units \
+     FROM top t LEFT JOIN products p ON p.id = t.product_id ORDER BY t.units DESC, t.orders DESC, t.product_id";
 
 const HOT_VIEWS: &str = "SELECT product_id, sum(views)::bigint FROM product_views \
      WHERE bucket >= $1 AND bucket < $2 AND product_id = ANY($3) GROUP BY product_id";

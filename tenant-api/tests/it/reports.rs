@@ -191,6 +191,15 @@ async fn a_months_finance_equals_sums_over_the_ledger_across_local_midnight() {
     assert_matches_ledger(&app, &t, &finance, "2026-10-01", "2026-09-30T16:00:00Z", "2026-10-01T16:00:00Z").await;
     assert_matches_ledger(&app, &t, &finance, "2026-09-30", "2026-09-29T16:00:00Z", "2026-09-30T16:00:00Z").await;
 
+    // Folding October's and November's quarter hours into local days keeps every figure.
+    let folded = platform::reports::compact::tenant(&app.db, &t, utc("2026-12-15T00:00:00Z")).await.unwrap();
+    assert!(folded > 0);
+    let again =
+        assert_matches_ledger(&app, &t, &finance, "2026-10", "2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z").await;
+    assert_eq!(again["currencies"], oct["currencies"]);
+    assert_matches_ledger(&app, &t, &finance, "2026-10-01", "2026-09-30T16:00:00Z", "2026-10-01T16:00:00Z").await;
+    assert_matches_ledger(&app, &t, &finance, "2026-11", "2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z").await;
+
     // Bad periods are 422s with the field named.
     for bad in ["2026-13", "1999-12", "2026-11-31", "x"] {
         let (s, body) = app
