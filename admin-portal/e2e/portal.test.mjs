@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -209,8 +209,8 @@ test("a limited role sees only the screens it can use", async () => {
   await page.locator('[data-test="login-form"]').waitFor();
 
   await signIn(page, COFFEE.slug, email, "finance-pass-2026");
-  // rbac.rs: finance reads settings, members, audit, finance, catalog and orders.
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "audit-log", "settings"]);
+  // rbac.rs: finance reads settings, members, audit, finance, reports, catalog and orders.
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "finance", "audit-log", "settings"]);
   await page.click('[data-test="menu-products"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="product-create"]').count(), 0, "finance may not create products");
@@ -638,4 +638,58 @@ test("the platform operator reads the one-time code a member was sent (no SMS ga
     return rows.length === 1 && rows[0][2] === `+86${phone}` && /\b\d{6}\b/.test(rows[0][3]);
   }, "the code message to that phone");
   await shot(page, "recorded-messages");
+/** "1,234" → 1234; "+12" / "-5" keep their sign. */
+const points = (s) => Number(s.replace(/[,+\s]/g, ""));
+
+test("the dashboard shows the demo mall's figures; finance balances every currency and exports CSV", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  await page.locator('[data-test="dashboard-figures"]').waitFor();
+  await settled(page);
+  // The dashboard API's answer, as the page's own session reads it.
+  const api = await page.evaluate(async (slug) => {
+    const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+    const res = await fetch(`/v1/tenants/${slug}/staff/reports/dashboard?days=14`, { headers: { Authorization: `Bearer ${s.access_token}` } });
+    return res.json();
+  }, COFFEE.slug);
+  const figure = async (name) => points(await page.locator(`[data-test="figure-${name}"] .figure__value`).innerText());
+  // The demo seeds three members, credits each 1,000 + 500·i points and grants 600
+  // locked (6,300 issued in all) and redeems the phone credit twice.
+  assert.equal(await figure("members"), MEMBER_PHONES.length);
+  assert.equal(await figure("members"), api.members_total);
+  const issued = api.points.filter((p) => p.currency === "points").reduce((a, p) => a + p.issued, 0);
+  assert.equal(await figure("issued"), issued);
+  assert.ok(issued >= 6_300, `issued ${issued}`);
+  assert.equal(await figure("orders"), api.totals.orders);
+  assert.ok(api.totals.orders >= 2, `orders ${api.totals.orders}`);
+  assert.equal(await page.locator('[data-test^="chart-"] [data-test="chart"]').count(), 4);
+  const hot = await tableRows(page, "hot-products");
+  assert.ok(hot.some((r) => r[1].includes("Phone credit")), `hot products: ${JSON.stringify(hot)}`);
+  await shot(page, "dashboard");
+
+  // Finance: this month; each currency's row adds up from opening to closing.
+  await page.click('[data-test="menu-finance"]');
+  await page.locator('[data-test="finance-flow"]').waitFor();
+  await settled(page);
+  const rows = await tableRows(page, "finance-flow");
+  assert.ok(rows.length >= 2, `currencies: ${JSON.stringify(rows)}`);
+  for (const r of rows) {
+    const [opening, issuedN, spent, returned, expired, adjusted, transferred, closing] = r.slice(1, 9).map(points);
+    assert.equal(opening + issuedN - spent + returned - expired + adjusted + transferred, closing, `equation of ${r[0]}`);
+  }
+  const pointsRow = rows.find((r) => /points/.test(r[0]));
+  assert.ok(points(pointsRow[2]) >= 6_300, `points issued this month: ${pointsRow}`);
+  assert.match(await page.locator('[data-test="finance-liability"]').innerText(), /^¥[\d,.]+$/);
+  const costs = await tableRows(page, "finance-costs");
+  const phone = costs.find((r) => r[0].includes("Phone credit"));
+  assert.ok(phone, `redemption costs: ${JSON.stringify(costs)}`);
+  await shot(page, "finance");
+
+  const [file] = await Promise.all([page.waitForEvent("download"), page.click('[data-test="finance-csv"]')]);
+  assert.match(file.suggestedFilename(), /^finance-demo-coffee-\d{4}-\d{2}\.csv$/);
+  const { readFile } = await import("node:fs/promises");
+  const text = await readFile(await file.path(), "utf8");
+  assert.ok(text.startsWith("\ufeff\"period\",\"currency\",\"opening\""), text.slice(0, 80));
+  assert.match(text, /"points",/);
 });

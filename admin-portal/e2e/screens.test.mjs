@@ -34,6 +34,7 @@ const STAFF_SCREENS = [
     }
   }],
   ["members", "members", "page-members"],
+  ["finance", "finance", "page-finance"],
   ["member-drawer", "members?member=1", "member-drawer", async (page) => {
     await page.locator('[data-test="drawer-phone"]').waitFor();
   }],

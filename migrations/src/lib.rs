@@ -42,6 +42,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 12, "0012_settlement_marks_lean"),
     migration!("tenant", 13, "0013_segments_broadcasts"),
     migration!("tenant", 14, "0014_tasks"),
+    migration!("tenant", 15, "0015_reports"),
 ];
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ pub struct JobReport {
 }
 
 /// Runs every job of one tenant at `now`, in a fixed order: unpaid orders (the mall's
-/// job) → release locked points → expire lots → expire holds → reminders → the merchant's scheduled messages.
+/// job) → release locked points → expire lots → expire holds → reminders → the
+/// merchant's scheduled messages → fold the reports' rollups.
 pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
     // Unpaid orders first: they release their holds themselves.
     let mut report =
@@ -86,6 +87,8 @@ pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     report.expired_holds = holds::expire_due(db, tenant, now).await?;
     report.reminders = expiry::remind(db, tenant, now).await?;
     report.broadcasts = crate::broadcasts::send_due(db, tenant, now).await?;
+    // The reports' rollups: fold the rows written since the last run.
+    crate::reports::compact::tenant(db, tenant, now).await?;
     Ok(report)
 }
 

@@ -36,6 +36,7 @@ pub mod outbox;
 pub mod points;
 pub mod provider_secrets;
 pub mod rbac;
+pub mod reports;
 pub mod rules;
 pub mod schema;
 pub mod segments;

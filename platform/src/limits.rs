@@ -275,3 +275,20 @@ pub mod mall {
     /// The most favorites listed.
     pub const FAVORITES_LISTED_MAX: i64 = 500;
 }
+
+/// Reports (issue 13 points 6-7: dashboard and finance).
+pub mod reports {
+    /// Days a dashboard covers at most (one quarter and a day).
+    pub const DASHBOARD_DAYS_MAX: i64 = 92;
+    /// Days a dashboard covers when the request names none.
+    pub const DASHBOARD_DAYS_DEFAULT: i64 = 14;
+    /// Products in the dashboard's hot list.
+    pub const HOT_PRODUCTS: i64 = 10;
+    /// Products in the finance report's redemption cost table (the most points first).
+    pub const COST_ROWS_MAX: i64 = 1000;
+    /// Page views waiting in memory to be written, per server instance (a view past it is
+    /// counted once the next write made room).
+    pub const PENDING_VISITS_MAX: usize = 100_000;
+    /// How often an instance writes the page views it counted.
+    pub const VISITS_FLUSH_SECS: u64 = 1;
+}

@@ -78,7 +78,10 @@ impl Role {
             Self::Owner => true,
             Self::Operator => !matches!(p, StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead),
             Self::Finance => {
-                matches!(p, SettingsRead | MembersRead | AuditRead | FinanceRead | CatalogRead | OrdersRead)
+                matches!(
+                    p,
+                    SettingsRead | MembersRead | AuditRead | FinanceRead | ReportsRead | CatalogRead | OrdersRead
+                )
             }
             Self::CustomerService => {
                 matches!(
@@ -113,6 +116,8 @@ pub enum Permission {
     OrdersRead,
     OrdersWrite,
     FinanceRead,
+    /// The dashboard's figures (owner, operator, finance, auditor).
+    ReportsRead,
     /// Webhook endpoints, their secrets and delivery log (owner only, like API keys).
     WebhooksManage,
     /// Messages to all members or a segment (owner and operator).
@@ -139,13 +144,14 @@ impl Permission {
             Self::OrdersRead => "orders_read",
             Self::OrdersWrite => "orders_write",
             Self::FinanceRead => "finance_read",
+            Self::ReportsRead => "reports_read",
             Self::WebhooksManage => "webhooks_manage",
             Self::MessagesSend => "messages_send",
         }
     }
 
     /// Every permission, in the order `me` lists them.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Self::SettingsRead,
         Self::SettingsWrite,
         Self::StaffRead,
@@ -163,6 +169,7 @@ impl Permission {
         Self::OrdersRead,
         Self::OrdersWrite,
         Self::FinanceRead,
+        Self::ReportsRead,
         Self::WebhooksManage,
         Self::MessagesSend,
     ];
@@ -190,6 +197,18 @@ mod tests {
             assert_eq!(r.allows(Permission::StaffManage), r == Role::Owner, "{r:?}");
             assert_eq!(r.allows(Permission::ApiKeysManage), r == Role::Owner, "{r:?}");
             assert_eq!(r.allows(Permission::WebhooksManage), r == Role::Owner, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn reports_are_read_by_who_runs_and_audits_the_mall() {
+        for r in Role::TENANT_ROLES {
+            assert_eq!(r.allows(Permission::ReportsRead), r != Role::CustomerService, "{r:?}");
+            assert_eq!(
+                r.allows(Permission::FinanceRead),
+                matches!(r, Role::Owner | Role::Finance | Role::Auditor),
+                "{r:?}"
+            );
         }
     }
 

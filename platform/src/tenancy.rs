@@ -232,6 +232,9 @@ pub async fn write_mall_settings(
     let mut new = decode(merged)?;
     new.limits = stored.limits;
     new.validate()?;
+    if new.time_zone != stored.time_zone {
+        zone_known_to_database(&mut tx, &new.time_zone).await?;
+    }
     let name = name.unwrap_or(old_name);
     let value = serde_json::to_value(&new).map_err(anyhow::Error::from)?;
     sqlx::query("UPDATE control.tenants SET settings = $2, name = $3, updated_at = now() WHERE id = $1")
@@ -245,6 +248,16 @@ pub async fn write_mall_settings(
     notify::publish(&mut tx, &notify::Change::Tenant { slug: tenant.slug.clone() }).await?;
     tx.commit().await?;
     Ok((name, new))
+}
+
+/// Refuses a zone PostgreSQL does not know (the reports' rollups compute local days in
+/// the database with it, so a name only chrono-tz reads would fail every ledger write).
+async fn zone_known_to_database(conn: &mut sqlx::PgConnection, zone: &str) -> Result<()> {
+    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
+        .bind(zone)
+        .fetch_one(conn)
+        .await?;
+    if known { Ok(()) } else { Err(Error::invalid_field("time_zone", "an IANA time zone such as Asia/Shanghai")) }
 }
 
 /// A mall's display name: 1 to 200 characters, no control characters.

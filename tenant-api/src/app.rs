@@ -46,6 +46,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::files::router())
         .merge(routes::budgets::router())
         .merge(routes::settlement::router())
+        .merge(routes::reports::router())
         .merge(routes::crm::router())
         .merge(routes::webhooks::router())
         .merge(routes::segments::router())

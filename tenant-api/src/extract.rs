@@ -224,6 +224,26 @@ impl FromRequestParts<AppState> for MemberAuth {
     }
 }
 
+/// The member a public route's caller is, when it sends a valid member token of the
+/// addressed tenant; anyone else (no token, another mall's, expired) is anonymous. Only
+/// for counting visits: it never admits to anything, so the session is not looked up.
+pub struct MaybeMember(pub Option<i64>);
+
+impl FromRequestParts<AppState> for MaybeMember {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TenantPath(tenant) = TenantPath::from_request_parts(parts, state).await?;
+        let Ok(token) = bearer(parts) else { return Ok(Self(None)) };
+        let member = state
+            .tokens
+            .verify(token, Audience::Member)
+            .ok()
+            .filter(|c| check_tenant(c, &tenant).is_ok())
+            .and_then(|c| subject_id(&c).ok());
+        Ok(Self(member))
+    }
+}
+
 /// Signed-in staff of the addressed tenant.
 pub struct StaffAuth {
     pub tenant: Arc<Tenant>,

@@ -93,7 +93,10 @@ pub async fn state_with(
         StorageConfig::S3(c) => Storage::s3(c),
     };
     tracing::info!(storage = %storage.describe(), "object storage");
+    let visits = platform::reports::visits::Visits::default();
+    tokio::spawn(visits.clone().run_forever(db.clone()));
     Ok(AppState::new(Inner {
+        visits,
         storage,
         sender: Arc::new(RecordingSender::new(db.control().clone())),
         tokens: TokenKeys::new(cfg.jwt_secret.as_bytes())?,

@@ -32,6 +32,8 @@ pub struct Inner {
     pub vault: platform::vault::Vault,
     /// Which addresses webhook endpoints may name.
     pub webhook_addresses: platform::webhooks::address::AddressPolicy,
+    /// Product views and searches counted for the dashboard, written every second.
+    pub visits: platform::reports::visits::Visits,
 }
 
 impl AppState {

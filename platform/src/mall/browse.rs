@@ -203,12 +203,16 @@ impl From<CardRow> for ProductCard {
 
 /// A product members can see, or 404.
 pub async fn detail(conn: &mut PgConnection, id: ProductId, now: DateTime<Utc>) -> Result<Product> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $2 AND {VISIBLE}")))
-        .bind(now)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| Error::not_found("product_not_found", "no such product"))
+    let mut p: Product =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM products WHERE id = $2 AND {VISIBLE}")))
+            .bind(now)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| Error::not_found("product_not_found", "no such product"))?;
+    // What the goods cost the mall is for its staff only.
+    p.cost_price_fen = None;
+    Ok(p)
 }
 
 /// Cached browse answers, already serialized to JSON bytes (a hit costs no copy and no

@@ -40,6 +40,10 @@ pub struct Product {
     pub per_member_limit: Option<i32>,
     pub min_level_threshold: i64,
     pub images: Vec<String>,
+    /// What one unit costs the mall, in fen (finance's redemption cost); staff only,
+    /// never shown to members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_price_fen: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -47,7 +51,7 @@ pub struct Product {
 pub const COLUMNS: &str = "id, name, brand, spec, model, color, description, category_id, tags, kind, currency, \
     points_price, cash_price_fen, special_points_price, special_starts_at, special_ends_at, stock, low_stock_threshold, \
     redeemed_count, sort_order, starts_at, ends_at, status, review_state, per_member_limit, min_level_threshold, images, \
-    created_at, updated_at";
+    cost_price_fen, created_at, updated_at";
 
 impl Product {
     /// The points price in force at `now` (the special price inside its window).
@@ -110,6 +114,9 @@ pub struct ProductInput {
     /// Image URLs (uploads add theirs).
     #[schema(value_type = Option<Vec<crate::urls::ImageUrl>>, max_items = 10)]
     pub images: Option<Vec<String>>,
+    /// What one unit costs the mall, in fen (for finance's redemption cost).
+    #[schema(value_type = Option<crate::limits::ledger::AmountOrZero>)]
+    pub cost_price_fen: Option<i64>,
 }
 
 /// What creates a product, in the OpenAPI document: a `ProductInput` with a name, a kind
@@ -196,6 +203,7 @@ impl ProductInput {
         let non_neg = |o: Option<i64>| o.is_none_or(|n| (0..=1_000_000_000_000).contains(&n));
         v.check(non_neg(self.points_price), "points_price", "0 or more");
         v.check(non_neg(self.cash_price_fen), "cash_price_fen", "0 or more");
+        v.check(non_neg(self.cost_price_fen), "cost_price_fen", "0 or more");
         v.check(non_neg(self.special_points_price), "special_points_price", "0 or more");
         v.check(self.stock.is_none_or(|n| (0..=100_000_000).contains(&n)), "stock", "0 to 100000000");
         v.check(non_neg(self.low_stock_threshold), "low_stock_threshold", "0 or more");
@@ -312,7 +320,7 @@ async fn write_fields(conn: &mut PgConnection, id: ProductId, p: &ProductInput) 
            sort_order = coalesce($19, sort_order), starts_at = coalesce($20, starts_at), ends_at = coalesce($21, ends_at), \
            status = coalesce($22, status), review_state = coalesce($23, review_state), \
            per_member_limit = coalesce($24, per_member_limit), min_level_threshold = coalesce($25, min_level_threshold), \
-           images = coalesce($26, images), updated_at = now() \
+           images = coalesce($26, images), cost_price_fen = coalesce($27, cost_price_fen), updated_at = now() \
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -341,6 +349,7 @@ async fn write_fields(conn: &mut PgConnection, id: ProductId, p: &ProductInput) 
     .bind(p.per_member_limit)
     .bind(p.min_level_threshold)
     .bind(&p.images)
+    .bind(p.cost_price_fen)
     .fetch_optional(&mut *conn)
     .await
     .map_err(map_db)?

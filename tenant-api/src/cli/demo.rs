@@ -197,20 +197,25 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
         ..ProductInput::default()
     };
     let mut mug = listed("保温杯 Thermos mug", ProductKind::Physical, 800, 20);
+    mug.cost_price_fen = Some(3_500);
     mug.brand = Some("Demo".into());
     mug.tags = Some(vec!["hot".into()]);
     catalog::create(&mut tx, &mug).await?;
-    let credit = catalog::create(&mut tx, &listed("话费 10 元 Phone credit", ProductKind::Virtual, 1000, 0)).await?;
+    let mut phone_credit = listed("话费 10 元 Phone credit", ProductKind::Virtual, 1000, 0);
+    phone_credit.cost_price_fen = Some(950);
+    let credit = catalog::create(&mut tx, &phone_credit).await?;
     let codes: Vec<String> = (1..=10).map(|i| format!("DEMO-{}-{i:04}", tenant.slug.to_uppercase())).collect();
     catalog::add_codes(&mut tx, credit.id, &codes).await?;
     let mut buds = listed("蓝牙耳机 Earbuds (points + cash)", ProductKind::Physical, 500, 10);
     buds.cash_price_fen = Some(4_900);
+    buds.cost_price_fen = Some(12_000);
     catalog::create(&mut tx, &buds).await?;
     let mut flash = listed("限时秒杀 Flash-sale tote bag", ProductKind::Physical, 600, 50);
     flash.special_points_price = Some(99);
     flash.special_starts_at = Some(now);
     flash.special_ends_at = Some(now + chrono::Duration::days(7));
     flash.per_member_limit = Some(1);
+    flash.cost_price_fen = Some(800);
     catalog::create(&mut tx, &flash).await?;
     // Priced in the alliance's shared points: redeemable with points earned in either mall.
     let shared: Option<String> =
@@ -219,6 +224,23 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
         let mut voucher = listed("联盟通兑券 Alliance voucher", ProductKind::Coupon, 300, 100);
         voucher.currency = Some(code);
         catalog::create(&mut tx, &voucher).await?;
+    }
+    tx.commit().await?;
+    seed_orders(db, tenant, credit.id).await
+}
+
+/// Two members (not the first, whom the portal tests use) redeem the phone credit, so the
+/// dashboard and finance have orders to show.
+async fn seed_orders(db: &Db, tenant: &platform::directory::Tenant, product: platform::ids::ProductId) -> Result<()> {
+    use platform::mall::redeem::{self, RedeemRequest};
+    let cache = platform::mall::browse::CatalogCache::default();
+    let mut tx = db.begin(tenant, &Actor::system("demo")).await?;
+    let members: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM members ORDER BY id DESC LIMIT 2").fetch_all(&mut *tx).await?;
+    for member_id in members {
+        let req = RedeemRequest { product_id: product, quantity: 1, address_id: None };
+        let (_, take) = redeem::redeem(&mut tx, &cache, tenant, member_id, &req, chrono::Utc::now()).await?;
+        take.apply(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -12,11 +12,12 @@ use platform::mall::catalog::{self, Category, Product};
 use platform::mall::order_state::Action;
 use platform::mall::orders::{self, NewReview, Order, Review};
 use platform::mall::redeem::{self, RedeemRequest};
+use platform::reports::visits::Visit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MemberAuth, Path, Query, TenantPath};
+use crate::extract::{Json, MaybeMember, MemberAuth, Path, Query, TenantPath};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{OffsetPageQuery, Page, PageQuery};
 use crate::state::AppState;
@@ -37,17 +38,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Products members can redeem now, filtered, sorted and paged (C3). Served from a
-/// short-lived cache. No credential needed.
+/// short-lived cache. No credential needed; a search (`q`) is counted for the dashboard,
+/// by the member when a member token is sent.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/products", tag = "mall",
     params(("tenant" = String, Path, description = "tenant slug"), BrowseQuery, OffsetPageQuery),
     responses((status = 200, body = Page<ProductCard>), (status = 422, body = ErrorBody)))]
 async fn products(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
+    MaybeMember(member): MaybeMember,
     Query(q): Query<BrowseQuery>,
     Query(page): Query<OffsetPageQuery>,
 ) -> ApiResult<Response> {
     let (offset, limit) = page.bounds()?;
+    if q.q.as_deref().is_some_and(|k| !k.trim().is_empty()) {
+        state.visits.record(&tenant, Visit::Search, member, Utc::now());
+    }
     let (tid, key) = CatalogCache::page_key(tenant.id, &q, offset, limit);
     if let Some(hit) = state.catalog.get(tid, &key).await {
         return Ok(json_bytes(hit));
@@ -59,20 +65,24 @@ async fn products(
     Ok(json_bytes(state.catalog.put(tid, key, &Page::at_offset(items, offset, limit)).await?))
 }
 
-/// One product (cached briefly). No credential needed.
+/// One product (cached briefly). No credential needed; the view is counted for the
+/// dashboard, by the member when a member token is sent.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/products/{id}", tag = "mall",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
     responses((status = 200, body = Product), (status = 404, body = ErrorBody)))]
 async fn product(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
+    MaybeMember(member): MaybeMember,
     Path((_t, id)): Path<(String, ProductId)>,
 ) -> ApiResult<Response> {
     let key = format!("product:{id}");
     if let Some(hit) = state.catalog.get(tenant.id, &key).await {
+        state.visits.record(&tenant, Visit::Product(id.get()), member, Utc::now());
         return Ok(json_bytes(hit));
     }
     let p = state.db.read(&tenant, &Actor::public(), async |tx| browse::detail(tx, id, Utc::now()).await).await?;
+    state.visits.record(&tenant, Visit::Product(id.get()), member, Utc::now());
     Ok(json_bytes(state.catalog.put(tenant.id, key, &p).await?))
 }
 

@@ -16,6 +16,7 @@ pub mod platform_admin;
 pub mod points_member;
 pub mod points_partner;
 pub mod points_staff;
+pub mod reports;
 pub mod rules_staff;
 pub mod segments;
 pub mod settlement;

@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A settlement period in the OpenAPI document: a month or a day from the year 2000 on
 /// (a day that the month has: `Period::parse` refuses 2026-02-30 with 422).
-struct PeriodLabel;
+pub(crate) struct PeriodLabel;
 
 impl utoipa::PartialSchema for PeriodLabel {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -24,6 +24,7 @@ mod migrate;
 mod ops;
 mod outage;
 mod provisioning;
+mod reports;
 mod revocation;
 mod rules;
 mod secrets_at_rest;

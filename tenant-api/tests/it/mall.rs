@@ -19,7 +19,7 @@ async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, bo
 
 /// A member access token minted with the app's key, with a session opened in the
 /// database (what a login would return, without the argon2 work).
-async fn member_token(app: &TestApp, t: &platform::directory::Tenant, member_id: i64) -> String {
+pub(crate) async fn member_token(app: &TestApp, t: &platform::directory::Tenant, member_id: i64) -> String {
     let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
     let session =
         platform::auth::sessions::open(&mut tx, platform::auth::sessions::Store::Member, member_id).await.unwrap();

@@ -1568,7 +1568,8 @@ export interface paths {
         };
         /**
          * Products members can redeem now, filtered, sorted and paged (C3). Served from a
-         *     short-lived cache. No credential needed.
+         *     short-lived cache. No credential needed; a search (`q`) is counted for the dashboard,
+         *     by the member when a member token is sent.
          */
         get: operations["products"];
         put?: never;
@@ -1586,7 +1587,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One product (cached briefly). No credential needed. */
+        /**
+         * One product (cached briefly). No credential needed; the view is counted for the
+         *     dashboard, by the member when a member token is sent.
+         */
         get: operations["product"];
         put?: never;
         post?: never;
@@ -2280,6 +2284,69 @@ export interface paths {
          *     it to the product's images. Send the file as the raw body. Needs `catalog_write`.
          */
         post: operations["upload_image"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/reports/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The dashboard: per local day new and active members, points issued, spent and
+         *     expired per currency, orders and units, page views, searches and unique visitors;
+         *     the hot products. Needs `reports_read`.
+         */
+        get: operations["get_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/reports/finance/{period}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The finance report of a period: per currency opening + issued − spent + returned −
+         *     expired + adjusted + transferred = closing (exactly the ledger's entries), the points
+         *     liability at the mall's point value, and per product what redemptions cost against
+         *     the value of the points taken. Needs `finance_read`.
+         */
+        get: operations["get_finance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/reports/finance/{period}/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The finance report of a period as CSV (UTF-8 with a byte order mark): a row per
+         *     currency, then a row per product. Needs `finance_read`.
+         */
+        get: operations["finance_csv"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3045,6 +3112,19 @@ export interface components {
             /** @description 1 to 10,000 codes; codes already in the pool are skipped. */
             codes: components["schemas"]["ProductCode"][];
         };
+        /** @description The redemption table's sums (every product, also those left out). */
+        CostTotals: {
+            /** Format: int64 */
+            cash_fen: number;
+            /** Format: int64 */
+            cost_fen: number;
+            /** Format: int64 */
+            margin_fen: number;
+            /** Format: int64 */
+            points_value_fen: number;
+            /** Format: int64 */
+            units: number;
+        };
         /** @description A key just created: the only time its full text is shown. */
         CreatedApiKey: components["schemas"]["ApiKey"] & {
             /** @description The full key; store it now, it cannot be shown again. */
@@ -3094,6 +3174,123 @@ export interface components {
         };
         /** @description A currency code: 2 to 32 characters, a-z, 0-9 and _, starting with a letter */
         CurrencyCode: string;
+        /** @description One currency's flow over the period. */
+        CurrencyFlow: {
+            /** Format: int64 */
+            adjusted: number;
+            /**
+             * Format: int64
+             * @description `opening + issued − spent + returned − expired + adjusted + transferred`.
+             */
+            closing: number;
+            /**
+             * Format: int64
+             * @description Of `closing`, the part still locked (released on a schedule).
+             */
+            closing_locked: number;
+            currency: string;
+            /**
+             * Format: int64
+             * @description Entries written in the period.
+             */
+            entries: number;
+            /** Format: int64 */
+            expired: number;
+            /** Format: int64 */
+            issued: number;
+            /**
+             * Format: int64
+             * @description `closing` at the mall's point value, in fen (0 for a currency that is not spendable).
+             */
+            liability_fen: number;
+            name: string;
+            /**
+             * Format: int64
+             * @description Points held (spendable + locked) at the period's start: every entry before it.
+             */
+            opening: number;
+            /** Format: int64 */
+            returned: number;
+            /** @description Spendable currencies are a liability; experience is not. */
+            spendable: boolean;
+            /** Format: int64 */
+            spent: number;
+            /** Format: int64 */
+            transferred: number;
+        };
+        /** @description The dashboard of a range of local days. */
+        Dashboard: {
+            /** @description One entry per day, oldest first, days without activity included. */
+            days: components["schemas"]["DayFigures"][];
+            /** Format: date */
+            from: string;
+            /** Format: date-time */
+            generated_at: string;
+            /** @description The most redeemed products of the range (units, then orders). */
+            hot_products: components["schemas"]["HotProduct"][];
+            /**
+             * Format: int64
+             * @description Members the mall has now.
+             */
+            members_total: number;
+            /** @description Per day and currency, oldest first (days without a movement left out). */
+            points: components["schemas"]["PointsDay"][];
+            /** @description The mall's time zone the days are in. */
+            time_zone: string;
+            /** Format: date */
+            to: string;
+            /**
+             * @description The range's sums (`day` is its first day; `active_members` and `unique_visitors`
+             *     add up the days, a member counting once per day).
+             */
+            totals: components["schemas"]["DayFigures"];
+        };
+        /** @description One local day's figures. */
+        DayFigures: {
+            /**
+             * Format: int64
+             * @description Members who earned, spent, sent a transfer or held points for a checkout, or
+             *     viewed a product or searched while signed in.
+             */
+            active_members: number;
+            /**
+             * Format: int64
+             * @description Orders cancelled or refunded (whenever they were made).
+             */
+            cancelled: number;
+            /** Format: date */
+            day: string;
+            /**
+             * Format: int64
+             * @description Members who signed up that day.
+             */
+            new_members: number;
+            /**
+             * Format: int64
+             * @description Orders made.
+             */
+            orders: number;
+            /**
+             * Format: int64
+             * @description Product detail views.
+             */
+            page_views: number;
+            /**
+             * Format: int64
+             * @description Catalog searches (a keyword given).
+             */
+            searches: number;
+            /**
+             * Format: int64
+             * @description Signed-in members who viewed a product or searched.
+             */
+            unique_visitors: number;
+            /**
+             * Format: int64
+             * @description Units redeemed: of orders made, less those of orders cancelled or refunded.
+             */
+            units: number;
+        };
         /** @description A partner's debit of one member. */
         Debit: {
             amount: components["schemas"]["Amount"];
@@ -3345,6 +3542,32 @@ export interface components {
              */
             reason: string;
         };
+        /** @description The finance report of one period. */
+        FinanceReport: {
+            currencies: components["schemas"]["CurrencyFlow"][];
+            /** Format: date-time */
+            ends_at: string;
+            /**
+             * Format: int64
+             * @description Sum of the spendable currencies' liability.
+             */
+            liability_fen: number;
+            /** @description As asked: "2026-11" or "2026-11-30". */
+            period: string;
+            /**
+             * Format: int64
+             * @description Points per yuan (settings): the value of a point is 100 ÷ this, in fen.
+             */
+            points_per_yuan: number;
+            /** @description The products with the most points taken first, at most `COST_ROWS_MAX`. */
+            products: components["schemas"]["ProductCost"][];
+            /** @description Whether products were left out past `COST_ROWS_MAX`. */
+            products_truncated: boolean;
+            /** Format: date-time */
+            starts_at: string;
+            time_zone: string;
+            totals: components["schemas"]["CostTotals"];
+        };
         Health: {
             status: string;
         };
@@ -3377,6 +3600,18 @@ export interface components {
          * @enum {string}
          */
         HoldStatus: "held" | "captured" | "voided" | "expired";
+        /** @description A product of the hot list. */
+        HotProduct: {
+            name: string;
+            /** Format: int64 */
+            orders: number;
+            /** Format: int64 */
+            product_id: number;
+            /** Format: int64 */
+            units: number;
+            /** Format: int64 */
+            views: number;
+        };
         /** @description An https URL with a plain host (no credentials), percent-encoded ASCII. */
         HttpsUrl: string;
         /**
@@ -4315,6 +4550,12 @@ export interface components {
                 /** Format: int64 */
                 category_id?: number | null;
                 color: string;
+                /**
+                 * Format: int64
+                 * @description What one unit costs the mall, in fen (finance's redemption cost); staff only,
+                 *     never shown to members.
+                 */
+                cost_price_fen?: number | null;
                 /** Format: date-time */
                 created_at: string;
                 currency: string;
@@ -4455,7 +4696,7 @@ export interface components {
          * @description What a merchant staff endpoint needs.
          * @enum {string}
          */
-        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "webhooks_manage" | "messages_send";
+        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "reports_read" | "webhooks_manage" | "messages_send";
         /**
          * @description A phone number: 11-digit mainland mobile (13800138000), + or 00 and the country code (+86 138 0013 8000, +1 415 555 0100), or a mainland number with its area code (010 1234 5678). Spaces, dashes, dots and parentheses are ignored; stored in E.164.
          * @example 13800138000
@@ -4463,6 +4704,27 @@ export interface components {
         PhoneNumber: string;
         /** @description A phone number or an e-mail address. */
         PhoneOrEmail: components["schemas"]["PhoneNumber"] | components["schemas"]["EmailAddress"];
+        /** @description One local day's points flow in one currency. */
+        PointsDay: {
+            currency: string;
+            /** Format: date */
+            day: string;
+            /**
+             * Format: int64
+             * @description Lapsed at their expiry.
+             */
+            expired: number;
+            /**
+             * Format: int64
+             * @description Earned, and granted locked (spendable once released).
+             */
+            issued: number;
+            /**
+             * Format: int64
+             * @description Spent on orders and partners' checkouts (before returns).
+             */
+            spent: number;
+        };
         PointsSummary: {
             balances: components["schemas"]["Balance"][];
             level?: components["schemas"]["MemberLevel"] | null;
@@ -4516,6 +4778,12 @@ export interface components {
             /** Format: int64 */
             category_id?: number | null;
             color: string;
+            /**
+             * Format: int64
+             * @description What one unit costs the mall, in fen (finance's redemption cost); staff only,
+             *     never shown to members.
+             */
+            cost_price_fen?: number | null;
             /** Format: date-time */
             created_at: string;
             currency: string;
@@ -4589,6 +4857,52 @@ export interface components {
             tags: string[];
         };
         ProductCode: string;
+        /** @description What one product's redemptions in the period cost and took. */
+        ProductCost: {
+            /** Format: int64 */
+            cash_fen: number;
+            /**
+             * Format: int64
+             * @description Cost price × units when each order was made.
+             */
+            cost_fen: number;
+            currency: string;
+            /**
+             * Format: int64
+             * @description `points_value_fen + cash_fen − cost_fen`: what the mall kept (negative: it paid).
+             */
+            margin_fen: number;
+            name: string;
+            /**
+             * Format: int64
+             * @description Orders made in the period.
+             */
+            orders: number;
+            /** Format: int64 */
+            points: number;
+            /**
+             * Format: int64
+             * @description `points` at the mall's point value.
+             */
+            points_value_fen: number;
+            /** Format: int64 */
+            product_id: number;
+            /**
+             * Format: int64
+             * @description Orders cancelled or refunded in the period.
+             */
+            returned: number;
+            /**
+             * Format: int64
+             * @description Net orders whose product had no cost price then (not in `cost_fen`).
+             */
+            uncosted_orders: number;
+            /**
+             * Format: int64
+             * @description Units, points, cash and cost: of orders made, less those given back.
+             */
+            units: number;
+        };
         /**
          * Format: int64
          * @description A product of one merchant's mall.
@@ -4601,6 +4915,7 @@ export interface components {
             /** Format: int64 */
             category_id?: number | null;
             color?: string | null;
+            cost_price_fen?: components["schemas"]["AmountOrZero"] | null;
             currency?: components["schemas"]["CurrencyCode"] | null;
             description?: string | null;
             /**
@@ -4975,18 +5290,32 @@ export interface components {
         TagBody: {
             tag: string;
         };
-        /** @description A task. */
-        Task: components["schemas"]["TaskInput"] & {
+        /** @description A task (what staff defined, its status and how many completed it). */
+        Task: {
             /**
              * Format: int64
              * @description Members who completed it (all periods).
              */
             completions: number;
+            consecutive_days: boolean;
             /** Format: date-time */
             created_at: string;
+            description: string;
+            /** Format: date-time */
+            ends_at?: string | null;
+            event_type: string;
             /** Format: int64 */
             id: number;
+            name: string;
+            period: components["schemas"]["TaskPeriod"];
+            /** Format: int64 */
+            reward_amount: number;
+            reward_currency: string;
+            /** Format: date-time */
+            starts_at?: string | null;
             status: components["schemas"]["TaskStatus"];
+            /** Format: int32 */
+            target: number;
             /** Format: date-time */
             updated_at: string;
         };
@@ -15412,6 +15741,210 @@ export interface operations {
             };
             /** @description The body is not sent as application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_dashboard: {
+        parameters: {
+            query?: {
+                /** @description How many local days, ending with `to`: 1 to 92 (default 14). */
+                days?: number | null;
+                /** @description The last day (default: today in the mall's time zone). */
+                to?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_finance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) of the mall's time zone */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinanceReport"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    finance_csv: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description a month (YYYY-MM) or a day (YYYY-MM-DD) of the mall's time zone */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
