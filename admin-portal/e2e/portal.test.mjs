@@ -638,6 +638,8 @@ test("the platform operator reads the one-time code a member was sent (no SMS ga
     return rows.length === 1 && rows[0][2] === `+86${phone}` && /\b\d{6}\b/.test(rows[0][3]);
   }, "the code message to that phone");
   await shot(page, "recorded-messages");
+});
+
 /** "1,234" → 1234; "+12" / "-5" keep their sign. */
 const points = (s) => Number(s.replace(/[,+\s]/g, ""));
 
