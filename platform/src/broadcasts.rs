@@ -160,20 +160,17 @@ pub async fn create(tx: &mut TenantTx, input: &BroadcastInput, now: DateTime<Utc
 
 /// Writes the message of broadcast `id` to every member `filter` matches now, and marks
 /// it sent with the count. A member gets it once, however often this runs.
-async fn send(tx: &mut TenantTx, id: i64, filter: &MemberFilter, now: DateTime<Utc>) -> Result<u64> {
+async fn send(tx: &mut TenantTx, id: i64, filter: &MemberFilter, now: DateTime<Utc>) -> Result<i64> {
     let bound = filter.bind(tx.tenant().settings.tz())?;
     let sql = format!(
-        "INSERT INTO messages (member_id, kind, title, body, broadcast_id, dedupe_key) \
+        "WITH sent AS (INSERT INTO messages (member_id, kind, title, body, broadcast_id, dedupe_key) \
          SELECT m.id, 'broadcast', b.title, b.body, b.id, 'broadcast:' || b.id || ':' || m.id \
          FROM broadcasts b, members m \
          WHERE b.id = $1 AND m.created_at <= $2 AND m.status = 'active' AND {MATCH} \
-         ON CONFLICT (dedupe_key) DO NOTHING"
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1) SELECT count(*) FROM sent"
     );
-    let n = bound
-        .apply_exec(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(now))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let (n,): (i64,) =
+        bound.apply(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now)).fetch_one(&mut **tx).await?;
     sqlx::query(
         "UPDATE broadcasts SET status = 'sent', sent_at = $2, \
              recipients = (SELECT count(*) FROM messages WHERE broadcast_id = $1) WHERE id = $1",

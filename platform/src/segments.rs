@@ -190,22 +190,6 @@ impl Bound {
             .bind(self.from)
             .bind(self.until)
     }
-
-    /// `apply`, for a statement that returns no rows.
-    pub fn apply_exec<'q>(
-        &'q self,
-        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        q.bind(&self.tag)
-            .bind(self.inactive_days)
-            .bind(&self.pattern)
-            .bind(self.level_id)
-            .bind(&self.currency)
-            .bind(self.balance_min)
-            .bind(self.balance_max)
-            .bind(self.from)
-            .bind(self.until)
-    }
 }
 
 /// A currency code as the ledger writes them: `^[a-z][a-z0-9_]{1,31}$`.
