@@ -12,6 +12,9 @@
 # runs `node --test admin-portal/e2e/` against it and always stops the server. Exits
 # with the tests' status.
 #
+# `scripts/e2e.sh --install-only` installs the browser, a CJK font and the test's npm
+# packages where they are missing, and stops there.
+#
 # Optional: E2E_PORT (first port to try, default 18080), CHROMIUM_PATH
 # (default /usr/bin/chromium). Server log and screenshots: target/portal-e2e/.
 set -euo pipefail
@@ -22,19 +25,23 @@ out="$root/target/portal-e2e"
 
 log() { echo "[e2e] $*" >&2; }
 
-: "${DATABASE_URL:?set DATABASE_URL, e.g. export DATABASE_URL=\$(scripts/pg.sh test 55433)}"
-: "${POINTSMALL_BIN:?set POINTSMALL_BIN to the built server binary, e.g. target/debug/pointsmall}"
-bin=$(realpath -e -- "$POINTSMALL_BIN" 2>/dev/null) || { log "POINTSMALL_BIN=$POINTSMALL_BIN does not exist"; exit 2; }
-[ -x "$bin" ] || { log "$bin is not executable"; exit 2; }
+install_only=
+[ "${1:-}" = "--install-only" ] && install_only=1
+if [ -z "$install_only" ]; then
+  : "${DATABASE_URL:?set DATABASE_URL, e.g. export DATABASE_URL=\$(scripts/pg.sh test 55433)}"
+  : "${POINTSMALL_BIN:?set POINTSMALL_BIN to the built server binary, e.g. target/debug/pointsmall}"
+  bin=$(realpath -e -- "$POINTSMALL_BIN" 2>/dev/null) || { log "POINTSMALL_BIN=$POINTSMALL_BIN does not exist"; exit 2; }
+  [ -x "$bin" ] || { log "$bin is not executable"; exit 2; }
+  command -v curl >/dev/null || { log "curl is not installed"; exit 2; }
+fi
 command -v node >/dev/null || { log "node is not installed"; exit 2; }
-command -v curl >/dev/null || { log "curl is not installed"; exit 2; }
 
 # --- what the browser needs ---------------------------------------------------------
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "$@" >&2
+  apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "$@" >&2
 }
 if [ ! -x "$CHROMIUM_PATH" ]; then
   log "installing chromium with apt-get"
@@ -51,6 +58,7 @@ if [ ! -d "$e2e/node_modules/playwright-core" ] || [ ! -d "$e2e/node_modules/axe
   log "installing test dependencies (npm ci)"
   (cd "$e2e" && npm ci --no-audit --no-fund >&2)
 fi
+[ -n "$install_only" ] && exit 0
 web="$root/admin-portal/web"
 if [ ! -d "$web/node_modules/openapi-typescript" ]; then
   log "installing the portal's build dependencies (npm ci) for the API types check"

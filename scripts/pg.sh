@@ -2,6 +2,7 @@
 # Starts a private PostgreSQL cluster for this checkout and prints its DATABASE_URL.
 #
 #   scripts/pg.sh NAME PORT      e.g. scripts/pg.sh demo 55432
+#   scripts/pg.sh --install-only only installs PostgreSQL where it is missing
 #
 # Installs PostgreSQL with apt-get where it is missing. The cluster's data lives under
 # .data/NAME (ignored by git), its socket in .data/NAME-sock, and it listens on
@@ -9,8 +10,14 @@
 # test cluster, never a production one. Running it again reuses a running cluster.
 set -euo pipefail
 
-name=${1:?usage: scripts/pg.sh NAME PORT}
-port=${2:?usage: scripts/pg.sh NAME PORT}
+install_only=
+[ "${1:-}" = "--install-only" ] && install_only=1
+if [ -z "$install_only" ]; then
+  name=${1:?usage: scripts/pg.sh NAME PORT}
+  port=${2:?usage: scripts/pg.sh NAME PORT}
+else
+  name=install port=
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 data="$root/.data/$name"
 sock="$root/.data/$name-sock"
@@ -31,9 +38,10 @@ if [ -z "$bin" ]; then
   log "PostgreSQL is not installed; installing it with apt-get (needs root)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq postgresql postgresql-contrib >&2
+  apt-get install -o DPkg::Lock::Timeout=600 -y -qq postgresql postgresql-contrib >&2
   bin=$(find_bin) || { log "PostgreSQL install failed"; exit 1; }
 fi
+[ -n "$install_only" ] && exit 0
 
 # initdb and postgres refuse to run as root: run them as the postgres user then.
 as_pg() {

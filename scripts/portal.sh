@@ -24,7 +24,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing nodejs and npm with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends nodejs npm >&2
+  apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends nodejs npm >&2
 fi
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)' \
   || { log "Node $(node --version) is too old: the portal builds with Node 18.18 or newer"; exit 2; }

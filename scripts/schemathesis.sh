@@ -13,6 +13,8 @@
 # per-operation expected statuses and the hooks (scripts/schemathesis_hooks.py) of
 # scripts/schemathesis.toml, and always stops the server.
 #
+# `scripts/schemathesis.sh --install-only` only installs schemathesis where it is missing.
+#
 # Optional: ST_PORT (first port to try, default 18180), ST_MAX_EXAMPLES (per operation,
 # default 25), ST_WORKERS (default 1). Server log and reports: target/schemathesis/.
 set -euo pipefail
@@ -21,10 +23,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/target/schemathesis"
 log() { echo "[schemathesis] $*" >&2; }
 
-: "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL database of your own}"
-: "${POINTSMALL_BIN:?set POINTSMALL_BIN to the built server binary, e.g. target/debug/pointsmall}"
-bin=$(realpath -e -- "$POINTSMALL_BIN" 2>/dev/null) || { log "POINTSMALL_BIN=$POINTSMALL_BIN does not exist"; exit 2; }
-command -v curl >/dev/null || { log "curl is not installed"; exit 2; }
+install_only=
+[ "${1:-}" = "--install-only" ] && install_only=1
+if [ -z "$install_only" ]; then
+  : "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL database of your own}"
+  : "${POINTSMALL_BIN:?set POINTSMALL_BIN to the built server binary, e.g. target/debug/pointsmall}"
+  bin=$(realpath -e -- "$POINTSMALL_BIN" 2>/dev/null) || { log "POINTSMALL_BIN=$POINTSMALL_BIN does not exist"; exit 2; }
+  command -v curl >/dev/null || { log "curl is not installed"; exit 2; }
+fi
 command -v python3 >/dev/null || { log "python3 is not installed"; exit 2; }
 
 version="4.32.5"
@@ -32,6 +38,7 @@ if ! command -v schemathesis >/dev/null || ! schemathesis --version 2>/dev/null 
   log "installing schemathesis $version with pip"
   python3 -m pip install --quiet "schemathesis==$version" >&2
 fi
+[ -n "$install_only" ] && exit 0
 
 mkdir -p "$out"
 server_log="$out/server.log"

@@ -21,14 +21,25 @@ step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust 1.95 (rustup) first" >&2; exit 1; }
 
-own_cluster=
-if [ -z "${DATABASE_URL:-}" ]; then
-  step "starting the test PostgreSQL cluster"
-  admin_url=$(scripts/pg.sh test 55433)
-  own_cluster=1
-  export DATABASE_URL=$("$0" --fresh-db pointsmall_test "$admin_url")
-fi
-echo "DATABASE_URL=$DATABASE_URL"
+# What is missing is installed in the background while Rust compiles (downloads and
+# unpacking against two busy cores): PostgreSQL, then Chromium, a CJK font and the
+# browser test's npm packages (one apt-get at a time), and schemathesis with pip beside
+# them. Each later step waits for what it needs; the scripts it calls still install on
+# their own when run alone.
+installs=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$installs"' EXIT
+(scripts/pg.sh --install-only && scripts/e2e.sh --install-only) >"$installs/system.log" 2>&1 &
+system_pid=$!
+scripts/schemathesis.sh --install-only >"$installs/pip.log" 2>&1 &
+pip_pid=$!
+declare -A waited
+installed() { # PID LOG WHAT
+  [ -n "${waited[$1]:-}" ] && return 0
+  wait "$1" && { waited[$1]=1; return 0; }
+  cat "$2" >&2
+  echo "installing $3 failed (above)" >&2
+  exit 1
+}
 
 # A fresh database for each server-level step (the fuzzer's failed logins and the
 # portal's sign-ins must not meet in the shared login counters): on our own cluster a
@@ -56,6 +67,16 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "building the server and the tests"
 cargo test --workspace --no-run --quiet
 
+own_cluster=
+if [ -z "${DATABASE_URL:-}" ]; then
+  step "starting the test PostgreSQL cluster"
+  installed $system_pid "$installs/system.log" "PostgreSQL, Chromium and the browser test's packages"
+  admin_url=$(scripts/pg.sh test 55433)
+  own_cluster=1
+  export DATABASE_URL=$("$0" --fresh-db pointsmall_test "$admin_url")
+fi
+echo "DATABASE_URL=$DATABASE_URL"
+
 step "rule library test files (examples/rules)"
 target/debug/pointsmall rules test examples/rules
 
@@ -71,10 +92,12 @@ cargo test -q -p tenant-api --test it -- --ignored --exact --nocapture \
   fairness::a_flooding_tenant_is_told_to_wait_and_the_others_keep_their_latency
 
 step "the API fuzzed by schemathesis from its OpenAPI document"
+installed $pip_pid "$installs/pip.log" schemathesis
 DATABASE_URL=$(step_db pointsmall_test_fuzz) POINTSMALL_BIN=target/debug/pointsmall scripts/schemathesis.sh
 
 if [ -x scripts/e2e.sh ]; then
   step "back office: API types current, then headless Chromium"
+  installed $system_pid "$installs/system.log" "PostgreSQL, Chromium and the browser test's packages"
   DATABASE_URL=$(step_db pointsmall_test_portal) POINTSMALL_BIN=target/debug/pointsmall scripts/e2e.sh
 fi
 
