@@ -81,7 +81,9 @@ step "rule library test files (examples/rules)"
 target/debug/pointsmall rules test examples/rules
 
 step "every SQL statement prepared against the migrated schemas"
-cargo test -q -p platform --test sql_checked
+# (--workspace: the features of the build above; `-p platform` compiled platform and
+# its dependencies again, with other features.)
+cargo test -q --workspace --test sql_checked
 
 step "unit and integration tests (real PostgreSQL)"
 cargo test --workspace
