@@ -609,7 +609,7 @@ test("an operator writes a banner and a rule page, the owner publishes them, and
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OWNER);
   for (const [kind, text] of [["banner", bannerTitle], ["page", pageKey]]) {
-    await page.goto(`${BASE_URL}/portal/content?kind=${kind}&state=pending_review`);
+    await page.goto(`${BASE_URL}/portal/content?kind=${kind}`);
     await settled(page);
     const row = page.locator('[data-test="content-table"] .el-table__body-wrapper tr', { hasText: text });
     await row.locator('[data-test="content-approve"]').click();
