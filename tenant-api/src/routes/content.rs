@@ -122,6 +122,7 @@ async fn update_content(
 /// image, a zone a product, a page a text: 409 `content_incomplete`), publish a
 /// submitted item (`published`, `content_publish`), send back or withdraw (`draft`),
 /// archive (`archived`, `content_write`). Other moves: 409 `content_state_invalid`.
+/// Needs `content_write` or `content_publish`, as each move says.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/{id}/state", tag = "staff",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),

@@ -2065,6 +2065,7 @@ export interface paths {
          *     image, a zone a product, a page a text: 409 `content_incomplete`), publish a
          *     submitted item (`published`, `content_publish`), send back or withdraw (`draft`),
          *     archive (`archived`, `content_write`). Other moves: 409 `content_state_invalid`.
+         *     Needs `content_write` or `content_publish`, as each move says.
          */
         post: operations["move_content"];
         delete?: never;
