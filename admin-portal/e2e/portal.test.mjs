@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -231,7 +231,7 @@ test("a limited role sees only the screens it can use", async () => {
   // The operator reads API keys but cannot create one.
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OPERATOR);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "rules", "staff", "api-keys", "audit-log", "settings"]);
   await page.click('[data-test="menu-api-keys"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="key-create"]').count(), 0);
@@ -556,6 +556,77 @@ test("the owner defines a daily task; a member's share completes it and the comp
   await settled(page);
   await eventually(async () => (await row.locator('[data-test="task-completions"]').innerText()) === "1", "one completion");
   await shot(page, "tasks");
+});
+
+test("an operator writes a banner and a rule page, the owner publishes them, and the member API returns them", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  const stamp = Date.now() % 1_000_000;
+  const bannerTitle = `E2E 春季大促 ${stamp}`;
+  const pageKey = `e2e-rules-${stamp}`;
+
+  // The operator writes and submits; publishing is not theirs.
+  await signIn(page, COFFEE.slug, OPERATOR);
+  await page.goto(`${BASE_URL}/portal/content?kind=banner`);
+  await settled(page);
+  await page.click('[data-test="content-new"]');
+  const dialog = page.locator('[data-test="content-dialog"]');
+  await page.fill('[data-test="content-title-input"]', bannerTitle);
+  await page.fill('[data-test="content-link"]', "/products");
+  await page.setInputFiles('[data-test="content-image"]', { name: "banner.png", mimeType: "image/png", buffer: await pngBytes() });
+  await page.click('[data-test="content-save"]');
+  await dialog.waitFor({ state: "hidden" });
+  const bannerRow = page.locator('[data-test="content-table"] .el-table__body-wrapper tr', { hasText: bannerTitle });
+  await bannerRow.locator('[data-test="content-state"]', { hasText: "草稿" }).waitFor();
+  await eventually(() => bannerRow.locator("img.content-thumb").evaluate((el) => el.complete && el.naturalWidth === 24), "the banner's image");
+  await bannerRow.locator('[data-test="content-submit"]').click();
+  await bannerRow.locator('[data-test="content-state"]', { hasText: "待审核" }).waitFor();
+  assert.equal(await bannerRow.locator('[data-test="content-approve"]').count(), 0, "an operator does not publish");
+
+  // A rule page in Markdown, with a preview rendered (and sanitised) by the server.
+  await page.goto(`${BASE_URL}/portal/content?kind=page`);
+  await settled(page);
+  await page.click('[data-test="content-new"]');
+  await page.fill('[data-test="content-title-input"]', "积分规则");
+  await page.fill('[data-test="content-key"]', pageKey);
+  await page.fill('[data-test="content-body"]', "# 积分规则\n\n每消费 **1 元** 得 1 积分。<script>alert(1)</script>");
+  await page.click('[data-test="content-preview"]');
+  const preview = page.locator('[data-test="content-preview-html"]');
+  await preview.locator("h1", { hasText: "积分规则" }).waitFor();
+  assert.equal(await preview.locator("script").count(), 0);
+  await shot(page, "content-page-dialog");
+  await page.click('[data-test="content-save"]');
+  await dialog.waitFor({ state: "hidden" });
+  const pageRow = page.locator('[data-test="content-table"] .el-table__body-wrapper tr', { hasText: pageKey });
+  await pageRow.locator('[data-test="content-submit"]').click();
+  await pageRow.locator('[data-test="content-state"]', { hasText: "待审核" }).waitFor();
+
+  // Members see nothing yet.
+  const member = await memberApi(page.request, COFFEE.slug);
+  assert.equal((await member("GET", `/content/pages/${pageKey}`)).status, 404);
+
+  // The owner publishes both.
+  await page.click('[data-test="sign-out"]');
+  await signIn(page, COFFEE.slug, OWNER);
+  for (const [kind, text] of [["banner", bannerTitle], ["page", pageKey]]) {
+    await page.goto(`${BASE_URL}/portal/content?kind=${kind}`);
+    await settled(page);
+    const row = page.locator('[data-test="content-table"] .el-table__body-wrapper tr', { hasText: text });
+    await row.locator('[data-test="content-approve"]').click();
+    await row.locator('[data-test="content-state"]', { hasText: "已发布" }).waitFor();
+  }
+  await shot(page, "content");
+
+  // The member API returns them at once.
+  const banners = await member("GET", "/content/banners");
+  assert.equal(banners.status, 200, JSON.stringify(banners.body));
+  const banner = banners.body.find((b) => b.title === bannerTitle);
+  assert.ok(banner && banner.link === "/products" && banner.image_url.includes("/files/content/"), JSON.stringify(banners.body));
+  const image = await page.request.get(`${BASE_URL}${banner.image_url}`);
+  assert.equal(image.status(), 200);
+  const rules = await member("GET", `/content/pages/${pageKey}`);
+  assert.equal(rules.status, 200, JSON.stringify(rules.body));
+  assert.ok(rules.body.html.includes("<strong>1 元</strong>") && !rules.body.html.includes("<script"), rules.body.html);
 });
 
 test("the owner adds a webhook endpoint, reads its secret once, and a test event arrives signed and shows as delivered", async () => {

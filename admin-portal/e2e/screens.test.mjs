@@ -48,6 +48,11 @@ const STAFF_SCREENS = [
     await page.click('[data-test="task-new"]');
     await page.locator('[data-test="task-name"]').waitFor();
   }],
+  ["content", "content?kind=banner", "page-content"],
+  ["content-page-dialog", "content?kind=page", "page-content", async (page) => {
+    await page.click('[data-test="content-new"]');
+    await page.locator('[data-test="content-title-input"]').waitFor();
+  }],
   ["rules", "rules", "page-rules"],
   ["rule-editor", "rules/new", "page-rule"],
   ["staff", "staff", "page-staff"],

@@ -138,3 +138,17 @@ error-webhook-not-found = No such webhook endpoint.
 error-webview-token-invalid = The sign-in link is not valid.
 error-wrong-alliance = This belongs to another alliance.
 error-wrong-tenant = This credential belongs to another mall.
+
+## Content (banners, announcements, zones, rule pages)
+error-content-not-found = No such content item.
+error-content-key-taken = An item of this kind with this key and language exists.
+error-too-many-content-items = This mall has the most content items allowed (1000 that are not archived).
+error-content-state-invalid = The item cannot make this move of its review (draft → pending review → published; back to draft; archived).
+error-content-incomplete = The item is not complete: a banner needs an image, a zone a product, a rule page a text.
+error-content-window-invalid = The window ends before it starts.
+error-content-link-unsafe = The link must be an http(s) URL or a path of the mall (/…).
+error-content-product-unknown = A product of the zone does not exist in this mall.
+field-after = after { $other }
+field-link = an http(s) URL or a path of the mall (/…), at most 2048 characters
+field-products-unknown = no such product: { $ids }
+field-content-key = lowercase letters, digits and dashes (1 to 64), not starting with a dash

@@ -137,3 +137,17 @@ error-webhook-not-found = 没有这个 Webhook 端点。
 error-webview-token-invalid = 登录链接无效。
 error-wrong-alliance = 不属于本联盟。
 error-wrong-tenant = 该凭证属于其他商城。
+
+## 内容（轮播图、公告、专区、规则页）
+error-content-not-found = 没有这条内容。
+error-content-key-taken = 已有同类型、同标识、同语言的内容。
+error-too-many-content-items = 本商城的内容数量已达上限（未归档的 1000 条）。
+error-content-state-invalid = 内容不能这样变更审核状态（草稿 → 待审核 → 已发布；可退回草稿或归档）。
+error-content-incomplete = 内容尚不完整：轮播图需要图片，专区需要商品，规则页需要正文。
+error-content-window-invalid = 展示时间的结束早于开始。
+error-content-link-unsafe = 链接必须是 http(s) 网址或商城内的路径（/…）。
+error-content-product-unknown = 专区中的商品在本商城不存在。
+field-after = 须晚于 { $other }
+field-link = http(s) 网址或商城内的路径（/…），最多 2048 个字符
+field-products-unknown = 没有这些商品：{ $ids }
+field-content-key = 小写字母、数字和连字符（1 到 64 个），不能以连字符开头

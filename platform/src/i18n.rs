@@ -148,6 +148,12 @@ pub fn field_message(lang: Lang, message: &str) -> String {
         ["at", "most", max] => t("field-at-most", &[("max", Arg::Str(max))]),
         [min, "or", "more"] => t("field-or-more", &[("min", Arg::Str(min))]),
         _ if message.starts_with("a phone number") => t("field-phone", &[]),
+        ["after", other] => t("field-after", &[("other", Arg::Str(other))]),
+        _ if message.starts_with("an http(s) URL or a path of the mall") => t("field-link", &[]),
+        _ if message.starts_with("lowercase letters, digits and dashes") => t("field-content-key", &[]),
+        _ if message.starts_with("no such product: ") => {
+            t("field-products-unknown", &[("ids", Arg::Str(&message["no such product: ".len()..]))])
+        }
         _ => message.to_string(),
     }
 }

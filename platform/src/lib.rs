@@ -8,6 +8,7 @@ pub mod alliance;
 pub mod audit;
 pub mod auth;
 pub mod broadcasts;
+pub mod content;
 pub mod crm;
 pub mod db;
 pub mod directory;

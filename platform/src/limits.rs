@@ -100,6 +100,34 @@ pub mod tasks {
     pub const TASKS_PER_TENANT_MAX: i64 = 100;
 }
 
+/// Content (K5): banners, announcements, themed zones, rule pages.
+pub mod content {
+    /// Items per mall that are not archived.
+    pub const ITEMS_PER_TENANT_MAX: i64 = 1_000;
+    /// Items one staff list returns at most (newest first).
+    pub const STAFF_LIST_MAX: i64 = 1_000;
+    /// Items of one kind members read at most.
+    pub const MEMBER_LIST_MAX: i64 = 100;
+    /// An item's title, in characters.
+    pub const TITLE_MAX_CHARS: usize = 100;
+    /// A banner's subtitle, an announcement's text, a zone's description and a rule
+    /// page's Markdown, in characters.
+    pub const BANNER_SUBTITLE_MAX_CHARS: usize = 200;
+    pub const ANNOUNCEMENT_BODY_MAX_CHARS: usize = 5_000;
+    pub const ZONE_DESCRIPTION_MAX_CHARS: usize = 500;
+    pub const PAGE_MARKDOWN_MAX_CHARS: usize = 20_000;
+    /// Products of one zone.
+    pub const ZONE_PRODUCTS_MAX: usize = 100;
+    /// A reviewer's note, in characters.
+    pub const REVIEW_NOTE_MAX_CHARS: usize = 500;
+    /// `sort_order` lies within ± this.
+    pub const SORT_ORDER_ABS_MAX: i32 = 1_000_000;
+    /// Cached answers of what members read, per instance, and how long one is served
+    /// (windows open and close within this; staff changes evict at once).
+    pub const CACHE_ENTRIES: u64 = 20_000;
+    pub const CACHE_TTL_SECS: u64 = super::mall::CATALOG_CACHE_TTL_SECS;
+}
+
 /// Webhooks (SPEC P3; `webhooks::bounds` is `limits::webhooks`).
 pub mod webhooks {
     /// Endpoints per mall.

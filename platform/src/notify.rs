@@ -24,6 +24,8 @@ pub enum Change {
     Rules { tenant_id: i64 },
     /// A tenant's catalog changed (products, categories, prices, stock set by staff).
     Catalog { tenant_id: i64 },
+    /// A tenant's content changed (banners, announcements, zones, rule pages).
+    Content { tenant_id: i64 },
     /// Sign-ins ended (logout, reset, disabling, role change, refresh reuse); an empty
     /// list means "forget every cached sign-in".
     Sessions { families: Vec<uuid::Uuid> },

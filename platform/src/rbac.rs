@@ -76,7 +76,10 @@ impl Role {
         use Permission::*;
         match self {
             Self::Owner => true,
-            Self::Operator => !matches!(p, StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead),
+            Self::Operator => !matches!(
+                p,
+                StaffManage | ApiKeysManage | WebhooksManage | SettingsWrite | FinanceRead | ContentPublish
+            ),
             Self::Finance => {
                 matches!(
                     p,
@@ -122,6 +125,13 @@ pub enum Permission {
     WebhooksManage,
     /// Messages to all members or a segment (owner and operator).
     MessagesSend,
+    /// Banners, announcements, zones and rule pages: read (owner, operator, auditor).
+    ContentRead,
+    /// Write drafts and submit them for review, withdraw, archive (owner, operator).
+    ContentWrite,
+    /// Publish submitted content, or send it back (owner only: someone other than the
+    /// operators who write it approves what members see).
+    ContentPublish,
 }
 
 impl Permission {
@@ -147,11 +157,14 @@ impl Permission {
             Self::ReportsRead => "reports_read",
             Self::WebhooksManage => "webhooks_manage",
             Self::MessagesSend => "messages_send",
+            Self::ContentRead => "content_read",
+            Self::ContentWrite => "content_write",
+            Self::ContentPublish => "content_publish",
         }
     }
 
     /// Every permission, in the order `me` lists them.
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 23] = [
         Self::SettingsRead,
         Self::SettingsWrite,
         Self::StaffRead,
@@ -172,6 +185,9 @@ impl Permission {
         Self::ReportsRead,
         Self::WebhooksManage,
         Self::MessagesSend,
+        Self::ContentRead,
+        Self::ContentWrite,
+        Self::ContentPublish,
     ];
 
     fn is_read(self) -> bool {
@@ -209,6 +225,16 @@ mod tests {
                 matches!(r, Role::Owner | Role::Finance | Role::Auditor),
                 "{r:?}"
             );
+        }
+    }
+
+    #[test]
+    fn operators_write_content_and_the_owner_publishes_it() {
+        for r in Role::TENANT_ROLES {
+            let runs = matches!(r, Role::Owner | Role::Operator);
+            assert_eq!(r.allows(Permission::ContentWrite), runs, "{r:?}");
+            assert_eq!(r.allows(Permission::ContentRead), runs || r == Role::Auditor, "{r:?}");
+            assert_eq!(r.allows(Permission::ContentPublish), r == Role::Owner, "{r:?}");
         }
     }
 

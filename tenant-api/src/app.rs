@@ -51,6 +51,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::webhooks::router())
         .merge(routes::segments::router())
         .merge(routes::tasks::router())
+        .merge(routes::content::router())
         .split_for_parts();
     CommonErrors.modify(&mut doc);
     TextRules.modify(&mut doc);

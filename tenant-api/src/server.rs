@@ -48,6 +48,7 @@ pub struct CacheEvictor {
     pub directory: Directory,
     pub rules: RuleCache,
     pub catalog: CatalogCache,
+    pub content: platform::content::published::ContentCache,
 }
 
 impl Handler for CacheEvictor {
@@ -56,6 +57,7 @@ impl Handler for CacheEvictor {
             Change::Tenant { slug } => self.directory.evict(&slug).await,
             Change::Rules { tenant_id } => self.rules.evict(tenant_id).await,
             Change::Catalog { tenant_id } => self.catalog.evict(tenant_id),
+            Change::Content { tenant_id } => self.content.evict(tenant_id),
             Change::Sessions { families } if families.is_empty() => platform::auth::sessions::forget_all(),
             Change::Sessions { families } => platform::auth::sessions::forget(&families),
         }
@@ -64,6 +66,7 @@ impl Handler for CacheEvictor {
         self.directory.evict_all();
         self.rules.evict_all();
         self.catalog.evict_all();
+        self.content.evict_all();
         platform::auth::sessions::forget_all();
     }
 }
@@ -86,7 +89,13 @@ pub async fn state_with(
     let directory = Directory::new(db.control().clone());
     let rules = RuleCache::new(Arc::new(scripting::Sandbox::new()));
     let catalog = CatalogCache::default();
-    let evictor = CacheEvictor { directory: directory.clone(), rules: rules.clone(), catalog: catalog.clone() };
+    let content = platform::content::published::ContentCache::new(catalog.clone());
+    let evictor = CacheEvictor {
+        directory: directory.clone(),
+        rules: rules.clone(),
+        catalog: catalog.clone(),
+        content: content.clone(),
+    };
     notify::start(cfg.database_url.clone(), evictor).await?;
     let storage = match &cfg.storage {
         StorageConfig::Local(root) => Storage::local(root),
@@ -103,6 +112,7 @@ pub async fn state_with(
         limiter,
         rules,
         catalog,
+        content,
         directory,
         db,
         metrics,

@@ -25,6 +25,8 @@ pub struct Inner {
     pub rules: RuleCache,
     /// Cached catalog answers for members.
     pub catalog: CatalogCache,
+    /// Cached content answers for members (banners, announcements, zones, rule pages).
+    pub content: platform::content::published::ContentCache,
     /// Files (product images): S3-compatible or a local directory.
     pub storage: platform::storage::Storage,
     pub metrics: Option<PrometheusHandle>,

@@ -215,6 +215,28 @@ pub async fn detail(conn: &mut PgConnection, id: ProductId, now: DateTime<Utc>) 
     Ok(p)
 }
 
+/// The products of `ids` that members can see at `now`, in the order of `ids` (a themed
+/// zone's products on sale).
+pub async fn cards_in_order(conn: &mut PgConnection, ids: &[i64], now: DateTime<Utc>) -> Result<Vec<ProductCard>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, name, brand, kind, category_id, tags, currency, {PRICE} AS price, points_price AS regular_points_price, \
+                cash_price_fen, ({PRICE}) <> points_price AS on_special, images[1] AS image, stock, redeemed_count, \
+                min_level_threshold \
+         FROM products JOIN unnest($2::bigint[]) WITH ORDINALITY AS z(pid, n) ON z.pid = products.id \
+         WHERE {VISIBLE} ORDER BY z.n"
+    )))
+    .bind(now)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row: CardRow| row.into())
+    .collect())
+}
+
 /// Cached browse answers, already serialized to JSON bytes (a hit costs no copy and no
 /// serialization), per tenant and generation.
 #[derive(Clone)]
@@ -241,7 +263,8 @@ impl Default for CatalogCache {
 }
 
 impl CatalogCache {
-    fn generation(&self, tenant_id: i64) -> u64 {
+    /// The tenant's cache generation: it moves whenever staff change its catalog.
+    pub fn generation(&self, tenant_id: i64) -> u64 {
         self.generations.lock().map(|g| g.get(&tenant_id).copied().unwrap_or(0)).unwrap_or(0)
     }
 

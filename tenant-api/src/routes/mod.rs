@@ -2,6 +2,7 @@
 
 pub mod alliance;
 pub mod budgets;
+pub mod content;
 pub mod crm;
 pub mod events;
 pub mod files;

@@ -172,6 +172,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         _ if t.ends_with("/segments/{id}") => json!({"name": "x", "filter": {}}),
         _ if t.ends_with("/tasks/{id}") => json!({"name": "x", "event_type": "shared", "target": 1, "period": "once",
             "reward_currency": "points", "reward_amount": 1}),
+        _ if t.ends_with("/content/{id}") => json!({"kind": "banner", "locale": "en", "title": "x"}),
+        _ if t.ends_with("/content/{id}/state") => json!({"to": "pending_review"}),
         _ if t.ends_with("/codes") => json!({"codes": ["code-1"]}),
         _ if t.ends_with("/tracking") => json!({"status": "in_transit"}),
         _ if t.ends_with("/users/{id}") => json!({"disabled": true}),
@@ -234,7 +236,7 @@ async fn every_route_addressing_an_id_that_is_not_in_this_mall_answers_404() {
                 .replace("{action}", "cancel")
                 .replace("{name}", &format!("{}.png", "0".repeat(32)));
             let method: Method = m.to_uppercase().parse().unwrap();
-            let (status, resp) = if template.ends_with("/images") {
+            let (status, resp) = if template.ends_with("/images") || template.ends_with("/content/{id}/image") {
                 let resp = app
                     .client
                     .post(format!("{}{path}", app.base))

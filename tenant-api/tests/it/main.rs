@@ -5,6 +5,7 @@ mod common;
 mod alliance;
 mod api_keys;
 mod budgets;
+mod content;
 mod crm;
 mod fairness;
 mod hardening;

@@ -71,6 +71,14 @@ async fn the_openapi_document_describes_every_route_with_its_credential() {
         "/files/products/{id}/{name}",
         // The list of an alliance's malls.
         "/malls",
+        // Published content, read like the catalog.
+        "/content/banners",
+        "/content/announcements",
+        "/content/zones",
+        "/content/zones/{key}",
+        "/content/pages",
+        "/content/pages/{key}",
+        "/files/content/{id}/{name}",
     ];
     for (path, item) in paths {
         assert!(path.starts_with("/v1/") || ["/healthz", "/readyz", "/metrics"].contains(&path.as_str()), "{path}");

@@ -715,6 +715,128 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/content/announcements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's announcements now, pinned ones first. No credential needed. */
+        get: operations["announcements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/content/banners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's banners now, in order. No credential needed. */
+        get: operations["banners"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/content/pages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mall's rule pages (keys and titles). No credential needed. */
+        get: operations["pages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/content/pages/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rule page by its key ("points-rules"), as sanitised HTML. No credential needed. */
+        get: operations["page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/content/zones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mall's themed zones now, each with its products on sale, in the zone's order.
+         *     No credential needed.
+         */
+        get: operations["zones"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/content/zones/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One themed zone by its key, with its products on sale. No credential needed. */
+        get: operations["zone"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/files/content/{id}/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An image of a banner or a zone. No credential needed. */
+        get: operations["content_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/files/products/{id}/{name}": {
         parameters: {
             query?: never;
@@ -1831,6 +1953,121 @@ export interface paths {
         put?: never;
         /** Adds a category. Needs `catalog_write`. */
         post: operations["create_category"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mall's content items, newest first (at most 1000; archived ones only with
+         *     `state=archived`). Needs `content_read`.
+         */
+        get: operations["list_content"];
+        put?: never;
+        /**
+         * Writes a draft: a banner, an announcement, a zone or a rule page in one language.
+         *     Refused with a code of its own: a window that ends before it starts
+         *     (`content_window_invalid`), a link that is not http(s) or a path of the mall
+         *     (`content_link_unsafe`), a product the mall does not have
+         *     (`content_product_unknown`); a key already used by a live item of the same kind and
+         *     language (409 `content_key_taken`); more than 1000 items that are not archived (409).
+         *     Needs `content_write`.
+         */
+        post: operations["create_content"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/content/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renders Markdown as members would see a rule page (sanitised HTML). Needs
+         *     `content_write`.
+         */
+        post: operations["preview_markdown"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/content/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One content item. Needs `content_read`. */
+        get: operations["get_content"];
+        /**
+         * Replaces an item's fields (its kind stays). A submitted or published item becomes a
+         *     draft again: members stop seeing it until a reviewer approves the change. Archived
+         *     items are refused (409). Needs `content_write`.
+         */
+        put: operations["update_content"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/content/{id}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Uploads the image of a banner or a zone (PNG, JPEG, GIF or WebP, at most 2 MiB and
+         *     4096 pixels a side; the file must decode) and makes it the item's image; the item
+         *     becomes a draft again. Send the file as the raw body. Needs `content_write`.
+         */
+        post: operations["upload_content_image"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/content/{id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Moves an item's review: submit (`pending_review`, `content_write`; a banner needs an
+         *     image, a zone a product, a page a text: 409 `content_incomplete`), publish a
+         *     submitted item (`published`, `content_publish`), send back or withdraw (`draft`),
+         *     archive (`archived`, `content_write`). Other moves: 409 `content_state_invalid`.
+         *     Needs `content_write` or `content_publish`, as each move says.
+         */
+        post: operations["move_content"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3112,6 +3349,116 @@ export interface components {
             /** @description 1 to 10,000 codes; codes already in the pool are skipped. */
             codes: components["schemas"]["ProductCode"][];
         };
+        /** @description An item as staff write it. Fields a kind does not use must be left out. */
+        ContentInput: {
+            /**
+             * @description A banner's subtitle (at most 200 characters), an announcement's text (5000), a
+             *     zone's description (500), a rule page's Markdown (20000).
+             */
+            body?: string;
+            /**
+             * Format: date-time
+             * @description Members see it until then (after `starts_at`).
+             */
+            ends_at?: string | null;
+            image_url?: components["schemas"]["ImageUrl"] | null;
+            /**
+             * @description Names the item across languages (translations share it); a rule page's address
+             *     (`points-rules`). Required for pages; other kinds get one when it is left out.
+             */
+            key?: string | null;
+            kind: components["schemas"]["ContentKind"];
+            link?: components["schemas"]["ContentLink"] | null;
+            locale: components["schemas"]["ContentLocale"];
+            /** @description Announcements: shown before the others. */
+            pinned?: boolean;
+            /**
+             * @description A zone's products (existing products of the mall, at most 100, no repeats), in
+             *     the order members see them; members see those on sale.
+             */
+            product_ids?: number[];
+            /**
+             * Format: int32
+             * @description Lower first.
+             */
+            sort_order?: number;
+            /**
+             * Format: date-time
+             * @description Members see it from then (default: once published).
+             */
+            starts_at?: string | null;
+            title: string;
+        };
+        /** @description An item with its review. */
+        ContentItem: {
+            body: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            ends_at?: string | null;
+            /** @description A rule page's Markdown as members see it: rendered and sanitised. */
+            html: string;
+            /** Format: int64 */
+            id: number;
+            image_url?: string | null;
+            key: string;
+            kind: components["schemas"]["ContentKind"];
+            link?: string | null;
+            locale: components["schemas"]["ContentLocale"];
+            pinned: boolean;
+            product_ids: number[];
+            /** Format: date-time */
+            published_at?: string | null;
+            /** @description Why a reviewer sent it back (or a note of the approval). */
+            review_note: string;
+            /** Format: date-time */
+            reviewed_at?: string | null;
+            /** Format: int64 */
+            reviewed_by?: number | null;
+            /** Format: int32 */
+            sort_order: number;
+            /** Format: date-time */
+            starts_at?: string | null;
+            state: components["schemas"]["ContentState"];
+            /** Format: date-time */
+            submitted_at?: string | null;
+            /**
+             * Format: int64
+             * @description Staff ids of the last submission and review.
+             */
+            submitted_by?: number | null;
+            title: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description What an item is.
+         * @enum {string}
+         */
+        ContentKind: "banner" | "announcement" | "zone" | "page";
+        /** @description An http(s) URL with a plain host, or a path in the mall (`/…`, not `//`). */
+        ContentLink: string;
+        /**
+         * @description The language an item is written in.
+         * @enum {string}
+         */
+        ContentLocale: "zh-CN" | "en";
+        /**
+         * @description Where an item is in its review.
+         * @enum {string}
+         */
+        ContentState: "draft" | "pending_review" | "published" | "archived";
+        /** @description A move of an item's review. */
+        ContentTransition: {
+            /** @description Why (kept with the review; e.g. what to fix). */
+            note?: string;
+            /**
+             * @description `pending_review` (submit; `content_write`), `published` (approve a submitted
+             *     item; `content_publish`), `draft` (send back or withdraw; either permission),
+             *     `archived` (`content_write`).
+             */
+            to: components["schemas"]["ContentState"];
+        };
         /** @description The redemption table's sums (every product, also those left out). */
         CostTotals: {
             /** Format: int64 */
@@ -3844,6 +4191,10 @@ export interface components {
             malls: components["schemas"]["Mall"][];
             name: string;
         };
+        /** @description Markdown to render for a preview. */
+        MarkdownPreview: {
+            markdown: string;
+        };
         /** @description How many messages marking all read changed. */
         MarkedRead: {
             /** Format: int64 */
@@ -3883,6 +4234,17 @@ export interface components {
             phone_proven_at?: string | null;
             status: string;
         };
+        /** @description An announcement as members see it (pinned ones first). */
+        MemberAnnouncement: {
+            body: string;
+            key: string;
+            link?: string | null;
+            locale: components["schemas"]["ContentLocale"];
+            pinned: boolean;
+            /** Format: date-time */
+            published_at?: string | null;
+            title: string;
+        };
         MemberBalances: {
             /** @description Every currency of the mall, the alliance's shared one included. */
             balances: components["schemas"]["BalanceRef"][];
@@ -3890,6 +4252,17 @@ export interface components {
             level?: components["schemas"]["LevelRef"] | null;
             /** Format: int64 */
             member_id: number;
+        };
+        /** @description A banner as members see it. */
+        MemberBanner: {
+            /** Format: date-time */
+            ends_at?: string | null;
+            image_url?: string | null;
+            key: string;
+            link?: string | null;
+            locale: components["schemas"]["ContentLocale"];
+            subtitle: string;
+            title: string;
         };
         MemberEvent: {
             data?: components["schemas"]["JsonObject"] | null;
@@ -3958,6 +4331,21 @@ export interface components {
             /** Format: int64 */
             threshold: number;
         };
+        /** @description A rule page as members see it: sanitised HTML. */
+        MemberPage: {
+            html: string;
+            key: string;
+            locale: components["schemas"]["ContentLocale"];
+            /** Format: date-time */
+            published_at?: string | null;
+            title: string;
+        };
+        /** @description A rule page in a list of links. */
+        MemberPageLink: {
+            key: string;
+            locale: components["schemas"]["ContentLocale"];
+            title: string;
+        };
         /** @description One member as the partner's systems send it. */
         MemberPatch: {
             /** @description The partner's member id (1 to 128 characters). */
@@ -3998,6 +4386,15 @@ export interface components {
             reward_currency: string;
             /** Format: int32 */
             target: number;
+        };
+        /** @description A themed zone with its products on sale now, in the zone's order. */
+        MemberZone: {
+            description: string;
+            image_url?: string | null;
+            key: string;
+            locale: components["schemas"]["ContentLocale"];
+            products: components["schemas"]["ProductCard"][];
+            title: string;
         };
         Message: {
             body: string;
@@ -4696,7 +5093,7 @@ export interface components {
          * @description What a merchant staff endpoint needs.
          * @enum {string}
          */
-        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "reports_read" | "webhooks_manage" | "messages_send";
+        Permission: "settings_read" | "settings_write" | "staff_read" | "staff_manage" | "api_keys_read" | "api_keys_manage" | "audit_read" | "members_read" | "members_write" | "points_adjust" | "rules_read" | "rules_write" | "catalog_read" | "catalog_write" | "orders_read" | "orders_write" | "finance_read" | "reports_read" | "webhooks_manage" | "messages_send" | "content_read" | "content_write" | "content_publish";
         /**
          * @description A phone number: 11-digit mainland mobile (13800138000), + or 00 and the country code (+86 138 0013 8000, +1 415 555 0100), or a mainland number with its area code (010 1234 5678). Spaces, dashes, dots and parentheses are ignored; stored in E.164.
          * @example 13800138000
@@ -5022,6 +5419,10 @@ export interface components {
         } | {
             code: string;
         });
+        /** @description What members would see. */
+        RenderedHtml: {
+            html: string;
+        };
         Results: {
             results: components["schemas"]["Outcome"][];
         };
@@ -8329,6 +8730,449 @@ export interface operations {
                 };
             };
             /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    announcements: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberAnnouncement"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    banners: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberBanner"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pages: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberPageLink"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    page: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description page key */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberPage"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    zones: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberZone"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    zone: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The member's language (default: `Accept-Language`, else the mall's). Items not
+                 *     written in it are shown in the mall's language.
+                 */
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description zone key */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberZone"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    content_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description content item id */
+                id: number;
+                /** @description file name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -13478,6 +14322,577 @@ export interface operations {
                 };
             };
             /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_content: {
+        parameters: {
+            query?: {
+                kind?: components["schemas"]["ContentKind"] | null;
+                /** @description Archived items are listed only when asked for by this. */
+                state?: components["schemas"]["ContentState"] | null;
+                locale?: components["schemas"]["ContentLocale"] | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContentInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_markdown: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkdownPreview"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RenderedHtml"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description content item id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description content item id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContentInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_content_image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description content item id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "image/png": number[];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    move_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description content item id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContentTransition"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContentItem"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -1,0 +1,351 @@
+//! Content (SPEC K5): staff write banners, announcements, themed zones and rule pages
+//! (`content_read`, `content_write`) and a reviewer publishes them (`content_publish`);
+//! members read what is published, in their language, from a short-lived cache that
+//! staff changes evict on every instance. No credential is needed to read, like the
+//! catalog.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use platform::Error;
+use platform::audit::Actor;
+use platform::content::published::{
+    self, Langs, MemberAnnouncement, MemberBanner, MemberPage, MemberPageLink, MemberZone,
+};
+use platform::content::{
+    self, ContentFilter, ContentInput, ContentItem, ContentLocale, ContentTransition, MarkdownPreview, RenderedHtml,
+};
+use platform::directory::Tenant;
+use platform::i18n::{Lang, RequestLang};
+use platform::images;
+use platform::rbac::Permission;
+use platform::storage::MAX_FILE_BYTES;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query, StaffAuth, TenantPath};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_content, create_content))
+        .routes(routes!(get_content, update_content))
+        .routes(routes!(move_content))
+        .routes(routes!(upload_content_image))
+        .routes(routes!(preview_markdown))
+        .routes(routes!(content_file))
+        .routes(routes!(banners))
+        .routes(routes!(announcements))
+        .routes(routes!(zones))
+        .routes(routes!(zone))
+        .routes(routes!(pages))
+        .routes(routes!(page))
+}
+
+/// The mall's content items, newest first (at most 1000; archived ones only with
+/// `state=archived`). Needs `content_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), ContentFilter),
+    responses((status = 200, body = Vec<ContentItem>), (status = 403, body = ErrorBody)))]
+async fn list_content(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(f): Query<ContentFilter>,
+) -> ApiResult<Json<Vec<ContentItem>>> {
+    auth.require(Permission::ContentRead)?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| content::list(tx, &f).await).await?))
+}
+
+/// Writes a draft: a banner, an announcement, a zone or a rule page in one language.
+/// Refused with a code of its own: a window that ends before it starts
+/// (`content_window_invalid`), a link that is not http(s) or a path of the mall
+/// (`content_link_unsafe`), a product the mall does not have
+/// (`content_product_unknown`); a key already used by a live item of the same kind and
+/// language (409 `content_key_taken`); more than 1000 items that are not archived (409).
+/// Needs `content_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = ContentInput,
+    responses((status = 201, body = ContentItem), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn create_content(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<ContentInput>,
+) -> ApiResult<(StatusCode, Json<ContentItem>)> {
+    auth.require(Permission::ContentWrite)?;
+    let item = state.db.write(&auth.tenant, &auth.actor(), async |tx| content::create(tx, &body).await).await?;
+    state.content.evict(auth.tenant.id);
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// One content item. Needs `content_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_content(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<ContentItem>> {
+    auth.require(Permission::ContentRead)?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| content::get(tx, id).await).await?))
+}
+
+/// Replaces an item's fields (its kind stays). A submitted or published item becomes a
+/// draft again: members stop seeing it until a reviewer approves the change. Archived
+/// items are refused (409). Needs `content_write`.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    request_body = ContentInput,
+    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_content(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<ContentInput>,
+) -> ApiResult<Json<ContentItem>> {
+    auth.require(Permission::ContentWrite)?;
+    let item = state.db.write(&auth.tenant, &auth.actor(), async |tx| content::update(tx, id, &body).await).await?;
+    state.content.evict(auth.tenant.id);
+    Ok(Json(item))
+}
+
+/// Moves an item's review: submit (`pending_review`, `content_write`; a banner needs an
+/// image, a zone a product, a page a text: 409 `content_incomplete`), publish a
+/// submitted item (`published`, `content_publish`), send back or withdraw (`draft`),
+/// archive (`archived`, `content_write`). Other moves: 409 `content_state_invalid`.
+/// Needs `content_write` or `content_publish`, as each move says.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/{id}/state", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    request_body = ContentTransition,
+    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn move_content(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<ContentTransition>,
+) -> ApiResult<Json<ContentItem>> {
+    if !auth.role.allows(Permission::ContentWrite) {
+        auth.require(Permission::ContentPublish)?;
+    }
+    let role = auth.role;
+    let item =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| content::transition(tx, id, &body, role).await).await?;
+    state.content.evict(auth.tenant.id);
+    Ok(Json(item))
+}
+
+/// Uploads the image of a banner or a zone (PNG, JPEG, GIF or WebP, at most 2 MiB and
+/// 4096 pixels a side; the file must decode) and makes it the item's image; the item
+/// becomes a draft again. Send the file as the raw body. Needs `content_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/{id}/image", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload_content_image(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    body: Bytes,
+) -> ApiResult<Json<ContentItem>> {
+    auth.require(Permission::ContentWrite)?;
+    if body.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid_field("file", "at most 2 MiB").into());
+    }
+    let bytes = body.clone();
+    let image =
+        tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??;
+    let storage = &state.storage;
+    let item = state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| content::set_image(tx, storage, id, body, &image).await)
+        .await?;
+    state.content.evict(auth.tenant.id);
+    Ok(Json(item))
+}
+
+/// Renders Markdown as members would see a rule page (sanitised HTML). Needs
+/// `content_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/preview", tag = "staff",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = MarkdownPreview,
+    responses((status = 200, body = RenderedHtml), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn preview_markdown(auth: StaffAuth, Json(body): Json<MarkdownPreview>) -> ApiResult<Json<RenderedHtml>> {
+    auth.require(Permission::ContentWrite)?;
+    Ok(Json(content::preview(&body)?))
+}
+
+/// An image of a banner or a zone. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/files/content/{id}/{name}", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id"),
+        ("name" = String, Path, description = "file name")),
+    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+async fn content_file(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Path((_t, id, name)): Path<(String, i64, String)>,
+) -> ApiResult<Response> {
+    let stored = name.split_once('.').is_some_and(|(stem, ext)| {
+        stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()) && ["png", "jpg", "gif", "webp"].contains(&ext)
+    });
+    if !stored {
+        return Err(Error::not_found("file_not_found", "no such file").into());
+    }
+    let key = format!("t{}/content/{id}/{name}", tenant.id);
+    let (bytes, content_type) =
+        state.storage.get(&key).await?.ok_or_else(|| Error::not_found("file_not_found", "no such file"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400, immutable".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct LangParams {
+    /// The member's language (default: `Accept-Language`, else the mall's). Items not
+    /// written in it are shown in the mall's language.
+    locale: Option<ContentLocale>,
+}
+
+impl LangParams {
+    fn langs(&self, tenant: &Tenant) -> Langs {
+        Langs {
+            want: self.locale.unwrap_or_else(|| ContentLocale::of(RequestLang::current())),
+            mall: ContentLocale::of(Lang::of_locale(&tenant.settings.locale)),
+        }
+    }
+}
+
+/// A cached, already serialized JSON answer.
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Answers from the content cache, or reads, keeps and answers.
+async fn cached<T: serde::Serialize>(
+    state: &AppState,
+    tenant: &Tenant,
+    what: &str,
+    langs: Langs,
+    read: impl AsyncFnOnce(&mut platform::tx::TenantTx) -> platform::error::Result<T>,
+) -> ApiResult<Response> {
+    let key = format!("{what}|{}|{}", langs.want.as_str(), langs.mall.as_str());
+    if let Some(hit) = state.content.get(tenant.id, &key).await {
+        return Ok(json_bytes(hit));
+    }
+    let value = state.db.read(tenant, &Actor::public(), read).await?;
+    Ok(json_bytes(state.content.put(tenant.id, &key, &value).await?))
+}
+
+/// The mall's banners now, in order. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/banners", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
+    responses((status = 200, body = Vec<MemberBanner>), (status = 404, body = ErrorBody)))]
+async fn banners(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, "banners", langs, async |tx| published::banners(tx, langs, Utc::now()).await).await
+}
+
+/// The mall's announcements now, pinned ones first. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/announcements", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
+    responses((status = 200, body = Vec<MemberAnnouncement>), (status = 404, body = ErrorBody)))]
+async fn announcements(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, "announcements", langs, async |tx| published::announcements(tx, langs, Utc::now()).await)
+        .await
+}
+
+/// The mall's themed zones now, each with its products on sale, in the zone's order.
+/// No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/zones", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
+    responses((status = 200, body = Vec<MemberZone>), (status = 404, body = ErrorBody)))]
+async fn zones(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, "zones", langs, async |tx| published::zones(tx, langs, None, Utc::now()).await).await
+}
+
+/// One themed zone by its key, with its products on sale. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/zones/{key}", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), ("key" = String, Path, description = "zone key"),
+        LangParams),
+    responses((status = 200, body = MemberZone), (status = 404, body = ErrorBody)))]
+async fn zone(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Path((_t, key)): Path<(String, String)>,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    if !content::key_ok(&key) {
+        return Err(Error::not_found("content_not_found", "no such content item").into());
+    }
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, &format!("zone:{key}"), langs, async |tx| {
+        published::zone(tx, langs, &key, Utc::now()).await
+    })
+    .await
+}
+
+/// The mall's rule pages (keys and titles). No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/pages", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
+    responses((status = 200, body = Vec<MemberPageLink>), (status = 404, body = ErrorBody)))]
+async fn pages(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, "pages", langs, async |tx| published::pages(tx, langs, Utc::now()).await).await
+}
+
+/// One rule page by its key ("points-rules"), as sanitised HTML. No credential needed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/pages/{key}", tag = "mall",
+    params(("tenant" = String, Path, description = "tenant slug"), ("key" = String, Path, description = "page key"),
+        LangParams),
+    responses((status = 200, body = MemberPage), (status = 404, body = ErrorBody)))]
+async fn page(
+    State(state): State<AppState>,
+    TenantPath(tenant): TenantPath,
+    Path((_t, key)): Path<(String, String)>,
+    Query(p): Query<LangParams>,
+) -> ApiResult<Response> {
+    if !content::key_ok(&key) {
+        return Err(Error::not_found("content_not_found", "no such content item").into());
+    }
+    let langs = p.langs(&tenant);
+    cached(&state, &tenant, &format!("page:{key}"), langs, async |tx| {
+        published::page(tx, langs, &key, Utc::now()).await
+    })
+    .await
+}
