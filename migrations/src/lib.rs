@@ -43,6 +43,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 13, "0013_segments_broadcasts"),
     migration!("tenant", 14, "0014_tasks"),
     migration!("tenant", 15, "0015_reports"),
+    migration!("tenant", 17, "0017_analytics"),
 ];
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ fn detail(e: &Error) -> ErrorDetail {
             tracing::error!(error = %format!("{err:#}"), "internal error");
             ("something went wrong on our side; it has been logged".to_string(), None)
         }
-        Error::Invalid { message, fields, .. } => invalid(lang, message, fields),
+        Error::Invalid { code, message, fields } => invalid(lang, code, message, fields),
         Error::RateLimited { retry_after_secs }
         | Error::Busy { retry_after_secs, .. }
         | Error::Unavailable { retry_after_secs, .. } => {
@@ -137,7 +137,7 @@ fn localised(lang: Lang, code: &str, english: String) -> String {
 }
 
 /// A 422's message and field details in `lang`.
-fn invalid(lang: Lang, english: &str, fields: &[FieldError]) -> (String, Option<serde_json::Value>) {
+fn invalid(lang: Lang, code: &str, english: &str, fields: &[FieldError]) -> (String, Option<serde_json::Value>) {
     if lang == Lang::En {
         return (english.to_string(), Some(serde_json::json!({ "fields": fields })));
     }
@@ -145,7 +145,8 @@ fn invalid(lang: Lang, english: &str, fields: &[FieldError]) -> (String, Option<
         .iter()
         .map(|f| FieldError { field: f.field.clone(), message: i18n::field_message(lang, &f.message) })
         .collect();
-    let head = i18n::error_message(lang, "validation_failed").unwrap_or_default();
+    let head =
+        i18n::error_message(lang, code).or_else(|| i18n::error_message(lang, "validation_failed")).unwrap_or_default();
     let list = fields.iter().map(|f| format!("{}：{}", f.field, f.message)).collect::<Vec<_>>().join("；");
     (format!("{head}{list}"), Some(serde_json::json!({ "fields": fields })))
 }
