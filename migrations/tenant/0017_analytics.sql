@@ -1,7 +1,6 @@
 -- Analytics (issue 13 point 8, SPEC B7): what the reports' rollups (0015) do not keep.
 --
--- * Retention reads `members.created_at` and `active_days` (0015): cohorts are found by
---   registration time, hence the index.
+-- * Retention reads `members.created_at` (indexed since 0013) and `active_days` (0015).
 -- * Conversion: signed-in members who viewed a product on a local day (written with the
 --   page views, about once a second, never per request), against their orders.
 -- * Searches: per local day and normalised term, how often it was searched and how often
@@ -13,8 +12,6 @@
 --   days since they were earned, kept by a trigger on `allocations` in the spending
 --   transaction (a debit's allocations name the lots it drew on and so their earning
 --   time); points given back to their lots are taken off the day they were spent.
-
-CREATE INDEX members_created_idx ON members (created_at);
 
 CREATE TABLE product_viewers (
     day        date NOT NULL,
