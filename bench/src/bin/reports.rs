@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use bench::{build_kind, machine_load, verdict};
 use chrono::{Datelike, Utc};
 use clap::Parser;
+use platform::analytics::{self, browsing, conversion, retention, searches, velocity};
 use platform::audit::Actor;
 use platform::db::{Db, select_schema};
-use platform::analytics::{self, browsing, conversion, retention, searches, velocity};
 use platform::reports::{compact, dashboard, finance};
 
 const DASHBOARD_P99: Duration = Duration::from_millis(50);

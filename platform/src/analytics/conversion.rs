@@ -81,6 +81,7 @@ pub async fn get(
     }
     let tz = tx.tenant().settings.tz();
     let range = super::period(tz, to, days, now)?;
+    super::without_jit(tx).await?;
     let rows: Vec<Row> = sqlx::query_as(FUNNEL)
         .bind(range.starts_at)
         .bind(range.ends_at)

@@ -79,6 +79,7 @@ pub async fn get(
     let first = last - Duration::weeks(weeks - 1);
     let end = last + Duration::weeks(1);
     let [d1, d7, d30] = bounds::RETENTION_DAYS;
+    super::without_jit(tx).await?;
     let rows: Vec<(NaiveDate, i64, i64, i64, i64)> = sqlx::query_as(BY_DAY)
         .bind(localtime::start_of(tz, first))
         .bind(localtime::start_of(tz, end))

@@ -99,6 +99,7 @@ pub async fn get(
     }
     let tz = tx.tenant().settings.tz();
     let range = super::period(tz, to, days, now)?;
+    super::without_jit(tx).await?;
     let (searches, without_result, terms): (i64, i64, i64) =
         sqlx::query_as(TOTALS).bind(range.from).bind(range.to).fetch_one(&mut **tx).await?;
     let list = |rows: Vec<(String, i64, i64)>| -> Vec<TermCount> {

@@ -72,6 +72,7 @@ const BANDS: [(i64, Option<i64>); 6] =
 pub async fn get(tx: &mut TenantTx, to: Option<NaiveDate>, days: Option<i64>, now: DateTime<Utc>) -> Result<Velocity> {
     let tz = tx.tenant().settings.tz();
     let range = super::period(tz, to, days, now)?;
+    super::without_jit(tx).await?;
     let rows: Vec<(String, i32, i64)> =
         sqlx::query_as(HISTOGRAM).bind(range.from).bind(range.to).fetch_all(&mut **tx).await?;
     let mut currencies = Vec::new();
