@@ -13,13 +13,16 @@ use super::bounds;
 use crate::error::{Error, Result};
 use crate::tx::TenantTx;
 
+/// A member's views of a product counted in memory: (member, product) → (last view, views).
+pub type Browsed = ((i64, i64), (DateTime<Utc>, i64));
+
 /// Views counted in memory since the last write.
 #[derive(Debug, Default)]
 pub struct Viewed {
     /// (local day, product, member) seen.
     pub viewers: Vec<(NaiveDate, i64, i64)>,
     /// (member, product) → (last view, views).
-    pub records: Vec<((i64, i64), (DateTime<Utc>, i64))>,
+    pub records: Vec<Browsed>,
 }
 
 /// One product of a member's browse record.

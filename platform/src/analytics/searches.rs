@@ -54,6 +54,9 @@ pub struct SearchReport {
     pub generated_at: DateTime<Utc>,
 }
 
+/// Searches counted in memory: (local day, term) → (searches, first pages without result).
+pub type Counted = ((NaiveDate, String), (i64, i64));
+
 const WRITE: &str = "INSERT INTO search_terms (day, term, searches, empty) \
      SELECT * FROM unnest($1::date[], $2::text[], $3::bigint[], $4::bigint[])";
 
@@ -73,7 +76,7 @@ const FOLD: &str = "WITH keys AS (SELECT DISTINCT day, term FROM search_terms WH
      SELECT day, term, sum(searches), sum(empty), true FROM gone GROUP BY 1, 2";
 
 /// Adds counted searches: per (local day, term), requests and first pages without result.
-pub async fn write(conn: &mut PgConnection, counted: &[((NaiveDate, String), (i64, i64))]) -> Result<()> {
+pub async fn write(conn: &mut PgConnection, counted: &[Counted]) -> Result<()> {
     if counted.is_empty() {
         return Ok(());
     }

@@ -156,7 +156,7 @@ async fn write(db: &Db, tenant: &Tenant, p: &Pending) -> Result<()> {
         ts.push(*n);
     }
     let (days, members): (Vec<NaiveDate>, Vec<i64>) = p.visitors.iter().copied().unzip();
-    let terms: Vec<((NaiveDate, String), (i64, i64))> = p.terms.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let terms: Vec<crate::analytics::searches::Counted> = p.terms.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let viewed = crate::analytics::browsing::Viewed {
         viewers: p.viewers.iter().copied().collect(),
         records: p.browsed.iter().map(|(k, v)| (*k, *v)).collect(),
