@@ -304,11 +304,12 @@ pub mod analytics {
     pub const COHORT_WEEKS_DEFAULT: i64 = 8;
     /// The days after registration retention is measured on.
     pub const RETENTION_DAYS: [i64; 3] = [1, 7, 30];
-    /// Products in the conversion table at most, and by default (the most viewed first).
+    /// Products in the conversion table at most (the page `limit` every list shares), and
+    /// by default (the most viewed first).
     pub const CONVERSION_ROWS_MAX: i64 = 200;
     pub const CONVERSION_ROWS_DEFAULT: i64 = 50;
-    /// Terms in each search list at most, and by default.
-    pub const SEARCH_TERMS_MAX: i64 = 100;
+    /// Terms in each search list at most (the page `limit` every list shares), and by default.
+    pub const SEARCH_TERMS_MAX: i64 = 200;
     pub const SEARCH_TERMS_DEFAULT: i64 = 20;
     /// A search term is kept to this many characters (the catalog takes no longer `q`).
     pub const SEARCH_TERM_CHARS: usize = 50;

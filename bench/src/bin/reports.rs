@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     );
     time_it!(
         "searches, 92 days",
-        tx => searches::get(tx, None, Some(92), Some(100), now),
+        tx => searches::get(tx, None, Some(92), Some(200), now),
         |r: &searches::SearchReport| format!("{} searches, {} terms", r.searches, r.terms)
     );
     time_it!(

@@ -78,8 +78,8 @@ struct SearchParams {
     /// The last day (default: today in the mall's time zone).
     #[param(value_type = Option<DayLabel>, inline)]
     to: Option<String>,
-    /// Terms in each list: 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
+    /// Terms in each list: 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -559,7 +559,7 @@ async fn isolation_and_permissions(app: &TestApp, t: &Tenant, owner: &str, membe
             "{p}"
         );
     }
-    for p in ["analytics/conversion?limit=0", "analytics/searches?limit=101", "analytics/retention?to=2026-02-30"] {
+    for p in ["analytics/conversion?limit=0", "analytics/searches?limit=201", "analytics/retention?to=2026-02-30"] {
         let (s, b) = get(app, t, owner, p).await;
         assert_eq!(
             (s, b["error"]["code"].as_str()),

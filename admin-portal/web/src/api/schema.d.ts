@@ -13036,7 +13036,7 @@ export interface operations {
                 days?: number | null;
                 /** @description The last day (default: today in the mall's time zone). */
                 to?: string | null;
-                /** @description Terms in each list: 1 to 100 (default 20). */
+                /** @description Terms in each list: 1 to 200 (default 20). */
                 limit?: number;
             };
             header?: never;
