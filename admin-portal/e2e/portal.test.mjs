@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "analytics", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -210,7 +210,7 @@ test("a limited role sees only the screens it can use", async () => {
 
   await signIn(page, COFFEE.slug, email, "finance-pass-2026");
   // rbac.rs: finance reads settings, members, audit, finance, reports, catalog and orders.
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "finance", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "analytics", "finance", "audit-log", "settings"]);
   await page.click('[data-test="menu-products"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="product-create"]').count(), 0, "finance may not create products");
@@ -231,7 +231,7 @@ test("a limited role sees only the screens it can use", async () => {
   // The operator reads API keys but cannot create one.
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OPERATOR);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "analytics", "rules", "staff", "api-keys", "audit-log", "settings"]);
   await page.click('[data-test="menu-api-keys"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="key-create"]').count(), 0);
@@ -765,4 +765,64 @@ test("the dashboard shows the demo mall's figures; finance balances every curren
   const text = await readFile(await file.path(), "utf8");
   assert.ok(text.startsWith("\ufeff\"period\",\"currency\",\"opening\""), text.slice(0, 80));
   assert.match(text, /"points",/);
+});
+
+test("analytics of the demo mall: retention, conversion, velocity and a search that found nothing", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  await signIn(page, COFFEE.slug, OWNER);
+  // As a member's app would, without a credential: a product view and a search for a
+  // term no product has (counted in memory, written about once a second).
+  const term = `unicorn${Date.now() % 100000}`;
+  const seen = await page.evaluate(async ([slug, q]) => {
+    const list = await (await fetch(`/v1/tenants/${slug}/products?limit=1`)).json();
+    await fetch(`/v1/tenants/${slug}/products/${list.items[0].id}`);
+    const none = await (await fetch(`/v1/tenants/${slug}/products?q=${q}`)).json();
+    return { product: list.items[0].id, found: none.items.length };
+  }, [COFFEE.slug, term]);
+  assert.equal(seen.found, 0);
+  await page.waitForTimeout(1500);
+  await page.click('[data-test="menu-analytics"]');
+  await page.locator('[data-test="page-analytics"]').waitFor();
+  await settled(page);
+  const api = await page.evaluate(async (slug) => {
+    const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+    const get = async (p) => (await fetch(`/v1/tenants/${slug}/staff/analytics/${p}`, { headers: { Authorization: `Bearer ${s.access_token}` } })).json();
+    return { retention: await get("retention?weeks=8"), conversion: await get("conversion?days=30"), velocity: await get("velocity?days=30") };
+  }, COFFEE.slug);
+
+  // Retention: this week's cohort (the newest row) holds the demo's members.
+  const cohorts = await tableRows(page, "retention-table");
+  assert.equal(cohorts.length, 8);
+  const thisWeek = api.retention.cohorts[api.retention.cohorts.length - 1];
+  assert.equal(cohorts[0][0], thisWeek.week);
+  assert.equal(points(cohorts[0][1]), thisWeek.members);
+  assert.ok(thisWeek.members >= MEMBER_PHONES.length, `members this week: ${thisWeek.members}`);
+
+  // Conversion: the demo's redeemed phone credit, and the product just viewed.
+  const conv = await tableRows(page, "conversion-table");
+  const phone = conv.find((r) => r[1].includes("Phone credit"));
+  assert.ok(phone, `conversion: ${JSON.stringify(conv)}`);
+  const phoneApi = api.conversion.products.find((p) => p.name.includes("Phone credit"));
+  assert.equal(points(phone[6]), phoneApi.orders);
+  assert.ok(phoneApi.orders >= 2, `orders ${phoneApi.orders}`);
+  const viewed = conv.find((r) => r[0] === String(seen.product));
+  assert.ok(viewed && points(viewed[2]) >= 1, `the view is counted: ${JSON.stringify(conv)}`);
+
+  // Velocity: the demo's members spent points; the median shown is the API's.
+  const spent = api.velocity.currencies.find((c) => c.currency === "points");
+  assert.ok(spent && spent.points_spent > 0, JSON.stringify(api.velocity));
+  const median = await page.locator('[data-test="velocity-points"] [data-test="velocity-median"]').innerText();
+  assert.equal(Number(median.replace(/\D/g, "")), spent.median_days);
+  assert.equal(await page.locator('[data-test="velocity-points"] [data-test="chart"]').count(), 1);
+
+  // Searches: the term that found nothing is listed with it.
+  const none = await tableRows(page, "no-result-searches");
+  assert.ok(none.some((r) => r[0] === term), `no-result searches: ${JSON.stringify(none)}`);
+  assert.ok(points(await page.locator('[data-test="search-count"]').innerText()) >= 1);
+  await shot(page, "analytics");
+
+  // The member drawer shows a member's browse record (empty for the demo's members).
+  await page.goto(`${BASE_URL}/portal/members?member=1`);
+  await page.locator('[data-test="browse-record"]').waitFor();
 });

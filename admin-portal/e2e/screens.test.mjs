@@ -35,6 +35,7 @@ const STAFF_SCREENS = [
   }],
   ["members", "members", "page-members"],
   ["finance", "finance", "page-finance"],
+  ["analytics", "analytics", "page-analytics"],
   ["member-drawer", "members?member=1", "member-drawer", async (page) => {
     await page.locator('[data-test="drawer-phone"]').waitFor();
   }],

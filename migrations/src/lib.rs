@@ -44,6 +44,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 14, "0014_tasks"),
     migration!("tenant", 15, "0015_reports"),
     migration!("tenant", 16, "0016_content"),
+    migration!("tenant", 17, "0017_analytics"),
 ];
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ error-permission-denied = Your role may not do this.
 error-period-closed = This settlement period is closed already.
 error-period-not-over = This settlement period is not over yet; close it after it ends.
 error-period-order = A later or overlapping period is closed already: periods close in order.
+error-period-too-long = The period is too long: analytics cover a bounded number of days (or weeks) at a time; choose fewer.
 error-product-not-found = No such product.
 error-product-unavailable = This product is not available now.
 error-rate-limited = Too many attempts; retry later.

@@ -92,6 +92,7 @@ error-permission-denied = 您的角色无权执行此操作。
 error-period-closed = 该结算周期已经结算关闭。
 error-period-not-over = 该结算周期尚未结束，请在结束后再关闭。
 error-period-order = 已有更晚或重叠的周期结算关闭：结算周期须按顺序关闭。
+error-period-too-long = 时间段过长：分析每次只覆盖有限的天数（或周数），请选择更短的时间段。
 error-product-not-found = 商品不存在。
 error-product-unavailable = 该商品当前不可兑换。
 error-rate-limited = 尝试次数过多，请稍后再试。

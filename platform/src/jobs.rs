@@ -73,7 +73,7 @@ pub struct JobReport {
 
 /// Runs every job of one tenant at `now`, in a fixed order: unpaid orders (the mall's
 /// job) → release locked points → expire lots → expire holds → reminders → the
-/// merchant's scheduled messages → fold the reports' rollups.
+/// merchant's scheduled messages → fold the reports' rollups → the analytics' upkeep.
 pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
     // Unpaid orders first: they release their holds themselves.
     let mut report =
@@ -89,6 +89,8 @@ pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
     report.broadcasts = crate::broadcasts::send_due(db, tenant, now).await?;
     // The reports' rollups: fold the rows written since the last run.
     crate::reports::compact::tenant(db, tenant, now).await?;
+    // The analytics' search terms and spending ages, folded; old browse records forgotten.
+    crate::analytics::maintain(db, tenant, now).await?;
     Ok(report)
 }
 

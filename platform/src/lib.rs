@@ -5,6 +5,7 @@
 //! lottery), provider secrets and background jobs. HTTP lives in `tenant-api`.
 
 pub mod alliance;
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod broadcasts;

@@ -320,3 +320,28 @@ pub mod reports {
     /// How often an instance writes the page views it counted.
     pub const VISITS_FLUSH_SECS: u64 = 1;
 }
+
+/// Analytics (issue 13 point 8, SPEC B7).
+pub mod analytics {
+    /// Local days one analytics query covers at most (conversion, searches, velocity).
+    pub const PERIOD_DAYS_MAX: i64 = 92;
+    /// Local days when the request names none.
+    pub const PERIOD_DAYS_DEFAULT: i64 = 30;
+    /// Registration weeks one retention table covers at most, and by default.
+    pub const COHORT_WEEKS_MAX: i64 = 26;
+    pub const COHORT_WEEKS_DEFAULT: i64 = 8;
+    /// The days after registration retention is measured on.
+    pub const RETENTION_DAYS: [i64; 3] = [1, 7, 30];
+    /// Products in the conversion table at most (the page `limit` every list shares), and
+    /// by default (the most viewed first).
+    pub const CONVERSION_ROWS_MAX: i64 = 200;
+    pub const CONVERSION_ROWS_DEFAULT: i64 = 50;
+    /// Terms in each search list at most (the page `limit` every list shares), and by default.
+    pub const SEARCH_TERMS_MAX: i64 = 200;
+    pub const SEARCH_TERMS_DEFAULT: i64 = 20;
+    /// A search term is kept to this many characters (the catalog takes no longer `q`).
+    pub const SEARCH_TERM_CHARS: usize = 50;
+    /// A member's browse record: products kept per member, and days a view is kept.
+    pub const BROWSE_RECORD_ENTRIES: i64 = 200;
+    pub const BROWSE_RECORD_DAYS: i64 = 90;
+}

@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("people", &["auth", "staff", "segments", "members", "member_csv", "messages", "levels", "broadcasts"]),
     ("ledger", &["ledger"]),
     ("alliance", &["alliance"]),
-    ("domain", &["points", "marketing", "mall", "tasks", "rules", "tenancy", "crm", "reports", "content"]),
+    ("domain", &["points", "marketing", "mall", "tasks", "rules", "tenancy", "crm", "reports", "content", "analytics"]),
     ("fleet", &["migrate", "jobs", "fleet"]),
 ];
 

@@ -47,6 +47,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::budgets::router())
         .merge(routes::settlement::router())
         .merge(routes::reports::router())
+        .merge(routes::analytics::router())
         .merge(routes::crm::router())
         .merge(routes::webhooks::router())
         .merge(routes::segments::router())

@@ -21,7 +21,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "staff", description = "Merchant back office (staff JWT; each route names its permission)"),
         (name = "mall", description = "Catalog, redemption and orders (browse needs no credential; the rest names its credential)"),
         (name = "rules", description = "Earn rules as Rhai scripts (staff JWT; each route names its permission)"),
-        (name = "reports", description = "Dashboard and finance of a mall (staff JWT; each route names its permission)"),
+        (name = "reports", description = "Dashboard, finance and analytics of a mall (staff JWT; each route names its permission)"),
         (name = "partner", description = "Server-to-server (API key; each route names its scope)"),
         (name = "alliance", description = "Alliance admins (alliance JWT)"),
         (name = "platform", description = "Platform operator (platform JWT)"),

@@ -30,6 +30,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "messages", name: "messages", component: () => import("./views/Messages.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.messages", menu: true, icon: "ChatDotRound" } },
   { path: "tasks", name: "tasks", component: () => import("./views/Tasks.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.tasks", menu: true, icon: "Trophy" } },
   { path: "content", name: "content", component: () => import("./views/Content.vue"), meta: { audience: "staff", perm: "content_read", title: "content.menu", menu: true, icon: "Picture" } },
+  { path: "analytics", name: "analytics", component: () => import("./views/Analytics.vue"), meta: { audience: "staff", perm: "reports_read", title: "analytics.title", menu: true, icon: "DataAnalysis" } },
   { path: "finance", name: "finance", component: () => import("./views/Finance.vue"), meta: { audience: "staff", perm: "finance_read", title: "menu.finance", menu: true, icon: "Money" } },
   { path: "rules", name: "rules", component: () => import("./views/Rules.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rules", menu: true, icon: "MagicStick" } },
   { path: "rules/:id", name: "rule", component: () => import("./views/RuleEditor.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.rule" } },

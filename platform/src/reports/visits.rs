@@ -4,6 +4,12 @@
 //! transaction: views per product and quarter hour, searches per quarter hour, and the
 //! signed-in members who visited (unique visitors and active members per local day).
 //! Counts not yet written are lost if the instance dies (at most about a second's).
+//!
+//! For the analytics (SPEC B7) the same write adds each search's normalised term (and
+//! whether its first page found nothing), the signed-in viewers of each product per
+//! local day, and the members' browse records (`analytics::searches`,
+//! `analytics::browsing`). Every view or search adds at most one entry to each map, so
+//! `bounds::PENDING_VISITS_MAX` bounds them all (terms are at most 50 characters).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +27,12 @@ struct Pending {
     views: HashMap<(DateTime<Utc>, i64), i64>,
     searches: HashMap<DateTime<Utc>, i64>,
     visitors: HashSet<(NaiveDate, i64)>,
+    /// (local day, term) → (searches, first pages without result).
+    terms: HashMap<(NaiveDate, String), (i64, i64)>,
+    /// (local day, product, member) who viewed it signed in.
+    viewers: HashSet<(NaiveDate, i64, i64)>,
+    /// (member, product) → (last view, views).
+    browsed: HashMap<(i64, i64), (DateTime<Utc>, i64)>,
 }
 
 /// The views counted since the last write, per mall. Cheap to clone.
@@ -30,9 +42,14 @@ pub struct Visits {
 }
 
 /// What was seen.
-pub enum Visit {
+pub enum Visit<'a> {
     Product(i64),
-    Search,
+    /// A catalog search with keyword `q`; `empty` when it asked for the first page and
+    /// found no product.
+    Search {
+        q: &'a str,
+        empty: bool,
+    },
 }
 
 /// The quarter hour `at` falls in (as `report_bucket` in SQL).
@@ -42,7 +59,12 @@ fn bucket(at: DateTime<Utc>) -> DateTime<Utc> {
 
 impl Visits {
     /// Counts one view by `member` (a signed-in member) or an anonymous visitor.
-    pub fn record(&self, tenant: &Arc<Tenant>, what: Visit, member: Option<i64>, at: DateTime<Utc>) {
+    pub fn record(&self, tenant: &Arc<Tenant>, what: Visit<'_>, member: Option<i64>, at: DateTime<Utc>) {
+        let term = match &what {
+            Visit::Search { q, .. } => crate::analytics::searches::normalise(q),
+            Visit::Product(_) => None,
+        };
+        let day = crate::localtime::day(tenant.settings.tz(), at);
         let Ok(mut guard) = self.pending.lock() else { return };
         let (count, by_tenant) = &mut *guard;
         if *count >= bounds::PENDING_VISITS_MAX {
@@ -52,11 +74,24 @@ impl Visits {
         let p = by_tenant.entry(tenant.id).or_default();
         p.tenant.get_or_insert_with(|| tenant.clone());
         match what {
-            Visit::Product(id) => *p.views.entry((bucket(at), id)).or_default() += 1,
-            Visit::Search => *p.searches.entry(bucket(at)).or_default() += 1,
+            Visit::Product(id) => {
+                *p.views.entry((bucket(at), id)).or_default() += 1;
+                if let Some(m) = member {
+                    p.viewers.insert((day, id, m));
+                    let seen = p.browsed.entry((m, id)).or_insert((at, 0));
+                    *seen = (seen.0.max(at), seen.1 + 1);
+                }
+            }
+            Visit::Search { empty, .. } => {
+                *p.searches.entry(bucket(at)).or_default() += 1;
+                if let Some(term) = term {
+                    let n = p.terms.entry((day, term)).or_default();
+                    *n = (n.0 + 1, n.1 + i64::from(empty));
+                }
+            }
         }
         if let Some(m) = member {
-            p.visitors.insert((crate::localtime::day(tenant.settings.tz(), at), m));
+            p.visitors.insert((day, m));
         }
     }
 
@@ -121,6 +156,11 @@ async fn write(db: &Db, tenant: &Tenant, p: &Pending) -> Result<()> {
         ts.push(*n);
     }
     let (days, members): (Vec<NaiveDate>, Vec<i64>) = p.visitors.iter().copied().unzip();
+    let terms: Vec<crate::analytics::searches::Counted> = p.terms.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let viewed = crate::analytics::browsing::Viewed {
+        viewers: p.viewers.iter().copied().collect(),
+        records: p.browsed.iter().map(|(k, v)| (*k, *v)).collect(),
+    };
     db.write(tenant, &crate::audit::Actor::system("visits"), async |tx| {
         if !vb.is_empty() {
             sqlx::query(VIEWS).bind(&vb).bind(&vp).bind(&vn).execute(&mut **tx).await?;
@@ -131,6 +171,8 @@ async fn write(db: &Db, tenant: &Tenant, p: &Pending) -> Result<()> {
         if !days.is_empty() {
             sqlx::query(VISITORS).bind(&days).bind(&members).execute(&mut **tx).await?;
         }
+        crate::analytics::searches::write(tx, &terms).await?;
+        crate::analytics::browsing::write(tx, &viewed).await?;
         Ok(())
     })
     .await

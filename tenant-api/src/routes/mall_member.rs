@@ -51,18 +51,27 @@ async fn products(
     Query(page): Query<OffsetPageQuery>,
 ) -> ApiResult<Response> {
     let (offset, limit) = page.bounds()?;
-    if q.q.as_deref().is_some_and(|k| !k.trim().is_empty()) {
-        state.visits.record(&tenant, Visit::Search, member, Utc::now());
-    }
     let (tid, key) = CatalogCache::page_key(tenant.id, &q, offset, limit);
-    if let Some(hit) = state.catalog.get(tid, &key).await {
-        return Ok(json_bytes(hit));
+    let body = match state.catalog.get(tid, &key).await {
+        Some(hit) => hit,
+        None => {
+            let items = state
+                .db
+                .read(&tenant, &Actor::public(), async |tx| browse::list(tx, &q, offset, limit, Utc::now()).await)
+                .await?;
+            state.catalog.put(tid, key, &Page::at_offset(items, offset, limit)).await?
+        }
+    };
+    if let Some(k) = q.q.as_deref().filter(|k| !k.trim().is_empty()) {
+        let empty = offset == 0 && page_is_empty(&body);
+        state.visits.record(&tenant, Visit::Search { q: k, empty }, member, Utc::now());
     }
-    let items = state
-        .db
-        .read(&tenant, &Actor::public(), async |tx| browse::list(tx, &q, offset, limit, Utc::now()).await)
-        .await?;
-    Ok(json_bytes(state.catalog.put(tid, key, &Page::at_offset(items, offset, limit)).await?))
+    Ok(json_bytes(body))
+}
+
+/// Whether a serialized `Page` holds no item (its fields are written in order, `items` first).
+fn page_is_empty(body: &[u8]) -> bool {
+    body.starts_with(br#"{"items":[]"#)
 }
 
 /// One product (cached briefly). No credential needed; the view is counted for the
@@ -261,4 +270,17 @@ async fn delete_address(
 ) -> ApiResult<StatusCode> {
     addresses::delete(&state.db, &auth.tenant, auth.member_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_page_is_told_from_its_bytes() {
+        let empty = serde_json::to_vec(&Page::<i64>::at_offset(vec![], 0, 20)).unwrap();
+        assert!(page_is_empty(&empty));
+        let one = serde_json::to_vec(&Page::at_offset(vec![1i64], 0, 20)).unwrap();
+        assert!(!page_is_empty(&one));
+    }
 }

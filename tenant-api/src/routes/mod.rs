@@ -1,6 +1,7 @@
 //! The HTTP surface, one module per audience.
 
 pub mod alliance;
+pub mod analytics;
 pub mod budgets;
 pub mod content;
 pub mod crm;

@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A local day from the year 2000 on (a day that every month has, like the periods; a
 /// later day of a month is accepted too).
-struct DayLabel;
+pub(crate) struct DayLabel;
 
 impl utoipa::PartialSchema for DayLabel {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -49,7 +49,7 @@ struct DashboardParams {
     to: Option<String>,
 }
 
-fn parse_day(s: &str) -> Result<NaiveDate, Error> {
+pub(crate) fn parse_day(s: &str) -> Result<NaiveDate, Error> {
     let bad = || Error::invalid_field("to", "a day YYYY-MM-DD from 2000 on");
     let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
     if s.len() != 10 || !(2000..=9999).contains(&d.year()) {

@@ -3,6 +3,7 @@
 mod common;
 
 mod alliance;
+mod analytics;
 mod api_keys;
 mod budgets;
 mod content;

@@ -1776,6 +1776,88 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/analytics/conversion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Redemption conversion per product over a period: views, signed-in viewers, viewers
+         *     who then redeemed it, orders and units. Needs `reports_read`.
+         */
+        get: operations["get_conversion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/analytics/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retention of new members: per registration week of the mall's zone, the members who
+         *     registered and how many of them were active on the 1st, 7th and 30th local day
+         *     after registering (counted once that day has ended). Needs `reports_read`.
+         */
+        get: operations["get_retention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/analytics/searches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search terms of a period: the most searched (normalised) terms and those that most
+         *     often found nothing. Needs `reports_read`.
+         */
+        get: operations["get_searches"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/analytics/velocity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Points velocity of the points spent in a period: the points-weighted median,
+         *     quartiles and mean of the local days between earning and spending, per currency,
+         *     with the points per age band. Needs `reports_read`.
+         */
+        get: operations["get_velocity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/api-keys": {
         parameters: {
             query?: never;
@@ -2251,6 +2333,26 @@ export interface paths {
         };
         /** One member with tags and level. Needs `members_read`. */
         get: operations["staff_get_member"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/members/{id}/browse-record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A member's browse record: the products they viewed while signed in, most recent
+         *     first (the last 200 products, views of the last 90 days). Needs `reports_read`.
+         */
+        get: operations["get_browse_record"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3066,6 +3168,15 @@ export interface components {
             operator?: components["schemas"]["AmountOrZero"];
             owner?: components["schemas"]["AmountOrZero"];
         };
+        /** @description Points spent at an age between `from_days` and `to_days` (inclusive; open when `None`). */
+        AgeBand: {
+            /** Format: int64 */
+            from_days: number;
+            /** Format: int64 */
+            points: number;
+            /** Format: int64 */
+            to_days?: number | null;
+        };
         /** @description One alliance of merchants (SPEC A1). */
         Alliance: {
             cluster: string;
@@ -3199,6 +3310,36 @@ export interface components {
          * @enum {string}
          */
         BroadcastStatus: "scheduled" | "sent" | "cancelled";
+        /** @description A member's browse record, most recent first. */
+        BrowseRecord: {
+            /** Format: int64 */
+            kept_days: number;
+            /**
+             * Format: int64
+             * @description What the record keeps: this many products, views of this many days.
+             */
+            kept_products: number;
+            /** Format: int64 */
+            member_id: number;
+            products: components["schemas"]["BrowsedProduct"][];
+        };
+        /** @description One product of a member's browse record. */
+        BrowsedProduct: {
+            /** @description The product's name now ("" when it was deleted). */
+            name: string;
+            /** Format: int64 */
+            product_id: number;
+            /**
+             * Format: date-time
+             * @description The member's last view of it.
+             */
+            viewed_at: string;
+            /**
+             * Format: int64
+             * @description The member's views of it while the record kept it.
+             */
+            views: number;
+        };
         Budget: {
             /** Format: int64 */
             balance_fen: number;
@@ -3349,6 +3490,21 @@ export interface components {
             /** @description 1 to 10,000 codes; codes already in the pool are skipped. */
             codes: components["schemas"]["ProductCode"][];
         };
+        /** @description Members who registered in one week. */
+        Cohort: {
+            /**
+             * Format: int64
+             * @description Members who registered that week.
+             */
+            members: number;
+            /** @description Day 1, 7 and 30, in that order. */
+            retained: components["schemas"]["RetainedOn"][];
+            /**
+             * Format: date
+             * @description The Monday the week starts on.
+             */
+            week: string;
+        };
         /** @description An item as staff write it. Fields a kind does not use must be left out. */
         ContentInput: {
             /**
@@ -3459,6 +3615,23 @@ export interface components {
              */
             to: components["schemas"]["ContentState"];
         };
+        /** @description Conversion of the local days `from..=to`. */
+        Conversion: {
+            /** Format: date */
+            from: string;
+            /** Format: date-time */
+            generated_at: string;
+            /** @description Most views first, then most orders. */
+            products: components["schemas"]["ProductConversion"][];
+            /**
+             * Format: int64
+             * @description Products viewed or redeemed in the period (the list shows the most viewed).
+             */
+            products_total: number;
+            time_zone: string;
+            /** Format: date */
+            to: string;
+        };
         /** @description The redemption table's sums (every product, also those left out). */
         CostTotals: {
             /** Format: int64 */
@@ -3564,6 +3737,34 @@ export interface components {
             spent: number;
             /** Format: int64 */
             transferred: number;
+        };
+        /** @description One currency's velocity over the period. */
+        CurrencyVelocity: {
+            /** @description Same day, 1-7, 8-30, 31-90, 91-365 and over 365 days. */
+            bands: components["schemas"]["AgeBand"][];
+            currency: string;
+            /**
+             * Format: double
+             * @description Mean age in days, to a tenth.
+             */
+            mean_days: number;
+            /**
+             * Format: int64
+             * @description Median age in local days of the points spent (each point weighs the same).
+             */
+            median_days: number;
+            /**
+             * Format: int64
+             * @description A quarter of the points spent were younger than this, and three quarters.
+             */
+            p25_days: number;
+            /** Format: int64 */
+            p75_days: number;
+            /**
+             * Format: int64
+             * @description Points spent in the period and not given back.
+             */
+            points_spent: number;
         };
         /** @description The dashboard of a range of local days. */
         Dashboard: {
@@ -5254,6 +5455,40 @@ export interface components {
             tags: string[];
         };
         ProductCode: string;
+        /** @description One product's funnel. */
+        ProductConversion: {
+            /**
+             * Format: int64
+             * @description converted / viewers, per mille.
+             */
+            conversion_per_mille: number;
+            /**
+             * Format: int64
+             * @description Viewers who then redeemed it in the period.
+             */
+            converted: number;
+            /** @description Its name now ("" when it was deleted). */
+            name: string;
+            /**
+             * Format: int64
+             * @description Orders made in the period (by anyone), and units net of those given back.
+             */
+            orders: number;
+            /** Format: int64 */
+            product_id: number;
+            /** Format: int64 */
+            units: number;
+            /**
+             * Format: int64
+             * @description Signed-in members who viewed it.
+             */
+            viewers: number;
+            /**
+             * Format: int64
+             * @description Detail views, anonymous ones included.
+             */
+            views: number;
+        };
         /** @description What one product's redemptions in the period cost and took. */
         ProductCost: {
             /** Format: int64 */
@@ -5426,6 +5661,44 @@ export interface components {
         Results: {
             results: components["schemas"]["Outcome"][];
         };
+        /** @description One day-N figure of a cohort. */
+        RetainedOn: {
+            /**
+             * Format: int64
+             * @description Days after registration (1, 7 or 30).
+             */
+            day: number;
+            /**
+             * Format: int64
+             * @description Members of the cohort whose day N has ended (the rate's base).
+             */
+            measured: number;
+            /**
+             * Format: int64
+             * @description retained / measured in per mille (0 when nobody is measured yet).
+             */
+            rate_per_mille: number;
+            /**
+             * Format: int64
+             * @description Of those, members active on their day N.
+             */
+            retained: number;
+        };
+        /** @description The retention table of consecutive registration weeks. */
+        Retention: {
+            /** @description Oldest week first, weeks without a registration included. */
+            cohorts: components["schemas"]["Cohort"][];
+            /**
+             * Format: date
+             * @description The Monday of the first week and the Sunday of the last.
+             */
+            from: string;
+            /** Format: date-time */
+            generated_at: string;
+            time_zone: string;
+            /** Format: date */
+            to: string;
+        };
         Review: {
             body: string;
             /** Format: date-time */
@@ -5554,6 +5827,32 @@ export interface components {
         ScriptBody: {
             /** @description A Rhai script that compiles (a 422 names line and column). */
             script: string;
+        };
+        /** @description The search terms of the local days `from..=to`. */
+        SearchReport: {
+            /** Format: date */
+            from: string;
+            /** Format: date-time */
+            generated_at: string;
+            /** @description The terms that most often found nothing. */
+            no_result: components["schemas"]["TermCount"][];
+            /**
+             * Format: int64
+             * @description Every search of the period, and those without result.
+             */
+            searches: number;
+            /**
+             * Format: int64
+             * @description Distinct terms searched.
+             */
+            terms: number;
+            time_zone: string;
+            /** Format: date */
+            to: string;
+            /** @description The most searched terms (most first, then by term). */
+            top: components["schemas"]["TermCount"][];
+            /** Format: int64 */
+            without_result: number;
         };
         Secret: {
             /** @description HMAC-SHA256 key of the payment callback; shown once. */
@@ -5845,6 +6144,20 @@ export interface components {
         };
         /** @enum {string} */
         TenantStatus: "active" | "suspended";
+        /** @description A term and how often it was searched in the period. */
+        TermCount: {
+            /**
+             * Format: int64
+             * @description Requests with this term.
+             */
+            searches: number;
+            term: string;
+            /**
+             * Format: int64
+             * @description Of those, first pages that found no product.
+             */
+            without_result: number;
+        };
         /** @description What a login or refresh returns. */
         TokenPair: {
             access_token: string;
@@ -5912,6 +6225,18 @@ export interface components {
         Unread: {
             /** Format: int64 */
             unread: number;
+        };
+        /** @description Velocity of the points spent on the local days `from..=to`. */
+        Velocity: {
+            /** @description Currencies with spending in the period. */
+            currencies: components["schemas"]["CurrencyVelocity"][];
+            /** Format: date */
+            from: string;
+            /** Format: date-time */
+            generated_at: string;
+            time_zone: string;
+            /** Format: date */
+            to: string;
         };
         /** @enum {string} */
         WebhookEventType: "points.changed" | "points.expiring" | "order.state_changed" | "level.changed" | "member.registered" | "budget.low" | "settlement.closed";
@@ -13397,6 +13722,302 @@ export interface operations {
             };
         };
     };
+    get_conversion: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many local days, ending with `to`: 1 to 92 (default 30); more is a 422
+                 *     `period_too_long`.
+                 */
+                days?: number | null;
+                /** @description The last day (default: today in the mall's time zone). */
+                to?: string | null;
+                /** @description Products listed, the most viewed first: 1 to 200 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conversion"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_retention: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many registration weeks (Monday to Sunday), ending with the week of `to`:
+                 *     1 to 26 (default 8); more is a 422 `period_too_long`.
+                 */
+                weeks?: number | null;
+                /** @description A day of the last week (default: today in the mall's time zone). */
+                to?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Retention"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_searches: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many local days, ending with `to`: 1 to 92 (default 30); more is a 422
+                 *     `period_too_long`.
+                 */
+                days?: number | null;
+                /** @description The last day (default: today in the mall's time zone). */
+                to?: string | null;
+                /** @description Terms in each list: 1 to 200 (default 20). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchReport"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_velocity: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many local days, ending with `to`: 1 to 92 (default 30); more is a 422
+                 *     `period_too_long`.
+                 */
+                days?: number | null;
+                /** @description The last day (default: today in the mall's time zone). */
+                to?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Velocity"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_keys: {
         parameters: {
             query?: never;
@@ -15807,6 +16428,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemberRecord"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_browse_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description member id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrowseRecord"];
                 };
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
