@@ -230,6 +230,14 @@ impl ProductInput {
             "ends_at",
             "after starts_at",
         );
+        v.check(
+            match (self.special_starts_at, self.special_ends_at) {
+                (Some(a), Some(b)) => b > a,
+                _ => true,
+            },
+            "special_ends_at",
+            "after special_starts_at",
+        );
         v.finish()
     }
 }

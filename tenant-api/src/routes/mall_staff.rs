@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct ProductFilter {
     /// Only products with a special price window (flash sales): running now, starting
     /// later, or either.
+    #[param(inline)]
     special: Option<SpecialWindow>,
 }
 
