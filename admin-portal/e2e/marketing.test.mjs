@@ -5,7 +5,7 @@
 //   PORTAL_BASE_URL=http://127.0.0.1:18080 node --test admin-portal/e2e/
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { BASE_URL, COFFEE, OWNER, MEMBER, PLATFORM, launch, open, signIn, signInAs, eventually, settled, memberApi, shot } from "./helpers.mjs";
+import { BASE_URL, COFFEE, BOOKS, OWNER, MEMBER, PLATFORM, launch, open, signIn, signInAs, eventually, settled, memberApi, shot } from "./helpers.mjs";
 
 let browser;
 let ctx;
@@ -43,7 +43,8 @@ async function asPortal(page, method, path, body) {
 test("the owner sets the check-in rewards; a member's check-in pays day 1 from them and is counted", async () => {
   ctx = await open(browser);
   const { page } = ctx;
-  await signIn(page, COFFEE.slug, OWNER);
+  // The bookshop: the rule test makes a check-in rule of its own in the coffee shop.
+  await signIn(page, BOOKS.slug, "owner@books.demo");
   await page.click('[data-test="menu-checkin"]');
   await page.locator('[data-test="page-checkin"]').waitFor();
   await settled(page);
@@ -53,16 +54,17 @@ test("the owner sets the check-in rewards; a member's check-in pays day 1 from t
   await page.click('[data-test="checkin-add-day"]');
   await page.click('[data-test="checkin-save"]');
   await page.locator(".el-message--success").waitFor();
-  const staff = await asPortal(page, "GET", `/v1/tenants/${COFFEE.slug}/staff/checkin`);
+  const staff = await asPortal(page, "GET", `/v1/tenants/${BOOKS.slug}/staff/checkin`);
   assert.equal(staff.status, 200, JSON.stringify(staff.body));
   assert.equal(staff.body.rewards.table[0], 7);
   assert.equal(staff.body.rewards.table.length, 8, "a day added after the built-in seven");
   assert.equal(staff.body.rewards.day7_bonus, 0);
   assert.equal(staff.body.customised, true);
+  assert.equal(staff.body.table_in_effect, true, "no rule of the mall's own decides");
 
   // The member checks in from the app: on a fresh demo database it is their first, and
   // day 1 pays the 7 points just set.
-  const member = await memberApi(page.request, COFFEE.slug);
+  const member = await memberApi(page.request, BOOKS.slug);
   const out = await member("POST", "/me/checkins");
   assert.equal(out.status, 200, JSON.stringify(out.body));
   if (!out.body.replayed) assert.match(JSON.stringify(out.body.effects), /"amount":7\b/, JSON.stringify(out.body));
@@ -219,4 +221,28 @@ test("the platform operator sees a new tenant's schema at the latest migration o
   await page.reload();
   await page.locator('[data-test="page-health"]').waitFor();
   await page.locator(".el-checkbox.is-checked", { hasText: "只看待迁移" }).waitFor();
+});
+
+test("the owner adds a level in the settings' level table (V1) and the API has it", async () => {
+  ctx = await open(browser);
+  const { page } = ctx;
+  // The bookshop, so the coffee shop's members keep their levels for the other flows.
+  await signIn(page, BOOKS.slug, "owner@books.demo");
+  await page.goto(`${BASE_URL}/portal/settings?tab=levels`);
+  await page.locator('[data-test="levels-table"]').waitFor();
+  await settled(page);
+  const before = await asPortal(page, "GET", `/v1/tenants/${BOOKS.slug}/staff/levels`);
+  const n = before.body.length;
+  await page.getByRole("button", { name: "添加等级" }).click();
+  await page.getByLabel(`等级名称 ${n + 1}`).fill("e2e 黑卡");
+  await page.getByLabel(`经验门槛 ${n + 1}`).fill("999999");
+  await page.getByLabel(`权益（JSON） ${n + 1}`).fill('{"earn_multiplier": 2}');
+  await page.locator(".page").getByRole("button", { name: "保存" }).last().click();
+  await page.locator(".el-message-box").getByRole("button", { name: "保存" }).click();
+  await page.locator(".el-message--success").waitFor();
+  const after = await asPortal(page, "GET", `/v1/tenants/${BOOKS.slug}/staff/levels`);
+  const black = after.body.find((l) => l.name === "e2e 黑卡");
+  assert.ok(black, JSON.stringify(after.body));
+  assert.deepEqual([black.threshold, black.benefits], [999999, { earn_multiplier: 2 }]);
+  assert.equal(after.body.length, n + 1);
 });
