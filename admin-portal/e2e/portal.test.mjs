@@ -35,7 +35,7 @@ test("the owner signs in to the mall: menus, mall, members and staff", async () 
   await page.locator('[data-test="page-dashboard"]').waitFor();
   assert.equal((await page.locator('[data-test="mall-name"]').innerText()).trim(), COFFEE.name);
   assert.match(await page.locator('[data-test="who"]').innerText(), /owner@coffee\.demo · 店主/);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "analytics", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "checkin", "lottery", "flash-sales", "content", "analytics", "finance", "rules", "staff", "api-keys", "webhooks", "audit-log", "settings"]);
 
   await page.click('[data-test="menu-members"]');
   await page.locator('[data-test="page-members"]').waitFor();
@@ -209,8 +209,9 @@ test("a limited role sees only the screens it can use", async () => {
   await page.locator('[data-test="login-form"]').waitFor();
 
   await signIn(page, COFFEE.slug, email, "finance-pass-2026");
-  // rbac.rs: finance reads settings, members, audit, finance, reports, catalog and orders.
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "analytics", "finance", "audit-log", "settings"]);
+  // rbac.rs: finance reads settings, members, audit, finance, reports, catalog and orders
+  // (the lottery and flash sales are catalog reads; check-in rewards are rules).
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "lottery", "flash-sales", "analytics", "finance", "audit-log", "settings"]);
   await page.click('[data-test="menu-products"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="product-create"]').count(), 0, "finance may not create products");
@@ -231,7 +232,7 @@ test("a limited role sees only the screens it can use", async () => {
   // The operator reads API keys but cannot create one.
   await page.click('[data-test="sign-out"]');
   await signIn(page, COFFEE.slug, OPERATOR);
-  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "content", "analytics", "rules", "staff", "api-keys", "audit-log", "settings"]);
+  assert.deepEqual(await menu(page), ["dashboard", "products", "orders", "members", "messages", "tasks", "checkin", "lottery", "flash-sales", "content", "analytics", "rules", "staff", "api-keys", "audit-log", "settings"]);
   await page.click('[data-test="menu-api-keys"]');
   await settled(page);
   assert.equal(await page.locator('[data-test="key-create"]').count(), 0);

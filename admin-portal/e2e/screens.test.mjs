@@ -49,6 +49,21 @@ const STAFF_SCREENS = [
     await page.click('[data-test="task-new"]');
     await page.locator('[data-test="task-name"]').waitFor();
   }],
+  ["checkin", "checkin", "page-checkin"],
+  ["lottery", "lottery", "page-lottery"],
+  ["lottery-dialog", "lottery", "page-lottery", async (page) => {
+    await page.click('[data-test="lottery-new"]');
+    await page.locator('[data-test="lottery-name-input"]').waitFor();
+  }],
+  ["lottery-draws", "lottery", "page-lottery", async (page) => {
+    await page.locator('[data-test="lottery-draws"]:visible').first().click();
+    await page.locator('[data-test="draws-table"]').waitFor();
+  }],
+  ["flash-sales", "flash-sales", "page-flash-sales"],
+  ["flash-dialog", "flash-sales", "page-flash-sales", async (page) => {
+    await page.click('[data-test="flash-new"]');
+    await page.locator('[data-test="flash-price-input"]').waitFor();
+  }],
   ["content", "content?kind=banner", "page-content"],
   ["content-page-dialog", "content?kind=page", "page-content", async (page) => {
     await page.click('[data-test="content-new"]');
@@ -150,6 +165,9 @@ for (const v of VARIANTS) {
       await page.locator('[data-test="page-recorded-messages"]').waitFor();
       await settled(page);
       await check(page, "platform-recorded-messages", v, errors);
+      await page.goto(`${BASE_URL}/portal/platform/health`);
+      await page.locator('[data-test="clusters-table"] [data-test="cluster-name"]').first().waitFor();
+      await check(page, "platform-health", v, errors);
     } finally {
       await context.close();
     }

@@ -17,6 +17,7 @@ pub mod doc;
 pub mod error;
 pub mod fleet;
 pub mod found;
+pub mod health;
 pub mod i18n;
 pub mod idempotency;
 pub mod ident;

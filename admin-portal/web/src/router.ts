@@ -29,6 +29,9 @@ export const screens: RouteRecordRaw[] = [
   { path: "members", name: "members", component: () => import("./views/Members.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.members", menu: true, icon: "User" } },
   { path: "messages", name: "messages", component: () => import("./views/Messages.vue"), meta: { audience: "staff", perm: "members_read", title: "menu.messages", menu: true, icon: "ChatDotRound" } },
   { path: "tasks", name: "tasks", component: () => import("./views/Tasks.vue"), meta: { audience: "staff", perm: "rules_read", title: "menu.tasks", menu: true, icon: "Trophy" } },
+  { path: "checkin", name: "checkin", component: () => import("./views/Checkin.vue"), meta: { audience: "staff", perm: "rules_read", title: "marketing.checkinMenu", menu: true, icon: "Calendar" } },
+  { path: "lottery", name: "lottery", component: () => import("./views/Lottery.vue"), meta: { audience: "staff", perm: "catalog_read", title: "marketing.lotteryMenu", menu: true, icon: "Present" } },
+  { path: "flash-sales", name: "flash-sales", component: () => import("./views/FlashSales.vue"), meta: { audience: "staff", perm: "catalog_read", title: "marketing.flashMenu", menu: true, icon: "AlarmClock" } },
   { path: "content", name: "content", component: () => import("./views/Content.vue"), meta: { audience: "staff", perm: "content_read", title: "content.menu", menu: true, icon: "Picture" } },
   { path: "analytics", name: "analytics", component: () => import("./views/Analytics.vue"), meta: { audience: "staff", perm: "reports_read", title: "analytics.title", menu: true, icon: "DataAnalysis" } },
   { path: "finance", name: "finance", component: () => import("./views/Finance.vue"), meta: { audience: "staff", perm: "finance_read", title: "menu.finance", menu: true, icon: "Money" } },
@@ -47,6 +50,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "platform/tenants", name: "platform-tenants", component: () => import("./views/platform/Tenants.vue"), meta: { audience: "platform", title: "menu.tenants", menu: true, icon: "Shop" } },
   { path: "platform/alliances", name: "platform-alliances", component: () => import("./views/platform/Alliances.vue"), meta: { audience: "platform", title: "menu.alliances", menu: true, icon: "Connection" } },
   { path: "platform/recorded-messages", name: "platform-recorded-messages", component: () => import("./views/platform/RecordedMessages.vue"), meta: { audience: "platform", title: "menu.recordedMessages", menu: true, icon: "Message" } },
+  { path: "platform/health", name: "platform-health", component: () => import("./views/platform/Health.vue"), meta: { audience: "platform", title: "health.menu", menu: true, icon: "FirstAidKit" } },
   // Any audience
   { path: "forbidden", name: "forbidden", component: () => import("./views/Forbidden.vue"), meta: { title: "menu.forbidden" } },
 ];

@@ -230,6 +230,14 @@ impl ProductInput {
             "ends_at",
             "after starts_at",
         );
+        v.check(
+            match (self.special_starts_at, self.special_ends_at) {
+                (Some(a), Some(b)) => b > a,
+                _ => true,
+            },
+            "special_ends_at",
+            "after special_starts_at",
+        );
         v.finish()
     }
 }
@@ -376,12 +384,45 @@ pub async fn get(conn: &mut PgConnection, id: ProductId) -> Result<Product> {
 }
 
 /// All products, newest first (staff list).
-pub async fn list(conn: &mut PgConnection, before_id: Option<i64>, limit: i64) -> Result<Vec<Product>> {
+/// Products by their special price window (flash sales, K4): a special price with both
+/// ends of its window, the window not over at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialWindow {
+    /// The special price applies now.
+    Current,
+    /// The special price starts later.
+    Upcoming,
+    /// Either.
+    CurrentOrUpcoming,
+}
+
+/// Every product (or those with a special window as `special` says), newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    special: Option<SpecialWindow>,
+    now: DateTime<Utc>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Product>> {
+    let (current, upcoming) = match special {
+        None | Some(SpecialWindow::CurrentOrUpcoming) => (true, true),
+        Some(SpecialWindow::Current) => (true, false),
+        Some(SpecialWindow::Upcoming) => (false, true),
+    };
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM products WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM products WHERE ($1::bigint IS NULL OR id < $1) \
+         AND (NOT $3::boolean OR (special_points_price IS NOT NULL AND special_starts_at IS NOT NULL \
+              AND special_ends_at > $4::timestamptz AND ($5::boolean OR special_starts_at > $4::timestamptz) \
+              AND ($6::boolean OR special_starts_at <= $4::timestamptz))) \
+         ORDER BY id DESC LIMIT $2"
     )))
     .bind(before_id)
     .bind(limit)
+    .bind(special.is_some())
+    .bind(now)
+    .bind(current)
+    .bind(upcoming)
     .fetch_all(conn)
     .await?)
 }

@@ -1,15 +1,18 @@
 //! The check-in calendar (SPEC K1): which days of a month the member checked in, the
 //! current streak and whether today is done. Check-ins are `checked_in` events; their
-//! rewards come from the mall's rules, else from the built-in check-in rule.
+//! rewards come from the mall's rules, else from the built-in check-in rule with the
+//! mall's reward table (staff set it; without one, the built-in defaults). Staff read
+//! the table, which rules decide instead, and check-ins per local day.
 
 use chrono::{Datelike, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::db::Db;
 use crate::directory::Tenant;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Validator};
 use crate::localtime;
+use crate::notify::{self, Change};
 use crate::rules::cache::RuleCache;
 use crate::rules::pipeline::{self, IncomingEvent, Outcome};
 use crate::tx::TenantTx;
@@ -20,7 +23,143 @@ pub const DEFAULT_RULE: &str = include_str!("../../../examples/rules/checkin_str
 
 /// Parameters of the built-in rule: 5, 8, 12, 15, 18, 20, 25 and +50 on day 7.
 pub fn default_params() -> serde_json::Value {
-    serde_json::json!({"table": [5, 8, 12, 15, 18, 20, 25], "day7_bonus": 50})
+    CheckinRewards::default().params()
+}
+
+/// Days of a reward table at most (a month of streak).
+pub const TABLE_DAYS_MAX: usize = 31;
+/// Points one check-in reward may give at most.
+pub const REWARD_MAX: i64 = 1_000_000;
+/// Local days of check-in figures the staff overview shows.
+pub const FIGURE_DAYS: i64 = 14;
+
+/// The reward table of the built-in check-in rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRewards {
+    /// Points on day 1, 2, … of a streak; after the table's end its last entry repeats.
+    #[schema(min_items = 1, max_items = 31, value_type = Vec<CheckinReward>)]
+    pub table: Vec<i64>,
+    /// Extra points on every 7th consecutive day (0: none).
+    #[schema(minimum = 0, maximum = 1000000)]
+    pub day7_bonus: i64,
+}
+
+/// Points of one day of the check-in table.
+#[derive(utoipa::ToSchema)]
+#[schema(as = CheckinReward, minimum = 1, maximum = 1000000)]
+#[allow(dead_code)]
+pub struct CheckinReward(i64);
+
+impl Default for CheckinRewards {
+    fn default() -> Self {
+        Self { table: vec![5, 8, 12, 15, 18, 20, 25], day7_bonus: 50 }
+    }
+}
+
+impl CheckinRewards {
+    /// The built-in rule's parameters.
+    pub fn params(&self) -> serde_json::Value {
+        serde_json::json!({"table": self.table, "day7_bonus": self.day7_bonus})
+    }
+
+    fn validate(&self) -> Result<()> {
+        Validator::new()
+            .check((1..=TABLE_DAYS_MAX).contains(&self.table.len()), "table", "1 to 31 days")
+            .check(self.table.iter().all(|p| (1..=REWARD_MAX).contains(p)), "table", "1 to 1000000 points a day")
+            .check((0..=REWARD_MAX).contains(&self.day7_bonus), "day7_bonus", "0 to 1000000")
+            .finish()
+    }
+}
+
+/// The mall's reward table (the built-in defaults where it set none).
+pub async fn rewards(conn: &mut PgConnection) -> Result<(CheckinRewards, bool)> {
+    let row: Option<(Vec<i64>, i64)> =
+        sqlx::query_as("SELECT streak_table, day7_bonus FROM checkin_rewards").fetch_optional(conn).await?;
+    Ok(match row {
+        Some((table, day7_bonus)) => (CheckinRewards { table, day7_bonus }, true),
+        None => (CheckinRewards::default(), false),
+    })
+}
+
+/// A rule of the mall's own that runs on check-ins.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CheckinRule {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// Check-ins of one local day.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CheckinDay {
+    /// YYYY-MM-DD, the mall's local day.
+    #[schema(value_type = String, format = Date)]
+    pub day: NaiveDate,
+    /// Members who checked in that day.
+    pub members: i64,
+}
+
+/// What staff see of check-ins: the reward table, whether it is in effect, and the
+/// recent figures.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckinOverview {
+    pub rewards: CheckinRewards,
+    /// False: the table is the built-in default (the mall never set its own).
+    pub customised: bool,
+    /// The mall's own rules on `checked_in`; while one is enabled, the rules decide the
+    /// rewards and the table is not used.
+    pub rules: Vec<CheckinRule>,
+    /// True when the table decides the rewards (no enabled rule of the mall's own).
+    pub table_in_effect: bool,
+    /// The last 14 local days, oldest first (days without check-ins count 0).
+    pub days: Vec<CheckinDay>,
+}
+
+/// The staff overview of check-ins.
+pub async fn overview(tx: &mut TenantTx) -> Result<CheckinOverview> {
+    let today = localtime::day(tx.tenant().settings.tz(), Utc::now());
+    let conn: &mut PgConnection = tx;
+    let (rewards, customised) = rewards(conn).await?;
+    let rules: Vec<CheckinRule> =
+        sqlx::query_as("SELECT id, name, enabled FROM rules WHERE event_type = 'checked_in' ORDER BY position, id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let first = today - chrono::Duration::days(FIGURE_DAYS - 1);
+    let counted: Vec<CheckinDay> = sqlx::query_as(
+        "SELECT day, count(*) AS members FROM event_days WHERE type = 'checked_in' AND day >= $1 AND day <= $2 \
+         GROUP BY day ORDER BY day",
+    )
+    .bind(first)
+    .bind(today)
+    .fetch_all(&mut *conn)
+    .await?;
+    let days = first
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(|day| CheckinDay { day, members: counted.iter().find(|c| c.day == day).map_or(0, |c| c.members) })
+        .collect();
+    let table_in_effect = !rules.iter().any(|r| r.enabled);
+    Ok(CheckinOverview { rewards, customised, rules, table_in_effect, days })
+}
+
+/// Sets the mall's reward table; audited, and announced so every instance's rules
+/// pick it up for the next check-in.
+pub async fn set_rewards(tx: &mut TenantTx, rewards: &CheckinRewards) -> Result<CheckinOverview> {
+    rewards.validate()?;
+    sqlx::query(
+        "INSERT INTO checkin_rewards (singleton, streak_table, day7_bonus) VALUES (true, $1, $2) \
+         ON CONFLICT (singleton) DO UPDATE SET streak_table = EXCLUDED.streak_table, \
+         day7_bonus = EXCLUDED.day7_bonus, updated_at = now()",
+    )
+    .bind(&rewards.table)
+    .bind(rewards.day7_bonus)
+    .execute(&mut **tx)
+    .await?;
+    tx.audit("checkin.rewards", "", rewards.params()).await?;
+    let tenant_id = tx.tenant().id;
+    notify::publish(tx, &Change::Rules { tenant_id }).await?;
+    overview(tx).await
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

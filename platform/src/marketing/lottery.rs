@@ -1,6 +1,8 @@
 //! The lottery wheel (大转盘, SPEC K3): spend points to draw; a prize table with chances
 //! and stock; drawn on the server. A prize out of stock turns into "no prize", so the
-//! stock is never exceeded and the odds of the others do not change.
+//! stock is never exceeded and the odds of the others do not change. A lottery runs
+//! while it is active and inside its window; staff change it (the prize table too:
+//! a prize already won is retired, never deleted) and read its draws and winners.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -17,8 +19,10 @@ pub use crate::limits::mall::WEIGHT_TOTAL;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Prize {
-    /// Ignored in a request.
+    /// In a change of a lottery, the prize kept (0 or absent: a new prize); ignored when
+    /// a lottery is created.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub id: i64,
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
@@ -33,7 +37,7 @@ pub struct Prize {
     /// 10000.
     #[schema(minimum = 0, maximum = 10000)]
     pub weight: i32,
-    /// None: unlimited.
+    /// None: unlimited. In a change, at least the number already won.
     #[serde(default)]
     #[schema(minimum = 0)]
     pub stock: Option<i64>,
@@ -58,9 +62,32 @@ pub struct Lottery {
     pub currency: String,
     pub cost: i64,
     pub daily_limit: Option<i32>,
+    /// active or inactive.
+    #[schema(value_type = LotteryStatus)]
     pub status: String,
+    /// Draws are taken from (None: from the start).
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Draws are taken until (None: no end).
+    pub ends_at: Option<DateTime<Utc>>,
     #[sqlx(skip)]
     pub prizes: Vec<Prize>,
+}
+
+/// Whether a lottery takes draws (inside its window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LotteryStatus {
+    Active,
+    Inactive,
+}
+
+impl LotteryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -71,10 +98,20 @@ pub struct NewLottery {
     /// Points a draw costs.
     #[schema(minimum = 1, maximum = 1000000)]
     pub cost: i64,
+    /// Draws per member per local day of the mall (None: no limit).
     #[serde(default)]
     #[schema(minimum = 1)]
     pub daily_limit: Option<i32>,
-    /// The prize table.
+    /// Default active.
+    #[serde(default)]
+    pub status: Option<LotteryStatus>,
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// After `starts_at`.
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The prize table. In a change, a prize of the table left out is removed (retired,
+    /// if it was won).
     #[schema(min_items = 1, max_items = 20)]
     pub prizes: Vec<Prize>,
 }
@@ -86,7 +123,7 @@ pub async fn create(tx: &mut crate::tx::TenantTx, l: &NewLottery) -> Result<Lott
     Ok(lottery)
 }
 
-async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
+fn validate(l: &NewLottery) -> Result<()> {
     let mut v = Validator::new();
     v.check(!l.name.trim().is_empty() && l.name.chars().count() <= 100, "name", "1 to 100 characters");
     v.check((1..=1_000_000).contains(&l.cost), "cost", "1 to 1000000");
@@ -110,14 +147,25 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
         v.check((0..=WEIGHT_TOTAL).contains(&p.weight), "prizes.weight", "0 to 10000");
         v.check(p.stock.is_none_or(|s| s >= 0), "prizes.stock", "0 or more");
     }
-    v.finish()?;
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO lotteries (name, cost, daily_limit) VALUES ($1, $2, $3) RETURNING id")
-            .bind(l.name.trim())
-            .bind(l.cost)
-            .bind(l.daily_limit)
-            .fetch_one(&mut *conn)
-            .await?;
+    if let (Some(from), Some(to)) = (l.starts_at, l.ends_at) {
+        v.check(to > from, "ends_at", "after starts_at");
+    }
+    v.finish()
+}
+
+async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
+    validate(l)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO lotteries (name, cost, daily_limit, status, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(l.name.trim())
+    .bind(l.cost)
+    .bind(l.daily_limit)
+    .bind(l.status.unwrap_or(LotteryStatus::Active).as_str())
+    .bind(l.starts_at)
+    .bind(l.ends_at)
+    .fetch_one(&mut *conn)
+    .await?;
     for (i, p) in l.prizes.iter().enumerate() {
         sqlx::query("INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(id)
@@ -133,24 +181,174 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
     get(conn, id).await
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Lottery> {
-    let mut l: Lottery =
-        sqlx::query_as("SELECT id, name, currency, cost, daily_limit, status FROM lotteries WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| Error::not_found("lottery_not_found", "no such lottery"))?;
-    l.prizes = sqlx::query_as("SELECT id, name, kind, points, weight, stock, won FROM lottery_prizes WHERE lottery_id = $1 ORDER BY position, id")
-        .bind(id)
-        .fetch_all(conn)
+/// Changes a lottery: its settings and its whole prize table (prizes named by id are
+/// kept with their `won`, new ones added, the others removed or, once won, retired);
+/// audited.
+pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Result<Lottery> {
+    validate(l)?;
+    let conn: &mut PgConnection = tx;
+    let updated: Option<i64> = sqlx::query_scalar(
+        "UPDATE lotteries SET name = $2, cost = $3, daily_limit = $4, status = $5, starts_at = $6, ends_at = $7 \
+         WHERE id = $1 RETURNING id",
+    )
+    .bind(id)
+    .bind(l.name.trim())
+    .bind(l.cost)
+    .bind(l.daily_limit)
+    .bind(l.status.unwrap_or(LotteryStatus::Active).as_str())
+    .bind(l.starts_at)
+    .bind(l.ends_at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if updated.is_none() {
+        return Err(Error::not_found("lottery_not_found", "no such lottery"));
+    }
+    // The current table, locked against draws taking its stock meanwhile.
+    let current: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, won FROM lottery_prizes WHERE lottery_id = $1 AND NOT retired ORDER BY id FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut v = Validator::new();
+    for p in l.prizes.iter().filter(|p| p.id != 0) {
+        match current.iter().find(|(cid, _)| *cid == p.id) {
+            None => v.check(false, "prizes.id", "a prize of this lottery, or 0 for a new one"),
+            Some((_, won)) => {
+                v.check(p.stock.is_none_or(|s| s >= *won), "prizes.stock", "at least the number already won")
+            }
+        };
+    }
+    v.finish()?;
+    for (cid, won) in &current {
+        if l.prizes.iter().any(|p| p.id == *cid) {
+            continue;
+        }
+        if *won == 0 {
+            sqlx::query("DELETE FROM lottery_prizes WHERE id = $1").bind(cid).execute(&mut *conn).await?;
+        } else {
+            sqlx::query("UPDATE lottery_prizes SET retired = true WHERE id = $1").bind(cid).execute(&mut *conn).await?;
+        }
+    }
+    for (i, p) in l.prizes.iter().enumerate() {
+        if p.id == 0 {
+            sqlx::query("INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id)
+                .bind(p.name.trim())
+                .bind(&p.kind)
+                .bind(p.points)
+                .bind(p.weight)
+                .bind(p.stock)
+                .bind(i as i32)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE lottery_prizes SET name = $2, kind = $3, points = $4, weight = $5, stock = $6, position = $7 WHERE id = $1",
+            )
+            .bind(p.id)
+            .bind(p.name.trim())
+            .bind(&p.kind)
+            .bind(p.points)
+            .bind(p.weight)
+            .bind(p.stock)
+            .bind(i as i32)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let lottery = get(conn, id).await?;
+    tx.audit("lottery.update", &id.to_string(), serde_json::json!({"name": lottery.name, "status": lottery.status}))
         .await?;
+    Ok(lottery)
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Lottery> {
+    let mut l: Lottery = sqlx::query_as(
+        "SELECT id, name, currency, cost, daily_limit, status, starts_at, ends_at FROM lotteries WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("lottery_not_found", "no such lottery"))?;
+    l.prizes = sqlx::query_as(
+        "SELECT id, name, kind, points, weight, stock, won FROM lottery_prizes WHERE lottery_id = $1 AND NOT retired \
+         ORDER BY position, id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
     Ok(l)
 }
 
+/// Every lottery (running or not), newest first, a page at a time (staff).
+pub async fn list(conn: &mut PgConnection, before_id: Option<i64>, limit: i64) -> Result<Vec<Lottery>> {
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM lotteries WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2")
+            .bind(before_id)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(get(conn, id).await?);
+    }
+    Ok(out)
+}
+
+/// One draw as staff read it: who, when, and what was won.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DrawRecord {
+    pub id: i64,
+    pub member_id: i64,
+    pub member_nickname: String,
+    pub member_phone: Option<String>,
+    /// None: no prize.
+    pub prize_id: Option<i64>,
+    pub prize_name: Option<String>,
+    #[schema(value_type = Option<PrizeKind>)]
+    pub prize_kind: Option<String>,
+    /// Points paid (a points prize).
+    pub prize_points: Option<i64>,
+    /// Points the draw cost.
+    pub cost: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A lottery's draws (`winners_only`: those that won a prize), newest first.
+pub async fn draws(
+    conn: &mut PgConnection,
+    lottery_id: i64,
+    winners_only: bool,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<DrawRecord>> {
+    get(conn, lottery_id).await?;
+    Ok(sqlx::query_as(
+        "SELECT d.id, d.member_id, m.nickname AS member_nickname, m.phone AS member_phone, d.prize_id, \
+                p.name AS prize_name, p.kind AS prize_kind, CASE WHEN p.kind = 'points' THEN p.points END AS prize_points, \
+                -e.amount AS cost, d.created_at \
+         FROM lottery_draws d JOIN members m ON m.id = d.member_id JOIN entries e ON e.id = d.cost_entry_id \
+         LEFT JOIN lottery_prizes p ON p.id = d.prize_id \
+         WHERE d.lottery_id = $1 AND (NOT $2::boolean OR d.prize_id IS NOT NULL) AND ($3::bigint IS NULL OR d.id < $3) \
+         ORDER BY d.id DESC LIMIT $4",
+    )
+    .bind(lottery_id)
+    .bind(winners_only)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Lotteries members can draw from now: active and inside their window.
 pub async fn list_active(conn: &mut PgConnection) -> Result<Vec<Lottery>> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM lotteries WHERE status = 'active' ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM lotteries WHERE status = 'active' AND (starts_at IS NULL OR starts_at <= now()) \
+         AND (ends_at IS NULL OR ends_at > now()) ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(get(conn, id).await?);
@@ -176,7 +374,8 @@ pub async fn draw(
     now: DateTime<Utc>,
 ) -> Result<Draw> {
     let l = get(conn, lottery_id).await?;
-    if l.status != "active" {
+    let open = l.starts_at.is_none_or(|s| s <= now) && l.ends_at.is_none_or(|e| now < e);
+    if l.status != "active" || !open {
         return Err(Error::conflict("lottery_closed", "this lottery is not running"));
     }
     let source = Source::new(SourceKind::Member, format!("member:{member_id}"))

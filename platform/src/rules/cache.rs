@@ -65,7 +65,7 @@ impl RuleCache {
              JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.current_version \
              WHERE r.enabled ORDER BY r.position, r.id",
         )
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
         let mut rules = Vec::with_capacity(rows.len());
         for (id, name, event_type, version, params, script) in rows {
@@ -83,8 +83,10 @@ impl RuleCache {
             };
             rules.push(LoadedRule { id, name, event_type, version, params, ast });
         }
-        // Without a rule of its own for check-ins, a mall gets the built-in one (K1).
+        // Without a rule of its own for check-ins, a mall gets the built-in one (K1), with
+        // the mall's reward table.
         if !rules.iter().any(|r| r.event_type == "checked_in") {
+            let params = crate::marketing::checkin::rewards(conn).await?.0.params();
             let key = (tenant_id, 0, 1);
             let ast = match self.asts.get(&key).await {
                 Some(a) => a,
@@ -101,7 +103,7 @@ impl RuleCache {
                 name: "built-in check-in".into(),
                 event_type: "checked_in".into(),
                 version: 1,
-                params: crate::marketing::checkin::default_params(),
+                params,
                 ast,
             });
         }

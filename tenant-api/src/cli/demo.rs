@@ -225,8 +225,38 @@ async fn seed_products(db: &Db, tenant: &platform::directory::Tenant) -> Result<
         voucher.currency = Some(code);
         catalog::create(&mut tx, &voucher).await?;
     }
+    seed_lottery(&mut tx).await?;
     tx.commit().await?;
     seed_orders(db, tenant, credit.id).await
+}
+
+/// A running lottery wheel with a prize table (seeded with the products, once).
+async fn seed_lottery(tx: &mut platform::tx::TenantTx) -> Result<()> {
+    use platform::marketing::lottery::{self, NewLottery, Prize};
+    let prize = |name: &str, kind: &str, points: i64, weight: i32, stock: Option<i64>| Prize {
+        id: 0,
+        name: name.into(),
+        kind: kind.into(),
+        points,
+        weight,
+        stock,
+        won: 0,
+    };
+    let wheel = NewLottery {
+        name: "幸运大转盘 Lucky wheel".into(),
+        cost: 20,
+        daily_limit: Some(3),
+        status: None,
+        starts_at: None,
+        ends_at: None,
+        prizes: vec![
+            prize("保温杯 Thermos mug", "item", 0, 100, Some(5)),
+            prize("100 积分 points", "points", 100, 1000, None),
+            prize("10 积分 points", "points", 10, 4000, None),
+        ],
+    };
+    lottery::create(tx, &wheel).await?;
+    Ok(())
 }
 
 /// Two members (not the first, whom the portal tests use) redeem the phone credit, so the

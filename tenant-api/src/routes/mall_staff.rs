@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ids::{OrderId, ProductId};
-use platform::mall::catalog::{self, Category, NewProduct, Product, ProductCode, ProductInput, StockAlert};
+use platform::mall::catalog::{
+    self, Category, NewProduct, Product, ProductCode, ProductInput, SpecialWindow, StockAlert,
+};
 use platform::mall::order_csv::{self, ImportReport};
 use platform::mall::orders::{self, Order, OrderFilter};
 use platform::mall::payments;
@@ -35,18 +37,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(payment_secret))
 }
 
-/// Every product, newest first. Needs `catalog_read`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ProductFilter {
+    /// Only products with a special price window (flash sales): running now, starting
+    /// later, or either.
+    #[param(inline)]
+    special: Option<SpecialWindow>,
+}
+
+/// Every product, newest first (or those with a special price window). Needs
+/// `catalog_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), ProductFilter, PageQuery),
     responses((status = 200, body = Page<Product>), (status = 403, body = ErrorBody)))]
 async fn list_products(
     State(state): State<AppState>,
     auth: StaffAuth,
+    Query(filter): Query<ProductFilter>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Product>>> {
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
-    let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::list(tx, before, limit).await).await?;
+    let now = chrono::Utc::now();
+    let items = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| catalog::list(tx, filter.special, now, before, limit).await)
+        .await?;
     Ok(Json(Page::new(items, limit, |p| p.id.get())))
 }
 

@@ -1,5 +1,6 @@
-//! Marketing and members' own data: the lottery wheel (K3), the check-in calendar (K1),
-//! favorites (M3), tags (M5), webview hand-off (M4), member sync by external id (P4).
+//! Marketing and members' own data: the lottery wheel (K3), the check-in calendar and
+//! its reward table (K1), favorites (M3), tags (M5), webview hand-off (M4), member sync
+//! by external id (P4).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,9 +10,9 @@ use platform::audit::Actor;
 use platform::auth::identifier::PhoneNumber;
 use platform::auth::tokens::TokenPair;
 use platform::auth::webview;
-use platform::marketing::checkin::{self, Calendar};
+use platform::marketing::checkin::{self, Calendar, CheckinOverview, CheckinRewards};
 use platform::marketing::favorites::{self, Favorite};
-use platform::marketing::lottery::{self, Draw, Lottery, NewLottery};
+use platform::marketing::lottery::{self, Draw, DrawRecord, Lottery, NewLottery};
 use platform::members::{self, Member};
 use platform::rbac::Permission;
 use platform::rules::pipeline::Outcome;
@@ -23,14 +24,17 @@ use super::tokens;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, MemberAuth, PartnerAuth, Path, Query, StaffAuth, TenantPath};
 use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty};
+use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(lotteries))
         .routes(routes!(draw))
-        .routes(routes!(create_lottery))
-        .routes(routes!(get_lottery))
+        .routes(routes!(staff_lotteries, create_lottery))
+        .routes(routes!(get_lottery, update_lottery))
+        .routes(routes!(lottery_draws))
+        .routes(routes!(checkin_overview, set_checkin_rewards))
         .routes(routes!(calendar, check_in))
         .routes(routes!(favorites))
         .routes(routes!(add_favorite, remove_favorite))
@@ -96,6 +100,96 @@ async fn get_lottery(
     auth.require(Permission::CatalogRead)?;
     let l = state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::get(tx, id).await).await?;
     Ok(Json(l))
+}
+
+/// Every lottery, running or not, newest first. Needs `catalog_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
+    responses((status = 200, body = Page<Lottery>), (status = 403, body = ErrorBody)))]
+async fn staff_lotteries(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Lottery>>> {
+    auth.require(Permission::CatalogRead)?;
+    let (before, limit) = page.bounds()?;
+    let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::list(tx, before, limit).await).await?;
+    Ok(Json(Page::new(items, limit, |l| l.id)))
+}
+
+/// Changes a lottery: name, cost, daily limit, status, window and its whole prize table
+/// (a prize named by `id` keeps what it has won; one left out is removed, or retired if
+/// it was won). Needs `catalog_write`; audited.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id")),
+    request_body = NewLottery,
+    responses((status = 200, body = Lottery), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_lottery(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<NewLottery>,
+) -> ApiResult<Json<Lottery>> {
+    auth.require(Permission::CatalogWrite)?;
+    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| lottery::update(tx, id, &body).await).await?;
+    Ok(Json(l))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct DrawFilter {
+    /// Only draws that won a prize.
+    #[serde(default)]
+    winners: bool,
+}
+
+/// A lottery's draws (or only its winners), newest first. Needs `catalog_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries/{id}/draws", tag = "mall",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"), DrawFilter, PageQuery),
+    responses((status = 200, body = Page<DrawRecord>), (status = 404, body = ErrorBody)))]
+async fn lottery_draws(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Query(filter): Query<DrawFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<DrawRecord>>> {
+    auth.require(Permission::CatalogRead)?;
+    let (before, limit) = page.bounds()?;
+    let items = state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| lottery::draws(tx, id, filter.winners, before, limit).await)
+        .await?;
+    Ok(Json(Page::new(items, limit, |d| d.id)))
+}
+
+/// Check-ins as staff see them (K1): the reward table of the built-in check-in rule,
+/// the mall's own check-in rules (an enabled one decides instead of the table), and the
+/// members who checked in on each of the last 14 local days. Needs `rules_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = CheckinOverview), (status = 403, body = ErrorBody)))]
+async fn checkin_overview(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<CheckinOverview>> {
+    auth.require(Permission::RulesRead)?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| checkin::overview(tx).await).await?))
+}
+
+/// Sets the check-in reward table (points per streak day, the 7th-day bonus); the next
+/// check-in on every server instance uses it. Needs `rules_write`; audited.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = CheckinRewards,
+    responses((status = 200, body = CheckinOverview), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_checkin_rewards(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<CheckinRewards>,
+) -> ApiResult<Json<CheckinOverview>> {
+    auth.require(Permission::RulesWrite)?;
+    let o = state.db.write(&auth.tenant, &auth.actor(), async |tx| checkin::set_rewards(tx, &body).await).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(o))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

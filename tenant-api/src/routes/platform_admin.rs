@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use platform::Error;
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant, TenantStatus};
+use platform::health::FleetHealth;
 use platform::sender::{self, Recorded};
 use platform::settings::{TenantLimits, TenantSettings};
 use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
@@ -32,6 +33,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_alliance_admin))
         .routes(routes!(join_alliance))
         .routes(routes!(recorded_messages))
+        .routes(routes!(health))
+}
+
+/// The fleet's health: each configured PostgreSQL cluster (reachable, round trip,
+/// version, tenants), the control schema's and each tenant schema's migration version
+/// against the latest this server carries, and what is pending (tenants behind first,
+/// at most 1000 listed). Read-only.
+#[utoipa::path(get, path = "/v1/platform/health", tag = "platform",
+    security(("platform_jwt" = [])),
+    responses((status = 200, body = FleetHealth), (status = 401, body = ErrorBody)))]
+async fn health(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<FleetHealth>> {
+    Ok(Json(platform::health::check(&state.db).await?))
 }
 
 /// Platform operator login.

@@ -169,6 +169,9 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         _ if t.ends_with("/params") => json!({"params": {}}),
         _ if t.ends_with("/rollback") => json!({"version": 1}),
         _ if t.ends_with("/products/{id}") => json!({"name": "x"}),
+        _ if t.ends_with("/lotteries/{id}") => {
+            json!({"name": "x", "cost": 1, "prizes": [{"name": "a", "kind": "item", "weight": 1}]})
+        }
         _ if t.ends_with("/segments/{id}") => json!({"name": "x", "filter": {}}),
         _ if t.ends_with("/tasks/{id}") => json!({"name": "x", "event_type": "shared", "target": 1, "period": "once",
             "reward_currency": "points", "reward_amount": 1}),

@@ -20,6 +20,7 @@ mod mall;
 mod mall_day;
 mod mall_events;
 mod marketing;
+mod marketing_staff;
 mod members_auth;
 mod memory;
 mod migrate;

@@ -386,6 +386,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/platform/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet's health: each configured PostgreSQL cluster (reachable, round trip,
+         *     version, tenants), the control schema's and each tenant schema's migration version
+         *     against the latest this server carries, and what is pending (tenants behind first,
+         *     at most 1000 listed). Read-only.
+         */
+        get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/platform/recorded-messages": {
         parameters: {
             query?: never;
@@ -2041,6 +2063,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/checkin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check-ins as staff see them (K1): the reward table of the built-in check-in rule,
+         *     the mall's own check-in rules (an enabled one decides instead of the table), and the
+         *     members who checked in on each of the last 14 local days. Needs `rules_read`.
+         */
+        get: operations["checkin_overview"];
+        /**
+         * Sets the check-in reward table (points per streak day, the 7th-day bonus); the next
+         *     check-in on every server instance uses it. Needs `rules_write`; audited.
+         */
+        put: operations["set_checkin_rewards"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/content": {
         parameters: {
             query?: never;
@@ -2219,7 +2266,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Every lottery, running or not, newest first. Needs `catalog_read`. */
+        get: operations["staff_lotteries"];
         put?: never;
         /** Creates a lottery with its prize table. Needs `catalog_write`; audited. */
         post: operations["create_lottery"];
@@ -2238,6 +2286,28 @@ export interface paths {
         };
         /** A lottery with how many of each prize were won. Needs `catalog_read`. */
         get: operations["get_lottery"];
+        /**
+         * Changes a lottery: name, cost, daily limit, status, window and its whole prize table
+         *     (a prize named by `id` keeps what it has won; one left out is removed, or retired if
+         *     it was won). Needs `catalog_write`; audited.
+         */
+        put: operations["update_lottery"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/lotteries/{id}/draws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A lottery's draws (or only its winners), newest first. Needs `catalog_read`. */
+        get: operations["lottery_draws"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2553,7 +2623,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every product, newest first. Needs `catalog_read`. */
+        /**
+         * Every product, newest first (or those with a special price window). Needs
+         *     `catalog_read`.
+         */
         get: operations["list_products"];
         put?: never;
         /**
@@ -3443,6 +3516,59 @@ export interface components {
         } & {
             [key: string]: components["schemas"]["JsonValue"];
         };
+        /** @description Check-ins of one local day. */
+        CheckinDay: {
+            /**
+             * Format: date
+             * @description YYYY-MM-DD, the mall's local day.
+             */
+            day: string;
+            /**
+             * Format: int64
+             * @description Members who checked in that day.
+             */
+            members: number;
+        };
+        /**
+         * @description What staff see of check-ins: the reward table, whether it is in effect, and the
+         *     recent figures.
+         */
+        CheckinOverview: {
+            /** @description False: the table is the built-in default (the mall never set its own). */
+            customised: boolean;
+            /** @description The last 14 local days, oldest first (days without check-ins count 0). */
+            days: components["schemas"]["CheckinDay"][];
+            rewards: components["schemas"]["CheckinRewards"];
+            /**
+             * @description The mall's own rules on `checked_in`; while one is enabled, the rules decide the
+             *     rewards and the table is not used.
+             */
+            rules: components["schemas"]["CheckinRule"][];
+            /** @description True when the table decides the rewards (no enabled rule of the mall's own). */
+            table_in_effect: boolean;
+        };
+        /**
+         * Format: int64
+         * @description Points of one day of the check-in table.
+         */
+        CheckinReward: number;
+        /** @description The reward table of the built-in check-in rule. */
+        CheckinRewards: {
+            /**
+             * Format: int64
+             * @description Extra points on every 7th consecutive day (0: none).
+             */
+            day7_bonus: number;
+            /** @description Points on day 1, 2, … of a streak; after the table's end its last entry repeats. */
+            table: components["schemas"]["CheckinReward"][];
+        };
+        /** @description A rule of the mall's own that runs on check-ins. */
+        CheckinRule: {
+            enabled: boolean;
+            /** Format: int64 */
+            id: number;
+            name: string;
+        };
         Clearing: {
             /**
              * Format: int32
@@ -3470,6 +3596,30 @@ export interface components {
             /** Format: date-time */
             starts_at: string;
             time_zone: string;
+        };
+        /** @description One configured cluster. */
+        ClusterHealth: {
+            /** @description Why it is not reachable. */
+            error?: string | null;
+            /**
+             * Format: double
+             * @description Round trip of one query, in milliseconds.
+             */
+            latency_ms?: number | null;
+            name: string;
+            reachable: boolean;
+            /** @description PostgreSQL's `server_version`. */
+            server_version?: string | null;
+            /**
+             * Format: int64
+             * @description Tenants whose schema the directory places on this cluster.
+             */
+            tenants: number;
+            /**
+             * Format: int64
+             * @description Of those, tenants with migrations pending or whose schema could not be read.
+             */
+            tenants_behind: number;
         };
         CodeLogin: {
             code: string;
@@ -3614,6 +3764,20 @@ export interface components {
              *     `archived` (`content_write`).
              */
             to: components["schemas"]["ContentState"];
+        };
+        /** @description The control schema's migrations. */
+        ControlSchema: {
+            /**
+             * Format: int64
+             * @description Highest version this server carries.
+             */
+            latest: number;
+            pending: components["schemas"]["MigrationName"][];
+            /**
+             * Format: int64
+             * @description Highest version applied.
+             */
+            version: number;
         };
         /** @description Conversion of the local days `from..=to`. */
         Conversion: {
@@ -3901,6 +4065,34 @@ export interface components {
             draw_id: number;
             prize?: components["schemas"]["Prize"] | null;
         };
+        /** @description One draw as staff read it: who, when, and what was won. */
+        DrawRecord: {
+            /**
+             * Format: int64
+             * @description Points the draw cost.
+             */
+            cost: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            member_id: number;
+            member_nickname: string;
+            member_phone?: string | null;
+            /**
+             * Format: int64
+             * @description None: no prize.
+             */
+            prize_id?: number | null;
+            prize_kind?: components["schemas"]["PrizeKind"] | null;
+            prize_name?: string | null;
+            /**
+             * Format: int64
+             * @description Points paid (a points prize).
+             */
+            prize_points?: number | null;
+        };
         DryRun: {
             /** @description Sample event: {"type": "checked_in", "data": {…}}. */
             event: components["schemas"]["SampleEvent"];
@@ -4116,6 +4308,26 @@ export interface components {
             time_zone: string;
             totals: components["schemas"]["CostTotals"];
         };
+        /** @description The whole view. */
+        FleetHealth: {
+            /** Format: date-time */
+            checked_at: string;
+            clusters: components["schemas"]["ClusterHealth"][];
+            control: components["schemas"]["ControlSchema"];
+            /** @description The latest tenant migration this server carries. */
+            tenant_latest: components["schemas"]["MigrationName"];
+            /** @description Tenants behind first, then by slug; at most 1000. */
+            tenants: components["schemas"]["TenantSchema"][];
+            /**
+             * Format: int64
+             * @description Tenants with migrations pending or whose schema could not be read.
+             */
+            tenants_behind: number;
+            /** Format: int64 */
+            tenants_total: number;
+            /** @description More tenants exist than are listed. */
+            tenants_truncated: boolean;
+        };
         Health: {
             status: string;
         };
@@ -4321,12 +4533,28 @@ export interface components {
             currency: string;
             /** Format: int32 */
             daily_limit?: number | null;
+            /**
+             * Format: date-time
+             * @description Draws are taken until (None: no end).
+             */
+            ends_at?: string | null;
             /** Format: int64 */
             id: number;
             name: string;
             prizes: components["schemas"]["Prize"][];
-            status: string;
+            /**
+             * Format: date-time
+             * @description Draws are taken from (None: from the start).
+             */
+            starts_at?: string | null;
+            /** @description active or inactive. */
+            status: components["schemas"]["LotteryStatus"];
         };
+        /**
+         * @description Whether a lottery takes draws (inside its window).
+         * @enum {string}
+         */
+        LotteryStatus: "active" | "inactive";
         Mall: {
             name: string;
             /**
@@ -4608,6 +4836,12 @@ export interface components {
             read_at?: string | null;
             title: string;
         };
+        /** @description A migration by version and name. */
+        MigrationName: {
+            name: string;
+            /** Format: int64 */
+            version: number;
+        };
         NewAlliance: {
             currency_code?: components["schemas"]["CurrencyCode"] | null;
             /** @description Its name (default 联盟积分). */
@@ -4689,11 +4923,25 @@ export interface components {
              * @description Points a draw costs.
              */
             cost: number;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Draws per member per local day of the mall (None: no limit).
+             */
             daily_limit?: number | null;
+            /**
+             * Format: date-time
+             * @description After `starts_at`.
+             */
+            ends_at?: string | null;
             name: string;
-            /** @description The prize table. */
+            /**
+             * @description The prize table. In a change, a prize of the table left out is removed (retired,
+             *     if it was won).
+             */
             prizes: components["schemas"]["Prize"][];
+            /** Format: date-time */
+            starts_at?: string | null;
+            status?: components["schemas"]["LotteryStatus"] | null;
         };
         /** @description A product to create: `ProductInput` with `name`, `kind` and a price above 0. */
         NewProduct: components["schemas"]["ProductInput"] & {
@@ -4973,6 +5221,37 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
         };
+        Page_DrawRecord: {
+            items: {
+                /**
+                 * Format: int64
+                 * @description Points the draw cost.
+                 */
+                cost: number;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: int64 */
+                id: number;
+                /** Format: int64 */
+                member_id: number;
+                member_nickname: string;
+                member_phone?: string | null;
+                /**
+                 * Format: int64
+                 * @description None: no prize.
+                 */
+                prize_id?: number | null;
+                prize_kind?: components["schemas"]["PrizeKind"] | null;
+                prize_name?: string | null;
+                /**
+                 * Format: int64
+                 * @description Points paid (a points prize).
+                 */
+                prize_points?: number | null;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
         Page_Entry: {
             items: {
                 /**
@@ -5054,6 +5333,33 @@ export interface components {
                  *     or `expire`.
                  */
                 reason: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_Lottery: {
+            items: {
+                /** Format: int64 */
+                cost: number;
+                currency: string;
+                /** Format: int32 */
+                daily_limit?: number | null;
+                /**
+                 * Format: date-time
+                 * @description Draws are taken until (None: no end).
+                 */
+                ends_at?: string | null;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                prizes: components["schemas"]["Prize"][];
+                /**
+                 * Format: date-time
+                 * @description Draws are taken from (None: from the start).
+                 */
+                starts_at?: string | null;
+                /** @description active or inactive. */
+                status: components["schemas"]["LotteryStatus"];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -5334,7 +5640,8 @@ export interface components {
         Prize: {
             /**
              * Format: int64
-             * @description Ignored in a request.
+             * @description In a change of a lottery, the prize kept (0 or absent: a new prize); ignored when
+             *     a lottery is created.
              */
             id?: number;
             /** @description points or item. */
@@ -5347,7 +5654,7 @@ export interface components {
             points?: number;
             /**
              * Format: int64
-             * @description None: unlimited.
+             * @description None: unlimited. In a change, at least the number already won.
              */
             stock?: number | null;
             /**
@@ -6101,6 +6408,25 @@ export interface components {
          * @enum {string}
          */
         TenantRole: "owner" | "operator" | "finance" | "customer_service" | "auditor";
+        /** @description One tenant schema against the latest migration. */
+        TenantSchema: {
+            cluster: string;
+            /**
+             * Format: int64
+             * @description The directory's copy of the version (written after each migration).
+             */
+            directory_version: number;
+            name: string;
+            /** @description Migrations of this server not applied in the schema, in order. */
+            pending: components["schemas"]["MigrationName"][];
+            slug: string;
+            status: components["schemas"]["TenantStatus"];
+            /**
+             * Format: int64
+             * @description Highest migration applied in the schema (None: the schema could not be read).
+             */
+            version?: number | null;
+        };
         TenantSettings: {
             /** @description Largest manual points adjustment (credit or debit) per staff role (L7). */
             adjustment_limits?: components["schemas"]["AdjustmentLimits"];
@@ -7680,6 +8006,51 @@ export interface operations {
             };
             /** @description The body is not sent as application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetHealth"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14978,6 +15349,150 @@ export interface operations {
             };
         };
     };
+    checkin_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckinOverview"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_checkin_rewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckinRewards"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckinOverview"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_content: {
         parameters: {
             query?: {
@@ -15919,6 +16434,77 @@ export interface operations {
             };
         };
     };
+    staff_lotteries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Lottery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     create_lottery: {
         parameters: {
             query?: never;
@@ -16018,6 +16604,161 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Lottery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_lottery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description lottery id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewLottery"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lottery"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lottery_draws: {
+        parameters: {
+            query?: {
+                /** @description Only draws that won a prize. */
+                winners?: boolean;
+                /** @description Items per page, 1 to 200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description lottery id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DrawRecord"];
                 };
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
@@ -17397,6 +18138,11 @@ export interface operations {
     list_products: {
         parameters: {
             query?: {
+                /**
+                 * @description Only products with a special price window (flash sales): running now, starting
+                 *     later, or either.
+                 */
+                special?: ("current" | "upcoming" | "current_or_upcoming") | null;
                 /** @description Items per page, 1 to 200 (default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
