@@ -45,6 +45,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 15, "0015_reports"),
     migration!("tenant", 16, "0016_content"),
     migration!("tenant", 17, "0017_analytics"),
+    migration!("tenant", 19, "0019_rule_development"),
 ];
 
 #[cfg(test)]
