@@ -67,9 +67,11 @@ impl utoipa::ToSchema for DryRunRequest {
 pub struct SampleEvent {
     /// Event type, e.g. "checked_in", "order_completed".
     #[serde(rename = "type")]
+    #[schema(value_type = super::EventType)]
     kind: String,
     /// The sender's id of the event (default "dry-run").
     #[serde(default)]
+    #[schema(max_length = 150)]
     id: String,
     /// RFC 3339 (default: now); shown to the script in the mall's time zone.
     #[serde(default)]

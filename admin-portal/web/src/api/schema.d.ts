@@ -5957,7 +5957,7 @@ export interface components {
             /** @description RFC 3339 (default: now); shown to the script in the mall's time zone. */
             occurred_at?: string;
             /** @description Event type, e.g. "checked_in", "order_completed". */
-            type: string;
+            type: components["schemas"]["EventType"];
         };
         /** @description A sample member's level in the OpenAPI document (the sandbox's `LevelInput`). */
         SampleLevel: {
