@@ -19,9 +19,6 @@ use crate::error::{Error, Result};
 /// Days of counts kept for today/week/streak (the lifetime count covers every day).
 const DAYS_LOADED: i64 = 400;
 
-/// Lock grants still releasing that a script sees per member (the oldest).
-pub const LOCKS_SEEN_MAX: i64 = 50;
-
 /// The member as stored.
 #[derive(Clone, PartialEq)]
 struct Member {
@@ -218,7 +215,8 @@ async fn load_members(conn: &mut PgConnection, ids: &[i64], tz: Tz) -> Result<Ha
         .collect())
 }
 
-/// The lock grants of `ids` still releasing, oldest first, at most `LOCKS_SEEN_MAX` each.
+/// The lock grants of `ids` still releasing, oldest first, at most `bounds::LOCKS_SEEN_MAX`
+/// each.
 async fn load_locks(conn: &mut PgConnection, ids: &[i64], tz: Tz, members: &mut HashMap<i64, Member>) -> Result<()> {
     type Row = (i64, i64, String, i64, i64, i64, DateTime<Utc>, String, DateTime<Utc>);
     let rows: Vec<Row> = sqlx::query_as(
@@ -229,7 +227,7 @@ async fn load_locks(conn: &mut PgConnection, ids: &[i64], tz: Tz, members: &mut 
          WHERE n <= $2 ORDER BY member_id, id",
     )
     .bind(ids)
-    .bind(LOCKS_SEEN_MAX)
+    .bind(super::bounds::LOCKS_SEEN_MAX)
     .fetch_all(&mut *conn)
     .await?;
     for (member_id, id, currency, total, released, per_day, next_release_at, memo, created_at) in rows {
