@@ -9,7 +9,7 @@ import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   BASE_URL, COFFEE, BOOKS, OWNER, OPERATOR, PASSWORD, MEMBER_PHONES, ALLIANCE,
-  PLATFORM, launch, open, signIn, signInAs, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes,
+  PLATFORM, launch, open, signIn, signInAs, eventually, settled, menu, tableRows, pick, memberApi, shot, pngBytes, axe,
 } from "./helpers.mjs";
 
 let browser;
@@ -300,7 +300,7 @@ test("a member's points are adjusted with a reason from the member drawer", asyn
   await shot(page, "member-drawer-adjusted");
 });
 
-test("a rule with a compile error shows it at its line; fixed, it is saved and dry-run", async () => {
+test("a rule: a syntax error marked at its line as you type, fixed, dry-run, published, diffed and rolled back; parameters too; archived and restored", async () => {
   ctx = await open(browser);
   const { page } = ctx;
   await signIn(page, COFFEE.slug, OWNER);
@@ -308,25 +308,97 @@ test("a rule with a compile error shows it at its line; fixed, it is saved and d
   await settled(page);
   await page.click('[data-test="rule-create"]');
   await page.locator('[data-test="page-rule"]').waitFor();
-  await page.fill('[data-test="rule-name"]', `e2e rule ${Date.now()}`);
-  const editor = page.locator('[data-test="script-editor"]');
+  const name = `e2e rule ${Date.now()}`;
+  await page.fill('[data-test="rule-name"]', name);
+  // CodeMirror, loaded on demand; the server compiles the text as it is typed.
+  const editor = page.locator('[data-test="script-editor"] .cm-content');
+  await editor.waitFor();
   await editor.fill('// e2e\nlet x = ;\n[award("points", params.points, "thanks")]\n');
+  const marked = page.locator('[data-test="script-editor"] .cm-lineNumbers .script-editor__err');
+  await eventually(async () => (await marked.count()) === 1 && (await marked.innerText()).trim() === "2", "line 2 marked as you type");
+  assert.match(await page.locator('[data-test="script-check"]').innerText(), /2\D+\d+/, "the check names line and column");
+  assert.equal(await page.locator('[data-test="script-editor"] .cm-lintRange-error').count(), 1, "the error underlined at its column");
+  // Saving it anyway: the server refuses it with line and column; nothing is created.
   await page.click('[data-test="rule-save"]');
-  await page.locator(".script-editor__err").waitFor();
-  assert.equal((await page.locator(".script-editor__err").innerText()).trim(), "2");
+  await page.locator('[data-test="script-error"]').waitFor();
   assert.match(await page.locator('[data-test="script-error"]').innerText(), /line 2, column \d+/);
   assert.match(page.url(), /\/portal\/rules\/new$/, "nothing was created");
   await shot(page, "rule-compile-error");
 
+  // Fixed: the mark goes, the check says it compiles.
   await editor.fill('// e2e\n[award("points", params.points, "thanks")]\n');
+  await eventually(async () => (await marked.count()) === 0, "the mark cleared");
+  await eventually(async () => (await page.locator('[data-test="script-check"]').innerText()).trim() !== "", "the check's answer");
+  assert.doesNotMatch(await page.locator('[data-test="script-check"]').innerText(), /\d/, "no line or column: it compiles");
   await page.click('[data-test="rule-save"]');
   await eventually(async () => /\/portal\/rules\/\d+$/.test(page.url()), "the saved rule's URL");
+  const id = Number(/\/rules\/(\d+)$/.exec(page.url())[1]);
+  const rule = async () =>
+    page.evaluate(
+      async ([slug, id]) => {
+        const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+        const res = await fetch(`/v1/tenants/${slug}/staff/rules/${id}`, { headers: { Authorization: `Bearer ${s.access_token}` } });
+        return res.json();
+      },
+      [COFFEE.slug, id],
+    );
   await page.locator('[data-test="versions-table"]').waitFor();
+
+  // Dry run: the effects, and the event filled in as a live one (now, in the mall's zone).
   await page.click('[data-test="dry-run"]');
   const result = page.locator('[data-test="dry-result"]');
   await result.waitFor();
   assert.match(await result.innerText(), /points/);
   assert.match(await result.innerText(), /10/);
+  const seen = JSON.parse(await page.locator('[data-test="dry-event-seen"]').textContent());
+  assert.match(seen.occurred_at, /\+08:00$/, JSON.stringify(seen));
+  assert.match(seen.day, /^\d{4}-\d{2}-\d{2}$/);
+
+  // Publish version 2.
+  await editor.fill('// e2e v2\n[award("points", params.points * 2, "thanks twice")]\n');
+  await page.click('[data-test="rule-save"]');
+  await eventually(async () => (await rule()).rule.current_version === 2, "version 2 is current");
+  await eventually(async () => (await tableRows(page, "versions-table")).length === 2, "both versions listed");
+
+  // The diff of version 1 against the current one, then a one-click rollback.
+  await page.click('[data-test="diff-script-1"]');
+  const diff = page.locator('[data-test="diff-view"]');
+  await diff.locator(".cm-content").waitFor();
+  await eventually(async () => (await diff.locator(".cm-deletedChunk").count()) >= 1, "the lines version 1 had, marked deleted");
+  assert.match(await diff.innerText(), /thanks twice/);
+  assert.match(await diff.locator(".cm-deletedChunk").first().innerText(), /"thanks"/);
+  await shot(page, "rule-version-diff");
+  await axe(page, "the rule editor with a version diff");
+  await page.click('[data-test="diff-rollback"]');
+  await eventually(async () => (await rule()).rule.current_version === 1, "rolled back to version 1");
+  await eventually(async () => (await page.locator('[data-test="script-editor"] .cm-content').innerText()).includes('"thanks")'), "the editor shows version 1");
+
+  // Parameters are versioned the same way.
+  await page.fill('[data-test="rule-params"]', '{"points": 30}');
+  await page.click('[data-test="params-save"]');
+  await eventually(async () => (await rule()).rule.params_version === 2, "parameter version 2");
+  await page.click('.el-tabs__item:has-text("参数")');
+  await page.click('[data-test="diff-params-1"]');
+  await eventually(async () => /30/.test(await diff.innerText()) && (await diff.locator(".cm-deletedChunk").count()) >= 1, "the parameters' diff");
+  await page.click('[data-test="rollback-params-1"]');
+  await eventually(async () => {
+    const r = (await rule()).rule;
+    return r.params_version === 1 && r.params.points === 10;
+  }, "parameters rolled back to version 1");
+  await eventually(async () => /v1\D+v1/.test(await page.locator('[data-test="rule-versions-now"]').innerText()), "the screen shows script v1, parameters v1");
+
+  // Archived from the list: gone from the active ones, listed with the archived, restored.
+  await page.click('[data-test="menu-rules"]');
+  await settled(page);
+  const row = page.locator('[data-test="rules-table"] .el-table__row', { hasText: name });
+  await row.locator('[data-test="rule-archive-row"]').click();
+  await page.locator(".el-message-box").getByRole("button", { name: "归档" }).click();
+  await eventually(async () => (await rule()).rule.archived_at !== null, "archived");
+  await eventually(async () => (await row.count()) === 0, "gone from the active list");
+  await page.click('[data-test="rules-archived"]');
+  await eventually(async () => /archived=1/.test(page.url()) && (await row.count()) === 1, "listed with the archived rules");
+  await row.locator('[data-test="rule-restore-row"]').click();
+  await eventually(async () => (await rule()).rule.archived_at === null, "restored");
 });
 
 test("a wrong password shows the API's error and stays on the sign-in form", async () => {

@@ -1,7 +1,7 @@
 // Builds the portal into ../dist (committed; embedded in the server binary by
 // admin-portal/build.rs). Element Plus is imported per component by
 // unplugin-vue-components (no global registration), so the shell carries only what
-// its screens use; ECharts and the rule editor load on demand.
+// its screens use; ECharts and the rule editor (CodeMirror) load on demand.
 import { defineConfig } from "vite";
 import vue from "@vitejs/plugin-vue";
 import Components from "unplugin-vue-components/vite";
@@ -44,6 +44,7 @@ export default defineConfig({
       output: {
         manualChunks(id) {
           if (id.includes("node_modules/echarts") || id.includes("node_modules/zrender")) return "echarts";
+          if (id.includes("node_modules/@codemirror") || id.includes("node_modules/@lezer") || id.includes("node_modules/style-mod") || id.includes("node_modules/w3c-keyname") || id.includes("node_modules/crelt")) return "codemirror";
         },
       },
     },

@@ -46,6 +46,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 16, "0016_content"),
     migration!("tenant", 17, "0017_analytics"),
     migration!("tenant", 18, "0018_marketing_screens"),
+    migration!("tenant", 19, "0019_rule_development"),
 ];
 
 #[cfg(test)]

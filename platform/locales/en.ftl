@@ -101,6 +101,7 @@ error-refresh-token-invalid = The refresh token is not valid; sign in again.
 error-refresh-token-reused = This refresh token was used before; every session of its family is signed out.
 error-rule-exists = A rule with this name already exists.
 error-rule-not-found = No such rule.
+error-rule-archived = The rule is archived: restore it first.
 error-scope-missing = The API key lacks the scope for this.
 error-script-invalid = The rule script does not compile.
 error-segment-exists = A segment with this name exists.

@@ -100,6 +100,7 @@ error-refresh-token-invalid = 刷新令牌无效，请重新登录。
 error-refresh-token-reused = 刷新令牌被重复使用，相关会话已全部退出。
 error-rule-exists = 同名规则已存在。
 error-rule-not-found = 规则不存在。
+error-rule-archived = 该规则已归档，请先恢复。
 error-scope-missing = API 密钥缺少此操作的权限范围。
 error-script-invalid = 规则脚本编译失败。
 error-segment-exists = 已有同名人群。

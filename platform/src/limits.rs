@@ -216,6 +216,9 @@ pub mod rules {
     pub const PARAMS_BYTES_MAX: usize = 16 * 1024;
     /// Bytes of an event's data (JSON).
     pub const EVENT_DATA_BYTES_MAX: usize = 8 * 1024;
+    /// Lock grants still releasing that a script sees of a member (`member.locks`, the
+    /// oldest first).
+    pub const LOCKS_SEEN_MAX: i64 = 50;
     /// Events in one batch request.
     pub const BATCH_EVENTS_MAX: usize = 100;
     /// Internal events (level_changed, points_released) a chain of events may trigger.

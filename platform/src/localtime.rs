@@ -37,6 +37,13 @@ pub fn start_of_day(tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
     start_of(tz, day(tz, at))
 }
 
+/// `at` in RFC 3339 with the zone's offset, as rules read times
+/// ("2026-11-30T23:59:00+08:00"), to the microsecond the database keeps.
+pub fn rfc3339(tz: Tz, at: DateTime<Utc>) -> String {
+    use chrono::SubsecRound;
+    at.trunc_subsecs(6).with_timezone(&tz).to_rfc3339()
+}
+
 /// `at` as members read it: `2026/11/21 10:38` in the mall's zone.
 pub fn display(tz: Tz, at: DateTime<Utc>) -> String {
     at.with_timezone(&tz).format("%Y/%m/%d %H:%M").to_string()

@@ -31,10 +31,16 @@ pub struct Member {
     /// systems); an unproven phone cannot reach shared alliance points.
     pub phone_proven_at: Option<DateTime<Utc>>,
     pub email_proven_at: Option<DateTime<Utc>>,
+    /// The member's birthday, gender and city as they gave them (rules read them as
+    /// `member.profile`).
+    pub birthday: Option<chrono::NaiveDate>,
+    /// female, male or other.
+    pub gender: Option<String>,
+    pub city: Option<String>,
 }
 
 const COLUMNS: &str = "id, phone, email, nickname, external_id, invite_code, invited_by, status, avatar_url, notifications, \
-     last_active_at, created_at, phone_proven_at, email_proven_at";
+     last_active_at, created_at, phone_proven_at, email_proven_at, birthday, gender, city";
 
 pub use crate::auth::identifier::Identifier;
 use crate::auth::identifier::PhoneOrEmail;
@@ -449,6 +455,30 @@ pub struct ProfileUpdate {
     /// Any of order_updates, expiry_reminders, marketing (true/false).
     #[schema(value_type = Option<NotificationSettings>)]
     pub notifications: Option<serde_json::Map<String, serde_json::Value>>,
+    /// From 1900-01-01 to today.
+    pub birthday: Option<chrono::NaiveDate>,
+    pub gender: Option<Gender>,
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    pub city: Option<String>,
+}
+
+/// A member's gender as they give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Female,
+    Male,
+    Other,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Female => "female",
+            Self::Male => "male",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// Which messages a member gets (each left out is kept as it is). The document's name for
@@ -483,17 +513,29 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
         "notifications",
         "order_updates, expiry_reminders, marketing: true or false",
     );
+    let earliest = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
+    let today = crate::localtime::day(tenant.settings.tz(), Utc::now());
+    v.check(p.birthday.is_none_or(|b| (earliest..=today).contains(&b)), "birthday", "from 1900-01-01 to today");
+    v.check(
+        p.city.as_ref().is_none_or(|c| !c.trim().is_empty() && c.trim().chars().count() <= 64),
+        "city",
+        "1 to 64 characters",
+    );
     v.finish()?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let was_complete = profile_complete(&mut tx, id).await?;
     sqlx::query(
         "UPDATE members SET nickname = coalesce($2, nickname), avatar_url = coalesce($3, avatar_url), \
-             notifications = notifications || coalesce($4, '{}'::jsonb), updated_at = now() WHERE id = $1",
+             notifications = notifications || coalesce($4, '{}'::jsonb), birthday = coalesce($5, birthday), \
+             gender = coalesce($6, gender), city = coalesce($7, city), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(p.nickname.as_deref().map(str::trim))
     .bind(&p.avatar_url)
     .bind(p.notifications.clone().map(serde_json::Value::Object))
+    .bind(p.birthday)
+    .bind(p.gender.map(Gender::as_str))
+    .bind(p.city.as_deref().map(str::trim))
     .execute(&mut *tx)
     .await?;
     let m = get_in(&mut tx, id).await?;

@@ -14,9 +14,12 @@ pub struct EventInput {
     /// The sender's id of the event (idempotency).
     #[serde(default)]
     pub id: String,
-    /// RFC 3339.
+    /// RFC 3339, in the mall's time zone (e.g. "2026-11-30T23:59:00+08:00").
     #[serde(default)]
     pub occurred_at: String,
+    /// The mall's local day the event counts on, "YYYY-MM-DD" (the day of `occurred_at`).
+    #[serde(default)]
+    pub day: String,
     /// Free data sent with the event, e.g. {"amount_fen": 12800}.
     #[serde(default)]
     pub data: serde_json::Value,
@@ -43,6 +46,42 @@ pub struct MemberInput {
     pub referrers: Vec<i64>,
     /// RFC 3339.
     pub joined_at: String,
+    /// What the member record says of the member.
+    pub profile: ProfileInput,
+    /// The member's lock grants still releasing, oldest first (at most 50).
+    pub locks: Vec<LockInput>,
+}
+
+/// The member's profile; a field the member never gave is "".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileInput {
+    pub nickname: String,
+    /// "YYYY-MM-DD".
+    pub birthday: String,
+    /// "female", "male" or "other".
+    pub gender: String,
+    pub city: String,
+    /// The mall's local day the member registered, "YYYY-MM-DD".
+    pub registered_on: String,
+}
+
+/// One lock grant: `total` locked, released `per_day`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockInput {
+    pub id: i64,
+    pub currency: String,
+    pub total: i64,
+    pub released: i64,
+    /// `total - released`.
+    pub remaining: i64,
+    pub per_day: i64,
+    /// RFC 3339.
+    pub next_release_at: String,
+    pub memo: String,
+    /// RFC 3339.
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +114,7 @@ impl EventInput {
     pub(crate) fn to_dynamic(&self) -> Dynamic {
         Dynamic::from_map(Map::from([
             ("data".into(), json_to_dynamic(&self.data)),
+            ("day".into(), self.day.as_str().into()),
             ("id".into(), self.id.as_str().into()),
             ("occurred_at".into(), self.occurred_at.as_str().into()),
             ("type".into(), self.kind.as_str().into()),
@@ -91,11 +131,41 @@ impl MemberInput {
             ("joined_at".into(), self.joined_at.as_str().into()),
             ("level".into(), self.level.to_dynamic()),
             ("lifetime".into(), Dynamic::from_int(self.lifetime)),
+            ("locks".into(), Dynamic::from_array(self.locks.iter().map(LockInput::to_dynamic).collect())),
+            ("profile".into(), self.profile.to_dynamic()),
             ("referrers".into(), Dynamic::from_array(self.referrers.iter().map(|&r| Dynamic::from_int(r)).collect())),
             ("streak".into(), Dynamic::from_int(self.streak)),
             ("tags".into(), Dynamic::from_array(self.tags.iter().map(|t| t.as_str().into()).collect())),
             ("today".into(), Dynamic::from_int(self.today)),
             ("week".into(), Dynamic::from_int(self.week)),
+        ]))
+    }
+}
+
+impl ProfileInput {
+    fn to_dynamic(&self) -> Dynamic {
+        Dynamic::from_map(Map::from([
+            ("birthday".into(), self.birthday.as_str().into()),
+            ("city".into(), self.city.as_str().into()),
+            ("gender".into(), self.gender.as_str().into()),
+            ("nickname".into(), self.nickname.as_str().into()),
+            ("registered_on".into(), self.registered_on.as_str().into()),
+        ]))
+    }
+}
+
+impl LockInput {
+    fn to_dynamic(&self) -> Dynamic {
+        Dynamic::from_map(Map::from([
+            ("created_at".into(), self.created_at.as_str().into()),
+            ("currency".into(), self.currency.as_str().into()),
+            ("id".into(), Dynamic::from_int(self.id)),
+            ("memo".into(), self.memo.as_str().into()),
+            ("next_release_at".into(), self.next_release_at.as_str().into()),
+            ("per_day".into(), Dynamic::from_int(self.per_day)),
+            ("released".into(), Dynamic::from_int(self.released)),
+            ("remaining".into(), Dynamic::from_int(self.remaining)),
+            ("total".into(), Dynamic::from_int(self.total)),
         ]))
     }
 }
@@ -188,6 +258,7 @@ mod tests {
                 kind: "order_completed".into(),
                 id: "e-1".into(),
                 occurred_at: "2024-05-01T10:00:00Z".into(),
+                day: "2024-05-01".into(),
                 data: odd.clone(),
             },
             member: MemberInput {
@@ -202,6 +273,27 @@ mod tests {
                 streak: 4,
                 referrers: vec![7, 8, 9],
                 joined_at: "2023-01-01T00:00:00Z".into(),
+                profile: ProfileInput {
+                    nickname: "小李".into(),
+                    birthday: "1990-05-01".into(),
+                    gender: "female".into(),
+                    city: "上海".into(),
+                    registered_on: "2023-01-01".into(),
+                },
+                locks: vec![
+                    LockInput {
+                        id: 3,
+                        currency: "points".into(),
+                        total: 1000,
+                        released: 12,
+                        remaining: 988,
+                        per_day: 12,
+                        next_release_at: "2024-05-02T00:00:00+08:00".into(),
+                        memo: "gift".into(),
+                        created_at: "2024-04-30T10:00:00+08:00".into(),
+                    },
+                    LockInput::default(),
+                ],
             },
             params: odd,
         };

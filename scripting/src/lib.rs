@@ -10,6 +10,6 @@ pub mod testfile;
 
 pub use effects::Effect;
 pub use error::{CompileError, RunError};
-pub use input::{EventInput, Input, LevelInput, MemberInput};
+pub use input::{EventInput, Input, LevelInput, LockInput, MemberInput, ProfileInput};
 pub use rhai::AST;
 pub use sandbox::Sandbox;

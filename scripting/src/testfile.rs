@@ -13,6 +13,8 @@
 //! }
 //! ```
 //! A case's `params` replace the file's; `member` fields not given take defaults.
+//! `examples/rules/test-file.schema.json` is the JSON Schema of this format, for editors
+//! (a file names it with `"$schema"`); a test checks the library's files against it.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,9 @@ use crate::sandbox::Sandbox;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestFile {
+    /// The JSON Schema editors use for the file (not read here).
+    #[serde(rename = "$schema", default)]
+    _schema: Option<String>,
     rule: String,
     #[serde(default)]
     params: serde_json::Value,
@@ -71,6 +76,12 @@ pub fn find(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Reads a test file's text as the runner does (without running it): the error says
+/// what is wrong.
+pub fn parse(text: &str) -> Result<(), String> {
+    serde_json::from_str::<TestFile>(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Runs every test file under `dir`.

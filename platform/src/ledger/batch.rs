@@ -149,6 +149,7 @@ struct EntryColumns<'a> {
     source_ref: Vec<&'a str>,
     rule_id: Vec<Option<i64>>,
     rule_version: Vec<Option<i32>>,
+    params_version: Vec<Option<i32>>,
     memo: Vec<&'a str>,
     actor: Vec<&'a str>,
     prev_hash: Vec<Vec<u8>>,
@@ -167,6 +168,7 @@ impl<'a> EntryColumns<'a> {
             source_ref: Vec::with_capacity(n),
             rule_id: Vec::with_capacity(n),
             rule_version: Vec::with_capacity(n),
+            params_version: Vec::with_capacity(n),
             memo: Vec::with_capacity(n),
             actor: Vec::with_capacity(n),
             prev_hash: Vec::with_capacity(n),
@@ -191,8 +193,9 @@ impl<'a> EntryColumns<'a> {
         self.balance_after.push(balance_after);
         self.source_kind.push(item.source.kind.as_str());
         self.source_ref.push(&item.source.reference);
-        self.rule_id.push(item.source.rule.map(|r| r.0));
-        self.rule_version.push(item.source.rule.map(|r| r.1));
+        self.rule_id.push(item.source.rule.map(|r| r.id));
+        self.rule_version.push(item.source.rule.map(|r| r.version));
+        self.params_version.push(item.source.rule.map(|r| r.params_version));
         self.memo.push(&item.source.memo);
         self.actor.push(&item.source.actor);
         self.prev_hash.push(prev_hash);
@@ -208,11 +211,11 @@ async fn insert_entries(
 ) -> Result<Vec<Entry>> {
     let rows: Vec<Entry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, \
-             source_ref, rule_id, rule_version, memo, actor, created_at, prev_hash, hash) \
-         SELECT m, c, s, a, 0, b, $6, k, r, ri, rv, memo, actor, $7, ph, h \
+             source_ref, rule_id, rule_version, params_version, memo, actor, created_at, prev_hash, hash) \
+         SELECT m, c, s, a, 0, b, $6, k, r, ri, rv, pv, memo, actor, $7, ph, h \
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $8::text[], $9::text[], \
-                     $10::bigint[], $11::int[], $12::text[], $13::text[], $14::bytea[], $15::bytea[]) \
-              WITH ORDINALITY AS t(m, c, s, a, b, k, r, ri, rv, memo, actor, ph, h, i) \
+                     $10::bigint[], $11::int[], $12::text[], $13::text[], $14::bytea[], $15::bytea[], $16::int[]) \
+              WITH ORDINALITY AS t(m, c, s, a, b, k, r, ri, rv, memo, actor, ph, h, pv, i) \
          ORDER BY i RETURNING {ENTRY_COLUMNS}"
     )))
     .bind(&cols.member_id)
@@ -230,6 +233,7 @@ async fn insert_entries(
     .bind(&cols.actor)
     .bind(&cols.prev_hash)
     .bind(&cols.hash)
+    .bind(&cols.params_version)
     .fetch_all(&mut *conn)
     .await
     .map_err(entry_error)?;

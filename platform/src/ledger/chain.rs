@@ -23,6 +23,7 @@ pub struct Canonical<'a> {
     pub source_ref: &'a str,
     pub rule_id: Option<i64>,
     pub rule_version: Option<i32>,
+    pub params_version: Option<i32>,
     pub memo: &'a str,
     pub created_at_micros: i64,
 }
@@ -50,8 +51,9 @@ impl Link<'_> {
             reason: reason.as_str(),
             source_kind: source.kind.as_str(),
             source_ref: &source.reference,
-            rule_id: source.rule.map(|r| r.0),
-            rule_version: source.rule.map(|r| r.1),
+            rule_id: source.rule.map(|r| r.id),
+            rule_version: source.rule.map(|r| r.version),
+            params_version: source.rule.map(|r| r.params_version),
             memo: &source.memo,
             created_at_micros: created_at.timestamp_micros(),
         }
@@ -75,6 +77,11 @@ impl Canonical<'_> {
             h.update((s.len() as u32).to_be_bytes());
             h.update(s.as_bytes());
         }
+        // Last and only when present, so entries written before parameters were versioned
+        // keep their hashes (an input with it is 8 bytes longer than one without).
+        if let Some(p) = self.params_version {
+            h.update(i64::from(p).to_be_bytes());
+        }
         h.finalize().to_vec()
     }
 }
@@ -96,6 +103,7 @@ mod tests {
             source_ref: "",
             rule_id: None,
             rule_version: None,
+            params_version: None,
             memo,
             created_at_micros: 5,
         }
@@ -108,6 +116,9 @@ mod tests {
         assert_ne!(base, c("b", 10).hash(b""));
         assert_ne!(base, c("a", 11).hash(b""));
         assert_ne!(base, c("a", 10).hash(b"x"));
+        let versioned = |p| Canonical { params_version: Some(p), ..c("a", 10) }.hash(b"");
+        assert_ne!(base, versioned(1));
+        assert_ne!(versioned(1), versioned(2));
         assert_eq!(base.len(), 32);
     }
 }

@@ -103,11 +103,20 @@ pub struct Source {
     pub kind: SourceKind,
     /// Order number, hold id, partner reference…
     pub reference: String,
-    /// (rule id, rule version) for entries produced by a rule.
-    pub rule: Option<(i64, i32)>,
+    /// The rule, script version and parameter version, for entries produced by a rule.
+    pub rule: Option<RuleRef>,
     pub memo: String,
     /// "staff:12", "partner:3", "member:9", "system:expiry"…
     pub actor: String,
+}
+
+/// Which rule wrote an entry: its id, the script version and the parameter version that
+/// ran (R5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRef {
+    pub id: i64,
+    pub version: i32,
+    pub params_version: i32,
 }
 
 impl Source {
@@ -142,6 +151,9 @@ pub struct Entry {
     pub source_ref: String,
     pub rule_id: Option<i64>,
     pub rule_version: Option<i32>,
+    /// The rule's parameter version that ran (entries written before parameters were
+    /// versioned have none).
+    pub params_version: Option<i32>,
     pub memo: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -154,7 +166,7 @@ pub(crate) async fn announce(conn: &mut sqlx::PgConnection, entries: &[Entry]) -
 }
 
 pub(crate) const ENTRY_COLUMNS: &str = "id, member_id, currency, seq, amount, locked_delta, balance_after, reason, \
-     source_kind, source_ref, rule_id, rule_version, memo, created_at";
+     source_kind, source_ref, rule_id, rule_version, params_version, memo, created_at";
 
 pub use crate::limits::ledger as bounds;
 /// The currency a request means when it names none: the mall's points.

@@ -127,8 +127,8 @@ async fn append(
     let hash = link.hash(&head.head_hash, reason, source, created_at);
     let entry: Entry = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, \
-             source_ref, rule_id, rule_version, memo, actor, created_at, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {}",
+             source_ref, rule_id, rule_version, params_version, memo, actor, created_at, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {}",
         super::ENTRY_COLUMNS
     )))
     .bind(member_id)
@@ -140,8 +140,9 @@ async fn append(
     .bind(reason.as_str())
     .bind(source.kind.as_str())
     .bind(&source.reference)
-    .bind(source.rule.map(|r| r.0))
-    .bind(source.rule.map(|r| r.1))
+    .bind(source.rule.map(|r| r.id))
+    .bind(source.rule.map(|r| r.version))
+    .bind(source.rule.map(|r| r.params_version))
     .bind(&source.memo)
     .bind(&source.actor)
     .bind(created_at)

@@ -40,6 +40,7 @@ struct Row {
     source_ref: String,
     rule_id: Option<i64>,
     rule_version: Option<i32>,
+    params_version: Option<i32>,
     memo: String,
     created_at: chrono::DateTime<chrono::Utc>,
     prev_hash: Vec<u8>,
@@ -67,7 +68,7 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Report> {
     let walks: Vec<Walk> = {
         let mut rows = sqlx::query_as::<_, Row>(
             "SELECT id, member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, source_ref, \
-                    rule_id, rule_version, memo, created_at, prev_hash, hash \
+                    rule_id, rule_version, params_version, memo, created_at, prev_hash, hash \
              FROM entries ORDER BY member_id, currency, seq",
         )
         .fetch(&mut *conn);
@@ -102,6 +103,7 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Report> {
                 source_ref: &r.source_ref,
                 rule_id: r.rule_id,
                 rule_version: r.rule_version,
+                params_version: r.params_version,
                 memo: &r.memo,
                 created_at_micros: r.created_at.timestamp_micros(),
             }

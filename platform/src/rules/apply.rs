@@ -1,5 +1,5 @@
 //! Applies the effects of an event's rules inside the event's transaction. Every entry
-//! names the rule and version that produced it.
+//! names the rule, script version and parameter version that produced it.
 
 use chrono::{DateTime, Duration, Utc};
 use scripting::{Effect, MemberInput};
@@ -17,12 +17,13 @@ use crate::ledger::{Reason, Source, SourceKind};
 pub struct Producer<'a> {
     pub rule_id: i64,
     pub version: i32,
+    pub params_version: i32,
     pub event_key: &'a str,
 }
 
 pub(super) fn source(p: &Producer<'_>, memo: &str) -> Source {
     let mut s = Source::new(SourceKind::Rule, format!("rule:{}", p.rule_id)).reference(p.event_key).memo(memo);
-    s.rule = Some((p.rule_id, p.version));
+    s.rule = Some(crate::ledger::RuleRef { id: p.rule_id, version: p.version, params_version: p.params_version });
     s
 }
 

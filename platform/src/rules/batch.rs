@@ -63,7 +63,7 @@ impl EventStatus {
 pub struct Outcome {
     pub id: String,
     pub status: EventStatus,
-    /// Per rule: {"rule_id", "name", "version", "effects"}.
+    /// Per rule: {"rule_id", "name", "version", "params_version", "effects"}.
     pub effects: serde_json::Value,
     pub error: Option<String>,
     /// True when this event id had been processed before and this is its first result.
@@ -183,9 +183,15 @@ impl Plan {
             .map(|&i| {
                 let ev = &batch.events[i];
                 let data = ev.data_object();
-                let occurred_at = ev.occurred_at.unwrap_or(batch.now).to_rfc3339();
-                let event = EventInput { kind: ev.kind.clone(), id: ev.id.clone(), occurred_at, data };
-                Job { member_id: ev.member_id, event, day: batch.day_of(i) }
+                let day = batch.day_of(i);
+                let event = EventInput {
+                    kind: ev.kind.clone(),
+                    id: ev.id.clone(),
+                    occurred_at: crate::localtime::rfc3339(batch.tz, ev.occurred_at.unwrap_or(batch.now)),
+                    day: day.to_string(),
+                    data,
+                };
+                Job { member_id: ev.member_id, event, day }
             })
             .collect()
     }
@@ -206,7 +212,10 @@ impl Outcome {
         let summary = |runs: &[RuleRun]| {
             serde_json::Value::Array(
                 runs.iter()
-                    .map(|r| serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version, "effects": r.effects}))
+                    .map(|r| {
+                        serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version,
+                            "params_version": r.params_version, "effects": r.effects})
+                    })
                     .collect(),
             )
         };

@@ -52,7 +52,12 @@ pub async fn apply_run(
     for event in events {
         let member = event.member;
         for run in event.runs {
-            let producer = Producer { rule_id: run.rule_id, version: run.version, event_key: event.key };
+            let producer = Producer {
+                rule_id: run.rule_id,
+                version: run.version,
+                params_version: run.params_version,
+                event_key: event.key,
+            };
             for effect in &run.effects {
                 match effect {
                     Effect::Award { currency, amount, memo, expires_in_days } => {

@@ -18,6 +18,8 @@ pub struct LoadedRule {
     pub event_type: String,
     pub version: i32,
     pub params: serde_json::Value,
+    /// The parameter version `params` is.
+    pub params_version: i32,
     pub ast: Arc<AST>,
 }
 
@@ -60,15 +62,17 @@ impl RuleCache {
             return Ok(set);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let rows: Vec<(i64, String, String, i32, serde_json::Value, String)> = sqlx::query_as(
-            "SELECT r.id, r.name, r.event_type, r.current_version, r.params, v.script FROM rules r \
+        type Row = (i64, String, String, i32, serde_json::Value, i32, String);
+        // Archived rules are never evaluated, enabled or not.
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT r.id, r.name, r.event_type, r.current_version, r.params, r.params_version, v.script FROM rules r \
              JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.current_version \
-             WHERE r.enabled ORDER BY r.position, r.id",
+             WHERE r.enabled AND r.archived_at IS NULL ORDER BY r.position, r.id",
         )
         .fetch_all(&mut *conn)
         .await?;
         let mut rules = Vec::with_capacity(rows.len());
-        for (id, name, event_type, version, params, script) in rows {
+        for (id, name, event_type, version, params, params_version, script) in rows {
             let key = (tenant_id, id, version);
             let ast = match self.asts.get(&key).await {
                 Some(a) => a,
@@ -81,7 +85,7 @@ impl RuleCache {
                     ast
                 }
             };
-            rules.push(LoadedRule { id, name, event_type, version, params, ast });
+            rules.push(LoadedRule { id, name, event_type, version, params, params_version, ast });
         }
         // Without a rule of its own for check-ins, a mall gets the built-in one (K1), with
         // the mall's reward table.
@@ -104,6 +108,7 @@ impl RuleCache {
                 event_type: "checked_in".into(),
                 version: 1,
                 params,
+                params_version: 1,
                 ast,
             });
         }

@@ -1,15 +1,17 @@
-//! What a script knows about the member: level, tags, balances, counters, counts of this
-//! event type (today, this week, ever, streak) and the referral chain (≤ 3).
+//! What a script knows about the member: level, profile (nickname, birthday, gender,
+//! city, registration day), tags, balances, counters, lock grants still releasing,
+//! counts of this event type (today, this week, ever, streak) and the referral chain (≤ 3).
 //!
-//! A batch loads the context of all its members in seven statements, then keeps it up to
+//! A batch loads the context of all its members in eight statements, then keeps it up to
 //! date in memory as its events are counted and their effects decided, so an event sees
 //! the events before it in the same batch (counts, balances, counters, tags). A level
-//! reached within a batch shows from the next batch on.
+//! reached, and lock grants made or accelerated, within a batch show from the next batch on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use scripting::{Effect, LevelInput, MemberInput};
+use chrono_tz::Tz;
+use scripting::{Effect, LevelInput, LockInput, MemberInput, ProfileInput};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
@@ -20,7 +22,10 @@ const DAYS_LOADED: i64 = 400;
 /// The member as stored.
 #[derive(Clone, PartialEq)]
 struct Member {
-    joined_at: DateTime<Utc>,
+    /// RFC 3339 in the mall's zone.
+    joined_at: String,
+    profile: ProfileInput,
+    locks: Vec<LockInput>,
     level: LevelInput,
     tags: BTreeSet<String>,
     balances: BTreeMap<String, i64>,
@@ -45,15 +50,17 @@ pub struct Contexts {
 
 impl Contexts {
     /// Loads the members of `pairs` (member, event type); unknown members are left out.
-    /// Day counts reach `DAYS_LOADED` days back from `today` (the mall's local day).
-    pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], today: NaiveDate) -> Result<Self> {
+    /// Day counts reach `DAYS_LOADED` days back from `today` (the mall's local day);
+    /// times and days are shown in the mall's zone `tz`.
+    pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], tz: Tz, today: NaiveDate) -> Result<Self> {
         let mut ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut members = load_members(conn, &ids).await?;
+        let mut members = load_members(conn, &ids, tz).await?;
         if members.is_empty() {
             return Ok(Self { members, counts: HashMap::new() });
         }
+        load_locks(conn, &ids, tz, &mut members).await?;
         load_tags(conn, &ids, &mut members).await?;
         load_balances(conn, &ids, &mut members).await?;
         load_counters(conn, &ids, &mut members).await?;
@@ -111,7 +118,9 @@ impl Contexts {
             lifetime: c.lifetime,
             streak,
             referrers: m.referrers.clone(),
-            joined_at: m.joined_at.to_rfc3339(),
+            joined_at: m.joined_at.clone(),
+            profile: m.profile.clone(),
+            locks: m.locks.clone(),
         })
     }
 
@@ -154,11 +163,23 @@ impl Contexts {
     }
 }
 
-/// The members of `ids` with their level; the rest of their context comes next.
-async fn load_members(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, Member>> {
-    type MemberRow = (i64, DateTime<Utc>, Option<String>, Option<i64>, Option<serde_json::Value>);
-    let rows: Vec<MemberRow> = sqlx::query_as(
-        "SELECT m.id, m.created_at, l.name, l.threshold, l.benefits FROM members m \
+/// The members of `ids` with their level and profile; the rest of their context comes next.
+async fn load_members(conn: &mut PgConnection, ids: &[i64], tz: Tz) -> Result<HashMap<i64, Member>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: i64,
+        created_at: DateTime<Utc>,
+        nickname: String,
+        birthday: Option<NaiveDate>,
+        gender: Option<String>,
+        city: Option<String>,
+        level: Option<String>,
+        threshold: Option<i64>,
+        benefits: Option<serde_json::Value>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT m.id, m.created_at, m.nickname, m.birthday, m.gender, m.city, l.name AS level, l.threshold, \
+                l.benefits FROM members m \
          LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = ANY($1)",
     )
     .bind(ids)
@@ -166,23 +187,65 @@ async fn load_members(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i6
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, joined_at, name, threshold, benefits)| {
+        .map(|r| {
             let level = LevelInput {
-                name: name.unwrap_or_default(),
-                threshold: threshold.unwrap_or(0),
-                benefits: benefits.unwrap_or_else(|| serde_json::json!({})),
+                name: r.level.unwrap_or_default(),
+                threshold: r.threshold.unwrap_or(0),
+                benefits: r.benefits.unwrap_or_else(|| serde_json::json!({})),
+            };
+            let profile = ProfileInput {
+                nickname: r.nickname,
+                birthday: r.birthday.map(|d| d.to_string()).unwrap_or_default(),
+                gender: r.gender.unwrap_or_default(),
+                city: r.city.unwrap_or_default(),
+                registered_on: crate::localtime::day(tz, r.created_at).to_string(),
             };
             let member = Member {
-                joined_at,
+                joined_at: crate::localtime::rfc3339(tz, r.created_at),
+                profile,
+                locks: Vec::new(),
                 level,
                 tags: BTreeSet::new(),
                 balances: BTreeMap::new(),
                 counters: BTreeMap::new(),
                 referrers: Vec::new(),
             };
-            (id, member)
+            (r.id, member)
         })
         .collect())
+}
+
+/// The lock grants of `ids` still releasing, oldest first, at most `bounds::LOCKS_SEEN_MAX`
+/// each.
+async fn load_locks(conn: &mut PgConnection, ids: &[i64], tz: Tz, members: &mut HashMap<i64, Member>) -> Result<()> {
+    type Row = (i64, i64, String, i64, i64, i64, DateTime<Utc>, String, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT member_id, id, currency, total, released, per_day, next_release_at, memo, created_at FROM ( \
+             SELECT member_id, id, currency, total, released, per_day, next_release_at, memo, created_at, \
+                    row_number() OVER (PARTITION BY member_id ORDER BY id) AS n FROM lock_grants \
+             WHERE member_id = ANY($1) AND released < total) open \
+         WHERE n <= $2 ORDER BY member_id, id",
+    )
+    .bind(ids)
+    .bind(super::bounds::LOCKS_SEEN_MAX)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (member_id, id, currency, total, released, per_day, next_release_at, memo, created_at) in rows {
+        if let Some(m) = members.get_mut(&member_id) {
+            m.locks.push(LockInput {
+                id,
+                currency,
+                total,
+                released,
+                remaining: total - released,
+                per_day,
+                next_release_at: crate::localtime::rfc3339(tz, next_release_at),
+                memo,
+                created_at: crate::localtime::rfc3339(tz, created_at),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn load_tags(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
@@ -308,13 +371,22 @@ pub async fn lock_members(conn: &mut PgConnection, tenant_id: i64, members: &[i6
     Ok(())
 }
 
-/// The context of one member for an event of type `kind` on local `day`, as stored (the
-/// dry run's view: the event itself is not counted).
-pub async fn member(conn: &mut PgConnection, member_id: i64, kind: &str, day: NaiveDate) -> Result<MemberInput> {
-    Contexts::load(conn, &[(member_id, kind)], day)
-        .await?
-        .input(member_id, kind, day)
-        .ok_or_else(|| Error::not_found("member_not_found", "no such member"))
+/// The context of one member for an event of type `kind` on local `day`, as a live
+/// event would see it: as stored, with the event itself counted (the dry run's view;
+/// nothing is written).
+pub async fn member(
+    conn: &mut PgConnection,
+    member_id: i64,
+    kind: &str,
+    tz: Tz,
+    day: NaiveDate,
+) -> Result<MemberInput> {
+    let mut ctx = Contexts::load(conn, &[(member_id, kind)], tz, day).await?;
+    if !ctx.knows(member_id) {
+        return Err(Error::not_found("member_not_found", "no such member"));
+    }
+    ctx.count(member_id, kind, day, 1);
+    ctx.input(member_id, kind, day).ok_or_else(|| Error::not_found("member_not_found", "no such member"))
 }
 
 /// Records the counts of a batch's events (member, type, local day, n).

@@ -22,6 +22,7 @@ pub struct RuleRun {
     pub rule_id: i64,
     pub name: String,
     pub version: i32,
+    pub params_version: i32,
     pub effects: Vec<Effect>,
 }
 
@@ -130,12 +131,18 @@ fn one(
     for rule in set.for_event(kind) {
         let input = Input { event: job.event.clone(), member: member.clone(), params: rule.params.clone() };
         match sandbox.run(&rule.ast, &input) {
-            Ok(effects) => {
-                runs.push(RuleRun { rule_id: rule.id, name: rule.name.clone(), version: rule.version, effects })
-            }
+            Ok(effects) => runs.push(RuleRun {
+                rule_id: rule.id,
+                name: rule.name.clone(),
+                version: rule.version,
+                params_version: rule.params_version,
+                effects,
+            }),
             Err(e) => {
-                failure =
-                    Some(format!("rule {} ({:?}) v{}: {} ({})", rule.id, rule.name, rule.version, e.message, e.kind));
+                failure = Some(format!(
+                    "rule {} ({:?}) v{} (parameters v{}): {} ({})",
+                    rule.id, rule.name, rule.version, rule.params_version, e.message, e.kind
+                ));
                 break;
             }
         }

@@ -55,7 +55,7 @@ struct Read {
 impl Read {
     async fn load(conn: &mut PgConnection, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Self> {
         let set = cache.get(conn, tenant.id).await?;
-        let ctx = Contexts::load(conn, &batch.pairs(), batch.today()).await?;
+        let ctx = Contexts::load(conn, &batch.pairs(), batch.tz, batch.today()).await?;
         let seen: Vec<String> = sqlx::query_scalar("SELECT event_key FROM events WHERE event_key = ANY($1)")
             .bind(&batch.keys)
             .fetch_all(&mut *conn)
@@ -157,7 +157,7 @@ async fn optimistic(db: &Db, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'
     let evaluated = run_rules(cache, tenant, batch, &plan, read.set.clone(), read.ctx, read.currencies.clone()).await?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     context::lock_members(&mut tx, tenant.id, &batch.members()).await?;
-    let now_seen = Contexts::load(&mut tx, &batch.pairs(), batch.today()).await?;
+    let now_seen = Contexts::load(&mut tx, &batch.pairs(), batch.tz, batch.today()).await?;
     let unchanged = now_seen == seen;
     cache.admission.record(tenant, if unchanged { Went::Clean } else { Went::Contended });
     let evaluated = if unchanged {

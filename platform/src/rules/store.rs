@@ -1,6 +1,7 @@
 //! The rule store: create, new version (compiled and validated first), rollback,
-//! parameters, enable/disable, order. Every change is audited in its own transaction and
-//! announced to all instances.
+//! parameters (versioned like scripts, with their own rollback), enable/disable, order,
+//! archive and restore. Every change is audited in its own transaction and announced to
+//! all instances.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,11 @@ pub struct Rule {
     pub enabled: bool,
     pub position: i32,
     pub current_version: i32,
+    /// The current parameters (parameter version `params_version`).
     pub params: serde_json::Value,
+    pub params_version: i32,
+    /// Set while the rule is archived: left out of the active list and never evaluated.
+    pub archived_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -28,6 +33,16 @@ pub struct Rule {
 pub struct RuleVersion {
     pub version: i32,
     pub script: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One version of a rule's parameters (R4, R5): every change is kept.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RuleParamsVersion {
+    pub version: i32,
+    #[schema(value_type = crate::doc::JsonObject)]
+    pub params: serde_json::Value,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -63,7 +78,8 @@ fn hundred() -> i32 {
     100
 }
 
-const COLUMNS: &str = "id, name, event_type, enabled, position, current_version, params, updated_at";
+const COLUMNS: &str =
+    "id, name, event_type, enabled, position, current_version, params, params_version, archived_at, updated_at";
 
 /// Compiles a script, turning a compile error into a 422 naming line and column.
 pub fn check_script(sandbox: &scripting::Sandbox, script: &str) -> Result<()> {
@@ -75,6 +91,33 @@ pub fn check_script(sandbox: &scripting::Sandbox, script: &str) -> Result<()> {
             message: format!("line {}, column {}: {}", e.line, e.column, e.message),
         }],
     })
+}
+
+/// A compile check as the editor shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CompileCheck {
+    pub ok: bool,
+    /// The first error, when the script does not compile.
+    pub error: Option<CompileProblem>,
+}
+
+/// Where a script stops compiling: 1-based line and column (0 when the whole script is
+/// at fault, e.g. too large).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CompileProblem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+pub fn compile_check(sandbox: &scripting::Sandbox, script: &str) -> CompileCheck {
+    match sandbox.compile(script) {
+        Ok(_) => CompileCheck { ok: true, error: None },
+        Err(e) => CompileCheck {
+            ok: false,
+            error: Some(CompileProblem { line: e.line, column: e.column, message: e.message }),
+        },
+    }
 }
 
 fn check_params(params: &serde_json::Value) -> Result<()> {
@@ -123,7 +166,13 @@ pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRu
     sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, 1, $2, $3)")
         .bind(rule.id)
         .bind(&new.script)
-        .bind(by)
+        .bind(&by)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO rule_param_versions (rule_id, version, params, created_by) VALUES ($1, 1, $2, $3)")
+        .bind(rule.id)
+        .bind(&new.params)
+        .bind(&by)
         .execute(&mut **tx)
         .await?;
     let details = serde_json::json!({"name": rule.name, "event_type": rule.event_type});
@@ -131,10 +180,14 @@ pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRu
     Ok(rule)
 }
 
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<Rule>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rules ORDER BY position, id")))
-        .fetch_all(conn)
-        .await?)
+/// The active rules (`archived` false) or the archived ones, in evaluation order.
+pub async fn list(conn: &mut PgConnection, archived: bool) -> Result<Vec<Rule>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM rules WHERE (archived_at IS NOT NULL) = $1 ORDER BY position, id"
+    )))
+    .bind(archived)
+    .fetch_all(conn)
+    .await?)
 }
 
 pub async fn get(conn: &mut PgConnection, id: RuleId) -> Result<Rule> {
@@ -154,14 +207,35 @@ pub async fn versions(conn: &mut PgConnection, id: RuleId) -> Result<Vec<RuleVer
     .await?)
 }
 
+pub async fn param_versions(conn: &mut PgConnection, id: RuleId) -> Result<Vec<RuleParamsVersion>> {
+    Ok(sqlx::query_as(
+        "SELECT version, params, created_by, created_at FROM rule_param_versions WHERE rule_id = $1 \
+         ORDER BY version DESC",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Locks the rule for a change and returns its current script version; an archived
+/// rule is refused (restore it first).
+async fn lock_active(conn: &mut PgConnection, id: RuleId) -> Result<i32> {
+    let row: Option<(i32, bool)> =
+        sqlx::query_as("SELECT current_version, archived_at IS NOT NULL FROM rules WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    match row {
+        None => Err(Error::not_found("rule_not_found", "no such rule")),
+        Some((_, true)) => Err(Error::conflict("rule_archived", "the rule is archived: restore it first")),
+        Some((version, false)) => Ok(version),
+    }
+}
+
 /// Saves a new version of the script (compiled first) and makes it current.
 pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: RuleId, script: &str) -> Result<Rule> {
     check_script(sandbox, script)?;
-    let version: i32 = sqlx::query_scalar("SELECT current_version FROM rules WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
+    let version = lock_active(tx, id).await?;
     let next: i32 = sqlx::query_scalar("SELECT max(version) + 1 FROM rule_versions WHERE rule_id = $1")
         .bind(id)
         .fetch_one(&mut **tx)
@@ -182,6 +256,7 @@ pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: Ru
 
 /// Makes an earlier version current again (one action).
 pub async fn rollback(tx: &mut TenantTx, id: RuleId, version: i32) -> Result<Rule> {
+    lock_active(tx, id).await?;
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT version FROM rule_versions WHERE rule_id = $1 AND version = $2")
             .bind(id)
@@ -208,18 +283,94 @@ async fn set_version(conn: &mut PgConnection, id: RuleId, version: i32) -> Resul
     .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))
 }
 
-/// Replaces the rule's parameters.
+/// Replaces the rule's parameters: a new parameter version, made current. Parameters
+/// equal to the current ones change nothing.
 pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Value) -> Result<Rule> {
     check_params(params)?;
-    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE rules SET params = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    lock_active(tx, id).await?;
+    let current = get(tx, id).await?;
+    if current.params == *params {
+        return Ok(current);
+    }
+    let next: i32 =
+        sqlx::query_scalar("SELECT coalesce(max(version), 0) + 1 FROM rule_param_versions WHERE rule_id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let by = tx.actor().label.clone();
+    sqlx::query("INSERT INTO rule_param_versions (rule_id, version, params, created_by) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(next)
+        .bind(params)
+        .bind(by)
+        .execute(&mut **tx)
+        .await?;
+    let rule = set_params_version(tx, id, next).await?;
+    changed(tx, "rule.params", id, serde_json::json!({"params_version": next, "params": params})).await?;
+    Ok(rule)
+}
+
+/// Makes an earlier parameter version current again (one action).
+pub async fn rollback_params(tx: &mut TenantTx, id: RuleId, version: i32) -> Result<Rule> {
+    lock_active(tx, id).await?;
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT version FROM rule_param_versions WHERE rule_id = $1 AND version = $2")
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if exists.is_none() {
+        return Err(Error::invalid_field("version", "this rule has no such parameter version"));
+    }
+    let rule = set_params_version(tx, id, version).await?;
+    changed(tx, "rule.params_rollback", id, serde_json::json!({"params_version": version})).await?;
+    Ok(rule)
+}
+
+/// Makes parameter version `version` (which exists) current.
+async fn set_params_version(conn: &mut PgConnection, id: RuleId, version: i32) -> Result<Rule> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET params_version = $2, updated_at = now(), \
+             params = (SELECT p.params FROM rule_param_versions p WHERE p.rule_id = $1 AND p.version = $2) \
+         WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(params)
-    .fetch_optional(&mut **tx)
+    .bind(version)
+    .fetch_optional(conn)
     .await?
-    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))?;
-    changed(tx, "rule.params", id, params.clone()).await?;
+    .ok_or_else(|| Error::not_found("rule_not_found", "no such rule"))
+}
+
+/// Archives a rule: it leaves the active list and is never evaluated, and everything it
+/// did stays (versions, the entries naming it). Archiving an archived rule changes nothing.
+pub async fn archive(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
+    let rule = get(tx, id).await?;
+    if rule.archived_at.is_some() {
+        return Ok(rule);
+    }
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET archived_at = now(), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    changed(tx, "rule.archive", id, serde_json::json!({"name": rule.name})).await?;
+    Ok(rule)
+}
+
+/// Brings an archived rule back to the active list, as it was (enabled or not).
+pub async fn restore(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
+    let rule = get(tx, id).await?;
+    if rule.archived_at.is_none() {
+        return Ok(rule);
+    }
+    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE rules SET archived_at = NULL, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    changed(tx, "rule.restore", id, serde_json::json!({"name": rule.name})).await?;
     Ok(rule)
 }
 
@@ -238,6 +389,7 @@ pub async fn patch(tx: &mut TenantTx, id: RuleId, p: &RulePatch) -> Result<Rule>
     {
         return Err(Error::invalid_field("position", "0 to 10000"));
     }
+    lock_active(tx, id).await?;
     let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET enabled = coalesce($2, enabled), position = coalesce($3, position), updated_at = now() \
          WHERE id = $1 RETURNING {COLUMNS}"

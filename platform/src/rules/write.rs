@@ -204,7 +204,12 @@ async fn apply_all(
             let mut sp = tx.begin().await?;
             let mut result = Ok(());
             for r in runs {
-                let producer = apply::Producer { rule_id: r.rule_id, version: r.version, event_key: key };
+                let producer = apply::Producer {
+                    rule_id: r.rule_id,
+                    version: r.version,
+                    params_version: r.params_version,
+                    event_key: key,
+                };
                 result = apply::apply(&mut sp, tenant, &evaluated[end].member, &producer, &r.effects, now).await;
                 if result.is_err() {
                     break;

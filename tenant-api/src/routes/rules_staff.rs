@@ -1,5 +1,6 @@
-//! Staff routes for earn rules (R4, R5, R7): create, new versions, rollback, parameters,
-//! enable/disable and order, dry run, and the event log.
+//! Staff routes for earn rules (R4, R5, R7): create, new versions, rollback, parameters
+//! (versioned, with their own rollback), enable/disable and order, archive and restore,
+//! compile as you type, dry run, and the event log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use platform::ids::RuleId;
 use platform::rbac::Permission;
 use platform::rules::dry_run::{self, DryRun, DryRunRequest, DryRunResult};
 use platform::rules::log::{self, EventRow};
-use platform::rules::store::{self, NewRule, Rule, RulePatch, RuleVersion};
+use platform::rules::store::{self, CompileCheck, NewRule, Rule, RuleParamsVersion, RulePatch, RuleVersion};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,17 +25,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(new_version))
         .routes(routes!(set_params))
         .routes(routes!(rollback))
+        .routes(routes!(rollback_params))
+        .routes(routes!(archive))
+        .routes(routes!(restore))
+        .routes(routes!(compile))
         .routes(routes!(dry_run))
         .routes(routes!(events))
 }
 
-/// The mall's rules in evaluation order. Needs `rules_read`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct RuleListQuery {
+    /// true: the archived rules instead of the active ones.
+    #[serde(default)]
+    archived: bool,
+}
+
+/// The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), RuleListQuery),
     responses((status = 200, body = Vec<Rule>), (status = 403, body = ErrorBody)))]
-async fn list(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Rule>>> {
+async fn list(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<RuleListQuery>,
+) -> ApiResult<Json<Vec<Rule>>> {
     auth.require(Permission::RulesRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| store::list(tx).await).await?))
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| store::list(tx, q.archived).await).await?))
 }
 
 /// Creates a rule (its script is compiled first: a 422 names line and column). Takes
@@ -58,11 +74,13 @@ async fn create(
 #[derive(Serialize, utoipa::ToSchema)]
 struct RuleDetail {
     rule: Rule,
-    /// Every version, newest first.
+    /// Every version of the script, newest first.
     versions: Vec<RuleVersion>,
+    /// Every version of the parameters, newest first.
+    param_versions: Vec<RuleParamsVersion>,
 }
 
-/// One rule with every version of its script. Needs `rules_read`.
+/// One rule with every version of its script and of its parameters. Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
@@ -73,19 +91,22 @@ async fn get(
     Path((_t, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<RuleDetail>> {
     auth.require(Permission::RulesRead)?;
-    let (rule, versions) = state
+    let (rule, versions, param_versions) = state
         .db
-        .read(&auth.tenant, &auth.actor(), async |tx| Ok((store::get(tx, id).await?, store::versions(tx, id).await?)))
+        .read(&auth.tenant, &auth.actor(), async |tx| {
+            Ok((store::get(tx, id).await?, store::versions(tx, id).await?, store::param_versions(tx, id).await?))
+        })
         .await?;
-    Ok(Json(RuleDetail { rule, versions }))
+    Ok(Json(RuleDetail { rule, versions, param_versions }))
 }
 
-/// Enables, disables or reorders a rule. Needs `rules_write`.
+/// Enables, disables or reorders a rule (409 `rule_archived` for an archived one). Needs
+/// `rules_write`.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
     request_body = RulePatch,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -106,12 +127,12 @@ struct ScriptBody {
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
-/// line and column). Needs `rules_write`.
+/// line and column; 409 `rule_archived` for an archived rule). Needs `rules_write`.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/script", tag = "rules",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
     request_body = ScriptBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn new_version(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -136,12 +157,14 @@ struct ParamsBody {
     params: serde_json::Value,
 }
 
-/// Replaces the rule's parameters (R4) without touching its script. Needs `rules_write`.
+/// Replaces the rule's parameters (R4) without touching its script: a new parameter
+/// version, made current (every version is kept; parameters equal to the current ones
+/// change nothing). Needs `rules_write`.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/params", tag = "rules",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
     request_body = ParamsBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_params(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -163,12 +186,12 @@ struct RollbackBody {
     version: i32,
 }
 
-/// Makes an earlier version current again. Needs `rules_write`.
+/// Makes an earlier version of the script current again. Needs `rules_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/rollback", tag = "rules",
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
     request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn rollback(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -182,8 +205,84 @@ async fn rollback(
     Ok(Json(rule))
 }
 
+/// Makes an earlier version of the parameters current again (the script stays). Needs
+/// `rules_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback", tag = "rules",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = RollbackBody,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn rollback_params(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, RuleId)>,
+    Json(body): Json<RollbackBody>,
+) -> ApiResult<Json<Rule>> {
+    auth.require(Permission::RulesWrite)?;
+    let version = body.version;
+    let rule =
+        state.db.write(&auth.tenant, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(rule))
+}
+
+/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+/// not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/archive", tag = "rules",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+async fn archive(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, RuleId)>,
+) -> ApiResult<Json<Rule>> {
+    auth.require(Permission::RulesWrite)?;
+    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(rule))
+}
+
+/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+/// Needs `rules_write`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/restore", tag = "rules",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+async fn restore(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, RuleId)>,
+) -> ApiResult<Json<Rule>> {
+    auth.require(Permission::RulesWrite)?;
+    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(rule))
+}
+
+/// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
+/// or the first error's line and column. Needs `rules_read`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/compile", tag = "rules",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = ScriptBody,
+    responses((status = 200, body = CompileCheck), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn compile(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<ScriptBody>,
+) -> ApiResult<Json<CompileCheck>> {
+    auth.require(Permission::RulesRead)?;
+    let sandbox = state.rules.sandbox.clone();
+    let check = tokio::task::spawn_blocking(move || store::compile_check(&sandbox, &body.script))
+        .await
+        .map_err(|e| platform::error::Error::Internal(e.into()))?;
+    Ok(Json(check))
+}
+
 /// Runs a script against a sample event and member and returns its effects, writing
-/// nothing (R7). Needs `rules_read`.
+/// nothing (R7). The event is filled in as a live one is (`occurred_at` now in the mall's
+/// time zone by default, its local `day`); a real member's context is read as a live
+/// event of that day would see it. Needs `rules_read`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/dry-run", tag = "rules",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = DryRunRequest,

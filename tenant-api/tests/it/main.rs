@@ -29,6 +29,7 @@ mod outage;
 mod provisioning;
 mod reports;
 mod revocation;
+mod rule_development;
 mod rules;
 mod secrets_at_rest;
 mod segments;

@@ -409,7 +409,7 @@ async fn dry_run_shows_effects_and_writes_nothing() {
         .call(Method::POST, &path, Some(&owner), Some(json!({"script": CHECKIN, "event": {"type": "checked_in"}, "member_id": id, "params": {"table": [5, 8], "day7_bonus": 50}})))
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    // The real member has no check-in today, so today = 0: the first table entry.
+    // The real member's context as a live check-in would see it (this one counted).
     assert_eq!(r["member"]["id"], id);
     assert!(r["error"].is_null() || r["effects"].as_array().is_some(), "{r}");
     let (s, r) = app

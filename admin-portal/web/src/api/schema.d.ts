@@ -2772,7 +2772,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The mall's rules in evaluation order. Needs `rules_read`. */
+        /** The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`. */
         get: operations["staff_list"];
         put?: never;
         /**
@@ -2780,6 +2780,26 @@ export interface paths {
          *     effect on every server instance for the next event. Needs `rules_write`.
          */
         post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/rules/compile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
+         *     or the first error's line and column. Needs `rules_read`.
+         */
+        post: operations["compile"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2797,7 +2817,9 @@ export interface paths {
         put?: never;
         /**
          * Runs a script against a sample event and member and returns its effects, writing
-         *     nothing (R7). Needs `rules_read`.
+         *     nothing (R7). The event is filled in as a live one is (`occurred_at` now in the mall's
+         *     time zone by default, its local `day`); a real member's context is read as a live
+         *     event of that day would see it. Needs `rules_read`.
          */
         post: operations["dry_run"];
         delete?: never;
@@ -2813,15 +2835,38 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One rule with every version of its script. Needs `rules_read`. */
+        /** One rule with every version of its script and of its parameters. Needs `rules_read`. */
         get: operations["get"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Enables, disables or reorders a rule. Needs `rules_write`. */
+        /**
+         * Enables, disables or reorders a rule (409 `rule_archived` for an archived one). Needs
+         *     `rules_write`.
+         */
         patch: operations["patch"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/rules/{id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Archives a rule: it leaves the active list and is never evaluated again (enabled or
+         *     not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
+         */
+        post: operations["archive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/tenants/{tenant}/staff/rules/{id}/params": {
@@ -2832,9 +2877,53 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replaces the rule's parameters (R4) without touching its script. Needs `rules_write`. */
+        /**
+         * Replaces the rule's parameters (R4) without touching its script: a new parameter
+         *     version, made current (every version is kept; parameters equal to the current ones
+         *     change nothing). Needs `rules_write`.
+         */
         put: operations["set_params"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Makes an earlier version of the parameters current again (the script stays). Needs
+         *     `rules_write`.
+         */
+        post: operations["rollback_params"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/rules/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Brings an archived rule back to the active list, enabled or not as it was. Audited.
+         *     Needs `rules_write`.
+         */
+        post: operations["restore"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2850,7 +2939,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Makes an earlier version current again. Needs `rules_write`. */
+        /** Makes an earlier version of the script current again. Needs `rules_write`. */
         post: operations["rollback"];
         delete?: never;
         options?: never;
@@ -2868,7 +2957,7 @@ export interface paths {
         get?: never;
         /**
          * Saves a new version of the script and makes it current (compiled first; a 422 names
-         *     line and column). Needs `rules_write`.
+         *     line and column; 409 `rule_archived` for an archived rule). Needs `rules_write`.
          */
         put: operations["new_version"];
         post?: never;
@@ -3655,6 +3744,20 @@ export interface components {
              */
             week: string;
         };
+        /** @description A compile check as the editor shows it. */
+        CompileCheck: {
+            error?: components["schemas"]["CompileProblem"] | null;
+            ok: boolean;
+        };
+        /**
+         * @description Where a script stops compiling: 1-based line and column (0 when the whole script is
+         *     at fault, e.g. too large).
+         */
+        CompileProblem: {
+            column: number;
+            line: number;
+            message: string;
+        };
         /** @description An item as staff write it. Fields a kind does not use must be left out. */
         ContentInput: {
             /**
@@ -4117,8 +4220,20 @@ export interface components {
         DryRunResult: {
             effects: Record<string, never>[];
             error?: string | null;
+            /** @description The event the script saw, filled in as a live event is. */
+            event: Record<string, never>;
             /** @description The member context the script saw. */
             member: Record<string, never>;
+            /** @description The parameters the script saw. */
+            params: Record<string, never>;
+            /** Format: int32 */
+            params_version?: number | null;
+            /**
+             * Format: int32
+             * @description For a saved rule: the script version and parameter version that ran (the
+             *     parameter version is absent when the request gave its own parameters).
+             */
+            rule_version?: number | null;
         };
         /**
          * Format: email
@@ -4178,6 +4293,12 @@ export interface components {
             /** Format: int64 */
             member_id: number;
             memo: string;
+            /**
+             * Format: int32
+             * @description The rule's parameter version that ran (entries written before parameters were
+             *     versioned have none).
+             */
+            params_version?: number | null;
             reason: string;
             /** Format: int64 */
             rule_id?: number | null;
@@ -4328,6 +4449,11 @@ export interface components {
             /** @description More tenants exist than are listed. */
             tenants_truncated: boolean;
         };
+        /**
+         * @description A member's gender as they give it.
+         * @enum {string}
+         */
+        Gender: "female" | "male" | "other";
         Health: {
             status: string;
         };
@@ -4637,12 +4763,21 @@ export interface components {
         };
         Member: {
             avatar_url?: string | null;
+            /**
+             * Format: date
+             * @description The member's birthday, gender and city as they gave them (rules read them as
+             *     `member.profile`).
+             */
+            birthday?: string | null;
+            city?: string | null;
             /** Format: date-time */
             created_at: string;
             email?: string | null;
             /** Format: date-time */
             email_proven_at?: string | null;
             external_id?: string | null;
+            /** @description female, male or other. */
+            gender?: string | null;
             /** Format: int64 */
             id: number;
             /** @description This member's own invitation code. */
@@ -5055,7 +5190,7 @@ export interface components {
         OrderId: number;
         /** @description What became of one event. */
         Outcome: {
-            /** @description Per rule: {"rule_id", "name", "version", "effects"}. */
+            /** @description Per rule: {"rule_id", "name", "version", "params_version", "effects"}. */
             effects: unknown;
             error?: string | null;
             id: string;
@@ -5274,6 +5409,12 @@ export interface components {
                 /** Format: int64 */
                 member_id: number;
                 memo: string;
+                /**
+                 * Format: int32
+                 * @description The rule's parameter version that ran (entries written before parameters were
+                 *     versioned have none).
+                 */
+                params_version?: number | null;
                 reason: string;
                 /** Format: int64 */
                 rule_id?: number | null;
@@ -5367,12 +5508,21 @@ export interface components {
         Page_Member: {
             items: {
                 avatar_url?: string | null;
+                /**
+                 * Format: date
+                 * @description The member's birthday, gender and city as they gave them (rules read them as
+                 *     `member.profile`).
+                 */
+                birthday?: string | null;
+                city?: string | null;
                 /** Format: date-time */
                 created_at: string;
                 email?: string | null;
                 /** Format: date-time */
                 email_proven_at?: string | null;
                 external_id?: string | null;
+                /** @description female, male or other. */
+                gender?: string | null;
                 /** Format: int64 */
                 id: number;
                 /** @description This member's own invitation code. */
@@ -5899,6 +6049,13 @@ export interface components {
         /** @description What a member may change of their profile (M3). */
         ProfileUpdate: {
             avatar_url?: components["schemas"]["HttpsUrl"] | null;
+            /**
+             * Format: date
+             * @description From 1900-01-01 to today.
+             */
+            birthday?: string | null;
+            city?: string | null;
+            gender?: components["schemas"]["Gender"] | null;
             nickname?: string | null;
             notifications?: components["schemas"]["NotificationSettings"] | null;
         };
@@ -6040,21 +6197,31 @@ export interface components {
             secret: string;
         };
         Rule: {
+            /**
+             * Format: date-time
+             * @description Set while the rule is archived: left out of the active list and never evaluated.
+             */
+            archived_at?: string | null;
             /** Format: int32 */
             current_version: number;
             enabled: boolean;
             event_type: string;
             id: components["schemas"]["RuleId"];
             name: string;
+            /** @description The current parameters (parameter version `params_version`). */
             params: unknown;
+            /** Format: int32 */
+            params_version: number;
             /** Format: int32 */
             position: number;
             /** Format: date-time */
             updated_at: string;
         };
         RuleDetail: {
+            /** @description Every version of the parameters, newest first. */
+            param_versions: components["schemas"]["RuleParamsVersion"][];
             rule: components["schemas"]["Rule"];
-            /** @description Every version, newest first. */
+            /** @description Every version of the script, newest first. */
             versions: components["schemas"]["RuleVersion"][];
         };
         /** @description An event type, or `*` for every event */
@@ -6064,6 +6231,15 @@ export interface components {
          * @description An earn rule of one merchant's mall.
          */
         RuleId: number;
+        /** @description One version of a rule's parameters (R4, R5): every change is kept. */
+        RuleParamsVersion: {
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            params: components["schemas"]["JsonObject"];
+            /** Format: int32 */
+            version: number;
+        };
         RulePatch: {
             enabled?: boolean | null;
             /** Format: int32 */
@@ -6081,12 +6257,14 @@ export interface components {
         SampleEvent: {
             /** @description Free data sent with the event, e.g. {"amount_fen": 12800}. */
             data?: components["schemas"]["JsonObject"];
-            /** @description The sender's id of the event. */
+            /** @description Ignored: the mall's local day of `occurred_at` is filled in. */
+            day?: string;
+            /** @description The sender's id of the event (default "dry-run"). */
             id?: string;
-            /** @description RFC 3339. */
+            /** @description RFC 3339 (default: now); shown to the script in the mall's time zone. */
             occurred_at?: string;
             /** @description Event type, e.g. "checked_in", "order_completed". */
-            type: string;
+            type: components["schemas"]["EventType"];
         };
         /** @description A sample member's level in the OpenAPI document (the sandbox's `LevelInput`). */
         SampleLevel: {
@@ -6094,6 +6272,23 @@ export interface components {
             name?: string;
             /** Format: int64 */
             threshold?: number;
+        };
+        /** @description A sample lock grant in the OpenAPI document (the sandbox's `LockInput`). */
+        SampleLock: {
+            created_at?: string;
+            currency?: string;
+            /** Format: int64 */
+            id?: number;
+            memo?: string;
+            next_release_at?: string;
+            /** Format: int64 */
+            per_day?: number;
+            /** Format: int64 */
+            released?: number;
+            /** Format: int64 */
+            remaining?: number;
+            /** Format: int64 */
+            total?: number;
         };
         /**
          * @description A sample member in the OpenAPI document (the sandbox's `MemberInput`; every field may
@@ -6115,6 +6310,9 @@ export interface components {
             level?: components["schemas"]["SampleLevel"];
             /** Format: int64 */
             lifetime?: number;
+            /** @description Lock grants still releasing, oldest first. */
+            locks?: components["schemas"]["SampleLock"][];
+            profile?: components["schemas"]["SampleProfile"];
             /** @description Who invited this member, then who invited them… (ids). */
             referrers?: number[];
             /**
@@ -6130,6 +6328,17 @@ export interface components {
             today?: number;
             /** Format: int64 */
             week?: number;
+        };
+        /** @description A sample member's profile in the OpenAPI document (the sandbox's `ProfileInput`). */
+        SampleProfile: {
+            /** @description "YYYY-MM-DD", or "" when unknown. */
+            birthday?: string;
+            city?: string;
+            /** @description "female", "male", "other", or "" when unknown. */
+            gender?: string;
+            nickname?: string;
+            /** @description The mall's local day the member registered, "YYYY-MM-DD". */
+            registered_on?: string;
         };
         ScriptBody: {
             /** @description A Rhai script that compiles (a 422 names line and column). */
@@ -18813,7 +19022,10 @@ export interface operations {
     };
     staff_list: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: the archived rules instead of the active ones. */
+                archived?: boolean;
+            };
             header?: never;
             path: {
                 /** @description tenant slug */
@@ -18937,6 +19149,84 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScriptBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompileCheck"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19171,6 +19461,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is not sent as application/json */
             415: {
                 headers: {
@@ -19180,6 +19478,74 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    archive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description rule id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -19251,6 +19617,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is not sent as application/json */
             415: {
                 headers: {
@@ -19260,6 +19634,162 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rollback_params: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description rule id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RollbackBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description rule id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -19324,6 +19854,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19404,6 +19942,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
