@@ -167,18 +167,27 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
     .fetch_one(&mut *conn)
     .await?;
     for (i, p) in l.prizes.iter().enumerate() {
-        sqlx::query("INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(id)
-            .bind(p.name.trim())
-            .bind(&p.kind)
-            .bind(p.points)
-            .bind(p.weight)
-            .bind(p.stock)
-            .bind(i as i32)
-            .execute(&mut *conn)
-            .await?;
+        insert_prize(conn, id, i, p).await?;
     }
     get(conn, id).await
+}
+
+/// Adds `p` to lottery `lottery` at `position` in its table.
+async fn insert_prize(conn: &mut PgConnection, lottery: i64, position: usize, p: &Prize) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(lottery)
+    .bind(p.name.trim())
+    .bind(&p.kind)
+    .bind(p.points)
+    .bind(p.weight)
+    .bind(p.stock)
+    .bind(position as i32)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Changes a lottery: its settings and its whole prize table (prizes named by id are
@@ -232,16 +241,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
     }
     for (i, p) in l.prizes.iter().enumerate() {
         if p.id == 0 {
-            sqlx::query("INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(id)
-                .bind(p.name.trim())
-                .bind(&p.kind)
-                .bind(p.points)
-                .bind(p.weight)
-                .bind(p.stock)
-                .bind(i as i32)
-                .execute(&mut *conn)
-                .await?;
+            insert_prize(conn, id, i, p).await?;
         } else {
             sqlx::query(
                 "UPDATE lottery_prizes SET name = $2, kind = $3, points = $4, weight = $5, stock = $6, position = $7 WHERE id = $1",

@@ -197,24 +197,7 @@ async fn content_file(
     TenantPath(tenant): TenantPath,
     Path((_t, id, name)): Path<(String, i64, String)>,
 ) -> ApiResult<Response> {
-    let stored = name.split_once('.').is_some_and(|(stem, ext)| {
-        stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()) && ["png", "jpg", "gif", "webp"].contains(&ext)
-    });
-    if !stored {
-        return Err(Error::not_found("file_not_found", "no such file").into());
-    }
-    let key = format!("t{}/content/{id}/{name}", tenant.id);
-    let (bytes, content_type) =
-        state.storage.get(&key).await?.ok_or_else(|| Error::not_found("file_not_found", "no such file"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=86400, immutable".to_string()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        ],
-        bytes,
-    )
-        .into_response())
+    super::files::serve_image(&state, tenant.id, "content", id, &name).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

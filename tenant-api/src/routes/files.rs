@@ -63,11 +63,23 @@ async fn get_file(
     TenantPath(tenant): TenantPath,
     Path((_t, id, name)): Path<(String, i64, String)>,
 ) -> ApiResult<Response> {
-    // Only names this server gives files (`<32 hex>.<png|jpg|gif|webp>`).
-    if !stored_name_ok(&name) {
+    serve_image(&state, tenant.id, "products", id, &name).await
+}
+
+/// Serves a stored image `t<tenant>/<folder>/<id>/<name>` to anyone, cached for a day
+/// (names are random and never reused). Only names this server gives files
+/// (`<32 hex>.<png|jpg|gif|webp>`) are looked up.
+pub(crate) async fn serve_image(
+    state: &AppState,
+    tenant: i64,
+    folder: &str,
+    id: i64,
+    name: &str,
+) -> ApiResult<Response> {
+    if !stored_name_ok(name) {
         return Err(Error::not_found("file_not_found", "no such file").into());
     }
-    let key = format!("t{}/products/{id}/{name}", tenant.id);
+    let key = format!("t{tenant}/{folder}/{id}/{name}");
     let (bytes, content_type) =
         state.storage.get(&key).await?.ok_or_else(|| Error::not_found("file_not_found", "no such file"))?;
     Ok((
