@@ -6,6 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+  -h|--help)
+    cat <<'USAGE'
+usage: scripts/test.sh                 run every test (what .ci/run calls)
+       scripts/test.sh --fresh-db NAME ADMIN_URL
+                                       drop and create database NAME on that cluster,
+                                       print its URL
+With DATABASE_URL set, the tests use that database instead of starting a private
+PostgreSQL cluster under .data/test (port 55433).
+USAGE
+    exit 0 ;;
+  ""|--fresh-db) ;;
+  *) echo "scripts/test.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
+
 # scripts/test.sh --fresh-db NAME ADMIN_URL: drops and creates database NAME on the
 # cluster of ADMIN_URL and prints its URL (nothing from an earlier run can influence
 # this one).

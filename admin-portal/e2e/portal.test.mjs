@@ -553,6 +553,11 @@ test("staff tag a member, save the tag as a segment, export it and write it a me
   await page.fill('[data-test="member-tag-input"]', tag);
   await page.click('[data-test="member-tag-add"]');
   await page.locator('[data-test="member-tag"]', { hasText: tag }).waitFor();
+  // The profile fields rules read: staff set the city; the record shows it.
+  const city = `杭州${Date.now() % 1000}`;
+  await page.fill('[data-test="profile-city"]', city);
+  await page.click('[data-test="profile-save"]');
+  await page.locator('[data-test="drawer-city"]', { hasText: city }).waitFor();
 
   // Filtered by the tag: one member; saved as a segment, the URL names the segment.
   await page.goto(`${BASE_URL}/portal/members?tag=${tag}`);

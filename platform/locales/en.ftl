@@ -13,6 +13,10 @@ shipment-update-body = Shipment update: { $status } { $description }
 level-changed-title = Your level: { $level }
 level-changed-body = Your membership level is now { $level }.
 
+## Ledger memos members read in their points history
+memo-task = Task reward: { $name }
+memo-prize = Lottery prize: { $name }
+
 ## Field problems (422 details)
 field-required = required
 field-chars = { $min } to { $max } characters

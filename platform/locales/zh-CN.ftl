@@ -12,6 +12,10 @@ shipment-update-body = 物流更新：{ $status } { $description }
 level-changed-title = 会员等级变更：{ $level }
 level-changed-body = 您的会员等级已变为「{ $level }」。
 
+## 会员积分明细中的备注
+memo-task = 任务奖励：{ $name }
+memo-prize = 抽奖奖品：{ $name }
+
 ## 字段问题（422 details）
 field-required = 必填
 field-chars = { $min } 到 { $max } 个字符

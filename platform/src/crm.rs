@@ -29,6 +29,9 @@ pub struct MemberPatch {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub nickname: Option<String>,
+    /// Birthday, gender, city: each sent is set, each left out is kept.
+    #[serde(default)]
+    pub profile: members::ProfileFields,
 }
 
 /// Upserts each member in order; one answer per member. A request whose members are not
@@ -42,8 +45,15 @@ pub async fn upsert_many(db: &Db, tenant: &Tenant, patches: &[MemberPatch]) -> R
     let mut out = Vec::with_capacity(patches.len());
     for p in patches {
         out.push(
-            members::upsert_external_created(db, tenant, &p.external_id, p.phone.as_deref(), p.nickname.as_deref())
-                .await,
+            members::upsert_external_created(
+                db,
+                tenant,
+                &p.external_id,
+                p.phone.as_deref(),
+                p.nickname.as_deref(),
+                &p.profile,
+            )
+            .await,
         );
     }
     Ok(out)

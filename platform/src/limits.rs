@@ -210,8 +210,10 @@ pub mod ledger {
 /// Bounds of the rules engine around the sandbox (whose own bounds are in
 /// `scripting::limits`).
 pub mod rules {
-    /// Rules per tenant.
+    /// Active rules per tenant (archived ones do not count).
     pub const RULES_PER_TENANT_MAX: i64 = 200;
+    /// Rules a tenant keeps, archived ones included.
+    pub const RULES_KEPT_MAX: i64 = 1_000;
     /// Bytes of a rule's parameters (JSON).
     pub const PARAMS_BYTES_MAX: usize = 16 * 1024;
     /// Bytes of an event's data (JSON).

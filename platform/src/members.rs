@@ -481,6 +481,72 @@ impl Gender {
     }
 }
 
+/// The profile fields the mall's staff and the merchant's systems may set as well as the
+/// member (each left out is kept as it is). Rules read them as `member.profile`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFields {
+    /// From 1900-01-01 to today.
+    #[serde(default)]
+    pub birthday: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pub gender: Option<Gender>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    pub city: Option<String>,
+}
+
+impl ProfileFields {
+    pub fn is_empty(&self) -> bool {
+        self.birthday.is_none() && self.gender.is_none() && self.city.is_none()
+    }
+
+    /// Checks each field sent; `prefix` names where the fields sit in the request.
+    fn check(&self, v: &mut crate::error::Validator, tenant: &Tenant, prefix: &str) {
+        let earliest = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
+        let today = crate::localtime::day(tenant.settings.tz(), Utc::now());
+        v.check(
+            self.birthday.is_none_or(|b| (earliest..=today).contains(&b)),
+            &format!("{prefix}birthday"),
+            "from 1900-01-01 to today",
+        );
+        v.check(
+            self.city.as_ref().is_none_or(|c| !c.trim().is_empty() && c.trim().chars().count() <= 64),
+            &format!("{prefix}city"),
+            "1 to 64 characters",
+        );
+    }
+
+    /// Writes the fields sent to member `id` (whose schema is selected on `conn`).
+    async fn write(&self, conn: &mut sqlx::PgConnection, id: i64) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE members SET birthday = coalesce($2, birthday), gender = coalesce($3, gender), \
+                 city = coalesce($4, city), updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(self.birthday)
+        .bind(self.gender.map(Gender::as_str))
+        .bind(self.city.as_deref().map(str::trim))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Staff set a member's profile fields (M5). Audited with what was sent.
+pub async fn set_profile(tx: &mut crate::tx::TenantTx, id: i64, p: &ProfileFields) -> Result<Member> {
+    let mut v = crate::error::Validator::new();
+    p.check(&mut v, tx.tenant(), "");
+    v.finish()?;
+    get_in(tx, id).await?;
+    p.write(tx, id).await?;
+    tx.audit("member.profile", &format!("member:{id}"), serde_json::to_value(p).unwrap_or_default()).await?;
+    get_in(tx, id).await
+}
+
 /// Which messages a member gets (each left out is kept as it is). The document's name for
 /// what `update_profile` checks of `ProfileUpdate::notifications`.
 #[derive(utoipa::ToSchema)]
@@ -513,31 +579,22 @@ pub async fn update_profile(db: &Db, tenant: &Tenant, id: i64, p: &ProfileUpdate
         "notifications",
         "order_updates, expiry_reminders, marketing: true or false",
     );
-    let earliest = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
-    let today = crate::localtime::day(tenant.settings.tz(), Utc::now());
-    v.check(p.birthday.is_none_or(|b| (earliest..=today).contains(&b)), "birthday", "from 1900-01-01 to today");
-    v.check(
-        p.city.as_ref().is_none_or(|c| !c.trim().is_empty() && c.trim().chars().count() <= 64),
-        "city",
-        "1 to 64 characters",
-    );
+    let profile = ProfileFields { birthday: p.birthday, gender: p.gender, city: p.city.clone() };
+    profile.check(&mut v, tenant, "");
     v.finish()?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     let was_complete = profile_complete(&mut tx, id).await?;
     sqlx::query(
         "UPDATE members SET nickname = coalesce($2, nickname), avatar_url = coalesce($3, avatar_url), \
-             notifications = notifications || coalesce($4, '{}'::jsonb), birthday = coalesce($5, birthday), \
-             gender = coalesce($6, gender), city = coalesce($7, city), updated_at = now() WHERE id = $1",
+             notifications = notifications || coalesce($4, '{}'::jsonb), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(p.nickname.as_deref().map(str::trim))
     .bind(&p.avatar_url)
     .bind(p.notifications.clone().map(serde_json::Value::Object))
-    .bind(p.birthday)
-    .bind(p.gender.map(Gender::as_str))
-    .bind(p.city.as_deref().map(str::trim))
     .execute(&mut *tx)
     .await?;
+    profile.write(&mut tx, id).await?;
     let m = get_in(&mut tx, id).await?;
     // Nickname and avatar both set for the first time: `profile_completed` for rules
     // and tasks ("complete your profile").
@@ -620,8 +677,9 @@ pub async fn upsert_external(
     external_id: &str,
     phone: Option<&str>,
     nickname: Option<&str>,
+    profile: &ProfileFields,
 ) -> Result<Member> {
-    Ok(upsert_external_created(db, tenant, external_id, phone, nickname).await?.0)
+    Ok(upsert_external_created(db, tenant, external_id, phone, nickname, profile).await?.0)
 }
 
 /// `upsert_external`, and whether the member was created (else updated).
@@ -631,6 +689,7 @@ pub async fn upsert_external_created(
     external_id: &str,
     phone: Option<&str>,
     nickname: Option<&str>,
+    profile: &ProfileFields,
 ) -> Result<(Member, bool)> {
     if external_id.is_empty() || external_id.chars().count() > 128 {
         return Err(Error::invalid_field("external_id", "1 to 128 characters"));
@@ -645,6 +704,9 @@ pub async fn upsert_external_created(
     if nickname.is_some_and(|n| n.chars().count() > 64) {
         return Err(Error::invalid_field("nickname", "at most 64 characters"));
     }
+    let mut v = crate::error::Validator::new();
+    profile.check(&mut v, tenant, "profile.");
+    v.finish()?;
     let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
     if let Some(p) = &phone {
         sqlx::query(
@@ -698,6 +760,7 @@ pub async fn upsert_external_created(
         .await
         .map_err(refused)?,
     };
+    profile.write(&mut tx, id).await?;
     if inserted {
         announce_registered(&mut tx, id, Some(external_id), "partner").await?;
     }

@@ -425,7 +425,7 @@ pub async fn draw(
         let expires_at = tenant.settings.default_expiry(expires, now);
         let win = Source::new(SourceKind::Member, "system:lottery")
             .reference(format!("lottery:{lottery_id}"))
-            .memo(format!("prize: {}", p.name));
+            .memo(crate::i18n::Voice::of(tenant).text("memo-prize", &[("name", crate::i18n::Arg::Str(&p.name))]));
         batch::credit(
             conn,
             member_id,

@@ -146,9 +146,13 @@ pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRu
         .finish()?;
     check_params(&new.params)?;
     check_script(sandbox, &new.script)?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut **tx).await?;
-    if count >= bounds::RULES_PER_TENANT_MAX {
-        return Err(Error::conflict("too_many_rules", "delete or reuse a rule first"));
+    room_for_an_active_rule(tx).await?;
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut **tx).await?;
+    if kept >= bounds::RULES_KEPT_MAX {
+        return Err(Error::conflict(
+            "too_many_rules",
+            format!("a mall keeps at most {} rules, archived ones included: reuse a rule", bounds::RULES_KEPT_MAX),
+        ));
     }
     let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO rules (name, event_type, enabled, position, current_version, params) VALUES ($1, $2, $3, $4, 1, $5) \
@@ -358,12 +362,26 @@ pub async fn archive(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
     Ok(rule)
 }
 
+/// Refuses when the active list is full (archived rules do not count).
+async fn room_for_an_active_rule(tx: &mut TenantTx) -> Result<()> {
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rules WHERE archived_at IS NULL").fetch_one(&mut **tx).await?;
+    if active >= bounds::RULES_PER_TENANT_MAX {
+        return Err(Error::conflict(
+            "too_many_rules",
+            format!("at most {} active rules: archive or reuse a rule first", bounds::RULES_PER_TENANT_MAX),
+        ));
+    }
+    Ok(())
+}
+
 /// Brings an archived rule back to the active list, as it was (enabled or not).
 pub async fn restore(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
     let rule = get(tx, id).await?;
     if rule.archived_at.is_none() {
         return Ok(rule);
     }
+    room_for_an_active_rule(tx).await?;
     let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE rules SET archived_at = NULL, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))

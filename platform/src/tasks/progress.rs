@@ -147,7 +147,7 @@ async fn reward(
     let parts = [LotPart { amount: t.amount, expires_at: tenant.settings.default_expiry(cur.expires, now) }];
     let source = Source::new(SourceKind::System, format!("task:{}", t.id))
         .reference(format!("task:{}:{key}", t.id))
-        .memo(format!("task: {}", t.name));
+        .memo(crate::i18n::Voice::of(tenant).text("memo-task", &[("name", crate::i18n::Arg::Str(&t.name))]));
     let entry = batch::credit(conn, e.member_id, &t.currency, &parts, Reason::Earn, &source, now).await?;
     sqlx::query("UPDATE task_progress SET entry_id = $4 WHERE task_id = $1 AND member_id = $2 AND period_key = $3")
         .bind(t.id)

@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(calendar, check_in))
         .routes(routes!(favorites))
         .routes(routes!(add_favorite, remove_favorite))
+        .routes(routes!(set_member_profile))
         .routes(routes!(tag_member, untag_member))
         .routes(routes!(webview_secret))
         .routes(routes!(webview_login))
@@ -301,6 +302,24 @@ async fn untag_member(
     set_tag(&state, &auth, id, &body.tag, false).await
 }
 
+/// Sets a member's birthday, gender or city (each left out is kept). Needs
+/// `members_write`; audited.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/members/{id}/profile", tag = "staff",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
+    request_body = members::ProfileFields,
+    responses((status = 200, body = Member), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_member_profile(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+    Json(body): Json<members::ProfileFields>,
+) -> ApiResult<Json<Member>> {
+    auth.require(Permission::MembersWrite)?;
+    let m = state.db.write(&auth.tenant, &auth.actor(), async |tx| members::set_profile(tx, id, &body).await).await?;
+    Ok(Json(m))
+}
+
 /// Tags (`on`) or untags a member; audited.
 async fn set_tag(state: &AppState, auth: &StaffAuth, id: i64, tag: &str, on: bool) -> ApiResult<StatusCode> {
     auth.require(Permission::MembersWrite)?;
@@ -356,6 +375,9 @@ struct MemberSync {
     #[serde(default)]
     #[schema(max_length = 64)]
     nickname: Option<String>,
+    /// Birthday, gender, city: each sent is set, each left out is kept.
+    #[serde(default)]
+    profile: members::ProfileFields,
 }
 
 /// Creates or updates a member by the partner's own id (P4). Needs scope `members:write`.
@@ -377,6 +399,7 @@ async fn upsert_member(
         &external_id,
         body.phone.as_deref(),
         body.nickname.as_deref(),
+        &body.profile,
     )
     .await?;
     Ok(Json(m))

@@ -104,3 +104,83 @@ async fn members_are_upserted_and_read_in_bulk_by_the_partners_ids() {
         .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2, "no member was written by the refused request: {page}");
 }
+
+#[tokio::test]
+async fn the_partner_and_staff_set_profile_fields_that_rules_read_and_members_see() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let key = app.partner_key(&t).await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let (_, finance) = app.staff(&t, "finance").await;
+    let ext = unique("crm");
+
+    // The partner sends a birthday and a city with the member; a later sync that sends
+    // only the nickname keeps them.
+    let (s, r) = post(
+        &app,
+        &t,
+        &key,
+        "members/bulk",
+        json!({"members": [{"external_id": ext, "phone": phone(), "profile": {"birthday": "1990-05-01", "city": " 杭州 "}}]}),
+    )
+    .await;
+    assert_eq!((s, r["results"][0]["status"].as_str()), (StatusCode::OK, Some("created")), "{r}");
+    let id = r["results"][0]["member"]["id"].as_i64().unwrap();
+    let (s, r) =
+        post(&app, &t, &key, "members/bulk", json!({"members": [{"external_id": ext, "nickname": "Li"}]})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let m = &r["results"][0]["member"];
+    assert_eq!(
+        (m["birthday"].as_str(), m["city"].as_str(), m["nickname"].as_str()),
+        (Some("1990-05-01"), Some("杭州"), Some("Li")),
+        "{r}"
+    );
+
+    // A birthday in the future fails that member, naming the field.
+    let (_, r) = post(
+        &app,
+        &t,
+        &key,
+        "members/bulk",
+        json!({"members": [{"external_id": ext, "profile": {"birthday": "2999-01-01"}}]}),
+    )
+    .await;
+    assert_eq!(r["results"][0]["status"], "failed", "{r}");
+    assert!(r["results"][0]["error"].to_string().contains("profile.birthday"), "{r}");
+
+    // The single upsert takes the same fields.
+    let (s, _, m) = app
+        .call_full(
+            Method::PUT,
+            &format!("/v1/tenants/{}/partner/members/by-external-id/{ext}", t.slug),
+            &[("x-api-key", key.clone())],
+            Some(json!({"profile": {"gender": "female"}})),
+        )
+        .await;
+    assert_eq!((s, m["gender"].as_str(), m["city"].as_str()), (StatusCode::OK, Some("female"), Some("杭州")), "{m}");
+
+    // Staff with members_write change the city (audited); finance staff may not.
+    let path = format!("/v1/tenants/{}/staff/members/{id}/profile", t.slug);
+    let (s, r) = app.call(Method::PATCH, &path, Some(&finance), Some(json!({"city": "上海"}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{r}");
+    let (s, r) = app.call(Method::PATCH, &path, Some(&owner), Some(json!({"city": "   "}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    let (s, m) = app.call(Method::PATCH, &path, Some(&owner), Some(json!({"city": "上海"}))).await;
+    assert_eq!(
+        (s, m["city"].as_str(), m["birthday"].as_str()),
+        (StatusCode::OK, Some("上海"), Some("1990-05-01")),
+        "{m}"
+    );
+    let (s, r) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/staff/members/999999/profile", t.slug),
+            Some(&owner),
+            Some(json!({"city": "上海"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{r}");
+    let (_, audit) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/audit-log", t.slug), Some(&owner), None).await;
+    assert!(audit.to_string().contains("member.profile"), "{audit}");
+}

@@ -407,3 +407,31 @@ async fn the_editor_compiles_as_you_type() {
     let (s, _) = m.app.call(Method::POST, &m.rules("/compile"), Some(&auditor), Some(json!({"script": "1"}))).await;
     assert_eq!(s, StatusCode::OK, "reading rules is enough");
 }
+
+#[tokio::test]
+async fn archived_rules_leave_room_in_the_active_list_of_two_hundred() {
+    let m = Mall::new().await;
+    // 199 disabled rules written directly, then the 200th through the API.
+    let mut tx = m.app.db.tenant_tx(&m.t.cluster, &m.t.schema_name).await.unwrap();
+    sqlx::query(
+        "INSERT INTO rules (name, event_type, enabled, current_version) \
+         SELECT 'filler-' || n, 'never_sent', false, 1 FROM generate_series(1, 199) n",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let rule = |name: &str| json!({"name": name, "event_type": "visited", "script": "[]"});
+    let last = m.create(rule("the 200th")).await;
+    let (s, b) = m.staff(Method::POST, &m.rules(""), Some(rule("one too many"))).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many_rules")), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("200"), "{b}");
+
+    // Archiving one makes room; restoring it while the list is full again is refused.
+    let id = last["id"].as_i64().unwrap();
+    let (s, b) = m.staff(Method::POST, &m.rules(&format!("/{id}/archive")), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    m.create(rule("one too many")).await;
+    let (s, b) = m.staff(Method::POST, &m.rules(&format!("/{id}/restore")), None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many_rules")), "{b}");
+}

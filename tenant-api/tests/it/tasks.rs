@@ -115,6 +115,17 @@ async fn seven_days_in_a_row_completes_once_on_day_seven_and_pays_once_under_rep
     let mine = m.mine(&tokens, task_id).await;
     assert_eq!((mine["progress"].as_i64(), mine["completed"].as_bool()), (Some(7), Some(true)), "{mine}");
     assert_eq!(m.rewards(id, task_id).await, (1, 500));
+    // The member's history names the task in the mall's language.
+    let (_, history) = m
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/tenants/{}/me/points/entries", m.t.slug),
+            tokens["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert!(history.to_string().contains("任务奖励：连续签到 7 天"), "{history}");
 
     // Every event sent again (replays), and a new one today: nothing more.
     let mut all: Vec<NaiveDate> = first.to_vec();

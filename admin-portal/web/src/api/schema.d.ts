@@ -2486,6 +2486,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/members/{id}/profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Sets a member's birthday, gender or city (each left out is kept). Needs
+         *     `members_write`; audited.
+         */
+        patch: operations["set_member_profile"];
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/members/{id}/tags": {
         parameters: {
             query?: never;
@@ -4917,6 +4937,8 @@ export interface components {
             /** @description Left alone when absent. */
             nickname?: string | null;
             phone?: components["schemas"]["PhoneNumber"] | null;
+            /** @description Birthday, gender, city: each sent is set, each left out is kept. */
+            profile?: components["schemas"]["ProfileFields"];
         };
         /** @description A member as the mall's staff see it (M5): the account, its tags and its level. */
         MemberRecord: components["schemas"]["Member"] & {
@@ -4927,6 +4949,8 @@ export interface components {
         MemberSync: {
             nickname?: string | null;
             phone?: components["schemas"]["PhoneNumber"] | null;
+            /** @description Birthday, gender, city: each sent is set, each left out is kept. */
+            profile?: components["schemas"]["ProfileFields"];
         };
         /** @description One task as a member sees it. */
         MemberTask: {
@@ -6046,6 +6070,19 @@ export interface components {
          */
         ProductKind: "physical" | "virtual" | "coupon" | "service";
         ProductTag: string;
+        /**
+         * @description The profile fields the mall's staff and the merchant's systems may set as well as the
+         *     member (each left out is kept as it is). Rules read them as `member.profile`.
+         */
+        ProfileFields: {
+            /**
+             * Format: date
+             * @description From 1900-01-01 to today.
+             */
+            birthday?: string | null;
+            city?: string | null;
+            gender?: components["schemas"]["Gender"] | null;
+        };
         /** @description What a member may change of their profile (M3). */
         ProfileUpdate: {
             avatar_url?: components["schemas"]["HttpsUrl"] | null;
@@ -17722,6 +17759,86 @@ export interface operations {
                 };
             };
             /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_member_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description member id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProfileFields"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
