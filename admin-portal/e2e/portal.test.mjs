@@ -387,6 +387,25 @@ test("a rule: a syntax error marked at its line as you type, fixed, dry-run, pub
   }, "parameters rolled back to version 1");
   await eventually(async () => /v1\D+v1/.test(await page.locator('[data-test="rule-versions-now"]').innerText()), "the screen shows script v1, parameters v1");
 
+  // What would it have cost? A backtest of the saved version over the last 30 days runs
+  // on the server in the background; the screen shows its figures and lists it.
+  await page.click('[data-test="backtest-run"]');
+  const summary = page.locator('[data-test="backtest-summary"]');
+  await summary.waitFor({ timeout: 60_000 });
+  const backtests = await page.evaluate(
+    async ([slug, id]) => {
+      const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+      const res = await fetch(`/v1/tenants/${slug}/staff/rules/backtests?rule_id=${id}`, { headers: { Authorization: `Bearer ${s.access_token}` } });
+      return res.json();
+    },
+    [COFFEE.slug, id],
+  );
+  assert.equal(backtests.length, 1, JSON.stringify(backtests));
+  assert.equal(backtests[0].status, "done", JSON.stringify(backtests[0]));
+  assert.ok((await summary.innerText()).startsWith(`共重放 ${backtests[0].result.events.replayed.toLocaleString("en-US")} 个事件`), await summary.innerText());
+  await eventually(async () => (await tableRows(page, "backtest-history")).length === 1, "the backtest listed for the rule");
+  await shot(page, "rule-backtest");
+
   // Archived from the list: gone from the active ones, listed with the archived, restored.
   await page.click('[data-test="menu-rules"]');
   await settled(page);

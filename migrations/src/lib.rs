@@ -47,6 +47,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 17, "0017_analytics"),
     migration!("tenant", 18, "0018_marketing_screens"),
     migration!("tenant", 19, "0019_rule_development"),
+    migration!("tenant", 20, "0020_backtests"),
 ];
 
 #[cfg(test)]

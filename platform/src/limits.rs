@@ -327,6 +327,20 @@ pub mod reports {
 }
 
 /// Analytics (issue 13 point 8, SPEC B7).
+/// Bounds of a rule backtest (issue 13 point 11); each evaluation keeps the sandbox's.
+pub mod backtests {
+    /// Local days one backtest replays at most.
+    pub const DAYS_MAX: i64 = 92;
+    /// Recorded events one backtest replays at most.
+    pub const EVENTS_MAX: i64 = 2_000_000;
+    /// Events read and evaluated per page (progress is recorded after each).
+    pub const PAGE: i64 = 1_000;
+    /// Failures quoted in the result.
+    pub const ERRORS_KEPT: usize = 5;
+    /// Backtests listed.
+    pub const LISTED: i64 = 20;
+}
+
 pub mod analytics {
     /// Local days one analytics query covers at most (conversion, searches, velocity).
     pub const PERIOD_DAYS_MAX: i64 = 92;

@@ -53,6 +53,30 @@ impl Contexts {
     /// Day counts reach `DAYS_LOADED` days back from `today` (the mall's local day);
     /// times and days are shown in the mall's zone `tz`.
     pub async fn load(conn: &mut PgConnection, pairs: &[(i64, &str)], tz: Tz, today: NaiveDate) -> Result<Self> {
+        Self::load_at(conn, pairs, tz, today, None).await
+    }
+
+    /// Like `load`, for a replay that starts at `start` (a local day's start): balances
+    /// are the sums of the entries written before it, and counts those of the days
+    /// before it. Level, profile, tags, counters, lock grants and referrers are as they
+    /// are now (the past of those is not kept).
+    pub async fn load_as_of(
+        conn: &mut PgConnection,
+        pairs: &[(i64, &str)],
+        tz: Tz,
+        start: DateTime<Utc>,
+    ) -> Result<Self> {
+        let day = crate::localtime::day(tz, start);
+        Self::load_at(conn, pairs, tz, day, Some(start)).await
+    }
+
+    async fn load_at(
+        conn: &mut PgConnection,
+        pairs: &[(i64, &str)],
+        tz: Tz,
+        today: NaiveDate,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Self> {
         let mut ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -62,11 +86,23 @@ impl Contexts {
         }
         load_locks(conn, &ids, tz, &mut members).await?;
         load_tags(conn, &ids, &mut members).await?;
-        load_balances(conn, &ids, &mut members).await?;
+        load_balances(conn, &ids, as_of, &mut members).await?;
         load_counters(conn, &ids, &mut members).await?;
         load_referrers(conn, &ids, &mut members).await?;
-        let counts = load_counts(conn, pairs, today).await?;
+        let before = as_of.map(|_| today);
+        let counts = load_counts(conn, pairs, today, before).await?;
         Ok(Self { members, counts })
+    }
+
+    /// Takes in what `other` knows that this does not (members and counts loaded later
+    /// in a replay); what this already holds, as events left it, stays.
+    pub fn merge(&mut self, other: Self) {
+        for (id, m) in other.members {
+            self.members.entry(id).or_insert(m);
+        }
+        for (key, c) in other.counts {
+            self.counts.entry(key).or_insert(c);
+        }
     }
 
     /// True when both loads found the same members (ids), whatever their state.
@@ -261,12 +297,30 @@ async fn load_tags(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i
     Ok(())
 }
 
-async fn load_balances(conn: &mut PgConnection, ids: &[i64], members: &mut HashMap<i64, Member>) -> Result<()> {
-    let balances: Vec<(i64, String, i64)> =
-        sqlx::query_as("SELECT member_id, currency, balance FROM accounts WHERE member_id = ANY($1)")
+async fn load_balances(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    as_of: Option<DateTime<Utc>>,
+    members: &mut HashMap<i64, Member>,
+) -> Result<()> {
+    let balances: Vec<(i64, String, i64)> = match as_of {
+        None => {
+            sqlx::query_as("SELECT member_id, currency, balance FROM accounts WHERE member_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        Some(at) => {
+            sqlx::query_as(
+                "SELECT member_id, currency, sum(amount)::bigint FROM entries \
+                 WHERE member_id = ANY($1) AND created_at < $2 GROUP BY member_id, currency",
+            )
             .bind(ids)
+            .bind(at)
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+        }
+    };
     for (id, currency, balance) in balances {
         if let Some(m) = members.get_mut(&id) {
             m.balances.insert(currency, balance);
@@ -311,10 +365,12 @@ async fn load_referrers(conn: &mut PgConnection, ids: &[i64], members: &mut Hash
 
 /// Counts of each (member, event type) of `pairs`: per day for `DAYS_LOADED` days, and
 /// over the member's life.
+/// Counts of the days after `today - DAYS_LOADED` (and before `before`, when given).
 async fn load_counts(
     conn: &mut PgConnection,
     pairs: &[(i64, &str)],
     today: NaiveDate,
+    before: Option<NaiveDate>,
 ) -> Result<HashMap<(i64, String), Counts>> {
     let mut unique: Vec<(i64, &str)> = pairs.to_vec();
     unique.sort_unstable();
@@ -324,11 +380,12 @@ async fn load_counts(
     let days: Vec<(i64, String, NaiveDate, i32)> = sqlx::query_as(
         "SELECT e.member_id, e.type, e.day, e.count FROM event_days e \
          JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
-         WHERE e.day > $3",
+         WHERE e.day > $3 AND ($4::date IS NULL OR e.day < $4)",
     )
     .bind(&pair_members)
     .bind(&pair_types)
     .bind(today - Duration::days(DAYS_LOADED))
+    .bind(before)
     .fetch_all(&mut *conn)
     .await?;
     for (id, kind, day, count) in days {
@@ -337,10 +394,11 @@ async fn load_counts(
     let lifetimes: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT e.member_id, e.type, sum(e.count)::bigint FROM event_days e \
          JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
-         GROUP BY e.member_id, e.type",
+         WHERE $3::date IS NULL OR e.day < $3 GROUP BY e.member_id, e.type",
     )
     .bind(&pair_members)
     .bind(&pair_types)
+    .bind(before)
     .fetch_all(&mut *conn)
     .await?;
     for (id, kind, lifetime) in lifetimes {

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod backtest;
 pub mod batch;
 pub mod bulk;
 pub mod cache;

@@ -120,7 +120,7 @@ pub fn compile_check(sandbox: &scripting::Sandbox, script: &str) -> CompileCheck
     }
 }
 
-fn check_params(params: &serde_json::Value) -> Result<()> {
+pub(crate) fn check_params(params: &serde_json::Value) -> Result<()> {
     Validator::new()
         .check(params.is_object(), "params", "a JSON object")
         .check(params.to_string().len() <= bounds::PARAMS_BYTES_MAX, "params", "at most 16 KiB")

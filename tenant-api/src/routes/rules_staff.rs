@@ -1,11 +1,12 @@
 //! Staff routes for earn rules (R4, R5, R7): create, new versions, rollback, parameters
 //! (versioned, with their own rollback), enable/disable and order, archive and restore,
-//! compile as you type, dry run, and the event log.
+//! compile as you type, dry run, backtests over recorded events, and the event log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::ids::RuleId;
 use platform::rbac::Permission;
+use platform::rules::backtest::{self, Backtest, BacktestRequest};
 use platform::rules::dry_run::{self, DryRun, DryRunRequest, DryRunResult};
 use platform::rules::log::{self, EventRow};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RuleParamsVersion, RulePatch, RuleVersion};
@@ -30,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore))
         .routes(routes!(compile))
         .routes(routes!(dry_run))
+        .routes(routes!(backtests, start_backtest))
+        .routes(routes!(get_backtest))
         .routes(routes!(events))
 }
 
@@ -295,6 +298,61 @@ async fn dry_run(
     auth.require(Permission::RulesRead)?;
     let sandbox = state.rules.sandbox.clone();
     Ok(Json(dry_run::run(&state.db, &auth.tenant, &auth.actor(), sandbox, body).await?))
+}
+
+/// Starts a backtest: the mall's recorded events of a period (at most 92 local days)
+/// replayed through a saved rule at any script and parameter version, or a draft
+/// script, writing nothing to the ledger. Answers 202 at once; the run goes on in the
+/// background (`GET …/backtests/{id}` shows its progress, then its result). One runs at
+/// a time per mall (409 `backtest_running`). Needs `rules_read`; audited.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = BacktestRequest,
+    responses((status = 202, body = Backtest), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn start_backtest(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Json(body): Json<BacktestRequest>,
+) -> ApiResult<(StatusCode, Json<Backtest>)> {
+    auth.require(Permission::RulesRead)?;
+    let bt = backtest::start(&state.db, &state.rules.sandbox, &auth.tenant, &auth.actor(), &body).await?;
+    tokio::spawn(backtest::run(state.db.clone(), state.rules.clone(), auth.tenant.clone(), bt.id));
+    Ok((StatusCode::ACCEPTED, Json(bt)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct BacktestFilter {
+    /// Only the backtests of this rule.
+    rule_id: Option<i64>,
+}
+
+/// The newest 20 backtests (of one rule, when given). Needs `rules_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules",
+    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), BacktestFilter),
+    responses((status = 200, body = Vec<Backtest>), (status = 403, body = ErrorBody)))]
+async fn backtests(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<BacktestFilter>,
+) -> ApiResult<Json<Vec<Backtest>>> {
+    auth.require(Permission::RulesRead)?;
+    Ok(Json(backtest::list(&state.db, &auth.tenant, &auth.actor(), q.rule_id).await?))
+}
+
+/// One backtest: its progress while it runs (`events_done` of `events_total`), its
+/// result when done. Needs `rules_read`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests/{id}", tag = "rules",
+    security(("staff_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "backtest id")),
+    responses((status = 200, body = Backtest), (status = 404, body = ErrorBody)))]
+async fn get_backtest(
+    State(state): State<AppState>,
+    auth: StaffAuth,
+    Path((_t, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Backtest>> {
+    auth.require(Permission::RulesRead)?;
+    Ok(Json(backtest::get(&state.db, &auth.tenant, &auth.actor(), id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

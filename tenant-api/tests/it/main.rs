@@ -5,6 +5,7 @@ mod common;
 mod alliance;
 mod analytics;
 mod api_keys;
+mod backtests;
 mod budgets;
 mod content;
 mod crm;

@@ -2806,6 +2806,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/staff/rules/backtests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest 20 backtests (of one rule, when given). Needs `rules_read`. */
+        get: operations["backtests"];
+        put?: never;
+        /**
+         * Starts a backtest: the mall's recorded events of a period (at most 92 local days)
+         *     replayed through a saved rule at any script and parameter version, or a draft
+         *     script, writing nothing to the ledger. Answers 202 at once; the run goes on in the
+         *     background (`GET …/backtests/{id}` shows its progress, then its result). One runs at
+         *     a time per mall (409 `backtest_running`). Needs `rules_read`; audited.
+         */
+        post: operations["start_backtest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/staff/rules/backtests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One backtest: its progress while it runs (`events_done` of `events_total`), its
+         *     result when done. Needs `rules_read`.
+         */
+        get: operations["get_backtest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/staff/rules/compile": {
         parameters: {
             query?: never;
@@ -3414,6 +3458,85 @@ export interface components {
             request_id?: string | null;
             target: string;
         };
+        /** @description A backtest as stored: its progress while it runs, its result when done. */
+        Backtest: {
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            error?: string | null;
+            event_type: string;
+            /** Format: int64 */
+            events_done: number;
+            /** Format: int64 */
+            events_total: number;
+            /** Format: date-time */
+            finished_at?: string | null;
+            /** Format: date */
+            from_day: string;
+            /** Format: int64 */
+            id: number;
+            params: Record<string, never>;
+            /** Format: int32 */
+            params_version?: number | null;
+            result?: components["schemas"]["BacktestResult"] | null;
+            /** Format: int64 */
+            rule_id?: number | null;
+            /** Format: int32 */
+            rule_version?: number | null;
+            /** @description running, done or failed (a run the server stopped during is failed, "interrupted"). */
+            status: string;
+            /** Format: date */
+            to_day: string;
+        };
+        /** @description What to replay. */
+        BacktestRequest: {
+            /** @description The event type a draft runs on (`*`: every type). */
+            event_type?: string | null;
+            /**
+             * Format: date
+             * @description First local day of the period (the mall's time zone).
+             */
+            from: string;
+            /** @description Parameters to run with (instead of a parameter version). */
+            params?: {
+                [key: string]: components["schemas"]["JsonValue"];
+            } | null;
+            /**
+             * Format: int32
+             * @description … and parameter version (default: the current one).
+             */
+            params_version?: number | null;
+            rule_id?: components["schemas"]["RuleId"] | null;
+            /** @description A draft script instead of a saved rule (then `event_type` is needed). */
+            script?: string | null;
+            /**
+             * Format: date
+             * @description Last local day of the period, at most today.
+             */
+            to: string;
+            /**
+             * Format: int32
+             * @description … its script version (default: the current one) …
+             */
+            version?: number | null;
+        };
+        /** @description The result of a finished backtest. */
+        BacktestResult: {
+            /** @description Whether `actual` figures compare the recorded runs of the same saved rule. */
+            compared: boolean;
+            currencies: components["schemas"]["CurrencyFigures"][];
+            /** @description Events replayed, and how they came out for this rule. */
+            events: components["schemas"]["EventTally"];
+            /**
+             * Format: int64
+             * @description Members who would have received points (referrers included).
+             */
+            members_reached: number;
+            /** @description Points awarded per local day and currency. */
+            per_day: components["schemas"]["DayFigure"][];
+            /** @description Points awarded per member level (as the members are now) and currency. */
+            per_level: components["schemas"]["LevelFigure"][];
+        };
         Balance: {
             /**
              * Format: int64
@@ -3981,6 +4104,35 @@ export interface components {
         };
         /** @description A currency code: 2 to 32 characters, a-z, 0-9 and _, starting with a letter */
         CurrencyCode: string;
+        CurrencyFigures: {
+            actual?: components["schemas"]["Moved"] | null;
+            /**
+             * Format: int64
+             * @description Awarded to members and their referrers.
+             */
+            awarded: number;
+            /**
+             * Format: int64
+             * @description What issuing them would have cost the mall's alliance budget (shared points only).
+             */
+            budget_fen?: number | null;
+            currency: string;
+            /** Format: int64 */
+            deducted: number;
+            /**
+             * Format: int64
+             * @description awarded − actual awarded.
+             */
+            difference?: number | null;
+            /** Format: int64 */
+            locked: number;
+            name: string;
+            /**
+             * Format: int64
+             * @description The awarded points' value in fen at the mall's point value (its points only).
+             */
+            value_fen?: number | null;
+        };
         /** @description One currency's flow over the period. */
         CurrencyFlow: {
             /** Format: int64 */
@@ -4079,6 +4231,13 @@ export interface components {
              *     add up the days, a member counting once per day).
              */
             totals: components["schemas"]["DayFigures"];
+        };
+        DayFigure: {
+            /** Format: int64 */
+            awarded: number;
+            currency: string;
+            /** Format: date */
+            day: string;
         };
         /** @description One local day's figures. */
         DayFigures: {
@@ -4375,6 +4534,24 @@ export interface components {
          * @enum {string}
          */
         EventStatus: "applied" | "denied" | "failed" | "rejected";
+        EventTally: {
+            /** Format: int64 */
+            denied: number;
+            /** @description The first few failures, as the live log would show them. */
+            errors: string[];
+            /**
+             * Format: int64
+             * @description Events the rule failed on (a script error, or an effect that cannot apply).
+             */
+            failed: number;
+            /** Format: int64 */
+            replayed: number;
+            /**
+             * Format: int64
+             * @description Events for which the rule returned at least one effect.
+             */
+            with_effects: number;
+        };
         /** @description Built-in (registered, checked_in, order_completed, …) or custom: 1 to 64 characters, a-z, 0-9 and _, starting with a letter */
         EventType: string;
         /** @description When earned points lapse */
@@ -4595,6 +4772,14 @@ export interface components {
             /** Format: int64 */
             id: number;
             to_level?: string | null;
+        };
+        LevelFigure: {
+            /** Format: int64 */
+            awarded: number;
+            currency: string;
+            level: string;
+            /** Format: int64 */
+            members: number;
         };
         /** @description A level by id and name. */
         LevelRef: {
@@ -5000,6 +5185,14 @@ export interface components {
             name: string;
             /** Format: int64 */
             version: number;
+        };
+        Moved: {
+            /** Format: int64 */
+            awarded: number;
+            /** Format: int64 */
+            deducted: number;
+            /** Format: int64 */
+            locked: number;
         };
         NewAlliance: {
             currency_code?: components["schemas"]["CurrencyCode"] | null;
@@ -19282,6 +19475,229 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    backtests: {
+        parameters: {
+            query?: {
+                /** @description Only the backtests of this rule. */
+                rule_id?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backtest"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_backtest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BacktestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backtest"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_backtest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+                /** @description backtest id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backtest"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
