@@ -66,6 +66,9 @@ fn well_formed(p: &MemberPatch) -> std::result::Result<(), (&'static str, &'stat
     if p.nickname.as_ref().is_some_and(|n| n.chars().count() > 64) {
         return Err(("nickname", "at most 64 characters"));
     }
+    if p.profile.city.as_ref().is_some_and(|c| c.trim().is_empty() || c.trim().chars().count() > 64) {
+        return Err(("profile.city", "1 to 64 characters"));
+    }
     match p.phone.as_deref().map(members::Identifier::parse) {
         None | Some(Ok(members::Identifier::Phone(_))) => Ok(()),
         Some(_) => Err(("phone", "a phone number")),

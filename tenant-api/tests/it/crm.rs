@@ -148,6 +148,13 @@ async fn the_partner_and_staff_set_profile_fields_that_rules_read_and_members_se
     assert_eq!(r["results"][0]["status"], "failed", "{r}");
     assert!(r["results"][0]["error"].to_string().contains("profile.birthday"), "{r}");
 
+    // A blank city refuses the whole request, naming the member.
+    let (s, r) =
+        post(&app, &t, &key, "members/bulk", json!({"members": [{"external_id": ext, "profile": {"city": " "}}]}))
+            .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert!(r.to_string().contains("members[0].profile.city"), "{r}");
+
     // The single upsert takes the same fields.
     let (s, _, m) = app
         .call_full(
