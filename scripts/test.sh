@@ -36,6 +36,11 @@ step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust 1.95 (rustup) first" >&2; exit 1; }
 
+# No incremental compilation cache: a run from a clean clone gains nothing from it, and it
+# doubles what the workspace's crates leave on disk (a CI run once stopped on a full disk).
+# Set CARGO_INCREMENTAL=1 to keep it while iterating.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 # What is missing is installed in the background while Rust compiles (downloads and
 # unpacking against two busy cores): PostgreSQL, then Chromium, a CJK font and the
 # browser test's npm packages (one apt-get at a time), and schemathesis with pip beside

@@ -2,57 +2,20 @@
 //! recorded events of a period through a saved rule version or a draft, in the
 //! background, writing nothing to the ledger; its result compares the versions that ran.
 
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use chrono_tz::Asia::Shanghai;
+use chrono::{Duration, NaiveDate};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, phone};
-
-struct Mall {
-    app: TestApp,
-    t: platform::directory::Tenant,
-    owner: String,
-    key: String,
-}
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&Shanghai).date_naive()
-}
+use crate::common::{Mall, beijing_noon, beijing_today as today, phone};
 
 /// Noon of a local day, as RFC 3339.
 fn noon(day: NaiveDate) -> String {
-    Shanghai.from_local_datetime(&day.and_hms_opt(12, 0, 0).unwrap()).unwrap().with_timezone(&Utc).to_rfc3339()
+    beijing_noon(day).to_rfc3339()
 }
 
 impl Mall {
-    async fn new() -> Self {
-        let app = TestApp::spawn().await;
-        let t = app.tenant().await;
-        let (_, owner) = app.staff(&t, "owner").await;
-        let key = app.partner_key(&t).await;
-        Self { app, t, owner, key }
-    }
-
     fn path(&self, rest: &str) -> String {
         format!("/v1/tenants/{}/staff/rules{rest}", self.t.slug)
-    }
-
-    async fn staff(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.app.call(method, path, Some(&self.owner), body).await
-    }
-
-    async fn events(&self, events: Value) {
-        let (s, _, b) = self
-            .app
-            .call_full(
-                Method::POST,
-                &format!("/v1/tenants/{}/partner/events", self.t.slug),
-                &[("x-api-key", self.key.clone())],
-                Some(json!({"events": events})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
     }
 
     /// Starts a backtest and waits for its end; the finished backtest.

@@ -384,3 +384,56 @@ impl TestApp {
         platform::jobs::run_tenant(&self.db, &t, now).await.unwrap()
     }
 }
+
+/// A fresh mall with its owner's token and a partner API key: where the rule, task and
+/// backtest tests start.
+pub struct Mall {
+    pub app: TestApp,
+    pub t: Tenant,
+    pub owner: String,
+    pub key: String,
+}
+
+impl Mall {
+    pub async fn new() -> Self {
+        let app = TestApp::spawn().await;
+        let t = app.tenant().await;
+        let (_, owner) = app.staff(&t, "owner").await;
+        let key = app.partner_key(&t).await;
+        Self { app, t, owner, key }
+    }
+
+    /// A call as the mall's owner.
+    pub async fn staff(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.app.call(method, path, Some(&self.owner), body).await
+    }
+
+    /// Posts events as the partner; the results, one per event.
+    pub async fn events(&self, events: Value) -> Value {
+        let (s, _, b) = self
+            .app
+            .call_full(
+                Method::POST,
+                &format!("/v1/tenants/{}/partner/events", self.t.slug),
+                &[("x-api-key", self.key.clone())],
+                Some(json!({"events": events})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["results"].clone()
+    }
+}
+
+/// Today in Beijing, the test malls' zone.
+pub fn beijing_today() -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive()
+}
+
+/// Noon of a Beijing day.
+pub fn beijing_noon(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono_tz::Asia::Shanghai
+        .from_local_datetime(&day.and_hms_opt(12, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}

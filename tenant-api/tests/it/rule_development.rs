@@ -7,53 +7,19 @@ use chrono::{DateTime, Datelike, Offset, TimeZone, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, phone};
+use crate::common::{Mall, phone};
 
 const REGISTER_BONUS: &str = include_str!("../../../examples/rules/register_bonus.rhai");
 
-struct Mall {
-    app: TestApp,
-    t: platform::directory::Tenant,
-    owner: String,
-    key: String,
-}
-
 impl Mall {
-    async fn new() -> Self {
-        let app = TestApp::spawn().await;
-        let t = app.tenant().await;
-        let (_, owner) = app.staff(&t, "owner").await;
-        let key = app.partner_key(&t).await;
-        Self { app, t, owner, key }
-    }
-
     fn rules(&self, rest: &str) -> String {
         format!("/v1/tenants/{}/staff/rules{rest}", self.t.slug)
-    }
-
-    async fn staff(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.app.call(method, path, Some(&self.owner), body).await
     }
 
     async fn create(&self, body: Value) -> Value {
         let (s, b) = self.staff(Method::POST, &self.rules(""), Some(body)).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b
-    }
-
-    /// Posts events as the partner; the results.
-    async fn events(&self, events: Value) -> Value {
-        let (s, _, b) = self
-            .app
-            .call_full(
-                Method::POST,
-                &format!("/v1/tenants/{}/partner/events", self.t.slug),
-                &[("x-api-key", self.key.clone())],
-                Some(json!({"events": events})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        b["results"].clone()
     }
 
     /// The member's newest points entry, as staff read it.
