@@ -6,7 +6,7 @@
 //! (`MemberId`, a row of the mall's `members`) and the alliance identity behind it
 //! (`IdentityId`, a row of the alliance schema's `members`, linked from each mall's
 //! `members.alliance_member_id`). `alliance::identity` and `alliance::book` speak these
-//! types, and the mall speaks `ProductId` and `OrderId`, rules `RuleId`, holds `HoldId`; other code still passes plain
+//! types, and the mall speaks `ProductId` and `OrderId`, rules `RuleId`, holds `HoldId`, staff accounts `StaffId`; other code still passes plain
 //! `i64` ids (issue 11 continues there).
 
 macro_rules! id {
@@ -61,6 +61,11 @@ id!(
 id!(
     /// A points hold of a partner's checkout.
     HoldId
+);
+id!(
+    /// A staff account in the control schema: a merchant's staff, an alliance admin or
+    /// the platform operator.
+    StaffId
 );
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::audit::{self, Actor};
 use crate::auth::passwords;
 use crate::error::{Error, Result, Validator};
+use crate::ids::StaffId;
 use crate::rbac::Role;
 
 /// Which level an account belongs to.
@@ -20,7 +21,7 @@ pub enum Scope {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StaffUser {
-    pub id: i64,
+    pub id: StaffId,
     pub email: String,
     pub display_name: String,
     pub role: Role,
@@ -34,7 +35,7 @@ pub struct StaffUser {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: i64,
+    id: StaffId,
     email: String,
     display_name: String,
     role: String,
@@ -205,7 +206,7 @@ pub async fn authenticate(pool: &PgPool, scope: Scope, email: &str, password: &s
 }
 
 /// One account by id (for refresh).
-pub async fn find(pool: &PgPool, id: i64) -> Result<StaffUser> {
+pub async fn find(pool: &PgPool, id: StaffId) -> Result<StaffUser> {
     let row: Option<Row> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM control.staff_users WHERE id = $1")))
             .bind(id)
@@ -229,7 +230,7 @@ pub async fn list_for_tenant(pool: &PgPool, tenant_id: i64) -> Result<Vec<StaffU
 pub async fn update_in_tenant(
     pool: &PgPool,
     tenant_id: i64,
-    staff_id: i64,
+    staff_id: StaffId,
     role: Option<Role>,
     disabled: Option<bool>,
     actor: &Actor,
@@ -239,7 +240,7 @@ pub async fn update_in_tenant(
     {
         return Err(Error::invalid_field("role", "this role does not exist at this level"));
     }
-    if actor.id == Some(staff_id) {
+    if actor.id == Some(staff_id.get()) {
         return Err(Error::conflict("cannot_change_self", "ask another owner to change your own role or status"));
     }
     let mut tx = pool.begin().await?;
@@ -257,7 +258,7 @@ pub async fn update_in_tenant(
     // Disabling or a role change ends every sign-in: the next request with an old token
     // is refused, and the account signs in again with its new role.
     let ended = if disabled == Some(true) || role.is_some() {
-        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id).await?
+        crate::auth::sessions::revoke_all(&mut tx, crate::auth::sessions::Store::Staff, staff_id.get()).await?
     } else {
         vec![]
     };

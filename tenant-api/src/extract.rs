@@ -14,6 +14,7 @@ use platform::Error;
 use platform::auth::api_keys::{self, PartnerKey};
 use platform::auth::tokens::{Audience, Claims, subject_id};
 use platform::directory::Tenant;
+use platform::ids::StaffId;
 use platform::rbac::{Permission, Role};
 use platform::rules::admission::BatchSlot;
 use serde::de::DeserializeOwned;
@@ -186,7 +187,7 @@ pub(crate) async fn member_session(
 }
 
 /// The staff token's sign-in is live, the account enabled and its role unchanged.
-async fn staff_session(state: &AppState, staff_id: i64, claims: &Claims) -> Result<(), Error> {
+async fn staff_session(state: &AppState, staff_id: StaffId, claims: &Claims) -> Result<(), Error> {
     let family = claims.sid.ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
     let role = claims.role.as_deref().unwrap_or_default();
     platform::auth::sessions::check_staff(state.db.control(), staff_id, family, role).await
@@ -247,7 +248,7 @@ impl FromRequestParts<AppState> for MaybeMember {
 /// Signed-in staff of the addressed tenant.
 pub struct StaffAuth {
     pub tenant: Arc<Tenant>,
-    pub staff_id: i64,
+    pub staff_id: StaffId,
     pub role: Role,
     pub request_id: Option<String>,
 }
@@ -268,7 +269,7 @@ impl StaffAuth {
     pub fn actor(&self) -> platform::audit::Actor {
         platform::audit::Actor {
             kind: platform::audit::ActorKind::Staff,
-            id: Some(self.staff_id),
+            id: Some(self.staff_id.get()),
             label: format!("staff:{}", self.staff_id),
             request_id: self.request_id.clone(),
         }
@@ -287,7 +288,7 @@ impl FromRequestParts<AppState> for StaffAuth {
             .and_then(Role::parse)
             .filter(|r| r.is_tenant_role())
             .ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
-        let staff_id = subject_id(&claims)?;
+        let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
         Ok(Self { staff_id, role, tenant, request_id: request_id(parts) })
     }
@@ -295,7 +296,7 @@ impl FromRequestParts<AppState> for StaffAuth {
 
 /// The signed-in platform operator.
 pub struct PlatformAuth {
-    pub staff_id: i64,
+    pub staff_id: StaffId,
     pub request_id: Option<String>,
 }
 
@@ -303,7 +304,7 @@ impl PlatformAuth {
     pub fn actor(&self) -> platform::audit::Actor {
         platform::audit::Actor {
             kind: platform::audit::ActorKind::Staff,
-            id: Some(self.staff_id),
+            id: Some(self.staff_id.get()),
             label: format!("platform:{}", self.staff_id),
             request_id: self.request_id.clone(),
         }
@@ -317,7 +318,7 @@ impl FromRequestParts<AppState> for PlatformAuth {
         if claims.role.as_deref() != Some(Role::PlatformAdmin.as_str()) || claims.tid.is_some() {
             return Err(Error::unauthenticated("token_invalid", "the access token is not valid").into());
         }
-        let staff_id = subject_id(&claims)?;
+        let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
         Ok(Self { staff_id, request_id: request_id(parts) })
     }
@@ -326,14 +327,14 @@ impl FromRequestParts<AppState> for PlatformAuth {
 /// A signed-in alliance admin of the alliance addressed by `{alliance}`.
 pub struct AllianceAuth {
     pub alliance: platform::tenancy::Alliance,
-    pub staff_id: i64,
+    pub staff_id: StaffId,
 }
 
 impl AllianceAuth {
     pub fn actor(&self) -> platform::audit::Actor {
         platform::audit::Actor {
             kind: platform::audit::ActorKind::Staff,
-            id: Some(self.staff_id),
+            id: Some(self.staff_id.get()),
             label: format!("alliance:{}", self.staff_id),
             request_id: None,
         }
@@ -354,7 +355,7 @@ impl FromRequestParts<AppState> for AllianceAuth {
         if claims.aid != Some(alliance.id) {
             return Err(Error::forbidden("wrong_alliance", "this credential belongs to another alliance").into());
         }
-        let staff_id = subject_id(&claims)?;
+        let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
         Ok(Self { staff_id, alliance })
     }

@@ -250,7 +250,7 @@ pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, fam
 
 /// Checks a staff access token against the database: its family is live, the account
 /// enabled and its role still the token's role.
-pub async fn check_staff(pool: &sqlx::PgPool, staff_id: i64, family: Uuid, role: &str) -> Result<()> {
+pub async fn check_staff(pool: &sqlx::PgPool, staff_id: crate::ids::StaffId, family: Uuid, role: &str) -> Result<()> {
     let who = format!("s:{staff_id}:{role}");
     if live().get(&family).as_deref() == Some(who.as_str()) {
         return Ok(());

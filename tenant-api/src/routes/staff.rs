@@ -143,7 +143,7 @@ struct StaffUpdate {
 async fn update_staff(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    Path((_t, id)): Path<(String, platform::ids::StaffId)>,
     Json(body): Json<StaffUpdate>,
 ) -> ApiResult<Json<StaffUser>> {
     auth.require(Permission::StaffManage)?;

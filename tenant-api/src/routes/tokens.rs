@@ -45,7 +45,7 @@ fn staff_audience(user: &StaffUser) -> Audience {
 fn staff_tokens(state: &AppState, user: &StaffUser, session: Opened) -> ApiResult<TokenPair> {
     let (access_token, expires_in) = state.tokens.issue(
         staff_audience(user),
-        user.id,
+        user.id.get(),
         user.tenant_id,
         user.alliance_id,
         Some(user.role.as_str()),
@@ -66,7 +66,7 @@ fn pair(access_token: String, expires_in: i64, session: Opened) -> TokenPair {
 
 /// Opens a session for a staff account and returns its tokens.
 pub async fn staff_pair(state: &AppState, user: &StaffUser) -> ApiResult<TokenPair> {
-    let session = state.db.control_write(async |tx| sessions::open(tx, Store::Staff, user.id).await).await?;
+    let session = state.db.control_write(async |tx| sessions::open(tx, Store::Staff, user.id.get()).await).await?;
     staff_tokens(state, user, session)
 }
 
@@ -86,7 +86,7 @@ pub async fn staff_refresh(
                 Presented::Live { principal, family } => (principal, family),
                 Presented::Reused { family, .. } => return Ok(Err(family)),
             };
-            let user = staff::find(control, staff_id).await?;
+            let user = staff::find(control, platform::ids::StaffId::new(staff_id)).await?;
             if !belongs(&user) || user.disabled {
                 return Err(Error::unauthenticated(
                     "refresh_token_invalid",

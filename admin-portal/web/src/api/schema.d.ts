@@ -6672,6 +6672,12 @@ export interface components {
         };
         /** @description 2 to 40 characters: a-z, 0-9 and -, starting with a letter */
         Slug: string;
+        /**
+         * Format: int64
+         * @description A staff account in the control schema: a merchant's staff, an alliance admin or
+         *     the platform operator.
+         */
+        StaffId: number;
         /** @description Login with e-mail and password (staff of every level). */
         StaffLogin: {
             email: string;
@@ -6687,8 +6693,7 @@ export interface components {
             disabled: boolean;
             display_name: string;
             email: string;
-            /** Format: int64 */
-            id: number;
+            id: components["schemas"]["StaffId"];
             role: components["schemas"]["Role"];
         };
         /** @description A period's statement: frozen once closed, a preview before. */
