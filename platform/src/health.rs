@@ -99,18 +99,7 @@ pub async fn check(db: &Db) -> Result<FleetHealth> {
 
 /// `check` against given lists of migrations (a test names one this binary lacks).
 pub async fn check_against(db: &Db, control_list: &[Migration], tenant_list: &[Migration]) -> Result<FleetHealth> {
-    let control_applied: BTreeSet<i64> =
-        sqlx::query_scalar::<_, i64>("SELECT version FROM control.schema_migrations ORDER BY version")
-            .fetch_all(db.control())
-            .await?
-            .into_iter()
-            .collect();
-    let latest_of = |list: &[Migration]| list.last().map_or(0, |m| m.version);
-    let control = ControlSchema {
-        version: control_applied.last().copied().unwrap_or(0),
-        latest: latest_of(control_list),
-        pending: pending(control_list, &control_applied),
-    };
+    let control = control_schema(db, control_list).await?;
     let tenants = directory::list(db.control()).await?;
     let mut by_cluster: BTreeMap<String, Vec<&directory::Tenant>> = BTreeMap::new();
     for name in db.cluster_names() {
@@ -122,63 +111,9 @@ pub async fn check_against(db: &Db, control_list: &[Migration], tenant_list: &[M
     let mut clusters = Vec::with_capacity(by_cluster.len());
     let mut schemas = Vec::with_capacity(tenants.len());
     for (name, on) in by_cluster {
-        let mut health = ClusterHealth {
-            name: name.clone(),
-            reachable: false,
-            latency_ms: None,
-            server_version: None,
-            tenants: on.len() as i64,
-            tenants_behind: 0,
-            error: None,
-        };
-        let mut versions: BTreeMap<String, Option<BTreeSet<i64>>> = BTreeMap::new();
-        match db.cluster(&name) {
-            Err(e) => health.error = Some(e.to_string()),
-            Ok(pool) => {
-                let started = Instant::now();
-                match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')").fetch_one(pool).await
-                {
-                    Err(e) => health.error = Some(e.to_string()),
-                    Ok(v) => {
-                        health.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                        health.server_version = Some(v);
-                        health.reachable = true;
-                        let names: Vec<&str> = on.iter().map(|t| t.schema_name.as_str()).collect();
-                        // One statement per cluster: each schema's applied versions as
-                        // "1,2,3" (NULL where the schema or its history is missing).
-                        let rows: sqlx::Result<Vec<(String, Option<String>)>> = sqlx::query_as(
-                            "SELECT s.name, CASE WHEN to_regclass(format('%I.schema_migrations', s.name)) IS NOT NULL THEN \
-                               coalesce((xpath('/row/v/text()', query_to_xml(format( \
-                                 'SELECT string_agg(version::text, '','' ORDER BY version) AS v FROM %I.schema_migrations', \
-                                 s.name), false, true, '')))[1]::text, '') END \
-                             FROM unnest($1::text[]) AS s(name)",
-                        )
-                        .bind(&names)
-                        .fetch_all(pool)
-                        .await;
-                        let rows = rows.unwrap_or_else(|e| {
-                            health.error = Some(format!("schema versions not read: {e}"));
-                            Vec::new()
-                        });
-                        for (schema, list) in rows {
-                            let set = list.map(|l| l.split(',').filter_map(|v| v.trim().parse().ok()).collect());
-                            versions.insert(schema, set);
-                        }
-                    }
-                }
-            }
-        }
+        let (mut health, versions) = probe_cluster(db, &name, &on).await;
         for t in on {
-            let applied = versions.get(&t.schema_name).cloned().flatten();
-            let state = TenantSchema {
-                slug: t.slug.clone(),
-                name: t.name.clone(),
-                cluster: t.cluster.clone(),
-                status: t.status,
-                version: applied.as_ref().map(|a| a.last().copied().unwrap_or(0)),
-                directory_version: t.schema_version,
-                pending: applied.as_ref().map_or_else(Vec::new, |a| pending(tenant_list, a)),
-            };
+            let state = tenant_schema(t, versions.get(&t.schema_name).cloned().flatten(), tenant_list);
             if state.version.is_none() || !state.pending.is_empty() {
                 health.tenants_behind += 1;
             }
@@ -197,7 +132,7 @@ pub async fn check_against(db: &Db, control_list: &[Migration], tenant_list: &[M
         checked_at: Utc::now(),
         control,
         tenant_latest: MigrationName {
-            version: latest_of(tenant_list),
+            version: last.map_or(0, |m| m.version),
             name: last.map_or_else(String::new, |m| m.name.to_string()),
         },
         clusters,
@@ -206,4 +141,90 @@ pub async fn check_against(db: &Db, control_list: &[Migration], tenant_list: &[M
         tenants: schemas,
         tenants_truncated,
     })
+}
+
+/// The control schema's applied migrations against `list`.
+async fn control_schema(db: &Db, list: &[Migration]) -> Result<ControlSchema> {
+    let applied: BTreeSet<i64> =
+        sqlx::query_scalar::<_, i64>("SELECT version FROM control.schema_migrations ORDER BY version")
+            .fetch_all(db.control())
+            .await?
+            .into_iter()
+            .collect();
+    Ok(ControlSchema {
+        version: applied.last().copied().unwrap_or(0),
+        latest: list.last().map_or(0, |m| m.version),
+        pending: pending(list, &applied),
+    })
+}
+
+/// Each schema's applied versions (None where the schema or its history is missing).
+type Versions = BTreeMap<String, Option<BTreeSet<i64>>>;
+
+/// One cluster: reachable, its latency and server version, and the applied versions of
+/// the schemas of `on`. A failure is written into the health, never returned.
+async fn probe_cluster(db: &Db, name: &str, on: &[&directory::Tenant]) -> (ClusterHealth, Versions) {
+    let mut health = ClusterHealth {
+        name: name.to_string(),
+        reachable: false,
+        latency_ms: None,
+        server_version: None,
+        tenants: on.len() as i64,
+        tenants_behind: 0,
+        error: None,
+    };
+    let pool = match db.cluster(name) {
+        Ok(pool) => pool,
+        Err(e) => {
+            health.error = Some(e.to_string());
+            return (health, Versions::new());
+        }
+    };
+    let started = Instant::now();
+    match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')").fetch_one(pool).await {
+        Err(e) => {
+            health.error = Some(e.to_string());
+            return (health, Versions::new());
+        }
+        Ok(v) => {
+            health.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            health.server_version = Some(v);
+            health.reachable = true;
+        }
+    }
+    let names: Vec<&str> = on.iter().map(|t| t.schema_name.as_str()).collect();
+    // One statement per cluster: each schema's applied versions as "1,2,3" (NULL where
+    // the schema or its history is missing).
+    let rows: sqlx::Result<Vec<(String, Option<String>)>> = sqlx::query_as(
+        "SELECT s.name, CASE WHEN to_regclass(format('%I.schema_migrations', s.name)) IS NOT NULL THEN \
+           coalesce((xpath('/row/v/text()', query_to_xml(format( \
+             'SELECT string_agg(version::text, '','' ORDER BY version) AS v FROM %I.schema_migrations', \
+             s.name), false, true, '')))[1]::text, '') END \
+         FROM unnest($1::text[]) AS s(name)",
+    )
+    .bind(&names)
+    .fetch_all(pool)
+    .await;
+    let rows = rows.unwrap_or_else(|e| {
+        health.error = Some(format!("schema versions not read: {e}"));
+        Vec::new()
+    });
+    let versions = rows
+        .into_iter()
+        .map(|(schema, list)| (schema, list.map(|l| l.split(',').filter_map(|v| v.trim().parse().ok()).collect())))
+        .collect();
+    (health, versions)
+}
+
+/// One tenant's schema against the server's tenant migrations.
+fn tenant_schema(t: &directory::Tenant, applied: Option<BTreeSet<i64>>, list: &[Migration]) -> TenantSchema {
+    TenantSchema {
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        cluster: t.cluster.clone(),
+        status: t.status,
+        version: applied.as_ref().map(|a| a.last().copied().unwrap_or(0)),
+        directory_version: t.schema_version,
+        pending: applied.as_ref().map_or_else(Vec::new, |a| pending(list, a)),
+    }
 }

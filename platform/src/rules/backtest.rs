@@ -193,7 +193,23 @@ pub async fn start(
     actor: &Actor,
     req: &BacktestRequest,
 ) -> Result<Backtest> {
-    let tz = tenant.settings.tz();
+    let (from, to) = period(tenant.settings.tz(), req)?;
+    let who = actor.label.clone();
+    db.write(tenant, actor, async |tx| {
+        let plan = resolve(tx, sandbox, req).await?;
+        refuse_a_second_run(tx).await?;
+        let total = events_in(tx, from, to, &plan.event_type).await?;
+        let id = insert(tx, &plan, req, total, &who).await?;
+        let details = serde_json::json!({"rule_id": plan.rule_id, "version": plan.rule_version,
+            "params_version": plan.params_version, "from": req.from, "to": req.to, "events": total});
+        tx.audit("rule.backtest", &format!("backtest:{id}"), details).await?;
+        get_in(tx, id).await
+    })
+    .await
+}
+
+/// The request's local days as an instant range, checked against the bounds.
+fn period(tz: chrono_tz::Tz, req: &BacktestRequest) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let today = localtime::day(tz, Utc::now());
     Validator::new()
         .check(req.from <= req.to, "to", "on or after from")
@@ -210,59 +226,62 @@ pub async fn start(
             }],
         });
     }
-    let (from, to) = (localtime::start_of(tz, req.from), localtime::start_of(tz, req.to + chrono::Duration::days(1)));
-    let who = actor.label.clone();
-    db.write(tenant, actor, async |tx| {
-        let plan = resolve(tx, sandbox, req).await?;
-        let running: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM rule_backtests WHERE status = 'running' AND updated_at >= now() - {STALE})"
-        )))
-        .fetch_one(&mut **tx)
-        .await?;
-        if running {
-            return Err(Error::conflict(
-                "backtest_running",
-                "a backtest of this mall is running: wait for it to finish",
-            ));
-        }
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE occurred_at >= $1 AND occurred_at < $2 AND status <> 'failed' \
+    Ok((localtime::start_of(tz, req.from), localtime::start_of(tz, req.to + chrono::Duration::days(1))))
+}
+
+/// One backtest per mall at a time (a stale one, whose server died, does not count).
+async fn refuse_a_second_run(conn: &mut PgConnection) -> Result<()> {
+    let running: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM rule_backtests WHERE status = 'running' AND updated_at >= now() - {STALE})"
+    )))
+    .fetch_one(conn)
+    .await?;
+    if running {
+        return Err(Error::conflict("backtest_running", "a backtest of this mall is running: wait for it to finish"));
+    }
+    Ok(())
+}
+
+/// The period's recorded events of the type (or of every type for `*`), within the bound.
+async fn events_in(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>, event_type: &str) -> Result<i64> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE occurred_at >= $1 AND occurred_at < $2 AND status <> 'failed' \
              AND ($3 = '*' OR type = $3)",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(&plan.event_type)
-        .fetch_one(&mut **tx)
-        .await?;
-        if total > bounds::EVENTS_MAX {
-            return Err(Error::Invalid {
-                code: "period_too_long",
-                message: format!("the period holds {total} events; a backtest replays at most {}", bounds::EVENTS_MAX),
-                fields: vec![FieldError { field: "to".into(), message: "a shorter period".into() }],
-            });
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO rule_backtests (rule_id, rule_version, params_version, script, params, event_type, from_day, \
+    )
+    .bind(from)
+    .bind(to)
+    .bind(event_type)
+    .fetch_one(conn)
+    .await?;
+    if total > bounds::EVENTS_MAX {
+        return Err(Error::Invalid {
+            code: "period_too_long",
+            message: format!("the period holds {total} events; a backtest replays at most {}", bounds::EVENTS_MAX),
+            fields: vec![FieldError { field: "to".into(), message: "a shorter period".into() }],
+        });
+    }
+    Ok(total)
+}
+
+/// Records a backtest about to run; its id.
+async fn insert(conn: &mut PgConnection, plan: &Plan, req: &BacktestRequest, total: i64, who: &str) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO rule_backtests (rule_id, rule_version, params_version, script, params, event_type, from_day, \
                  to_day, events_total, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(plan.rule_id)
-        .bind(plan.rule_version)
-        .bind(plan.params_version)
-        .bind(&plan.script)
-        .bind(&plan.params)
-        .bind(&plan.event_type)
-        .bind(req.from)
-        .bind(req.to)
-        .bind(total)
-        .bind(&who)
-        .fetch_one(&mut **tx)
-        .await?;
-        let details = serde_json::json!({"rule_id": plan.rule_id, "version": plan.rule_version,
-            "params_version": plan.params_version, "from": req.from, "to": req.to, "events": total});
-        tx.audit("rule.backtest", &format!("backtest:{id}"), details).await?;
-        get_in(tx, id).await
-    })
-    .await
+    )
+    .bind(plan.rule_id)
+    .bind(plan.rule_version)
+    .bind(plan.params_version)
+    .bind(&plan.script)
+    .bind(&plan.params)
+    .bind(&plan.event_type)
+    .bind(req.from)
+    .bind(req.to)
+    .bind(total)
+    .bind(who)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
 }
 
 /// The script, parameters and event type a request names.
@@ -401,8 +420,16 @@ struct Recorded {
     effects: serde_json::Value,
 }
 
-async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: i64) -> Result<BacktestResult> {
-    let tz = tenant.settings.tz();
+/// What a replay runs: the backtest, its one-rule set, the mall's currencies and, in an
+/// alliance, the budget terms of its shared currency.
+struct Setup {
+    bt: Backtest,
+    set: Arc<RuleSet>,
+    currencies: Arc<HashMap<String, Currency>>,
+    shared_terms: Option<(i32, i32)>,
+}
+
+async fn setup(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: i64) -> Result<Setup> {
     let (bt, script, currencies, shared_terms) = db
         .read(tenant, actor, async |tx| {
             let bt = get_in(tx, id).await?;
@@ -419,8 +446,7 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
             Ok((bt, script, currencies, terms))
         })
         .await?;
-    let sandbox = cache.sandbox.clone();
-    let ast = Arc::new(sandbox.compile(&script).map_err(|e| Error::invalid_field("script", e.to_string()))?);
+    let ast = Arc::new(cache.sandbox.compile(&script).map_err(|e| Error::invalid_field("script", e.to_string()))?);
     let set = Arc::new(RuleSet {
         rules: vec![LoadedRule {
             id: bt.rule_id.unwrap_or(0),
@@ -432,7 +458,69 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
             ast,
         }],
     });
-    let currencies = Arc::new(currencies);
+    Ok(Setup { bt, set, currencies: Arc::new(currencies), shared_terms })
+}
+
+/// The next page of recorded events after `after` (instant, id) and before `to`.
+async fn next_page(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &Actor,
+    event_type: &str,
+    after: (DateTime<Utc>, i64),
+    to: DateTime<Utc>,
+) -> Result<Vec<Recorded>> {
+    db.read(tenant, actor, async |tx| {
+        Ok(sqlx::query_as(
+            "SELECT id, event_key, type, member_id, data, occurred_at, status, effects FROM events \
+             WHERE (occurred_at, id) > ($1, $2) AND occurred_at < $3 AND status <> 'failed' \
+               AND ($4 = '*' OR type = $4) \
+             ORDER BY occurred_at, id LIMIT $5",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .bind(to)
+        .bind(event_type)
+        .bind(bounds::PAGE)
+        .fetch_all(&mut **tx)
+        .await?)
+    })
+    .await
+}
+
+/// A page of recorded events as evaluation jobs, in the mall's zone.
+fn jobs(page: &[Recorded], tz: chrono_tz::Tz) -> Vec<Job> {
+    page.iter()
+        .map(|e| Job {
+            member_id: e.member_id,
+            day: localtime::day(tz, e.occurred_at),
+            event: EventInput {
+                kind: e.kind.clone(),
+                id: e.event_key.clone(),
+                occurred_at: localtime::rfc3339(tz, e.occurred_at),
+                day: localtime::day(tz, e.occurred_at).to_string(),
+                data: e.data.clone(),
+            },
+        })
+        .collect()
+}
+
+async fn record_progress(db: &Db, tenant: &Tenant, actor: &Actor, id: i64, done: i64) -> Result<()> {
+    db.write(tenant, actor, async |tx| {
+        sqlx::query("UPDATE rule_backtests SET events_done = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(done)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: i64) -> Result<BacktestResult> {
+    let tz = tenant.settings.tz();
+    let Setup { bt, set, currencies, shared_terms } = setup(db, cache, tenant, actor, id).await?;
+    let sandbox = cache.sandbox.clone();
     let (from, to) =
         (localtime::start_of(tz, bt.from_day), localtime::start_of(tz, bt.to_day + chrono::Duration::days(1)));
     let mut ctx: Option<Contexts> = None;
@@ -440,23 +528,7 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
     let mut tally = Tally::default();
     let mut after: (DateTime<Utc>, i64) = (from - chrono::Duration::microseconds(1), 0);
     loop {
-        let page: Vec<Recorded> = db
-            .read(tenant, actor, async |tx| {
-                Ok(sqlx::query_as(
-                    "SELECT id, event_key, type, member_id, data, occurred_at, status, effects FROM events \
-                     WHERE (occurred_at, id) > ($1, $2) AND occurred_at < $3 AND status <> 'failed' \
-                       AND ($4 = '*' OR type = $4) \
-                     ORDER BY occurred_at, id LIMIT $5",
-                )
-                .bind(after.0)
-                .bind(after.1)
-                .bind(to)
-                .bind(&bt.event_type)
-                .bind(bounds::PAGE)
-                .fetch_all(&mut **tx)
-                .await?)
-            })
-            .await?;
+        let page = next_page(db, tenant, actor, &bt.event_type, after, to).await?;
         let Some(last) = page.last() else { break };
         after = (last.occurred_at, last.id);
         // Members (and event types) not met before start as they were when the period began.
@@ -471,20 +543,7 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
             }
             loaded.extend(new);
         }
-        let jobs: Vec<Job> = page
-            .iter()
-            .map(|e| Job {
-                member_id: e.member_id,
-                day: localtime::day(tz, e.occurred_at),
-                event: EventInput {
-                    kind: e.kind.clone(),
-                    id: e.event_key.clone(),
-                    occurred_at: localtime::rfc3339(tz, e.occurred_at),
-                    day: localtime::day(tz, e.occurred_at).to_string(),
-                    data: e.data.clone(),
-                },
-            })
-            .collect();
+        let jobs = jobs(&page, tz);
         let Some(c) = ctx.take() else { break };
         let (c, evaluated) =
             evaluate::evaluate(&cache.admission, tenant, sandbox.clone(), set.clone(), c, currencies.clone(), jobs)
@@ -498,16 +557,7 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
                 tally.take_actual(rule_id, &e.effects);
             }
         }
-        let done = tally.events.replayed;
-        db.write(tenant, actor, async |tx| {
-            sqlx::query("UPDATE rule_backtests SET events_done = $2, updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(done)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        })
-        .await?;
+        record_progress(db, tenant, actor, id, tally.events.replayed).await?;
         if page.len() < usize::try_from(bounds::PAGE).unwrap_or(usize::MAX) {
             break;
         }
