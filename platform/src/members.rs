@@ -691,6 +691,36 @@ pub async fn upsert_external_created(
     nickname: Option<&str>,
     profile: &ProfileFields,
 ) -> Result<(Member, bool)> {
+    let phone = check_external(tenant, external_id, phone, nickname, profile)?;
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    if let Some(p) = &phone {
+        sqlx::query(
+            "UPDATE members SET released_identifier = phone, phone = NULL, updated_at = now() \
+             WHERE phone = $1 AND phone_proven_at IS NULL AND external_id IS DISTINCT FROM $2",
+        )
+        .bind(p)
+        .bind(external_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (id, inserted) = write_external(&mut tx, external_id, phone.as_deref(), nickname).await?;
+    profile.write(&mut tx, id).await?;
+    if inserted {
+        announce_registered(&mut tx, id, Some(external_id), "partner").await?;
+    }
+    let m = get_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok((m, inserted))
+}
+
+/// Checks a partner's member fields; the phone in its stored form.
+fn check_external(
+    tenant: &Tenant,
+    external_id: &str,
+    phone: Option<&str>,
+    nickname: Option<&str>,
+    profile: &ProfileFields,
+) -> Result<Option<String>> {
     if external_id.is_empty() || external_id.chars().count() > 128 {
         return Err(Error::invalid_field("external_id", "1 to 128 characters"));
     }
@@ -707,17 +737,17 @@ pub async fn upsert_external_created(
     let mut v = crate::error::Validator::new();
     profile.check(&mut v, tenant, "profile.");
     v.finish()?;
-    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-    if let Some(p) = &phone {
-        sqlx::query(
-            "UPDATE members SET released_identifier = phone, phone = NULL, updated_at = now() \
-             WHERE phone = $1 AND phone_proven_at IS NULL AND external_id IS DISTINCT FROM $2",
-        )
-        .bind(p)
-        .bind(external_id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    Ok(phone)
+}
+
+/// Updates the member with this external id with what was sent, or creates it; (id,
+/// created).
+async fn write_external(
+    conn: &mut sqlx::PgConnection,
+    external_id: &str,
+    phone: Option<&str>,
+    nickname: Option<&str>,
+) -> Result<(i64, bool)> {
     let refused = |e: sqlx::Error| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             Error::conflict("account_exists", "another member has this phone number")
@@ -736,37 +766,30 @@ pub async fn upsert_external_created(
          WHERE external_id = $1 RETURNING id",
     )
     .bind(external_id)
-    .bind(&phone)
+    .bind(phone)
     .bind(nickname)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(refused)?;
-    let (id, inserted): (i64, bool) = match updated {
-        Some(id) => (id, false),
-        None => sqlx::query_as(
-            "INSERT INTO members (external_id, phone, nickname, invite_code, level_id, phone_proven_at) \
-             VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
-                 CASE WHEN $2::text IS NOT NULL THEN now() END) \
-             ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
-                 phone_proven_at = coalesce(EXCLUDED.phone_proven_at, members.phone_proven_at), \
-                 nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
-             RETURNING id, xmax = 0",
-        )
-        .bind(external_id)
-        .bind(&phone)
-        .bind(nickname)
-        .bind(secrets::random_hex(5).to_uppercase())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(refused)?,
-    };
-    profile.write(&mut tx, id).await?;
-    if inserted {
-        announce_registered(&mut tx, id, Some(external_id), "partner").await?;
+    if let Some(id) = updated {
+        return Ok((id, false));
     }
-    let m = get_in(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok((m, inserted))
+    sqlx::query_as(
+        "INSERT INTO members (external_id, phone, nickname, invite_code, level_id, phone_proven_at) \
+         VALUES ($1, $2, coalesce($3, ''), $4, (SELECT id FROM levels WHERE NOT retired AND threshold = 0), \
+             CASE WHEN $2::text IS NOT NULL THEN now() END) \
+         ON CONFLICT (external_id) DO UPDATE SET phone = coalesce(EXCLUDED.phone, members.phone), \
+             phone_proven_at = coalesce(EXCLUDED.phone_proven_at, members.phone_proven_at), \
+             nickname = CASE WHEN $3 IS NULL THEN members.nickname ELSE EXCLUDED.nickname END, updated_at = now() \
+         RETURNING id, xmax = 0",
+    )
+    .bind(external_id)
+    .bind(phone)
+    .bind(nickname)
+    .bind(secrets::random_hex(5).to_uppercase())
+    .fetch_one(conn)
+    .await
+    .map_err(refused)
 }
 
 /// The member with this external id.
