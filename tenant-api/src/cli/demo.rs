@@ -1,6 +1,7 @@
 //! The demo data set (`pointsmall demo`): a platform operator, an alliance of two
 //! merchants with staff logins, and members who hold the alliance's shared points in
-//! both malls. Running it again changes nothing.
+//! both malls, two weeks of their recorded purchases and an earn rule to backtest on
+//! them. Running it again changes nothing.
 
 use platform::audit::Actor;
 use platform::db::Db;
@@ -81,7 +82,63 @@ pub async fn seed(db: &Db) -> Result<()> {
     for tenant in &malls {
         seed_points(db, tenant).await?;
         seed_products(db, tenant).await?;
+        seed_purchases_and_rule(db, tenant).await?;
     }
+    Ok(())
+}
+
+/// The library's "points per yuan" rule (examples/rules/spend_per_yuan.rhai).
+const SPEND_RULE: (&str, &str) =
+    ("每消费 1 元得 1 积分 Points per yuan", include_str!("../../../examples/rules/spend_per_yuan.rhai"));
+
+/// Two weeks of purchases per member, recorded before the mall had a rule for them (so
+/// they paid nothing), then the library's "points per yuan" rule: a backtest of it over
+/// those two weeks shows what it would have cost. Once per mall (the rule's name marks it).
+async fn seed_purchases_and_rule(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
+    use platform::rules::pipeline::{self, IncomingEvent};
+    use platform::rules::store::{self, NewRule};
+    let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
+    let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rules WHERE name = $1)")
+        .bind(SPEND_RULE.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM members ORDER BY id").fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    if done {
+        return Ok(());
+    }
+    let tz = tenant.settings.tz();
+    let today = platform::localtime::day(tz, chrono::Utc::now());
+    let mut events = Vec::new();
+    for (i, member_id) in ids.iter().enumerate() {
+        for d in 1..=14i64 {
+            let noon =
+                platform::localtime::start_of(tz, today - chrono::Duration::days(d)) + chrono::Duration::hours(12);
+            // ¥38 to ¥608, a different basket each day.
+            let amount_fen = 3_800 + ((i as i64 * 7 + d * 13) % 20) * 3_000;
+            events.push(IncomingEvent {
+                id: format!("demo-purchase-{member_id}-{d}"),
+                kind: "purchase".into(),
+                member_id: *member_id,
+                occurred_at: Some(noon),
+                data: serde_json::json!({"amount_fen": amount_fen}),
+            });
+        }
+    }
+    let rules = platform::rules::cache::RuleCache::new(std::sync::Arc::new(scripting::Sandbox::new()));
+    for chunk in events.chunks(100) {
+        pipeline::process(db, &rules, tenant, "partner", chunk).await?;
+    }
+    let rule = NewRule {
+        name: SPEND_RULE.0.into(),
+        event_type: "purchase".into(),
+        script: SPEND_RULE.1.into(),
+        params: serde_json::json!({"points_per_yuan": 1, "tiers": [[50_000, 20], [100_000, 60]]}),
+        enabled: true,
+        position: 100,
+    };
+    let sandbox = scripting::Sandbox::new();
+    db.write(tenant, &Actor::system("demo"), async |tx| store::create(tx, &sandbox, &rule).await).await?;
     Ok(())
 }
 

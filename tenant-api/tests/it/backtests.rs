@@ -198,3 +198,51 @@ async fn a_backtest_request_is_checked_and_one_runs_at_a_time() {
     let (s, _) = m.app.call(Method::POST, &m.path("/backtests"), Some(&service), Some(draft(d, d))).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// The demo's two weeks of purchases, recorded before its "points per yuan" rule existed,
+/// backtest to what that rule would have paid, and seeding twice records nothing twice.
+#[tokio::test]
+async fn the_demo_rule_backtests_over_the_demo_purchases() {
+    use tenant_api::cli::demo;
+    let app = crate::common::TestApp::spawn().await;
+    demo::seed(&app.db).await.unwrap();
+    demo::seed(&app.db).await.unwrap();
+    let (slug, _, owner, _) = demo::MERCHANTS[0];
+    let (s, login) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{slug}/staff/auth/login"),
+            None,
+            Some(json!({"email": owner, "password": demo::STAFF_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{login}");
+    let token = login["access_token"].as_str().unwrap();
+    let (_, rules) = app.call(Method::GET, &format!("/v1/tenants/{slug}/staff/rules"), Some(token), None).await;
+    let rule = rules.as_array().unwrap().iter().find(|r| r["event_type"] == "purchase").expect("the demo rule");
+    let rid = rule["id"].as_i64().unwrap();
+    let d = today();
+    let body = json!({"rule_id": rid, "from": d - Duration::days(14), "to": d - Duration::days(1)});
+    let (s, started) =
+        app.call(Method::POST, &format!("/v1/tenants/{slug}/staff/rules/backtests"), Some(token), Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_i64().unwrap();
+    let mut bt = Value::Null;
+    for _ in 0..300 {
+        let path = format!("/v1/tenants/{slug}/staff/rules/backtests/{id}");
+        bt = app.call(Method::GET, &path, Some(token), None).await.1;
+        if bt["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(bt["status"], "done", "{bt}");
+    let members = demo::MEMBERS.len() as i64;
+    assert_eq!(bt["result"]["events"]["replayed"].as_i64(), Some(members * 14), "{bt}");
+    assert_eq!(bt["result"]["members_reached"].as_i64(), Some(members), "{bt}");
+    let points = figures(&bt, "points");
+    // At least one point per yuan of the smallest basket (¥38) for each purchase.
+    assert!(points["awarded"].as_i64().unwrap() >= members * 14 * 38, "{bt}");
+    assert_eq!(points["actual"]["awarded"], 0, "the purchases were recorded before the rule: {bt}");
+    assert_eq!(points["difference"], points["awarded"], "{bt}");
+}
