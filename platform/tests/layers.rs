@@ -96,3 +96,23 @@ fn modules_use_only_their_own_layer_and_the_ones_below() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Handlers only decode, authorize, call the domain and encode (issue 11): no module of
+/// the HTTP crate's routes names `sqlx` or opens a transaction of its own.
+#[test]
+fn route_modules_hold_no_sql() {
+    let routes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenant-api/src/routes");
+    let mut sources = Vec::new();
+    files(&routes, &mut sources);
+    assert!(sources.len() > 10, "the route modules were not found under {}", routes.display());
+    let mut found = Vec::new();
+    for file in sources {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("sqlx") || line.contains(".begin()") || line.contains("tenant_tx(") {
+                found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "route modules that reach the database themselves:\n{}", found.join("\n"));
+}
