@@ -700,11 +700,14 @@ async fn load_control(conn: &mut PgConnection, id: i64, paths: &BTreeMap<String,
         let file = paths.get(path).ok_or_else(|| invalid_archive(format!("the archive has no {path}")))?;
         copy_in(conn, format!("COPY pg_temp.{table} FROM STDIN"), file).await.map_err(|e| load_failed(path, e))?;
     }
-    let staff = sqlx::query(
+    // The staging tables live in this session only, so these statements are built with
+    // `tmp` (they cannot be prepared ahead of the import; the behaviour tests run them).
+    let tmp = "pg_temp";
+    let staff = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO control.staff_users (scope, tenant_id, email, display_name, password_hash, role, disabled, created_at) \
-         SELECT 'tenant', $1, email, display_name, password_hash, role, disabled, created_at FROM pg_temp.import_staff \
-         ORDER BY old_id",
-    )
+         SELECT 'tenant', $1, email, display_name, password_hash, role, disabled, created_at FROM {tmp}.import_staff \
+         ORDER BY old_id"
+    )))
     .bind(id)
     .execute(&mut *conn)
     .await
@@ -717,25 +720,27 @@ async fn load_control(conn: &mut PgConnection, id: i64, paths: &BTreeMap<String,
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    let total_keys: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_temp.import_keys").fetch_one(&mut *conn).await?;
-    let api_keys = sqlx::query(
+    let total_keys: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {tmp}.import_keys")))
+        .fetch_one(&mut *conn)
+        .await?;
+    let api_keys = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO control.api_keys (tenant_id, prefix, secret_hash, name, scopes, created_by, created_at, revoked_at, last_used_at) \
          SELECT $1, k.prefix, k.secret_hash, k.name, k.scopes, m.new_id, k.created_at, k.revoked_at, k.last_used_at \
-         FROM pg_temp.import_keys k LEFT JOIN pg_temp.staff_map m ON m.old_id = k.created_by \
-         ON CONFLICT (prefix) DO NOTHING",
-    )
+         FROM {tmp}.import_keys k LEFT JOIN {tmp}.staff_map m ON m.old_id = k.created_by \
+         ON CONFLICT (prefix) DO NOTHING"
+    )))
     .bind(id)
     .execute(&mut *conn)
     .await
     .map_err(|e| load_failed("control/api_keys.copy", e.into()))?
     .rows_affected();
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO control.audit_log (at, actor_kind, actor_id, actor_label, tenant_id, action, target, details, request_id) \
          SELECT a.at, a.actor_kind, CASE WHEN a.actor_kind = 'staff' THEN coalesce(m.new_id, a.actor_id) ELSE a.actor_id END, \
                 a.actor_label, $1, a.action, a.target, a.details, a.request_id \
-         FROM pg_temp.import_audit a LEFT JOIN pg_temp.staff_map m ON m.old_id = a.actor_id AND a.actor_kind = 'staff' \
-         ORDER BY a.at",
-    )
+         FROM {tmp}.import_audit a LEFT JOIN {tmp}.staff_map m ON m.old_id = a.actor_id AND a.actor_kind = 'staff' \
+         ORDER BY a.at"
+    )))
     .bind(id)
     .execute(&mut *conn)
     .await
