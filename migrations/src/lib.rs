@@ -24,6 +24,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 2, "0002_alliance_currency"),
     migration!("control", 3, "0003_sessions_and_throttles"),
     migration!("control", 4, "0004_api_key_bound"),
+    migration!("control", 5, "0005_tenant_tombstones"),
 ];
 
 /// Migrations of every tenant (merchant) schema.

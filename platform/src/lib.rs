@@ -50,6 +50,7 @@ pub mod staff;
 pub mod storage;
 pub mod tasks;
 pub mod tenancy;
+pub mod tenant_archive;
 pub mod tx;
 pub mod urls;
 pub mod vault;

@@ -124,6 +124,76 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Every key under `prefix` (a `t<tenant>/` folder), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        check_key(prefix.trim_end_matches('/'))?;
+        let mut keys = Vec::new();
+        match self {
+            Self::Local { root } => {
+                let mut dirs = vec![root.join(prefix)];
+                while let Some(dir) = dirs.pop() {
+                    let mut rd = match tokio::fs::read_dir(&dir).await {
+                        Ok(rd) => rd,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(Error::Internal(e.into())),
+                    };
+                    while let Some(e) = rd.next_entry().await.map_err(|e| Error::Internal(e.into()))? {
+                        let path = e.path();
+                        if e.file_type().await.map_err(|e| Error::Internal(e.into()))?.is_dir() {
+                            dirs.push(path);
+                            continue;
+                        }
+                        let Ok(rel) = path.strip_prefix(root) else { continue };
+                        let key = rel.to_string_lossy().replace('\\', "/");
+                        if check_key(&key).is_ok() {
+                            keys.push(key);
+                        }
+                    }
+                }
+            }
+            Self::S3 { client, bucket } => {
+                let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| {
+                        Error::Internal(anyhow::anyhow!(
+                            "S3 list {prefix}: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(e)
+                        ))
+                    })?;
+                    keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes one file (nothing when it is not there).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        match self {
+            Self::Local { root } => {
+                let path = root.join(key);
+                for p in [path.with_extension("type"), path] {
+                    match tokio::fs::remove_file(&p).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::Internal(e.into())),
+                    }
+                }
+                Ok(())
+            }
+            Self::S3 { client, bucket } => {
+                client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| {
+                    Error::Internal(anyhow::anyhow!("S3 delete {key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+                })?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Extensions of the local store's own files beside each file (its content type, a
 /// half-written upload): never a key, so never served.
 const SIDECAR_EXTENSIONS: [&str; 2] = ["type", "part"];

@@ -89,9 +89,7 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
     .bind(list.last().map_or(0, |m| m.version))
     .execute(&mut *tx)
     .await
-    .map_err(|e| {
-        on_unique(e, "tenants_slug_key", Error::conflict("slug_taken", "a mall with this slug already exists"))
-    })?;
+    .map_err(slug_refused)?;
     // The name is "t_" and digits from the sequence: nothing from input reaches this SQL.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&mut *tx).await?;
     select_schema(&mut tx, &schema).await?;
@@ -112,6 +110,19 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
     find_by_slug(db.control(), &new.slug)
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("tenant vanished right after creation")))
+}
+
+/// A new mall's slug refused: taken by a mall (409 `slug_taken`) or by a deleted one,
+/// kept as a tombstone (409 `slug_tombstoned`).
+pub fn slug_refused(e: sqlx::Error) -> Error {
+    match on_unique(e, "tenants_slug_key", Error::conflict("slug_taken", "a mall with this slug already exists")) {
+        Error::Database(e) => on_unique(
+            e,
+            "tenants_slug_tombstoned",
+            Error::conflict("slug_tombstoned", "this slug belonged to a deleted mall and cannot be used again"),
+        ),
+        other => other,
+    }
 }
 
 /// An existing mall joins an alliance (SPEC A1): the shared currency appears in it, and

@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ledger", &["ledger"]),
     ("alliance", &["alliance"]),
     ("domain", &["points", "marketing", "mall", "tasks", "rules", "tenancy", "crm", "reports", "content", "analytics"]),
-    ("fleet", &["migrate", "jobs", "fleet", "health"]),
+    ("fleet", &["migrate", "jobs", "fleet", "health", "tenant_archive"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

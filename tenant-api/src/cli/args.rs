@@ -33,7 +33,8 @@ pub enum Command {
         #[arg(long, default_value_t = platform::limits::MIGRATE_CONCURRENCY_DEFAULT)]
         concurrency: usize,
     },
-    /// Manage tenants (merchants).
+    /// Manage tenants (merchants): create, list, suspend, export, import, delete.
+    #[command(alias = "tenants")]
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
@@ -119,6 +120,35 @@ pub enum TenantCommand {
     Suspend { slug: String },
     /// Resume a suspended tenant.
     Resume { slug: String },
+    /// Export a mall (its schema's data, its staff, keys and audit rows, its files) to a
+    /// .tar.gz archive.
+    Export {
+        slug: String,
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Import an archive made by `export` as a new mall (all or nothing; the ledger is
+    /// verified before the commit).
+    Import {
+        file: std::path::PathBuf,
+        /// The new mall's slug (the archive's own by default).
+        #[arg(long)]
+        slug: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Delete a mall: drops its schema and files, keeps its slug as a tombstone.
+    Delete {
+        slug: String,
+        /// The slug typed again.
+        #[arg(long)]
+        confirm: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List the slugs of deleted malls.
+    Tombstones,
 }
 
 #[derive(clap::Args)]
@@ -136,6 +166,26 @@ pub struct ServeArgs {
     /// Apply pending migrations before serving.
     #[arg(long)]
     pub migrate: bool,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Seconds between runs of the ledger jobs (release, expiry, holds, reminders); 0 turns them off.
+    #[arg(long, env = "POINTSMALL_JOBS_INTERVAL_SECS", default_value_t = 60)]
+    pub jobs_interval_secs: u64,
+    /// Keys that seal provider secrets at rest: id:base64(32 bytes), comma-separated,
+    /// the first one sealing (default: one derived from the JWT secret).
+    #[arg(long, env = "POINTSMALL_SECRETS_KEYS", hide_env_values = true)]
+    pub secrets_keys: Option<String>,
+    /// Milliseconds between passes of the webhook delivery worker; 0 turns it off.
+    #[arg(long, env = "POINTSMALL_WEBHOOKS_INTERVAL_MS", default_value_t = platform::limits::webhooks::WORKER_INTERVAL_MS_DEFAULT)]
+    pub webhooks_interval_ms: u64,
+    /// Let webhook endpoints name private, loopback and link-local addresses.
+    #[arg(long, env = "POINTSMALL_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhooks_allow_private: bool,
+}
+
+/// Where the files are: a local directory unless an S3 endpoint is set (as for `serve`).
+#[derive(clap::Args, Clone)]
+pub struct StorageArgs {
     /// Where files go: a local directory (default .data/files) unless an S3 endpoint is set.
     #[arg(long, env = "POINTSMALL_FILES_DIR", default_value = ".data/files")]
     pub files_dir: std::path::PathBuf,
@@ -150,17 +200,19 @@ pub struct ServeArgs {
     pub s3_access_key: String,
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
     pub s3_secret_key: String,
-    /// Seconds between runs of the ledger jobs (release, expiry, holds, reminders); 0 turns them off.
-    #[arg(long, env = "POINTSMALL_JOBS_INTERVAL_SECS", default_value_t = 60)]
-    pub jobs_interval_secs: u64,
-    /// Keys that seal provider secrets at rest: id:base64(32 bytes), comma-separated,
-    /// the first one sealing (default: one derived from the JWT secret).
-    #[arg(long, env = "POINTSMALL_SECRETS_KEYS", hide_env_values = true)]
-    pub secrets_keys: Option<String>,
-    /// Milliseconds between passes of the webhook delivery worker; 0 turns it off.
-    #[arg(long, env = "POINTSMALL_WEBHOOKS_INTERVAL_MS", default_value_t = platform::limits::webhooks::WORKER_INTERVAL_MS_DEFAULT)]
-    pub webhooks_interval_ms: u64,
-    /// Let webhook endpoints name private, loopback and link-local addresses.
-    #[arg(long, env = "POINTSMALL_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false)]
-    pub webhooks_allow_private: bool,
+}
+
+impl StorageArgs {
+    pub fn storage(&self) -> platform::storage::Storage {
+        match &self.s3_endpoint {
+            Some(endpoint) => platform::storage::Storage::s3(&platform::storage::S3Config {
+                endpoint: endpoint.clone(),
+                bucket: self.s3_bucket.clone(),
+                region: self.s3_region.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+            }),
+            None => platform::storage::Storage::local(self.files_dir.clone()),
+        }
+    }
 }

@@ -11,7 +11,7 @@ use platform::audit::Actor;
 use platform::db::Db;
 use platform::directory::{self, TenantStatus};
 use platform::tenancy::{self, NewTenant};
-use platform::{fleet, migrate};
+use platform::{fleet, migrate, tenant_archive};
 
 use super::args::{LedgerCommand, SecretsCommand, TenantCommand};
 
@@ -86,6 +86,62 @@ pub async fn tenant(url: &str, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Resume { slug } => {
             let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli()).await?;
             println!("resumed {}", t.slug);
+        }
+        TenantCommand::Export { slug, file, storage } => {
+            let spinner = bar(0, "{spinner} exporting {msg}");
+            spinner.enable_steady_tick(Duration::from_millis(200));
+            let s = spinner.clone();
+            let progress = move |m: &str| s.set_message(m.to_string());
+            let m = tenant_archive::export(&db, &storage.storage(), &slug, &file, &progress).await?;
+            spinner.finish_and_clear();
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let files = m.entries.iter().filter(|e| e.path.starts_with("files/")).count();
+            println!(
+                "exported {} to {} ({size} bytes): {} table(s), {files} file(s), tenant migration {}",
+                m.slug,
+                file.display(),
+                m.tables.len(),
+                m.tenant_migration
+            );
+        }
+        TenantCommand::Import { file, slug, storage } => {
+            let spinner = bar(0, "{spinner} importing {msg}");
+            spinner.enable_steady_tick(Duration::from_millis(200));
+            let s = spinner.clone();
+            let progress = move |m: &str| s.set_message(m.to_string());
+            let r = tenant_archive::import(&db, &storage.storage(), &file, slug.as_deref(), &Actor::cli(), &progress)
+                .await?;
+            spinner.finish_and_clear();
+            println!(
+                "imported {} (id {}, schema {}): {} row(s) in {} table(s), {} file(s), {} staff, {} API key(s) \
+                 ({} left out: held by another mall); ledger verified: {} account(s), {} entr(ies)",
+                r.tenant.slug,
+                r.tenant.id,
+                r.tenant.schema_name,
+                r.rows,
+                r.tables,
+                r.files,
+                r.staff,
+                r.api_keys,
+                r.api_keys_skipped,
+                r.accounts,
+                r.entries
+            );
+        }
+        TenantCommand::Delete { slug, confirm, storage } => {
+            let d = tenant_archive::delete(&db, &storage.storage(), &slug, &confirm, &Actor::cli()).await?;
+            println!(
+                "deleted {} (schema {} dropped, {} file(s) deleted); the slug is kept as a tombstone",
+                d.slug, d.schema_name, d.files_deleted
+            );
+        }
+        TenantCommand::Tombstones => {
+            for t in tenant_archive::tombstones(&db).await? {
+                println!(
+                    "{:<24} id {:>6}  deleted {} by {}  {}",
+                    t.slug, t.tenant_id, t.deleted_at, t.deleted_by, t.name
+                );
+            }
         }
     }
     Ok(())

@@ -19,15 +19,15 @@ pub async fn serve(database_url: String, a: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cluster {c:?} is not name=url"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let storage = match a.s3_endpoint {
+    let storage = match a.storage.s3_endpoint {
         Some(endpoint) => StorageConfig::S3(platform::storage::S3Config {
             endpoint,
-            bucket: a.s3_bucket,
-            region: a.s3_region,
-            access_key: a.s3_access_key,
-            secret_key: a.s3_secret_key,
+            bucket: a.storage.s3_bucket,
+            region: a.storage.s3_region,
+            access_key: a.storage.s3_access_key,
+            secret_key: a.storage.s3_secret_key,
         }),
-        None => StorageConfig::Local(a.files_dir),
+        None => StorageConfig::Local(a.storage.files_dir),
     };
     let cfg = ServerConfig {
         database_url,

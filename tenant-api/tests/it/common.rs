@@ -71,7 +71,7 @@ impl TestApp {
         Self::spawn_on(url, LoginLimiter::default(), tenant_api::server::StorageConfig::Local(dir), None).await
     }
 
-    async fn spawn_on(
+    pub async fn spawn_on(
         url: &str,
         limiter: LoginLimiter,
         storage: tenant_api::server::StorageConfig,

@@ -38,5 +38,6 @@ mod settlement;
 mod staff_rbac;
 mod storage;
 mod tasks;
+mod tenant_archive;
 mod throttles;
 mod webhooks;

@@ -1,0 +1,338 @@
+//! Tenant export, import and delete (SPEC T2, issue 13 point 9): a mall exported and
+//! imported into a fresh database verifies and has every balance, order, staff login, API
+//! key and file it had; delete leaves no schema, no files and a tombstoned slug; a
+//! corrupt archive, a taken or tombstoned slug and unsettled alliance entries are refused
+//! with nothing written.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use platform::audit::Actor;
+use platform::auth::rate_limit::LoginLimiter;
+use platform::directory::Tenant;
+use platform::storage::Storage;
+use platform::tenant_archive;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tenant_api::server::StorageConfig;
+
+use crate::alliance::{SHARED, alliance, mall_in};
+use crate::common::{TestApp, database_url, phone, unique};
+
+/// A 1×1 PNG.
+const PNG: &str = "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082";
+
+fn quiet(_: &str) {}
+
+/// A test server with its files in a folder the test knows.
+async fn app_on(url: &str) -> (TestApp, Storage) {
+    let dir = std::env::temp_dir().join(unique("pointsmall-files"));
+    let app = TestApp::spawn_on(url, LoginLimiter::default(), StorageConfig::Local(dir.clone()), None).await;
+    (app, Storage::local(dir))
+}
+
+/// A fresh database on the same cluster, with its control schema.
+async fn fresh_database() -> String {
+    let url = database_url();
+    let name = unique("import").replace('-', "_");
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (base, rest) = url.rsplit_once('/').unwrap();
+    let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let fresh = format!("{base}/{name}{query}");
+    let db = platform::db::Db::connect(&fresh, &[], 2).await.unwrap();
+    platform::migrate::migrate_control(db.control()).await.unwrap();
+    fresh
+}
+
+struct Mall {
+    tenant: Tenant,
+    owner_email: String,
+    key: String,
+    members: Vec<i64>,
+    image: String,
+}
+
+/// A mall with two members, points earned and spent, an order, a product image, staff
+/// and an API key.
+async fn busy_mall(app: &TestApp) -> Mall {
+    let t = app.tenant().await;
+    let (owner_email, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    let (s, p) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/products", t.slug),
+            Some(&owner),
+            Some(json!({"name": "保温杯 Flask", "kind": "physical", "points_price": 300, "stock": 5,
+                "status": "listed", "review_state": "approved"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let resp = app
+        .client
+        .post(format!("{}/v1/tenants/{}/staff/products/{}/images", app.base, t.slug, p["id"]))
+        .bearer_auth(&owner)
+        .header("content-type", "image/png")
+        .body(hex::decode(PNG).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let image = resp.json::<Value>().await.unwrap()["images"][0].as_str().unwrap().to_string();
+    let mut members = Vec::new();
+    for amount in [1000, 250] {
+        let (m, tokens) = app.member(&t, &phone()).await;
+        let id = m["id"].as_i64().unwrap();
+        app.credit(&t, &key, id, amount, None).await;
+        members.push(id);
+        if amount == 1000 {
+            let token = tokens["access_token"].as_str().unwrap();
+            let (s, addr) = app
+                .call(
+                    Method::POST,
+                    &format!("/v1/tenants/{}/me/addresses", t.slug),
+                    Some(token),
+                    Some(json!({"name": "张三", "phone": "13800001111", "region": "上海市", "detail": "人民路 1 号"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{addr}");
+            let mut headers = crate::common::auth_headers(Some(token));
+            headers.push(("idempotency-key", unique("r")));
+            let body = json!({"product_id": p["id"], "address_id": addr["id"]});
+            let (s, _, o) = app
+                .call_full(Method::POST, &format!("/v1/tenants/{}/me/redemptions", t.slug), &headers, Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{o}");
+        }
+    }
+    Mall { tenant: t, owner_email, key, members, image }
+}
+
+/// Every account's balance and locked points, by member and currency.
+async fn balances(app: &TestApp, t: &Tenant) -> Vec<(i64, String, i64, i64)> {
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let rows = sqlx::query_as("SELECT member_id, currency, balance, locked FROM accounts ORDER BY 1, 2")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    rows
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(app.db.control()).await.unwrap()
+}
+
+fn archive_path() -> PathBuf {
+    std::env::temp_dir().join(format!("{}.tar.gz", unique("mall")))
+}
+
+async fn staff_orders(app: &TestApp, t: &Tenant, email: &str) -> Vec<Value> {
+    let tokens = app.staff_login(t, email).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let (s, orders) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/orders", t.slug), Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "{orders}");
+    orders["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mall_exported_and_imported_into_a_fresh_database_verifies_with_identical_balances() {
+    let (app, storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let before = balances(&app, t).await;
+    assert!(before.len() >= 2 && before.iter().any(|b| b.2 == 700), "{before:?}");
+    let orders_before = staff_orders(&app, t, &mall.owner_email).await;
+    assert_eq!(orders_before.len(), 1);
+
+    let file = archive_path();
+    let m = tenant_archive::export(&app.db, &storage, &t.slug, &file, &quiet).await.unwrap();
+    assert_eq!(m.tenant_migration, migrations::TENANT.last().unwrap().version);
+    assert!(m.entries.iter().any(|e| e.path.starts_with("files/products/")), "{:?}", m.entries);
+    assert!(m.entries.iter().all(|e| e.sha256.len() == 64));
+
+    // Into a fresh database under the same slug.
+    let (app2, storage2) = app_on(&fresh_database().await).await;
+    let r = tenant_archive::import(&app2.db, &storage2, &file, None, &Actor::system("test"), &quiet).await.unwrap();
+    assert_eq!(
+        (r.tenant.slug.as_str(), r.files, r.staff, r.api_keys_skipped),
+        (t.slug.as_str(), 1, 2, 0),
+        "the owner and the key's creator"
+    );
+    let t2 = r.tenant;
+    app2.assert_ledger_sound(&t2).await;
+    assert_eq!(balances(&app2, &t2).await, before, "every balance identical");
+    // The same partner key, staff password and member data work there.
+    for &member in &mall.members {
+        assert_eq!(app2.points(&t2, &mall.key, member).await, app.points(t, &mall.key, member).await);
+    }
+    let orders_after = staff_orders(&app2, &t2, &mall.owner_email).await;
+    assert_eq!(orders_after, orders_before);
+    // The file is readable at the same address.
+    let got = app2.client.get(format!("{}{}", app2.base, mall.image)).send().await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), hex::decode(PNG).unwrap());
+    // The mall goes on working: a new credit lands after the imported entries.
+    app2.credit(&t2, &mall.key, mall.members[1], 5, None).await;
+    assert_eq!(app2.balance(&t2, &mall.key, mall.members[1], "points").await, 255);
+    app2.assert_ledger_sound(&t2).await;
+
+    // Into the same database beside the original, under a new slug: its file addresses
+    // follow the slug; the API key stays with the original mall.
+    let new_slug = unique("copy");
+    let r = tenant_archive::import(&app.db, &storage, &file, Some(&new_slug), &Actor::system("test"), &quiet)
+        .await
+        .unwrap();
+    assert_eq!((r.api_keys, r.api_keys_skipped), (0, 1));
+    let copy = r.tenant;
+    assert_eq!(balances(&app, &copy).await, before);
+    let mut tx = app.db.tenant_tx(&copy.cluster, &copy.schema_name).await.unwrap();
+    let url: String = sqlx::query_scalar("SELECT images[1] FROM products").fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(url.starts_with(&format!("/v1/tenants/{new_slug}/files/")), "{url}");
+    let got = app.client.get(format!("{}{url}", app.base)).send().await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    // The same slug again: refused.
+    let e = tenant_archive::import(&app.db, &storage, &file, None, &Actor::system("test"), &quiet).await.unwrap_err();
+    assert_eq!(e.code(), "slug_taken");
+}
+
+/// Rewrites the archive with `change` applied to one entry's bytes, keeping its manifest.
+fn tamper(from: &Path, to: &Path, entry_prefix: &str, change: impl Fn(&mut Vec<u8>)) {
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap()));
+    let out = flate2::write::GzEncoder::new(std::fs::File::create(to).unwrap(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(out);
+    let mut changed = false;
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        if !changed && name.starts_with(entry_prefix) {
+            change(&mut bytes);
+            changed = true;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        builder.append_data(&mut h, &name, bytes.as_slice()).unwrap();
+    }
+    assert!(changed, "no entry {entry_prefix}");
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_archive_or_another_version_writes_nothing() {
+    let (app, storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let file = archive_path();
+    tenant_archive::export(&app.db, &storage, &mall.tenant.slug, &file, &quiet).await.unwrap();
+    // Other tests create malls meanwhile: what is checked is that no mall of the tried
+    // slugs exists and that no schema is left without its directory row.
+    let prefix = unique("bad");
+    let import = |path: PathBuf| {
+        let (db, storage, slug) = (app.db.clone(), storage.clone(), unique(&prefix));
+        async move {
+            tenant_archive::import(&db, &storage, &path, Some(&slug), &Actor::system("test"), &quiet)
+                .await
+                .unwrap_err()
+                .code()
+        }
+    };
+    // One byte of the ledger's data changed: its checksum no longer matches.
+    let bad = archive_path();
+    tamper(&file, &bad, "data/entries.copy", |b| {
+        let i = b.iter().position(|c| c.is_ascii_digit()).unwrap();
+        b[i] = if b[i] == b'9' { b'8' } else { b[i] + 1 };
+    });
+    assert_eq!(import(bad.clone()).await, "archive_checksum_mismatch");
+    // A file changed likewise.
+    tamper(&file, &bad, "files/", |b| b.push(0));
+    assert_eq!(import(bad.clone()).await, "archive_checksum_mismatch");
+    // Another migration version, another format, not an archive at all.
+    tamper(&file, &bad, "manifest.json", |b| {
+        let mut m: Value = serde_json::from_slice(b).unwrap();
+        m["tenant_migration"] = json!(1);
+        *b = serde_json::to_vec(&m).unwrap();
+    });
+    assert_eq!(import(bad.clone()).await, "archive_version_unsupported");
+    tamper(&file, &bad, "manifest.json", |b| {
+        let mut m: Value = serde_json::from_slice(b).unwrap();
+        m["format_version"] = json!(99);
+        *b = serde_json::to_vec(&m).unwrap();
+    });
+    assert_eq!(import(bad.clone()).await, "archive_invalid");
+    std::fs::write(&bad, b"not a tar.gz").unwrap();
+    assert_eq!(import(bad.clone()).await, "archive_invalid");
+    let tried = format!("SELECT count(*) FROM control.tenants WHERE slug LIKE '{prefix}-%'");
+    assert_eq!(count(&app, &tried).await, 0, "no directory row written");
+    let orphans = "SELECT count(*) FROM pg_namespace n WHERE nspname LIKE 't\\_%' \
+                   AND NOT EXISTS (SELECT 1 FROM control.tenants t WHERE t.schema_name = n.nspname)";
+    assert_eq!(count(&app, orphans).await, 0, "no schema written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_drops_the_schema_and_files_and_tombstones_the_slug() {
+    let (app, storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let file = archive_path();
+    tenant_archive::export(&app.db, &storage, &t.slug, &file, &quiet).await.unwrap();
+    assert!(!storage.list(&format!("t{}/", t.id)).await.unwrap().is_empty());
+
+    let e = tenant_archive::delete(&app.db, &storage, &t.slug, "another", &Actor::cli()).await.unwrap_err();
+    assert_eq!(e.code(), "validation_failed");
+    let d = tenant_archive::delete(&app.db, &storage, &t.slug, &t.slug, &Actor::cli()).await.unwrap();
+    assert_eq!((d.schema_name.as_str(), d.files_deleted), (t.schema_name.as_str(), 1));
+    let schema = format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{}'", t.schema_name);
+    assert_eq!(count(&app, &schema).await, 0, "no schema left");
+    assert!(platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().is_none());
+    assert!(storage.list(&format!("t{}/", t.id)).await.unwrap().is_empty(), "no files left");
+    let staff = format!("SELECT count(*) FROM control.staff_users WHERE tenant_id = {}", t.id);
+    assert_eq!(count(&app, &staff).await, 0);
+    let audited =
+        format!("SELECT count(*) FROM control.audit_log WHERE tenant_id = {} AND action = 'tenant.delete'", t.id);
+    assert_eq!(count(&app, &audited).await, 1);
+    assert!(tenant_archive::tombstones(&app.db).await.unwrap().iter().any(|s| s.slug == t.slug));
+    // The mall is gone from its API; its slug cannot be taken again, by a new mall or an
+    // import.
+    let (s, _) = app.call(Method::GET, &format!("/v1/tenants/{}/products", t.slug), None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/v1/platform/tenants",
+            Some(&app.platform_token),
+            Some(json!({"slug": t.slug, "name": "Again"})),
+        )
+        .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("slug_tombstoned")), "{b}");
+    let e = tenant_archive::import(&app.db, &storage, &file, None, &Actor::cli(), &quiet).await.unwrap_err();
+    assert_eq!(e.code(), "slug_tombstoned");
+    // Under another slug the archive still comes back whole.
+    let r =
+        tenant_archive::import(&app.db, &storage, &file, Some(&unique("back")), &Actor::cli(), &quiet).await.unwrap();
+    app.assert_ledger_sound(&r.tenant).await;
+    let tokens = app.staff_login(&r.tenant, &mall.owner_email).await;
+    assert!(tokens["access_token"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mall_with_unsettled_alliance_entries_is_not_deleted() {
+    let (app, storage) = app_on(&database_url()).await;
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let key = app.partner_key(&m).await;
+    let (member, _) = app.proven_member(&m, &phone()).await;
+    let items = json!({"items": [{"member_id": member["id"], "amount": 100, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let e = tenant_archive::delete(&app.db, &storage, &m.slug, &m.slug, &Actor::cli()).await.unwrap_err();
+    assert_eq!(e.code(), "alliance_positions_unsettled");
+    let schema = format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{}'", m.schema_name);
+    assert_eq!(count(&app, &schema).await, 1, "kept");
+    // A mall of an alliance with nothing to settle goes.
+    let quiet_mall = mall_in(&app, &a.slug).await;
+    tenant_archive::delete(&app.db, &storage, &quiet_mall.slug, &quiet_mall.slug, &Actor::cli()).await.unwrap();
+}
