@@ -72,7 +72,7 @@ pub async fn entries(conn: &mut PgConnection, d: &Drill) -> Result<Vec<FigureEnt
             "SELECT coalesce(r.entry_id, r.debit_entry_id) AS entry_id, \
                     CASE WHEN bool_and(r.forfeited) THEN 'forfeited' ELSE 'refund' END AS reason, \
                     sum(r.amount)::bigint AS points, max(r.created_at) AS created_at \
-             FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id \
+             FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
              JOIN lots l ON l.id = r.lot_id JOIN entries i ON i.id = l.entry_id \
              WHERE r.statement_id = $1 AND d.mall_id = $2 \
                AND ($3::bigint IS NULL OR coalesce(r.entry_id, r.debit_entry_id) < $3) \

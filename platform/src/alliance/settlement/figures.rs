@@ -4,7 +4,8 @@
 //! Per mall, in shared points: `issued` (earned and added by adjustments at the mall),
 //! `revoked` (taken away by adjustments at the mall), `redeemed` (spent at the mall),
 //! `returned` (refunds of spends at the mall, including portions forfeited because
-//! their lot had expired), `expired` (lapsed points the mall issued, forfeited returns
+//! their lot had expired; a hold is spent when captured, so what a hold gives back
+//! before that is nothing here), `expired` (lapsed points the mall issued, forfeited returns
 //! included). Pairs: points issued by one mall and redeemed, net of returns, at another;
 //! the issuer owes the redeemer their value at the clearing rate. A mall's net position
 //! is what it is owed less what it owes; the positions sum to zero.
@@ -72,7 +73,8 @@ pub async fn compute_and_store(
         (l.issued, l.revoked, l.redeemed) = (issued, revoked, redeemed);
     }
     let returned: Vec<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT d.mall_id, sum(r.amount)::bigint FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id \
+        "SELECT d.mall_id, sum(r.amount)::bigint FROM lot_returns r \
+         JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
          WHERE r.statement_id = $1 GROUP BY d.mall_id",
     )
     .bind(id)
