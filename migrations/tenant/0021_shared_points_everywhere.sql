@@ -11,3 +11,7 @@ ALTER TABLE holds ADD CONSTRAINT holds_member_fkey FOREIGN KEY (member_id) REFER
 -- A lot made by a transfer keeps the mall that issued the points it came from, so
 -- settlement charges their redemption to that mall (null: the mall of the lot's entry).
 ALTER TABLE lots ADD COLUMN issuer_mall_id bigint;
+
+-- Shared points can be transferred between members of the alliance (within the sending
+-- mall's limits).
+UPDATE currencies SET transferable = true WHERE shared;

@@ -280,9 +280,10 @@ async fn three_malls_settle_to_the_hand_computed_statement() {
 }
 
 /// A hold counts as redeemed when it is captured (and a refund of it as returned); a
-/// released hold counts as nothing. Computed by hand below.
+/// released hold counts as nothing; transferred points keep the mall that issued them.
+/// Computed by hand below.
 #[tokio::test]
-async fn holds_settle_when_captured_and_not_when_released() {
+async fn holds_and_transfers_settle_by_hand() {
     let app = TestApp::spawn().await;
     let al = alliance(&app).await;
     let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
@@ -322,17 +323,33 @@ async fn holds_settle_when_captured_and_not_when_released() {
     act(&b, &kb, format!("/holds/{h3}/refund"), json!({"amount": 20})).await;
     let _h4 = hold(&a, &ka, ma, 40).await;
     assert_eq!(app.jobs(&a, Utc::now() + Duration::days(8)).await.expired_holds, 1);
+    // A transfer from A to a member of B only: 100 of A's lot move, and keep A as their
+    // issuer; the receiver spends 80 of them at B.
+    let p2 = phone();
+    let (m2, t2) = app.proven_member(&b, &p2).await;
+    let t2 = t2["access_token"].as_str().unwrap().to_string();
+    // The hand-off gives the receiver an identity (and no points).
+    let (s, pair) = handoff(&app, &a, &t2).await;
+    assert_eq!((s, m2["id"].is_number()), (StatusCode::OK, true), "{pair}");
+    let (s, tr) = crate::shared_points::send(&app, &a, &ta, &p2, 100).await;
+    assert_eq!(s, StatusCode::CREATED, "{tr}");
+    let (_, owner_b) = app.staff(&b, "owner").await;
+    let p = product(&app, &b, &owner_b, SHARED, 80).await;
+    let (s, o) = redeem(&app, &b, &t2, p).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
 
-    // By hand: A issued 1000, redeemed nothing; B issued 200, redeemed 300 (250 + 50),
-    // returned 20. Every redeemed point came from A's lot: A→B 280 points = 560 fen.
+    // By hand: A issued 1000, redeemed nothing; B issued 200, redeemed 380 (250 + 50 by
+    // holds, 80 by the receiver of the transfer, from the transferred lot), returned 20. Every redeemed point came from A's lots: A→B
+    // 250 + 50 − 20 + 80 = 360 points = 720 fen. The transfer itself counts nowhere.
     let tz = platform::localtime::parse("Asia/Shanghai").unwrap();
     let period = platform::localtime::day(tz, Utc::now()).format("%Y-%m-%d").to_string();
     let (s, st) = app.call(Method::GET, &format!("{base}/settlement/{period}"), Some(&admin), None).await;
     assert_eq!(s, StatusCode::OK, "{st}");
-    assert_eq!(line(&st, &a.slug), [1000, 0, 0, 0, 0, 0, 560, -560], "{st}");
-    assert_eq!(line(&st, &b.slug), [200, 0, 300, 20, 0, 560, 0, 560], "{st}");
-    assert_eq!(pairs(&st), [(a.slug.clone(), b.slug.clone(), 280, 560)], "{st}");
-    assert_eq!(my_balance(&app, &a, &ta, SHARED).await, 1_200 - 250 - 50 + 20);
+    assert_eq!(line(&st, &a.slug), [1000, 0, 0, 0, 0, 0, 720, -720], "{st}");
+    assert_eq!(line(&st, &b.slug), [200, 0, 380, 20, 0, 720, 0, 720], "{st}");
+    assert_eq!(pairs(&st), [(a.slug.clone(), b.slug.clone(), 360, 720)], "{st}");
+    assert_eq!(my_balance(&app, &a, &ta, SHARED).await, 1_200 - 250 - 50 + 20 - 100);
+    assert_eq!(my_balance(&app, &b, &t2, SHARED).await, 100 - 80);
     app.assert_ledger_sound(&a).await;
     app.assert_ledger_sound(&b).await;
     assert_alliance_ledger_sound(&app, &al).await;

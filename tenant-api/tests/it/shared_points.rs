@@ -115,3 +115,70 @@ async fn holds_and_points_plus_cash_take_shared_points() {
     app.assert_ledger_sound(&t).await;
     assert_alliance_ledger_sound(&app, &al).await;
 }
+
+pub(crate) async fn send(
+    app: &TestApp,
+    t: &platform::directory::Tenant,
+    token: &str,
+    to: &str,
+    amount: i64,
+) -> (StatusCode, Value) {
+    let mut headers = auth_headers(Some(token));
+    headers.push(("idempotency-key", unique("t")));
+    let (s, _, b) = app
+        .call_full(
+            Method::POST,
+            &format!("/v1/tenants/{}/me/points/transfers", t.slug),
+            &headers,
+            Some(json!({"to": to, "amount": amount, "currency": SHARED})),
+        )
+        .await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn shared_points_transfer_to_members_of_any_mall_of_the_alliance() {
+    let app = TestApp::spawn().await;
+    let al = alliance(&app).await;
+    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
+    let key = app.partner_key(&a).await;
+    let (m1, t1) = app.proven_member(&a, &phone()).await;
+    let t1 = t1["access_token"].as_str().unwrap().to_string();
+    shared_credit(&app, &a, &key, m1["id"].as_i64().unwrap(), 500).await;
+    // A member of the same mall, who has never held shared points.
+    let p3 = phone();
+    let (m3, t3) = app.proven_member(&a, &p3).await;
+    let (s, tr) = send(&app, &a, &t1, &p3, 50).await;
+    assert_eq!((s, tr["to_member_id"].as_i64()), (StatusCode::CREATED, m3["id"].as_i64()), "{tr}");
+    assert_eq!(my_balance(&app, &a, t3["access_token"].as_str().unwrap(), SHARED).await, 50);
+    // A member of mall B only: found through the alliance (no member of A to name).
+    let p2 = phone();
+    let (_, t2) = app.proven_member(&b, &p2).await;
+    let t2 = t2["access_token"].as_str().unwrap().to_string();
+    // B's member is found through the alliance once they have an identity (made on first
+    // need: here a point credited by B).
+    let kb = app.partner_key(&b).await;
+    let (_, me) = app.call(Method::GET, &format!("/v1/tenants/{}/me", b.slug), Some(&t2), None).await;
+    shared_credit(&app, &b, &kb, me["id"].as_i64().unwrap(), 1).await;
+    let (s, tr) = send(&app, &a, &t1, &p2, 200).await;
+    assert_eq!((s, tr["to_member_id"].as_i64()), (StatusCode::CREATED, None), "{tr}");
+    assert_eq!(my_balance(&app, &b, &t2, SHARED).await, 201);
+    assert_eq!(my_balance(&app, &a, &t1, SHARED).await, 250);
+    // Nobody in the alliance with that phone; more than the balance; to oneself.
+    let (s, e) = send(&app, &a, &t1, &phone(), 10).await;
+    assert_eq!(
+        (s, e["error"]["details"]["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("to"))
+    );
+    let (s, e) = send(&app, &a, &t1, &p3, 5_000).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("insufficient_points")), "{e}");
+    // The history shows both sides in the alliance's ledger.
+    let (_, page) = app
+        .call(Method::GET, &format!("/v1/tenants/{}/me/points/entries?currency={SHARED}", b.slug), Some(&t2), None)
+        .await;
+    let reasons: Vec<&str> = page["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["transfer_in", "earn"], "{page}");
+    app.assert_ledger_sound(&a).await;
+    app.assert_ledger_sound(&b).await;
+    assert_alliance_ledger_sound(&app, &al).await;
+}
