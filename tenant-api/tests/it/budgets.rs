@@ -106,6 +106,15 @@ async fn issuing_draws_on_the_malls_budget_and_stops_exactly_when_it_runs_out() 
     let own = format!("/v1/tenants/{}/staff/alliance-budget", t.slug);
     let (s, b) = app.call(Method::GET, &own, Some(&owner), None).await;
     assert_eq!((s, b["balance_fen"].as_i64()), (StatusCode::OK, Some(0)), "{b}");
+    // Crossing the alert threshold (500 fen) told the mall's staff once, in its audit log
+    // (the portal labels `alliance.budget.low` in zh-CN and en), besides `budget.low`.
+    let (s, log) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/audit-log", t.slug), Some(&owner), None).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let lows: Vec<&Value> =
+        log["items"].as_array().unwrap().iter().filter(|e| e["action"] == "alliance.budget.low").collect();
+    assert_eq!(lows.len(), 1, "{log}");
+    assert_eq!(lows[0]["details"]["low_threshold_fen"].as_i64(), Some(500), "{log}");
+    assert!(lows[0]["details"]["balance_fen"].as_i64().unwrap() < 500, "{log}");
     let (s, b) = app
         .call(Method::POST, &format!("{own}/top-ups"), Some(&owner), Some(json!({"amount_fen": 150, "memo": ""})))
         .await;
