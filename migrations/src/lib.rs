@@ -49,6 +49,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 18, "0018_marketing_screens"),
     migration!("tenant", 19, "0019_rule_development"),
     migration!("tenant", 20, "0020_backtests"),
+    migration!("tenant", 21, "0021_shared_points_everywhere"),
 ];
 
 #[cfg(test)]

@@ -226,8 +226,12 @@ pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64
 }
 
 /// `budget.low` to the mall's webhooks, written into the mall's schema (this runs with
-/// the alliance's selected), in the same transaction.
+/// the alliance's selected), in the same transaction; and a notice for the mall's staff
+/// in its audit log (`alliance.budget.low`, labelled in the portal in zh-CN and en).
 async fn alert_low(conn: &mut PgConnection, tenant_id: i64, left: i64, threshold: i64) -> Result<()> {
+    let details = serde_json::json!({"balance_fen": left, "low_threshold_fen": threshold});
+    let system = crate::audit::Actor::system("system:budget");
+    crate::audit::record(conn, &system, Some(tenant_id), "alliance.budget.low", "alliance-budget", details).await?;
     let schema: String = sqlx::query_scalar("SELECT schema_name FROM control.tenants WHERE id = $1")
         .bind(tenant_id)
         .fetch_one(&mut *conn)

@@ -101,11 +101,50 @@ pub async fn entries(db: &Db, a: &Alliance, t: &Tenant, before: Option<i64>, lim
 
 /// Tops up a mall's budget (by an alliance admin or the mall's owner). Audited.
 pub async fn top_up(db: &Db, a: &Alliance, t: &Tenant, top: &TopUp, actor: &Actor) -> Result<BudgetEntry> {
+    in_alliance(db, a, async |conn| top_up_in(conn, a, t, top, actor).await).await
+}
+
+async fn top_up_in(
+    conn: &mut PgConnection,
+    a: &Alliance,
+    t: &Tenant,
+    top: &TopUp,
+    actor: &Actor,
+) -> Result<BudgetEntry> {
+    let e = budget::top_up(conn, t.id, top, &actor.label).await?;
+    let details =
+        serde_json::json!({"amount_fen": top.amount_fen, "memo": top.memo, "balance_after_fen": e.balance_after_fen});
+    audit::record_alliance(conn, actor, a.id, "alliance.budget.top_up", &t.slug, details).await?;
+    Ok(e)
+}
+
+/// A top-up's `Idempotency-Key`: the key, the scope it is unique in (who, which route)
+/// and the digest of the request (`idempotency::request_hash`).
+pub struct OnceKey {
+    pub scope: String,
+    pub key: String,
+    pub hash: Vec<u8>,
+}
+
+/// A top-up guarded by an `Idempotency-Key` (L8), claimed in the alliance's schema in the
+/// top-up's transaction: the same key again answers the first top-up's entry (`true`:
+/// replayed) and adds nothing; with another body it is 422 `idempotency_key_reused`.
+pub async fn top_up_once(
+    db: &Db,
+    a: &Alliance,
+    t: &Tenant,
+    top: &TopUp,
+    actor: &Actor,
+    once: &OnceKey,
+) -> Result<(serde_json::Value, bool)> {
     in_alliance(db, a, async |conn| {
-        let e = budget::top_up(conn, t.id, top, &actor.label).await?;
-        let details = serde_json::json!({"amount_fen": top.amount_fen, "memo": top.memo, "balance_after_fen": e.balance_after_fen});
-        audit::record_alliance(conn, actor, a.id, "alliance.budget.top_up", &t.slug, details).await?;
-        Ok(e)
+        if let Some(replay) = crate::idempotency::begin(conn, &once.scope, &once.key, &once.hash).await? {
+            return Ok((replay.body, true));
+        }
+        let e = top_up_in(conn, a, t, top, actor).await?;
+        let body = serde_json::to_value(&e).map_err(|e| Error::Internal(e.into()))?;
+        crate::idempotency::finish(conn, &once.scope, &once.key, 201, &body).await?;
+        Ok((body, false))
     })
     .await
 }

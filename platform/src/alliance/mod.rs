@@ -18,6 +18,7 @@ pub mod budgets;
 pub mod identity;
 pub mod schema;
 pub mod settlement;
+pub mod transfers;
 
 /// The schema of alliance `id` (the directory makes it the same way).
 pub fn schema_name(id: i64) -> String {

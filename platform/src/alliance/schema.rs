@@ -30,7 +30,7 @@ pub async fn ensure(conn: &mut PgConnection, a: &Alliance) -> Result<usize> {
     let applied = apply_pending(conn, migrations::TENANT).await?;
     sqlx::query(
         "INSERT INTO currencies (code, name, spendable, transferable, expires, drives_level) \
-         VALUES ($1, $2, true, false, false, false) ON CONFLICT (code) DO NOTHING",
+         VALUES ($1, $2, true, true, false, false) ON CONFLICT (code) DO NOTHING",
     )
     .bind(&a.currency_code)
     .bind(&a.currency_name)
@@ -44,7 +44,7 @@ pub async fn ensure(conn: &mut PgConnection, a: &Alliance) -> Result<usize> {
 pub async fn join(conn: &mut PgConnection, a: &Alliance) -> Result<()> {
     sqlx::query(
         "INSERT INTO currencies (code, name, spendable, transferable, expires, drives_level, shared) \
-         VALUES ($1, $2, true, false, false, false, true) ON CONFLICT (code) DO NOTHING",
+         VALUES ($1, $2, true, true, false, false, true) ON CONFLICT (code) DO NOTHING",
     )
     .bind(&a.currency_code)
     .bind(&a.currency_name)

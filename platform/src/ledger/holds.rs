@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+use super::keeper::Keeper;
 use super::post;
 use super::{Reason, Source, SourceKind, bounds};
 use crate::db::Db;
@@ -90,37 +91,75 @@ pub async fn create(
         return Err(Error::invalid_field("currency", "this currency cannot be spent"));
     }
     let source = Source::new(SourceKind::Hold, actor).reference(h.reference.clone());
-    let (entry, _) = post::debit(conn, h.member_id, &h.currency, h.amount, Reason::Hold, &source, now).await?;
+    // Shared points are held in the alliance's ledger; the hold itself is the mall's.
+    let k = Keeper::existing(conn, tenant, h.member_id, &h.currency).await?;
+    let (member, source) = (k.member(h.member_id), k.source(&source));
+    let (entry, _) = k
+        .within(conn, async |c| post::debit(c, member, &h.currency, h.amount, Reason::Hold, &source, now).await)
+        .await?;
+    let entry = k.show_one(conn, h.member_id, entry).await?;
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO holds (member_id, currency, amount, status, entry_id, reference, expires_at) \
-         VALUES ($1, $2, $3, 'held', $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO holds (member_id, currency, amount, status, entry_id, alliance_entry_id, reference, expires_at) \
+         VALUES ($1, $2, $3, 'held', $4, $5, $6, $7) RETURNING {COLUMNS}"
     )))
     .bind(h.member_id)
     .bind(&h.currency)
     .bind(h.amount)
-    .bind(entry.id)
+    .bind((!k.is_shared()).then_some(entry.id))
+    .bind(k.is_shared().then_some(entry.id))
     .bind(&h.reference)
     .bind(now + Duration::seconds(ttl))
     .fetch_one(conn)
     .await?)
 }
 
-/// Locks a hold row (after its account, the order every ledger write uses).
-async fn lock(conn: &mut PgConnection, id: HoldId) -> Result<(Hold, i64)> {
+/// Locks a hold row (after its account, the order every ledger write uses); with the
+/// ledger its points are kept in.
+async fn lock(conn: &mut PgConnection, tenant: &Tenant, id: HoldId) -> Result<(Hold, i64, Keeper)> {
     let (member_id, currency): (i64, String) = sqlx::query_as("SELECT member_id, currency FROM holds WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("hold_not_found", "no such hold"))?;
-    sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
-        .bind(member_id)
-        .bind(&currency)
-        .execute(&mut *conn)
-        .await?;
+    let k = Keeper::existing(conn, tenant, member_id, &currency).await?;
+    let member = k.member(member_id);
+    k.within(conn, async |c| {
+        sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+            .bind(member)
+            .bind(&currency)
+            .execute(c)
+            .await?;
+        Ok(())
+    })
+    .await?;
     let row: (i64,) =
-        sqlx::query_as("SELECT entry_id FROM holds WHERE id = $1 FOR UPDATE").bind(id).fetch_one(&mut *conn).await?;
+        sqlx::query_as("SELECT coalesce(entry_id, alliance_entry_id) FROM holds WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
     let hold = get(conn, id).await?;
-    Ok((hold, row.0))
+    Ok((hold, row.0, k))
+}
+
+/// Gives back `amount` of the hold's debit `entry_id` to its lots, in its ledger.
+#[allow(clippy::too_many_arguments)]
+async fn give_back(
+    conn: &mut PgConnection,
+    k: &Keeper,
+    h: &Hold,
+    entry_id: i64,
+    amount: i64,
+    reason: Reason,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let source = k.source(source);
+    let (entry, _) =
+        k.within(conn, async |c| post::return_to_lots(c, entry_id, amount, reason, &source, now).await).await?;
+    if let Some(e) = entry {
+        k.show(conn, h.member_id, vec![e]).await?;
+    }
+    Ok(())
 }
 
 pub async fn get(conn: &mut PgConnection, id: HoldId) -> Result<Hold> {
@@ -151,13 +190,14 @@ async fn set(conn: &mut PgConnection, id: HoldId, status: HoldStatus, captured: 
 /// Captures `amount` (at most the held amount); the rest goes back to the member.
 pub async fn capture(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     id: HoldId,
     amount: i64,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Hold> {
     post::check_amount("amount", amount)?;
-    let (h, entry_id) = lock(conn, id).await?;
+    let (h, entry_id, k) = lock(conn, tenant, id).await?;
     if h.status != HoldStatus::Held {
         return Err(state_error(&h, HoldStatus::Held));
     }
@@ -167,10 +207,27 @@ pub async fn capture(
     if amount > h.amount {
         return Err(Error::invalid_field("amount", format!("at most the held {}", h.amount)));
     }
-    if amount < h.amount {
+    if k.is_shared() {
+        // Settlement counts shared points as redeemed when they are spent: the held
+        // points go back to their lots and the captured amount is spent from them at
+        // once (the same lots, soonest-expiring first), so a hold counts as redeemed
+        // only once captured and a released hold as nothing. Refunds return to the spend.
+        let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("hold captured");
+        give_back(conn, &k, &h, entry_id, h.amount, Reason::HoldReturn, &source, now).await?;
+        let (member, source) = (k.member(h.member_id), k.source(&source.reference(h.reference.clone())));
+        let (spend, _) = k
+            .within(conn, async |c| post::debit(c, member, &h.currency, amount, Reason::Spend, &source, now).await)
+            .await?;
+        let spend = k.show_one(conn, h.member_id, spend).await?;
+        sqlx::query("UPDATE holds SET alliance_entry_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(spend.id)
+            .execute(&mut *conn)
+            .await?;
+    } else if amount < h.amount {
         let source =
             Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("uncaptured part of a hold");
-        post::return_to_lots(conn, entry_id, h.amount - amount, Reason::HoldReturn, &source, now).await?;
+        give_back(conn, &k, &h, entry_id, h.amount - amount, Reason::HoldReturn, &source, now).await?;
     }
     set(conn, id, HoldStatus::Captured, amount, 0).await
 }
@@ -178,29 +235,43 @@ pub async fn capture(
 /// Releases a held amount back to the member (`voided`, or `expired` from the job).
 async fn release(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     id: HoldId,
     status: HoldStatus,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Hold> {
-    let (h, entry_id) = lock(conn, id).await?;
+    let (h, entry_id, k) = lock(conn, tenant, id).await?;
     if h.status != HoldStatus::Held {
         return Err(state_error(&h, HoldStatus::Held));
     }
     let memo = format!("hold {}", status.as_str());
     let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo(memo);
-    post::return_to_lots(conn, entry_id, h.amount, Reason::HoldReturn, &source, now).await?;
+    give_back(conn, &k, &h, entry_id, h.amount, Reason::HoldReturn, &source, now).await?;
     set(conn, id, status, 0, 0).await
 }
 
-pub async fn void(conn: &mut PgConnection, id: HoldId, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
-    release(conn, id, HoldStatus::Voided, actor, now).await
+pub async fn void(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    id: HoldId,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold> {
+    release(conn, tenant, id, HoldStatus::Voided, actor, now).await
 }
 
 /// Refunds `amount` of a captured hold to the original lots (unexpired ones).
-pub async fn refund(conn: &mut PgConnection, id: HoldId, amount: i64, actor: &str, now: DateTime<Utc>) -> Result<Hold> {
+pub async fn refund(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    id: HoldId,
+    amount: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold> {
     post::check_amount("amount", amount)?;
-    let (h, entry_id) = lock(conn, id).await?;
+    let (h, entry_id, k) = lock(conn, tenant, id).await?;
     if h.status != HoldStatus::Captured {
         return Err(state_error(&h, HoldStatus::Captured));
     }
@@ -211,7 +282,7 @@ pub async fn refund(conn: &mut PgConnection, id: HoldId, amount: i64, actor: &st
         ));
     }
     let source = Source::new(SourceKind::Hold, actor).reference(format!("hold:{id}")).memo("refund");
-    post::return_to_lots(conn, entry_id, amount, Reason::Refund, &source, now).await?;
+    give_back(conn, &k, &h, entry_id, amount, Reason::Refund, &source, now).await?;
     set(conn, id, HoldStatus::Captured, h.captured, h.refunded + amount).await
 }
 
@@ -233,7 +304,7 @@ pub async fn expire_due(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<
         }
         for id in due {
             let mut tx = db.tenant_tx(&tenant.cluster, &tenant.schema_name).await?;
-            match release(&mut tx, id, HoldStatus::Expired, "system:holds", now).await {
+            match release(&mut tx, tenant, id, HoldStatus::Expired, "system:holds", now).await {
                 Ok(_) => {
                     tx.commit().await?;
                     n += 1;

@@ -14,6 +14,7 @@ pub mod currencies;
 pub mod expiry;
 pub mod history;
 pub mod holds;
+pub mod keeper;
 pub mod locks;
 pub mod post;
 pub mod transfers;

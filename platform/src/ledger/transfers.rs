@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::batch;
+use super::keeper::Keeper;
 use super::post::{self, LotPart};
 use super::{Entry, Reason, Source, SourceKind};
 use crate::directory::Tenant;
@@ -15,7 +16,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
-    /// The receiver: phone number or e-mail of a member of this mall.
+    /// The receiver: phone number or e-mail of a member of this mall (for the alliance's
+    /// shared points, of any mall of the alliance).
     #[schema(value_type = crate::auth::identifier::PhoneOrEmail)]
     pub to: String,
     /// Within the mall's `transfers` settings (`min` to `max`; 1 to 100,000 by default).
@@ -32,7 +34,9 @@ pub struct TransferRequest {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Transfer {
     pub from_entry: Entry,
-    pub to_member_id: i64,
+    /// The receiver in this mall; null for a member of another mall of the alliance
+    /// (shared points).
+    pub to_member_id: Option<i64>,
     pub amount: i64,
     pub currency: String,
 }
@@ -54,16 +58,37 @@ pub fn check_request(tenant: &Tenant, req: &TransferRequest) -> Result<()> {
     Ok(())
 }
 
+/// Who sends and who receives, in the ledger that keeps the currency: the mall's own, or
+/// the alliance's for its shared currency (`alliance::transfers::parties`), where the
+/// receiver may be a member of any mall of the alliance.
+#[derive(Debug, Clone)]
+pub struct Parties {
+    pub keeper: Keeper,
+    /// The sender, a member of this mall.
+    pub from: i64,
+    /// The receiver as the keeping ledger knows them (an identity in the alliance's).
+    pub to: i64,
+    /// The receiver in this mall, if they are a member of it.
+    pub to_local: Option<i64>,
+}
+
+impl Parties {
+    /// Both in this mall's own ledger.
+    pub fn in_mall(from: i64, to: i64) -> Self {
+        Self { keeper: Keeper::Mall, from, to, to_local: Some(to) }
+    }
+}
+
 pub async fn transfer(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    from: i64,
-    to: i64,
+    parties: &Parties,
     req: &TransferRequest,
     now: DateTime<Utc>,
 ) -> Result<Transfer> {
     check_request(tenant, req)?;
-    let limits = &tenant.settings.transfers;
+    let k = &parties.keeper;
+    let (from, to) = (k.member(parties.from), parties.to);
     if from == to {
         return Err(Error::invalid_field("to", "you cannot transfer to yourself"));
     }
@@ -71,6 +96,35 @@ pub async fn transfer(
     if !currency.transferable {
         return Err(Error::invalid_field("currency", "this currency cannot be transferred"));
     }
+    let day_start = crate::localtime::start_of_day(tenant.settings.tz(), now);
+    let out = k.source(
+        &Source::new(SourceKind::Transfer, format!("member:{}", parties.from))
+            .reference(format!("to:{to}"))
+            .memo(req.memo.clone()),
+    );
+    let inn = k.source(&Source::new(SourceKind::Transfer, format!("member:{}", parties.from)).memo(req.memo.clone()));
+    let from_entry =
+        k.within(conn, async |c| move_points(c, tenant, from, to, req, &out, inn, day_start, now).await).await?;
+    let from_entry = k.show_one(conn, parties.from, from_entry).await?;
+    Ok(Transfer { from_entry, to_member_id: parties.to_local, amount: req.amount, currency: req.currency.clone() })
+}
+
+/// Both sides of a transfer in the ledger selected on `conn` (`from`, `to` as it knows
+/// them). The receiver's lots keep the expiry of the sender's, and the mall that issued
+/// them (settlement charges their redemption to it).
+#[allow(clippy::too_many_arguments)]
+async fn move_points(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    from: i64,
+    to: i64,
+    req: &TransferRequest,
+    out: &Source,
+    mut inn: Source,
+    day_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let limits = &tenant.settings.transfers;
     post::ensure_account(conn, from, &req.currency).await?;
     post::ensure_account(conn, to, &req.currency).await?;
     // Both accounts, in id order, so two opposite transfers cannot deadlock.
@@ -85,7 +139,7 @@ pub async fn transfer(
     )
     .bind(from)
     .bind(&req.currency)
-    .bind(crate::localtime::start_of_day(tenant.settings.tz(), now))
+    .bind(day_start)
     .fetch_one(&mut *conn)
     .await?;
     if sent_today + req.amount > limits.per_day {
@@ -97,24 +151,32 @@ pub async fn transfer(
             ),
         });
     }
-    let out = Source::new(SourceKind::Transfer, format!("member:{from}"))
-        .reference(format!("to:{to}"))
-        .memo(req.memo.clone());
     let (from_entry, allocations) =
-        post::debit(conn, from, &req.currency, req.amount, Reason::TransferOut, &out, now).await?;
+        post::debit(conn, from, &req.currency, req.amount, Reason::TransferOut, out, now).await?;
     let ids: Vec<i64> = allocations.iter().map(|a| a.lot_id).collect();
-    let expiries: Vec<(i64, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT id, expires_at FROM lots WHERE id = ANY($1)").bind(&ids).fetch_all(&mut *conn).await?;
-    let parts: Vec<LotPart> = allocations
-        .iter()
-        .map(|a| LotPart {
-            amount: a.amount,
-            expires_at: expiries.iter().find(|(id, _)| *id == a.lot_id).and_then(|(_, e)| *e),
-        })
-        .collect();
-    let inn = Source::new(SourceKind::Transfer, format!("member:{from}"))
-        .reference(format!("from:{from};entry:{}", from_entry.id))
-        .memo(req.memo.clone());
-    batch::credit(conn, to, &req.currency, &parts, Reason::TransferIn, &inn, now).await?;
-    Ok(Transfer { from_entry, to_member_id: to, amount: req.amount, currency: req.currency.clone() })
+    let lots: Vec<(i64, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
+        "SELECT l.id, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
+         JOIN entries i ON i.id = l.entry_id WHERE l.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let of = |lot: i64| lots.iter().find(|(id, _, _)| *id == lot).copied();
+    let parts: Vec<LotPart> =
+        allocations.iter().map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.1) }).collect();
+    let issuers: Vec<Option<i64>> = allocations.iter().map(|a| of(a.lot_id).and_then(|l| l.2)).collect();
+    inn.reference = format!("from:{from};entry:{}", from_entry.id);
+    let to_entry = batch::credit(conn, to, &req.currency, &parts, Reason::TransferIn, &inn, now).await?;
+    // The lots are made in the order of the parts.
+    sqlx::query(
+        "UPDATE lots l SET issuer_mall_id = t.issuer \
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM lots WHERE entry_id = $1) o \
+         JOIN unnest($2::bigint[]) WITH ORDINALITY AS t(issuer, n) ON t.n = o.n \
+         WHERE l.id = o.id AND t.issuer IS NOT NULL",
+    )
+    .bind(to_entry.id)
+    .bind(&issuers)
+    .execute(&mut *conn)
+    .await?;
+    Ok(from_entry)
 }

@@ -362,13 +362,6 @@ async fn write_fields(conn: &mut PgConnection, id: ProductId, p: &ProductInput) 
     .await
     .map_err(map_db)?
     .ok_or_else(|| Error::not_found("product_not_found", "no such product"))?;
-    // The caller's transaction rolls the write back on this error.
-    if product.cash_price_fen > 0 && crate::alliance::book::is_shared(conn, &product.currency).await? {
-        return Err(Error::invalid_field(
-            "cash_price_fen",
-            "a product priced in the alliance's shared points cannot have a cash part yet",
-        ));
-    }
     if p.stock.is_some() || p.low_stock_threshold.is_some() {
         check_low_stock(conn, product.id).await?;
     }

@@ -217,6 +217,7 @@ pub async fn transition(
     now: DateTime<Utc>,
 ) -> Result<Order> {
     let voice = Voice::of(tx.tenant());
+    let tenant = tx.tenant().clone();
     let conn: &mut PgConnection = tx;
     let row: Option<Payment> = sqlx::query_as(
         "SELECT status, kind, debit_entry_id, hold_id, alliance_entry_id FROM orders WHERE id = $1 FOR UPDATE",
@@ -240,10 +241,10 @@ pub async fn transition(
                 let hold = holds::get(conn, h).await?;
                 match hold.status {
                     HoldStatus::Held => {
-                        holds::void(conn, h, actor, now).await?;
+                        holds::void(conn, &tenant, h, actor, now).await?;
                     }
                     HoldStatus::Captured => {
-                        holds::refund(conn, h, hold.captured - hold.refunded, actor, now).await?;
+                        holds::refund(conn, &tenant, h, hold.captured - hold.refunded, actor, now).await?;
                     }
                     HoldStatus::Voided | HoldStatus::Expired => {}
                 }
@@ -255,7 +256,7 @@ pub async fn transition(
             if let Some(h) = hold_id {
                 let hold = holds::get(conn, h).await?;
                 if hold.captured > hold.refunded {
-                    holds::refund(conn, h, hold.captured - hold.refunded, actor, now).await?;
+                    holds::refund(conn, &tenant, h, hold.captured - hold.refunded, actor, now).await?;
                 }
             }
             // Codes of virtual goods cannot be taken back, so their stock is not restored.
@@ -265,7 +266,7 @@ pub async fn transition(
         }
         Action::Pay => {
             if let Some(h) = hold_id {
-                holds::capture(conn, h, order.points_amount, actor, now).await?;
+                holds::capture(conn, &tenant, h, order.points_amount, actor, now).await?;
             }
         }
         Action::Ship | Action::Receive | Action::Approve => {}

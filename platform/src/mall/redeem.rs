@@ -90,12 +90,6 @@ pub async fn redeem(
     let cash = p.cash_price_fen * q;
     // Priced in the alliance's shared points (C6): paid from the alliance ledger.
     let shared = tenant.alliance_id.is_some() && book::is_shared(conn, &p.currency).await?;
-    if shared && cash > 0 {
-        return Err(Error::conflict(
-            "shared_points_with_cash",
-            "points + cash products priced in shared alliance points cannot be redeemed yet",
-        ));
-    }
     lock_spending(conn, member_id, &p, shared).await?;
     check_member_limit(conn, member_id, &p, q).await?;
     let order_no = orders::new_order_no(now);
@@ -217,7 +211,7 @@ async fn pay(
         hold_id: None,
         pay_deadline: None,
     };
-    if shared {
+    if shared && cash == 0 {
         let entry = book::debit(conn, tenant, member_id, &p.currency, points, Reason::Spend, &source, now).await?;
         return Ok(paid(None, Some(entry.id)));
     }

@@ -2,8 +2,9 @@
 //! mall's budget, top them up, set each mall's issuing rate and the clearing value; a
 //! mall's staff see their own budget and its owner tops it up.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use platform::alliance::budget::{Budget, BudgetEntry, BudgetTerms, TopUp};
 use platform::alliance::budgets::{self, Budgets, Clearing};
 use platform::rbac::Permission;
@@ -64,7 +65,8 @@ async fn set_terms(
     Ok(Json(budgets::set_terms(&state.db, &auth.alliance, &mall, &body, &auth.actor()).await?))
 }
 
-/// Tops up a mall's issuing budget (alliance admins).
+/// Tops up a mall's issuing budget (alliance admins). An optional `Idempotency-Key`
+/// header makes a repeated request answer the first top-up and add nothing.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/malls/{tenant}/budget/top-ups", tag = "alliance",
     security(("alliance_jwt" = [])),
     params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
@@ -74,11 +76,40 @@ async fn top_up(
     State(state): State<AppState>,
     auth: AllianceAuth,
     Path((_a, slug)): Path<(String, String)>,
-    Json(body): Json<TopUp>,
-) -> ApiResult<(StatusCode, Json<BudgetEntry>)> {
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
     let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
-    let entry = budgets::top_up(&state.db, &auth.alliance, &mall, &body, &auth.actor()).await?;
-    Ok((StatusCode::CREATED, Json(entry)))
+    top_up_answer(&state, &auth.alliance, &mall, &headers, &uri, body, &auth.actor()).await
+}
+
+/// A top-up, once per `Idempotency-Key` when the request carries one (L8): the same key
+/// again answers the first entry (`Idempotent-Replayed: true`) and adds nothing.
+async fn top_up_answer(
+    state: &AppState,
+    alliance: &platform::directory::Alliance,
+    mall: &platform::directory::Tenant,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    body: serde_json::Value,
+    actor: &platform::audit::Actor,
+) -> ApiResult<Response> {
+    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let hash = platform::idempotency::request_hash("POST", uri.0.path(), &body);
+    let top: TopUp = crate::input::from_value(body)?;
+    let Some(key) = key else {
+        let entry = budgets::top_up(&state.db, alliance, mall, &top, actor).await?;
+        return Ok((StatusCode::CREATED, axum::Json(entry)).into_response());
+    };
+    let key = platform::idempotency::check_key(Some(key))?;
+    let once = budgets::OnceKey { scope: format!("{} POST {}", actor.label, uri.0.path()), key, hash };
+    let (body, replayed) = budgets::top_up_once(&state.db, alliance, mall, &top, actor, &once).await?;
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 /// A mall's budget entries (top-ups and issues), newest first.
@@ -108,7 +139,8 @@ async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<B
     Ok(Json(budgets::of_mall(&state.db, &alliance, &auth.tenant).await?))
 }
 
-/// The mall's owner tops up its issuing budget. Needs `settings_write`.
+/// The mall's owner tops up its issuing budget. Needs `settings_write`. An optional
+/// `Idempotency-Key` header makes a repeated request answer the first top-up.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/alliance-budget/top-ups", tag = "staff",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     request_body = TopUp,
@@ -116,10 +148,11 @@ async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<B
 async fn own_top_up(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Json(body): Json<TopUp>,
-) -> ApiResult<(StatusCode, Json<BudgetEntry>)> {
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
     auth.require(Permission::SettingsWrite)?;
     let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
-    let entry = budgets::top_up(&state.db, &alliance, &auth.tenant, &body, &auth.actor()).await?;
-    Ok((StatusCode::CREATED, Json(entry)))
+    top_up_answer(&state, &alliance, &auth.tenant, &headers, &uri, body, &auth.actor()).await
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use platform::alliance::book;
+use platform::alliance::{self, book};
 use platform::ledger::Entry;
 use platform::ledger::history::{EntryFilter, PointsSummary};
 use platform::ledger::transfers::{self, Transfer, TransferRequest};
@@ -64,7 +64,8 @@ async fn entries(
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
-/// Sends points to another member of this mall (L6), within the mall's limits.
+/// Sends points to another member of this mall (L6), within the mall's limits; the
+/// alliance's shared points to a member of any mall of the alliance.
 /// Needs an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members",
     security(("member_jwt" = [])),
@@ -74,15 +75,16 @@ async fn entries(
 async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<TransferRequest>()?;
     transfers::check_request(&auth.tenant, &req)?;
-    let to = match Identifier::parse(&req.to) {
-        Ok(id) => members::find_id(&state.db, &auth.tenant, &id).await?,
-        Err(_) => None,
-    }
-    .ok_or_else(|| platform::Error::invalid_field("to", "no member of this mall has this phone number or e-mail"))?;
+    let to = Identifier::parse(&req.to).ok();
+    let to_local = match &to {
+        Some(id) => members::find_id(&state.db, &auth.tenant, id).await?,
+        None => None,
+    };
     let tenant = auth.tenant.clone();
     let from = auth.member_id;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
-        transfers::transfer(tx, &tenant, from, to, &req, Utc::now()).await
+        let parties = alliance::transfers::parties(tx, &tenant, from, to_local, to.as_ref(), &req.currency).await?;
+        transfers::transfer(tx, &tenant, &parties, &req, Utc::now()).await
     })
     .await
 }

@@ -151,7 +151,8 @@ async fn capture(
     let (idem, a) = req.open::<AmountBody>()?;
     let who = auth.actor().label;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        holds::capture(tx, id, a.amount, &who, Utc::now()).await
+        let tenant = tx.tenant().clone();
+        holds::capture(tx, &tenant, id, a.amount, &who, Utc::now()).await
     })
     .await
 }
@@ -172,7 +173,8 @@ async fn void(
     let idem = req.open()?;
     let who = auth.actor().label;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        holds::void(tx, id, &who, Utc::now()).await
+        let tenant = tx.tenant().clone();
+        holds::void(tx, &tenant, id, &who, Utc::now()).await
     })
     .await
 }
@@ -194,7 +196,8 @@ async fn refund(
     let (idem, a) = req.open::<AmountBody>()?;
     let who = auth.actor().label;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        holds::refund(tx, id, a.amount, &who, Utc::now()).await
+        let tenant = tx.tenant().clone();
+        holds::refund(tx, &tenant, id, a.amount, &who, Utc::now()).await
     })
     .await
 }

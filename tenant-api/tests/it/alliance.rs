@@ -187,17 +187,6 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (_, owner_b) = app.staff(&mb, "owner").await;
     let shared_coupon = product(&app, &mb, &owner_b, SHARED, 300).await;
     let own_coupon = product(&app, &mb, &owner_b, "points", 100).await;
-    // Points + cash in shared points is refused when the product is made, not at checkout.
-    let (s, b) = app
-        .call(
-            Method::PATCH,
-            &format!("/v1/tenants/{}/staff/products/{shared_coupon}", mb.slug),
-            Some(&owner_b),
-            Some(json!({"cash_price_fen": 990})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert_eq!(b["error"]["details"]["fields"][0]["field"], "cash_price_fen", "{b}");
     // Members see what each product is priced in, and can list what shared points buy.
     let (s, cards) =
         app.call(Method::GET, &format!("/v1/tenants/{}/products?currency={SHARED}", mb.slug), None, None).await;
@@ -248,11 +237,12 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     assert_eq!(seen, [("refund", 300), ("spend", -300), ("earn", 1000)], "{page}");
     assert!(page["items"].as_array().unwrap().iter().all(|e| e["member_id"] == member_a));
 
-    // A merchant's own currency cannot be declared shared, and a hold (which stays in
-    // the merchant's ledger) refuses the shared currency with a clear error.
+    // A hold takes shared points like the mall's own (tests/it/shared_points.rs has more).
     let hold = json!({"member_id": member_a, "amount": 10, "currency": SHARED});
     let (s, b) = app.partner_post(&ma, &key_a, "/holds", &unique("h"), hold).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("shared_currency_unsupported")), "{b}");
+    assert_eq!((s, b["currency"].as_str()), (StatusCode::CREATED, Some(SHARED)), "{b}");
+    let (s, b) = app.partner_post(&ma, &key_a, &format!("/holds/{}/void", b["id"]), &unique("v"), json!({})).await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("voided")), "{b}");
 
     // A merchant's rule may issue shared points (charged to the mall's budget); it
     // cannot deduct them: that event fails, naming the currency, and the next event of

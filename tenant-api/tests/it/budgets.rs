@@ -106,6 +106,15 @@ async fn issuing_draws_on_the_malls_budget_and_stops_exactly_when_it_runs_out() 
     let own = format!("/v1/tenants/{}/staff/alliance-budget", t.slug);
     let (s, b) = app.call(Method::GET, &own, Some(&owner), None).await;
     assert_eq!((s, b["balance_fen"].as_i64()), (StatusCode::OK, Some(0)), "{b}");
+    // Crossing the alert threshold (500 fen) told the mall's staff once, in its audit log
+    // (the portal labels `alliance.budget.low` in zh-CN and en), besides `budget.low`.
+    let (s, log) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/audit-log", t.slug), Some(&owner), None).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let lows: Vec<&Value> =
+        log["items"].as_array().unwrap().iter().filter(|e| e["action"] == "alliance.budget.low").collect();
+    assert_eq!(lows.len(), 1, "{log}");
+    assert_eq!(lows[0]["details"]["low_threshold_fen"].as_i64(), Some(500), "{log}");
+    assert!(lows[0]["details"]["balance_fen"].as_i64().unwrap() < 500, "{log}");
     let (s, b) = app
         .call(Method::POST, &format!("{own}/top-ups"), Some(&owner), Some(json!({"amount_fen": 150, "memo": ""})))
         .await;
@@ -223,4 +232,58 @@ async fn an_existing_mall_joins_an_alliance_and_issues_once_it_funds_its_budget(
         "{b}"
     );
     assert_alliance_ledger_sound(&app, &a).await;
+}
+
+/// Issue 12, point 3: a top-up with an `Idempotency-Key` is made once: the same key and
+/// body again answer the first entry and add nothing; another body is 422
+/// `idempotency_key_reused`. Both routes (the alliance admin's and the mall owner's).
+#[tokio::test]
+async fn top_ups_with_an_idempotency_key_are_made_once() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let t = unfunded_mall(&app, &a.slug).await;
+    let admin = alliance_admin(&app, &a.slug).await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let paths = [
+        (format!("/v1/alliances/{}/malls/{}/budget/top-ups", a.slug, t.slug), admin.clone()),
+        (format!("/v1/tenants/{}/staff/alliance-budget/top-ups", t.slug), owner.clone()),
+    ];
+    let mut balance = 0;
+    for (path, token) in &paths {
+        let key = unique("topup");
+        let post = |body: Value, key: String| {
+            let (app, path, token) = (&app, path.clone(), token.clone());
+            async move {
+                let headers = vec![("authorization", format!("Bearer {token}")), ("idempotency-key", key)];
+                app.call_full(Method::POST, &path, &headers, Some(body)).await
+            }
+        };
+        let body = json!({"amount_fen": 700, "memo": "December"});
+        let (s, h, first) = post(body.clone(), key.clone()).await;
+        assert_eq!(s, StatusCode::CREATED, "{first}");
+        assert!(h.get("idempotent-replayed").is_none());
+        balance += 700;
+        assert_eq!(first["balance_after_fen"].as_i64(), Some(balance), "{first}");
+        let (s, h, again) = post(body.clone(), key.clone()).await;
+        assert_eq!((s, &again), (StatusCode::CREATED, &first), "the first answer, again");
+        assert_eq!(h.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+        let (s, _, other) = post(json!({"amount_fen": 900, "memo": "December"}), key.clone()).await;
+        assert_eq!(
+            (s, other["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")),
+            "{other}"
+        );
+        // Without a key each request is a top-up of its own, as before.
+        let (s, _, b) =
+            app.call_full(Method::POST, path, &[("authorization", format!("Bearer {token}"))], Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        balance += 700;
+    }
+    let (s, b) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/alliance-budget", t.slug), Some(&owner), None).await;
+    assert_eq!((s, b["balance_fen"].as_i64()), (StatusCode::OK, Some(balance)), "{b}");
+    let (s, page) = app
+        .call(Method::GET, &format!("/v1/alliances/{}/malls/{}/budget/entries", a.slug, t.slug), Some(&admin), None)
+        .await;
+    assert_eq!((s, page["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(4)), "{page}");
 }

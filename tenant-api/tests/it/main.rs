@@ -35,6 +35,7 @@ mod rules;
 mod secrets_at_rest;
 mod segments;
 mod settlement;
+mod shared_points;
 mod staff_rbac;
 mod storage;
 mod tasks;

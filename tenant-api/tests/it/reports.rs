@@ -163,7 +163,7 @@ async fn a_months_finance_equals_sums_over_the_ledger_across_local_midnight() {
     app.db
         .write(&t, &Actor::system("test"), async |tx| {
             let tenant = tx.tenant().clone();
-            transfers::transfer(tx, &tenant, a, c, &req, mid).await
+            transfers::transfer(tx, &tenant, &transfers::Parties::in_mall(a, c), &req, mid).await
         })
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::alliance::{SHARED, alliance, assert_alliance_ledger_sound, handoff, mall_in, product, redeem};
+use crate::alliance::{SHARED, alliance, assert_alliance_ledger_sound, handoff, mall_in, my_balance, product, redeem};
 use crate::budgets::alliance_admin;
 use crate::common::{TestApp, phone, unique};
 
@@ -276,5 +276,81 @@ async fn three_malls_settle_to_the_hand_computed_statement() {
     for t in [&a, &b, &c] {
         app.assert_ledger_sound(t).await;
     }
+    assert_alliance_ledger_sound(&app, &al).await;
+}
+
+/// A hold counts as redeemed when it is captured (and a refund of it as returned); a
+/// released hold counts as nothing; transferred points keep the mall that issued them.
+/// Computed by hand below.
+#[tokio::test]
+async fn holds_and_transfers_settle_by_hand() {
+    let app = TestApp::spawn().await;
+    let al = alliance(&app).await;
+    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
+    let admin = alliance_admin(&app, &al.slug).await;
+    let base = format!("/v1/alliances/{}", al.slug);
+    let (s, body) =
+        app.call(Method::PUT, &format!("{base}/clearing"), Some(&admin), Some(json!({"points_per_yuan": 50}))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // The member earns 1,000 at A, then 200 at B (as B's member): lots A 1000, B 200.
+    let (m, t) = app.proven_member(&a, &phone()).await;
+    let ta = t["access_token"].as_str().unwrap().to_string();
+    let ma = m["id"].as_i64().unwrap();
+    credit(&app, &a, ma, 1_000).await;
+    let (s, pair) = handoff(&app, &b, &ta).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let mb = member_id(&app, &b, pair["access_token"].as_str().unwrap()).await;
+    credit(&app, &b, mb, 200).await;
+    let (ka, kb) = (app.partner_key(&a).await, app.partner_key(&b).await);
+    let hold = async |t: &platform::directory::Tenant, key: &str, member: i64, amount: i64| {
+        let body = json!({"member_id": member, "amount": amount, "currency": SHARED});
+        let (s, h) = app.partner_post(t, key, "/holds", &unique("h"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{h}");
+        h["id"].as_i64().unwrap()
+    };
+    let act = async |t: &platform::directory::Tenant, key: &str, path: String, body: Value| {
+        let (s, h) = app.partner_post(t, key, &path, &unique("x"), body).await;
+        assert_eq!(s, StatusCode::OK, "{h}");
+    };
+    // B: hold 300, capture 250 (A's lot). A: hold 100, void. B: hold 50, capture all,
+    // refund 20. A: hold 40, left to expire.
+    let h1 = hold(&b, &kb, mb, 300).await;
+    act(&b, &kb, format!("/holds/{h1}/capture"), json!({"amount": 250})).await;
+    let h2 = hold(&a, &ka, ma, 100).await;
+    act(&a, &ka, format!("/holds/{h2}/void"), json!({})).await;
+    let h3 = hold(&b, &kb, mb, 50).await;
+    act(&b, &kb, format!("/holds/{h3}/capture"), json!({"amount": 50})).await;
+    act(&b, &kb, format!("/holds/{h3}/refund"), json!({"amount": 20})).await;
+    let _h4 = hold(&a, &ka, ma, 40).await;
+    assert_eq!(app.jobs(&a, Utc::now() + Duration::days(8)).await.expired_holds, 1);
+    // A transfer from A to a member of B only: 100 of A's lot move, and keep A as their
+    // issuer; the receiver spends 80 of them at B.
+    let p2 = phone();
+    let (m2, t2) = app.proven_member(&b, &p2).await;
+    let t2 = t2["access_token"].as_str().unwrap().to_string();
+    // The hand-off gives the receiver an identity (and no points).
+    let (s, pair) = handoff(&app, &a, &t2).await;
+    assert_eq!((s, m2["id"].is_number()), (StatusCode::OK, true), "{pair}");
+    let (s, tr) = crate::shared_points::send(&app, &a, &ta, &p2, 100).await;
+    assert_eq!(s, StatusCode::CREATED, "{tr}");
+    let (_, owner_b) = app.staff(&b, "owner").await;
+    let p = product(&app, &b, &owner_b, SHARED, 80).await;
+    let (s, o) = redeem(&app, &b, &t2, p).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+
+    // By hand: A issued 1000, redeemed nothing; B issued 200, redeemed 380 (250 + 50 by
+    // holds, 80 by the receiver of the transfer, from the transferred lot), returned 20. Every redeemed point came from A's lots: A→B
+    // 250 + 50 − 20 + 80 = 360 points = 720 fen. The transfer itself counts nowhere.
+    let tz = platform::localtime::parse("Asia/Shanghai").unwrap();
+    let period = platform::localtime::day(tz, Utc::now()).format("%Y-%m-%d").to_string();
+    let (s, st) = app.call(Method::GET, &format!("{base}/settlement/{period}"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(line(&st, &a.slug), [1000, 0, 0, 0, 0, 0, 720, -720], "{st}");
+    assert_eq!(line(&st, &b.slug), [200, 0, 380, 20, 0, 720, 0, 720], "{st}");
+    assert_eq!(pairs(&st), [(a.slug.clone(), b.slug.clone(), 360, 720)], "{st}");
+    assert_eq!(my_balance(&app, &a, &ta, SHARED).await, 1_200 - 250 - 50 + 20 - 100);
+    assert_eq!(my_balance(&app, &b, &t2, SHARED).await, 100 - 80);
+    app.assert_ledger_sound(&a).await;
+    app.assert_ledger_sound(&b).await;
     assert_alliance_ledger_sound(&app, &al).await;
 }

@@ -204,7 +204,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Tops up a mall's issuing budget (alliance admins). */
+        /**
+         * Tops up a mall's issuing budget (alliance admins). An optional `Idempotency-Key`
+         *     header makes a repeated request answer the first top-up and add nothing.
+         */
         post: operations["top_up"];
         delete?: never;
         options?: never;
@@ -1264,7 +1267,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Sends points to another member of this mall (L6), within the mall's limits.
+         * Sends points to another member of this mall (L6), within the mall's limits; the
+         *     alliance's shared points to a member of any mall of the alliance.
          *     Needs an `Idempotency-Key` header.
          */
         post: operations["transfer"];
@@ -1770,7 +1774,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** The mall's owner tops up its issuing budget. Needs `settings_write`. */
+        /**
+         * The mall's owner tops up its issuing budget. Needs `settings_write`. An optional
+         *     `Idempotency-Key` header makes a repeated request answer the first top-up.
+         */
         post: operations["own_top_up"];
         delete?: never;
         options?: never;
@@ -6961,8 +6968,12 @@ export interface components {
             amount: number;
             currency: string;
             from_entry: components["schemas"]["Entry"];
-            /** Format: int64 */
-            to_member_id: number;
+            /**
+             * Format: int64
+             * @description The receiver in this mall; null for a member of another mall of the alliance
+             *     (shared points).
+             */
+            to_member_id?: number | null;
         };
         /** @description Limits on member-to-member transfers, per currency unit. */
         TransferLimits: {
@@ -6988,7 +6999,10 @@ export interface components {
             amount: components["schemas"]["Amount"];
             currency?: components["schemas"]["CurrencyCode"];
             memo?: string;
-            /** @description The receiver: phone number or e-mail of a member of this mall. */
+            /**
+             * @description The receiver: phone number or e-mail of a member of this mall (for the alliance's
+             *     shared points, of any mall of the alliance).
+             */
             to: components["schemas"]["PhoneOrEmail"];
         };
         /** @description How many unread messages the member has (for a badge). */

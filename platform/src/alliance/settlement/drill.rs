@@ -65,18 +65,18 @@ pub async fn entries(conn: &mut PgConnection, d: &Drill) -> Result<Vec<FigureEnt
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id \
              JOIN allocations a ON a.entry_id = e.id JOIN lots l ON l.id = a.lot_id JOIN entries i ON i.id = l.entry_id \
              WHERE m.statement_id = $1 AND e.mall_id = $2 AND e.reason = 'spend' \
-               AND ($3::bigint IS NULL OR e.id < $3) AND ($5::bigint IS NULL OR i.mall_id = $5) \
+               AND ($3::bigint IS NULL OR e.id < $3) AND ($5::bigint IS NULL OR coalesce(l.issuer_mall_id, i.mall_id) = $5) \
              GROUP BY e.id ORDER BY e.id DESC LIMIT $4"
         }
         Figure::Returned => {
             "SELECT coalesce(r.entry_id, r.debit_entry_id) AS entry_id, \
                     CASE WHEN bool_and(r.forfeited) THEN 'forfeited' ELSE 'refund' END AS reason, \
                     sum(r.amount)::bigint AS points, max(r.created_at) AS created_at \
-             FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id \
+             FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
              JOIN lots l ON l.id = r.lot_id JOIN entries i ON i.id = l.entry_id \
              WHERE r.statement_id = $1 AND d.mall_id = $2 \
                AND ($3::bigint IS NULL OR coalesce(r.entry_id, r.debit_entry_id) < $3) \
-               AND ($5::bigint IS NULL OR (i.mall_id = $5 AND d.reason = 'spend')) \
+               AND ($5::bigint IS NULL OR (coalesce(l.issuer_mall_id, i.mall_id) = $5 AND d.reason = 'spend')) \
              GROUP BY 1 ORDER BY 1 DESC LIMIT $4"
         }
         Figure::Expired => {
@@ -84,11 +84,11 @@ pub async fn entries(conn: &mut PgConnection, d: &Drill) -> Result<Vec<FigureEnt
                  SELECT e.id AS entry_id, e.reason, a.amount AS points, e.created_at \
                  FROM settlement_marks m JOIN entries e ON e.id = m.entry_id AND e.reason = 'expire' \
                  JOIN allocations a ON a.entry_id = e.id JOIN lots l ON l.id = a.lot_id \
-                 JOIN entries i ON i.id = l.entry_id WHERE m.statement_id = $1 AND i.mall_id = $2 \
+                 JOIN entries i ON i.id = l.entry_id WHERE m.statement_id = $1 AND coalesce(l.issuer_mall_id, i.mall_id) = $2 \
                  UNION ALL \
                  SELECT coalesce(r.entry_id, r.debit_entry_id), 'forfeited', r.amount, r.created_at \
                  FROM lot_returns r JOIN lots l ON l.id = r.lot_id JOIN entries i ON i.id = l.entry_id \
-                 WHERE r.statement_id = $1 AND r.forfeited AND i.mall_id = $2 \
+                 WHERE r.statement_id = $1 AND r.forfeited AND coalesce(l.issuer_mall_id, i.mall_id) = $2 \
              ) x WHERE ($3::bigint IS NULL OR entry_id < $3) AND ($5::bigint IS NULL OR $5 = $2) \
              GROUP BY entry_id, reason ORDER BY entry_id DESC LIMIT $4"
         }

@@ -4,7 +4,8 @@
 //! Per mall, in shared points: `issued` (earned and added by adjustments at the mall),
 //! `revoked` (taken away by adjustments at the mall), `redeemed` (spent at the mall),
 //! `returned` (refunds of spends at the mall, including portions forfeited because
-//! their lot had expired), `expired` (lapsed points the mall issued, forfeited returns
+//! their lot had expired; a hold is spent when captured, so what a hold gives back
+//! before that is nothing here), `expired` (lapsed points the mall issued, forfeited returns
 //! included). Pairs: points issued by one mall and redeemed, net of returns, at another;
 //! the issuer owes the redeemer their value at the clearing rate. A mall's net position
 //! is what it is owed less what it owes; the positions sum to zero.
@@ -72,7 +73,8 @@ pub async fn compute_and_store(
         (l.issued, l.revoked, l.redeemed) = (issued, revoked, redeemed);
     }
     let returned: Vec<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT d.mall_id, sum(r.amount)::bigint FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id \
+        "SELECT d.mall_id, sum(r.amount)::bigint FROM lot_returns r \
+         JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
          WHERE r.statement_id = $1 GROUP BY d.mall_id",
     )
     .bind(id)
@@ -83,12 +85,12 @@ pub async fn compute_and_store(
     }
     let expired: Vec<(Option<i64>, i64)> = sqlx::query_as(
         "SELECT issuer, sum(points)::bigint FROM ( \
-             SELECT i.mall_id AS issuer, a.amount AS points \
+             SELECT coalesce(l.issuer_mall_id, i.mall_id) AS issuer, a.amount AS points \
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id AND e.reason = 'expire' \
              JOIN allocations a ON a.entry_id = e.id JOIN lots l ON l.id = a.lot_id JOIN entries i ON i.id = l.entry_id \
              WHERE m.statement_id = $1 \
              UNION ALL \
-             SELECT i.mall_id, r.amount FROM lot_returns r JOIN lots l ON l.id = r.lot_id \
+             SELECT coalesce(l.issuer_mall_id, i.mall_id), r.amount FROM lot_returns r JOIN lots l ON l.id = r.lot_id \
              JOIN entries i ON i.id = l.entry_id WHERE r.statement_id = $1 AND r.forfeited \
          ) x GROUP BY issuer",
     )
@@ -127,12 +129,12 @@ fn entry(lines: &mut BTreeMap<Option<i64>, LineRow>, m: Option<i64>) -> &mut Lin
 async fn pairs(conn: &mut PgConnection, id: i64, points_per_yuan: i32) -> Result<Vec<PairRow>> {
     let rows: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
         "SELECT issuer, redeemer, sum(points)::bigint FROM ( \
-             SELECT i.mall_id AS issuer, e.mall_id AS redeemer, a.amount AS points \
+             SELECT coalesce(l.issuer_mall_id, i.mall_id) AS issuer, e.mall_id AS redeemer, a.amount AS points \
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id AND e.reason = 'spend' \
              JOIN allocations a ON a.entry_id = e.id JOIN lots l ON l.id = a.lot_id JOIN entries i ON i.id = l.entry_id \
              WHERE m.statement_id = $1 \
              UNION ALL \
-             SELECT i.mall_id, d.mall_id, -r.amount \
+             SELECT coalesce(l.issuer_mall_id, i.mall_id), d.mall_id, -r.amount \
              FROM lot_returns r JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
              JOIN lots l ON l.id = r.lot_id JOIN entries i ON i.id = l.entry_id WHERE r.statement_id = $1 \
          ) x WHERE redeemer IS NOT NULL GROUP BY issuer, redeemer HAVING sum(points) <> 0 ORDER BY issuer, redeemer",
