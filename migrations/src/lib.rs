@@ -24,6 +24,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 2, "0002_alliance_currency"),
     migration!("control", 3, "0003_sessions_and_throttles"),
     migration!("control", 4, "0004_api_key_bound"),
+    migration!("control", 6, "0006_alliance_departures"),
 ];
 
 /// Migrations of every tenant (merchant) schema.
@@ -48,6 +49,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 18, "0018_marketing_screens"),
     migration!("tenant", 19, "0019_rule_development"),
     migration!("tenant", 20, "0020_backtests"),
+    migration!("tenant", 22, "0022_budget_closed"),
 ];
 
 #[cfg(test)]
