@@ -173,5 +173,11 @@ async fn a_mall_leaves_its_alliance_and_joins_again() {
     let (s, body) = app.call(Method::DELETE, &path, Some(&app.platform_token), None).await;
     assert_eq!((s, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_in_alliance")), "{body}");
     assert_eq!(audited(&app, a.id, "tenant.alliance.leave").await.len(), 2);
+
+    // Its members' identities and old orders are in this alliance: it joins no other.
+    let join = format!("/v1/platform/tenants/{}/alliance", a.slug);
+    let (s, body) =
+        app.call(Method::POST, &join, Some(&app.platform_token), Some(json!({"alliance": other.slug}))).await;
+    assert_eq!((s, &body["error"]["code"]), (StatusCode::CONFLICT, &json!("left_another_alliance")), "{body}");
     verify_all(&app).await;
 }
