@@ -25,6 +25,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 3, "0003_sessions_and_throttles"),
     migration!("control", 4, "0004_api_key_bound"),
     migration!("control", 5, "0005_tenant_tombstones"),
+    migration!("control", 6, "0006_alliance_departures"),
 ];
 
 /// Migrations of every tenant (merchant) schema.
@@ -50,6 +51,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 19, "0019_rule_development"),
     migration!("tenant", 20, "0020_backtests"),
     migration!("tenant", 21, "0021_shared_points_everywhere"),
+    migration!("tenant", 22, "0022_budget_closed"),
 ];
 
 #[cfg(test)]

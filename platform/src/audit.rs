@@ -85,6 +85,19 @@ pub async fn record_alliance(
     insert(conn, actor, None, Some(alliance_id), action, target, details).await
 }
 
+/// Records a staff action that concerns a mall and its alliance (both audit logs show it).
+pub async fn record_both(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    tenant_id: i64,
+    alliance_id: i64,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    insert(conn, actor, Some(tenant_id), Some(alliance_id), action, target, details).await
+}
+
 async fn insert(
     conn: &mut PgConnection,
     actor: &Actor,

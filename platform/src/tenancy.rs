@@ -140,6 +140,16 @@ pub async fn join_alliance(db: &Db, slug: &str, alliance_slug: &str, actor: &Act
         return Err(Error::invalid_field("alliance", "only malls and alliances of the main cluster can join today"));
     }
     let mut tx = db.control().begin().await?;
+    // Its members' identities and its old orders' shared points are in the alliance it
+    // left: joining another one would send their refunds to the wrong ledger.
+    if let Some(left) = crate::alliance::membership::last_left(&mut tx, t.id).await?
+        && left != a.id
+    {
+        return Err(Error::conflict(
+            "left_another_alliance",
+            "this mall left another alliance; it can only join that one again",
+        ));
+    }
     let joined = sqlx::query(
         "UPDATE control.tenants SET alliance_id = $2, updated_at = now() WHERE id = $1 AND alliance_id IS NULL",
     )
@@ -153,6 +163,9 @@ pub async fn join_alliance(db: &Db, slug: &str, alliance_slug: &str, actor: &Act
     }
     select_schema(&mut tx, &t.schema_name).await?;
     crate::alliance::schema::join(&mut tx, &a).await?;
+    // A mall that left and joins again issues from its old budget again.
+    select_schema(&mut tx, &a.schema_name).await?;
+    crate::alliance::membership::reopen_budget(&mut tx, t.id).await?;
     let details = serde_json::json!({"alliance": a.slug});
     audit::record(&mut tx, actor, Some(t.id), "tenant.alliance.join", &t.slug, details).await?;
     notify::publish(&mut tx, &notify::Change::Tenant { slug: t.slug.clone() }).await?;

@@ -66,7 +66,15 @@ pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<Allian
         sqlx::query_as("SELECT id, schema_name, alliance_id FROM control.tenants WHERE schema_name = current_schema()")
             .fetch_optional(&mut *conn)
             .await?;
-    let Some((tenant_id, tenant_schema, Some(alliance_id))) = row else {
+    let Some((tenant_id, tenant_schema, now_in)) = row else {
+        return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside a known mall")));
+    };
+    // A mall that left its alliance still refunds its old orders there.
+    let alliance_id = match now_in {
+        Some(id) => Some(id),
+        None => super::membership::last_left(conn, tenant_id).await?,
+    };
+    let Some(alliance_id) = alliance_id else {
         return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside an alliance")));
     };
     let identity: Option<IdentityId> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
@@ -114,7 +122,13 @@ pub async fn credit_many(
         let is = match shared_codes.get(&item.currency) {
             Some(is) => *is,
             None => {
-                let is = tenant.alliance_id.is_some() && is_shared(conn, &item.currency).await?;
+                let is = is_shared(conn, &item.currency).await?;
+                if is && tenant.alliance_id.is_none() {
+                    return Err(Error::conflict(
+                        "alliance_left",
+                        format!("this mall left its alliance: {} can no longer be issued here", item.currency),
+                    ));
+                }
                 shared_codes.insert(item.currency.clone(), is);
                 is
             }

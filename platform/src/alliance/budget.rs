@@ -27,6 +27,8 @@ pub struct Budget {
     pub rate_bp: i32,
     pub low_threshold_fen: i64,
     pub updated_at: DateTime<Utc>,
+    /// Set when the mall left the alliance: no more issues or top-ups.
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -69,7 +71,7 @@ pub struct BudgetTerms {
     pub low_threshold_fen: i64,
 }
 
-const COLUMNS: &str = "tenant_id, balance_fen, rate_bp, low_threshold_fen, updated_at";
+const COLUMNS: &str = "tenant_id, balance_fen, rate_bp, low_threshold_fen, updated_at, closed_at";
 const ENTRY_COLUMNS: &str =
     "id, tenant_id, amount_fen, kind, points, ledger_entry_id, balance_after_fen, actor, memo, created_at";
 
@@ -156,13 +158,15 @@ pub async fn top_up(conn: &mut PgConnection, tenant_id: i64, t: &TopUp, actor: &
     v.check(t.memo.chars().count() <= 500, "memo", "at most 500 characters");
     v.finish()?;
     ensure(conn, tenant_id).await?;
-    let balance: i64 = sqlx::query_scalar(
-        "UPDATE budgets SET balance_fen = balance_fen + $2, updated_at = now() WHERE tenant_id = $1 RETURNING balance_fen",
+    let balance: Option<i64> = sqlx::query_scalar(
+        "UPDATE budgets SET balance_fen = balance_fen + $2, updated_at = now() \
+         WHERE tenant_id = $1 AND closed_at IS NULL RETURNING balance_fen",
     )
     .bind(tenant_id)
     .bind(t.amount_fen)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let balance = balance.ok_or_else(closed)?;
     insert_entry(conn, tenant_id, t.amount_fen, "top_up", None, balance, actor, &t.memo).await
 }
 
@@ -190,11 +194,15 @@ pub async fn set_terms(conn: &mut PgConnection, tenant_id: i64, t: &BudgetTerms)
 pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64)], actor: &str) -> Result<i64> {
     let ppy = points_per_yuan(conn).await?;
     ensure(conn, tenant_id).await?;
-    let (balance, rate_bp, threshold): (i64, i32, i64) =
-        sqlx::query_as("SELECT balance_fen, rate_bp, low_threshold_fen FROM budgets WHERE tenant_id = $1 FOR UPDATE")
-            .bind(tenant_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (balance, rate_bp, threshold, is_closed): (i64, i32, i64, bool) = sqlx::query_as(
+        "SELECT balance_fen, rate_bp, low_threshold_fen, closed_at IS NOT NULL FROM budgets WHERE tenant_id = $1 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if is_closed {
+        return Err(closed());
+    }
     let costs: Vec<i64> = issued.iter().map(|(points, _)| cost_fen(*points, ppy, rate_bp)).collect();
     let total = costs.iter().fold(0i64, |a, c| a.saturating_add(*c));
     if total > balance {
@@ -223,6 +231,11 @@ pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64
         alert_low(conn, tenant_id, left, threshold).await?;
     }
     Ok(left)
+}
+
+/// 409 `budget_closed`: the mall left the alliance.
+fn closed() -> Error {
+    Error::conflict("budget_closed", "the mall left the alliance: its issuing budget is closed")
 }
 
 /// `budget.low` to the mall's webhooks, written into the mall's schema (this runs with

@@ -50,9 +50,13 @@ async fn in_alliance<T>(db: &Db, a: &Alliance, work: impl AsyncFnOnce(&mut PgCon
     Ok(out)
 }
 
-/// The malls of `a` (any status).
+/// The malls of `a` (any status), and those that left it (their budgets are closed and
+/// stay visible).
 async fn malls(db: &Db, a: &Alliance) -> Result<Vec<Tenant>> {
-    Ok(directory::list(db.control()).await?.into_iter().filter(|t| t.alliance_id == Some(a.id)).collect())
+    let mut malls: Vec<Tenant> =
+        directory::list(db.control()).await?.into_iter().filter(|t| t.alliance_id == Some(a.id)).collect();
+    malls.extend(super::membership::departed(db.control(), a.id).await?.into_iter().map(|(t, _)| t));
+    Ok(malls)
 }
 
 /// The mall `slug` of alliance `a` (404 for a mall elsewhere, as for none).
@@ -66,7 +70,14 @@ pub async fn mall_of(db: &Db, a: &Alliance, slug: &str) -> Result<Tenant> {
 
 /// The alliance of a mall (404 `not_in_alliance` for a mall in none).
 pub async fn alliance_of(db: &Db, tenant: &Tenant) -> Result<Alliance> {
-    let id = tenant.alliance_id.ok_or_else(|| Error::not_found("not_in_alliance", "this mall is in no alliance"))?;
+    let id = match tenant.alliance_id {
+        Some(id) => Some(id),
+        None => {
+            let mut conn = db.control().acquire().await?;
+            super::membership::last_left(&mut conn, tenant.id).await?
+        }
+    };
+    let id = id.ok_or_else(|| Error::not_found("not_in_alliance", "this mall is in no alliance"))?;
     directory::list_alliances(db.control())
         .await?
         .into_iter()

@@ -11,11 +11,13 @@
 //! - `identity`: a merchant's member ↔ the alliance identity, and the hand-off that signs
 //!   a member of one mall into another mall of the alliance.
 //! - `book`: which ledger a (member, currency) is kept in, and switching to it.
+//! - `membership`: a mall leaving its alliance, and what stays of it there.
 
 pub mod book;
 pub mod budget;
 pub mod budgets;
 pub mod identity;
+pub mod membership;
 pub mod schema;
 pub mod settlement;
 pub mod transfers;

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::alliance::membership::{self, Departure};
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant};
 use platform::staff::{self, NewAllianceAdmin, Scope, StaffUser};
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(overview))
         .routes(routes!(malls))
         .routes(routes!(invite_admin))
+        .routes(routes!(remove_mall))
 }
 
 /// Alliance admin login.
@@ -56,10 +58,40 @@ async fn invite_admin(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// An alliance admin removes a mall from the alliance: its shared products are delisted,
+/// its issuing budget is closed (what is left stays visible), its members keep their
+/// shared balance in the other malls. The mall can join again later.
+#[utoipa::path(delete, path = "/v1/alliances/{alliance}/malls/{tenant}", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
+    responses((status = 200, body = Departure), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_mall(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Departure>> {
+    let t = directory::find_by_slug(state.db.control(), &slug)
+        .await?
+        .filter(|t| t.alliance_id == Some(auth.alliance.id))
+        .ok_or_else(|| platform::Error::not_found("not_in_alliance", "this mall is not in this alliance"))?;
+    let d = membership::leave(&state.db, &auth.alliance, &t, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(d))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct LeftMall {
+    slug: String,
+    name: String,
+    left_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 struct Overview {
     alliance: Alliance,
     merchants: Vec<Tenant>,
+    /// Malls that left the alliance (and did not join again), with when they last left.
+    departed: Vec<LeftMall>,
 }
 
 /// The alliance and its merchants.
@@ -72,7 +104,12 @@ async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResul
         .into_iter()
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .collect();
-    Ok(Json(Overview { alliance: auth.alliance, merchants }))
+    let departed = membership::departed(state.db.control(), auth.alliance.id)
+        .await?
+        .into_iter()
+        .map(|(t, left_at)| LeftMall { slug: t.slug, name: t.name, left_at })
+        .collect();
+    Ok(Json(Overview { alliance: auth.alliance, merchants, departed }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_tenant_staff))
         .routes(routes!(list_alliances, create_alliance))
         .routes(routes!(create_alliance_admin))
-        .routes(routes!(join_alliance))
+        .routes(routes!(join_alliance, leave_alliance))
         .routes(routes!(recorded_messages))
         .routes(routes!(health))
 }
@@ -268,6 +268,28 @@ async fn join_alliance(
     let t = tenancy::join_alliance(&state.db, &slug, &body.alliance, &auth.actor()).await?;
     state.directory.evict(&slug).await;
     Ok(Json(t))
+}
+
+/// A mall leaves its alliance (the operator): its shared products are delisted, its
+/// issuing budget is closed, its members keep their shared balance in the other malls.
+#[utoipa::path(delete, path = "/v1/platform/tenants/{tenant}/alliance", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = platform::alliance::membership::Departure), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn leave_alliance(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<platform::alliance::membership::Departure>> {
+    let t = tenant_by_slug(&state, &slug).await?;
+    let id = t.alliance_id.ok_or_else(|| Error::not_found("not_in_alliance", "this mall is in no alliance"))?;
+    let a = tenancy::list_alliances(state.db.control())
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))?;
+    let d = platform::alliance::membership::leave(&state.db, &a, &t, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(d))
 }
 
 /// A tenant of the directory by slug, whatever its status (the operator manages

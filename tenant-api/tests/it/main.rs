@@ -23,6 +23,7 @@ mod mall_events;
 mod marketing;
 mod marketing_staff;
 mod members_auth;
+mod membership;
 mod memory;
 mod migrate;
 mod ops;

@@ -102,14 +102,19 @@ struct Terms {
     points_per_yuan: i32,
 }
 
-/// The malls of `a` by id.
+/// The malls of `a` by id: its members, and the malls that left it (a statement names
+/// them where they have figures, e.g. refunds of their old orders).
 async fn malls(db: &Db, a: &Alliance) -> Result<HashMap<i64, Tenant>> {
-    Ok(directory::list(db.control())
+    let mut malls: HashMap<i64, Tenant> = directory::list(db.control())
         .await?
         .into_iter()
         .filter(|t| t.alliance_id == Some(a.id))
         .map(|t| (t.id, t))
-        .collect())
+        .collect();
+    for (t, _) in crate::alliance::membership::departed(db.control(), a.id).await? {
+        malls.entry(t.id).or_insert(t);
+    }
+    Ok(malls)
 }
 
 async fn begin(db: &Db, a: &Alliance) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
@@ -255,8 +260,10 @@ fn statement(
     }
 }
 
-fn mall_ids(malls: &HashMap<i64, Tenant>) -> Vec<i64> {
-    let mut ids: Vec<i64> = malls.keys().copied().collect();
+/// The malls that get a line whatever their figures: the members (a mall that left gets
+/// one only where it has figures).
+fn mall_ids(malls: &HashMap<i64, Tenant>, a: &Alliance) -> Vec<i64> {
+    let mut ids: Vec<i64> = malls.values().filter(|t| t.alliance_id == Some(a.id)).map(|t| t.id).collect();
     ids.sort_unstable();
     ids
 }
@@ -274,7 +281,7 @@ pub async fn get(db: &Db, a: &Alliance, label: &str) -> Result<Statement> {
         return Ok(statement(&frozen, &t, Some(&done), &malls, lines, pairs));
     }
     check_order(&mut tx, &p).await?;
-    let (_, lines, pairs) = settle(&mut tx, &p, &t, &mall_ids(&malls), "preview").await?;
+    let (_, lines, pairs) = settle(&mut tx, &p, &t, &mall_ids(&malls, a), "preview").await?;
     tx.rollback().await?;
     Ok(statement(&p, &t, None, &malls, lines, pairs))
 }
@@ -296,7 +303,7 @@ pub async fn close(db: &Db, a: &Alliance, label: &str, now: DateTime<Utc>, actor
         ));
     }
     check_order(&mut tx, &p).await?;
-    let (_, lines, pairs) = settle(&mut tx, &p, &t, &mall_ids(&malls), &actor.label).await?;
+    let (_, lines, pairs) = settle(&mut tx, &p, &t, &mall_ids(&malls, a), &actor.label).await?;
     let net: Vec<(Option<i64>, i64)> = lines.iter().map(|l| (l.mall_id, l.net_fen)).collect();
     audit::record_alliance(
         &mut tx,
@@ -383,7 +390,7 @@ pub async fn entries(db: &Db, a: &Alliance, label: &str, q: &DrillQuery<'_>) -> 
         Some(done) => done.id,
         None => {
             check_order(&mut tx, &p).await?;
-            settle(&mut tx, &p, &t, &mall_ids(&malls), "preview").await?.0
+            settle(&mut tx, &p, &t, &mall_ids(&malls, a), "preview").await?.0
         }
     };
     let d = Drill { statement_id, mall_id, figure: q.figure, issuer, before: q.before, limit: q.limit };
