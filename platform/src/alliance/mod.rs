@@ -15,6 +15,7 @@
 pub mod book;
 pub mod budget;
 pub mod budgets;
+pub mod counts;
 pub mod identity;
 pub mod schema;
 pub mod settlement;
