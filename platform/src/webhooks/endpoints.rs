@@ -93,7 +93,7 @@ fn check_types(v: &mut Validator, owner: &Owner, types: &[String]) {
         v.check(
             !EVENT_TYPES.contains(&t.as_str()) || owner.event_types().contains(&t.as_str()),
             "event_types",
-            "an alliance's endpoint takes budget.low and settlement.closed only",
+            "an alliance's endpoint takes points.changed, budget.low and settlement.closed only",
         );
     }
 }
@@ -136,14 +136,15 @@ pub async fn create(
     let secret = sign::new_secret();
     let sealed = vault.seal(&secret, &tx.owner().context(id))?;
     let endpoint: Endpoint = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO webhook_endpoints (id, url, description, event_types, secret_sealed) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO webhook_endpoints (id, url, description, event_types, secret_sealed, owner_kind) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(url.as_str())
     .bind(new.description.trim())
     .bind(normalized(&new.event_types))
     .bind(sealed)
+    .bind(if matches!(tx.owner(), Owner::Alliance(_)) { "alliance" } else { "mall" })
     .fetch_one(&mut **tx)
     .await?;
     let details = json!({"url": endpoint.url, "event_types": endpoint.event_types});

@@ -33,8 +33,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "settlement.closed",
 ];
 
-/// The event types an alliance's endpoint may subscribe to.
-pub const ALLIANCE_EVENT_TYPES: &[&str] = &["budget.low", "settlement.closed"];
+/// The event types an alliance's endpoint may subscribe to: `points.changed` there is
+/// an entry of the shared currency (its `member_id` the alliance identity).
+pub const ALLIANCE_EVENT_TYPES: &[&str] = &["points.changed", "budget.low", "settlement.closed"];
 
 /// The event staff send to try an endpoint (never subscribed to).
 pub const TEST_EVENT: &str = "webhook.test";

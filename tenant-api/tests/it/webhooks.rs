@@ -372,10 +372,10 @@ async fn closing_a_settlement_period_sends_the_alliance_endpoint_a_signed_statem
     let (url, seen) = receiver(0).await;
 
     // An alliance's endpoint takes the alliance's events only.
-    let bad = json!({"url": url, "event_types": ["points.changed"]});
+    let bad = json!({"url": url, "event_types": ["order.state_changed"]});
     let (s, b) = app.call(Method::POST, &format!("{base}/webhooks"), Some(&admin), Some(bad)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let new = json!({"url": url, "event_types": ["settlement.closed", "budget.low"], "description": "treasury"});
+    let new = json!({"url": url, "event_types": ["settlement.closed", "points.changed"], "description": "treasury"});
     let (s, hook) = app.call(Method::POST, &format!("{base}/webhooks"), Some(&admin), Some(new.clone())).await;
     assert_eq!(s, StatusCode::CREATED, "{hook}");
     let (id, secret) = (hook["id"].as_i64().unwrap(), hook["secret"].as_str().unwrap().to_string());
@@ -410,12 +410,17 @@ async fn closing_a_settlement_period_sends_the_alliance_endpoint_a_signed_statem
     let (s, st) = app.call(Method::POST, &format!("{base}/settlement/{period}/close"), Some(&admin), None).await;
     assert_eq!(s, StatusCode::CREATED, "{st}");
 
-    assert!(deliverer(&app).pass(Some(&a.slug)).await.unwrap() >= 1);
-    let got = wait_for(&seen, 1, 10).await;
-    assert_eq!(got.len(), 1, "{got:?}");
-    verify(&secret, &got[0]);
-    let body: Value = serde_json::from_str(&got[0].body).unwrap();
-    assert_eq!(body["type"], "settlement.closed");
+    assert!(deliverer(&app).pass(Some(&a.slug)).await.unwrap() >= 2);
+    let got = wait_for(&seen, 2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let bodies: Vec<Value> = got.iter().map(|g| serde_json::from_str(&g.body).unwrap()).collect();
+    for g in &got {
+        verify(&secret, g);
+    }
+    // The shared credit, as an entry of the alliance's ledger (no personal data).
+    let changed = bodies.iter().find(|b| b["type"] == "points.changed").expect("points.changed");
+    assert_eq!((&changed["data"]["currency"], &changed["data"]["amount"]), (&json!(SHARED), &json!(30)), "{changed}");
+    let body = bodies.iter().find(|b| b["type"] == "settlement.closed").expect("settlement.closed");
     assert_eq!(body["data"]["period"], period.as_str());
     assert!(body["data"]["lines"].as_array().unwrap().iter().any(|l| l["mall"] == mall.slug.as_str()), "{body}");
     // The delivery log shows it delivered; a replay sends the same event again.
@@ -424,20 +429,22 @@ async fn closing_a_settlement_period_sends_the_alliance_endpoint_a_signed_statem
         let (s, page) = app.call(Method::GET, &format!("{base}/webhooks/{id}/deliveries"), Some(&admin), None).await;
         assert_eq!(s, StatusCode::OK, "{page}");
         let items = page["items"].as_array().unwrap().clone();
-        if items.first().is_some_and(|d| d["status"] == "delivered") || started.elapsed() > Duration::from_secs(10) {
+        if items.iter().all(|d| d["status"] == "delivered") || started.elapsed() > Duration::from_secs(10) {
             break items;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // Newest first: the settlement, then the credit.
     assert_eq!(
         (log.len(), &log[0]["status"], &log[0]["event_type"]),
-        (1, &json!("delivered"), &json!("settlement.closed"))
+        (2, &json!("delivered"), &json!("settlement.closed"))
     );
     let did = log[0]["id"].as_i64().unwrap();
     let (s, r) = app.call(Method::POST, &format!("{base}/webhook-deliveries/{did}/replay"), Some(&admin), None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
     deliverer(&app).pass(Some(&a.slug)).await.unwrap();
-    let got = wait_for(&seen, 2, 10).await;
-    assert_eq!(got[1].id, got[0].id, "a replay keeps the webhook-id");
-    verify(&secret, &got[1]);
+    let again = wait_for(&seen, 3, 10).await;
+    let first = got.iter().zip(&bodies).find(|(_, b)| b["type"] == "settlement.closed").unwrap().0;
+    assert_eq!(again[2].id, first.id, "a replay keeps the webhook-id");
+    verify(&secret, &again[2]);
 }
