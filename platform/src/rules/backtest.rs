@@ -423,6 +423,7 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
     let ast = Arc::new(sandbox.compile(&script).map_err(|e| Error::invalid_field("script", e.to_string()))?);
     let set = Arc::new(RuleSet {
         rules: vec![LoadedRule {
+            alliance: false,
             id: bt.rule_id.unwrap_or(0),
             name: "backtest".into(),
             event_type: bt.event_type.clone(),
