@@ -139,3 +139,47 @@ async fn an_exhausted_budget_leaves_out_only_the_alliance_award() {
     assert_eq!(last_event(&app, &poor, &owner, m).await["status"], "applied");
     assert_eq!(budget_fen(&app, &poor, &owner).await, 0);
 }
+
+#[tokio::test]
+async fn a_change_of_an_alliance_rule_reaches_another_instance_within_a_second() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn().await;
+    let al = alliance(&a).await;
+    let t = mall_in(&a, &al.slug).await;
+    let admin = alliance_admin(&a, &al.slug).await;
+    let script = format!("[award(\"{SHARED}\", 1, \"read\")]");
+    let new = json!({"name": "read", "event_type": "read", "script": script});
+    let base = format!("/v1/alliances/{}/rules", al.slug);
+    let (s, rule) = a.call(Method::POST, &base, Some(&admin), Some(new)).await;
+    assert_eq!(s, StatusCode::CREATED, "{rule}");
+    let key = a.partner_key(&t).await;
+    let (m, _) = a.proven_member(&t, &phone()).await;
+    let post = |n: usize| {
+        let (b, key, slug, id) = (&b, key.clone(), t.slug.clone(), m["id"].clone());
+        async move {
+            let events = json!({"events": [{"id": format!("r{n}"), "type": "read", "member_id": id}]});
+            let path = format!("/v1/tenants/{slug}/partner/events");
+            let (s, _, r) = b.call_full(Method::POST, &path, &[("x-api-key", key)], Some(events)).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            r["results"][0]["effects"].clone()
+        }
+    };
+    // Instance b loads (and caches) version 1, run after the mall's (no) rules.
+    let runs = post(0).await;
+    assert_eq!((&runs[0]["version"], &runs[0]["alliance"]), (&json!(1), &json!(true)), "{runs}");
+    let path = format!("{base}/{}/script", rule["id"]);
+    let v2 = json!({"script": format!("[award(\"{SHARED}\", 2, \"read\")]")});
+    let (s, b2) = a.call(Method::PUT, &path, Some(&admin), Some(v2)).await;
+    assert_eq!(s, StatusCode::OK, "{b2}");
+    let saved = std::time::Instant::now();
+    let mut n = 1;
+    loop {
+        let runs = post(n).await;
+        n += 1;
+        if runs[0]["version"] == 2 {
+            break;
+        }
+        assert!(saved.elapsed() < std::time::Duration::from_secs(1), "b still runs v1 after {:?}", saved.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
