@@ -527,14 +527,14 @@ test("the alliance admin reads member counts, writes an alliance-wide rule and a
   const name = `e2e 联盟注册礼 ${Date.now()}`;
   await page.click('[data-test="alliance-rule-create"]');
   const dialog = page.locator('[data-test="alliance-rule-dialog"]');
-  await page.fill('[data-test="alliance-rule-name"] input', name);
-  await page.fill('[data-test="alliance-rule-event"] input', "registered");
+  await page.fill('[data-test="alliance-rule-name"]', name);
+  await page.fill('[data-test="alliance-rule-event"]', "registered");
   // A mall's own currency is refused: the API's error shows on the script.
-  await page.fill('[data-test="alliance-rule-script"] textarea', '[award("points", 5)]');
+  await page.fill('[data-test="alliance-rule-script"]', '[award("points", 5)]');
   await page.click('[data-test="alliance-rule-save"]');
   await dialog.locator(".el-form-item__error").first().waitFor();
-  await page.fill('[data-test="alliance-rule-script"] textarea', '[award("alliance_points", params.bonus, "welcome")]');
-  await page.fill('[data-test="alliance-rule-params"] textarea', '{"bonus": 20}');
+  await page.fill('[data-test="alliance-rule-script"]', '[award("alliance_points", params.bonus, "welcome")]');
+  await page.fill('[data-test="alliance-rule-params"]', '{"bonus": 20}');
   await page.click('[data-test="alliance-rule-save"]');
   const row = page.locator('[data-test="rules-table"] .el-table__body-wrapper tr', { hasText: name }).first();
   await row.waitFor();
