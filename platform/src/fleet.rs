@@ -65,7 +65,10 @@ pub async fn reseal(db: &Db, vault: &Vault, tenant: Option<&str>) -> Result<(u64
         }
         let mut tx = db.tenant_tx(&t.cluster, &t.schema_name).await?;
         let sealed = match crate::provider_secrets::reseal(&mut tx, vault, t.id).await {
-            Ok(n) => crate::webhooks::endpoints::reseal(&mut tx, vault, t.id).await.map(|m| n + m),
+            Ok(n) => {
+                let owner = crate::webhooks::owner::Owner::Mall(t.clone());
+                crate::webhooks::endpoints::reseal(&mut tx, vault, &owner).await.map(|m| n + m)
+            }
             Err(e) => Err(e),
         };
         match sealed {
@@ -74,6 +77,21 @@ pub async fn reseal(db: &Db, vault: &Vault, tenant: Option<&str>) -> Result<(u64
                 total += n;
             }
             Err(e) => failed.push((t.slug.clone(), e.to_string())),
+        }
+    }
+    // The alliances' webhook endpoints (an alliance is named by its slug too).
+    for a in directory::list_alliances(db.control()).await? {
+        if tenant.is_some_and(|s| s != a.slug) {
+            continue;
+        }
+        let mut tx = db.tenant_tx(&a.cluster, &a.schema_name).await?;
+        let owner = crate::webhooks::owner::Owner::Alliance(a.clone());
+        match crate::webhooks::endpoints::reseal(&mut tx, vault, &owner).await {
+            Ok(n) => {
+                tx.commit().await?;
+                total += n;
+            }
+            Err(e) => failed.push((a.slug.clone(), e.to_string())),
         }
     }
     Ok((total, failed))

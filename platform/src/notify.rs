@@ -22,6 +22,8 @@ pub enum Change {
     Tenant { slug: String },
     /// A tenant's rules changed (a new version, parameters, order, enabled).
     Rules { tenant_id: i64 },
+    /// An alliance's rules changed: every mall of it runs them.
+    AllianceRules { alliance_id: i64 },
     /// A tenant's catalog changed (products, categories, prices, stock set by staff).
     Catalog { tenant_id: i64 },
     /// A tenant's content changed (banners, announcements, zones, rule pages).

@@ -15,7 +15,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::audit::{self, Actor};
 use crate::db::Db;
-use crate::directory::Tenant;
+use crate::directory::{Alliance, Tenant};
 use crate::error::Result;
 
 /// A transaction in one tenant's schema, with the tenant and the actor. Dereferences to
@@ -109,6 +109,79 @@ impl Db {
         let mut tx = TenantTx { conn, tenant: tenant.clone(), actor: actor.clone() };
         let out = work(&mut tx).await?;
         tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// A transaction in one alliance's schema, with the alliance and the acting alliance
+/// admin: what `TenantTx` is to a mall, for the alliance's own data (its webhook
+/// endpoints, its rules).
+pub struct AllianceTx {
+    conn: Transaction<'static, Postgres>,
+    alliance: Alliance,
+    actor: Actor,
+}
+
+impl AllianceTx {
+    pub fn alliance(&self) -> &Alliance {
+        &self.alliance
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Records an alliance admin's action in the audit log, in this transaction.
+    pub async fn audit(&mut self, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
+        audit::record_alliance(&mut self.conn, &self.actor, self.alliance.id, action, target, details).await
+    }
+}
+
+impl Deref for AllianceTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for AllianceTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Db {
+    /// Runs `work` in a transaction of alliance `a` on behalf of `actor` and commits it.
+    pub async fn alliance_write<T>(
+        &self,
+        a: &Alliance,
+        actor: &Actor,
+        work: impl AsyncFnOnce(&mut AllianceTx) -> Result<T>,
+    ) -> Result<T> {
+        self.alliance_run(a, actor, false, work).await
+    }
+
+    /// Like `alliance_write`, read-only.
+    pub async fn alliance_read<T>(
+        &self,
+        a: &Alliance,
+        actor: &Actor,
+        work: impl AsyncFnOnce(&mut AllianceTx) -> Result<T>,
+    ) -> Result<T> {
+        self.alliance_run(a, actor, true, work).await
+    }
+
+    async fn alliance_run<T>(
+        &self,
+        a: &Alliance,
+        actor: &Actor,
+        read_only: bool,
+        work: impl AsyncFnOnce(&mut AllianceTx) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.begin_in(&a.cluster, &a.schema_name, read_only).await?;
+        let mut tx = AllianceTx { conn, alliance: a.clone(), actor: actor.clone() };
+        let out = work(&mut tx).await?;
+        tx.conn.commit().await?;
         Ok(out)
     }
 }

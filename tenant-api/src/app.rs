@@ -31,6 +31,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::health::router())
         .merge(routes::platform_admin::router())
         .merge(routes::alliance::router())
+        .merge(routes::alliance_webhooks::router())
+        .merge(routes::alliance_rules::router())
         .merge(routes::staff::router())
         .merge(routes::member::router())
         .merge(routes::partner::router())

@@ -56,6 +56,7 @@ impl Handler for CacheEvictor {
         match change {
             Change::Tenant { slug } => self.directory.evict(&slug).await,
             Change::Rules { tenant_id } => self.rules.evict(tenant_id).await,
+            Change::AllianceRules { .. } => self.rules.evict_all(),
             Change::Catalog { tenant_id } => self.catalog.evict(tenant_id),
             Change::Content { tenant_id } => self.content.evict(tenant_id),
             Change::Sessions { families } if families.is_empty() => platform::auth::sessions::forget_all(),

@@ -238,20 +238,25 @@ fn closed() -> Error {
     Error::conflict("budget_closed", "the mall left the alliance: its issuing budget is closed")
 }
 
-/// `budget.low` to the mall's webhooks, written into the mall's schema (this runs with
-/// the alliance's selected), in the same transaction; and a notice for the mall's staff
-/// in its audit log (`alliance.budget.low`, labelled in the portal in zh-CN and en).
+/// `budget.low` to the alliance's webhooks (this runs with the alliance's schema
+/// selected) and to the mall's, written into the mall's schema, in the same transaction;
+/// and a notice for the mall's staff in its audit log (`alliance.budget.low`, labelled in
+/// the portal in zh-CN and en).
 async fn alert_low(conn: &mut PgConnection, tenant_id: i64, left: i64, threshold: i64) -> Result<()> {
     let details = serde_json::json!({"balance_fen": left, "low_threshold_fen": threshold});
     let system = crate::audit::Actor::system("system:budget");
     crate::audit::record(conn, &system, Some(tenant_id), "alliance.budget.low", "alliance-budget", details).await?;
-    let schema: String = sqlx::query_scalar("SELECT schema_name FROM control.tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let (schema, slug): (String, String) =
+        sqlx::query_as("SELECT schema_name, slug FROM control.tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let data = serde_json::json!({"tenant_id": tenant_id, "balance_fen": left, "low_threshold_fen": threshold});
+    let mut to_alliance = data.clone();
+    to_alliance["mall"] = serde_json::Value::String(slug);
+    crate::webhooks::enqueue::event(conn, "budget.low", to_alliance).await?;
     let back: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut *conn).await?;
     crate::db::enter_schema(conn, &schema).await?;
-    let data = serde_json::json!({"tenant_id": tenant_id, "balance_fen": left, "low_threshold_fen": threshold});
     let sent = crate::webhooks::enqueue::event(conn, "budget.low", data).await;
     crate::db::enter_schema(conn, &back).await?;
     sent

@@ -16,6 +16,7 @@
 pub mod book;
 pub mod budget;
 pub mod budgets;
+pub mod counts;
 pub mod identity;
 pub mod membership;
 pub mod schema;

@@ -16,13 +16,16 @@ use crate::ledger::{Reason, Source, SourceKind};
 /// Who produced the effects being applied.
 pub struct Producer<'a> {
     pub rule_id: i64,
+    /// An alliance-wide rule: its entries name it `alliance-rule:<id>`.
+    pub alliance: bool,
     pub version: i32,
     pub params_version: i32,
     pub event_key: &'a str,
 }
 
 pub(super) fn source(p: &Producer<'_>, memo: &str) -> Source {
-    let mut s = Source::new(SourceKind::Rule, format!("rule:{}", p.rule_id)).reference(p.event_key).memo(memo);
+    let name = if p.alliance { format!("alliance-rule:{}", p.rule_id) } else { format!("rule:{}", p.rule_id) };
+    let mut s = Source::new(SourceKind::Rule, name).reference(p.event_key).memo(memo);
     s.rule = Some(crate::ledger::RuleRef { id: p.rule_id, version: p.version, params_version: p.params_version });
     s
 }
@@ -94,6 +97,53 @@ pub async fn apply(
                     .await?;
             }
             Effect::Deny { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// Applies an alliance-wide rule's effects: awards of the alliance's shared currency
+/// only (anything else was refused when the rule was saved, and is skipped here), each
+/// in its own savepoint, charged to this mall's issuing budget: an award the budget does
+/// not cover (`budget_exhausted`) or that the member cannot hold yet (no alliance
+/// identity without a proven phone or e-mail) is left out; the event and the mall's own
+/// awards stand.
+pub async fn apply_alliance(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    currencies: &std::collections::HashMap<String, Currency>,
+    member: &MemberInput,
+    producer: &Producer<'_>,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use sqlx::Connection;
+    let shared = |c: &str| currencies.get(c).is_some_and(|c| c.shared);
+    for effect in effects {
+        let (to, currency, amount, days, memo) = match effect {
+            Effect::Award { currency, amount, memo, expires_in_days } if shared(currency) => {
+                (Some(member.id), currency, *amount, *expires_in_days, memo)
+            }
+            Effect::AwardReferrer { depth, currency, amount, memo } if shared(currency) => {
+                (target(member, *depth), currency, *amount, None, memo)
+            }
+            Effect::Deny { .. } => continue,
+            other => {
+                tracing::warn!(rule = producer.rule_id, effect = ?other, "an alliance rule's effect other than a shared award is skipped");
+                continue;
+            }
+        };
+        let Some(to) = to else { continue };
+        let mut sp = conn.begin().await?;
+        match credit(&mut sp, tenant, to, currency, amount, days, &source(producer, memo), now).await {
+            Ok(()) => sp.commit().await?,
+            Err(e @ (Error::Database(_) | Error::Internal(_))) => return Err(e),
+            // `budget_exhausted`, or a member who cannot hold shared points yet (no proven
+            // phone or e-mail): that award is left out, the mall's own rules stand.
+            Err(e) => {
+                sp.rollback().await?;
+                tracing::info!(tenant = %tenant.slug, rule = producer.rule_id, error = %e, "an alliance award was left out");
+            }
         }
     }
     Ok(())

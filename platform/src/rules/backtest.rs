@@ -449,6 +449,7 @@ async fn setup(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: i
     let ast = Arc::new(cache.sandbox.compile(&script).map_err(|e| Error::invalid_field("script", e.to_string()))?);
     let set = Arc::new(RuleSet {
         rules: vec![LoadedRule {
+            alliance: false,
             id: bt.rule_id.unwrap_or(0),
             name: "backtest".into(),
             event_type: bt.event_type.clone(),

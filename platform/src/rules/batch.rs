@@ -63,7 +63,8 @@ impl EventStatus {
 pub struct Outcome {
     pub id: String,
     pub status: EventStatus,
-    /// Per rule: {"rule_id", "name", "version", "params_version", "effects"}.
+    /// Per rule: {"rule_id", "name", "version", "params_version", "effects"}, and
+    /// `"alliance": true` for an alliance-wide rule (its id is the alliance's).
     pub effects: serde_json::Value,
     pub error: Option<String>,
     /// True when this event id had been processed before and this is its first result.
@@ -213,8 +214,12 @@ impl Outcome {
             serde_json::Value::Array(
                 runs.iter()
                     .map(|r| {
-                        serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version,
-                            "params_version": r.params_version, "effects": r.effects})
+                        let mut run = serde_json::json!({"rule_id": r.rule_id, "name": r.name, "version": r.version,
+                            "params_version": r.params_version, "effects": r.effects});
+                        if r.alliance {
+                            run["alliance"] = serde_json::Value::Bool(true);
+                        }
+                        run
                     })
                     .collect(),
             )

@@ -54,6 +54,7 @@ pub async fn apply_run(
         for run in event.runs {
             let producer = Producer {
                 rule_id: run.rule_id,
+                alliance: run.alliance,
                 version: run.version,
                 params_version: run.params_version,
                 event_key: event.key,

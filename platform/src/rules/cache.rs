@@ -1,6 +1,8 @@
 //! Compiled rules per tenant, reloaded after any change (R6). Versions are immutable, so
 //! compiled scripts are cached by (tenant, rule, version); the per-tenant set of
-//! enabled rules is evicted by the `Rules` change notification on every instance.
+//! enabled rules is evicted by the `Rules` change notification on every instance. A
+//! mall of an alliance runs the alliance's rules after its own: they are part of its set,
+//! and a change of them (`AllianceRules`) evicts every set.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +11,17 @@ use moka::future::Cache;
 use scripting::{AST, Sandbox};
 use sqlx::PgConnection;
 
+use crate::db::{enter_schema, switch_back};
+use crate::directory::Tenant;
 use crate::error::{Error, Result};
 
 /// One enabled rule, ready to run.
+#[derive(Clone)]
 pub struct LoadedRule {
     pub id: i64,
+    /// An alliance-wide rule (its id is in the alliance schema's `rules`), run after the
+    /// mall's own rules; it may only award the alliance's shared currency.
+    pub alliance: bool,
     pub name: String,
     pub event_type: String,
     pub version: i32,
@@ -56,37 +64,15 @@ impl RuleCache {
         }
     }
 
-    /// The tenant's enabled rules (loading them with `conn`, the tenant's transaction).
-    pub async fn get(&self, conn: &mut PgConnection, tenant_id: i64) -> Result<Arc<RuleSet>> {
+    /// The tenant's enabled rules (loading them with `conn`, the tenant's transaction),
+    /// followed by its alliance's rules when it is in one.
+    pub async fn get(&self, conn: &mut PgConnection, tenant: &Tenant) -> Result<Arc<RuleSet>> {
+        let tenant_id = tenant.id;
         if let Some(set) = self.sets.get(&tenant_id).await {
             return Ok(set);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        type Row = (i64, String, String, i32, serde_json::Value, i32, String);
-        // Archived rules are never evaluated, enabled or not.
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT r.id, r.name, r.event_type, r.current_version, r.params, r.params_version, v.script FROM rules r \
-             JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.current_version \
-             WHERE r.enabled AND r.archived_at IS NULL ORDER BY r.position, r.id",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut rules = Vec::with_capacity(rows.len());
-        for (id, name, event_type, version, params, params_version, script) in rows {
-            let key = (tenant_id, id, version);
-            let ast = match self.asts.get(&key).await {
-                Some(a) => a,
-                None => {
-                    let ast = self.sandbox.compile(&script).map_err(|e| {
-                        Error::Internal(anyhow::anyhow!("stored rule {id} v{version} no longer compiles: {e}"))
-                    })?;
-                    let ast = Arc::new(ast);
-                    self.asts.insert(key, ast.clone()).await;
-                    ast
-                }
-            };
-            rules.push(LoadedRule { id, name, event_type, version, params, params_version, ast });
-        }
+        let mut rules = self.load(conn, tenant_id, false).await?;
         // Without a rule of its own for check-ins, a mall gets the built-in one (K1), with
         // the mall's reward table.
         if !rules.iter().any(|r| r.event_type == "checked_in") {
@@ -104,6 +90,7 @@ impl RuleCache {
             };
             rules.push(LoadedRule {
                 id: 0,
+                alliance: false,
                 name: "built-in check-in".into(),
                 event_type: "checked_in".into(),
                 version: 1,
@@ -112,11 +99,47 @@ impl RuleCache {
                 ast,
             });
         }
+        if let Some(alliance_id) = tenant.alliance_id {
+            enter_schema(conn, &crate::alliance::schema_name(alliance_id)).await?;
+            let loaded = self.load(conn, -alliance_id, true).await;
+            rules.extend(switch_back(conn, &tenant.schema_name, loaded).await?);
+        }
         let set = Arc::new(RuleSet { rules });
         if self.generation.load(Ordering::Acquire) == generation {
             self.sets.insert(tenant_id, set.clone()).await;
         }
         Ok(set)
+    }
+
+    /// The enabled rules of the schema selected on `conn`, compiled (cached under `owner`:
+    /// a tenant's id, or an alliance's negated).
+    async fn load(&self, conn: &mut PgConnection, owner: i64, alliance: bool) -> Result<Vec<LoadedRule>> {
+        type Row = (i64, String, String, i32, serde_json::Value, i32, String);
+        // Archived rules are never evaluated, enabled or not.
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT r.id, r.name, r.event_type, r.current_version, r.params, r.params_version, v.script FROM rules r \
+             JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.current_version \
+             WHERE r.enabled AND r.archived_at IS NULL ORDER BY r.position, r.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut rules = Vec::with_capacity(rows.len());
+        for (id, name, event_type, version, params, params_version, script) in rows {
+            let key = (owner, id, version);
+            let ast = match self.asts.get(&key).await {
+                Some(a) => a,
+                None => {
+                    let ast = self.sandbox.compile(&script).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("stored rule {id} v{version} no longer compiles: {e}"))
+                    })?;
+                    let ast = Arc::new(ast);
+                    self.asts.insert(key, ast.clone()).await;
+                    ast
+                }
+            };
+            rules.push(LoadedRule { id, alliance, name, event_type, version, params, params_version, ast });
+        }
+        Ok(rules)
     }
 
     pub async fn evict(&self, tenant_id: i64) {

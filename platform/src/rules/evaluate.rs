@@ -20,6 +20,8 @@ use crate::ledger::currencies::Currency;
 /// What one rule returned for an event.
 pub struct RuleRun {
     pub rule_id: i64,
+    /// An alliance-wide rule (`LoadedRule::alliance`).
+    pub alliance: bool,
     pub name: String,
     pub version: i32,
     pub params_version: i32,
@@ -133,6 +135,7 @@ fn one(
         match sandbox.run(&rule.ast, &input) {
             Ok(effects) => runs.push(RuleRun {
                 rule_id: rule.id,
+                alliance: rule.alliance,
                 name: rule.name.clone(),
                 version: rule.version,
                 params_version: rule.params_version,

@@ -54,7 +54,7 @@ struct Read {
 
 impl Read {
     async fn load(conn: &mut PgConnection, cache: &RuleCache, tenant: &Tenant, batch: &Batch<'_>) -> Result<Self> {
-        let set = cache.get(conn, tenant.id).await?;
+        let set = cache.get(conn, tenant).await?;
         let ctx = Contexts::load(conn, &batch.pairs(), batch.tz, batch.today()).await?;
         let seen: Vec<String> = sqlx::query_scalar("SELECT event_key FROM events WHERE event_key = ANY($1)")
             .bind(&batch.keys)

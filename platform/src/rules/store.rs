@@ -3,6 +3,8 @@
 //! archive and restore. Every change is audited in its own transaction and announced to
 //! all instances.
 
+use std::ops::DerefMut;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -11,7 +13,7 @@ use super::bounds;
 use crate::error::{Error, Result, Validator};
 use crate::ids::RuleId;
 use crate::notify::{self, Change};
-use crate::tx::TenantTx;
+use crate::tx::{AllianceTx, TenantTx};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Rule {
@@ -127,14 +129,102 @@ pub(crate) fn check_params(params: &serde_json::Value) -> Result<()> {
         .finish()
 }
 
-/// Audits a change of rule `id` and announces it to every instance.
-async fn changed(tx: &mut TenantTx, action: &str, id: RuleId, details: serde_json::Value) -> Result<()> {
-    tx.audit(action, &id.to_string(), details).await?;
-    let tenant_id = tx.tenant().id;
-    notify::publish(tx, &Change::Rules { tenant_id }).await
+/// Where the rule tables live: a mall's schema (its staff's rules) or an alliance's (the
+/// alliance-wide rules its admins write, run in every mall of it after the mall's own).
+/// The store's code is the same for both.
+pub trait RuleHome: DerefMut<Target = PgConnection> + Send {
+    /// Who is acting, as versions record it.
+    fn by(&self) -> String;
+    /// The change every instance hears about.
+    fn change(&self) -> Change;
+    /// The one currency its rules may award (an alliance's shared currency), if limited.
+    fn only_currency(&self) -> Option<&str>;
+    /// Records `action` in the audit log, in this transaction.
+    fn record(
+        &mut self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
-pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRule) -> Result<Rule> {
+impl RuleHome for TenantTx {
+    fn by(&self) -> String {
+        self.actor().label.clone()
+    }
+    fn change(&self) -> Change {
+        Change::Rules { tenant_id: self.tenant().id }
+    }
+    fn only_currency(&self) -> Option<&str> {
+        None
+    }
+    fn record(
+        &mut self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.audit(action, target, details)
+    }
+}
+
+impl RuleHome for AllianceTx {
+    fn by(&self) -> String {
+        self.actor().label.clone()
+    }
+    fn change(&self) -> Change {
+        Change::AllianceRules { alliance_id: self.alliance().id }
+    }
+    fn only_currency(&self) -> Option<&str> {
+        Some(&self.alliance().currency_code)
+    }
+    fn record(
+        &mut self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.audit(action, target, details)
+    }
+}
+
+/// An alliance rule's script may only award the shared currency, named as a literal
+/// (`award("alliance_points", 10)`), and may not deduct, lock or accelerate (422).
+pub fn check_currency(only: Option<&str>, script: &str) -> Result<()> {
+    static AWARD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\b(?:award|award_expiring)\s*\(\s*([^,)]*)|\baward_referrer\s*\(\s*[^,)]*,\s*([^,)]*)"#)
+            .expect("a valid pattern")
+    });
+    static OTHER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b(?:deduct|lock|accelerate)\s*\(").expect("a valid pattern"));
+    let Some(code) = only else { return Ok(()) };
+    let wanted = format!("\"{code}\"");
+    for c in AWARD.captures_iter(script) {
+        let arg = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().trim()).unwrap_or_default();
+        if arg != wanted {
+            return Err(Error::invalid_field(
+                "script",
+                format!("an alliance rule awards only the shared currency, named as \"{code}\" (found {arg})"),
+            ));
+        }
+    }
+    if OTHER.is_match(script) {
+        return Err(Error::invalid_field(
+            "script",
+            "an alliance rule may only award points (no deduct, lock or accelerate)",
+        ));
+    }
+    Ok(())
+}
+
+/// Audits a change of rule `id` and announces it to every instance.
+async fn changed(tx: &mut impl RuleHome, action: &str, id: RuleId, details: serde_json::Value) -> Result<()> {
+    tx.record(action, &id.to_string(), details).await?;
+    let change = tx.change();
+    notify::publish(tx, &change).await
+}
+
+pub async fn create(tx: &mut impl RuleHome, sandbox: &scripting::Sandbox, new: &NewRule) -> Result<Rule> {
     Validator::new()
         .check(!new.name.trim().is_empty() && new.name.chars().count() <= 100, "name", "1 to 100 characters")
         .check(
@@ -146,6 +236,7 @@ pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRu
         .finish()?;
     check_params(&new.params)?;
     check_script(sandbox, &new.script)?;
+    check_currency(tx.only_currency(), &new.script)?;
     room_for_an_active_rule(tx).await?;
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM rules").fetch_one(&mut **tx).await?;
     if kept >= bounds::RULES_KEPT_MAX {
@@ -166,7 +257,7 @@ pub async fn create(tx: &mut TenantTx, sandbox: &scripting::Sandbox, new: &NewRu
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| crate::error::on_unique(e, "rules_name_key", Error::conflict("rule_exists", "a rule with this name exists")))?;
-    let by = tx.actor().label.clone();
+    let by = tx.by();
     sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, 1, $2, $3)")
         .bind(rule.id)
         .bind(&new.script)
@@ -237,15 +328,21 @@ async fn lock_active(conn: &mut PgConnection, id: RuleId) -> Result<i32> {
 }
 
 /// Saves a new version of the script (compiled first) and makes it current.
-pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: RuleId, script: &str) -> Result<Rule> {
+pub async fn new_version(
+    tx: &mut impl RuleHome,
+    sandbox: &scripting::Sandbox,
+    id: RuleId,
+    script: &str,
+) -> Result<Rule> {
     check_script(sandbox, script)?;
+    check_currency(tx.only_currency(), script)?;
     let version = lock_active(tx, id).await?;
     let next: i32 = sqlx::query_scalar("SELECT max(version) + 1 FROM rule_versions WHERE rule_id = $1")
         .bind(id)
         .fetch_one(&mut **tx)
         .await
         .unwrap_or(version + 1);
-    let by = tx.actor().label.clone();
+    let by = tx.by();
     sqlx::query("INSERT INTO rule_versions (rule_id, version, script, created_by) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(next)
@@ -259,7 +356,7 @@ pub async fn new_version(tx: &mut TenantTx, sandbox: &scripting::Sandbox, id: Ru
 }
 
 /// Makes an earlier version current again (one action).
-pub async fn rollback(tx: &mut TenantTx, id: RuleId, version: i32) -> Result<Rule> {
+pub async fn rollback(tx: &mut impl RuleHome, id: RuleId, version: i32) -> Result<Rule> {
     lock_active(tx, id).await?;
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT version FROM rule_versions WHERE rule_id = $1 AND version = $2")
@@ -289,7 +386,7 @@ async fn set_version(conn: &mut PgConnection, id: RuleId, version: i32) -> Resul
 
 /// Replaces the rule's parameters: a new parameter version, made current. Parameters
 /// equal to the current ones change nothing.
-pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Value) -> Result<Rule> {
+pub async fn set_params(tx: &mut impl RuleHome, id: RuleId, params: &serde_json::Value) -> Result<Rule> {
     check_params(params)?;
     lock_active(tx, id).await?;
     let current = get(tx, id).await?;
@@ -301,7 +398,7 @@ pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Valu
             .bind(id)
             .fetch_one(&mut **tx)
             .await?;
-    let by = tx.actor().label.clone();
+    let by = tx.by();
     sqlx::query("INSERT INTO rule_param_versions (rule_id, version, params, created_by) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(next)
@@ -315,7 +412,7 @@ pub async fn set_params(tx: &mut TenantTx, id: RuleId, params: &serde_json::Valu
 }
 
 /// Makes an earlier parameter version current again (one action).
-pub async fn rollback_params(tx: &mut TenantTx, id: RuleId, version: i32) -> Result<Rule> {
+pub async fn rollback_params(tx: &mut impl RuleHome, id: RuleId, version: i32) -> Result<Rule> {
     lock_active(tx, id).await?;
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT version FROM rule_param_versions WHERE rule_id = $1 AND version = $2")
@@ -347,7 +444,7 @@ async fn set_params_version(conn: &mut PgConnection, id: RuleId, version: i32) -
 
 /// Archives a rule: it leaves the active list and is never evaluated, and everything it
 /// did stays (versions, the entries naming it). Archiving an archived rule changes nothing.
-pub async fn archive(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
+pub async fn archive(tx: &mut impl RuleHome, id: RuleId) -> Result<Rule> {
     let rule = get(tx, id).await?;
     if rule.archived_at.is_some() {
         return Ok(rule);
@@ -363,7 +460,7 @@ pub async fn archive(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
 }
 
 /// Refuses when the active list is full (archived rules do not count).
-async fn room_for_an_active_rule(tx: &mut TenantTx) -> Result<()> {
+async fn room_for_an_active_rule(tx: &mut impl RuleHome) -> Result<()> {
     let active: i64 =
         sqlx::query_scalar("SELECT count(*) FROM rules WHERE archived_at IS NULL").fetch_one(&mut **tx).await?;
     if active >= bounds::RULES_PER_TENANT_MAX {
@@ -376,7 +473,7 @@ async fn room_for_an_active_rule(tx: &mut TenantTx) -> Result<()> {
 }
 
 /// Brings an archived rule back to the active list, as it was (enabled or not).
-pub async fn restore(tx: &mut TenantTx, id: RuleId) -> Result<Rule> {
+pub async fn restore(tx: &mut impl RuleHome, id: RuleId) -> Result<Rule> {
     let rule = get(tx, id).await?;
     if rule.archived_at.is_none() {
         return Ok(rule);
@@ -401,7 +498,7 @@ pub struct RulePatch {
 }
 
 /// Enables, disables or moves a rule.
-pub async fn patch(tx: &mut TenantTx, id: RuleId, p: &RulePatch) -> Result<Rule> {
+pub async fn patch(tx: &mut impl RuleHome, id: RuleId, p: &RulePatch) -> Result<Rule> {
     if let Some(pos) = p.position
         && !(0..=10_000).contains(&pos)
     {

@@ -206,11 +206,17 @@ async fn apply_all(
             for r in runs {
                 let producer = apply::Producer {
                     rule_id: r.rule_id,
+                    alliance: r.alliance,
                     version: r.version,
                     params_version: r.params_version,
                     event_key: key,
                 };
-                result = apply::apply(&mut sp, tenant, &evaluated[end].member, &producer, &r.effects, now).await;
+                let member = &evaluated[end].member;
+                result = if r.alliance {
+                    apply::apply_alliance(&mut sp, tenant, currencies, member, &producer, &r.effects, now).await
+                } else {
+                    apply::apply(&mut sp, tenant, member, &producer, &r.effects, now).await
+                };
                 if result.is_err() {
                     break;
                 }

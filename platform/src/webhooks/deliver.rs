@@ -1,4 +1,4 @@
-//! The delivery worker. Each pass goes over the active malls; in each it claims due
+//! The delivery worker. Each pass goes over the active malls and the alliances; in each it claims due
 //! deliveries in a short transaction (`FOR UPDATE SKIP LOCKED`, pushing
 //! `next_attempt_at` out by a lease and counting the attempt), commits, sends them
 //! (several at once, no transaction open), then records each outcome in another short
@@ -19,10 +19,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::address::{self, AddressPolicy, CheckedResolver};
+use super::owner::Owner;
 use super::{bounds, deliveries, endpoints, sign};
-use crate::audit::{self, Actor};
+use crate::audit::Actor;
 use crate::db::Db;
-use crate::directory::{self, Tenant, TenantStatus};
+use crate::directory::{self, TenantStatus};
 use crate::error::{Error, Result};
 use crate::vault::Vault;
 
@@ -83,24 +84,30 @@ impl Deliverer {
         }
     }
 
-    /// One pass over the active malls (or the one named); returns the attempts made.
+    /// One pass over the active malls and the alliances (or the one named by its slug);
+    /// returns the attempts made.
     pub async fn pass(&self, only: Option<&str>) -> Result<u64> {
+        let mut owners: Vec<Owner> = directory::list(self.db.control())
+            .await?
+            .into_iter()
+            .filter(|t| t.status == TenantStatus::Active)
+            .map(Owner::Mall)
+            .collect();
+        owners.extend(directory::list_alliances(self.db.control()).await?.into_iter().map(Owner::Alliance));
         let mut attempts = 0;
-        for t in directory::list(self.db.control()).await? {
-            if only.is_some_and(|s| s != t.slug) || t.status != TenantStatus::Active {
-                continue;
-            }
-            match self.tenant_pass(&t).await {
+        for o in owners.iter().filter(|o| only.is_none_or(|s| s == o.slug())) {
+            match self.owner_pass(o).await {
                 Ok(n) => attempts += n,
-                Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "webhook deliveries of a mall failed"),
+                Err(e) => tracing::warn!(owner = %o.slug(), error = %e, "webhook deliveries of a mall failed"),
             }
         }
         Ok(attempts)
     }
 
-    /// Claims and sends a mall's due deliveries, a batch at a time, while there are some
-    /// (at most 20 batches a pass, so one busy mall cannot hold the others up long).
-    async fn tenant_pass(&self, t: &Tenant) -> Result<u64> {
+    /// Claims and sends a mall's (or alliance's) due deliveries, a batch at a time, while
+    /// there are some (at most 20 batches a pass, so one busy mall cannot hold the others
+    /// up long).
+    async fn owner_pass(&self, t: &Owner) -> Result<u64> {
         let mut total = 0;
         for _ in 0..20 {
             let claimed = self.claim(t).await?;
@@ -131,8 +138,8 @@ impl Deliverer {
         Ok(total)
     }
 
-    async fn claim(&self, t: &Tenant) -> Result<Vec<Claimed>> {
-        let mut tx = self.db.tenant_tx(&t.cluster, &t.schema_name).await?;
+    async fn claim(&self, t: &Owner) -> Result<Vec<Claimed>> {
+        let mut tx = self.db.tenant_tx(t.cluster(), t.schema()).await?;
         let rows: Vec<(i64, i64, Uuid, String, i32)> = sqlx::query_as(
             "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), \
                  next_attempt_at = now() + make_interval(secs => $2) \
@@ -152,14 +159,14 @@ impl Deliverer {
     }
 
     /// The URL and key of every enabled endpoint the claimed deliveries go to.
-    async fn targets(&self, t: &Tenant, claimed: &[Claimed]) -> Result<HashMap<i64, endpoints::Target>> {
+    async fn targets(&self, t: &Owner, claimed: &[Claimed]) -> Result<HashMap<i64, endpoints::Target>> {
         let mut ids: Vec<i64> = claimed.iter().map(|c| c.endpoint_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut tx = self.db.tenant_tx(&t.cluster, &t.schema_name).await?;
+        let mut tx = self.db.tenant_tx(t.cluster(), t.schema()).await?;
         let mut out = HashMap::new();
         for id in ids {
-            if let Some(target) = endpoints::target(&mut tx, &self.vault, t.id, id).await? {
+            if let Some(target) = endpoints::target(&mut tx, &self.vault, t, id).await? {
                 out.insert(id, target);
             }
         }
@@ -207,8 +214,8 @@ impl Deliverer {
         outcome
     }
 
-    async fn record(&self, t: &Tenant, c: &Claimed, o: &Outcome) -> Result<()> {
-        let mut tx = self.db.tenant_tx(&t.cluster, &t.schema_name).await?;
+    async fn record(&self, t: &Owner, c: &Claimed, o: &Outcome) -> Result<()> {
+        let mut tx = self.db.tenant_tx(t.cluster(), t.schema()).await?;
         let (status, delay_secs) = match (o.ok, c.attempt >= bounds::ATTEMPTS_MAX) {
             (true, _) => ("delivered", 0.0),
             (false, true) => ("failed", 0.0),
@@ -240,7 +247,7 @@ impl Deliverer {
     }
 
     /// Moves the endpoint's run of failures; turns it off at `FAILURE_RUN_MAX`.
-    async fn count_run(&self, conn: &mut sqlx::PgConnection, t: &Tenant, endpoint_id: i64, ok: bool) -> Result<()> {
+    async fn count_run(&self, conn: &mut sqlx::PgConnection, t: &Owner, endpoint_id: i64, ok: bool) -> Result<()> {
         if ok {
             sqlx::query("UPDATE webhook_endpoints SET failure_run = 0 WHERE id = $1 AND failure_run <> 0")
                 .bind(endpoint_id)
@@ -263,7 +270,7 @@ impl Deliverer {
 
 /// Turns an endpoint off after `run` failed attempts in a row, fails its pending
 /// deliveries and tells the merchant (audit log, actor `system:webhooks`).
-async fn disable(conn: &mut sqlx::PgConnection, t: &Tenant, endpoint_id: i64, run: i32) -> Result<()> {
+async fn disable(conn: &mut sqlx::PgConnection, t: &Owner, endpoint_id: i64, run: i32) -> Result<()> {
     let reason = format!("turned off after {run} failed attempts in a row; fix the receiver, then turn it on again");
     sqlx::query("UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1")
         .bind(endpoint_id)
@@ -272,16 +279,8 @@ async fn disable(conn: &mut sqlx::PgConnection, t: &Tenant, endpoint_id: i64, ru
         .await?;
     deliveries::fail_pending(conn, endpoint_id, "the endpoint was turned off after failing").await?;
     let details = json!({"failure_run": run, "reason": reason});
-    audit::record(
-        conn,
-        &Actor::system("webhooks"),
-        Some(t.id),
-        "webhook.disabled",
-        &format!("webhook:{endpoint_id}"),
-        details,
-    )
-    .await?;
-    tracing::warn!(tenant = %t.slug, endpoint_id, run, "a webhook endpoint was turned off after failing");
+    t.audit(conn, &Actor::system("webhooks"), "webhook.disabled", &format!("webhook:{endpoint_id}"), details).await?;
+    tracing::warn!(owner = %t.slug(), endpoint_id, run, "a webhook endpoint was turned off after failing");
     Ok(())
 }
 

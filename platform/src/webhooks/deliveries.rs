@@ -7,8 +7,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::endpoints;
+use super::owner::{self, OwnerTx};
 use crate::error::{Error, Result};
-use crate::tx::TenantTx;
 
 /// One delivery of an event to an endpoint, with its last attempt.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -60,7 +60,7 @@ pub async fn list(conn: &mut PgConnection, endpoint_id: i64, before: Option<i64>
 /// Sends a delivery again: a new delivery of the same event to the same endpoint (same
 /// `webhook-id`, so a receiver that de-duplicates keeps one), due now, whatever the
 /// first one's state. 409 when its endpoint is turned off.
-pub async fn replay(tx: &mut TenantTx, delivery_id: i64) -> Result<Delivery> {
+pub async fn replay(tx: &mut impl OwnerTx, delivery_id: i64) -> Result<Delivery> {
     let endpoint_id: i64 = sqlx::query_scalar("SELECT endpoint_id FROM webhook_deliveries WHERE id = $1")
         .bind(delivery_id)
         .fetch_optional(&mut **tx)
@@ -76,7 +76,7 @@ pub async fn replay(tx: &mut TenantTx, delivery_id: i64) -> Result<Delivery> {
     .fetch_one(&mut **tx)
     .await?;
     let details = json!({"delivery_id": delivery_id, "new_id": delivery.id});
-    tx.audit("webhook.replay", &format!("webhook:{endpoint_id}"), details).await?;
+    owner::audit(tx, "webhook.replay", &format!("webhook:{endpoint_id}"), details).await?;
     Ok(delivery)
 }
 
@@ -89,14 +89,16 @@ async fn enabled(conn: &mut PgConnection, endpoint_id: i64) -> Result<()> {
 }
 
 /// Queues the `webhook.test` event to one endpoint (whatever it subscribes to).
-pub async fn send_test(tx: &mut TenantTx, endpoint_id: i64) -> Result<Delivery> {
+pub async fn send_test(tx: &mut impl OwnerTx, endpoint_id: i64) -> Result<Delivery> {
     enabled(tx, endpoint_id).await?;
     let event_id = Uuid::new_v4();
     let now = Utc::now();
+    let owner = tx.owner();
+    let key = if matches!(owner, super::owner::Owner::Alliance(_)) { "alliance" } else { "mall" };
     let body = json!({
         "type": super::TEST_EVENT,
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "data": {"endpoint_id": endpoint_id, "mall": tx.tenant().slug},
+        "data": {"endpoint_id": endpoint_id, key: owner.slug()},
     });
     let delivery: Delivery = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload) VALUES ($1, $2, $3, $4) \
@@ -108,7 +110,7 @@ pub async fn send_test(tx: &mut TenantTx, endpoint_id: i64) -> Result<Delivery> 
     .bind(body)
     .fetch_one(&mut **tx)
     .await?;
-    tx.audit("webhook.test", &format!("webhook:{endpoint_id}"), json!({"delivery_id": delivery.id})).await?;
+    owner::audit(tx, "webhook.test", &format!("webhook:{endpoint_id}"), json!({"delivery_id": delivery.id})).await?;
     Ok(delivery)
 }
 

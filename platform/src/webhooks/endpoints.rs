@@ -8,9 +8,9 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use super::address::{self, AddressPolicy};
+use super::owner::{self, Owner, OwnerTx};
 use super::{EVENT_TYPES, WebhookEventType, bounds, sign};
 use crate::error::{Error, Result, Validator};
-use crate::tx::TenantTx;
 use crate::vault::Vault;
 
 /// An endpoint as staff see it (never its secret).
@@ -86,14 +86,15 @@ pub struct RotatedSecret {
     pub secret: String,
 }
 
-fn context(tenant_id: i64, endpoint_id: i64) -> String {
-    format!("{tenant_id}:webhook:{endpoint_id}")
-}
-
-fn check_types(v: &mut Validator, types: &[String]) {
+fn check_types(v: &mut Validator, owner: &Owner, types: &[String]) {
     v.check(!types.is_empty() && types.len() <= bounds::EVENT_TYPES_MAX, "event_types", "1 to 16 event types");
     for t in types {
         v.check(EVENT_TYPES.contains(&t.as_str()), "event_types", "unknown event type");
+        v.check(
+            !EVENT_TYPES.contains(&t.as_str()) || owner.event_types().contains(&t.as_str()),
+            "event_types",
+            "an alliance's endpoint takes points.changed, budget.low and settlement.closed only",
+        );
     }
 }
 
@@ -110,13 +111,13 @@ fn check_description(v: &mut Validator, d: &str) {
 
 /// Creates an endpoint; the answer carries its secret, once.
 pub async fn create(
-    tx: &mut TenantTx,
+    tx: &mut impl OwnerTx,
     vault: &Vault,
     policy: AddressPolicy,
     new: &NewEndpoint,
 ) -> Result<CreatedEndpoint> {
     let mut v = Validator::new();
-    check_types(&mut v, &new.event_types);
+    check_types(&mut v, &tx.owner(), &new.event_types);
     check_description(&mut v, &new.description);
     v.finish()?;
     let url = address::check_url(&new.url, policy)?;
@@ -133,20 +134,21 @@ pub async fn create(
         .fetch_one(&mut **tx)
         .await?;
     let secret = sign::new_secret();
-    let sealed = vault.seal(&secret, &context(tx.tenant().id, id))?;
+    let sealed = vault.seal(&secret, &tx.owner().context(id))?;
     let endpoint: Endpoint = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO webhook_endpoints (id, url, description, event_types, secret_sealed) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO webhook_endpoints (id, url, description, event_types, secret_sealed, owner_kind) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(url.as_str())
     .bind(new.description.trim())
     .bind(normalized(&new.event_types))
     .bind(sealed)
+    .bind(if matches!(tx.owner(), Owner::Alliance(_)) { "alliance" } else { "mall" })
     .fetch_one(&mut **tx)
     .await?;
     let details = json!({"url": endpoint.url, "event_types": endpoint.event_types});
-    tx.audit("webhook.create", &format!("webhook:{id}"), details).await?;
+    owner::audit(tx, "webhook.create", &format!("webhook:{id}"), details).await?;
     Ok(CreatedEndpoint { endpoint, secret })
 }
 
@@ -169,10 +171,10 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Endpoint> {
 }
 
 /// Changes an endpoint. Turning it on resets its failure run and reason.
-pub async fn update(tx: &mut TenantTx, policy: AddressPolicy, id: i64, p: &EndpointPatch) -> Result<Endpoint> {
+pub async fn update(tx: &mut impl OwnerTx, policy: AddressPolicy, id: i64, p: &EndpointPatch) -> Result<Endpoint> {
     let mut v = Validator::new();
     if let Some(t) = &p.event_types {
-        check_types(&mut v, t);
+        check_types(&mut v, &tx.owner(), t);
     }
     if let Some(d) = &p.description {
         check_description(&mut v, d);
@@ -199,27 +201,27 @@ pub async fn update(tx: &mut TenantTx, policy: AddressPolicy, id: i64, p: &Endpo
     }
     let details =
         json!({"url": p.url, "description": p.description, "event_types": p.event_types, "enabled": p.enabled});
-    tx.audit("webhook.update", &format!("webhook:{id}"), details).await?;
+    owner::audit(tx, "webhook.update", &format!("webhook:{id}"), details).await?;
     Ok(endpoint)
 }
 
 /// Deletes an endpoint and its delivery log.
-pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<Endpoint> {
+pub async fn delete(tx: &mut impl OwnerTx, id: i64) -> Result<Endpoint> {
     let endpoint: Endpoint =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("DELETE FROM webhook_endpoints WHERE id = $1 RETURNING {COLUMNS}")))
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(not_found)?;
-    tx.audit("webhook.delete", &format!("webhook:{id}"), json!({"url": endpoint.url})).await?;
+    owner::audit(tx, "webhook.delete", &format!("webhook:{id}"), json!({"url": endpoint.url})).await?;
     Ok(endpoint)
 }
 
 /// Replaces an endpoint's secret; the answer shows the new one, once. Deliveries sent
 /// from now on are signed with it.
-pub async fn rotate(tx: &mut TenantTx, vault: &Vault, id: i64) -> Result<RotatedSecret> {
+pub async fn rotate(tx: &mut impl OwnerTx, vault: &Vault, id: i64) -> Result<RotatedSecret> {
     let secret = sign::new_secret();
-    let sealed = vault.seal(&secret, &context(tx.tenant().id, id))?;
+    let sealed = vault.seal(&secret, &tx.owner().context(id))?;
     let n = sqlx::query("UPDATE webhook_endpoints SET secret_sealed = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(sealed)
@@ -229,7 +231,7 @@ pub async fn rotate(tx: &mut TenantTx, vault: &Vault, id: i64) -> Result<Rotated
     if n == 0 {
         return Err(not_found());
     }
-    tx.audit("webhook.rotate_secret", &format!("webhook:{id}"), json!({})).await?;
+    owner::audit(tx, "webhook.rotate_secret", &format!("webhook:{id}"), json!({})).await?;
     Ok(RotatedSecret { id, secret })
 }
 
@@ -240,14 +242,14 @@ pub struct Target {
 }
 
 /// The URL and key of an enabled endpoint (None when it is gone or off).
-pub async fn target(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, id: i64) -> Result<Option<Target>> {
+pub async fn target(conn: &mut PgConnection, vault: &Vault, owner: &Owner, id: i64) -> Result<Option<Target>> {
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT url, secret_sealed FROM webhook_endpoints WHERE id = $1 AND enabled")
             .bind(id)
             .fetch_optional(conn)
             .await?;
     let Some((url, sealed)) = row else { return Ok(None) };
-    let secret = vault.open(&sealed, &context(tenant_id, id))?;
+    let secret = vault.open(&sealed, &owner.context(id))?;
     let key = sign::key_of(&secret)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("webhook endpoint {id} has a malformed secret")))?;
     Ok(Some(Target { url, key }))
@@ -255,17 +257,17 @@ pub async fn target(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, id: 
 
 /// Seals again, under the vault's current key, every endpoint secret of the selected
 /// schema that is not sealed under it (`pointsmall secrets reseal`). Returns how many.
-pub async fn reseal(conn: &mut PgConnection, vault: &Vault, tenant_id: i64) -> Result<u64> {
+pub async fn reseal(conn: &mut PgConnection, vault: &Vault, owner: &Owner) -> Result<u64> {
     let rows: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, secret_sealed FROM webhook_endpoints ORDER BY id FOR UPDATE")
             .fetch_all(&mut *conn)
             .await?;
     let mut done = 0;
     for (id, stored) in rows.into_iter().filter(|(_, s)| !vault.is_current(s)) {
-        let plain = vault.open(&stored, &context(tenant_id, id))?;
+        let plain = vault.open(&stored, &owner.context(id))?;
         sqlx::query("UPDATE webhook_endpoints SET secret_sealed = $2 WHERE id = $1")
             .bind(id)
-            .bind(vault.seal(&plain, &context(tenant_id, id))?)
+            .bind(vault.seal(&plain, &owner.context(id))?)
             .execute(&mut *conn)
             .await?;
         done += 1;

@@ -8,6 +8,7 @@
 //!   sends them signed without a transaction open, records the outcome, retries with
 //!   back-off and turns off an endpoint after a run of failures;
 //! - `deliveries`: the delivery log, manual replay and the test event;
+//! - `owner`: whose endpoints (a mall's or an alliance's): schema, secret context, audit;
 //! - `sign`: the Standard Webhooks signature; `address`: which hosts may be called.
 
 pub mod address;
@@ -15,6 +16,7 @@ pub mod deliver;
 pub mod deliveries;
 pub mod endpoints;
 pub mod enqueue;
+pub mod owner;
 pub mod sign;
 
 pub use crate::limits::webhooks as bounds;
@@ -30,6 +32,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "budget.low",
     "settlement.closed",
 ];
+
+/// The event types an alliance's endpoint may subscribe to: `points.changed` there is
+/// an entry of the shared currency (its `member_id` the alliance identity).
+pub const ALLIANCE_EVENT_TYPES: &[&str] = &["points.changed", "budget.low", "settlement.closed"];
 
 /// The event staff send to try an endpoint (never subscribed to).
 pub const TEST_EVENT: &str = "webhook.test";

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::alliance::membership::{self, Departure};
+use platform::alliance::counts::{self, AllianceMemberCounts};
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant};
 use platform::staff::{self, NewAllianceAdmin, Scope, StaffUser};
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(malls))
         .routes(routes!(invite_admin))
         .routes(routes!(remove_mall))
+        .routes(routes!(member_counts))
 }
 
 /// Alliance admin login.
@@ -151,4 +153,13 @@ async fn malls(State(state): State<AppState>, Path(slug): Path<String>) -> ApiRe
         currency_name: a.currency_name,
         malls,
     }))
+}
+
+/// How many members each mall shares with the alliance: members linked to an alliance
+/// identity and those holding shared points, with the alliance's totals. Counts only.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/member-counts", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    responses((status = 200, body = AllianceMemberCounts), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn member_counts(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<AllianceMemberCounts>> {
+    Ok(Json(counts::of_alliance(&state.db, &auth.alliance).await?))
 }

@@ -1,6 +1,8 @@
 //! The HTTP surface, one module per audience.
 
 pub mod alliance;
+pub mod alliance_rules;
+pub mod alliance_webhooks;
 pub mod analytics;
 pub mod budgets;
 pub mod content;

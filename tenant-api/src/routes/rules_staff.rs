@@ -37,10 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-struct RuleListQuery {
+pub(crate) struct RuleListQuery {
     /// true: the archived rules instead of the active ones.
     #[serde(default)]
-    archived: bool,
+    pub(crate) archived: bool,
 }
 
 /// The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`.
@@ -75,12 +75,12 @@ async fn create(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct RuleDetail {
-    rule: Rule,
+pub(crate) struct RuleDetail {
+    pub(crate) rule: Rule,
     /// Every version of the script, newest first.
-    versions: Vec<RuleVersion>,
+    pub(crate) versions: Vec<RuleVersion>,
     /// Every version of the parameters, newest first.
-    param_versions: Vec<RuleParamsVersion>,
+    pub(crate) param_versions: Vec<RuleParamsVersion>,
 }
 
 /// One rule with every version of its script and of its parameters. Needs `rules_read`.
@@ -124,9 +124,9 @@ async fn patch(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScriptBody {
+pub(crate) struct ScriptBody {
     /// A Rhai script that compiles (a 422 names line and column).
-    script: String,
+    pub(crate) script: String,
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
@@ -154,10 +154,10 @@ async fn new_version(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ParamsBody {
+pub(crate) struct ParamsBody {
     /// A JSON object of at most 16 KiB.
     #[schema(value_type = platform::doc::JsonObject)]
-    params: serde_json::Value,
+    pub(crate) params: serde_json::Value,
 }
 
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
@@ -183,10 +183,10 @@ async fn set_params(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackBody {
+pub(crate) struct RollbackBody {
     /// A version of this rule (1 is its first).
     #[schema(minimum = 1)]
-    version: i32,
+    pub(crate) version: i32,
 }
 
 /// Makes an earlier version of the script current again. Needs `rules_write`.

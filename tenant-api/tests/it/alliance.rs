@@ -419,3 +419,50 @@ async fn a_failed_shared_points_write_leaves_the_transaction_in_the_malls_schema
     assert_eq!(here, mall.schema_name);
     tx.rollback().await.unwrap();
 }
+
+#[tokio::test]
+async fn alliance_admins_see_how_many_members_each_mall_shares_and_nothing_personal() {
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let (ma, mb) = (mall_in(&app, &a.slug).await, mall_in(&app, &a.slug).await);
+    let admin = crate::budgets::alliance_admin(&app, &a.slug).await;
+    // Member 1 of A earns shared points and moves to B; member 2 of A moves to B without
+    // any; member 3 of A never uses the alliance.
+    let (p1, p2, p3) = (phone(), phone(), phone());
+    let (m1, t1) = app.proven_member(&ma, &p1).await;
+    let key = app.partner_key(&ma).await;
+    let items = json!({"items": [{"member_id": m1["id"], "amount": 40, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&ma, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, x) = handoff(&app, &mb, t1["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{x}");
+    let (_, t2) = app.proven_member(&ma, &p2).await;
+    let (s, x) = handoff(&app, &mb, t2["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{x}");
+    app.proven_member(&ma, &p3).await;
+
+    let path = format!("/v1/alliances/{}/member-counts", a.slug);
+    let (s, c) = app.call(Method::GET, &path, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let mall = |slug: &str| {
+        let m = c["malls"].as_array().unwrap().iter().find(|m| m["slug"] == slug).unwrap_or_else(|| panic!("{c}"));
+        (m["with_identity"].as_i64().unwrap(), m["with_shared_balance"].as_i64().unwrap())
+    };
+    assert_eq!(mall(&ma.slug), (2, 1), "{c}");
+    assert_eq!(mall(&mb.slug), (2, 1), "{c}");
+    assert_eq!((c["identities"].as_i64(), c["identities_with_shared_balance"].as_i64()), (Some(2), Some(1)), "{c}");
+    let text = c.to_string();
+    for p in [&p1, &p2, &p3] {
+        assert!(!text.contains(p.as_str()), "no phone in the counts: {text}");
+    }
+    assert!(!text.contains("member_id") && !text.contains("nickname"), "{text}");
+
+    // Another alliance's admin is refused; a mall's staff token is no alliance credential.
+    let other = alliance(&app).await;
+    let stranger = crate::budgets::alliance_admin(&app, &other.slug).await;
+    let (s, _) = app.call(Method::GET, &path, Some(&stranger), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, owner) = app.staff(&ma, "owner").await;
+    let (s, _) = app.call(Method::GET, &path, Some(&owner), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

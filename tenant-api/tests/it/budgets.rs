@@ -10,7 +10,7 @@ use crate::alliance::{SHARED, alliance, assert_alliance_ledger_sound, my_balance
 use crate::common::{TestApp, phone, unique};
 
 /// A mall of `alliance` whose budget nobody funded.
-async fn unfunded_mall(app: &TestApp, alliance: &str) -> platform::directory::Tenant {
+pub(crate) async fn unfunded_mall(app: &TestApp, alliance: &str) -> platform::directory::Tenant {
     let slug = unique("m");
     let body = json!({"slug": slug, "name": "Unfunded mall", "alliance": alliance});
     let (s, b) = app.call(Method::POST, "/v1/platform/tenants", Some(&app.platform_token), Some(body)).await;

@@ -184,12 +184,18 @@ async fn alliance_credentials_reach_only_their_own_alliance_routes() {
     let app = TestApp::spawn().await;
     let (x, y) = (crate::alliance::alliance(&app).await, crate::alliance::alliance(&app).await);
     let mall = crate::alliance::mall_in(&app, &x.slug).await;
-    let (cm, ids) = creds(&app, &mall).await;
+    let (cm, mut ids) = creds(&app, &mall).await;
     let (admin_x, admin_y) =
         (crate::budgets::alliance_admin(&app, &x.slug).await, crate::budgets::alliance_admin(&app, &y.slug).await);
     // X's admin is not refused for nothing: its own figures answer.
     let (s, _) = app.call(Method::GET, &format!("/v1/alliances/{}/budgets", x.slug), Some(&admin_x), None).await;
     assert_eq!(s, StatusCode::OK);
+    // X has a webhook endpoint; its id is tried on every `{id}` route.
+    let hooks = format!("/v1/alliances/{}/webhooks", x.slug);
+    let new = json!({"url": "http://127.0.0.1:9/x", "event_types": ["settlement.closed"]});
+    let (s, hook) = app.call(Method::POST, &hooks, Some(&admin_x), Some(new)).await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    ids.push(hook["id"].as_i64().unwrap());
 
     let (_, spec) = app.call(Method::GET, "/openapi.json", None, None).await;
     let fill = |template: &str, id: i64| {
@@ -230,5 +236,11 @@ async fn alliance_credentials_reach_only_their_own_alliance_routes() {
             }
         }
     }
-    assert!(alliance_routes >= 10 && mall_routes >= 100, "{alliance_routes} alliance and {mall_routes} mall routes");
+    assert!(alliance_routes >= 20 && mall_routes >= 100, "{alliance_routes} alliance and {mall_routes} mall routes");
+    // Nothing the others tried changed X's endpoint.
+    let (s, list) = app.call(Method::GET, &hooks, Some(&admin_x), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((&list[0]["url"], &list[0]["enabled"]), (&json!("http://127.0.0.1:9/x"), &json!(true)));
 }

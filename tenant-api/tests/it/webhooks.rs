@@ -360,3 +360,91 @@ async fn an_expiry_reminder_fires_points_expiring_once() {
     assert_eq!(body["type"], "points.expiring");
     assert_eq!((body["data"]["member_id"].as_i64(), body["data"]["amount"].as_i64()), (Some(id), Some(70)), "{body}");
 }
+
+#[tokio::test]
+async fn closing_a_settlement_period_sends_the_alliance_endpoint_a_signed_statement() {
+    use crate::alliance::{SHARED, alliance, mall_in};
+    let app = TestApp::spawn().await;
+    let a = alliance(&app).await;
+    let mall = mall_in(&app, &a.slug).await;
+    let admin = crate::budgets::alliance_admin(&app, &a.slug).await;
+    let base = format!("/v1/alliances/{}", a.slug);
+    let (url, seen) = receiver(0).await;
+
+    // An alliance's endpoint takes the alliance's events only.
+    let bad = json!({"url": url, "event_types": ["order.state_changed"]});
+    let (s, b) = app.call(Method::POST, &format!("{base}/webhooks"), Some(&admin), Some(bad)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let new = json!({"url": url, "event_types": ["settlement.closed", "points.changed"], "description": "treasury"});
+    let (s, hook) = app.call(Method::POST, &format!("{base}/webhooks"), Some(&admin), Some(new.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let (id, secret) = (hook["id"].as_i64().unwrap(), hook["secret"].as_str().unwrap().to_string());
+    let (s, list) = app.call(Method::GET, &format!("{base}/webhooks"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert!(!list.to_string().contains(&secret), "the secret is shown once");
+    // Not the mall's endpoint: the mall's staff do not see it and cannot reach the alliance's.
+    let (_, owner) = app.staff(&mall, "owner").await;
+    let (s, mall_hooks) =
+        app.call(Method::GET, &format!("/v1/tenants/{}/staff/webhooks", mall.slug), Some(&owner), None).await;
+    assert_eq!((s, mall_hooks.as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{mall_hooks}");
+    let (s, _) = app.call(Method::GET, &format!("{base}/webhooks/{id}"), Some(&owner), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let other = alliance(&app).await;
+    let stranger = crate::budgets::alliance_admin(&app, &other.slug).await;
+    let (s, _) = app.call(Method::GET, &format!("{base}/webhooks/{id}"), Some(&stranger), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) =
+        app.call(Method::GET, &format!("/v1/alliances/{}/webhooks/{id}", other.slug), Some(&stranger), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another alliance's endpoint ids are not this one's");
+
+    // Shared points issued today (a later period), then yesterday's period is closed.
+    let (m, _) = app.proven_member(&mall, &phone()).await;
+    let key = app.partner_key(&mall).await;
+    let items = json!({"items": [{"member_id": m["id"], "amount": 30, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&mall, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let tz = platform::localtime::parse("Asia/Shanghai").unwrap();
+    let yesterday = platform::localtime::day(tz, chrono::Utc::now()).pred_opt().unwrap();
+    let period = yesterday.format("%Y-%m-%d").to_string();
+    let (s, st) = app.call(Method::POST, &format!("{base}/settlement/{period}/close"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{st}");
+
+    assert!(deliverer(&app).pass(Some(&a.slug)).await.unwrap() >= 2);
+    let got = wait_for(&seen, 2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let bodies: Vec<Value> = got.iter().map(|g| serde_json::from_str(&g.body).unwrap()).collect();
+    for g in &got {
+        verify(&secret, g);
+    }
+    // The shared credit, as an entry of the alliance's ledger (no personal data).
+    let changed = bodies.iter().find(|b| b["type"] == "points.changed").expect("points.changed");
+    assert_eq!((&changed["data"]["currency"], &changed["data"]["amount"]), (&json!(SHARED), &json!(30)), "{changed}");
+    let body = bodies.iter().find(|b| b["type"] == "settlement.closed").expect("settlement.closed");
+    assert_eq!(body["data"]["period"], period.as_str());
+    assert!(body["data"]["lines"].as_array().unwrap().iter().any(|l| l["mall"] == mall.slug.as_str()), "{body}");
+    // The delivery log shows it delivered; a replay sends the same event again.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let (s, page) = app.call(Method::GET, &format!("{base}/webhooks/{id}/deliveries"), Some(&admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap().clone();
+        if items.iter().all(|d| d["status"] == "delivered") || started.elapsed() > Duration::from_secs(10) {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Newest first: the settlement, then the credit.
+    assert_eq!(
+        (log.len(), &log[0]["status"], &log[0]["event_type"]),
+        (2, &json!("delivered"), &json!("settlement.closed"))
+    );
+    let did = log[0]["id"].as_i64().unwrap();
+    let (s, r) = app.call(Method::POST, &format!("{base}/webhook-deliveries/{did}/replay"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    deliverer(&app).pass(Some(&a.slug)).await.unwrap();
+    let again = wait_for(&seen, 3, 10).await;
+    let first = got.iter().zip(&bodies).find(|(_, b)| b["type"] == "settlement.closed").unwrap().0;
+    assert_eq!(again[2].id, first.id, "a replay keeps the webhook-id");
+    verify(&secret, &again[2]);
+}

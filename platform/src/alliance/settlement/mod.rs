@@ -321,14 +321,19 @@ pub async fn close(db: &Db, a: &Alliance, label: &str, now: DateTime<Utc>, actor
     Ok(s)
 }
 
-/// `settlement.closed` to each mall's webhooks (its line and the pairs it is part of),
-/// written into the mall's schema in the closing transaction.
+/// `settlement.closed` to the alliance's webhooks (the whole statement) and to each
+/// mall's (its line and the pairs it is part of), written into the alliance's and each
+/// mall's schema in the closing transaction.
 async fn announce(
     conn: &mut PgConnection,
     s: &Statement,
     malls: &HashMap<i64, Tenant>,
     alliance_schema: &str,
 ) -> Result<()> {
+    let whole = serde_json::json!({"period": s.period, "time_zone": s.time_zone, "starts_at": s.starts_at,
+        "ends_at": s.ends_at, "points_per_yuan": s.points_per_yuan, "closed_at": s.closed_at,
+        "lines": s.lines, "pairs": s.pairs});
+    crate::webhooks::enqueue::event(conn, "settlement.closed", whole).await?;
     for t in malls.values() {
         let Some(line) = s.lines.iter().find(|l| l.mall.as_deref() == Some(t.slug.as_str())) else { continue };
         let pairs: Vec<&Pair> =

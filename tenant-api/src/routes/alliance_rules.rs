@@ -1,0 +1,237 @@
+//! Alliance-wide rules (issue 12 point 6): the alliance admins' routes over the same rule
+//! store as a mall's (`store::RuleHome`), with the tables in the alliance schema. Every
+//! mall of the alliance runs them after its own rules, for the same events; they award
+//! only the shared currency (422 at save otherwise), charged to the issuing budget of
+//! the mall where the event happened. A change reaches every instance (`AllianceRules`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::ids::RuleId;
+use platform::rules::store::{self, CompileCheck, NewRule, Rule, RulePatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{AllianceAuth, Json, Path, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(alliance_rule_list, alliance_rule_create))
+        .routes(routes!(alliance_rule_get, alliance_rule_patch))
+        .routes(routes!(alliance_rule_new_version))
+        .routes(routes!(alliance_rule_set_params))
+        .routes(routes!(alliance_rule_rollback))
+        .routes(routes!(alliance_rule_rollback_params))
+        .routes(routes!(alliance_rule_archive))
+        .routes(routes!(alliance_rule_restore))
+        .routes(routes!(alliance_rule_compile))
+}
+
+/// The alliance's active rules in evaluation order, or its archived ones.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug"), RuleListQuery),
+    responses((status = 200, body = Vec<Rule>), (status = 403, body = ErrorBody)))]
+async fn alliance_rule_list(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Query(q): Query<RuleListQuery>,
+) -> ApiResult<Json<Vec<Rule>>> {
+    Ok(Json(state.db.alliance_read(&auth.alliance, &auth.actor(), async |tx| store::list(tx, q.archived).await).await?))
+}
+
+/// Creates a rule (its script is compiled first: a 422 names line and column). Takes
+/// effect on every server instance for the next event.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = NewRule,
+    responses((status = 201, body = Rule), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_create(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Json(body): Json<NewRule>,
+) -> ApiResult<(StatusCode, Json<Rule>)> {
+    let sandbox = state.rules.sandbox.clone();
+    let rule = state
+        .db
+        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await)
+        .await?;
+    state.rules.evict_all();
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+/// One rule with every version of its script and of its parameters.
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = RuleDetail), (status = 404, body = ErrorBody)))]
+async fn alliance_rule_get(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+) -> ApiResult<Json<RuleDetail>> {
+    let (rule, versions, param_versions) = state
+        .db
+        .alliance_read(&auth.alliance, &auth.actor(), async |tx| {
+            Ok((store::get(tx, id).await?, store::versions(tx, id).await?, store::param_versions(tx, id).await?))
+        })
+        .await?;
+    Ok(Json(RuleDetail { rule, versions, param_versions }))
+}
+
+/// Enables, disables or reorders a rule (409 `rule_archived` for an archived one).
+#[utoipa::path(patch, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = RulePatch,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_patch(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+    Json(body): Json<RulePatch>,
+) -> ApiResult<Json<Rule>> {
+    let rule =
+        state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::patch(tx, id, &body).await).await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Saves a new version of the script and makes it current (compiled first; a 422 names
+/// line and column; 409 `rule_archived` for an archived rule).
+#[utoipa::path(put, path = "/v1/alliances/{alliance}/rules/{id}/script", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = ScriptBody,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_new_version(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+    Json(body): Json<ScriptBody>,
+) -> ApiResult<Json<Rule>> {
+    let sandbox = state.rules.sandbox.clone();
+    let rule = state
+        .db
+        .alliance_write(&auth.alliance, &auth.actor(), async |tx| {
+            store::new_version(tx, &sandbox, id, &body.script).await
+        })
+        .await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Replaces the rule's parameters (R4) without touching its script: a new parameter
+/// version, made current (every version is kept; parameters equal to the current ones
+/// change nothing).
+#[utoipa::path(put, path = "/v1/alliances/{alliance}/rules/{id}/params", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = ParamsBody,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_set_params(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+    Json(body): Json<ParamsBody>,
+) -> ApiResult<Json<Rule>> {
+    let rule = state
+        .db
+        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::set_params(tx, id, &body.params).await)
+        .await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Makes an earlier version of the script current again.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/rollback", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = RollbackBody,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_rollback(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+    Json(body): Json<RollbackBody>,
+) -> ApiResult<Json<Rule>> {
+    let version = body.version;
+    let rule = state
+        .db
+        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback(tx, id, version).await)
+        .await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Makes an earlier version of the parameters current again (the script stays).
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/params/rollback", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    request_body = RollbackBody,
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_rollback_params(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+    Json(body): Json<RollbackBody>,
+) -> ApiResult<Json<Rule>> {
+    let version = body.version;
+    let rule = state
+        .db
+        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await)
+        .await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+/// not); its versions and the entries naming it stay. Audited.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/archive", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+async fn alliance_rule_archive(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+) -> ApiResult<Json<Rule>> {
+    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+///
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/restore", tag = "alliance",
+    security(("alliance_jwt" = [])),
+    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+async fn alliance_rule_restore(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Path((_a, id)): Path<(String, RuleId)>,
+) -> ApiResult<Json<Rule>> {
+    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
+}
+
+/// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
+/// or the first error's line and column.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/compile", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = ScriptBody,
+    responses((status = 200, body = CompileCheck), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn alliance_rule_compile(
+    State(state): State<AppState>,
+    _auth: AllianceAuth,
+    Json(body): Json<ScriptBody>,
+) -> ApiResult<Json<CompileCheck>> {
+    let sandbox = state.rules.sandbox.clone();
+    let check = tokio::task::spawn_blocking(move || store::compile_check(&sandbox, &body.script))
+        .await
+        .map_err(|e| platform::error::Error::Internal(e.into()))?;
+    Ok(Json(check))
+}
