@@ -158,6 +158,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alliances/{alliance}/malls/{tenant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * An alliance admin removes a mall from the alliance: its shared products are delisted,
+         *     its issuing budget is closed (what is left stays visible), its members keep their
+         *     shared balance in the other malls. The mall can join again later.
+         */
+        delete: operations["remove_mall"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alliances/{alliance}/malls/{tenant}/budget": {
         parameters: {
             query?: never;
@@ -794,7 +815,11 @@ export interface paths {
          *     get alliance identities on first need.
          */
         post: operations["join_alliance"];
-        delete?: never;
+        /**
+         * A mall leaves its alliance (the operator): its shared products are delisted, its
+         *     issuing budget is closed, its members keep their shared balance in the other malls.
+         */
+        delete: operations["leave_alliance"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3986,6 +4011,11 @@ export interface components {
         Budget: {
             /** Format: int64 */
             balance_fen: number;
+            /**
+             * Format: date-time
+             * @description Set when the mall left the alliance: no more issues or top-ups.
+             */
+            closed_at?: string | null;
             /** Format: int64 */
             low_threshold_fen: number;
             /**
@@ -4677,6 +4707,25 @@ export interface components {
              */
             status: string;
         };
+        /** @description What a leave did. */
+        Departure: {
+            /** @description The alliance it left. */
+            alliance: string;
+            /**
+             * Format: int64
+             * @description What was left in the mall's issuing budget, now closed (fen).
+             */
+            budget_left_fen: number;
+            /**
+             * Format: int64
+             * @description Products priced in the shared currency that were delisted.
+             */
+            delisted_products: number;
+            /** Format: date-time */
+            left_at: string;
+            /** @description The mall that left. */
+            mall: string;
+        };
         /** @description The outcome of a draw. */
         Draw: {
             /** Format: int64 */
@@ -5083,6 +5132,12 @@ export interface components {
             key_id: number;
             scopes: string[];
             tenant: string;
+        };
+        LeftMall: {
+            /** Format: date-time */
+            left_at: string;
+            name: string;
+            slug: string;
         };
         Level: {
             benefits?: components["schemas"]["JsonObject"] | null;
@@ -5773,6 +5828,8 @@ export interface components {
         };
         Overview: {
             alliance: components["schemas"]["Alliance"];
+            /** @description Malls that left the alliance (and did not join again), with when they last left. */
+            departed: components["schemas"]["LeftMall"][];
             merchants: components["schemas"]["Tenant"][];
         };
         Page_AuditEntry: {
@@ -7891,6 +7948,72 @@ export interface operations {
             };
             /** @description Malformed: the body is not JSON or the query string cannot be read */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_mall: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+                /** @description mall slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Departure"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10707,6 +10830,71 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    leave_alliance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Departure"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -1,1 +1,0 @@
-import{bZ as a}from"./index-DDxrYGo7.js";const p=(e="")=>e.replace(/[|\\{}()[\]^$+*?.]/g,"\\$&").replace(/-/g,"\\x2d"),t=e=>a(e);export{t as c,p as e};
