@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use platform::alliance::membership::{self, Departure};
 use platform::alliance::counts::{self, AllianceMemberCounts};
+use platform::alliance::membership::{self, Departure};
 use platform::auth::tokens::TokenPair;
 use platform::directory::{self, Tenant};
 use platform::staff::{self, NewAllianceAdmin, Scope, StaffUser};

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::alliance::{SHARED, alliance, handoff, mall_in, my_balance, product, redeem};
 use crate::budgets::alliance_admin;
 use crate::common::{TestApp, phone, unique};
+use platform::directory::Tenant;
 
 async fn issue(app: &TestApp, t: &platform::directory::Tenant, member_id: i64, amount: i64) -> (StatusCode, Value) {
     let key = app.partner_key(t).await;
@@ -17,9 +18,14 @@ async fn issue(app: &TestApp, t: &platform::directory::Tenant, member_id: i64, a
     app.partner_post(t, &key, "/points/credits", &unique("c"), items).await
 }
 
-/// What `pointsmall ledger verify --all` checks: every mall's and alliance's ledger.
-async fn verify_all(app: &TestApp) {
-    let ledgers = platform::fleet::ledgers(&app.db, None).await.unwrap();
+/// What `pointsmall ledger verify --tenant` checks for each of these malls: its ledger and
+/// its alliance's (not `--all`: other tests share the database, some tamper on purpose).
+async fn verify_all(app: &TestApp, malls: &[&Tenant]) {
+    let mut ledgers = Vec::new();
+    for t in malls {
+        ledgers.extend(platform::fleet::ledgers(&app.db, Some(&t.slug)).await.unwrap());
+    }
+    assert!(ledgers.len() > malls.len(), "the alliance's ledger is among them");
     for l in &ledgers {
         let r = platform::fleet::verify(&app.db, l).await.unwrap();
         assert!(r.problems.is_empty(), "{}: {:#?}", l.label, r.problems);
@@ -148,7 +154,7 @@ async fn a_mall_leaves_its_alliance_and_joins_again() {
     let line = st["lines"].as_array().unwrap().iter().find(|l| l["mall"] == a.slug.as_str()).expect("A's line");
     assert_eq!((&line["issued"], &line["redeemed"], &line["returned"]), (&json!(1000), &json!(200), &json!(200)));
 
-    verify_all(&app).await;
+    verify_all(&app, &[&a, &b]).await;
     let leaves = audited(&app, a.id, "tenant.alliance.leave").await;
     assert_eq!(leaves.len(), 1);
     assert_eq!(leaves[0].0, Some(al.id), "the alliance's log shows it too");
@@ -179,5 +185,5 @@ async fn a_mall_leaves_its_alliance_and_joins_again() {
     let (s, body) =
         app.call(Method::POST, &join, Some(&app.platform_token), Some(json!({"alliance": other.slug}))).await;
     assert_eq!((s, &body["error"]["code"]), (StatusCode::CONFLICT, &json!("left_another_alliance")), "{body}");
-    verify_all(&app).await;
+    verify_all(&app, &[&a, &b]).await;
 }
