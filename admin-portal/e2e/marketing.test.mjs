@@ -236,9 +236,9 @@ test("the platform operator sees a new tenant's schema at the latest migration o
   await tenantRow.locator('[data-test="tenant-delete"]').click();
   const dialog = page.locator('[data-test="tenant-delete-dialog"]');
   const submit = page.locator('[data-test="tenant-delete-submit"]');
-  await page.locator('[data-test="tenant-delete-confirm"] input').fill("not-the-slug");
+  await page.locator('[data-test="tenant-delete-confirm"]').fill("not-the-slug");
   assert.ok(await submit.isDisabled(), "disabled until the slug matches");
-  await page.locator('[data-test="tenant-delete-confirm"] input').fill(slug);
+  await page.locator('[data-test="tenant-delete-confirm"]').fill(slug);
   assert.ok(await submit.isEnabled());
   await submit.click();
   await dialog.waitFor({ state: "hidden" });
