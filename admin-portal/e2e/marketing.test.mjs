@@ -221,6 +221,31 @@ test("the platform operator sees a new tenant's schema at the latest migration o
   await page.reload();
   await page.locator('[data-test="page-health"]').waitFor();
   await page.locator(".el-checkbox.is-checked", { hasText: "只看待迁移" }).waitFor();
+
+  // Issue 14 point 4: the operator downloads the new mall's archive, then deletes the
+  // mall by typing its slug; it leaves the list and shows among the deleted malls.
+  await page.goto(`${BASE_URL}/portal/platform/tenants`);
+  await page.locator('[data-test="page-tenants"]').waitFor();
+  await settled(page);
+  const tenantRow = page.locator('[data-test="tenants-table"] .el-table__body-wrapper tbody tr', { hasText: slug });
+  await tenantRow.waitFor();
+  const [archive] = await Promise.all([page.waitForEvent("download"), tenantRow.locator('[data-test="tenant-export"]').click()]);
+  assert.match(archive.suggestedFilename(), new RegExp(`^${slug}-\\d{8}\\.tar\\.gz$`));
+  const { stat } = await import("node:fs/promises");
+  assert.ok((await stat(await archive.path())).size > 100, "an archive, not an error");
+  await tenantRow.locator('[data-test="tenant-delete"]').click();
+  const dialog = page.locator('[data-test="tenant-delete-dialog"]');
+  const submit = page.locator('[data-test="tenant-delete-submit"]');
+  await page.locator('[data-test="tenant-delete-confirm"]').fill("not-the-slug");
+  assert.ok(await submit.isDisabled(), "disabled until the slug matches");
+  await page.locator('[data-test="tenant-delete-confirm"]').fill(slug);
+  assert.ok(await submit.isEnabled());
+  await submit.click();
+  await dialog.waitFor({ state: "hidden" });
+  await tenantRow.waitFor({ state: "detached" });
+  await page.locator('[data-test="tombstones-table"] tbody tr', { hasText: slug }).waitFor();
+  const stones = await asPortal(page, "GET", "/v1/platform/tombstones");
+  assert.ok(stones.body.some((x) => x.slug === slug), JSON.stringify(stones.body));
 });
 
 test("the owner adds a level in the settings' level table (V1) and the API has it", async () => {

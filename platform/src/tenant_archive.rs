@@ -748,6 +748,23 @@ async fn load_control(conn: &mut PgConnection, id: i64, paths: &BTreeMap<String,
     Ok((staff, api_keys, (total_keys as u64).saturating_sub(api_keys)))
 }
 
+/// [`export`] on behalf of `actor` (the platform operator's download): the archive is
+/// written to `dest`, then the export is audited (`tenant.export`, with the archive's
+/// entries and size) on the mall.
+pub async fn export_audited(db: &Db, storage: &Storage, slug: &str, dest: &Path, actor: &Actor) -> Result<Manifest> {
+    let manifest = export(db, storage, slug, dest, &|_| {}).await?;
+    let bytes = std::fs::metadata(dest).map_err(io)?.len();
+    let tenant_id = directory::find_by_slug(db.control(), slug).await?.map(|t| t.id);
+    let details = serde_json::json!({
+        "entries": manifest.entries.len(),
+        "bytes": bytes,
+        "tenant_migration": manifest.tenant_migration,
+    });
+    let mut conn = db.control().acquire().await?;
+    audit::record(&mut conn, actor, tenant_id, "tenant.export", slug, details).await?;
+    Ok(manifest)
+}
+
 /// Deletes the mall `slug`: `confirm` must be the slug again. Refused (409
 /// `alliance_positions_unsettled`) while its alliance has entries of it that no
 /// settlement statement took. Drops the schema and the directory row (staff and keys

@@ -9,6 +9,7 @@ use platform::sender::{self, Recorded};
 use platform::settings::{TenantLimits, TenantSettings};
 use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
+use platform::tenant_archive::{self, Deleted, Tombstone};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,7 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(list_tenants, create_tenant))
-        .routes(routes!(get_tenant))
+        .routes(routes!(get_tenant, delete_tenant))
+        .routes(routes!(export_tenant))
+        .routes(routes!(tombstones))
         .routes(routes!(suspend_tenant))
         .routes(routes!(resume_tenant))
         .routes(routes!(set_tenant_limits))
@@ -143,6 +146,98 @@ async fn get_tenant(
 ) -> ApiResult<Json<Tenant>> {
     let t = tenant_by_slug(&state, &slug).await?;
     Ok(Json(t))
+}
+
+/// Downloads the archive of a mall (`.tar.gz`: manifest, tables, its staff, keys, audit
+/// rows and files; see the README's "Tenant export, import and delete"), audited
+/// (`tenant.export`). Refused (409 `tenant_in_alliance`) for a mall in an alliance.
+#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}/export", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, content_type = "application/gzip", body = Vec<u8>,
+        description = "the archive, as an attachment named `<slug>-<date>.tar.gz`"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn export_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use tokio::io::AsyncReadExt;
+
+    let file = std::env::temp_dir().join(format!("pointsmall-export-{}.tar.gz", uuid::Uuid::new_v4()));
+    let exported = tenant_archive::export_audited(&state.db, &state.storage, &slug, &file, &auth.actor()).await;
+    // Opened, then unlinked: the download reads the open file and nothing is left behind.
+    let opened = match exported {
+        Ok(m) => tokio::fs::File::open(&file).await.map(|f| (m, f)),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&file).await;
+            return Err(e.into());
+        }
+    };
+    let _ = tokio::fs::remove_file(&file).await;
+    let (manifest, f) = opened.map_err(|e| Error::Internal(e.into()))?;
+    let len = f.metadata().await.map_err(|e| Error::Internal(e.into()))?.len();
+    let stream = futures::stream::unfold(f, |mut f| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let name = format!("attachment; filename=\"{}-{}.tar.gz\"", manifest.slug, manifest.exported_at.format("%Y%m%d"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// What deleting a mall asks for.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteTenant {
+    /// The mall's slug, typed again.
+    #[schema(min_length = 1, max_length = 63)]
+    confirm: String,
+}
+
+/// Deletes a mall for good: `confirm` must be its slug again (422 on `confirm`
+/// otherwise). Refused (409 `alliance_positions_unsettled`) while its alliance holds
+/// entries of it no settlement statement took. Drops its schema, its staff and keys and
+/// its files; the slug stays as a tombstone no new mall can take. Audited
+/// (`tenant.delete`).
+#[utoipa::path(delete, path = "/v1/platform/tenants/{tenant}", tag = "platform",
+    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = DeleteTenant,
+    responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Path(slug): Path<String>,
+    Json(body): Json<DeleteTenant>,
+) -> ApiResult<Json<Deleted>> {
+    let d = tenant_archive::delete(&state.db, &state.storage, &slug, &body.confirm, &auth.actor()).await?;
+    state.directory.evict(&slug).await;
+    Ok(Json(d))
+}
+
+/// The slugs of deleted malls (no new mall can take them), newest first: when and by
+/// whom each was deleted.
+#[utoipa::path(get, path = "/v1/platform/tombstones", tag = "platform",
+    security(("platform_jwt" = [])),
+    responses((status = 200, body = Vec<Tombstone>), (status = 401, body = ErrorBody)))]
+async fn tombstones(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tombstone>>> {
+    Ok(Json(tenant_archive::tombstones(&state.db).await?))
 }
 
 /// Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2).

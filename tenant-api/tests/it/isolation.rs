@@ -155,7 +155,7 @@ async fn tenant_credentials_do_not_open_platform_or_alliance_routes() {
     let a = app.tenant().await;
     let (ca, _) = creds(&app, &a).await;
     for token in [&ca.staff_token, &ca.member_token] {
-        for path in ["/v1/platform/tenants", "/v1/platform/alliances"] {
+        for path in ["/v1/platform/tenants", "/v1/platform/alliances", "/v1/platform/tombstones"] {
             let (status, body) = app.call(Method::GET, path, Some(token), None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
         }

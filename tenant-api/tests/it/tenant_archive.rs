@@ -336,3 +336,123 @@ async fn a_mall_with_unsettled_alliance_entries_is_not_deleted() {
     let quiet_mall = mall_in(&app, &a.slug).await;
     tenant_archive::delete(&app.db, &storage, &quiet_mall.slug, &quiet_mall.slug, &Actor::cli()).await.unwrap();
 }
+
+/// Issue 14 point 4: the platform operator downloads a mall's archive over HTTP; the
+/// download imports back whole with the module's import; it is audited; a merchant's
+/// staff token opens none of these routes; a mall in an alliance is refused as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_downloads_an_archive_that_imports_back_whole() {
+    let (app, storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let before = balances(&app, t).await;
+
+    let resp = app
+        .client
+        .get(format!("{}/v1/platform/tenants/{}/export", app.base, t.slug))
+        .bearer_auth(&app.platform_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/gzip");
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
+    let date = chrono::Utc::now().format("%Y%m%d").to_string();
+    assert_eq!(disposition, format!("attachment; filename=\"{}-{date}.tar.gz\"", t.slug));
+    let bytes = resp.bytes().await.unwrap();
+    let file = archive_path();
+    std::fs::write(&file, &bytes).unwrap();
+    let audited =
+        format!("SELECT count(*) FROM control.audit_log WHERE tenant_id = {} AND action = 'tenant.export'", t.id);
+    assert_eq!(count(&app, &audited).await, 1);
+
+    // The download is a whole archive: it imports beside the original under a new slug.
+    let r = tenant_archive::import(&app.db, &storage, &file, Some(&unique("http")), &Actor::system("test"), &quiet)
+        .await
+        .unwrap();
+    assert_eq!((r.files, r.staff), (1, 2));
+    app.assert_ledger_sound(&r.tenant).await;
+    assert_eq!(balances(&app, &r.tenant).await, before, "every balance identical");
+    let tokens = app.staff_login(&r.tenant, &mall.owner_email).await;
+    assert!(tokens["access_token"].is_string());
+
+    // A merchant's staff token (even the mall's owner) opens none of the operator's routes.
+    let owner = app.staff_login(t, &mall.owner_email).await["access_token"].as_str().unwrap().to_string();
+    for (method, path, body) in [
+        (Method::GET, format!("/v1/platform/tenants/{}/export", t.slug), None),
+        (Method::DELETE, format!("/v1/platform/tenants/{}", t.slug), Some(json!({"confirm": t.slug}))),
+        (Method::GET, "/v1/platform/tombstones".to_string(), None),
+    ] {
+        let (s, b) = app.call(method.clone(), &path, Some(&owner), body.clone()).await;
+        assert!(matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{method} {path}: {s} {b}");
+        let (s, b) = app.call(method.clone(), &path, None, body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {b}");
+    }
+    assert!(platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().is_some(), "still there");
+
+    // Refusals come back as JSON errors.
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let (s, b) = app
+        .call(Method::GET, &format!("/v1/platform/tenants/{}/export", m.slug), Some(&app.platform_token), None)
+        .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("tenant_in_alliance")), "{b}");
+    let (s, b) =
+        app.call(Method::GET, "/v1/platform/tenants/no-such-mall-here/export", Some(&app.platform_token), None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("tenant_not_found")), "{b}");
+}
+
+/// Issue 14 point 4: delete over HTTP asks for the slug again, then the mall is gone and
+/// its slug is listed among the tombstones with who deleted it; unsettled alliance
+/// entries refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_deletes_a_mall_by_typing_its_slug_and_sees_the_tombstone() {
+    let (app, _storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let path = format!("/v1/platform/tenants/{}", t.slug);
+    let token = Some(app.platform_token.as_str());
+
+    let (s, b) = app.call(Method::DELETE, &path, token, Some(json!({"confirm": "another"}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["details"]["fields"][0]["field"], "confirm", "{b}");
+    assert!(platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().is_some(), "kept");
+    let (s, b) = app.call(Method::DELETE, &path, token, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+
+    let (s, b) = app.call(Method::DELETE, &path, token, Some(json!({"confirm": t.slug}))).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["slug"].as_str(), b["files_deleted"].as_i64()), (Some(t.slug.as_str()), Some(1)), "{b}");
+    let (s, _) = app.call(Method::GET, &format!("/v1/platform/tenants/{}", t.slug), token, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.call(Method::GET, &format!("/v1/tenants/{}/products", t.slug), None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, list) = app.call(Method::GET, "/v1/platform/tenants", token, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!list.as_array().unwrap().iter().any(|x| x["slug"] == t.slug.as_str()), "gone from the list");
+
+    let (s, stones) = app.call(Method::GET, "/v1/platform/tombstones", token, None).await;
+    assert_eq!(s, StatusCode::OK, "{stones}");
+    let stone = stones.as_array().unwrap().iter().find(|x| x["slug"] == t.slug.as_str()).cloned();
+    let stone = stone.unwrap_or_else(|| panic!("{} not among {stones}", t.slug));
+    assert_eq!(stone["name"], t.name.as_str());
+    assert!(stone["deleted_by"].as_str().unwrap().starts_with("platform:"), "{stone}");
+    assert!(stone["deleted_at"].is_string());
+    // A second delete finds nothing.
+    let (s, b) = app.call(Method::DELETE, &path, token, Some(json!({"confirm": t.slug}))).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("tenant_not_found")), "{b}");
+
+    // Unsettled alliance entries: 409, the mall stays.
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let key = app.partner_key(&m).await;
+    let (member, _) = app.proven_member(&m, &phone()).await;
+    let items = json!({"items": [{"member_id": member["id"], "amount": 100, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .call(Method::DELETE, &format!("/v1/platform/tenants/{}", m.slug), token, Some(json!({"confirm": m.slug})))
+        .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_positions_unsettled")), "{b}");
+    assert!(platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().is_some(), "kept");
+}

@@ -795,7 +795,14 @@ export interface paths {
         get: operations["get_tenant"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Deletes a mall for good: `confirm` must be its slug again (422 on `confirm`
+         *     otherwise). Refused (409 `alliance_positions_unsettled`) while its alliance holds
+         *     entries of it no settlement statement took. Drops its schema, its staff and keys and
+         *     its files; the slug stays as a tombstone no new mall can take. Audited
+         *     (`tenant.delete`).
+         */
+        delete: operations["delete_tenant"];
         options?: never;
         head?: never;
         patch?: never;
@@ -820,6 +827,27 @@ export interface paths {
          *     issuing budget is closed, its members keep their shared balance in the other malls.
          */
         delete: operations["leave_alliance"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/tenants/{tenant}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Downloads the archive of a mall (`.tar.gz`: manifest, tables, its staff, keys, audit
+         *     rows and files; see the README's "Tenant export, import and delete"), audited
+         *     (`tenant.export`). Refused (409 `tenant_in_alliance`) for a mall in an alliance.
+         */
+        get: operations["export_tenant"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -891,6 +919,26 @@ export interface paths {
         put?: never;
         /** Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2). */
         post: operations["suspend_tenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/tombstones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The slugs of deleted malls (no new mall can take them), newest first: when and by
+         *     whom each was deleted.
+         */
+        get: operations["tombstones"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4662,6 +4710,17 @@ export interface components {
             memo?: string;
             reference?: string;
         };
+        /** @description What deleting a mall asks for. */
+        DeleteTenant: {
+            /** @description The mall's slug, typed again. */
+            confirm: string;
+        };
+        /** @description What a delete removed. */
+        Deleted: {
+            files_deleted: number;
+            schema_name: string;
+            slug: string;
+        };
         /** @description One delivery of an event to an endpoint, with its last attempt. */
         Delivery: {
             /** Format: int32 */
@@ -7355,6 +7414,16 @@ export interface components {
             refresh_token: string;
             /** @description Always "Bearer". */
             token_type: string;
+        };
+        /** @description A deleted mall's slug, kept so no new mall takes it. */
+        Tombstone: {
+            /** Format: date-time */
+            deleted_at: string;
+            deleted_by: string;
+            name: string;
+            slug: string;
+            /** Format: int64 */
+            tenant_id: number;
         };
         TopUp: {
             /**
@@ -10754,6 +10823,91 @@ export interface operations {
             };
         };
     };
+    delete_tenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteTenant"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     join_alliance: {
         parameters: {
             query?: never;
@@ -10887,6 +11041,80 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_tenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description tenant slug */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the archive, as an attachment named `<slug>-<date>.tar.gz` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": number[];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The mall is suspended, or the credential is of another mall or lacks a permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11184,6 +11412,51 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed: `details.fields` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tombstones: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tombstone"][];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
