@@ -339,13 +339,7 @@ pub async fn return_to_lots(
         .bind(&currency)
         .execute(&mut *conn)
         .await?;
-    let rows: Vec<(i64, i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT a.lot_id, a.amount - a.returned, l.remaining, l.expires_at FROM allocations a JOIN lots l ON l.id = a.lot_id \
-         WHERE a.entry_id = $1 AND a.returned < a.amount ORDER BY l.expires_at DESC NULLS FIRST, l.id DESC FOR UPDATE OF a",
-    )
-    .bind(debit_entry_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = open_allocations(conn, debit_entry_id).await?;
     let returnable: i64 = rows.iter().map(|r| r.1).sum();
     if amount > returnable {
         return Err(Error::Conflict {
@@ -353,20 +347,7 @@ pub async fn return_to_lots(
             message: format!("only {returnable} of that debit can still be returned"),
         });
     }
-    let (mut left, mut back, mut forfeited) = (amount, 0i64, 0i64);
-    let (mut ids, mut takes, mut credited) = (vec![], vec![], vec![]);
-    for (lot_id, open, _remaining, expires_at) in rows {
-        if left == 0 {
-            break;
-        }
-        let take = open.min(left);
-        left -= take;
-        let alive = expires_at.is_none_or(|e| e > now);
-        ids.push(lot_id);
-        takes.push(take);
-        credited.push(if alive { take } else { 0 });
-        if alive { back += take } else { forfeited += take }
-    }
+    let ReturnPlan { ids, takes, credited, back, forfeited } = ReturnPlan::new(&rows, amount, now);
     sqlx::query(
         "UPDATE allocations a SET returned = a.returned + t.x FROM unnest($2::bigint[], $3::bigint[]) AS t(id, x) \
          WHERE a.entry_id = $1 AND a.lot_id = t.id",
@@ -398,6 +379,53 @@ pub async fn return_to_lots(
     let entry = append(conn, &head, member_id, &currency, back, 0, reason, &source, now).await?;
     record_returns(conn, debit_entry_id, Some(entry.id), &ids, &takes, &credited, now).await?;
     Ok((Some(entry), forfeited))
+}
+
+/// The lots a debit took from and still owes back, latest expiry first (never-expiring
+/// lots first): (lot id, amount still to return, lot's remaining, lot's expiry). Locks the
+/// allocations.
+async fn open_allocations(
+    conn: &mut PgConnection,
+    debit_entry_id: i64,
+) -> Result<Vec<(i64, i64, i64, Option<DateTime<Utc>>)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.lot_id, a.amount - a.returned, l.remaining, l.expires_at FROM allocations a JOIN lots l ON l.id = a.lot_id \
+         WHERE a.entry_id = $1 AND a.returned < a.amount ORDER BY l.expires_at DESC NULLS FIRST, l.id DESC FOR UPDATE OF a",
+    )
+    .bind(debit_entry_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// How a return of `amount` spreads over a debit's open allocations: what each lot gets
+/// back (`takes`), what it is credited (`credited`: 0 when the lot has expired, the points
+/// are forfeited), and the totals.
+struct ReturnPlan {
+    ids: Vec<i64>,
+    takes: Vec<i64>,
+    credited: Vec<i64>,
+    back: i64,
+    forfeited: i64,
+}
+
+impl ReturnPlan {
+    fn new(rows: &[(i64, i64, i64, Option<DateTime<Utc>>)], amount: i64, now: DateTime<Utc>) -> Self {
+        let mut plan = ReturnPlan { ids: vec![], takes: vec![], credited: vec![], back: 0, forfeited: 0 };
+        let mut left = amount;
+        for &(lot_id, open, _remaining, expires_at) in rows {
+            if left == 0 {
+                break;
+            }
+            let take = open.min(left);
+            left -= take;
+            let alive = expires_at.is_none_or(|e| e > now);
+            plan.ids.push(lot_id);
+            plan.takes.push(take);
+            plan.credited.push(if alive { take } else { 0 });
+            if alive { plan.back += take } else { plan.forfeited += take }
+        }
+        plan
+    }
 }
 
 /// Keeps what a return gave back to each lot, and what it forfeited (`credited` 0: the

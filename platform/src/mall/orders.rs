@@ -225,63 +225,33 @@ pub async fn transition(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Payment { status, kind, debit_entry_id, hold_id, alliance_entry_id } =
-        row.ok_or_else(|| Error::not_found("order_not_found", "no such order"))?;
-    let from = status;
-    let to = order_state::next(from, action, kind).ok_or_else(|| {
+    let paid = row.ok_or_else(|| Error::not_found("order_not_found", "no such order"))?;
+    let from = paid.status;
+    let to = order_state::next(from, action, paid.kind).ok_or_else(|| {
         Error::conflict("illegal_transition", format!("an order that is {} cannot be {}", from.as_str(), past(action)))
     })?;
     let order = get(conn, id).await?;
     let source =
         Source::new(SourceKind::Order, actor).reference(order.order_no.clone()).memo(format!("order {}", past(action)));
     match action {
-        Action::Cancel | Action::Timeout => {
-            give_back(conn, &order, debit_entry_id, alliance_entry_id, &source, now).await?;
-            if let Some(h) = hold_id {
-                let hold = holds::get(conn, h).await?;
-                match hold.status {
-                    HoldStatus::Held => {
-                        holds::void(conn, &tenant, h, actor, now).await?;
-                    }
-                    HoldStatus::Captured => {
-                        holds::refund(conn, &tenant, h, hold.captured - hold.refunded, actor, now).await?;
-                    }
-                    HoldStatus::Voided | HoldStatus::Expired => {}
-                }
+        Action::Cancel | Action::Timeout | Action::Refund => {
+            give_back(conn, &order, paid.debit_entry_id, paid.alliance_entry_id, &source, now).await?;
+            if let Some(h) = paid.hold_id {
+                release_hold(conn, &tenant, h, action, actor, now).await?;
             }
-            restore_stock(conn, &order).await?;
-        }
-        Action::Refund => {
-            give_back(conn, &order, debit_entry_id, alliance_entry_id, &source, now).await?;
-            if let Some(h) = hold_id {
-                let hold = holds::get(conn, h).await?;
-                if hold.captured > hold.refunded {
-                    holds::refund(conn, &tenant, h, hold.captured - hold.refunded, actor, now).await?;
-                }
-            }
-            // Codes of virtual goods cannot be taken back, so their stock is not restored.
-            if order.kind != ProductKind::Virtual {
+            // Codes of virtual goods cannot be taken back, so a refund leaves their stock.
+            if action != Action::Refund || order.kind != ProductKind::Virtual {
                 restore_stock(conn, &order).await?;
             }
         }
         Action::Pay => {
-            if let Some(h) = hold_id {
+            if let Some(h) = paid.hold_id {
                 holds::capture(conn, &tenant, h, order.points_amount, actor, now).await?;
             }
         }
         Action::Ship | Action::Receive | Action::Approve => {}
     }
-    let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE orders SET status = $2, carrier = coalesce($3, carrier), tracking_no = coalesce($4, tracking_no), \
-             payment_ref = coalesce($5, payment_ref), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(to.as_str())
-    .bind(&details.carrier)
-    .bind(&details.tracking_no)
-    .bind(&details.payment_ref)
-    .fetch_one(&mut *conn)
-    .await?;
+    let order = set_status(conn, id, to, details).await?;
     history(conn, id, Some(from), to, actor, &details.note).await?;
     let status = voice.text(&format!("order-status-{}", to.as_str().replace('_', "-")), &[]);
     let body =
@@ -294,6 +264,48 @@ pub async fn transition(
         return issue_code(conn, id).await;
     }
     Ok(order)
+}
+
+/// The hold behind a points + cash order when the order is cancelled, times out or is
+/// refunded: a cancelled order voids a hold still held and refunds a captured one; a
+/// refund returns whatever was captured and not yet refunded.
+async fn release_hold(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    h: HoldId,
+    action: Action,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let hold = holds::get(conn, h).await?;
+    let open = hold.captured - hold.refunded;
+    match (action, hold.status) {
+        (Action::Refund, _) if open <= 0 => return Ok(()),
+        (Action::Refund, _) | (_, HoldStatus::Captured) => {
+            holds::refund(conn, tenant, h, open, actor, now).await?;
+        }
+        (_, HoldStatus::Held) => {
+            holds::void(conn, tenant, h, actor, now).await?;
+        }
+        (_, HoldStatus::Voided | HoldStatus::Expired) => {}
+    }
+    Ok(())
+}
+
+/// Writes an order's new state with the shipping and payment details a transition
+/// brings (a detail not sent keeps its value).
+async fn set_status(conn: &mut PgConnection, id: OrderId, to: Status, details: &Details) -> Result<Order> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE orders SET status = $2, carrier = coalesce($3, carrier), tracking_no = coalesce($4, tracking_no), \
+             payment_ref = coalesce($5, payment_ref), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(to.as_str())
+    .bind(&details.carrier)
+    .bind(&details.tracking_no)
+    .bind(&details.payment_ref)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Returns the points of a debited order to the lots they came from, in the merchant's
