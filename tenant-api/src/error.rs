@@ -73,6 +73,20 @@ pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) ->
     (status, axum::Json(body)).into_response()
 }
 
+/// An error about the request's own shape (malformed JSON, an unknown query field):
+/// other languages get the catalogue's text for `code` followed by the parser's English
+/// words in brackets, because those name the field or position a developer must fix.
+pub fn json_error_with_cause(status: StatusCode, code: &str, cause: impl Into<String>) -> Response {
+    let cause = cause.into();
+    let lang = RequestLang::current();
+    let message = match i18n::error_message(lang, code) {
+        Some(head) if lang != Lang::En => format!("{head}（{cause}）"),
+        _ => cause,
+    };
+    let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message, details: None } };
+    (status, axum::Json(body)).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
@@ -199,6 +213,7 @@ mod tests {
                 ("Error::bad_request(", false),
                 ("code: ", false),
                 ("json_error(", true),
+                ("json_error_with_cause(", true),
             ] {
                 for (at, _) in text.match_indices(pattern) {
                     codes.extend(code_after(&text, at + pattern.len(), skip_arg));

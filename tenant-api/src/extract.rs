@@ -19,7 +19,7 @@ use platform::rbac::{Permission, Role};
 use platform::rules::admission::BatchSlot;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, json_error};
+use crate::error::{ApiError, json_error, json_error_with_cause};
 use crate::input;
 use crate::state::AppState;
 
@@ -37,14 +37,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             Err(r) => {
                 return Err(match r {
                     JsonRejection::JsonSyntaxError(e) => {
-                        json_error(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+                        json_error_with_cause(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
                     }
                     JsonRejection::MissingJsonContentType(_) => json_error(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         "expected_json",
                         "send the body as JSON with Content-Type: application/json",
                     ),
-                    other => json_error(other.status(), "unreadable_body", other.body_text()),
+                    other => json_error_with_cause(other.status(), "unreadable_body", other.body_text()),
                 });
             }
         };
@@ -85,7 +85,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         }
         let cleaned = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
         serde_urlencoded::from_str::<T>(&cleaned).map(Self).map_err(|e| {
-            json_error(StatusCode::BAD_REQUEST, "invalid_query", format!("failed to read the query string: {e}"))
+            json_error_with_cause(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("failed to read the query string: {e}"),
+            )
         })
     }
 }

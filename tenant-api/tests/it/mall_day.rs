@@ -106,6 +106,12 @@ async fn a_zh_cn_mall_speaks_chinese_with_its_own_names_unless_asked_for_english
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["details"]["fields"][0]["message"], "1 到 16 个字符", "{b}");
     assert!(b["error"]["message"].as_str().unwrap().starts_with("部分字段不符合要求"), "{b}");
+    // A request the server cannot read keeps the parser's words, which name what to fix.
+    let dashboard = format!("/v1/tenants/{}/staff/reports/dashboard?from=2026-11-20", t.slug);
+    let (s, _, b) = app.call_full(Method::GET, &dashboard, &headers, None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")), "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("查询参数无效") && message.contains("unknown field `from`"), "{b}");
 }
 
 #[tokio::test]
