@@ -1,7 +1,8 @@
 //! The demo data set (`pointsmall demo`): a platform operator, an alliance of two
 //! merchants with staff logins, and members who hold the alliance's shared points in
 //! both malls, two weeks of their recorded purchases and an earn rule to backtest on
-//! them. Running it again changes nothing.
+//! them, and in each mall a task, published content, a segment and a message. Running it
+//! again changes nothing.
 
 use platform::audit::Actor;
 use platform::db::Db;
@@ -83,8 +84,52 @@ pub async fn seed(db: &Db) -> Result<()> {
         seed_points(db, tenant).await?;
         seed_products(db, tenant).await?;
         seed_purchases_and_rule(db, tenant).await?;
+        seed_operations(db, tenant).await?;
     }
     Ok(())
+}
+
+/// What a merchant's daily work leaves in a mall, so its screens are not empty: a task, a
+/// published announcement, a rule page, a saved segment and a message sent to
+/// every member, and a zone of its first products. Once per mall (any task marks it).
+async fn seed_operations(db: &Db, tenant: &platform::directory::Tenant) -> Result<()> {
+    use platform::content::{self, ContentTransition};
+    use platform::{broadcasts, segments, tasks};
+    fn input<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+        serde_json::from_value(v).map_err(|e| Error::Internal(anyhow::anyhow!("demo input: {e}")))
+    }
+    let task = input(serde_json::json!({"name": "连续签到 7 天 Check in 7 days in a row", "event_type": "checked_in",
+        "target": 7, "consecutive_days": true, "period": "once", "reward_currency": "points", "reward_amount": 500}))?;
+    let mut items: Vec<content::ContentInput> = vec![
+        input(serde_json::json!({"kind": "announcement", "locale": "zh-CN", "title": "积分商城上线啦",
+            "body": "每消费 1 元得 1 积分，积分可在联盟内两家店通用。"}))?,
+        input(serde_json::json!({"kind": "page", "locale": "zh-CN", "key": "points-rules", "title": "积分规则",
+            "body": "## 如何获得积分\n\n- 每消费 1 元得 1 积分\n- 每日签到得积分，连续签到奖励更多\n\n## 如何使用\n\n在积分商城兑换商品。"}))?,
+    ];
+    let segment = input(serde_json::json!({"name": "30 天未活跃 Inactive for 30 days", "filter": {"inactive_days": 30}}))?;
+    let message = input(serde_json::json!({"title": "欢迎来到积分商城", "body": "签到、消费都能得积分，快来兑换好礼吧！"}))?;
+    db.write(tenant, &Actor::system("demo"), async |tx| {
+        let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks)").fetch_one(&mut **tx).await?;
+        if done {
+            return Ok(());
+        }
+        let products: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 3").fetch_all(&mut **tx).await?;
+        items.push(input(serde_json::json!({"kind": "zone", "locale": "zh-CN", "key": "picks", "title": "店长推荐",
+            "product_ids": products}))?);
+        tasks::create(tx, &task).await?;
+        for item in &items {
+            let c = content::create(tx, item).await?;
+            for to in ["pending_review", "published"] {
+                let t: ContentTransition = input(serde_json::json!({"to": to}))?;
+                content::transition(tx, c.id, &t, Role::Owner).await?;
+            }
+        }
+        segments::create(tx, &segment).await?;
+        broadcasts::create(tx, &message, chrono::Utc::now()).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// The library's "points per yuan" rule (examples/rules/spend_per_yuan.rhai).
