@@ -603,8 +603,11 @@ test("the alliance admin reads member counts, writes an alliance rule in the rul
   await dialog.waitFor();
   assert.match(await dialog.innerText(), /下架/);
   assert.ok(await page.locator('[data-test="leave-submit"]').isDisabled(), "not before the slug is typed");
-  await page.fill('[data-test="leave-confirm"]', leaver);
+  // The dialog's opening transition done before contrast is measured.
+  await page.waitForTimeout(400);
   await axe(page, "the remove-from-alliance dialog");
+  await page.fill('[data-test="leave-confirm"]', leaver);
+  await eventually(async () => page.locator('[data-test="leave-submit"]').isEnabled(), "enabled once the slug is typed");
   await shot(page, "alliance-remove-mall");
   await page.click('[data-test="leave-submit"]');
   await eventually(async () => !(await tableRows(page, "alliance-merchants")).some((r) => r[1] === leaver), "the mall gone from the merchants");
