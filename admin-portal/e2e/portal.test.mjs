@@ -511,9 +511,30 @@ test("pages carry the security headers; /docs renders Swagger UI under the CSP",
 const fen = (text) => Math.round(Number(text.replace(/[¥,\s]/g, "")) * 100);
 const num = (text) => Number(text.replace(/[,\s]/g, ""));
 
-test("the alliance admin reads member counts, writes an alliance-wide rule and archives it", async () => {
+test("the alliance admin reads member counts, writes an alliance rule in the rule editor (marker, fix, dry run with the budget charge, save), archives it, and removes a mall the operator then sees gone", async () => {
+  // The operator adds a mall to the alliance for this test to remove.
   ctx = await open(browser);
-  const { page } = ctx;
+  let page = ctx.page;
+  await signInAs(page, "platform", { email: PLATFORM.email, password: PLATFORM.password });
+  const leaver = `e2e-leave-${Date.now() % 1_000_000}`;
+  const made = await page.evaluate(
+    async ([slug, alliance]) => {
+      const s = JSON.parse(sessionStorage.getItem("pm.portal.session"));
+      const res = await fetch("/v1/platform/tenants", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${s.access_token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ slug, name: `E2E 退出店 ${slug}`, alliance }),
+      });
+      return res.status;
+    },
+    [leaver, ALLIANCE.slug],
+  );
+  assert.equal(made, 201);
+  assert.deepEqual(ctx.errors, []);
+  await ctx.context.close();
+
+  ctx = await open(browser);
+  page = ctx.page;
   await signInAs(page, "alliance", { scope: ALLIANCE.slug, email: ALLIANCE.email, password: ALLIANCE.password });
   // The overview counts each mall's members shared with the alliance, no personal data.
   await page.locator('[data-test="alliance-member-counts"]').waitFor();
@@ -522,20 +543,48 @@ test("the alliance admin reads member counts, writes an alliance-wide rule and a
   assert.ok(counts.some((r) => r[0] === COFFEE.slug), `${JSON.stringify(counts)}`);
   assert.ok(!(await page.locator('[data-test="page-alliance"]').innerText()).includes(MEMBER_PHONES[0]), "no member's phone");
 
+  // The mall's rule editor, on the alliance's calls.
   await page.click('[data-test="menu-alliance-rules"]');
   await settled(page);
+  await page.click('[data-test="rule-create"]');
+  await page.locator('[data-test="page-alliance-rule"]').waitFor();
   const name = `e2e 联盟注册礼 ${Date.now()}`;
-  await page.click('[data-test="alliance-rule-create"]');
-  const dialog = page.locator('[data-test="alliance-rule-dialog"]');
-  await page.fill('[data-test="alliance-rule-name"]', name);
-  await page.fill('[data-test="alliance-rule-event"]', "registered");
-  // A mall's own currency is refused: the API's error shows on the script.
-  await page.fill('[data-test="alliance-rule-script"]', '[award("points", 5)]');
-  await page.click('[data-test="alliance-rule-save"]');
-  await dialog.locator(".el-form-item__error").first().waitFor();
-  await page.fill('[data-test="alliance-rule-script"]', '[award("alliance_points", params.bonus, "welcome")]');
-  await page.fill('[data-test="alliance-rule-params"]', '{"bonus": 20}');
-  await page.click('[data-test="alliance-rule-save"]');
+  await page.fill('[data-test="rule-name"]', name);
+  const editor = page.locator('[data-test="script-editor"] .cm-content');
+  await editor.waitFor();
+  // A syntax error is marked at its line as it is typed.
+  await editor.fill('// e2e\nlet x = ;\n[award("alliance_points", params.bonus, "welcome")]\n');
+  const marked = page.locator('[data-test="script-editor"] .cm-lineNumbers .script-editor__err');
+  await eventually(async () => (await marked.count()) === 1 && (await marked.innerText()).trim() === "2", "line 2 marked as you type");
+  assert.match(await page.locator('[data-test="script-check"]').innerText(), /2\D+\d+/, "the check names line and column");
+  await shot(page, "alliance-rule-compile-error");
+  // A mall's own currency compiles but is refused for an alliance rule, as it is typed.
+  await editor.fill('[award("points", 5)]\n');
+  await eventually(async () => /alliance_points/.test(await page.locator('[data-test="script-check"]').innerText()), "the shared-currency limit told as you type");
+  // Fixed: the mark goes, the check says it compiles.
+  await editor.fill('// e2e\n[award("alliance_points", params.bonus, "welcome")]\n');
+  await page.fill('[data-test="rule-params"]', '{"bonus": 20}');
+  await eventually(async () => (await marked.count()) === 0, "the mark cleared");
+  await eventually(async () => (await page.locator('[data-test="script-check"]').innerText()).trim() !== "", "the check's answer");
+  assert.doesNotMatch(await page.locator('[data-test="script-check"]').innerText(), /\d/, "no line or column: it compiles");
+  // Dry run in a mall of the alliance: the effects and the mall's budget charge.
+  await page.locator('[data-test="dry-mall"]').waitFor();
+  await page.click('[data-test="dry-run"]');
+  const result = page.locator('[data-test="dry-result"]');
+  await result.waitFor();
+  assert.match(await result.innerText(), /alliance_points/);
+  await page.locator('[data-test="dry-budget"]').waitFor();
+  assert.equal((await page.locator('[data-test="dry-budget-points"]').innerText()).trim().replace(/,/g, "") === "20" ||
+    (await page.locator('[data-test="dry-award-budget_exhausted"]').count()) === 1, true, "charged, or left out by an empty budget");
+  await axe(page, "the alliance rule editor with a dry run");
+  await shot(page, "alliance-rule-dry-run");
+  await page.click('[data-test="rule-save"]');
+  await eventually(async () => /\/portal\/alliance\/rules\/\d+$/.test(page.url()), "the saved rule's URL");
+  await page.locator('[data-test="versions-table"]').waitFor();
+
+  // Back to the list: archived, it moves to the archived tab.
+  await page.click('[data-test="menu-alliance-rules"]');
+  await settled(page);
   const row = page.locator('[data-test="rules-table"] .el-table__body-wrapper tr', { hasText: name }).first();
   await row.waitFor();
   await row.locator('[data-test="rule-archive-row"]').click();
@@ -544,6 +593,43 @@ test("the alliance admin reads member counts, writes an alliance-wide rule and a
   await page.click('[data-test="rules-archived"]');
   await page.locator('[data-test="rules-table"] .el-table__body-wrapper tr', { hasText: name }).first().waitFor();
   await shot(page, "alliance-rules");
+
+  // Remove the new mall from the alliance: the slug typed again.
+  await page.click('[data-test="menu-alliance"]');
+  await page.locator('[data-test="alliance-merchants"]').waitFor();
+  await settled(page);
+  await page.click(`[data-test="leave-${leaver}"]`);
+  const dialog = page.locator('[data-test="leave-dialog"]');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), /下架/);
+  assert.ok(await page.locator('[data-test="leave-submit"]').isDisabled(), "not before the slug is typed");
+  // The dialog's opening transition done before contrast is measured.
+  await page.waitForTimeout(400);
+  await axe(page, "the remove-from-alliance dialog");
+  await page.fill('[data-test="leave-confirm"]', leaver);
+  await eventually(async () => page.locator('[data-test="leave-submit"]').isEnabled(), "enabled once the slug is typed");
+  await shot(page, "alliance-remove-mall");
+  await page.click('[data-test="leave-submit"]');
+  await eventually(async () => !(await tableRows(page, "alliance-merchants")).some((r) => r[1] === leaver), "the mall gone from the merchants");
+  await eventually(async () => (await tableRows(page, "alliance-departed")).some((r) => r[0] === leaver), "the mall listed as departed");
+  assert.deepEqual(ctx.errors, []);
+  await ctx.context.close();
+
+  // The operator's Alliances screen no longer lists it in the alliance.
+  ctx = await open(browser);
+  page = ctx.page;
+  await signInAs(page, "platform", { email: PLATFORM.email, password: PLATFORM.password });
+  await page.click('[data-test="menu-platform-alliances"]');
+  await settled(page);
+  const alliance = page.locator('[data-test="alliances-table"] .el-table__body-wrapper tr', { hasText: ALLIANCE.slug }).first();
+  await alliance.locator(".el-table__expand-icon").click();
+  const malls = page.locator(`[data-test="alliance-malls-${ALLIANCE.slug}"]`);
+  await malls.waitFor();
+  await eventually(async () => (await malls.innerText()).includes(COFFEE.slug), "the alliance's malls listed");
+  assert.ok(!(await malls.innerText()).includes(leaver), "the removed mall is gone");
+  assert.equal(await malls.locator(`[data-test="leave-${COFFEE.slug}"]`).count(), 1, "each mall has a remove button");
+  await axe(page, "the operator's alliances with their malls");
+  await shot(page, "platform-alliance-malls");
 });
 
 test("the alliance admin tops up a mall's budget and reads the month's settlement down to its entries", async () => {

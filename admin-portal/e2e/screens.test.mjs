@@ -152,6 +152,12 @@ for (const v of VARIANTS) {
       await page.goto(`${BASE_URL}/portal/alliance/settlement`);
       await page.locator('[data-test="settlement-state"]').waitFor();
       await check(page, "alliance-settlement", v, errors);
+      await page.goto(`${BASE_URL}/portal/alliance/rules`);
+      await page.locator('[data-test="page-alliance-rules"]').waitFor();
+      await check(page, "alliance-rules", v, errors);
+      await page.goto(`${BASE_URL}/portal/alliance/rules/new`);
+      await page.locator('[data-test="page-alliance-rule"] [data-test="dry-mall"]').waitFor();
+      await check(page, "alliance-rule-editor", v, errors);
 
       await page.locator('[data-test="sign-out"]').click();
       await page.locator('[data-test="login-form"]').waitFor();

@@ -50,8 +50,13 @@ declare module 'vue' {
     ListState: typeof import('./components/ListState.vue')['default']
     LocaleSwitch: typeof import('./components/LocaleSwitch.vue')['default']
     Pager: typeof import('./components/Pager.vue')['default']
+    RemoveFromAlliance: typeof import('./components/RemoveFromAlliance.vue')['default']
     RouterLink: typeof import('vue-router')['RouterLink']
     RouterView: typeof import('vue-router')['RouterView']
+    RuleDryRun: typeof import('./components/rules/RuleDryRun.vue')['default']
+    RuleEditor: typeof import('./components/rules/RuleEditor.vue')['default']
+    RuleHistory: typeof import('./components/rules/RuleHistory.vue')['default']
+    RuleList: typeof import('./components/rules/RuleList.vue')['default']
     ScriptEditor: typeof import('./components/ScriptEditor.vue')['default']
     WebhookEndpoints: typeof import('./components/WebhookEndpoints.vue')['default']
   }

@@ -47,6 +47,7 @@ export const screens: RouteRecordRaw[] = [
   { path: "alliance/budgets", name: "alliance-budgets", component: () => import("./views/alliance/Budgets.vue"), meta: { audience: "alliance", title: "menu.budgets", menu: true, icon: "Wallet" } },
   { path: "alliance/settlement", name: "alliance-settlement", component: () => import("./views/alliance/Settlement.vue"), meta: { audience: "alliance", title: "menu.settlement", menu: true, icon: "Money" } },
   { path: "alliance/rules", name: "alliance-rules", component: () => import("./views/alliance/AllianceRules.vue"), meta: { audience: "alliance", title: "menu.allianceRules", menu: true, icon: "Tickets" } },
+  { path: "alliance/rules/:id", name: "alliance-rule", component: () => import("./views/alliance/AllianceRuleEditor.vue"), meta: { audience: "alliance", title: "menu.allianceRule" } },
   { path: "alliance/webhooks", name: "alliance-webhooks", component: () => import("./views/alliance/AllianceWebhooks.vue"), meta: { audience: "alliance", title: "menu.webhooks", menu: true, icon: "Link" } },
   // Platform operator
   { path: "platform/tenants", name: "platform-tenants", component: () => import("./views/platform/Tenants.vue"), meta: { audience: "platform", title: "menu.tenants", menu: true, icon: "Shop" } },

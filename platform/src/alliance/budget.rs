@@ -289,6 +289,30 @@ async fn insert_entry(
     .await?)
 }
 
+/// The mall's budget without creating it (for read-only transactions): a mall that never
+/// funded one shows an empty budget at the default rate.
+pub async fn peek(conn: &mut PgConnection, tenant_id: i64) -> Result<Budget> {
+    let found: Option<Budget> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM budgets WHERE tenant_id = $1")))
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match found {
+        Some(b) => b,
+        None => Budget {
+            tenant_id,
+            balance_fen: 0,
+            rate_bp: DEFAULT_RATE_BP,
+            low_threshold_fen: 0,
+            updated_at: Utc::now(),
+            closed_at: None,
+        },
+    })
+}
+
+/// The issuing rate of a budget nobody set (the column's default).
+const DEFAULT_RATE_BP: i32 = 1500;
+
 #[cfg(test)]
 mod tests {
     use super::cost_fen;

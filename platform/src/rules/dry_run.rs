@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{context, store};
 use crate::audit::Actor;
 use crate::db::Db;
-use crate::directory::Tenant;
+use crate::directory::{Alliance, Tenant};
 use crate::error::{Error, Result, Validator};
 use crate::ids::RuleId;
 
@@ -246,25 +246,66 @@ pub async fn run(db: &Db, tenant: &Tenant, actor: &Actor, sandbox: Arc<Sandbox>,
     let checker = sandbox.clone();
     let (script, saved, member) = db
         .read(tenant, actor, async |tx| {
-            let (script, saved) = match (script, rule_id) {
-                (Some(s), None) => (s, None),
-                (None, Some(id)) => {
-                    let rule = store::get(tx, id).await?;
-                    let versions = store::versions(tx, id).await?;
-                    let current = versions.into_iter().find(|v| v.version == rule.current_version);
-                    (current.map(|v| v.script).unwrap_or_default(), Some(rule))
-                }
-                _ => return Err(Error::invalid_field("script", "give either script or rule_id")),
-            };
-            store::check_script(&checker, &script)?;
-            let member = match (member, member_id) {
-                (_, Some(id)) => context::member(tx, id, &kind, tz, day).await?,
-                (Some(m), None) => m,
-                (None, None) => MemberInput::default(),
-            };
+            let (script, saved) = resolve(tx, &checker, script, rule_id, None).await?;
+            let member = member_input(tx, member, member_id, &kind, tz, day).await?;
             Ok((script, saved, member))
         })
         .await?;
+    execute(sandbox, script, saved, event, member, params).await
+}
+
+/// The script to run: the one given, or a saved rule's current version (compiled first;
+/// with `only` an alliance's currency, held to what an alliance rule may do).
+async fn resolve(
+    conn: &mut sqlx::PgConnection,
+    checker: &Sandbox,
+    script: Option<String>,
+    rule_id: Option<RuleId>,
+    only: Option<&str>,
+) -> Result<(String, Option<store::Rule>)> {
+    let (script, saved) = match (script, rule_id) {
+        (Some(s), None) => (s, None),
+        (None, Some(id)) => {
+            let rule = store::get(conn, id).await?;
+            let versions = store::versions(conn, id).await?;
+            let current = versions.into_iter().find(|v| v.version == rule.current_version);
+            (current.map(|v| v.script).unwrap_or_default(), Some(rule))
+        }
+        _ => return Err(Error::invalid_field("script", "give either script or rule_id")),
+    };
+    store::check_script(checker, &script)?;
+    if saved.is_none() {
+        store::check_currency(only, &script)?;
+    }
+    Ok((script, saved))
+}
+
+/// The member the script sees: a real one's context (read-only), the sample, or an
+/// empty one.
+async fn member_input(
+    conn: &mut sqlx::PgConnection,
+    member: Option<MemberInput>,
+    member_id: Option<i64>,
+    kind: &str,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+) -> Result<MemberInput> {
+    Ok(match (member, member_id) {
+        (_, Some(id)) => context::member(conn, id, kind, tz, day).await?,
+        (Some(m), None) => m,
+        (None, None) => MemberInput::default(),
+    })
+}
+
+/// Runs the script on a blocking thread; a failing script is a result, not an error.
+async fn execute(
+    sandbox: Arc<Sandbox>,
+    script: String,
+    saved: Option<store::Rule>,
+    event: EventInput,
+    member: MemberInput,
+    params: Option<serde_json::Value>,
+) -> Result<DryRunResult> {
     let rule_version = saved.as_ref().map(|r| r.current_version);
     let (params, params_version) = match (params, saved) {
         (Some(p), _) => (p, None),
@@ -283,4 +324,193 @@ pub async fn run(db: &Db, tenant: &Tenant, actor: &Actor, sandbox: Arc<Sandbox>,
         Err(e) => (vec![], Some(e)),
     };
     Ok(DryRunResult { effects, error, event, member, params, rule_version, params_version })
+}
+
+/// A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
+/// its members, its issuing budget).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllianceDryRun {
+    /// The mall of the alliance the event happens in (its slug).
+    #[schema(min_length = 1, max_length = 63)]
+    pub mall: String,
+    /// A script to try, or …
+    #[serde(default)]
+    pub script: Option<String>,
+    /// … a saved alliance rule (its current version and parameters).
+    #[serde(default)]
+    pub rule_id: Option<RuleId>,
+    /// Sample event: {"type": "registered", "data": {…}}.
+    #[schema(value_type = SampleEvent)]
+    pub event: EventInput,
+    /// Sample member (any field may be left out), or …
+    #[serde(default)]
+    #[schema(value_type = Option<SampleMember>)]
+    pub member: Option<MemberInput>,
+    /// … a real member of that mall whose context is read (nothing is written).
+    #[serde(default)]
+    pub member_id: Option<i64>,
+    /// Parameters (default: the saved rule's).
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// An alliance dry run in the OpenAPI document: a script or a rule id, not both.
+pub struct AllianceDryRunRequest;
+
+impl utoipa::PartialSchema for AllianceDryRunRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::doc::{integer, requiring, text};
+        requiring(
+            "AllianceDryRun",
+            [("script", text()), ("rule_id", integer())],
+            true,
+            "A script or a saved alliance rule, not both",
+        )
+    }
+}
+impl utoipa::ToSchema for AllianceDryRunRequest {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((AllianceDryRun::name().into(), AllianceDryRun::schema()));
+        <AllianceDryRun as ToSchema>::schemas(schemas);
+    }
+}
+
+/// What a run of an alliance rule would draw on the mall's issuing budget.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BudgetCharge {
+    /// The mall whose budget pays.
+    pub mall: String,
+    /// The budget before the event, in fen.
+    pub balance_fen: i64,
+    /// The mall's issuing rate in basis points (1500 = 15%).
+    pub rate_bp: i32,
+    /// The alliance's clearing value: this many points are worth one yuan.
+    pub points_per_yuan: i32,
+    /// Set when the mall's budget is closed (it left the alliance).
+    pub closed: bool,
+    /// Each effect in order, with what it would cost.
+    pub awards: Vec<ChargedEffect>,
+    /// Shared points that would be issued (the charged awards).
+    pub points: i64,
+    /// What they cost, in fen.
+    pub cost_fen: i64,
+    /// The budget after the event, in fen.
+    pub balance_after_fen: i64,
+}
+
+/// One effect of an alliance rule as the budget sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChargedEffect {
+    /// The effect's position in `effects` (0-based).
+    pub index: usize,
+    /// Who would receive the points (the member, or the referrer the effect names).
+    pub member_id: Option<i64>,
+    pub points: i64,
+    pub cost_fen: i64,
+    /// `charged`; `budget_exhausted` or `budget_closed` (the award is left out, the event
+    /// and the mall's own awards stand); `no_referrer` (no referrer that far up);
+    /// `not_an_award` (an effect that draws nothing on the budget).
+    pub status: String,
+}
+
+/// The result of an alliance dry run: a dry run's result and the budget charge.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AllianceDryRunResult {
+    #[serde(flatten)]
+    pub run: DryRunResult,
+    pub budget: BudgetCharge,
+}
+
+/// Runs an alliance rule (or a draft of one) for an event in `mall`, a mall of alliance
+/// `a`, writing nothing: the script comes from the alliance's schema, the member from
+/// the mall's, and the budget charge is worked out as the live event would draw it
+/// (each shared award in order, left out when the budget no longer covers it).
+pub async fn run_alliance(
+    db: &Db,
+    a: &Alliance,
+    mall: &Tenant,
+    actor: &Actor,
+    sandbox: Arc<Sandbox>,
+    req: AllianceDryRun,
+) -> Result<AllianceDryRunResult> {
+    let AllianceDryRun { mall: _, script, rule_id, event, member, member_id, params } = req;
+    let tz = mall.settings.tz();
+    let event = fill_event(event, tz, Utc::now())?;
+    let day = NaiveDate::parse_from_str(&event.day, "%Y-%m-%d").map_err(|e| Error::Internal(e.into()))?;
+    let kind = event.kind.clone();
+    let checker = sandbox.clone();
+    let (script, saved, budget, points_per_yuan) = db
+        .alliance_read(a, actor, async |tx| {
+            let (script, saved) = resolve(tx, &checker, script, rule_id, Some(&a.currency_code)).await?;
+            let budget = crate::alliance::budget::peek(tx, mall.id).await?;
+            let ppy = crate::alliance::budget::points_per_yuan(tx).await?;
+            Ok((script, saved, budget, ppy))
+        })
+        .await?;
+    let member = db.read(mall, actor, async |tx| member_input(tx, member, member_id, &kind, tz, day).await).await?;
+    let run = execute(sandbox, script, saved, event, member, params).await?;
+    let budget = charge(&run, &a.currency_code, mall, &budget, points_per_yuan);
+    Ok(AllianceDryRunResult { run, budget })
+}
+
+/// What the effects would draw on the budget, as `apply::apply_alliance` and
+/// `budget::charge` would: one charge per award, in order.
+fn charge(
+    run: &DryRunResult,
+    shared: &str,
+    mall: &Tenant,
+    budget: &crate::alliance::budget::Budget,
+    ppy: i32,
+) -> BudgetCharge {
+    use crate::alliance::budget::cost_fen;
+    let closed = budget.closed_at.is_some();
+    let mut left = budget.balance_fen;
+    let (mut points, mut cost) = (0i64, 0i64);
+    let mut awards = Vec::new();
+    for (index, effect) in run.effects.iter().enumerate() {
+        let award = match effect {
+            Effect::Award { currency, amount, .. } if currency == shared => Some((Some(run.member.id), *amount)),
+            Effect::AwardReferrer { depth, currency, amount, .. } if currency == shared => {
+                Some((super::apply::target(&run.member, *depth), *amount))
+            }
+            _ => None,
+        };
+        let Some((to, amount)) = award else {
+            awards.push(ChargedEffect {
+                index,
+                member_id: None,
+                points: 0,
+                cost_fen: 0,
+                status: "not_an_award".into(),
+            });
+            continue;
+        };
+        let c = cost_fen(amount, ppy, budget.rate_bp);
+        let status = if to.is_none() {
+            "no_referrer"
+        } else if closed {
+            "budget_closed"
+        } else if c > left {
+            "budget_exhausted"
+        } else {
+            left -= c;
+            points += amount;
+            cost += c;
+            "charged"
+        };
+        awards.push(ChargedEffect { index, member_id: to, points: amount, cost_fen: c, status: status.into() });
+    }
+    BudgetCharge {
+        mall: mall.slug.clone(),
+        balance_fen: budget.balance_fen,
+        rate_bp: budget.rate_bp,
+        points_per_yuan: ppy,
+        closed,
+        awards,
+        points,
+        cost_fen: cost,
+        balance_after_fen: left,
+    }
 }

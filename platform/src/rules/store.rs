@@ -122,6 +122,29 @@ pub fn compile_check(sandbox: &scripting::Sandbox, script: &str) -> CompileCheck
     }
 }
 
+/// `compile_check` for a rule home limited to `only` currency (an alliance's): a script
+/// that compiles but would be refused at save (`check_currency`) is not ok either, its
+/// problem at line and column 0 (the whole script).
+pub fn compile_check_only(sandbox: &scripting::Sandbox, only: Option<&str>, script: &str) -> CompileCheck {
+    let check = compile_check(sandbox, script);
+    if !check.ok {
+        return check;
+    }
+    match check_currency(only, script) {
+        Ok(()) => check,
+        Err(e) => {
+            CompileCheck { ok: false, error: Some(CompileProblem { line: 0, column: 0, message: field_message(&e) }) }
+        }
+    }
+}
+
+fn field_message(e: &Error) -> String {
+    match e {
+        Error::Invalid { fields, message, .. } => fields.first().map(|f| f.message.clone()).unwrap_or(message.clone()),
+        other => other.to_string(),
+    }
+}
+
 pub(crate) fn check_params(params: &serde_json::Value) -> Result<()> {
     Validator::new()
         .check(params.is_object(), "params", "a JSON object")

@@ -6,7 +6,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::directory;
 use platform::ids::RuleId;
+use platform::rules::dry_run::{self, AllianceDryRun, AllianceDryRunRequest, AllianceDryRunResult};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RulePatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alliance_rule_archive))
         .routes(routes!(alliance_rule_restore))
         .routes(routes!(alliance_rule_compile))
+        .routes(routes!(alliance_rule_dry_run))
 }
 
 /// The alliance's active rules in evaluation order, or its archived ones.
@@ -219,19 +222,46 @@ async fn alliance_rule_restore(
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
-/// or the first error's line and column.
+/// or the first error's line and column; a script that compiles but awards another
+/// currency than the shared one (or deducts, locks, accelerates) is not `ok` either,
+/// with line and column 0 (the whole script), as saving it would answer 422.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/compile", tag = "alliance",
     security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
     request_body = ScriptBody,
     responses((status = 200, body = CompileCheck), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn alliance_rule_compile(
     State(state): State<AppState>,
-    _auth: AllianceAuth,
+    auth: AllianceAuth,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<CompileCheck>> {
     let sandbox = state.rules.sandbox.clone();
-    let check = tokio::task::spawn_blocking(move || store::compile_check(&sandbox, &body.script))
+    let only = auth.alliance.currency_code.clone();
+    let check = tokio::task::spawn_blocking(move || store::compile_check_only(&sandbox, Some(&only), &body.script))
         .await
         .map_err(|e| platform::error::Error::Internal(e.into()))?;
     Ok(Json(check))
+}
+
+/// Runs an alliance rule, or a draft of one, against a sample event in one mall of the
+/// alliance (`mall`, its slug) and a sample or real member of that mall, writing nothing:
+/// the effects, and what they would draw on that mall's issuing budget (`budget`: each
+/// shared award's cost in order, left out as the live event would leave it out when the
+/// budget no longer covers it or is closed). 404 `not_in_alliance` for a mall outside
+/// the alliance.
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/dry-run", tag = "alliance",
+    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
+    request_body = AllianceDryRunRequest,
+    responses((status = 200, body = AllianceDryRunResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn alliance_rule_dry_run(
+    State(state): State<AppState>,
+    auth: AllianceAuth,
+    Json(body): Json<AllianceDryRun>,
+) -> ApiResult<Json<AllianceDryRunResult>> {
+    let mall = directory::find_by_slug(state.db.control(), &body.mall)
+        .await?
+        .filter(|t| t.alliance_id == Some(auth.alliance.id))
+        .ok_or_else(|| platform::Error::not_found("not_in_alliance", "this mall is not in this alliance"))?;
+    let sandbox = state.rules.sandbox.clone();
+    Ok(Json(dry_run::run_alliance(&state.db, &auth.alliance, &mall, &auth.actor(), sandbox, body).await?))
 }

@@ -183,3 +183,136 @@ async fn a_change_of_an_alliance_rule_reaches_another_instance_within_a_second()
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Issue 14 point 2: the alliance admin's editor checks as you type (line and column, and
+/// the shared-currency limit a save would enforce), tries a rule in a chosen mall of the
+/// alliance with its budget charge and writes nothing, and keeps every version with
+/// rollback. Another alliance's admin and a mall's staff are refused; a mall outside the
+/// alliance is not found.
+#[tokio::test]
+async fn an_alliance_rule_is_checked_and_dry_run_in_a_chosen_mall_with_its_budget_charge() {
+    let app = TestApp::spawn().await;
+    let (a, other) = (alliance(&app).await, alliance(&app).await);
+    let (ma, poor) = (mall_in(&app, &a.slug).await, unfunded_mall(&app, &a.slug).await);
+    let elsewhere = mall_in(&app, &other.slug).await;
+    let admin = alliance_admin(&app, &a.slug).await;
+    let other_admin = alliance_admin(&app, &other.slug).await;
+    let (_, owner) = app.staff(&ma, "owner").await;
+    let base = format!("/v1/alliances/{}/rules", a.slug);
+
+    // Compile as you type: a syntax error at its line and column; a private currency at
+    // line 0 (the whole script), as a save would refuse it; a good script is ok.
+    let compile = |script: String| {
+        let (app, admin, path) = (&app, admin.clone(), format!("{base}/compile"));
+        async move {
+            let (s, b) = app.call(Method::POST, &path, Some(&admin), Some(json!({ "script": script }))).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            b
+        }
+    };
+    let bad = compile(format!("let x = ;\n[award(\"{SHARED}\", 1)]")).await;
+    assert_eq!((&bad["ok"], &bad["error"]["line"]), (&json!(false), &json!(1)), "{bad}");
+    assert!(bad["error"]["column"].as_i64().unwrap() > 0, "{bad}");
+    let private = compile("[award(\"points\", 1)]".into()).await;
+    assert_eq!((&private["ok"], &private["error"]["line"]), (&json!(false), &json!(0)), "{private}");
+    assert!(private["error"]["message"].as_str().unwrap().contains(SHARED), "{private}");
+    let script =
+        format!("[award(\"{SHARED}\", params.bonus, \"welcome\"), award_referrer(1, \"{SHARED}\", 50, \"referrer\")]");
+    assert_eq!(compile(script.clone()).await["ok"], json!(true));
+
+    // A draft in mall A, with a sample member: both effects, the award charged at
+    // 200 points × ¥0.01 × 15% = 30 fen, the referrer's left out (there is none).
+    let dry = format!("{base}/dry-run");
+    let run = |body: Value| {
+        let (app, admin, dry) = (&app, admin.clone(), dry.clone());
+        async move { app.call(Method::POST, &dry, Some(&admin), Some(body)).await }
+    };
+    let event = json!({"type": "registered"});
+    let (s, r) =
+        run(json!({"mall": ma.slug, "script": script, "params": {"bonus": 200}, "event": event, "member": {"id": 7}}))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["effects"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["effects"][0]["amount"], json!(200), "{r}");
+    let b = &r["budget"];
+    assert_eq!(
+        (&b["mall"], &b["balance_fen"], &b["rate_bp"], &b["points_per_yuan"]),
+        (&json!(ma.slug), &json!(FUNDED_FEN), &json!(1500), &json!(100)),
+        "{r}"
+    );
+    assert_eq!(
+        (&b["awards"][0]["status"], &b["awards"][0]["cost_fen"], &b["awards"][0]["member_id"]),
+        (&json!("charged"), &json!(30), &json!(7)),
+        "{r}"
+    );
+    assert_eq!(b["awards"][1]["status"], "no_referrer", "{r}");
+    assert_eq!(
+        (&b["points"], &b["cost_fen"], &b["balance_after_fen"]),
+        (&json!(200), &json!(30), &json!(FUNDED_FEN - 30)),
+        "{r}"
+    );
+
+    // A real member of the mall: their context is read, nothing is written.
+    let (m, t) = register(&app, &ma).await;
+    let (s, r) =
+        run(json!({"mall": ma.slug, "script": script, "params": {"bonus": 200}, "event": event, "member_id": m})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((&r["member"]["id"], &r["budget"]["awards"][0]["member_id"]), (&json!(m), &json!(m)), "{r}");
+    assert_eq!(my_balance(&app, &ma, &t, SHARED).await, 0, "a dry run awards nothing");
+    assert_eq!(budget_fen(&app, &ma, &owner).await, FUNDED_FEN, "a dry run charges nothing");
+    // Another mall's member is not found in this mall.
+    let (s, r) = run(json!({"mall": poor.slug, "script": script, "event": event, "member_id": m + 100_000})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{r}");
+
+    // The unfunded mall: the award would be left out, nothing charged.
+    let (s, r) = run(json!({"mall": poor.slug, "script": script, "params": {"bonus": 200}, "event": event})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (&r["budget"]["awards"][0]["status"], &r["budget"]["cost_fen"]),
+        (&json!("budget_exhausted"), &json!(0)),
+        "{r}"
+    );
+
+    // A saved rule runs at its current versions; a private currency in a draft is 422.
+    let new = json!({"name": "welcome", "event_type": "registered", "script": script, "params": {"bonus": 100}});
+    let (s, rule) = app.call(Method::POST, &base, Some(&admin), Some(new)).await;
+    assert_eq!(s, StatusCode::CREATED, "{rule}");
+    let rid = rule["id"].as_i64().unwrap();
+    let (s, r) = run(json!({"mall": ma.slug, "rule_id": rid, "event": event})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (&r["rule_version"], &r["params_version"], &r["budget"]["cost_fen"]),
+        (&json!(1), &json!(1), &json!(15)),
+        "{r}"
+    );
+    let (s, r) = run(json!({"mall": ma.slug, "script": "[award(\"points\", 1)]", "event": event})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    let (s, r) = run(json!({"mall": ma.slug, "script": "let x = ;", "event": event})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+
+    // A mall of another alliance, or none at all: not found; other credentials: refused.
+    for mall in [elsewhere.slug.as_str(), "no-such-mall"] {
+        let (s, r) = run(json!({"mall": mall, "script": script, "event": event})).await;
+        assert_eq!((s, &r["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_in_alliance")), "{r}");
+    }
+    let body = json!({"mall": ma.slug, "script": script, "event": event});
+    for token in [&other_admin, &owner] {
+        let (s, r) = app.call(Method::POST, &dry, Some(token), Some(body.clone())).await;
+        assert!(matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{s}: {r}");
+        let (s, r) =
+            app.call(Method::POST, &format!("{base}/compile"), Some(token), Some(json!({"script": script}))).await;
+        assert!(matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{s}: {r}");
+    }
+
+    // History: a second version, then a rollback to the first; both kept.
+    let v2 = json!({"script": format!("[award(\"{SHARED}\", 1, \"v2\")]")});
+    let (s, r) = app.call(Method::PUT, &format!("{base}/{rid}/script"), Some(&admin), Some(v2)).await;
+    assert_eq!((s, &r["current_version"]), (StatusCode::OK, &json!(2)), "{r}");
+    let (s, r) =
+        app.call(Method::POST, &format!("{base}/{rid}/rollback"), Some(&admin), Some(json!({"version": 1}))).await;
+    assert_eq!((s, &r["current_version"]), (StatusCode::OK, &json!(1)), "{r}");
+    let (_, detail) = app.call(Method::GET, &format!("{base}/{rid}"), Some(&admin), None).await;
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 2, "{detail}");
+    let (s, r) = run(json!({"mall": ma.slug, "rule_id": rid, "event": event})).await;
+    assert_eq!((s, &r["rule_version"]), (StatusCode::OK, &json!(1)), "{r}");
+}

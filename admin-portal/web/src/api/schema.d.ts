@@ -288,9 +288,35 @@ export interface paths {
         put?: never;
         /**
          * Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
-         *     or the first error's line and column.
+         *     or the first error's line and column; a script that compiles but awards another
+         *     currency than the shared one (or deducts, locks, accelerates) is not `ok` either,
+         *     with line and column 0 (the whole script), as saving it would answer 422.
          */
         post: operations["alliance_rule_compile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alliances/{alliance}/rules/dry-run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs an alliance rule, or a draft of one, against a sample event in one mall of the
+         *     alliance (`mall`, its slug) and a sample or real member of that mall, writing nothing:
+         *     the effects, and what they would draw on that mall's issuing budget (`budget`: each
+         *     shared award's cost in order, left out as the live event would leave it out when the
+         *     budget no longer covers it or is closed). 404 `not_in_alliance` for a mall outside
+         *     the alliance.
+         */
+        post: operations["alliance_rule_dry_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3810,6 +3836,37 @@ export interface components {
             slug: string;
         };
         /**
+         * @description A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
+         *     its members, its issuing budget).
+         */
+        AllianceDryRun: {
+            /** @description Sample event: {"type": "registered", "data": {…}}. */
+            event: components["schemas"]["SampleEvent"];
+            /** @description The mall of the alliance the event happens in (its slug). */
+            mall: string;
+            member?: components["schemas"]["SampleMember"] | null;
+            /**
+             * Format: int64
+             * @description … a real member of that mall whose context is read (nothing is written).
+             */
+            member_id?: number | null;
+            params?: components["schemas"]["JsonValue"];
+            rule_id?: components["schemas"]["RuleId"] | null;
+            /** @description A script to try, or … */
+            script?: string | null;
+        };
+        /** @description A script or a saved alliance rule, not both */
+        AllianceDryRunRequest: components["schemas"]["AllianceDryRun"] & ({
+            script: string;
+        } | {
+            /** Format: int64 */
+            rule_id: number;
+        });
+        /** @description The result of an alliance dry run: a dry run's result and the budget charge. */
+        AllianceDryRunResult: components["schemas"]["DryRunResult"] & {
+            budget: components["schemas"]["BudgetCharge"];
+        };
+        /**
          * @description Every mall's counts and the alliance's totals (identities, counted once however many
          *     malls they are members of).
          */
@@ -4076,6 +4133,45 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description What a run of an alliance rule would draw on the mall's issuing budget. */
+        BudgetCharge: {
+            /** @description Each effect in order, with what it would cost. */
+            awards: components["schemas"]["ChargedEffect"][];
+            /**
+             * Format: int64
+             * @description The budget after the event, in fen.
+             */
+            balance_after_fen: number;
+            /**
+             * Format: int64
+             * @description The budget before the event, in fen.
+             */
+            balance_fen: number;
+            /** @description Set when the mall's budget is closed (it left the alliance). */
+            closed: boolean;
+            /**
+             * Format: int64
+             * @description What they cost, in fen.
+             */
+            cost_fen: number;
+            /** @description The mall whose budget pays. */
+            mall: string;
+            /**
+             * Format: int64
+             * @description Shared points that would be issued (the charged awards).
+             */
+            points: number;
+            /**
+             * Format: int32
+             * @description The alliance's clearing value: this many points are worth one yuan.
+             */
+            points_per_yuan: number;
+            /**
+             * Format: int32
+             * @description The mall's issuing rate in basis points (1500 = 15%).
+             */
+            rate_bp: number;
+        };
         BudgetEntry: {
             actor: string;
             /**
@@ -4163,6 +4259,26 @@ export interface components {
             position?: number;
         } & {
             [key: string]: components["schemas"]["JsonValue"];
+        };
+        /** @description One effect of an alliance rule as the budget sees it. */
+        ChargedEffect: {
+            /** Format: int64 */
+            cost_fen: number;
+            /** @description The effect's position in `effects` (0-based). */
+            index: number;
+            /**
+             * Format: int64
+             * @description Who would receive the points (the member, or the referrer the effect names).
+             */
+            member_id?: number | null;
+            /** Format: int64 */
+            points: number;
+            /**
+             * @description `charged`; `budget_exhausted` or `budget_closed` (the award is left out, the event
+             *     and the mall's own awards stand); `no_referrer` (no referrer that far up);
+             *     `not_an_award` (an effect that draws nothing on the budget).
+             */
+            status: string;
         };
         /** @description Check-ins of one local day. */
         CheckinDay: {
@@ -8613,6 +8729,83 @@ export interface operations {
                 };
             };
             /** @description Not found: no such mall, or a path id names nothing in this mall */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    alliance_rule_dry_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description alliance slug */
+                alliance: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AllianceDryRunRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AllianceDryRunResult"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential for this route group */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
