@@ -65,8 +65,9 @@ async fn find_or_make(
     email: Option<&str>,
     nickname: &str,
 ) -> Result<IdentityId> {
+    // An identity merged by a link stands for the one it was merged into.
     let found: Option<IdentityId> = sqlx::query_scalar(
-        "SELECT id FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
+        "SELECT coalesce(merged_into, id) FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
             OR (email = $2 AND email_proven_at IS NOT NULL) ORDER BY id LIMIT 1",
     )
     .bind(phone)
@@ -160,8 +161,12 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
             e,
             Error::conflict(
                 "account_exists_unlinked",
-                "this mall already has an account with this phone number or e-mail that is not linked to the \
-                 alliance; sign in to it directly",
+                format!(
+                    "mall {:?} already has an account with this phone number or e-mail that is not linked to your \
+                     alliance account; link it: signed in at mall {:?}, POST /v1/tenants/{}/me/alliance-links/codes \
+                     then POST /v1/tenants/{}/me/alliance-links with the code (or that account's password)",
+                    to.slug, from.slug, from.slug, from.slug
+                ),
             ),
         )
     })?;
