@@ -26,6 +26,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 4, "0004_api_key_bound"),
     migration!("control", 5, "0005_tenant_tombstones"),
     migration!("control", 6, "0006_alliance_departures"),
+    migration!("control", 7, "0007_member_audit"),
 ];
 
 /// Migrations of every tenant (merchant) schema.

@@ -121,7 +121,7 @@ fn detail(e: &Error) -> ErrorDetail {
             (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
         }
         // The hand-off's dead end tells how to link the account it found (`alliance::link`).
-        Error::Conflict { code: "account_exists_unlinked", .. } => (
+        Error::Conflict { code: "account_exists_unlinked" | "account_linked_elsewhere", .. } => (
             e.to_string(),
             Some(serde_json::json!({
                 "link_routes": [

@@ -145,10 +145,24 @@ pub async fn link(db: &Db, a: &Tenant, ma: MemberId, b: &Tenant, mb: MemberId) -
             "merged_identity_id": merged.map(IdentityId::get), "moved_points": moved,
         })
     };
-    audit::record(&mut tx, &Actor::member(ma.get()), Some(a.id), "member.alliance_link", &format!("member:{ma}"), details(b, mb))
-        .await?;
-    audit::record(&mut tx, &Actor::member(mb.get()), Some(b.id), "member.alliance_link", &format!("member:{mb}"), details(a, ma))
-        .await?;
+    audit::record(
+        &mut tx,
+        &Actor::member(ma.get()),
+        Some(a.id),
+        "member.alliance_link",
+        &format!("member:{ma}"),
+        details(b, mb),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        &Actor::member(mb.get()),
+        Some(b.id),
+        "member.alliance_link",
+        &format!("member:{mb}"),
+        details(a, ma),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Link {
         mall: b.slug.clone(),

@@ -371,7 +371,11 @@ async fn link_account(
             let login = members::authenticate_password(&state.db, &other, &body.identifier, password);
             tokens::throttled(&state, &account, &addr, login).await?
         }
-        _ => return Err(Error::invalid_field("code", "give the code sent to the account to link, or its password").into()),
+        _ => {
+            return Err(
+                Error::invalid_field("code", "give the code sent to the account to link, or its password").into()
+            );
+        }
     };
     let me = platform::ids::MemberId::new(auth.member_id);
     let done = link::link(&state.db, &auth.tenant, me, &other, platform::ids::MemberId::new(member.id)).await?;

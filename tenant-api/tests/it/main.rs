@@ -3,6 +3,7 @@
 mod common;
 
 mod alliance;
+mod alliance_links;
 mod alliance_rules;
 mod analytics;
 mod api_keys;
