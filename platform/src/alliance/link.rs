@@ -321,6 +321,9 @@ async fn move_all(
     Ok(moved)
 }
 
+/// A lot being moved: id, what is left, its expiry, the mall that issued it.
+type OpenLot = (i64, i64, Option<DateTime<Utc>>, Option<i64>);
+
 async fn move_currency(
     conn: &mut PgConnection,
     from: IdentityId,
@@ -338,7 +341,7 @@ async fn move_currency(
     let mut moved = 0;
     loop {
         // The lots a debit of their sum draws on, in its order: soonest-expiring first.
-        let lots: Vec<(i64, i64, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
+        let lots: Vec<OpenLot> = sqlx::query_as(
             "SELECT l.id, l.remaining, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
              JOIN entries i ON i.id = l.entry_id WHERE l.member_id = $1 AND l.currency = $2 AND l.remaining > 0 \
              ORDER BY l.expires_at ASC NULLS LAST, l.id ASC LIMIT $3",
