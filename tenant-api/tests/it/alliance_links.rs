@@ -344,6 +344,13 @@ async fn the_hand_offs_dead_end_names_the_link_route_and_linking_opens_it() {
     assert_eq!(s, StatusCode::OK, "{pair}");
     assert_eq!(me_id(&app, &a, &token(&pair)).await, ma["id"]);
     assert_eq!(my_balance(&app, &c, &token(&pair_c), SHARED).await, 150);
+    // A second account at C cannot join: the alliance account has one there already.
+    let other = format!("{}@link.test", unique("m"));
+    app.proven_member(&c, &other).await;
+    send_link_code(&app, &a, &ta, &c.slug, &other).await;
+    let code = app.last_code(&other).await;
+    let (s, body) = link(&app, &a, &ta, json!({"mall": c.slug, "identifier": other, "code": code})).await;
+    assert_eq!((s, code_of(&body)), (StatusCode::CONFLICT, Some("identity_has_account_there")), "{body}");
     assert_alliance_ledger_sound(&app, &al).await;
 }
 
