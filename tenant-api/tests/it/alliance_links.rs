@@ -112,6 +112,9 @@ async fn two_accounts_with_shared_points_link_into_one_balance_and_settle_as_bef
     let (s, pair) = handoff(&app, &b, &ta).await;
     assert_eq!(s, StatusCode::OK, "{pair}");
     assert_eq!(me_id(&app, &b, &token(&pair)).await, mb["id"]);
+    // The alliance counts one identity now.
+    let (s, counts) = app.call(Method::GET, &format!("{base}/member-counts"), Some(&admin), None).await;
+    assert_eq!((s, counts["identities"].as_i64()), (StatusCode::OK, Some(1)), "{counts}");
     // The merged identity's history stays; its 300 moved by one transfer.
     let history = alliance_entries(&app, al.id, merged).await;
     assert_eq!(
