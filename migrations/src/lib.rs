@@ -26,6 +26,7 @@ pub const CONTROL: &[Migration] = &[
     migration!("control", 4, "0004_api_key_bound"),
     migration!("control", 5, "0005_tenant_tombstones"),
     migration!("control", 6, "0006_alliance_departures"),
+    migration!("control", 7, "0007_member_audit"),
 ];
 
 /// Migrations of every tenant (merchant) schema.
@@ -52,6 +53,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 20, "0020_backtests"),
     migration!("tenant", 21, "0021_shared_points_everywhere"),
     migration!("tenant", 22, "0022_budget_closed"),
+    migration!("tenant", 23, "0023_alliance_links"),
 ];
 
 #[cfg(test)]

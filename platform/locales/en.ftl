@@ -42,8 +42,12 @@ order-status-refunded = refunded
 ## Error messages (by the error's stable code)
 error-account-disabled = This account is disabled.
 error-account-exists = An account with this phone or e-mail already exists.
-error-account-exists-unlinked = An account with this identifier already exists in this mall and is not linked to the alliance.
-error-account-linked-elsewhere = This account is already linked to another alliance identity.
+error-account-exists-unlinked = This mall already has an account with this identifier that is not linked to your alliance account; link it from the mall you are signed in at (POST /me/alliance-links/codes, then /me/alliance-links).
+error-already-linked = These two accounts already share one alliance account.
+error-identity-has-account-there = Your alliance account already has another account in that mall; two accounts of one mall cannot be linked.
+error-link-holds-open = The account to link has shared points held for a checkout; link after it settles.
+error-link-points-locked = The account to link has locked shared points; link after they are released.
+error-account-linked-elsewhere = That mall's account with this identifier is on another alliance account; if it is yours, link it from the mall you are signed in at (POST /me/alliance-links/codes, then /me/alliance-links).
 error-address-conflict = The address was changed meanwhile; reload and try again.
 error-address-not-found = No such address.
 error-alliance-identity-taken = This alliance identity is already linked to an account in this mall.

@@ -41,8 +41,12 @@ order-status-refunded = 已退款
 ## 错误信息（按错误的稳定 code）
 error-account-disabled = 该账号已停用。
 error-account-exists = 该手机号或邮箱已注册。
-error-account-exists-unlinked = 该账号已在本商城存在，但尚未关联联盟账户。
-error-account-linked-elsewhere = 该账号已关联到其他联盟账户。
+error-account-exists-unlinked = 该商城已有使用此手机号或邮箱的账号，尚未关联到您的联盟账户；请在已登录的商城中关联它（POST /me/alliance-links/codes，再 POST /me/alliance-links）。
+error-already-linked = 这两个账号已共用同一个联盟账户。
+error-identity-has-account-there = 您的联盟账户在该商城已有另一个账号；同一商城的两个账号不能关联。
+error-link-holds-open = 要关联的账号有结账中冻结的联盟积分；请在结账完成后再关联。
+error-link-points-locked = 要关联的账号有锁定中的联盟积分；请在释放后再关联。
+error-account-linked-elsewhere = 该商城使用此手机号或邮箱的账号属于另一个联盟账户；如果是您的账号，请在已登录的商城中关联它（POST /me/alliance-links/codes，再 POST /me/alliance-links）。
 error-address-conflict = 地址已被修改，请刷新后重试。
 error-address-not-found = 地址不存在。
 error-alliance-identity-taken = 该联盟账户已关联本商城的其他账号。

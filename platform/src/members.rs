@@ -335,19 +335,46 @@ pub async fn send_code(
     purpose: Purpose,
 ) -> Result<()> {
     let ident = Identifier::parse(identifier)?;
-    if purpose == Purpose::Verify {
-        return Err(Error::invalid_field("purpose", "verify codes are sent from /me/verification-codes"));
+    match purpose {
+        Purpose::Verify => {
+            return Err(Error::invalid_field("purpose", "verify codes are sent from /me/verification-codes"));
+        }
+        Purpose::Link => {
+            return Err(Error::invalid_field("purpose", "link codes are sent from /me/alliance-links/codes"));
+        }
+        _ => {}
     }
     codes::throttle(db, tenant, ident.as_str(), purpose).await?;
     let proven_holder = fetch_by_identifier(db, tenant, &ident).await?.is_some_and(|a| a.proven);
     let should_send = match purpose {
         Purpose::Register => !proven_holder,
-        Purpose::Login | Purpose::ResetPassword | Purpose::Verify => proven_holder,
+        Purpose::Login | Purpose::ResetPassword | Purpose::Verify | Purpose::Link => proven_holder,
     };
     if should_send {
         codes::issue(db, sender, tenant, ident.as_str(), purpose).await?;
     }
     Ok(())
+}
+
+/// Sends a `link` code to the account of `tenant` that holds `identifier` proven, for a
+/// member of another mall of the alliance who links it (`alliance::link`). Counted like
+/// every code first; the answer is the same whether or not such an account exists. An
+/// account holding it unproven gets nothing: a phone number alone never links.
+pub async fn send_link_code(db: &Db, sender: &dyn Sender, tenant: &Tenant, identifier: &str) -> Result<()> {
+    let ident = Identifier::parse(identifier)?;
+    codes::throttle(db, tenant, ident.as_str(), Purpose::Link).await?;
+    if fetch_by_identifier(db, tenant, &ident).await?.is_some_and(|a| a.proven) {
+        codes::issue(db, sender, tenant, ident.as_str(), Purpose::Link).await?;
+    }
+    Ok(())
+}
+
+/// The account of `tenant` holding `identifier` proven, after checking a `link` code
+/// sent to it (five wrong guesses use the code up).
+pub async fn authenticate_link_code(db: &Db, tenant: &Tenant, identifier: &str, code: &str) -> Result<Member> {
+    let ident = Identifier::parse(identifier)?;
+    codes::verify(db, tenant, ident.as_str(), Purpose::Link, code).await?;
+    proven_holder(db, tenant, &ident).await
 }
 
 /// The account that holds `ident` proven; a code for it was just checked. An account

@@ -134,6 +134,17 @@ fn detail(e: &Error) -> ErrorDetail {
         | Error::Unavailable { retry_after_secs, .. } => {
             (e.to_string(), Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
         }
+        // The hand-off's dead end tells how to link the account it found (`alliance::link`).
+        Error::Conflict { code: "account_exists_unlinked" | "account_linked_elsewhere", .. } => (
+            e.to_string(),
+            Some(serde_json::json!({
+                "link_routes": [
+                    "POST /v1/tenants/{tenant}/me/alliance-links/codes",
+                    "POST /v1/tenants/{tenant}/me/alliance-links",
+                ],
+                "tenant": "the mall you are signed in at (the hand-off's token)",
+            })),
+        ),
         other => (other.to_string(), None),
     };
     let message = if matches!(e, Error::Invalid { .. }) { message } else { localised(lang, e.code(), message) };

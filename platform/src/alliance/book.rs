@@ -338,5 +338,12 @@ pub async fn return_to_lots(
     let book = for_order(conn, member_id).await?;
     book.enter(conn).await?;
     let done = post::return_to_lots(conn, alliance_entry_id, amount, Reason::Refund, &book.source(source), now).await;
-    book.leave(conn, done).await.map(|_| ())
+    // A debit of an identity merged since by a link: what came back moves on to the
+    // identity it was merged into.
+    let done = match done {
+        Ok((Some(entry), _)) => super::link::pass_on_merged(conn, entry.member_id, now).await,
+        Ok((None, _)) => Ok(()),
+        Err(e) => Err(e),
+    };
+    book.leave(conn, done).await
 }

@@ -39,7 +39,8 @@ pub async fn of_alliance(db: &Db, a: &Alliance) -> Result<AllianceMemberCounts> 
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     enter_schema(&mut tx, &a.schema_name).await?;
     let (identities, identities_with_shared_balance): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM members), \
+        // An identity merged into another by a link is that one (it holds nothing).
+        "SELECT (SELECT count(*) FROM members WHERE merged_into IS NULL), \
                 (SELECT count(*) FROM accounts WHERE currency = $1 AND balance > 0)",
     )
     .bind(&a.currency_code)

@@ -65,8 +65,9 @@ async fn find_or_make(
     email: Option<&str>,
     nickname: &str,
 ) -> Result<IdentityId> {
+    // An identity merged by a link stands for the one it was merged into.
     let found: Option<IdentityId> = sqlx::query_scalar(
-        "SELECT id FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
+        "SELECT coalesce(merged_into, id) FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
             OR (email = $2 AND email_proven_at IS NOT NULL) ORDER BY id LIMIT 1",
     )
     .bind(phone)
@@ -137,7 +138,7 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
             .await
             .map_err(Error::from);
     let (phone, email, nickname) = switch_back(&mut tx, &to.schema_name, read).await?;
-    if let Some(id) = link_proven_holder(&mut tx, identity, phone.as_deref(), email.as_deref()).await? {
+    if let Some(id) = link_proven_holder(&mut tx, from, to, identity, phone.as_deref(), email.as_deref()).await? {
         tx.commit().await?;
         return Ok(id);
     }
@@ -160,8 +161,12 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
             e,
             Error::conflict(
                 "account_exists_unlinked",
-                "this mall already has an account with this phone number or e-mail that is not linked to the \
-                 alliance; sign in to it directly",
+                format!(
+                    "mall {:?} already has an account with this phone number or e-mail that is not linked to your \
+                     alliance account; link it: {}",
+                    to.slug,
+                    link_route(from)
+                ),
             ),
         )
     })?;
@@ -187,6 +192,8 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
 /// it proven and not linked yet is the same person, proven twice, and is linked.
 async fn link_proven_holder(
     conn: &mut PgConnection,
+    from: &Tenant,
+    to: &Tenant,
     identity: IdentityId,
     phone: Option<&str>,
     email: Option<&str>,
@@ -210,7 +217,12 @@ async fn link_proven_holder(
     match linked {
         Some(other) if other != identity => Err(Error::conflict(
             "account_linked_elsewhere",
-            "this mall's account with this phone number or e-mail belongs to another alliance account",
+            format!(
+                "mall {:?} has an account with this phone number or e-mail on another alliance account; if it is \
+                 yours, link it: {}",
+                to.slug,
+                link_route(from)
+            ),
         )),
         Some(_) => Ok(Some(id)),
         None => {
@@ -222,6 +234,16 @@ async fn link_proven_holder(
             Ok(Some(id))
         }
     }
+}
+
+/// How a member signed in at `from` links an account of another mall (`alliance::link`).
+fn link_route(from: &Tenant) -> String {
+    format!(
+        "signed in at mall {:?}, POST /v1/tenants/{}/me/alliance-links/codes (the other mall and the account's phone \
+         or e-mail) then POST /v1/tenants/{}/me/alliance-links with the code sent to it, or with that account's \
+         password",
+        from.slug, from.slug, from.slug
+    )
 }
 
 fn unproven() -> Error {

@@ -10,6 +10,7 @@
 //!   merchant's schema.
 //! - `identity`: a merchant's member ↔ the alliance identity, and the hand-off that signs
 //!   a member of one mall into another mall of the alliance.
+//! - `link`: linking a member's accounts in two malls of the alliance into one identity.
 //! - `book`: which ledger a (member, currency) is kept in, and switching to it.
 //! - `membership`: a mall leaving its alliance, and what stays of it there.
 
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod budgets;
 pub mod counts;
 pub mod identity;
+pub mod link;
 pub mod membership;
 pub mod schema;
 pub mod settlement;

@@ -41,7 +41,7 @@ pub async fn parties(
             let schema = keeper::alliance_schema(tenant.alliance_id.unwrap_or_default());
             enter_schema(conn, &schema).await?;
             let found: Result<Option<i64>> = sqlx::query_scalar(
-                "SELECT id FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
+                "SELECT coalesce(merged_into, id) FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \
                     OR (email = $2 AND email_proven_at IS NOT NULL) ORDER BY id LIMIT 1",
             )
             .bind(phone)

@@ -22,11 +22,14 @@ pub enum Purpose {
     ResetPassword,
     /// A signed-in member proves their own phone or e-mail.
     Verify,
+    /// A member signed in at one mall of an alliance proves their account at another
+    /// (`alliance::link`).
+    Link,
 }
 
 /// What `/auth/codes` sends a code for, in the OpenAPI document: a `Purpose` but
-/// `verify` (those codes go to a signed-in member's own phone or e-mail, from
-/// `/me/verification-codes`).
+/// `verify` and `link` (those codes are sent for a signed-in member, from
+/// `/me/verification-codes` and `/me/alliance-links/codes`).
 #[derive(utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)]
@@ -43,6 +46,7 @@ impl Purpose {
             Self::Register => "register",
             Self::ResetPassword => "reset_password",
             Self::Verify => "verify",
+            Self::Link => "link",
         }
     }
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::Error;
-use platform::alliance::identity;
+use platform::alliance::{identity, link};
 use platform::auth::codes::Purpose;
 use platform::auth::identifier::PhoneOrEmail;
 use platform::auth::tokens::{Audience, TokenPair, subject_id};
@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
         .routes(routes!(alliance_handoff))
+        .routes(routes!(send_link_code))
+        .routes(routes!(link_account))
         .routes(routes!(send_proof_code))
         .routes(routes!(prove))
 }
@@ -289,4 +291,93 @@ struct Proof {
     responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn prove(State(state): State<AppState>, auth: MemberAuth, Json(body): Json<Proof>) -> ApiResult<Json<Member>> {
     Ok(Json(members::prove(&state.db, &auth.tenant, auth.member_id, body.kind, &body.code).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LinkCodeRequest {
+    /// Slug of the other mall of the alliance, where the account to link is.
+    #[schema(min_length = 1, max_length = 63)]
+    mall: String,
+    /// The phone number or e-mail of the account to link, as proven there.
+    #[schema(value_type = PhoneOrEmail)]
+    identifier: String,
+}
+
+/// Starts linking the signed-in member's account with their account in another mall of
+/// the same alliance (SPEC A2): sends a `link` code to that account's proven phone or
+/// e-mail. The answer is the same whether or not such an account exists; an account
+/// holding the identifier unproven gets no code (a phone number alone never links).
+/// An account with a password can be linked with it instead, without a code.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links/codes", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall signed in at")),
+    request_body = LinkCodeRequest,
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn send_link_code(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    Json(body): Json<LinkCodeRequest>,
+) -> ApiResult<StatusCode> {
+    let other = state.directory.resolve_active(&body.mall).await?;
+    link::check_malls(&auth.tenant, &other)?;
+    members::send_link_code(&state.db, state.sender.as_ref(), &other, &body.identifier).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    /// Slug of the other mall of the alliance, where the account to link is.
+    #[schema(min_length = 1, max_length = 63)]
+    mall: String,
+    /// The phone number or e-mail of the account to link.
+    #[schema(value_type = PhoneOrEmail)]
+    identifier: String,
+    /// The code sent by `/me/alliance-links/codes` (or give `password`).
+    code: Option<String>,
+    /// The password of the account to link (or give `code`).
+    password: Option<String>,
+}
+
+/// Links the signed-in member's account with their account in another mall of the same
+/// alliance, proven by the code sent to it or its password: both become one alliance
+/// identity, with one shared balance. When both already had one, the other's is merged
+/// into this one's: its shared points move here, each keeping its expiry and the mall
+/// that issued it. Refused: a wrong code or password (throttled like a sign-in at that
+/// mall), a mall of another alliance (or of none), accounts already linked.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links", tag = "members",
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall signed in at")),
+    request_body = LinkRequest,
+    responses((status = 200, body = link::Link), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn link_account(
+    State(state): State<AppState>,
+    auth: MemberAuth,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<LinkRequest>,
+) -> ApiResult<Json<link::Link>> {
+    let other = state.directory.resolve_active(&body.mall).await?;
+    link::check_malls(&auth.tenant, &other)?;
+    let member = match (&body.code, &body.password) {
+        (Some(code), None) => members::authenticate_link_code(&state.db, &other, &body.identifier, code).await?,
+        (None, Some(password)) => {
+            // The same counters as a password sign-in at that mall.
+            let normalized = members::Identifier::parse(&body.identifier)
+                .map(|i| i.as_str().to_string())
+                .unwrap_or_else(|_| body.identifier.trim().to_lowercase());
+            let account = format!("{}:member:{normalized}", other.id);
+            let login = members::authenticate_password(&state.db, &other, &body.identifier, password);
+            tokens::throttled(&state, &account, &addr, login).await?
+        }
+        _ => {
+            return Err(
+                Error::invalid_field("code", "give the code sent to the account to link, or its password").into()
+            );
+        }
+    };
+    let me = platform::ids::MemberId::new(auth.member_id);
+    let done = link::link(&state.db, &auth.tenant, me, &other, platform::ids::MemberId::new(member.id)).await?;
+    Ok(Json(done))
 }

@@ -3,7 +3,9 @@
 mod common;
 
 mod alliance;
+mod alliance_links;
 mod alliance_rules;
+mod alliance_three_malls;
 mod analytics;
 mod api_keys;
 mod backtests;

@@ -1370,6 +1370,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/me/alliance-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Links the signed-in member's account with their account in another mall of the same
+         *     alliance, proven by the code sent to it or its password: both become one alliance
+         *     identity, with one shared balance. When both already had one, the other's is merged
+         *     into this one's: its shared points move here, each keeping its expiry and the mall
+         *     that issued it. Refused: a wrong code or password (throttled like a sign-in at that
+         *     mall), a mall of another alliance (or of none), accounts already linked.
+         */
+        post: operations["link_account"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/me/alliance-links/codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts linking the signed-in member's account with their account in another mall of
+         *     the same alliance (SPEC A2): sends a `link` code to that account's proven phone or
+         *     e-mail. The answer is the same whether or not such an account exists; an account
+         *     holding the identifier unproven gets no code (a phone number alone never links).
+         *     An account with a password can be linked with it instead, without a code.
+         */
+        post: operations["send_link_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/me/checkins": {
         parameters: {
             query?: never;
@@ -4391,8 +4438,8 @@ export interface components {
         };
         /**
          * @description What `/auth/codes` sends a code for, in the OpenAPI document: a `Purpose` but
-         *     `verify` (those codes go to a signed-in member's own phone or e-mail, from
-         *     `/me/verification-codes`).
+         *     `verify` and `link` (those codes are sent for a signed-in member, from
+         *     `/me/verification-codes` and `/me/alliance-links/codes`).
          * @enum {string}
          */
         CodePurpose: "login" | "register" | "reset_password";
@@ -5402,6 +5449,52 @@ export interface components {
              * @description Shared points its adjustments took away.
              */
             revoked: number;
+        };
+        /** @description What a link did. */
+        Link: {
+            /**
+             * Format: int64
+             * @description The alliance identity both accounts now share.
+             */
+            identity_id: number;
+            /** @description The mall of the account that was linked. */
+            mall: string;
+            /**
+             * Format: int64
+             * @description That account's member id in its mall.
+             */
+            member_id: number;
+            /**
+             * Format: int64
+             * @description The identity merged into it (both accounts had one), if any.
+             */
+            merged_identity_id?: number | null;
+            /**
+             * Format: int64
+             * @description Shared points moved from the merged identity.
+             */
+            moved_points: number;
+            /**
+             * Format: int64
+             * @description The shared balance now (one balance in every mall of the alliance).
+             */
+            shared_balance: number;
+        };
+        LinkCodeRequest: {
+            /** @description The phone number or e-mail of the account to link, as proven there. */
+            identifier: components["schemas"]["PhoneOrEmail"];
+            /** @description Slug of the other mall of the alliance, where the account to link is. */
+            mall: string;
+        };
+        LinkRequest: {
+            /** @description The code sent by `/me/alliance-links/codes` (or give `password`). */
+            code?: string | null;
+            /** @description The phone number or e-mail of the account to link. */
+            identifier: components["schemas"]["PhoneOrEmail"];
+            /** @description Slug of the other mall of the alliance, where the account to link is. */
+            mall: string;
+            /** @description The password of the account to link (or give `code`). */
+            password?: string | null;
         };
         /**
          * @description Whether members see the product (with an approved review).
@@ -13434,6 +13527,180 @@ export interface operations {
             };
             /** @description Validation failed: `details.fields` names each field */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    link_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description slug of the mall signed in at */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Link"];
+                };
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_link_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description slug of the mall signed in at */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkCodeRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed: the body is not JSON or the query string cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,402 @@
+//! Linking accounts (issue 12, A2): a member with accounts in two malls of an alliance
+//! makes them one alliance identity by proving both: signed in at one, and a `link`
+//! code sent to the other account's proven phone or e-mail, or that account's password
+//! (the proofs are checked by the caller; this does the linking).
+//!
+//! - Neither account has an identity yet: the one signed in gets one (from its proven
+//!   phone or e-mail, else from the other's), and the other is linked to it.
+//! - One has an identity: the other is linked to it.
+//! - Both have one: the other's identity is merged into the signed-in one's. Every mall's
+//!   account of the merged identity is linked to the kept one; its balance moves to the
+//!   kept identity by transfer entries whose lots keep each lot's expiry and issuing mall
+//!   (settlement charges redemptions to the issuer as before; transfers are neither
+//!   issued nor redeemed points). The merged identity's own entries and lots stay, as
+//!   history; `members.merged_into` names where it went, so a later look-up by its phone
+//!   or e-mail finds the kept one, and a refund of an order it paid is passed on.
+//!
+//! One transaction, under a per-alliance advisory lock (links of one alliance run one at
+//! a time) and the row locks of both accounts and both identities, so two links racing
+//! cannot merge twice. Refused: a merge that would give one mall two accounts of one
+//! identity, a merged identity with locked points or open holds (they settle first).
+//! Recorded in both malls' audit logs, the member as actor.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::identity;
+use crate::audit::{self, Actor};
+use crate::db::{Db, enter_schema, select_schema};
+use crate::directory::Tenant;
+use crate::error::{Error, Result};
+use crate::ids::{IdentityId, MemberId};
+use crate::ledger::post::{self, LotPart};
+use crate::ledger::{Reason, Source, SourceKind, batch};
+
+/// Advisory-lock namespace of links (one alliance's links run one at a time).
+const LOCK_NS_LINK: i32 = 0x6c69_6e6b;
+
+/// Lots moved per debit when a merged identity's balance moves (below the ledger's
+/// per-debit bound).
+const LOTS_PER_MOVE: i64 = 100;
+
+/// What a link did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Link {
+    /// The mall of the account that was linked.
+    pub mall: String,
+    /// That account's member id in its mall.
+    pub member_id: i64,
+    /// The alliance identity both accounts now share.
+    pub identity_id: i64,
+    /// The identity merged into it (both accounts had one), if any.
+    pub merged_identity_id: Option<i64>,
+    /// Shared points moved from the merged identity.
+    pub moved_points: i64,
+    /// The shared balance now (one balance in every mall of the alliance).
+    pub shared_balance: i64,
+}
+
+/// Links member `mb` of mall `b` to member `ma` of mall `a` (signed in there), both
+/// proven by the caller.
+pub async fn link(db: &Db, a: &Tenant, ma: MemberId, b: &Tenant, mb: MemberId) -> Result<Link> {
+    let alliance_id = check_malls(a, b)?;
+    let mut tx = db.tenant_tx(&a.cluster, &a.schema_name).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOCK_NS_LINK)
+        .bind(i32::try_from(alliance_id % i64::from(i32::MAX)).unwrap_or(0))
+        .execute(&mut *tx)
+        .await?;
+    // Both accounts, in mall order.
+    let (first, second) = if a.id < b.id { ((a, ma), (b, mb)) } else { ((b, mb), (a, ma)) };
+    let one = lock_account(&mut tx, first.0, first.1).await?;
+    let two = lock_account(&mut tx, second.0, second.1).await?;
+    let (ia, ib) = if a.id < b.id { (one, two) } else { (two, one) };
+
+    let mut merged = None;
+    let kept = match (ia, ib) {
+        (Some(x), Some(y)) if x == y => {
+            return Err(Error::conflict("already_linked", "these two accounts already share one alliance account"));
+        }
+        (Some(x), Some(y)) => {
+            merged = Some(y);
+            repoint(&mut tx, alliance_id, x, y).await?;
+            x
+        }
+        (Some(x), None) => {
+            attach(&mut tx, b, mb, x).await?;
+            x
+        }
+        (None, Some(y)) => {
+            attach(&mut tx, a, ma, y).await?;
+            y
+        }
+        (None, None) => {
+            select_schema(&mut tx, &a.schema_name).await?;
+            match identity::of_member(&mut tx, a, ma).await {
+                Ok(x) => {
+                    attach(&mut tx, b, mb, x).await?;
+                    x
+                }
+                Err(Error::Conflict { code: "identifier_unproven", .. }) => {
+                    select_schema(&mut tx, &b.schema_name).await?;
+                    let x = identity::of_member(&mut tx, b, mb).await?;
+                    attach(&mut tx, a, ma, x).await?;
+                    x
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+
+    enter_schema(&mut tx, &super::schema_name(alliance_id)).await?;
+    let now = Utc::now();
+    let mut moved = 0;
+    if let Some(y) = merged {
+        let ids = [kept.get().min(y.get()), kept.get().max(y.get())];
+        let rows: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, merged_into FROM members WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        if rows.iter().any(|(_, into)| into.is_some()) {
+            return Err(Error::conflict("already_linked", "this alliance account was merged already"));
+        }
+        let actor = format!("tenant:{}/member:{}", a.id, ma);
+        moved = move_all(&mut tx, y, kept, &actor, now).await?;
+        sqlx::query("UPDATE members SET merged_into = $1, updated_at = now() WHERE id = $2 OR merged_into = $2")
+            .bind(kept)
+            .bind(y)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let shared_balance: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(a.balance), 0)::bigint FROM accounts a \
+         JOIN control.alliances l ON l.currency_code = a.currency AND l.id = $2 WHERE a.member_id = $1",
+    )
+    .bind(kept)
+    .bind(alliance_id)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let details = |other: &Tenant, member: MemberId| {
+        serde_json::json!({
+            "linked_mall": other.slug, "linked_member_id": member.get(), "identity_id": kept.get(),
+            "merged_identity_id": merged.map(IdentityId::get), "moved_points": moved,
+        })
+    };
+    audit::record(
+        &mut tx,
+        &Actor::member(ma.get()),
+        Some(a.id),
+        "member.alliance_link",
+        &format!("member:{ma}"),
+        details(b, mb),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        &Actor::member(mb.get()),
+        Some(b.id),
+        "member.alliance_link",
+        &format!("member:{mb}"),
+        details(a, ma),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Link {
+        mall: b.slug.clone(),
+        member_id: mb.get(),
+        identity_id: kept.get(),
+        merged_identity_id: merged.map(IdentityId::get),
+        moved_points: moved,
+        shared_balance,
+    })
+}
+
+/// Both malls in one alliance, and two malls (the alliance of both).
+pub fn check_malls(a: &Tenant, b: &Tenant) -> Result<i64> {
+    let alliance_id =
+        a.alliance_id.ok_or_else(|| Error::forbidden("not_in_alliance", "this mall is not in an alliance"))?;
+    if b.alliance_id != Some(alliance_id) {
+        return Err(Error::forbidden(
+            "not_in_alliance",
+            format!("mall {:?} is not in the alliance of mall {:?}", b.slug, a.slug),
+        ));
+    }
+    if a.id == b.id {
+        return Err(Error::invalid_field("mall", "the account to link is in another mall of the alliance"));
+    }
+    if a.cluster != b.cluster {
+        return Err(Error::Internal(anyhow::anyhow!("malls {} and {} of one alliance on two clusters", a.id, b.id)));
+    }
+    Ok(alliance_id)
+}
+
+/// Locks member `m` of `t` (selecting its schema): its identity; refused when it is
+/// missing or disabled.
+async fn lock_account(conn: &mut PgConnection, t: &Tenant, m: MemberId) -> Result<Option<IdentityId>> {
+    select_schema(conn, &t.schema_name).await?;
+    let row: Option<(String, Option<IdentityId>)> =
+        sqlx::query_as("SELECT status, alliance_member_id FROM members WHERE id = $1 FOR UPDATE")
+            .bind(m)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        None => Err(Error::not_found("member_not_found", "no such member")),
+        Some((status, _)) if status != "active" => {
+            Err(Error::forbidden("account_disabled", "this account is disabled"))
+        }
+        Some((_, identity)) => Ok(identity),
+    }
+}
+
+/// Links member `m` of `t`, which has no identity, to `identity`.
+async fn attach(conn: &mut PgConnection, t: &Tenant, m: MemberId, identity: IdentityId) -> Result<()> {
+    select_schema(conn, &t.schema_name).await?;
+    let other: Option<MemberId> = sqlx::query_scalar("SELECT id FROM members WHERE alliance_member_id = $1 FOR UPDATE")
+        .bind(identity)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if other.is_some() {
+        return Err(identity_has_account(t));
+    }
+    sqlx::query("UPDATE members SET alliance_member_id = $2, updated_at = now() WHERE id = $1")
+        .bind(m)
+        .bind(identity)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn identity_has_account(t: &Tenant) -> Error {
+    Error::conflict(
+        "identity_has_account_there",
+        format!(
+            "your alliance account already has another account at mall {:?} (opened by the alliance hand-off); \
+             two accounts of one mall cannot be linked",
+            t.slug
+        ),
+    )
+}
+
+/// Every mall's account of identity `y` is linked to `x` instead: the alliance's malls
+/// and those that left it (their old orders still refund there).
+async fn repoint(conn: &mut PgConnection, alliance_id: i64, x: IdentityId, y: IdentityId) -> Result<()> {
+    let malls: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT t.id, t.slug, t.schema_name FROM control.tenants t \
+         WHERE (t.alliance_id = $1 OR EXISTS (SELECT 1 FROM control.alliance_departures d \
+                                             WHERE d.alliance_id = $1 AND d.tenant_id = t.id)) \
+           AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = t.schema_name) \
+         ORDER BY t.id",
+    )
+    .bind(alliance_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (_, slug, schema) in malls {
+        select_schema(conn, &schema).await?;
+        let accounts: Vec<(MemberId, IdentityId)> = sqlx::query_as(
+            "SELECT id, alliance_member_id FROM members WHERE alliance_member_id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind([x, y])
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(&(member, _)) = accounts.iter().find(|(_, i)| *i == y) else { continue };
+        if accounts.len() > 1 {
+            return Err(Error::conflict(
+                "identity_has_account_there",
+                format!(
+                    "both alliance accounts have an account at mall {slug:?}; two accounts of one mall cannot be \
+                     linked"
+                ),
+            ));
+        }
+        let holds: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM holds WHERE member_id = $1 AND status = 'held' AND alliance_entry_id IS NOT NULL)",
+        )
+        .bind(member)
+        .fetch_one(&mut *conn)
+        .await?;
+        if holds {
+            return Err(Error::conflict(
+                "link_holds_open",
+                format!("the account at mall {slug:?} has shared points held for a checkout; link after it settles"),
+            ));
+        }
+        sqlx::query("UPDATE members SET alliance_member_id = $1, updated_at = now() WHERE id = $2")
+            .bind(x)
+            .bind(member)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves every point identity `from` holds to `to`, in the alliance schema selected on
+/// `conn`: transfer entries whose lots keep each lot's expiry and issuing mall. Refused
+/// when `from` has locked points. Returns the points moved.
+async fn move_all(
+    conn: &mut PgConnection,
+    from: IdentityId,
+    to: IdentityId,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let accounts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT currency, locked FROM accounts WHERE member_id = $1 AND balance > 0 ORDER BY currency FOR UPDATE",
+    )
+    .bind(from)
+    .fetch_all(&mut *conn)
+    .await?;
+    if accounts.iter().any(|(_, locked)| *locked > 0) {
+        return Err(Error::conflict(
+            "link_points_locked",
+            "the account to link has locked shared points; link after they are released",
+        ));
+    }
+    let mut moved = 0;
+    for (currency, _) in accounts {
+        moved += move_currency(conn, from, to, &currency, actor, now).await?;
+    }
+    Ok(moved)
+}
+
+/// A lot being moved: id, what is left, its expiry, the mall that issued it.
+type OpenLot = (i64, i64, Option<DateTime<Utc>>, Option<i64>);
+
+async fn move_currency(
+    conn: &mut PgConnection,
+    from: IdentityId,
+    to: IdentityId,
+    currency: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let (from, to) = (from.get(), to.get());
+    post::expire_due_lots(conn, from, currency, now).await?;
+    post::ensure_account(conn, to, currency).await?;
+    let out = Source::new(SourceKind::Transfer, actor)
+        .reference(format!("link:to:{to}"))
+        .memo("accounts linked: moved to the kept alliance account");
+    let mut moved = 0;
+    loop {
+        // The lots a debit of their sum draws on, in its order: soonest-expiring first.
+        let lots: Vec<OpenLot> = sqlx::query_as(
+            "SELECT l.id, l.remaining, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
+             JOIN entries i ON i.id = l.entry_id WHERE l.member_id = $1 AND l.currency = $2 AND l.remaining > 0 \
+             ORDER BY l.expires_at ASC NULLS LAST, l.id ASC LIMIT $3",
+        )
+        .bind(from)
+        .bind(currency)
+        .bind(LOTS_PER_MOVE)
+        .fetch_all(&mut *conn)
+        .await?;
+        if lots.is_empty() {
+            break;
+        }
+        let sum: i64 = lots.iter().map(|l| l.1).sum();
+        let (entry, allocations) = post::debit(conn, from, currency, sum, Reason::TransferOut, &out, now).await?;
+        let of = |lot: i64| lots.iter().find(|l| l.0 == lot).copied();
+        let parts: Vec<LotPart> = allocations
+            .iter()
+            .map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.2) })
+            .collect();
+        let issuers: Vec<Option<i64>> = allocations.iter().map(|a| of(a.lot_id).and_then(|l| l.3)).collect();
+        let inn = Source::new(SourceKind::Transfer, actor)
+            .reference(format!("link:from:{from};entry:{}", entry.id))
+            .memo("accounts linked: moved from the merged alliance account");
+        let to_entry = batch::credit(conn, to, currency, &parts, Reason::TransferIn, &inn, now).await?;
+        // The lots are made in the order of the parts.
+        sqlx::query(
+            "UPDATE lots l SET issuer_mall_id = t.issuer \
+             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM lots WHERE entry_id = $1) o \
+             JOIN unnest($2::bigint[]) WITH ORDINALITY AS t(issuer, n) ON t.n = o.n \
+             WHERE l.id = o.id AND t.issuer IS NOT NULL",
+        )
+        .bind(to_entry.id)
+        .bind(&issuers)
+        .execute(&mut *conn)
+        .await?;
+        moved += sum;
+    }
+    Ok(moved)
+}
+
+/// After a refund gave points back to identity `identity` in the alliance schema
+/// selected on `conn`: when that identity was merged by a link, what it holds moves on
+/// to the identity it was merged into.
+pub async fn pass_on_merged(conn: &mut PgConnection, identity: i64, now: DateTime<Utc>) -> Result<()> {
+    let into: Option<Option<IdentityId>> = sqlx::query_scalar("SELECT merged_into FROM members WHERE id = $1")
+        .bind(identity)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(Some(into)) = into else { return Ok(()) };
+    let locked: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE member_id = $1 AND locked > 0)")
+        .bind(identity)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        move_all(conn, IdentityId::new(identity), into, "system:link", now).await?;
+    }
+    Ok(())
+}
