@@ -52,6 +52,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 20, "0020_backtests"),
     migration!("tenant", 21, "0021_shared_points_everywhere"),
     migration!("tenant", 22, "0022_budget_closed"),
+    migration!("tenant", 24, "0024_shared_lock_grants"),
 ];
 
 #[cfg(test)]

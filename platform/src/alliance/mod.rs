@@ -12,12 +12,14 @@
 //!   a member of one mall into another mall of the alliance.
 //! - `book`: which ledger a (member, currency) is kept in, and switching to it.
 //! - `membership`: a mall leaving its alliance, and what stays of it there.
+//! - `locks`: lock grants of the shared currency, charged to the issuing budget.
 
 pub mod book;
 pub mod budget;
 pub mod budgets;
 pub mod counts;
 pub mod identity;
+pub mod locks;
 pub mod membership;
 pub mod schema;
 pub mod settlement;
