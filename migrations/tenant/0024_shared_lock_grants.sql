@@ -11,3 +11,12 @@ ALTER TABLE lock_grants ADD COLUMN mall_id bigint;
 ALTER TABLE lock_grants ADD CONSTRAINT lock_grants_one_ledger CHECK ((entry_id IS NULL) <> (alliance_grant_id IS NULL));
 ALTER TABLE lock_grants DROP CONSTRAINT lock_grants_member_id_currency_fkey;
 ALTER TABLE lock_grants ADD CONSTRAINT lock_grants_member_fkey FOREIGN KEY (member_id) REFERENCES members (id);
+
+-- Won lottery goods become orders (issue 12 point 9, SPEC K3). An item prize may name a
+-- product of the catalogue: a draw that wins it takes one from the product's stock and
+-- creates an order for the member (zero points), fulfilled like any other; the draw
+-- names its order (one order per draw).
+ALTER TABLE lottery_prizes ADD COLUMN product_id bigint REFERENCES products (id);
+ALTER TABLE lottery_prizes ADD CONSTRAINT lottery_prizes_goods_are_items CHECK (product_id IS NULL OR kind = 'item');
+ALTER TABLE lottery_draws ADD COLUMN order_id bigint REFERENCES orders (id);
+CREATE UNIQUE INDEX lottery_draws_order_idx ON lottery_draws (order_id) WHERE order_id IS NOT NULL;
