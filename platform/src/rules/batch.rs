@@ -66,7 +66,8 @@ pub struct Outcome {
     /// Per rule: {"rule_id", "name", "version", "params_version", "effects"}, and
     /// `"alliance": true` for an alliance-wide rule (its id is the alliance's), and
     /// `"skipped": [{"effect", "code", "message"}]` for effects left out when the event
-    /// was written (a shared award to a member with nothing proven).
+    /// was written (an issue of shared points to a member with nothing proven, or an
+    /// alliance rule's award the budget does not cover).
     pub effects: serde_json::Value,
     pub error: Option<String>,
     /// True when this event id had been processed before and this is its first result.
