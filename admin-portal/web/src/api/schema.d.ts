@@ -5890,7 +5890,8 @@ export interface components {
              * @description Per rule: {"rule_id", "name", "version", "params_version", "effects"}, and
              *     `"alliance": true` for an alliance-wide rule (its id is the alliance's), and
              *     `"skipped": [{"effect", "code", "message"}]` for effects left out when the event
-             *     was written (a shared award to a member with nothing proven).
+             *     was written (an issue of shared points to a member with nothing proven, or an
+             *     alliance rule's award the budget does not cover).
              */
             effects: unknown;
             error?: string | null;
