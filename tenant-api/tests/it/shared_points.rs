@@ -242,6 +242,13 @@ async fn lock_grants_take_shared_points_charged_to_the_budget_and_released_in_th
     let summary = app.points(&t, &key, id).await;
     assert_eq!(summary["lock_grants"].as_array().unwrap().len(), 1, "{summary}");
 
+    // A member with nothing proven cannot hold shared points: refused, nothing charged.
+    let (u, _) = app.member(&t, &phone()).await;
+    let grant = json!({"member_id": u["id"], "currency": SHARED, "total": 10, "per_day": 10});
+    let (s, b) = app.partner_post(&t, &key, "/lock-grants", &unique("g"), grant).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("identifier_unproven")), "{b}");
+    assert_eq!(budget().await, 55);
+
     // The mall's jobs release 100 at its next local midnight, in the alliance's ledger.
     let day1 = Utc::now() + Duration::days(1);
     let report = app.jobs(&t, day1).await;
