@@ -54,6 +54,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 21, "0021_shared_points_everywhere"),
     migration!("tenant", 22, "0022_budget_closed"),
     migration!("tenant", 23, "0023_alliance_links"),
+    migration!("tenant", 24, "0024_shared_lock_grants"),
 ];
 
 #[cfg(test)]

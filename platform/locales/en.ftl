@@ -121,7 +121,6 @@ error-segment-exists = A segment with this name exists.
 error-segment-not-found = No such segment.
 error-server-busy = The server is busy; retry shortly.
 error-session-revoked = This session has ended; sign in again.
-error-shared-currency-unsupported = This operation cannot move the alliance's shared currency.
 error-shared-points-with-cash = Shared points cannot be combined with cash here.
 error-slug-taken = This mall address is already taken.
 error-slug-tombstoned = This mall address belonged to a deleted mall and cannot be used again.

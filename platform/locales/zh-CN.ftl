@@ -120,7 +120,6 @@ error-segment-exists = 已有同名人群。
 error-segment-not-found = 没有这个人群。
 error-server-busy = 服务器繁忙，请稍后重试。
 error-session-revoked = 会话已失效，请重新登录。
-error-shared-currency-unsupported = 该操作不支持联盟通用积分。
 error-shared-points-with-cash = 联盟通用积分不能与现金组合支付。
 error-slug-taken = 该商城标识已被占用。
 error-slug-tombstoned = 该商城标识属于已删除的商城，不能再次使用。

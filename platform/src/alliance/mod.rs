@@ -13,6 +13,7 @@
 //! - `link`: linking a member's accounts in two malls of the alliance into one identity.
 //! - `book`: which ledger a (member, currency) is kept in, and switching to it.
 //! - `membership`: a mall leaving its alliance, and what stays of it there.
+//! - `locks`: lock grants of the shared currency, charged to the issuing budget.
 
 pub mod book;
 pub mod budget;
@@ -20,6 +21,7 @@ pub mod budgets;
 pub mod counts;
 pub mod identity;
 pub mod link;
+pub mod locks;
 pub mod membership;
 pub mod schema;
 pub mod settlement;

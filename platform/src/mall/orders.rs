@@ -67,6 +67,8 @@ pub struct NewOrder<'a> {
     pub hold_id: Option<HoldId>,
     pub pay_deadline: Option<DateTime<Utc>>,
     pub address: Option<serde_json::Value>,
+    /// The first line of its history ("redeemed", "lottery prize").
+    pub note: &'a str,
 }
 
 pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> {
@@ -92,7 +94,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> 
     .bind(o.alliance_entry_id)
     .fetch_one(&mut *conn)
     .await?;
-    history(conn, order.id, None, o.status, &format!("member:{}", o.member_id), "redeemed").await?;
+    history(conn, order.id, None, o.status, &format!("member:{}", o.member_id), o.note).await?;
     Ok(order)
 }
 

@@ -111,6 +111,7 @@ pub async fn redeem(
             hold_id,
             pay_deadline,
             address,
+            note: "redeemed",
         },
     )
     .await?;

@@ -3,6 +3,11 @@
 //! stock is never exceeded and the odds of the others do not change. A lottery runs
 //! while it is active and inside its window; staff change it (the prize table too:
 //! a prize already won is retired, never deleted) and read its draws and winners.
+//!
+//! An item prize may be goods of the catalogue (`product_id`): a draw that wins it takes
+//! one from the product's stock (none left: no prize, like an exhausted prize) and
+//! creates an order for the member in the draw's transaction — zero points, shipped to
+//! the member's default address, fulfilled by staff like any other order.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -11,11 +16,15 @@ use sqlx::PgConnection;
 
 use crate::directory::Tenant;
 use crate::error::{Error, Result, Validator};
+use crate::ids::ProductId;
 use crate::ledger::batch;
 use crate::ledger::post::{self, LotPart};
 use crate::ledger::{Reason, Source, SourceKind};
 pub use crate::limits::mall::PRIZES_MAX;
 pub use crate::limits::mall::WEIGHT_TOTAL;
+use crate::mall::kinds::ProductKind;
+use crate::mall::order_state::Status;
+use crate::mall::orders::{self, Order};
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Prize {
@@ -33,6 +42,10 @@ pub struct Prize {
     #[serde(default)]
     #[schema(minimum = 0)]
     pub points: i64,
+    /// An item prize that is goods: the product a win takes from stock and orders for
+    /// the member (None: an item recorded for staff, or points).
+    #[serde(default)]
+    pub product_id: Option<i64>,
     /// Chance in basis points (out of 10000); the weights of a lottery add up to at most
     /// 10000.
     #[schema(minimum = 0, maximum = 10000)]
@@ -145,6 +158,7 @@ fn validate(l: &NewLottery) -> Result<()> {
         // An item prize's points are not paid, but stored under the same CHECK.
         v.check(p.points >= 0, "prizes.points", "0 or more");
         v.check((0..=WEIGHT_TOTAL).contains(&p.weight), "prizes.weight", "0 to 10000");
+        v.check(p.product_id.is_none() || p.kind == "item", "prizes.product_id", "only for an item prize");
         v.check(p.stock.is_none_or(|s| s >= 0), "prizes.stock", "0 or more");
     }
     if let (Some(from), Some(to)) = (l.starts_at, l.ends_at) {
@@ -155,6 +169,7 @@ fn validate(l: &NewLottery) -> Result<()> {
 
 async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
     validate(l)?;
+    check_products(conn, l).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO lotteries (name, cost, daily_limit, status, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -172,11 +187,30 @@ async fn insert(conn: &mut PgConnection, l: &NewLottery) -> Result<Lottery> {
     get(conn, id).await
 }
 
+/// Goods prizes name products of this mall.
+async fn check_products(conn: &mut PgConnection, l: &NewLottery) -> Result<()> {
+    let ids: Vec<i64> = l.prizes.iter().filter_map(|p| p.product_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: i64 = sqlx::query_scalar("SELECT count(DISTINCT id) FROM products WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(conn)
+        .await?;
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if found != distinct.len() as i64 {
+        return Err(Error::invalid_field("prizes.product_id", "a product of this mall"));
+    }
+    Ok(())
+}
+
 /// Adds `p` to lottery `lottery` at `position` in its table.
 async fn insert_prize(conn: &mut PgConnection, lottery: i64, position: usize, p: &Prize) -> Result<()> {
     sqlx::query(
-        "INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO lottery_prizes (lottery_id, name, kind, points, weight, stock, position, product_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(lottery)
     .bind(p.name.trim())
@@ -185,6 +219,7 @@ async fn insert_prize(conn: &mut PgConnection, lottery: i64, position: usize, p:
     .bind(p.weight)
     .bind(p.stock)
     .bind(position as i32)
+    .bind(p.product_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -196,6 +231,7 @@ async fn insert_prize(conn: &mut PgConnection, lottery: i64, position: usize, p:
 pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Result<Lottery> {
     validate(l)?;
     let conn: &mut PgConnection = tx;
+    check_products(conn, l).await?;
     let updated: Option<i64> = sqlx::query_scalar(
         "UPDATE lotteries SET name = $2, cost = $3, daily_limit = $4, status = $5, starts_at = $6, ends_at = $7 \
          WHERE id = $1 RETURNING id",
@@ -244,7 +280,8 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
             insert_prize(conn, id, i, p).await?;
         } else {
             sqlx::query(
-                "UPDATE lottery_prizes SET name = $2, kind = $3, points = $4, weight = $5, stock = $6, position = $7 WHERE id = $1",
+                "UPDATE lottery_prizes SET name = $2, kind = $3, points = $4, weight = $5, stock = $6, position = $7, \
+                 product_id = $8 WHERE id = $1",
             )
             .bind(p.id)
             .bind(p.name.trim())
@@ -253,6 +290,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
             .bind(p.weight)
             .bind(p.stock)
             .bind(i as i32)
+            .bind(p.product_id)
             .execute(&mut *conn)
             .await?;
         }
@@ -272,7 +310,7 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Lottery> {
     .await?
     .ok_or_else(|| Error::not_found("lottery_not_found", "no such lottery"))?;
     l.prizes = sqlx::query_as(
-        "SELECT id, name, kind, points, weight, stock, won FROM lottery_prizes WHERE lottery_id = $1 AND NOT retired \
+        "SELECT id, name, kind, points, product_id, weight, stock, won FROM lottery_prizes WHERE lottery_id = $1 AND NOT retired \
          ORDER BY position, id",
     )
     .bind(id)
@@ -312,6 +350,8 @@ pub struct DrawRecord {
     pub prize_points: Option<i64>,
     /// Points the draw cost.
     pub cost: i64,
+    /// The order of won goods, which staff fulfil like any other.
+    pub order_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -327,7 +367,7 @@ pub async fn draws(
     Ok(sqlx::query_as(
         "SELECT d.id, d.member_id, m.nickname AS member_nickname, m.phone AS member_phone, d.prize_id, \
                 p.name AS prize_name, p.kind AS prize_kind, CASE WHEN p.kind = 'points' THEN p.points END AS prize_points, \
-                -e.amount AS cost, d.created_at \
+                -e.amount AS cost, d.order_id, d.created_at \
          FROM lottery_draws d JOIN members m ON m.id = d.member_id JOIN entries e ON e.id = d.cost_entry_id \
          LEFT JOIN lottery_prizes p ON p.id = d.prize_id \
          WHERE d.lottery_id = $1 AND (NOT $2::boolean OR d.prize_id IS NOT NULL) AND ($3::bigint IS NULL OR d.id < $3) \
@@ -363,6 +403,8 @@ pub struct Draw {
     /// None: no prize this time.
     pub prize: Option<Prize>,
     pub cost: i64,
+    /// Won goods: the order made for them (zero points), fulfilled like any other.
+    pub order: Option<Order>,
 }
 
 /// Spends the cost and draws a prize on the server.
@@ -420,6 +462,18 @@ pub async fn draw(
         }
         None => None,
     };
+    // Goods take one from the product's stock; with none left the prize is "no prize".
+    let prize = match prize {
+        Some(p) if p.product_id.is_some() && !take_one(conn, p.product_id).await? => {
+            sqlx::query("UPDATE lottery_prizes SET won = won - 1 WHERE id = $1").bind(p.id).execute(&mut *conn).await?;
+            None
+        }
+        other => other,
+    };
+    let order = match prize.as_ref().and_then(|p| p.product_id) {
+        Some(product) => Some(prize_order(conn, member_id, product, now).await?),
+        None => None,
+    };
     if let Some(p) = prize.as_ref().filter(|p| p.kind == "points") {
         let expires = crate::ledger::currencies::get(conn, "points").await?.expires;
         let expires_at = tenant.settings.default_expiry(expires, now);
@@ -438,13 +492,73 @@ pub async fn draw(
         .await?;
     }
     let draw_id: i64 = sqlx::query_scalar(
-        "INSERT INTO lottery_draws (lottery_id, member_id, prize_id, cost_entry_id) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO lottery_draws (lottery_id, member_id, prize_id, cost_entry_id, order_id) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(lottery_id)
     .bind(member_id)
     .bind(prize.as_ref().map(|p| p.id))
     .bind(entry.id)
+    .bind(order.as_ref().map(|o| o.id))
     .fetch_one(&mut *conn)
     .await?;
-    Ok(Draw { draw_id, prize, cost: l.cost })
+    Ok(Draw { draw_id, prize, cost: l.cost, order })
+}
+
+/// Takes one of `product` from stock (a conditional update: never below zero); false
+/// when none is left.
+async fn take_one(conn: &mut PgConnection, product: Option<i64>) -> Result<bool> {
+    let Some(product) = product else { return Ok(false) };
+    let left: Option<(i64, i64, bool)> = sqlx::query_as(
+        "UPDATE products SET stock = stock - 1, redeemed_count = redeemed_count + 1 WHERE id = $1 AND stock >= 1 \
+         RETURNING stock, low_stock_threshold, low_stock_alerted",
+    )
+    .bind(product)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((stock, threshold, alerted)) = left else { return Ok(false) };
+    if threshold > 0 && stock <= threshold && !alerted {
+        crate::mall::catalog::check_low_stock(conn, ProductId::new(product)).await?;
+    }
+    Ok(true)
+}
+
+/// The order of won goods: zero points, in the state a paid order of the product is in
+/// (physical goods wait for shipment, to the member's default address if there is one;
+/// a virtual good gets its code), fulfilled and refunded like any other.
+async fn prize_order(conn: &mut PgConnection, member_id: i64, product: i64, now: DateTime<Utc>) -> Result<Order> {
+    let p = crate::mall::catalog::get(conn, ProductId::new(product)).await?;
+    let address: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('name', name, 'phone', phone, 'region', region, 'detail', detail) \
+         FROM addresses WHERE member_id = $1 AND is_default",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let status = Status::after_payment(p.kind);
+    let order_no = orders::new_order_no(now);
+    let order = orders::insert(
+        conn,
+        &orders::NewOrder {
+            order_no: &order_no,
+            member_id,
+            product: &p,
+            quantity: 1,
+            points: 0,
+            cash: 0,
+            status,
+            debit_entry_id: None,
+            alliance_entry_id: None,
+            hold_id: None,
+            pay_deadline: None,
+            address: address.filter(|_| p.kind == ProductKind::Physical),
+            note: "lottery prize",
+        },
+    )
+    .await?;
+    if status != Status::Completed {
+        return Ok(order);
+    }
+    orders::completed(conn, &order).await?;
+    if p.kind == ProductKind::Virtual { orders::issue_code(conn, order.id).await } else { Ok(order) }
 }

@@ -1,16 +1,19 @@
 //! Applies the effects of an event's rules inside the event's transaction. Every entry
 //! names the rule, script version and parameter version that produced it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use scripting::{Effect, MemberInput};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
+use super::evaluate::SkippedEffect;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::batch;
 use crate::ledger::currencies::{self, Currency};
 use crate::ledger::locks::{self, NewLockGrant};
-use crate::ledger::post::{self, LotPart};
+use crate::ledger::post::LotPart;
 use crate::ledger::{Reason, Source, SourceKind};
 
 /// Who produced the effects being applied.
@@ -35,17 +38,37 @@ pub(super) fn target(member: &MemberInput, depth: i64) -> Option<i64> {
     if depth == 0 { Some(member.id) } else { member.referrers.get(usize::try_from(depth - 1).ok()?).copied() }
 }
 
-/// Applies one rule's effects. Effects aimed at a referrer who does not exist are skipped.
+/// Applies one rule's effects. Effects aimed at a referrer who does not exist are skipped;
+/// so is an award or lock of the alliance's shared points to a member who cannot hold
+/// them yet (no proven phone or e-mail: `identifier_unproven`), as an alliance rule's
+/// award is — the other effects stand, and the skipped ones are returned to be recorded
+/// with the event. Any other failure (an exhausted budget, too few points) fails the
+/// event. Shared points are deducted from, and locked in, the alliance's ledger.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     conn: &mut PgConnection,
     tenant: &Tenant,
+    currencies: &HashMap<String, Currency>,
     member: &MemberInput,
     producer: &Producer<'_>,
     effects: &[Effect],
     now: DateTime<Utc>,
-) -> Result<()> {
-    for effect in effects {
+) -> Result<Vec<SkippedEffect>> {
+    let shared = |c: &str| currencies.get(c).is_some_and(|c| c.shared);
+    let mut skipped = Vec::new();
+    for (i, effect) in effects.iter().enumerate() {
         match effect {
+            Effect::Award { currency, amount, memo, expires_in_days } if shared(currency) => {
+                let src = source(producer, memo);
+                let to = Some(member.id);
+                skipped
+                    .extend(shared_award(conn, tenant, i, to, currency, *amount, *expires_in_days, &src, now).await?);
+            }
+            Effect::AwardReferrer { depth, currency, amount, memo } if shared(currency) => {
+                let src = source(producer, memo);
+                let to = target(member, *depth);
+                skipped.extend(shared_award(conn, tenant, i, to, currency, *amount, None, &src, now).await?);
+            }
             Effect::Award { currency, amount, memo, expires_in_days } => {
                 credit(conn, tenant, member.id, currency, *amount, *expires_in_days, &source(producer, memo), now)
                     .await?;
@@ -59,7 +82,19 @@ pub async fn apply(
                 if !currencies::get(conn, currency).await?.spendable {
                     return Err(Error::invalid_field("currency", format!("{currency} cannot be spent")));
                 }
-                post::debit(conn, member.id, currency, *amount, Reason::Spend, &source(producer, memo), now).await?;
+                // The alliance's shared points are taken from its ledger (`book::debit`
+                // refuses with `insufficient_points` like the mall's own).
+                crate::alliance::book::debit(
+                    conn,
+                    tenant,
+                    member.id,
+                    currency,
+                    *amount,
+                    Reason::Spend,
+                    &source(producer, memo),
+                    now,
+                )
+                .await?;
             }
             Effect::Lock { currency, total, per_day, memo } => {
                 let g = NewLockGrant {
@@ -69,7 +104,18 @@ pub async fn apply(
                     per_day: *per_day,
                     memo: memo.clone(),
                 };
-                locks::grant(conn, tenant, &g, &source(producer, memo), now).await?;
+                let src = source(producer, memo);
+                if shared(currency) {
+                    // Locked in the alliance's ledger and charged to this mall's issuing
+                    // budget; left out, like a shared award, for a member with nothing
+                    // proven.
+                    let grant = async |c: &mut PgConnection| {
+                        crate::alliance::locks::grant(c, tenant, &g, &src, now).await.map(|_| ())
+                    };
+                    skipped.extend(unless_unproven(conn, tenant, i, grant).await?);
+                } else {
+                    locks::grant(conn, tenant, &g, &src, now).await?;
+                }
             }
             Effect::Accelerate { depth, amount, memo } => {
                 if let Some(who) = target(member, *depth)
@@ -99,7 +145,96 @@ pub async fn apply(
             Effect::Deny { .. } => {}
         }
     }
-    Ok(())
+    Ok(skipped)
+}
+
+/// A merchant rule's award of the alliance's shared points (effect `i`), in a savepoint
+/// of its own: left out (and named) when the member cannot hold shared points yet.
+#[allow(clippy::too_many_arguments)]
+async fn shared_award(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    i: usize,
+    to: Option<i64>,
+    currency: &str,
+    amount: i64,
+    expires_in_days: Option<i64>,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Option<SkippedEffect>> {
+    let Some(to) = to else { return Ok(None) };
+    unless_unproven(conn, tenant, i, async |c| {
+        credit(c, tenant, to, currency, amount, expires_in_days, source, now).await
+    })
+    .await
+}
+
+/// Runs `work` (an issue of shared points, effect `i`) in a savepoint: when the member
+/// cannot hold shared points yet (`identifier_unproven`: no proven phone or e-mail, so
+/// no alliance identity), it is rolled back and named; any other error fails the event.
+async fn unless_unproven(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    i: usize,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<()>,
+) -> Result<Option<SkippedEffect>> {
+    let mut sp = conn.begin().await?;
+    match work(&mut sp).await {
+        Ok(()) => {
+            sp.commit().await?;
+            Ok(None)
+        }
+        Err(e) if e.code() == UNPROVEN => {
+            sp.rollback().await?;
+            tracing::info!(tenant = %tenant.slug, effect = i, "a shared issue was left out: nothing proven");
+            Ok(Some(SkippedEffect { effect: i, code: e.code().to_string(), message: e.to_string() }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The code of a member who cannot hold shared points yet (`alliance::identity`).
+const UNPROVEN: &str = "identifier_unproven";
+
+/// The effects a live event would leave out for `member` (a real member of the mall
+/// selected on `conn`), as `apply` does: issues of the alliance's shared points (awards,
+/// referrer awards, locks) to a member with no alliance identity and nothing proven to
+/// make one from. For a dry run.
+pub async fn left_out(conn: &mut PgConnection, member: &MemberInput, effects: &[Effect]) -> Result<Vec<SkippedEffect>> {
+    let mut out = Vec::new();
+    for (i, effect) in effects.iter().enumerate() {
+        let (to, currency) = match effect {
+            Effect::Award { currency, .. } | Effect::Lock { currency, .. } => (Some(member.id), currency),
+            Effect::AwardReferrer { depth, currency, .. } => (target(member, *depth), currency),
+            _ => continue,
+        };
+        let Some(to) = to else { continue };
+        let shared: Option<bool> = sqlx::query_scalar("SELECT shared FROM currencies WHERE code = $1")
+            .bind(currency)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if shared != Some(true) {
+            continue;
+        }
+        let can_hold: Option<bool> = sqlx::query_scalar(
+            "SELECT alliance_member_id IS NOT NULL OR phone_proven_at IS NOT NULL OR email_proven_at IS NOT NULL \
+             FROM members WHERE id = $1",
+        )
+        .bind(to)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if can_hold == Some(false) {
+            out.push(SkippedEffect {
+                effect: i,
+                code: UNPROVEN.into(),
+                message: format!(
+                    "member {to} has no proven phone number or e-mail, so no alliance identity: this issue of \
+                     {currency} would be left out"
+                ),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Applies an alliance-wide rule's effects: awards of the alliance's shared currency
@@ -111,15 +246,15 @@ pub async fn apply(
 pub async fn apply_alliance(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    currencies: &std::collections::HashMap<String, Currency>,
+    currencies: &HashMap<String, Currency>,
     member: &MemberInput,
     producer: &Producer<'_>,
     effects: &[Effect],
     now: DateTime<Utc>,
-) -> Result<()> {
-    use sqlx::Connection;
+) -> Result<Vec<SkippedEffect>> {
     let shared = |c: &str| currencies.get(c).is_some_and(|c| c.shared);
-    for effect in effects {
+    let mut skipped = Vec::new();
+    for (i, effect) in effects.iter().enumerate() {
         let (to, currency, amount, days, memo) = match effect {
             Effect::Award { currency, amount, memo, expires_in_days } if shared(currency) => {
                 (Some(member.id), currency, *amount, *expires_in_days, memo)
@@ -143,10 +278,11 @@ pub async fn apply_alliance(
             Err(e) => {
                 sp.rollback().await?;
                 tracing::info!(tenant = %tenant.slug, rule = producer.rule_id, error = %e, "an alliance award was left out");
+                skipped.push(SkippedEffect { effect: i, code: e.code().to_string(), message: e.to_string() });
             }
         }
     }
-    Ok(())
+    Ok(skipped)
 }
 
 #[allow(clippy::too_many_arguments)]

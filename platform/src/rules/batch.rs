@@ -64,7 +64,10 @@ pub struct Outcome {
     pub id: String,
     pub status: EventStatus,
     /// Per rule: {"rule_id", "name", "version", "params_version", "effects"}, and
-    /// `"alliance": true` for an alliance-wide rule (its id is the alliance's).
+    /// `"alliance": true` for an alliance-wide rule (its id is the alliance's), and
+    /// `"skipped": [{"effect", "code", "message"}]` for effects left out when the event
+    /// was written (an issue of shared points to a member with nothing proven, or an
+    /// alliance rule's award the budget does not cover).
     pub effects: serde_json::Value,
     pub error: Option<String>,
     /// True when this event id had been processed before and this is its first result.
@@ -218,6 +221,9 @@ impl Outcome {
                             "params_version": r.params_version, "effects": r.effects});
                         if r.alliance {
                             run["alliance"] = serde_json::Value::Bool(true);
+                        }
+                        if !r.skipped.is_empty() {
+                            run["skipped"] = serde_json::json!(r.skipped);
                         }
                         run
                     })

@@ -203,6 +203,9 @@ pub struct DryRunResult {
     /// parameter version is absent when the request gave its own parameters).
     pub rule_version: Option<i32>,
     pub params_version: Option<i32>,
+    /// Effects a live event would leave out for this real member (an issue of the
+    /// alliance's shared points to a member with nothing proven), and why.
+    pub skipped: Vec<super::evaluate::SkippedEffect>,
 }
 
 /// Fills in the event as a live one is: id, occurred_at (now by default) in the mall's
@@ -323,7 +326,13 @@ async fn execute(
         Ok(effects) => (effects, None),
         Err(e) => (vec![], Some(e)),
     };
-    Ok(DryRunResult { effects, error, event, member, params, rule_version, params_version })
+    let skipped = match member_id {
+        Some(_) if tenant.alliance_id.is_some() && !effects.is_empty() => {
+            db.read(tenant, actor, async |tx| super::apply::left_out(tx, &member, &effects).await).await?
+        }
+        _ => Vec::new(),
+    };
+    Ok(DryRunResult { effects, error, event, member, params, rule_version, params_version, skipped })
 }
 
 /// A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,

@@ -26,6 +26,21 @@ pub struct RuleRun {
     pub version: i32,
     pub params_version: i32,
     pub effects: Vec<Effect>,
+    /// Effects left out when the event was written, and why (the event stands).
+    pub skipped: Vec<SkippedEffect>,
+}
+
+/// An effect left out while the rest of its event was written: an award of the
+/// alliance's shared points to a member who cannot hold them yet (`identifier_unproven`:
+/// no proven phone or e-mail, so no alliance identity), or — for an alliance-wide rule —
+/// one the mall's issuing budget does not cover (`budget_exhausted`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SkippedEffect {
+    /// The effect's position in the rule's effects (from 0).
+    pub effect: usize,
+    /// Why, as an error code.
+    pub code: String,
+    pub message: String,
 }
 
 pub enum Verdict {
@@ -140,6 +155,7 @@ fn one(
                 version: rule.version,
                 params_version: rule.params_version,
                 effects,
+                skipped: Vec::new(),
             }),
             Err(e) => {
                 failure = Some(format!(
@@ -186,17 +202,16 @@ fn check(runs: &[RuleRun], member: &MemberInput, currencies: &HashMap<String, Cu
         let Some(c) = currencies.get(currency) else {
             return Err(format!("currency {currency:?}: no such currency in this mall"));
         };
-        if c.shared && !matches!(effect, Effect::Award { .. } | Effect::AwardReferrer { .. }) {
-            return Err(format!(
-                "currency {currency:?} is shared by the alliance: a merchant's rule may award it (charged \
-                 to the mall's issuing budget) but not deduct or lock it"
-            ));
-        }
         match effect {
             Effect::Award { amount, .. } => *balances.entry(currency.clone()).or_default() += amount,
             Effect::Deduct { amount, .. } => {
                 if !c.spendable {
                     return Err(format!("currency {currency:?} cannot be spent"));
+                }
+                if c.shared {
+                    // Rules do not read shared balances: the alliance's ledger refuses
+                    // an overdraft when the event is written (`insufficient_points`).
+                    continue;
                 }
                 let balance = balances.entry(currency.clone()).or_default();
                 if *balance < *amount {

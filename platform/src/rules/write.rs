@@ -170,7 +170,8 @@ async fn store_states(
 
 /// Applies the verdicts in event order: runs of simple events in bulk, the others one by
 /// one in a savepoint each (an effect that fails there fails its event only). Returns
-/// the positions of the events that failed so.
+/// the positions of the events whose state changed so: failed, or applied with effects
+/// left out (`RuleRun::skipped`).
 async fn apply_all(
     tx: &mut PgConnection,
     tenant: &Tenant,
@@ -198,12 +199,13 @@ async fn apply_all(
         if end == evaluated.len() {
             break;
         }
-        let failure = {
+        let (failure, skipped) = {
             let Verdict::Apply(runs) = &evaluated[end].verdict else { unreachable!("found as Apply above") };
             let key = &keys[fresh[end].0];
             let mut sp = tx.begin().await?;
             let mut result = Ok(());
-            for r in runs {
+            let mut skipped = Vec::new();
+            for (n, r) in runs.iter().enumerate() {
                 let producer = apply::Producer {
                     rule_id: r.rule_id,
                     alliance: r.alliance,
@@ -212,27 +214,40 @@ async fn apply_all(
                     event_key: key,
                 };
                 let member = &evaluated[end].member;
-                result = if r.alliance {
+                let applied = if r.alliance {
                     apply::apply_alliance(&mut sp, tenant, currencies, member, &producer, &r.effects, now).await
                 } else {
-                    apply::apply(&mut sp, tenant, member, &producer, &r.effects, now).await
+                    apply::apply(&mut sp, tenant, currencies, member, &producer, &r.effects, now).await
                 };
-                if result.is_err() {
-                    break;
+                match applied {
+                    Ok(left_out) => skipped.extend(left_out.into_iter().map(|s| (n, s))),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
             match result.map_err(Fail::from) {
                 Ok(()) => {
                     sp.commit().await?;
-                    None
+                    (None, skipped)
                 }
                 Err(Fail::Batch(e)) => return Err(e),
                 Err(Fail::Event(message)) => {
                     sp.rollback().await?;
-                    Some(message)
+                    (Some(message), Vec::new())
                 }
             }
         };
+        if !skipped.is_empty()
+            && let Verdict::Apply(runs) = &mut evaluated[end].verdict
+        {
+            for (n, s) in skipped {
+                runs[n].skipped.push(s);
+            }
+            // Stored again with what was left out.
+            failed.push(end);
+        }
         if let Some(message) = failure {
             evaluated[end].verdict = Verdict::Fail(message);
             failed.push(end);

@@ -340,6 +340,7 @@ async fn seed_lottery(tx: &mut platform::tx::TenantTx) -> Result<()> {
         name: name.into(),
         kind: kind.into(),
         points,
+        product_id: None,
         weight,
         stock,
         won: 0,

@@ -216,7 +216,7 @@ async fn create_grant(State(state): State<AppState>, auth: PartnerAuth, req: Ide
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         let source = Source::new(SourceKind::Partner, who).memo(g.memo.clone());
         let tenant = tx.tenant().clone();
-        locks::grant(tx, &tenant, &g, &source, Utc::now()).await
+        platform::alliance::locks::grant(tx, &tenant, &g, &source, Utc::now()).await
     })
     .await
 }

@@ -244,11 +244,13 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
     let (s, b) = app.partner_post(&ma, &key_a, &format!("/holds/{}/void", b["id"]), &unique("v"), json!({})).await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("voided")), "{b}");
 
-    // A merchant's rule may issue shared points (charged to the mall's budget); it
-    // cannot deduct them: that event fails, naming the currency, and the next event of
-    // the batch still applies.
+    // A merchant's rule may issue shared points (charged to the mall's budget) and deduct
+    // them (from the alliance's ledger); a deduction the shared balance does not cover
+    // fails that event, naming the shortfall, and the next event of the batch applies.
     let (_, owner_a) = app.staff(&ma, "owner").await;
-    let script = format!("[award(\"{SHARED}\", 50, \"visit\"), deduct(\"{SHARED}\", 10, \"fee\")]");
+    let script = format!(
+        "if event.data.fee > 0 {{ [award(\"{SHARED}\", 50, \"visit\"), deduct(\"{SHARED}\", event.data.fee, \"fee\")] }} else {{ [] }}"
+    );
     let (s, b) = app
         .call(
             Method::POST,
@@ -259,7 +261,8 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let events = json!({"events": [
-        {"id": unique("e"), "type": "visit", "member_id": member_a, "data": {}},
+        {"id": unique("e"), "type": "visit", "member_id": member_a, "data": {"fee": 10}},
+        {"id": unique("e"), "type": "visit", "member_id": member_a, "data": {"fee": 5000}},
         {"id": unique("e"), "type": "other", "member_id": member_a, "data": {}},
     ]});
     let (s, _, r) = app
@@ -271,10 +274,11 @@ async fn shared_points_earned_in_one_mall_are_spent_in_another() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    assert_eq!(r["results"][0]["status"], "failed", "{r}");
-    assert!(r["results"][0]["error"].as_str().unwrap().contains(SHARED), "{r}");
-    assert_eq!(r["results"][1]["status"], "applied", "{r}");
-    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1000);
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert_eq!(r["results"][1]["status"], "failed", "{r}");
+    assert!(r["results"][1]["error"].as_str().unwrap().contains("balance"), "{r}");
+    assert_eq!(r["results"][2]["status"], "applied", "{r}");
+    assert_eq!(my_balance(&app, &ma, &token_a, SHARED).await, 1040, "1,000 + 50 − 10; the failed event wrote nothing");
 
     app.assert_ledger_sound(&ma).await;
     app.assert_ledger_sound(&mb).await;

@@ -319,3 +319,114 @@ async fn favorites_profile_tags_and_segments() {
         .await;
     assert_eq!(inactive["items"][0]["id"], m["id"]);
 }
+
+#[tokio::test]
+async fn won_lottery_goods_become_an_order_that_staff_ship() {
+    use serde_json::Value;
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let key = app.partner_key(&t).await;
+    let base = format!("/v1/tenants/{}", t.slug);
+    let (s, p) = app
+        .call(
+            Method::POST,
+            &format!("{base}/staff/products"),
+            Some(&owner),
+            Some(json!({"name": "Tea set", "kind": "physical", "points_price": 5000, "stock": 2,
+                "status": "listed", "review_state": "approved"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let pid = p["id"].as_i64().unwrap();
+    // Goods prizes are items naming a product of this mall.
+    let lottery = |prizes: Value| json!({"name": "Wheel", "cost": 10, "prizes": prizes});
+    for (bad, field) in [
+        (json!([{"name": "x", "kind": "points", "points": 5, "weight": 10, "product_id": pid}]), "prizes.product_id"),
+        (json!([{"name": "x", "kind": "item", "weight": 10, "product_id": 999_999}]), "prizes.product_id"),
+    ] {
+        let (s, e) = app.call(Method::POST, &format!("{base}/staff/lotteries"), Some(&owner), Some(lottery(bad))).await;
+        assert_eq!(
+            (s, e["error"]["details"]["fields"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{e}"
+        );
+    }
+    let prizes = json!([{"name": "Tea set", "kind": "item", "product_id": pid, "weight": 10000, "stock": 5}]);
+    let (s, l) = app.call(Method::POST, &format!("{base}/staff/lotteries"), Some(&owner), Some(lottery(prizes))).await;
+    assert_eq!((s, l["prizes"][0]["product_id"].as_i64()), (StatusCode::CREATED, Some(pid)), "{l}");
+    let lid = l["id"].as_i64().unwrap();
+
+    let (m, tokens) = app.member(&t, &phone()).await;
+    let member = m["id"].as_i64().unwrap();
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    app.credit(&t, &key, member, 100, None).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("{base}/me/addresses"),
+            Some(&token),
+            Some(json!({"name": "王五", "phone": "13800001111", "region": "上海市", "detail": "南京路 1 号", "is_default": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let draw = async |idem: &str| {
+        let headers = vec![("authorization", format!("Bearer {token}")), ("idempotency-key", idem.to_string())];
+        let (s, _, d) = app.call_full(Method::POST, &format!("{base}/me/lotteries/{lid}/draws"), &headers, None).await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        d
+    };
+    let stock = async || {
+        let (_, p) = app.call(Method::GET, &format!("{base}/staff/products/{pid}"), Some(&owner), None).await;
+        p["stock"].as_i64().unwrap()
+    };
+
+    // The draw wins the tea set: an order for it, zero points, waiting for shipment to
+    // the member's default address; one taken from the product's stock.
+    let idem = unique("d");
+    let d = draw(&idem).await;
+    assert_eq!(d["prize"]["product_id"].as_i64(), Some(pid), "{d}");
+    let order = d["order"].clone();
+    assert_eq!(
+        (order["status"].as_str(), order["points_amount"].as_i64(), order["product_id"].as_i64()),
+        (Some("pending_shipment"), Some(0), Some(pid)),
+        "{d}"
+    );
+    assert_eq!(order["address"]["detail"], "南京路 1 号");
+    assert_eq!(stock().await, 1);
+    assert_eq!(app.balance(&t, &key, member, "points").await, 90, "only the draw's cost is charged");
+    // A replay of the draw answers the same order and takes nothing more.
+    let again = draw(&idem).await;
+    assert_eq!((again["draw_id"].clone(), again["order"]["id"].clone()), (d["draw_id"].clone(), order["id"].clone()));
+    assert_eq!(stock().await, 1);
+
+    // The member sees it among their orders, staff among the mall's and on the draw.
+    let oid = order["id"].as_i64().unwrap();
+    let (_, mine) = app.call(Method::GET, &format!("{base}/me/orders"), Some(&token), None).await;
+    assert!(mine["items"].as_array().unwrap().iter().any(|o| o["id"] == oid), "{mine}");
+    let (_, all) = app.call(Method::GET, &format!("{base}/staff/orders"), Some(&owner), None).await;
+    assert!(all["items"].as_array().unwrap().iter().any(|o| o["id"] == oid), "{all}");
+    let (_, draws) = app.call(Method::GET, &format!("{base}/staff/lotteries/{lid}/draws"), Some(&owner), None).await;
+    assert_eq!(draws["items"][0]["order_id"].as_i64(), Some(oid), "{draws}");
+    // Staff ship it like any other order.
+    let (s, shipped) = app
+        .call(
+            Method::POST,
+            &format!("{base}/staff/orders/{oid}/ship"),
+            Some(&owner),
+            Some(json!({"carrier": "顺丰", "tracking_no": "SF42"})),
+        )
+        .await;
+    assert_eq!((s, shipped["status"].as_str()), (StatusCode::OK, Some("shipped")), "{shipped}");
+
+    // The last one in stock is won; then the product has none left and a win of it is
+    // "no prize" (the prize's count stays at what was delivered).
+    let d = draw(&unique("d")).await;
+    assert!(d["order"]["id"].is_i64(), "{d}");
+    assert_eq!(stock().await, 0);
+    let d = draw(&unique("d")).await;
+    assert!(d["prize"].is_null() && d["order"].is_null(), "{d}");
+    let (_, l) = app.call(Method::GET, &format!("{base}/staff/lotteries/{lid}"), Some(&owner), None).await;
+    assert_eq!(l["prizes"][0]["won"].as_i64(), Some(2), "{l}");
+    app.assert_ledger_sound(&t).await;
+}

@@ -182,3 +182,234 @@ async fn shared_points_transfer_to_members_of_any_mall_of_the_alliance() {
     app.assert_ledger_sound(&b).await;
     assert_alliance_ledger_sound(&app, &al).await;
 }
+
+/// The member's shared (balance, locked) as the partner sees them.
+async fn shared_balance_and_locked(app: &TestApp, t: &platform::directory::Tenant, key: &str, id: i64) -> (i64, i64) {
+    let p = app.points(t, key, id).await;
+    let b = p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == SHARED).unwrap().clone();
+    (b["balance"].as_i64().unwrap(), b["locked"].as_i64().unwrap())
+}
+
+/// The `issued` figure of a mall's line in a settlement statement.
+fn issued_in(statement: &Value, mall: &str) -> i64 {
+    let lines = statement["lines"].as_array().unwrap();
+    lines.iter().find(|l| l["mall"] == mall).map_or(0, |l| l["issued"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn lock_grants_take_shared_points_charged_to_the_budget_and_released_in_the_alliance_ledger() {
+    let app = TestApp::spawn().await;
+    let al = alliance(&app).await;
+    let t = crate::budgets::unfunded_mall(&app, &al.slug).await;
+    let key = app.partner_key(&t).await;
+    // 100 points = ¥1 and the mall bears 15%: 300 points cost 45 fen.
+    let admin = crate::budgets::alliance_admin(&app, &al.slug).await;
+    let base = format!("/v1/alliances/{}", al.slug);
+    let (s, _) =
+        app.call(Method::PUT, &format!("{base}/clearing"), Some(&admin), Some(json!({"points_per_yuan": 100}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let terms = json!({"rate_bp": 1500, "low_threshold_fen": 0});
+    let (s, _) = app.call(Method::PUT, &format!("{base}/malls/{}/budget", t.slug), Some(&admin), Some(terms)).await;
+    assert_eq!(s, StatusCode::OK);
+    let top = json!({"amount_fen": 100, "memo": "for locks"});
+    let (s, _) =
+        app.call(Method::POST, &format!("{base}/malls/{}/budget/top-ups", t.slug), Some(&admin), Some(top)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let budget = async || {
+        let (s, b) = app.call(Method::GET, &format!("{base}/budgets"), Some(&admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let m = b["malls"].as_array().unwrap().iter().find(|m| m["slug"] == t.slug.as_str()).unwrap().clone();
+        m["balance_fen"].as_i64().unwrap()
+    };
+    assert_eq!(budget().await, 100);
+
+    // A member who never held shared points gets an identity on this first need.
+    let (m, _) = app.proven_member(&t, &phone()).await;
+    let id = m["id"].as_i64().unwrap();
+    let grant = json!({"member_id": id, "currency": SHARED, "total": 300, "per_day": 100, "memo": "welcome"});
+    let (s, g) = app.partner_post(&t, &key, "/lock-grants", &unique("g"), grant).await;
+    assert_eq!((s, g["currency"].as_str(), g["total"].as_i64()), (StatusCode::CREATED, Some(SHARED), Some(300)), "{g}");
+    assert_eq!(g["member_id"].as_i64(), Some(id), "the grant names the mall's member");
+    assert_eq!(shared_balance_and_locked(&app, &t, &key, id).await, (0, 300));
+    assert_eq!(budget().await, 55, "300 points at ¥0.01 × 15% = 45 fen, in the same transaction");
+
+    // A grant the budget does not cover is refused and writes nothing.
+    let big = json!({"member_id": id, "currency": SHARED, "total": 500, "per_day": 100});
+    let (s, b) = app.partner_post(&t, &key, "/lock-grants", &unique("g"), big).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("budget_exhausted")), "{b}");
+    assert_eq!(shared_balance_and_locked(&app, &t, &key, id).await, (0, 300));
+    assert_eq!(budget().await, 55);
+    let summary = app.points(&t, &key, id).await;
+    assert_eq!(summary["lock_grants"].as_array().unwrap().len(), 1, "{summary}");
+
+    // A member with nothing proven cannot hold shared points: refused, nothing charged.
+    let (u, _) = app.member(&t, &phone()).await;
+    let grant = json!({"member_id": u["id"], "currency": SHARED, "total": 10, "per_day": 10});
+    let (s, b) = app.partner_post(&t, &key, "/lock-grants", &unique("g"), grant).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("identifier_unproven")), "{b}");
+    assert_eq!(budget().await, 55);
+
+    // The mall's jobs release 100 at its next local midnight, in the alliance's ledger.
+    let day1 = Utc::now() + Duration::days(1);
+    let report = app.jobs(&t, day1).await;
+    assert_eq!((report.released_grants, report.released_amount), (1, 100));
+    assert_eq!(shared_balance_and_locked(&app, &t, &key, id).await, (100, 200));
+    // Accelerated by the partner, by the mall's grant id.
+    let (s, a) = app
+        .partner_post(&t, &key, &format!("/lock-grants/{}/accelerate", g["id"]), &unique("k"), json!({"amount": 50}))
+        .await;
+    assert_eq!(
+        (s, a["released"].as_i64(), a["grant"]["released"].as_i64()),
+        (StatusCode::OK, Some(50), Some(150)),
+        "{a}"
+    );
+    assert_eq!(shared_balance_and_locked(&app, &t, &key, id).await, (150, 150));
+    // Releases and accelerations cost nothing more: the grant was paid for when issued.
+    assert_eq!(budget().await, 55);
+
+    // Both ledgers verify: the alliance's lock grants hold exactly the locked balance.
+    app.assert_ledger_sound(&t).await;
+    assert_alliance_ledger_sound(&app, &al).await;
+    let mut tx = app.db.cluster("main").unwrap().begin().await.unwrap();
+    platform::db::select_schema(&mut tx, &format!("a_{}", al.id)).await.unwrap();
+    let (mall_id, left): (Option<i64>, i64) =
+        sqlx::query_as("SELECT mall_id, total - released FROM lock_grants").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!((mall_id, left), (Some(t.id), 150), "the alliance's grant names the granting mall");
+    tx.rollback().await.unwrap();
+
+    // Settlement counts the released points as issued by the granting mall, when released.
+    let tz = platform::localtime::parse("Asia/Shanghai").unwrap();
+    let period = platform::localtime::day(tz, day1 + Duration::minutes(5)).format("%Y-%m-%d").to_string();
+    let (s, st) = app.call(Method::GET, &format!("{base}/settlement/{period}"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(issued_in(&st, &t.slug), 150, "{st}");
+}
+
+async fn events(app: &TestApp, t: &platform::directory::Tenant, key: &str, list: Value) -> Value {
+    let (s, _, r) = app
+        .call_full(
+            Method::POST,
+            &format!("/v1/tenants/{}/partner/events", t.slug),
+            &[("x-api-key", key.to_string())],
+            Some(json!({"events": list})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    r
+}
+
+async fn rule(app: &TestApp, t: &platform::directory::Tenant, owner: &str, event_type: &str, script: &str) -> i64 {
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/staff/rules", t.slug),
+            Some(owner),
+            Some(json!({"name": event_type, "event_type": event_type, "script": script, "params": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn merchant_rules_deduct_and_lock_shared_points_and_leave_out_issues_to_members_with_nothing_proven() {
+    let app = TestApp::spawn().await;
+    let al = alliance(&app).await;
+    let t = mall_in(&app, &al.slug).await;
+    let key = app.partner_key(&t).await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let (m, _) = app.proven_member(&t, &phone()).await;
+    let proven = m["id"].as_i64().unwrap();
+    // Registered without a code: nothing proven, so no alliance identity can be made.
+    let (u, _) = app.member(&t, &phone()).await;
+    let unproven = u["id"].as_i64().unwrap();
+    shared_credit(&app, &t, &key, proven, 100).await;
+
+    let visit = rule(
+        &app,
+        &t,
+        &owner,
+        "visit",
+        &format!(
+            "[award(\"points\", 5, \"own\"), award(\"{SHARED}\", 20, \"shared\"), lock(\"{SHARED}\", 60, 20, \"locked\")]"
+        ),
+    )
+    .await;
+    rule(&app, &t, &owner, "fee", &format!("[deduct(\"{SHARED}\", 100, \"fee\")]")).await;
+
+    let r = events(
+        &app,
+        &t,
+        &key,
+        json!([
+            {"id": unique("e"), "type": "visit", "member_id": proven, "data": {}},
+            {"id": unique("e"), "type": "visit", "member_id": unproven, "data": {}},
+        ]),
+    )
+    .await;
+    // The proven member gets all three: 100 + 20 shared, 60 shared locked, 5 own.
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert!(r["results"][0]["effects"][0].get("skipped").is_none(), "{r}");
+    let p = app.points(&t, &key, proven).await;
+    let of =
+        |p: &Value, c: &str| p["balances"].as_array().unwrap().iter().find(|b| b["currency"] == c).unwrap().clone();
+    assert_eq!((of(&p, SHARED)["balance"].as_i64(), of(&p, SHARED)["locked"].as_i64()), (Some(120), Some(60)), "{p}");
+    assert_eq!(of(&p, "points")["balance"].as_i64(), Some(5));
+    let grants = p["lock_grants"].as_array().unwrap();
+    assert_eq!((grants.len(), grants[0]["currency"].as_str()), (1, Some(SHARED)), "{p}");
+    // The member with nothing proven: the shared award and lock are left out, named in
+    // the event's outcome; the mall's own award stands and the event applies.
+    assert_eq!(r["results"][1]["status"], "applied", "{r}");
+    let skipped = r["results"][1]["effects"][0]["skipped"].as_array().unwrap().clone();
+    let why: Vec<(i64, &str)> =
+        skipped.iter().map(|s| (s["effect"].as_i64().unwrap(), s["code"].as_str().unwrap())).collect();
+    assert_eq!(why, [(1, "identifier_unproven"), (2, "identifier_unproven")], "{r}");
+    assert_eq!(app.balance(&t, &key, unproven, "points").await, 5);
+    assert_eq!(app.balance(&t, &key, unproven, SHARED).await, 0);
+    // The event log keeps the same outcome.
+    let (s, log) = app.call(Method::GET, &format!("/v1/tenants/{}/staff/events", t.slug), Some(&owner), None).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let logged = log["items"].as_array().unwrap().iter().find(|e| e["member_id"] == unproven).unwrap().clone();
+    assert_eq!(logged["effects"][0]["skipped"][0]["code"], "identifier_unproven", "{logged}");
+    // A dry run for that member says so too.
+    let dry = json!({"rule_id": visit, "event": {"type": "visit"}, "member_id": unproven});
+    let (s, d) =
+        app.call(Method::POST, &format!("/v1/tenants/{}/staff/rules/dry-run", t.slug), Some(&owner), Some(dry)).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let codes: Vec<(i64, &str)> = d["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["effect"].as_i64().unwrap(), s["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(codes, [(1, "identifier_unproven"), (2, "identifier_unproven")], "{d}");
+    let dry = json!({"rule_id": visit, "event": {"type": "visit"}, "member_id": proven});
+    let (_, d) =
+        app.call(Method::POST, &format!("/v1/tenants/{}/staff/rules/dry-run", t.slug), Some(&owner), Some(dry)).await;
+    assert_eq!(d["skipped"], json!([]), "{d}");
+
+    // Deducting shared points: from the alliance's ledger; a second fee the balance does
+    // not cover fails that event only, as with the mall's own points.
+    let r = events(
+        &app,
+        &t,
+        &key,
+        json!([
+            {"id": unique("e"), "type": "fee", "member_id": proven, "data": {}},
+            {"id": unique("e"), "type": "fee", "member_id": proven, "data": {}},
+        ]),
+    )
+    .await;
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert_eq!(r["results"][1]["status"], "failed", "{r}");
+    assert!(r["results"][1]["error"].as_str().unwrap().contains("balance"), "{r}");
+    assert_eq!(app.balance(&t, &key, proven, SHARED).await, 20);
+
+    // The lock releases with the mall's jobs.
+    let report = app.jobs(&t, Utc::now() + Duration::days(1)).await;
+    assert_eq!(report.released_amount, 20);
+    assert_eq!(app.balance(&t, &key, proven, SHARED).await, 40);
+
+    app.assert_ledger_sound(&t).await;
+    assert_alliance_ledger_sound(&app, &al).await;
+}

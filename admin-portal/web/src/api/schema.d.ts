@@ -4954,6 +4954,7 @@ export interface components {
             cost: number;
             /** Format: int64 */
             draw_id: number;
+            order?: components["schemas"]["Order"] | null;
             prize?: components["schemas"]["Prize"] | null;
         };
         /** @description One draw as staff read it: who, when, and what was won. */
@@ -4971,6 +4972,11 @@ export interface components {
             member_id: number;
             member_nickname: string;
             member_phone?: string | null;
+            /**
+             * Format: int64
+             * @description The order of won goods, which staff fulfil like any other.
+             */
+            order_id?: number | null;
             /**
              * Format: int64
              * @description None: no prize.
@@ -5022,6 +5028,11 @@ export interface components {
              *     parameter version is absent when the request gave its own parameters).
              */
             rule_version?: number | null;
+            /**
+             * @description Effects a live event would leave out for this real member (an issue of the
+             *     alliance's shared points to a member with nothing proven), and why.
+             */
+            skipped: components["schemas"]["SkippedEffect"][];
         };
         /**
          * Format: email
@@ -5413,7 +5424,8 @@ export interface components {
             expired: number;
             /**
              * Format: int64
-             * @description Shared points earned at the mall and added by its adjustments.
+             * @description Shared points earned at the mall, added by its adjustments, and released from
+             *     its lock grants (counted when released).
              */
             issued: number;
             /** @description The mall's slug; null for entries no mall wrote. */
@@ -6085,7 +6097,10 @@ export interface components {
         Outcome: {
             /**
              * @description Per rule: {"rule_id", "name", "version", "params_version", "effects"}, and
-             *     `"alliance": true` for an alliance-wide rule (its id is the alliance's).
+             *     `"alliance": true` for an alliance-wide rule (its id is the alliance's), and
+             *     `"skipped": [{"effect", "code", "message"}]` for effects left out when the event
+             *     was written (an issue of shared points to a member with nothing proven, or an
+             *     alliance rule's award the budget does not cover).
              */
             effects: unknown;
             error?: string | null;
@@ -6269,6 +6284,11 @@ export interface components {
                 member_id: number;
                 member_nickname: string;
                 member_phone?: string | null;
+                /**
+                 * Format: int64
+                 * @description The order of won goods, which staff fulfil like any other.
+                 */
+                order_id?: number | null;
                 /**
                  * Format: int64
                  * @description None: no prize.
@@ -6700,6 +6720,12 @@ export interface components {
              * @description Points won (a points prize: 1 to 1,000,000,000).
              */
             points?: number;
+            /**
+             * Format: int64
+             * @description An item prize that is goods: the product a win takes from stock and orders for
+             *     the member (None: an item recorded for staff, or points).
+             */
+            product_id?: number | null;
             /**
              * Format: int64
              * @description None: unlimited. In a change, at least the number already won.
@@ -7350,6 +7376,19 @@ export interface components {
         ShippingImport: {
             /** @description CSV text: `order_no,carrier,tracking_no` per line (a header line is allowed; at most 5000 lines); at least one line must be usable */
             csv: string;
+        };
+        /**
+         * @description An effect left out while the rest of its event was written: an award of the
+         *     alliance's shared points to a member who cannot hold them yet (`identifier_unproven`:
+         *     no proven phone or e-mail, so no alliance identity), or — for an alliance-wide rule —
+         *     one the mall's issuing budget does not cover (`budget_exhausted`).
+         */
+        SkippedEffect: {
+            /** @description Why, as an error code. */
+            code: string;
+            /** @description The effect's position in the rule's effects (from 0). */
+            effect: number;
+            message: string;
         };
         /** @description 2 to 40 characters: a-z, 0-9 and -, starting with a letter */
         Slug: string;

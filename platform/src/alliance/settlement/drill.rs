@@ -49,7 +49,7 @@ pub async fn entries(conn: &mut PgConnection, d: &Drill) -> Result<Vec<FigureEnt
         Figure::Issued => {
             "SELECT e.id AS entry_id, e.reason, e.amount AS points, e.created_at \
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id \
-             WHERE m.statement_id = $1 AND e.mall_id = $2 AND e.reason IN ('earn', 'adjust') AND e.amount > 0 \
+             WHERE m.statement_id = $1 AND e.mall_id = $2 AND e.reason IN ('earn', 'adjust', 'release') AND e.amount > 0 \
                AND ($3::bigint IS NULL OR e.id < $3) AND ($5::bigint IS NULL OR $5 = $2) \
              ORDER BY e.id DESC LIMIT $4"
         }

@@ -1,7 +1,8 @@
 //! The figures of a statement, computed from the entries and returns it settles and
 //! stored with it (never recomputed once the statement is closed).
 //!
-//! Per mall, in shared points: `issued` (earned and added by adjustments at the mall),
+//! Per mall, in shared points: `issued` (earned and added by adjustments at the mall,
+//! and released from its lock grants: a locked point counts when it is released),
 //! `revoked` (taken away by adjustments at the mall), `redeemed` (spent at the mall),
 //! `returned` (refunds of spends at the mall, including portions forfeited because
 //! their lot had expired; a hold is spent when captured, so what a hold gives back
@@ -60,7 +61,7 @@ pub async fn compute_and_store(
 
     let flows: Vec<(Option<i64>, i64, i64, i64)> = sqlx::query_as(
         "SELECT e.mall_id, \
-                coalesce(sum(e.amount) FILTER (WHERE e.reason IN ('earn', 'adjust') AND e.amount > 0), 0)::bigint, \
+                coalesce(sum(e.amount) FILTER (WHERE e.reason IN ('earn', 'adjust', 'release') AND e.amount > 0), 0)::bigint, \
                 coalesce(sum(-e.amount) FILTER (WHERE e.reason = 'adjust' AND e.amount < 0), 0)::bigint, \
                 coalesce(sum(-e.amount) FILTER (WHERE e.reason = 'spend'), 0)::bigint \
          FROM settlement_marks m JOIN entries e ON e.id = m.entry_id WHERE m.statement_id = $1 GROUP BY e.mall_id",

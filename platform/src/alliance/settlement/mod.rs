@@ -37,7 +37,8 @@ pub struct Line {
     /// The mall's slug; null for entries no mall wrote.
     pub mall: Option<String>,
     pub name: Option<String>,
-    /// Shared points earned at the mall and added by its adjustments.
+    /// Shared points earned at the mall, added by its adjustments, and released from
+    /// its lock grants (counted when released).
     pub issued: i64,
     /// Shared points its adjustments took away.
     pub revoked: i64,
