@@ -150,7 +150,8 @@ async fn get_tenant(
 
 /// Downloads the archive of a mall (`.tar.gz`: manifest, tables, its staff, keys, audit
 /// rows and files; see the README's "Tenant export, import and delete"), audited
-/// (`tenant.export`). Refused (409 `tenant_in_alliance`) for a mall in an alliance.
+/// (`tenant.export`). A mall in an alliance also records its alliance and its members'
+/// shared positions (an import makes a standalone mall).
 #[utoipa::path(get, path = "/v1/platform/tenants/{tenant}/export", tag = "platform",
     security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, content_type = "application/gzip", body = Vec<u8>,

@@ -199,6 +199,88 @@ async fn a_mall_exported_and_imported_into_a_fresh_database_verifies_with_identi
 }
 
 /// Rewrites the archive with `change` applied to one entry's bytes, keeping its manifest.
+/// Issue 13 point 9: a mall in an alliance is exported with its alliance and its members'
+/// shared positions (read in the same snapshot); imported into a fresh database it is a
+/// standalone mall: ledger verify passes, every private balance is identical, the links
+/// to alliance identities are cleared, the product priced in shared points is delisted,
+/// and the import report names what stays with the alliance. Beside the original, the
+/// alliance's ledger is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standalone() {
+    let (app, storage) = app_on(&database_url()).await;
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let (_, owner) = app.staff(&m, "owner").await;
+    let key = app.partner_key(&m).await;
+    let (rich, rich_tokens) = app.proven_member(&m, &phone()).await;
+    let (poor, _) = app.proven_member(&m, &phone()).await;
+    let (rich, poor) = (rich["id"].as_i64().unwrap(), poor["id"].as_i64().unwrap());
+    app.credit(&m, &key, rich, 500, None).await;
+    app.credit(&m, &key, poor, 200, None).await;
+    let items = json!({"items": [{"member_id": rich, "amount": 300, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let coupon = crate::alliance::product(&app, &m, &owner, SHARED, 100).await;
+    let (s, o) = crate::alliance::redeem(&app, &m, rich_tokens["access_token"].as_str().unwrap(), coupon).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 200);
+    let before = balances(&app, &m).await;
+    assert!(before.iter().all(|b| b.1 != SHARED), "no shared account in the mall's schema: {before:?}");
+
+    let file = archive_path();
+    let manifest = tenant_archive::export(&app.db, &storage, &m.slug, &file, &quiet).await.unwrap();
+    let al = manifest.alliance.clone().expect("the archive names its alliance");
+    assert_eq!((al.id, al.slug.as_str(), al.currency_code.as_str()), (a.id, a.slug.as_str(), SHARED));
+    // The member with no shared points was never linked to an identity.
+    assert_eq!((al.linked_members, al.members_with_shared_points, al.shared_balance), (1, 1, 200));
+    assert!(al.unsettled_entries >= 2, "the credit and the redemption: {al:?}");
+    assert!(manifest.entries.iter().any(|e| e.path == "alliance/positions.copy"), "{:?}", manifest.entries);
+
+    // Into a fresh database (where the alliance does not exist): a standalone mall.
+    let (app2, storage2) = app_on(&fresh_database().await).await;
+    let r = tenant_archive::import(&app2.db, &storage2, &file, None, &Actor::system("test"), &quiet).await.unwrap();
+    let left = r.alliance.clone().expect("the report says what stays with the alliance");
+    assert_eq!(left.alliance.as_deref(), Some(a.slug.as_str()));
+    assert_eq!(left.shared_currencies, vec![SHARED.to_string()]);
+    assert_eq!((left.links_cleared, left.members_with_shared_points, left.shared_balance), (1, 1, 200));
+    assert_eq!(left.delisted_products, 1);
+    let t2 = r.tenant;
+    assert_eq!(t2.alliance_id, None);
+    app2.assert_ledger_sound(&t2).await;
+    assert_eq!(balances(&app2, &t2).await, before, "every private balance identical");
+    assert_eq!(app2.balance(&t2, &key, rich, "points").await, 500);
+    let mut tx = app2.db.tenant_tx(&t2.cluster, &t2.schema_name).await.unwrap();
+    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE alliance_member_id IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM products WHERE id = $1").bind(coupon).fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((linked, status.as_str()), (0, "delisted"));
+    let audited = "SELECT details->'alliance'->>'members_with_shared_points' FROM control.audit_log \
+                   WHERE action = 'tenant.import'";
+    let n: Option<String> = sqlx::query_scalar(audited).fetch_one(app2.db.control()).await.unwrap();
+    assert_eq!(n.as_deref(), Some("1"), "the audit row names what stayed with the alliance");
+    // It goes on as a mall of its own.
+    app2.credit(&t2, &key, poor, 5, None).await;
+    assert_eq!(app2.balance(&t2, &key, poor, "points").await, 205);
+    app2.assert_ledger_sound(&t2).await;
+
+    // Beside the original, under a new slug: standalone too; the alliance's ledger and the
+    // member's shared balance in the original mall are untouched.
+    let r = tenant_archive::import(&app.db, &storage, &file, Some(&unique("copy")), &Actor::system("test"), &quiet)
+        .await
+        .unwrap();
+    assert_eq!((r.tenant.alliance_id, r.alliance.unwrap().links_cleared), (None, 1));
+    app.assert_ledger_sound(&r.tenant).await;
+    assert_eq!(balances(&app, &r.tenant).await, before);
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 200);
+    crate::alliance::assert_alliance_ledger_sound(&app, &a).await;
+    let still_in = platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().unwrap();
+    assert_eq!(still_in.alliance_id, Some(a.id));
+}
+
 fn tamper(from: &Path, to: &Path, entry_prefix: &str, change: impl Fn(&mut Vec<u8>)) {
     let mut input = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap()));
     let out = flate2::write::GzEncoder::new(std::fs::File::create(to).unwrap(), flate2::Compression::fast());
@@ -339,7 +421,7 @@ async fn a_mall_with_unsettled_alliance_entries_is_not_deleted() {
 
 /// Issue 14 point 4: the platform operator downloads a mall's archive over HTTP; the
 /// download imports back whole with the module's import; it is audited; a merchant's
-/// staff token opens none of these routes; a mall in an alliance is refused as JSON.
+/// staff token opens none of these routes; a mall in an alliance downloads too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_operator_downloads_an_archive_that_imports_back_whole() {
     let (app, storage) = app_on(&database_url()).await;
@@ -390,13 +472,17 @@ async fn the_operator_downloads_an_archive_that_imports_back_whole() {
     }
     assert!(platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().is_some(), "still there");
 
-    // Refusals come back as JSON errors.
+    // A mall in an alliance downloads too; refusals come back as JSON errors.
     let a = alliance(&app).await;
     let m = mall_in(&app, &a.slug).await;
-    let (s, b) = app
-        .call(Method::GET, &format!("/v1/platform/tenants/{}/export", m.slug), Some(&app.platform_token), None)
-        .await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("tenant_in_alliance")), "{b}");
+    let resp = app
+        .client
+        .get(format!("{}/v1/platform/tenants/{}/export", app.base, m.slug))
+        .bearer_auth(&app.platform_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     let (s, b) =
         app.call(Method::GET, "/v1/platform/tenants/no-such-mall-here/export", Some(&app.platform_token), None).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("tenant_not_found")), "{b}");
