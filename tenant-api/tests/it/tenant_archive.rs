@@ -542,3 +542,135 @@ async fn the_operator_deletes_a_mall_by_typing_its_slug_and_sees_the_tombstone()
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_positions_unsettled")), "{b}");
     assert!(platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().is_some(), "kept");
 }
+
+/// POSTs `body` to the operator's import route (under `slug` when given).
+async fn import_over_http(
+    app: &TestApp,
+    token: Option<&str>,
+    slug: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.post(format!("{}/v1/platform/tenants/import", app.base));
+    if let Some(slug) = slug {
+        req = req.query(&[("slug", slug)]);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.header("content-type", "application/gzip").body(body).send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+}
+
+/// Downloads a mall's archive from the operator's export route.
+async fn download(app: &TestApp, slug: &str) -> Vec<u8> {
+    let resp = app
+        .client
+        .get(format!("{}/v1/platform/tenants/{slug}/export", app.base))
+        .bearer_auth(&app.platform_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// Issue 13 point 9: the operator uploads an archive downloaded from the export route
+/// and gets the mall back under a new slug, audited, with every balance; a corrupt
+/// archive, another version, a taken or tombstoned slug and a bad slug are JSON 4xx with
+/// nothing written; a merchant's token cannot import; an alliance mall's archive comes
+/// back standalone with what stays with the alliance in the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_uploads_an_archive_and_gets_the_mall_back() {
+    let (app, _storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let before = balances(&app, t).await;
+    let archive = download(&app, &t.slug).await;
+    let token = Some(app.platform_token.as_str());
+
+    let slug = unique("up");
+    let (s, r) = import_over_http(&app, token, Some(&slug), archive.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["tenant"]["slug"].as_str(), r["files"].as_i64(), r["staff"].as_i64()),
+        (Some(slug.as_str()), Some(1), Some(2))
+    );
+    assert!(r["entries"].as_i64().unwrap() > 0, "ledger verified: {r}");
+    assert!(r.get("alliance").is_none(), "{r}");
+    let copy = platform::directory::find_by_slug(app.db.control(), &slug).await.unwrap().unwrap();
+    app.assert_ledger_sound(&copy).await;
+    assert_eq!(balances(&app, &copy).await, before, "every balance identical");
+    let tokens = app.staff_login(&copy, &mall.owner_email).await;
+    assert!(tokens["access_token"].is_string());
+    let (s, list) = app.call(Method::GET, "/v1/platform/tenants", token, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(list.as_array().unwrap().iter().any(|x| x["slug"] == slug.as_str()), "listed");
+    let audited = format!(
+        "SELECT count(*) FROM control.audit_log WHERE tenant_id = {} AND action = 'tenant.import' \
+         AND actor_label LIKE 'platform:%'",
+        copy.id
+    );
+    assert_eq!(count(&app, &audited).await, 1, "audited as the operator");
+
+    // Refusals: JSON errors, nothing written.
+    let prefix = unique("nope");
+    let tried = format!("SELECT count(*) FROM control.tenants WHERE slug LIKE '{prefix}%'");
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-a")), b"not a tar.gz".to_vec()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_invalid")), "{b}");
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-b")), Vec::new()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_invalid")), "{b}");
+    let (file, bad) = (archive_path(), archive_path());
+    std::fs::write(&file, &archive).unwrap();
+    tamper(&file, &bad, "data/entries.copy", |b| b.push(b'\n'));
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-c")), std::fs::read(&bad).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_checksum_mismatch")), "{b}");
+    tamper(&file, &bad, "manifest.json", |b| {
+        let mut m: Value = serde_json::from_slice(b).unwrap();
+        m["tenant_migration"] = json!(1);
+        *b = serde_json::to_vec(&m).unwrap();
+    });
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-d")), std::fs::read(&bad).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("archive_version_unsupported")), "{b}");
+    // The archive's own slug is taken (the original is there), so is the copy's.
+    let (s, b) = import_over_http(&app, token, None, archive.clone()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("slug_taken")), "{b}");
+    let (s, b) = import_over_http(&app, token, Some("Not A Slug"), archive.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(count(&app, &tried).await, 0, "no directory row written");
+    // A deleted mall's slug stays refused.
+    let (s, b) =
+        app.call(Method::DELETE, &format!("/v1/platform/tenants/{slug}"), token, Some(json!({"confirm": slug}))).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = import_over_http(&app, token, Some(&slug), archive.clone()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("slug_tombstoned")), "{b}");
+    // No credential, or a merchant's: no import.
+    let (s, _) = import_over_http(&app, None, Some(&format!("{prefix}-e")), archive.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let owner = app.staff_login(t, &mall.owner_email).await["access_token"].as_str().unwrap().to_string();
+    let (s, _) = import_over_http(&app, Some(&owner), Some(&format!("{prefix}-f")), archive.clone()).await;
+    assert!(matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{s}");
+    assert_eq!(count(&app, &tried).await, 0, "no directory row written");
+
+    // An alliance mall's archive: standalone, and the answer says what stays behind.
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let key = app.partner_key(&m).await;
+    let (member, _) = app.proven_member(&m, &phone()).await;
+    let items = json!({"items": [{"member_id": member["id"], "amount": 40, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let slug = unique("solo");
+    let (s, r) = import_over_http(&app, token, Some(&slug), download(&app, &m.slug).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["tenant"]["alliance_id"], Value::Null, "{r}");
+    let left = &r["alliance"];
+    assert_eq!(left["alliance"].as_str(), Some(a.slug.as_str()), "{r}");
+    assert_eq!(
+        (left["links_cleared"].as_i64(), left["members_with_shared_points"].as_i64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(left["shared_balance"].as_i64(), Some(40), "{r}");
+}
