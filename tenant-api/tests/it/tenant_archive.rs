@@ -279,6 +279,11 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     crate::alliance::assert_alliance_ledger_sound(&app, &a).await;
     let still_in = platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().unwrap();
     assert_eq!(still_in.alliance_id, Some(a.id));
+    // The standalone copy can join the alliance the usual way.
+    let joined =
+        platform::tenancy::join_alliance(&app.db, &r.tenant.slug, &a.slug, &Actor::system("test")).await.unwrap();
+    assert_eq!(joined.alliance_id, Some(a.id));
+    app.assert_ledger_sound(&joined).await;
 }
 
 fn tamper(from: &Path, to: &Path, entry_prefix: &str, change: impl Fn(&mut Vec<u8>)) {
