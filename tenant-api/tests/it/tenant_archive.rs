@@ -224,6 +224,11 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     let (s, o) = crate::alliance::redeem(&app, &m, rich_tokens["access_token"].as_str().unwrap(), coupon).await;
     assert_eq!(s, StatusCode::CREATED, "{o}");
     assert_eq!(app.balance(&m, &key, rich, SHARED).await, 200);
+    // An open hold of 50 shared points (its entry is in the alliance's ledger).
+    let hold = json!({"member_id": rich, "amount": 50, "currency": SHARED});
+    let (s, h) = app.partner_post(&m, &key, "/holds", &unique("h"), hold).await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::CREATED, Some("held")), "{h}");
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 150);
     let before = balances(&app, &m).await;
     assert!(before.iter().all(|b| b.1 != SHARED), "no shared account in the mall's schema: {before:?}");
 
@@ -232,8 +237,8 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     let al = manifest.alliance.clone().expect("the archive names its alliance");
     assert_eq!((al.id, al.slug.as_str(), al.currency_code.as_str()), (a.id, a.slug.as_str(), SHARED));
     // The member with no shared points was never linked to an identity.
-    assert_eq!((al.linked_members, al.members_with_shared_points, al.shared_balance), (1, 1, 200));
-    assert!(al.unsettled_entries >= 2, "the credit and the redemption: {al:?}");
+    assert_eq!((al.linked_members, al.members_with_shared_points, al.shared_balance), (1, 1, 150));
+    assert!(al.unsettled_entries >= 3, "the credit, the redemption and the hold: {al:?}");
     assert!(manifest.entries.iter().any(|e| e.path == "alliance/positions.copy"), "{:?}", manifest.entries);
 
     // Into a fresh database (where the alliance does not exist): a standalone mall.
@@ -242,8 +247,8 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     let left = r.alliance.clone().expect("the report says what stays with the alliance");
     assert_eq!(left.alliance.as_deref(), Some(a.slug.as_str()));
     assert_eq!(left.shared_currencies, vec![SHARED.to_string()]);
-    assert_eq!((left.links_cleared, left.members_with_shared_points, left.shared_balance), (1, 1, 200));
-    assert_eq!(left.delisted_products, 1);
+    assert_eq!((left.links_cleared, left.members_with_shared_points, left.shared_balance), (1, 1, 150));
+    assert_eq!((left.delisted_products, left.shared_holds_closed), (1, 1));
     let t2 = r.tenant;
     assert_eq!(t2.alliance_id, None);
     app2.assert_ledger_sound(&t2).await;
@@ -256,8 +261,13 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
         .unwrap();
     let status: String =
         sqlx::query_scalar("SELECT status FROM products WHERE id = $1").bind(coupon).fetch_one(&mut *tx).await.unwrap();
+    let held: String = sqlx::query_scalar("SELECT status FROM holds WHERE id = $1")
+        .bind(h["id"].as_i64())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!((linked, status.as_str()), (0, "delisted"));
+    assert_eq!((linked, status.as_str(), held.as_str()), (0, "delisted", "voided"));
     let audited = "SELECT details->'alliance'->>'members_with_shared_points' FROM control.audit_log \
                    WHERE action = 'tenant.import'";
     let n: Option<String> = sqlx::query_scalar(audited).fetch_one(app2.db.control()).await.unwrap();
@@ -275,7 +285,7 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     assert_eq!((r.tenant.alliance_id, r.alliance.unwrap().links_cleared), (None, 1));
     app.assert_ledger_sound(&r.tenant).await;
     assert_eq!(balances(&app, &r.tenant).await, before);
-    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 200);
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 150, "the original's hold still holds");
     crate::alliance::assert_alliance_ledger_sound(&app, &a).await;
     let still_in = platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().unwrap();
     assert_eq!(still_in.alliance_id, Some(a.id));
