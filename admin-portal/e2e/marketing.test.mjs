@@ -222,8 +222,9 @@ test("the platform operator sees a new tenant's schema at the latest migration o
   await page.locator('[data-test="page-health"]').waitFor();
   await page.locator(".el-checkbox.is-checked", { hasText: "只看待迁移" }).waitFor();
 
-  // Issue 14 point 4: the operator downloads the new mall's archive, then deletes the
-  // mall by typing its slug; it leaves the list and shows among the deleted malls.
+  // Issue 14 point 4: the operator downloads the new mall's archive, imports it back
+  // under another slug, then deletes the mall by typing its slug; it leaves the list and
+  // shows among the deleted malls.
   await page.goto(`${BASE_URL}/portal/platform/tenants`);
   await page.locator('[data-test="page-tenants"]').waitFor();
   await settled(page);
@@ -233,6 +234,27 @@ test("the platform operator sees a new tenant's schema at the latest migration o
   assert.match(archive.suggestedFilename(), new RegExp(`^${slug}-\\d{8}\\.tar\\.gz$`));
   const { stat } = await import("node:fs/promises");
   assert.ok((await stat(await archive.path())).size > 100, "an archive, not an error");
+  // Issue 13 point 9: the operator uploads that archive on the same screen under another
+  // slug; the result shows and the mall is listed; the same slug again is refused with
+  // the server's message in the dialog.
+  const copySlug = `e2e-copy-${Date.now() % 1_000_000}`;
+  await page.locator('[data-test="tenant-import"]').click();
+  const importDialog = page.locator('[data-test="tenant-import-dialog"]');
+  await importDialog.waitFor();
+  await page.locator('[data-test="tenant-import-file"]').setInputFiles(await archive.path());
+  await page.locator('[data-test="tenant-import-slug"]').fill(copySlug);
+  await page.locator('[data-test="tenant-import-submit"]').click();
+  await page.locator('[data-test="tenant-import-result"]', { hasText: `已导入「${copySlug}」` }).waitFor();
+  await page.locator('[data-test="tenant-import-result"]', { hasText: "账本校验通过" }).waitFor();
+  await page.locator('[data-test="tenants-table"] .el-table__body-wrapper tbody tr', { hasText: copySlug }).waitFor();
+  const copied = await asPortal(page, "GET", `/v1/platform/tenants/${copySlug}`);
+  assert.equal(copied.status, 200, JSON.stringify(copied.body));
+  await shot(page, "platform-tenant-import");
+  await page.locator('[data-test="tenant-import-submit"]').click();
+  await page.locator('[data-test="tenant-import-error"]', { hasText: "已被占用" }).waitFor();
+  assert.equal(await page.locator('[data-test="tenant-import-result"]').count(), 0, "no result for a refused import");
+  await importDialog.locator(".el-dialog__footer button", { hasText: "关闭" }).click();
+  await importDialog.waitFor({ state: "hidden" });
   await tenantRow.locator('[data-test="tenant-delete"]').click();
   const dialog = page.locator('[data-test="tenant-delete-dialog"]');
   const submit = page.locator('[data-test="tenant-delete-submit"]');

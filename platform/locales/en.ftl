@@ -129,7 +129,6 @@ error-archive-checksum-mismatch = The archive is damaged: an entry does not matc
 error-archive-version-unsupported = The archive was made by another version; import it with the same version, then migrate.
 error-archive-ledger-invalid = The archive's ledger does not verify; nothing was imported.
 error-alliance-positions-unsettled = The mall has alliance points not yet settled; close the alliance's settlement periods first.
-error-tenant-in-alliance = A mall in an alliance cannot be exported: its shared points live in the alliance's ledger.
 error-tenant-not-exportable = Only malls on the main cluster can be exported today.
 error-tenant-not-deletable = Only malls on the main cluster can be deleted today.
 error-sold-out = Sold out.

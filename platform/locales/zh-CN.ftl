@@ -128,7 +128,6 @@ error-archive-checksum-mismatch = 归档已损坏：有条目与清单不符。
 error-archive-version-unsupported = 归档由其他版本生成；请用相同版本导入后再迁移。
 error-archive-ledger-invalid = 归档中的账本校验未通过，未导入任何内容。
 error-alliance-positions-unsettled = 该商城仍有未结算的联盟积分，请先完成联盟结算周期。
-error-tenant-in-alliance = 联盟内的商城不能导出：其共享积分记在联盟账本中。
 error-tenant-not-exportable = 目前只能导出主集群上的商城。
 error-tenant-not-deletable = 目前只能删除主集群上的商城。
 error-sold-out = 已售罄。

@@ -37,8 +37,13 @@ use crate::storage::Storage;
 
 /// What `manifest.json` says it is.
 pub const FORMAT: &str = "pointsmall-tenant-archive";
-/// Bumped when the layout of the archive changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the layout of the archive changes (2: the alliance section and
+/// `alliance/positions.copy`; archives of version 1 still import).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest layout an import still reads.
+const FORMAT_VERSION_MIN: u32 = 1;
+/// The entry with the shared positions of an alliance mall's members.
+const POSITIONS: &str = "alliance/positions.copy";
 /// Largest manifest read.
 const MANIFEST_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The table of applied migrations is made by the import itself, never loaded.
@@ -83,6 +88,55 @@ pub struct Manifest {
     #[schema(value_type = Vec<Object>)]
     pub sequences: Vec<SequenceState>,
     pub entries: Vec<ArchiveEntry>,
+    /// The alliance the mall was in at the snapshot (none for a standalone mall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alliance: Option<ArchiveAlliance>,
+}
+
+/// The alliance of an exported mall, and its members' shared positions at the snapshot,
+/// for information: the shared points live in the alliance's ledger and stay there (an
+/// import makes a standalone mall). Per member, `alliance/positions.copy` lists the local
+/// member id, the alliance identity id, the shared balance and the locked shared points.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArchiveAlliance {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub currency_code: String,
+    pub currency_name: String,
+    /// Members linked to an alliance identity.
+    pub linked_members: u64,
+    /// Linked members with shared points (a balance or locked points).
+    pub members_with_shared_points: u64,
+    /// Their shared balances, summed.
+    pub shared_balance: i64,
+    /// Their locked shared points, summed.
+    pub shared_locked: i64,
+    /// Entries of the mall in the alliance's ledger that no settlement statement took.
+    pub unsettled_entries: i64,
+}
+
+/// What an import did with the alliance side of a mall: the imported mall is standalone.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct AllianceLeftBehind {
+    /// The alliance the archive names (none: the mall had left its alliance, or an
+    /// archive of version 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alliance: Option<String>,
+    /// The shared currency (or currencies) whose points stay in the alliance's ledger.
+    pub shared_currencies: Vec<String>,
+    /// Members whose link to an alliance identity was cleared.
+    pub links_cleared: u64,
+    /// Members that had shared points at the snapshot, which stay with the alliance
+    /// (listed in the archive's `alliance/positions.copy`).
+    pub members_with_shared_points: u64,
+    pub shared_balance: i64,
+    pub shared_locked: i64,
+    /// Listed products priced in a shared currency, delisted.
+    pub delisted_products: u64,
+    /// Open holds of shared points, closed in the imported mall (their points stay held
+    /// in the alliance's ledger, under the original mall's hold).
+    pub shared_holds_closed: u64,
 }
 
 /// What an import made.
@@ -100,6 +154,10 @@ pub struct Imported {
     /// Ledger accounts and entries that `ledger verify` checked before the commit.
     pub accounts: u64,
     pub entries: u64,
+    /// Set when the archive had alliance data (links, a shared currency, an alliance):
+    /// what stays with the alliance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alliance: Option<AllianceLeftBehind>,
 }
 
 /// What a delete removed.
@@ -278,14 +336,6 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
     if t.cluster != MAIN_CLUSTER {
         return Err(Error::conflict("tenant_not_exportable", "only malls on the main cluster can be exported today"));
     }
-    if t.alliance_id.is_some() {
-        // Its shared points live in the alliance's schema, which the archive of one
-        // mall cannot carry.
-        return Err(Error::conflict(
-            "tenant_in_alliance",
-            "a mall in an alliance cannot be exported: its shared points live in the alliance's ledger",
-        ));
-    }
     let staging = Staging::new("export")?;
     let mut staged: Vec<Staged> = Vec::new();
     let mut tx = db.control().begin().await?;
@@ -336,6 +386,17 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
         copy_out(&mut tx, statement, &mut f).await?;
         staged.push(f.finish(path_in_archive.to_string(), path, None).await?);
     }
+    let alliance = match t.alliance_id {
+        Some(alliance_id) => {
+            progress(POSITIONS);
+            let path = staging.file(staged.len());
+            let mut f = HashingFile::create(&path).await?;
+            let a = alliance_positions(&mut tx, t.id, &schema, alliance_id, &mut f).await?;
+            staged.push(f.finish(POSITIONS.to_string(), path, None).await?);
+            Some(a)
+        }
+        None => None,
+    };
     tx.commit().await?;
     let prefix = format!("t{}/", t.id);
     for key in storage.list(&prefix).await? {
@@ -360,6 +421,7 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
         tables,
         sequences: seqs,
         entries: staged.iter().map(|s| s.entry.clone()).collect(),
+        alliance,
     };
     progress("writing the archive");
     let json = serde_json::to_vec_pretty(&manifest).map_err(io)?;
@@ -368,6 +430,73 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
     tokio::task::spawn_blocking(move || write_tar(&dest, &json, &files)).await.map_err(io)??;
     drop(staging);
     Ok(manifest)
+}
+
+/// The alliance `alliance_id` of the mall `tenant_id` (schema `schema`) and its members'
+/// shared positions, written to `to` as `COPY` text (member id, alliance identity id,
+/// shared balance, locked shared points), read in the snapshot of `conn`.
+async fn alliance_positions(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    schema: &str,
+    alliance_id: i64,
+    to: &mut HashingFile,
+) -> Result<ArchiveAlliance> {
+    let (slug, name, cluster, a_schema, currency_code, currency_name): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    ) = sqlx::query_as(
+        "SELECT slug, name, cluster, schema_name, currency_code, currency_name FROM control.alliances WHERE id = $1",
+    )
+    .bind(alliance_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if cluster != MAIN_CLUSTER {
+        return Err(Error::conflict(
+            "tenant_not_exportable",
+            "only malls of alliances on the main cluster can be exported",
+        ));
+    }
+    // The code is checked by the directory (`^[a-z][a-z0-9_]{1,31}$`), the names here.
+    if !ident_ok(&a_schema) || !ident_ok(&currency_code) {
+        return Err(io(anyhow::anyhow!("alliance {alliance_id}: schema or currency is not a plain identifier")));
+    }
+    let positions = format!(
+        "SELECT m.id, m.alliance_member_id, coalesce(a.balance, 0) AS balance, coalesce(a.locked, 0) AS locked \
+         FROM \"{schema}\".members m LEFT JOIN \"{a_schema}\".accounts a \
+           ON a.member_id = m.alliance_member_id AND a.currency = '{currency_code}' \
+         WHERE m.alliance_member_id IS NOT NULL ORDER BY m.id"
+    );
+    copy_out(conn, format!("COPY ({positions}) TO STDOUT"), to).await?;
+    let (linked, with_points, balance, locked): (i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), count(*) FILTER (WHERE balance > 0 OR locked > 0), \
+                coalesce(sum(balance), 0)::bigint, coalesce(sum(locked), 0)::bigint FROM ({positions}) p"
+    )))
+    .fetch_one(&mut *conn)
+    .await?;
+    let unsettled: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{a_schema}\".entries e WHERE e.mall_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM \"{a_schema}\".settlement_marks k WHERE k.entry_id = e.id)"
+    )))
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ArchiveAlliance {
+        id: alliance_id,
+        slug,
+        name,
+        currency_code,
+        currency_name,
+        linked_members: linked as u64,
+        members_with_shared_points: with_points as u64,
+        shared_balance: balance,
+        shared_locked: locked,
+        unsettled_entries: unsettled,
+    })
 }
 
 fn write_tar(dest: &Path, manifest: &[u8], files: &[(String, PathBuf)]) -> Result<()> {
@@ -406,7 +535,7 @@ fn entry_name_ok(name: &str) -> bool {
             && !file.split('/').any(|p| p.is_empty() || p == "." || p == "..")
             && file.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
     }
-    matches!(name, "control/staff.copy" | "control/api_keys.copy" | "control/audit.copy")
+    matches!(name, "control/staff.copy" | "control/api_keys.copy" | "control/audit.copy" | POSITIONS)
 }
 
 /// Unpacks the archive into `staging`, hashing every entry; reads the manifest and checks
@@ -452,9 +581,9 @@ fn unpack(archive: &Path, staging: &Staging) -> Result<(Manifest, BTreeMap<Strin
         found.insert(name, (size, hex::encode(hash.finalize()), path));
     }
     let m = manifest.ok_or_else(|| invalid_archive("the archive has no manifest.json"))?;
-    if m.format != FORMAT || m.format_version != FORMAT_VERSION {
+    if m.format != FORMAT || !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&m.format_version) {
         return Err(invalid_archive(format!(
-            "format {} version {} is not {FORMAT} version {FORMAT_VERSION}",
+            "format {} version {} is not {FORMAT} version {FORMAT_VERSION_MIN} to {FORMAT_VERSION}",
             m.format, m.format_version
         )));
     }
@@ -612,6 +741,7 @@ pub async fn import(
             .execute(&mut *tx)
             .await?;
     }
+    let alliance = standalone(&mut tx, &m, &paths).await?;
     progress("verifying the ledger");
     let report = crate::ledger::verify::verify(&mut tx).await?;
     if !report.problems.is_empty() {
@@ -629,7 +759,8 @@ pub async fn import(
         Some(id),
         "tenant.import",
         &slug,
-        serde_json::json!({"from": m.slug, "exported_at": m.exported_at, "rows": rows, "files": files.len()}),
+        serde_json::json!({"from": m.slug, "exported_at": m.exported_at, "rows": rows, "files": files.len(),
+            "alliance": alliance}),
     )
     .await?;
     let mut stored: Vec<String> = Vec::new();
@@ -667,7 +798,72 @@ pub async fn import(
         api_keys_skipped,
         accounts: report.accounts,
         entries: report.entries,
+        alliance,
     })
+}
+
+/// Makes the loaded mall (its schema selected on `conn`) standalone: an imported mall is
+/// in no alliance, whatever the archive's was. Links to alliance identities are cleared
+/// (an identity id means nothing in another database, and beside the original it is the
+/// original's); listed products priced in a shared currency are delisted and open holds
+/// of shared points closed, as when a mall leaves its alliance. The shared currency's row
+/// stays (`shared`, so no account is ever opened in it here: its points are the
+/// alliance's). `None` when the mall had nothing of an alliance.
+async fn standalone(
+    conn: &mut PgConnection,
+    m: &Manifest,
+    paths: &BTreeMap<String, PathBuf>,
+) -> Result<Option<AllianceLeftBehind>> {
+    let shared_currencies: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM currencies WHERE shared ORDER BY code").fetch_all(&mut *conn).await?;
+    let links_cleared =
+        sqlx::query("UPDATE members SET alliance_member_id = NULL WHERE alliance_member_id IS NOT NULL")
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    if m.alliance.is_none() && shared_currencies.is_empty() && links_cleared == 0 {
+        return Ok(None);
+    }
+    let delisted_products = sqlx::query(
+        "UPDATE products SET status = 'delisted', updated_at = now() \
+         WHERE status = 'listed' AND currency IN (SELECT code FROM currencies WHERE shared)",
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let shared_holds_closed = sqlx::query(
+        "UPDATE holds SET status = 'voided', updated_at = now() WHERE status = 'held' AND alliance_entry_id IS NOT NULL",
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let mut left = AllianceLeftBehind {
+        alliance: m.alliance.as_ref().map(|a| a.slug.clone()),
+        shared_currencies,
+        links_cleared,
+        delisted_products,
+        shared_holds_closed,
+        ..Default::default()
+    };
+    if let Some(file) = paths.get(POSITIONS) {
+        let text = tokio::fs::read_to_string(file).await.map_err(io)?;
+        for line in text.lines() {
+            let cols: Vec<i64> = line
+                .split('\t')
+                .map(|c| c.parse::<i64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| invalid_archive(format!("{POSITIONS}: {line:?} is not four numbers")))?;
+            let [_, _, balance, locked] = cols[..] else {
+                return Err(invalid_archive(format!("{POSITIONS}: {line:?} is not four numbers")));
+            };
+            if balance > 0 || locked > 0 {
+                left.members_with_shared_points += 1;
+                left.shared_balance += balance;
+                left.shared_locked += locked;
+            }
+        }
+    }
+    Ok(Some(left))
 }
 
 fn load_failed(what: &str, e: Error) -> Error {

@@ -10,7 +10,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -23,7 +22,7 @@ use crate::routes;
 use crate::security_headers;
 use crate::state::AppState;
 
-pub use crate::limits::{BODY_LIMIT_BYTES, REQUEST_TIMEOUT_SECS};
+pub use crate::limits::{ARCHIVE_BODY_LIMIT_BYTES, BODY_LIMIT_BYTES, REQUEST_TIMEOUT_SECS};
 
 /// The OpenAPI document and the router, from the same list of handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -79,7 +78,7 @@ pub fn build(state: AppState) -> Router {
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take this method")
         })
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(REQUEST_TIMEOUT_SECS)))
         // Outside the layers above, so their plain-text errors become JSON.
         .layer(middleware::from_fn(json_for_layer_errors))
@@ -110,11 +109,6 @@ async fn json_for_layer_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     match resp.status() {
-        StatusCode::PAYLOAD_TOO_LARGE if !is_json => json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {} bytes", BODY_LIMIT_BYTES),
-        ),
         StatusCode::REQUEST_TIMEOUT if !is_json => json_error(
             StatusCode::REQUEST_TIMEOUT,
             "timeout",
@@ -122,6 +116,37 @@ async fn json_for_layer_errors(req: Request, next: Next) -> Response {
         ),
         _ => resp,
     }
+}
+
+/// Bounds the request body: [`BODY_LIMIT_BYTES`], or [`ARCHIVE_BODY_LIMIT_BYTES`] for the
+/// archive import. A declared length over it is refused at once, a longer body as it is
+/// read; both as JSON `body_too_large`.
+async fn body_limit(req: Request, next: Next) -> Response {
+    let limit = crate::limits::body_limit(req.method(), req.uri().path());
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json { too_large() } else { resp }
 }
 
 /// Runs the request in its language (`Accept-Language`, else its mall's locale, else

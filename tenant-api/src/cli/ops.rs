@@ -103,6 +103,20 @@ pub async fn tenant(url: &str, command: TenantCommand) -> anyhow::Result<()> {
                 m.tables.len(),
                 m.tenant_migration
             );
+            if let Some(a) = &m.alliance {
+                println!(
+                    "alliance {} ({}): {} linked member(s), {} with shared points ({} {} balance, {} locked), \
+                     {} unsettled alliance entr(ies); the shared points stay in the alliance's ledger",
+                    a.slug,
+                    a.id,
+                    a.linked_members,
+                    a.members_with_shared_points,
+                    a.shared_balance,
+                    a.currency_code,
+                    a.shared_locked,
+                    a.unsettled_entries
+                );
+            }
         }
         TenantCommand::Import { file, slug, storage } => {
             let spinner = bar(0, "{spinner} importing {msg}");
@@ -127,6 +141,21 @@ pub async fn tenant(url: &str, command: TenantCommand) -> anyhow::Result<()> {
                 r.accounts,
                 r.entries
             );
+            if let Some(a) = &r.alliance {
+                println!(
+                    "standalone mall (was in alliance {}): {} link(s) to alliance identities cleared; {} member(s) \
+                     had shared points ({} balance, {} locked in {}) that stay with the alliance; {} product(s) \
+                     priced in shared points delisted, {} open shared hold(s) closed",
+                    a.alliance.as_deref().unwrap_or("none"),
+                    a.links_cleared,
+                    a.members_with_shared_points,
+                    a.shared_balance,
+                    a.shared_locked,
+                    a.shared_currencies.join(", "),
+                    a.delisted_products,
+                    a.shared_holds_closed
+                );
+            }
         }
         TenantCommand::Delete { slug, confirm, storage } => {
             let d = tenant_archive::delete(&db, &storage.storage(), &slug, &confirm, &Actor::cli()).await?;

@@ -9,7 +9,7 @@ use platform::sender::{self, Recorded};
 use platform::settings::{TenantLimits, TenantSettings};
 use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
-use platform::tenant_archive::{self, Deleted, Tombstone};
+use platform::tenant_archive::{self, Deleted, Imported, Tombstone};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, delete_tenant))
         .routes(routes!(export_tenant))
+        .routes(routes!(import_tenant))
         .routes(routes!(tombstones))
         .routes(routes!(suspend_tenant))
         .routes(routes!(resume_tenant))
@@ -150,7 +151,8 @@ async fn get_tenant(
 
 /// Downloads the archive of a mall (`.tar.gz`: manifest, tables, its staff, keys, audit
 /// rows and files; see the README's "Tenant export, import and delete"), audited
-/// (`tenant.export`). Refused (409 `tenant_in_alliance`) for a mall in an alliance.
+/// (`tenant.export`). A mall in an alliance also records its alliance and its members'
+/// shared positions (an import makes a standalone mall).
 #[utoipa::path(get, path = "/v1/platform/tenants/{tenant}/export", tag = "platform",
     security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, content_type = "application/gzip", body = Vec<u8>,
@@ -199,6 +201,105 @@ async fn export_tenant(
         axum::body::Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Where an uploaded archive goes.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ImportQuery {
+    /// The slug to import the mall under (default: the archive's own).
+    #[param(min_length = 2, max_length = 40, pattern = "^[a-z][a-z0-9-]*$")]
+    slug: Option<String>,
+}
+
+/// Imports a mall archive (the body: a `.tar.gz` as downloaded from the export route, at
+/// most 512 MiB) as a new mall, under `slug` or the archive's own. All or nothing, with
+/// the CLI's checks: every entry is checked against the manifest (400
+/// `archive_invalid`, `archive_checksum_mismatch`), the archive must come from this
+/// tenant migration (409 `archive_version_unsupported`), the slug must be free and never
+/// deleted (409 `slug_taken`, `slug_tombstoned`), `ledger verify` must pass on the
+/// loaded data (409 `archive_ledger_invalid`). The imported mall is standalone: for the
+/// archive of a mall in an alliance, `alliance` says what stays with the alliance.
+/// Audited (`tenant.import`).
+#[utoipa::path(post, path = "/v1/platform/tenants/import", tag = "platform",
+    security(("platform_jwt" = [])), params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "application/gzip", description = "the archive"),
+    responses((status = 201, body = Imported), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn import_tenant(
+    state: axum::extract::State<AppState>,
+    auth: PlatformAuth,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Body,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    if let Some(slug) = &q.slug
+        && !directory::slug_is_valid(slug)
+    {
+        return Err(Error::invalid_field("slug", "2-40 characters: a-z, 0-9 and -, starting with a letter").into());
+    }
+    let path = std::env::temp_dir().join(format!("pointsmall-upload-{}.tar.gz", uuid::Uuid::new_v4()));
+    let received = async {
+        let mut file = tokio::fs::File::create(&path).await.map_err(|e| Error::Internal(e.into()))?;
+        let mut stream = body.into_data_stream();
+        let mut size = 0usize;
+        loop {
+            let chunk = match stream.try_next().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // Over the bound: the body-limit layer answers JSON `body_too_large`.
+                Err(e) if is_length_limit(&e) => return Ok(Some(StatusCode::PAYLOAD_TOO_LARGE.into_response())),
+                Err(e) => return Err(Error::bad_request("archive_invalid", format!("the upload broke off: {e}"))),
+            };
+            size += chunk.len();
+            file.write_all(&chunk).await.map_err(|e| Error::Internal(e.into()))?;
+        }
+        file.flush().await.map_err(|e| Error::Internal(e.into()))?;
+        if size == 0 {
+            return Err(Error::bad_request("archive_invalid", "the body is empty: send the archive as the body"));
+        }
+        Ok::<_, Error>(None)
+    }
+    .await;
+    match received {
+        Ok(None) => {}
+        Ok(Some(refused)) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Ok(refused);
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e.into());
+        }
+    }
+    // Run to its end even when the client goes away or the request times out: an import
+    // cut in the middle would leave its stored files behind.
+    let (db, storage, actor, file) = (state.db.clone(), state.storage.clone(), auth.actor(), path.clone());
+    let imported = tokio::spawn(async move {
+        let r = tenant_archive::import(&db, &storage, &file, q.slug.as_deref(), &actor, &|_| {}).await;
+        let _ = tokio::fs::remove_file(&file).await;
+        r
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))??;
+    state.directory.evict(&imported.tenant.slug).await;
+    Ok((StatusCode::CREATED, Json(imported)).into_response())
+}
+
+/// Whether a body error is the body-limit layer's bound.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// What deleting a mall asks for.

@@ -199,6 +199,103 @@ async fn a_mall_exported_and_imported_into_a_fresh_database_verifies_with_identi
 }
 
 /// Rewrites the archive with `change` applied to one entry's bytes, keeping its manifest.
+/// Issue 13 point 9: a mall in an alliance is exported with its alliance and its members'
+/// shared positions (read in the same snapshot); imported into a fresh database it is a
+/// standalone mall: ledger verify passes, every private balance is identical, the links
+/// to alliance identities are cleared, the product priced in shared points is delisted,
+/// and the import report names what stays with the alliance. Beside the original, the
+/// alliance's ledger is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standalone() {
+    let (app, storage) = app_on(&database_url()).await;
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let (_, owner) = app.staff(&m, "owner").await;
+    let key = app.partner_key(&m).await;
+    let (rich, rich_tokens) = app.proven_member(&m, &phone()).await;
+    let (poor, _) = app.proven_member(&m, &phone()).await;
+    let (rich, poor) = (rich["id"].as_i64().unwrap(), poor["id"].as_i64().unwrap());
+    app.credit(&m, &key, rich, 500, None).await;
+    app.credit(&m, &key, poor, 200, None).await;
+    let items = json!({"items": [{"member_id": rich, "amount": 300, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let coupon = crate::alliance::product(&app, &m, &owner, SHARED, 100).await;
+    let (s, o) = crate::alliance::redeem(&app, &m, rich_tokens["access_token"].as_str().unwrap(), coupon).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 200);
+    // An open hold of 50 shared points (its entry is in the alliance's ledger).
+    let hold = json!({"member_id": rich, "amount": 50, "currency": SHARED});
+    let (s, h) = app.partner_post(&m, &key, "/holds", &unique("h"), hold).await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::CREATED, Some("held")), "{h}");
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 150);
+    let before = balances(&app, &m).await;
+    assert!(before.iter().all(|b| b.1 != SHARED), "no shared account in the mall's schema: {before:?}");
+
+    let file = archive_path();
+    let manifest = tenant_archive::export(&app.db, &storage, &m.slug, &file, &quiet).await.unwrap();
+    let al = manifest.alliance.clone().expect("the archive names its alliance");
+    assert_eq!((al.id, al.slug.as_str(), al.currency_code.as_str()), (a.id, a.slug.as_str(), SHARED));
+    // The member with no shared points was never linked to an identity.
+    assert_eq!((al.linked_members, al.members_with_shared_points, al.shared_balance), (1, 1, 150));
+    assert!(al.unsettled_entries >= 3, "the credit, the redemption and the hold: {al:?}");
+    assert!(manifest.entries.iter().any(|e| e.path == "alliance/positions.copy"), "{:?}", manifest.entries);
+
+    // Into a fresh database (where the alliance does not exist): a standalone mall.
+    let (app2, storage2) = app_on(&fresh_database().await).await;
+    let r = tenant_archive::import(&app2.db, &storage2, &file, None, &Actor::system("test"), &quiet).await.unwrap();
+    let left = r.alliance.clone().expect("the report says what stays with the alliance");
+    assert_eq!(left.alliance.as_deref(), Some(a.slug.as_str()));
+    assert_eq!(left.shared_currencies, vec![SHARED.to_string()]);
+    assert_eq!((left.links_cleared, left.members_with_shared_points, left.shared_balance), (1, 1, 150));
+    assert_eq!((left.delisted_products, left.shared_holds_closed), (1, 1));
+    let t2 = r.tenant;
+    assert_eq!(t2.alliance_id, None);
+    app2.assert_ledger_sound(&t2).await;
+    assert_eq!(balances(&app2, &t2).await, before, "every private balance identical");
+    assert_eq!(app2.balance(&t2, &key, rich, "points").await, 500);
+    let mut tx = app2.db.tenant_tx(&t2.cluster, &t2.schema_name).await.unwrap();
+    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE alliance_member_id IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM products WHERE id = $1").bind(coupon).fetch_one(&mut *tx).await.unwrap();
+    let held: String = sqlx::query_scalar("SELECT status FROM holds WHERE id = $1")
+        .bind(h["id"].as_i64())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((linked, status.as_str(), held.as_str()), (0, "delisted", "voided"));
+    let audited = "SELECT details->'alliance'->>'members_with_shared_points' FROM control.audit_log \
+                   WHERE action = 'tenant.import'";
+    let n: Option<String> = sqlx::query_scalar(audited).fetch_one(app2.db.control()).await.unwrap();
+    assert_eq!(n.as_deref(), Some("1"), "the audit row names what stayed with the alliance");
+    // It goes on as a mall of its own.
+    app2.credit(&t2, &key, poor, 5, None).await;
+    assert_eq!(app2.balance(&t2, &key, poor, "points").await, 205);
+    app2.assert_ledger_sound(&t2).await;
+
+    // Beside the original, under a new slug: standalone too; the alliance's ledger and the
+    // member's shared balance in the original mall are untouched.
+    let r = tenant_archive::import(&app.db, &storage, &file, Some(&unique("copy")), &Actor::system("test"), &quiet)
+        .await
+        .unwrap();
+    assert_eq!((r.tenant.alliance_id, r.alliance.unwrap().links_cleared), (None, 1));
+    app.assert_ledger_sound(&r.tenant).await;
+    assert_eq!(balances(&app, &r.tenant).await, before);
+    assert_eq!(app.balance(&m, &key, rich, SHARED).await, 150, "the original's hold still holds");
+    crate::alliance::assert_alliance_ledger_sound(&app, &a).await;
+    let still_in = platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().unwrap();
+    assert_eq!(still_in.alliance_id, Some(a.id));
+    // The standalone copy can join the alliance the usual way.
+    let joined =
+        platform::tenancy::join_alliance(&app.db, &r.tenant.slug, &a.slug, &Actor::system("test")).await.unwrap();
+    assert_eq!(joined.alliance_id, Some(a.id));
+    app.assert_ledger_sound(&joined).await;
+}
+
 fn tamper(from: &Path, to: &Path, entry_prefix: &str, change: impl Fn(&mut Vec<u8>)) {
     let mut input = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap()));
     let out = flate2::write::GzEncoder::new(std::fs::File::create(to).unwrap(), flate2::Compression::fast());
@@ -339,7 +436,7 @@ async fn a_mall_with_unsettled_alliance_entries_is_not_deleted() {
 
 /// Issue 14 point 4: the platform operator downloads a mall's archive over HTTP; the
 /// download imports back whole with the module's import; it is audited; a merchant's
-/// staff token opens none of these routes; a mall in an alliance is refused as JSON.
+/// staff token opens none of these routes; a mall in an alliance downloads too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_operator_downloads_an_archive_that_imports_back_whole() {
     let (app, storage) = app_on(&database_url()).await;
@@ -390,13 +487,10 @@ async fn the_operator_downloads_an_archive_that_imports_back_whole() {
     }
     assert!(platform::directory::find_by_slug(app.db.control(), &t.slug).await.unwrap().is_some(), "still there");
 
-    // Refusals come back as JSON errors.
+    // A mall in an alliance downloads too; refusals come back as JSON errors.
     let a = alliance(&app).await;
     let m = mall_in(&app, &a.slug).await;
-    let (s, b) = app
-        .call(Method::GET, &format!("/v1/platform/tenants/{}/export", m.slug), Some(&app.platform_token), None)
-        .await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("tenant_in_alliance")), "{b}");
+    assert!(download(&app, &m.slug).await.len() > 100);
     let (s, b) =
         app.call(Method::GET, "/v1/platform/tenants/no-such-mall-here/export", Some(&app.platform_token), None).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("tenant_not_found")), "{b}");
@@ -455,4 +549,138 @@ async fn the_operator_deletes_a_mall_by_typing_its_slug_and_sees_the_tombstone()
         .await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_positions_unsettled")), "{b}");
     assert!(platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().is_some(), "kept");
+}
+
+/// POSTs `body` to the operator's import route (under `slug` when given).
+async fn import_over_http(
+    app: &TestApp,
+    token: Option<&str>,
+    slug: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.post(format!("{}/v1/platform/tenants/import", app.base));
+    if let Some(slug) = slug {
+        req = req.query(&[("slug", slug)]);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.header("content-type", "application/gzip").body(body).send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+}
+
+/// Downloads a mall's archive from the operator's export route.
+async fn download(app: &TestApp, slug: &str) -> Vec<u8> {
+    let resp = app
+        .client
+        .get(format!("{}/v1/platform/tenants/{slug}/export", app.base))
+        .bearer_auth(&app.platform_token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
+    bytes
+}
+
+/// Issue 13 point 9: the operator uploads an archive downloaded from the export route
+/// and gets the mall back under a new slug, audited, with every balance; a corrupt
+/// archive, another version, a taken or tombstoned slug and a bad slug are JSON 4xx with
+/// nothing written; a merchant's token cannot import; an alliance mall's archive comes
+/// back standalone with what stays with the alliance in the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_uploads_an_archive_and_gets_the_mall_back() {
+    let (app, _storage) = app_on(&database_url()).await;
+    let mall = busy_mall(&app).await;
+    let t = &mall.tenant;
+    let before = balances(&app, t).await;
+    let archive = download(&app, &t.slug).await;
+    let token = Some(app.platform_token.as_str());
+
+    let slug = unique("up");
+    let (s, r) = import_over_http(&app, token, Some(&slug), archive.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["tenant"]["slug"].as_str(), r["files"].as_i64(), r["staff"].as_i64()),
+        (Some(slug.as_str()), Some(1), Some(2))
+    );
+    assert!(r["entries"].as_i64().unwrap() > 0, "ledger verified: {r}");
+    assert!(r.get("alliance").is_none(), "{r}");
+    let copy = platform::directory::find_by_slug(app.db.control(), &slug).await.unwrap().unwrap();
+    app.assert_ledger_sound(&copy).await;
+    assert_eq!(balances(&app, &copy).await, before, "every balance identical");
+    let tokens = app.staff_login(&copy, &mall.owner_email).await;
+    assert!(tokens["access_token"].is_string());
+    let (s, list) = app.call(Method::GET, "/v1/platform/tenants", token, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(list.as_array().unwrap().iter().any(|x| x["slug"] == slug.as_str()), "listed");
+    let audited = format!(
+        "SELECT count(*) FROM control.audit_log WHERE tenant_id = {} AND action = 'tenant.import' \
+         AND actor_label LIKE 'platform:%'",
+        copy.id
+    );
+    assert_eq!(count(&app, &audited).await, 1, "audited as the operator");
+
+    // Refusals: JSON errors, nothing written.
+    let prefix = unique("nope");
+    let tried = format!("SELECT count(*) FROM control.tenants WHERE slug LIKE '{prefix}%'");
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-a")), b"not a tar.gz".to_vec()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_invalid")), "{b}");
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-b")), Vec::new()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_invalid")), "{b}");
+    let (file, bad) = (archive_path(), archive_path());
+    std::fs::write(&file, &archive).unwrap();
+    tamper(&file, &bad, "data/entries.copy", |b| b.push(b'\n'));
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-c")), std::fs::read(&bad).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("archive_checksum_mismatch")), "{b}");
+    tamper(&file, &bad, "manifest.json", |b| {
+        let mut m: Value = serde_json::from_slice(b).unwrap();
+        m["tenant_migration"] = json!(1);
+        *b = serde_json::to_vec(&m).unwrap();
+    });
+    let (s, b) = import_over_http(&app, token, Some(&format!("{prefix}-d")), std::fs::read(&bad).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("archive_version_unsupported")), "{b}");
+    // The archive's own slug is taken (the original is there), so is the copy's.
+    let (s, b) = import_over_http(&app, token, None, archive.clone()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("slug_taken")), "{b}");
+    let (s, b) = import_over_http(&app, token, Some("Not A Slug"), archive.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(count(&app, &tried).await, 0, "no directory row written");
+    // A deleted mall's slug stays refused.
+    let (s, b) =
+        app.call(Method::DELETE, &format!("/v1/platform/tenants/{slug}"), token, Some(json!({"confirm": slug}))).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = import_over_http(&app, token, Some(&slug), archive.clone()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("slug_tombstoned")), "{b}");
+    // No credential, or a merchant's: no import.
+    let (s, _) = import_over_http(&app, None, Some(&format!("{prefix}-e")), archive.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let owner = app.staff_login(t, &mall.owner_email).await["access_token"].as_str().unwrap().to_string();
+    let (s, _) = import_over_http(&app, Some(&owner), Some(&format!("{prefix}-f")), archive.clone()).await;
+    assert!(matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{s}");
+    assert_eq!(count(&app, &tried).await, 0, "no directory row written");
+
+    // An alliance mall's archive: standalone, and the answer says what stays behind.
+    let a = alliance(&app).await;
+    let m = mall_in(&app, &a.slug).await;
+    let key = app.partner_key(&m).await;
+    let (member, _) = app.proven_member(&m, &phone()).await;
+    let items = json!({"items": [{"member_id": member["id"], "amount": 40, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let slug = unique("solo");
+    let (s, r) = import_over_http(&app, token, Some(&slug), download(&app, &m.slug).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["tenant"]["alliance_id"], Value::Null, "{r}");
+    let left = &r["alliance"];
+    assert_eq!(left["alliance"].as_str(), Some(a.slug.as_str()), "{r}");
+    assert_eq!(
+        (left["links_cleared"].as_i64(), left["members_with_shared_points"].as_i64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(left["shared_balance"].as_i64(), Some(40), "{r}");
 }

@@ -810,6 +810,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/platform/tenants/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Imports a mall archive (the body: a `.tar.gz` as downloaded from the export route, at
+         *     most 512 MiB) as a new mall, under `slug` or the archive's own. All or nothing, with
+         *     the CLI's checks: every entry is checked against the manifest (400
+         *     `archive_invalid`, `archive_checksum_mismatch`), the archive must come from this
+         *     tenant migration (409 `archive_version_unsupported`), the slug must be free and never
+         *     deleted (409 `slug_taken`, `slug_tombstoned`), `ledger verify` must pass on the
+         *     loaded data (409 `archive_ledger_invalid`). The imported mall is standalone: for the
+         *     archive of a mall in an alliance, `alliance` says what stays with the alliance.
+         *     Audited (`tenant.import`).
+         */
+        post: operations["import_tenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/platform/tenants/{tenant}": {
         parameters: {
             query?: never;
@@ -868,7 +895,8 @@ export interface paths {
         /**
          * Downloads the archive of a mall (`.tar.gz`: manifest, tables, its staff, keys, audit
          *     rows and files; see the README's "Tenant export, import and delete"), audited
-         *     (`tenant.export`). Refused (409 `tenant_in_alliance`) for a mall in an alliance.
+         *     (`tenant.export`). A mall in an alliance also records its alliance and its members'
+         *     shared positions (an import makes a standalone mall).
          */
         get: operations["export_tenant"];
         put?: never;
@@ -3882,6 +3910,42 @@ export interface components {
             schema_name: string;
             slug: string;
         };
+        /** @description What an import did with the alliance side of a mall: the imported mall is standalone. */
+        AllianceLeftBehind: {
+            /**
+             * @description The alliance the archive names (none: the mall had left its alliance, or an
+             *     archive of version 1).
+             */
+            alliance?: string | null;
+            /**
+             * Format: int64
+             * @description Listed products priced in a shared currency, delisted.
+             */
+            delisted_products: number;
+            /**
+             * Format: int64
+             * @description Members whose link to an alliance identity was cleared.
+             */
+            links_cleared: number;
+            /**
+             * Format: int64
+             * @description Members that had shared points at the snapshot, which stay with the alliance
+             *     (listed in the archive's `alliance/positions.copy`).
+             */
+            members_with_shared_points: number;
+            /** Format: int64 */
+            shared_balance: number;
+            /** @description The shared currency (or currencies) whose points stay in the alliance's ledger. */
+            shared_currencies: string[];
+            /**
+             * Format: int64
+             * @description Open holds of shared points, closed in the imported mall (their points stay held
+             *     in the alliance's ledger, under the original mall's hold).
+             */
+            shared_holds_closed: number;
+            /** Format: int64 */
+            shared_locked: number;
+        };
         /**
          * @description A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
          *     its members, its issuing budget).
@@ -5335,6 +5399,32 @@ export interface components {
             /** @description Lines that were not applied, in line order, each with why. */
             problems: components["schemas"]["ImportProblem"][];
             shipped: number;
+        };
+        /** @description What an import made. */
+        Imported: {
+            /**
+             * Format: int64
+             * @description Ledger accounts and entries that `ledger verify` checked before the commit.
+             */
+            accounts: number;
+            alliance?: components["schemas"]["AllianceLeftBehind"] | null;
+            /** Format: int64 */
+            api_keys: number;
+            /**
+             * Format: int64
+             * @description API keys left out because another mall of this database holds the same key
+             *     (an import beside the original mall): a key opens one mall only.
+             */
+            api_keys_skipped: number;
+            /** Format: int64 */
+            entries: number;
+            files: number;
+            /** Format: int64 */
+            rows: number;
+            /** Format: int64 */
+            staff: number;
+            tables: number;
+            tenant: components["schemas"]["Tenant"];
         };
         IncomingEvent: {
             data?: components["schemas"]["JsonObject"] | null;
@@ -11056,6 +11146,82 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_tenant: {
+        parameters: {
+            query?: {
+                /** @description The slug to import the mall under (default: the archive's own). */
+                slug?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description the archive */
+        requestBody: {
+            content: {
+                "application/gzip": number[];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Imported"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
