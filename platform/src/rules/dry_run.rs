@@ -254,7 +254,9 @@ pub async fn run(db: &Db, tenant: &Tenant, actor: &Actor, sandbox: Arc<Sandbox>,
             Ok((script, saved, member))
         })
         .await?;
-    execute(sandbox, script, saved, event, member, params).await
+    let mut run = execute(sandbox, script, saved, event, member, params).await?;
+    note_left_out(db, tenant, actor, member_id, &mut run).await?;
+    Ok(run)
 }
 
 /// The script to run: the one given, or a saved rule's current version (compiled first;
@@ -326,13 +328,25 @@ async fn execute(
         Ok(effects) => (effects, None),
         Err(e) => (vec![], Some(e)),
     };
-    let skipped = match member_id {
-        Some(_) if tenant.alliance_id.is_some() && !effects.is_empty() => {
-            db.read(tenant, actor, async |tx| super::apply::left_out(tx, &member, &effects).await).await?
-        }
-        _ => Vec::new(),
-    };
-    Ok(DryRunResult { effects, error, event, member, params, rule_version, params_version, skipped })
+    Ok(DryRunResult { effects, error, event, member, params, rule_version, params_version, skipped: Vec::new() })
+}
+
+/// For a real member of a mall in an alliance: the issues of shared points a live event
+/// would leave out (the member cannot hold them yet), noted in the run's `skipped`.
+async fn note_left_out(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &Actor,
+    member_id: Option<i64>,
+    run: &mut DryRunResult,
+) -> Result<()> {
+    if member_id.is_none() || tenant.alliance_id.is_none() || run.effects.is_empty() {
+        return Ok(());
+    }
+    let (member, effects) = (&run.member, &run.effects);
+    let skipped = db.read(tenant, actor, async |tx| super::apply::left_out(tx, member, effects).await).await?;
+    run.skipped = skipped;
+    Ok(())
 }
 
 /// A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
@@ -419,7 +433,8 @@ pub struct ChargedEffect {
     pub points: i64,
     pub cost_fen: i64,
     /// `charged`; `budget_exhausted` or `budget_closed` (the award is left out, the event
-    /// and the mall's own awards stand); `no_referrer` (no referrer that far up);
+    /// and the mall's own awards stand); `identifier_unproven` (the member cannot hold
+    /// shared points yet: nothing proven, see `skipped`); `no_referrer` (no referrer that far up);
     /// `not_an_award` (an effect that draws nothing on the budget).
     pub status: String,
 }
@@ -459,7 +474,8 @@ pub async fn run_alliance(
         })
         .await?;
     let member = db.read(mall, actor, async |tx| member_input(tx, member, member_id, &kind, tz, day).await).await?;
-    let run = execute(sandbox, script, saved, event, member, params).await?;
+    let mut run = execute(sandbox, script, saved, event, member, params).await?;
+    note_left_out(db, mall, actor, member_id, &mut run).await?;
     let budget = charge(&run, &a.currency_code, mall, &budget, points_per_yuan);
     Ok(AllianceDryRunResult { run, budget })
 }
@@ -499,6 +515,9 @@ fn charge(
         let c = cost_fen(amount, ppy, budget.rate_bp);
         let status = if to.is_none() {
             "no_referrer"
+        } else if let Some(s) = run.skipped.iter().find(|s| s.effect == index) {
+            // Left out before the budget is drawn: the member cannot hold shared points yet.
+            if s.code == "identifier_unproven" { "identifier_unproven" } else { "left_out" }
         } else if closed {
             "budget_closed"
         } else if c > left {

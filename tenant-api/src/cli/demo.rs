@@ -106,8 +106,10 @@ async fn seed_operations(db: &Db, tenant: &platform::directory::Tenant) -> Resul
         input(serde_json::json!({"kind": "page", "locale": "zh-CN", "key": "points-rules", "title": "积分规则",
             "body": "## 如何获得积分\n\n- 每消费 1 元得 1 积分\n- 每日签到得积分，连续签到奖励更多\n\n## 如何使用\n\n在积分商城兑换商品。"}))?,
     ];
-    let segment = input(serde_json::json!({"name": "30 天未活跃 Inactive for 30 days", "filter": {"inactive_days": 30}}))?;
-    let message = input(serde_json::json!({"title": "欢迎来到积分商城", "body": "签到、消费都能得积分，快来兑换好礼吧！"}))?;
+    let segment =
+        input(serde_json::json!({"name": "30 天未活跃 Inactive for 30 days", "filter": {"inactive_days": 30}}))?;
+    let message =
+        input(serde_json::json!({"title": "欢迎来到积分商城", "body": "签到、消费都能得积分，快来兑换好礼吧！"}))?;
     db.write(tenant, &Actor::system("demo"), async |tx| {
         let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks)").fetch_one(&mut **tx).await?;
         if done {

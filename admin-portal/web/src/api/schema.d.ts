@@ -3910,6 +3910,37 @@ export interface components {
             schema_name: string;
             slug: string;
         };
+        /**
+         * @description A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
+         *     its members, its issuing budget).
+         */
+        AllianceDryRun: {
+            /** @description Sample event: {"type": "registered", "data": {…}}. */
+            event: components["schemas"]["SampleEvent"];
+            /** @description The mall of the alliance the event happens in (its slug). */
+            mall: string;
+            member?: components["schemas"]["SampleMember"] | null;
+            /**
+             * Format: int64
+             * @description … a real member of that mall whose context is read (nothing is written).
+             */
+            member_id?: number | null;
+            params?: components["schemas"]["JsonValue"];
+            rule_id?: components["schemas"]["RuleId"] | null;
+            /** @description A script to try, or … */
+            script?: string | null;
+        };
+        /** @description A script or a saved alliance rule, not both */
+        AllianceDryRunRequest: components["schemas"]["AllianceDryRun"] & ({
+            script: string;
+        } | {
+            /** Format: int64 */
+            rule_id: number;
+        });
+        /** @description The result of an alliance dry run: a dry run's result and the budget charge. */
+        AllianceDryRunResult: components["schemas"]["DryRunResult"] & {
+            budget: components["schemas"]["BudgetCharge"];
+        };
         /** @description What an import did with the alliance side of a mall: the imported mall is standalone. */
         AllianceLeftBehind: {
             /**
@@ -3945,37 +3976,6 @@ export interface components {
             shared_holds_closed: number;
             /** Format: int64 */
             shared_locked: number;
-        };
-        /**
-         * @description A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
-         *     its members, its issuing budget).
-         */
-        AllianceDryRun: {
-            /** @description Sample event: {"type": "registered", "data": {…}}. */
-            event: components["schemas"]["SampleEvent"];
-            /** @description The mall of the alliance the event happens in (its slug). */
-            mall: string;
-            member?: components["schemas"]["SampleMember"] | null;
-            /**
-             * Format: int64
-             * @description … a real member of that mall whose context is read (nothing is written).
-             */
-            member_id?: number | null;
-            params?: components["schemas"]["JsonValue"];
-            rule_id?: components["schemas"]["RuleId"] | null;
-            /** @description A script to try, or … */
-            script?: string | null;
-        };
-        /** @description A script or a saved alliance rule, not both */
-        AllianceDryRunRequest: components["schemas"]["AllianceDryRun"] & ({
-            script: string;
-        } | {
-            /** Format: int64 */
-            rule_id: number;
-        });
-        /** @description The result of an alliance dry run: a dry run's result and the budget charge. */
-        AllianceDryRunResult: components["schemas"]["DryRunResult"] & {
-            budget: components["schemas"]["BudgetCharge"];
         };
         /**
          * @description Every mall's counts and the alliance's totals (identities, counted once however many
@@ -4386,7 +4386,8 @@ export interface components {
             points: number;
             /**
              * @description `charged`; `budget_exhausted` or `budget_closed` (the award is left out, the event
-             *     and the mall's own awards stand); `no_referrer` (no referrer that far up);
+             *     and the mall's own awards stand); `identifier_unproven` (the member cannot hold
+             *     shared points yet: nothing proven, see `skipped`); `no_referrer` (no referrer that far up);
              *     `not_an_award` (an effect that draws nothing on the budget).
              */
             status: string;
