@@ -77,10 +77,11 @@ pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<Allian
     let Some(alliance_id) = alliance_id else {
         return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside an alliance")));
     };
-    let identity: Option<IdentityId> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
-        .bind(member_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let identity: Option<IdentityId> =
+        sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")
+            .bind(member_id)
+            .fetch_one(&mut *conn)
+            .await?;
     let identity = identity.ok_or_else(|| Error::Internal(anyhow::anyhow!("member {member_id} has no identity")))?;
     Ok(AllianceBook { alliance_schema: super::schema_name(alliance_id), tenant_schema, tenant_id, identity })
 }
@@ -341,7 +342,7 @@ pub async fn return_to_lots(
     // A debit of an identity merged since by a link: what came back moves on to the
     // identity it was merged into.
     let done = match done {
-        Ok((Some(entry), _)) => super::link::pass_on_merged(conn, entry.member_id, now).await,
+        Ok((Some(entry), _)) => crate::ledger::merged::pass_on_merged(conn, entry.member_id, now).await,
         Ok((None, _)) => Ok(()),
         Err(e) => Err(e),
     };

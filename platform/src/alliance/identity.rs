@@ -22,10 +22,14 @@ use crate::members::{Identifier, on_phone_or_email_taken};
 /// on `conn` (and stays selected). Made on first need.
 pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: MemberId) -> Result<IdentityId> {
     let alliance_id = alliance_of(tenant)?;
-    let linked: Option<Option<IdentityId>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
-        .bind(member_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    // KEY SHARE: a link (which locks the row FOR UPDATE while it re-points the account)
+    // either waits for this write, or this read waits for the link and sees its result —
+    // never a write to an identity the link has just merged away.
+    let linked: Option<Option<IdentityId>> =
+        sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")
+            .bind(member_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     match linked {
         None => return Err(Error::not_found("member_not_found", "no such member")),
         Some(Some(id)) => return Ok(id),

@@ -154,8 +154,16 @@ async fn give_back(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let source = k.source(source);
-    let (entry, _) =
-        k.within(conn, async |c| post::return_to_lots(c, entry_id, amount, reason, &source, now).await).await?;
+    let (entry, _) = k
+        .within(conn, async |c| {
+            let back = post::return_to_lots(c, entry_id, amount, reason, &source, now).await?;
+            // A shared hold of an identity merged since by a link: what came back moves on.
+            if let (true, Some(e)) = (k.is_shared(), &back.0) {
+                super::merged::pass_on_merged(c, e.member_id, now).await?;
+            }
+            Ok(back)
+        })
+        .await?;
     if let Some(e) = entry {
         k.show(conn, h.member_id, vec![e]).await?;
     }

@@ -47,10 +47,12 @@ impl Keeper {
         if !is_shared(conn, tenant, currency).await? {
             return Ok(Self::Mall);
         }
-        let identity: Option<Option<i64>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
-            .bind(member_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        // KEY SHARE: as `alliance::identity::of_member`, a link in flight is waited for.
+        let identity: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")
+                .bind(member_id)
+                .fetch_optional(&mut *conn)
+                .await?;
         match identity {
             None => Err(Error::not_found("member_not_found", "no such member")),
             Some(None) => Err(Error::conflict("insufficient_points", "the balance is 0")),

@@ -16,6 +16,7 @@ pub mod history;
 pub mod holds;
 pub mod keeper;
 pub mod locks;
+pub mod merged;
 pub mod post;
 pub mod transfers;
 pub mod verify;

@@ -4,7 +4,8 @@
 //! had shared points, the two identities merge, every point keeping the mall that issued
 //! it (the settlement statement is the one computed by hand), a refund of an order paid
 //! before the link reaches the one balance, and the ledgers verify. The refusals, the
-//! audit in both malls, the hand-off's 409 naming the link route, and two links racing.
+//! audit in both malls, the hand-off's 409 naming the link route, two links racing, and
+//! credits racing a merge.
 
 use std::sync::Arc;
 
@@ -399,5 +400,79 @@ async fn links_racing_each_other_merge_once() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(moves, 1, "one merge, one move");
+    assert_alliance_ledger_sound(&app, &al).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credits_in_flight_during_a_merge_all_reach_the_one_balance() {
+    let app = Arc::new(TestApp::spawn().await);
+    let al = alliance(&app).await;
+    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
+    let (pa, pb) = (phone(), format!("{}@link.test", unique("m")));
+    let (ma, pair_a) = app.proven_member(&a, &pa).await;
+    let (mb, pair_b) = app.proven_member(&b, &pb).await;
+    credit(&app, &a, &ma["id"], 100).await;
+    credit(&app, &b, &mb["id"], 100).await;
+    let (ta, tb) = (token(&pair_a), token(&pair_b));
+
+    // Twenty partner credits of 10 to B's account race the link that merges B's identity
+    // into A's: each lands before the merge (and moves with it) or after (on the kept
+    // identity); none is left on the merged one.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (app, b, id) = (app.clone(), b.clone(), mb["id"].clone());
+        tasks.push(tokio::spawn(async move { credit(&app, &b, &id, 10).await }));
+    }
+    let body = json!({"mall": b.slug, "identifier": pb, "password": PASSWORD});
+    let (s, linked) = link(&app, &a, &ta, body).await;
+    assert_eq!(s, StatusCode::OK, "{linked}");
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(my_balance(&app, &a, &ta, SHARED).await, 400, "100 + 100 + 20 × 10, one balance");
+    assert_eq!(my_balance(&app, &b, &tb, SHARED).await, 400);
+    let merged = linked["merged_identity_id"].as_i64().expect("both had an identity: a merge");
+    let mut tx = app.db.tenant_tx("main", &format!("a_{}", al.id)).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE member_id = $1")
+        .bind(merged)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(left, 0, "nothing stays on the merged identity");
+    assert_alliance_ledger_sound(&app, &al).await;
+}
+
+#[tokio::test]
+async fn a_checkout_captured_before_a_merge_refunds_to_the_one_balance() {
+    let app = TestApp::spawn().await;
+    let al = alliance(&app).await;
+    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
+    let (pa, pb) = (phone(), format!("{}@link.test", unique("m")));
+    let (ma, pair_a) = app.proven_member(&a, &pa).await;
+    let (mb, pair_b) = app.proven_member(&b, &pb).await;
+    credit(&app, &a, &ma["id"], 100).await;
+    credit(&app, &b, &mb["id"], 500).await;
+    let (ta, tb) = (token(&pair_a), token(&pair_b));
+    // B's partner holds 300 of B's shared points and captures them: B's checkout is paid.
+    let key = app.partner_key(&b).await;
+    let body = json!({"member_id": mb["id"], "amount": 300, "currency": SHARED});
+    let (s, h) = app.partner_post(&b, &key, "/holds", &unique("h"), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let hold = h["id"].as_i64().unwrap();
+    let (s, h) =
+        app.partner_post(&b, &key, &format!("/holds/{hold}/capture"), &unique("k"), json!({"amount": 300})).await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("captured")), "{h}");
+
+    let body = json!({"mall": b.slug, "identifier": pb, "password": PASSWORD});
+    let (s, linked) = link(&app, &a, &ta, body).await;
+    assert_eq!((s, linked["shared_balance"].as_i64()), (StatusCode::OK, Some(300)), "{linked}");
+    // The refund comes back to the lots of B's merged identity and moves on to the one
+    // balance both malls show.
+    let (s, h) =
+        app.partner_post(&b, &key, &format!("/holds/{hold}/refund"), &unique("f"), json!({"amount": 120})).await;
+    assert_eq!((s, h["refunded"].as_i64()), (StatusCode::OK, Some(120)), "{h}");
+    assert_eq!(my_balance(&app, &a, &ta, SHARED).await, 420);
+    assert_eq!(my_balance(&app, &b, &tb, SHARED).await, 420);
     assert_alliance_ledger_sound(&app, &al).await;
 }
