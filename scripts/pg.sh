@@ -60,6 +60,15 @@ if [ "$(id -u)" = 0 ]; then
   d="$root"; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
 fi
 
+# POINTSMALL_PG_FRESH=1 (the test command's cluster): a stopped cluster is thrown away
+# and made anew, so a test run never waits on an old run's leftovers (a cluster killed
+# mid-run recovers by syncing its whole data directory first).
+if [ -n "${POINTSMALL_PG_FRESH:-}" ] && [ -s "$data/PG_VERSION" ] \
+   && ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  log "throwing away the stopped cluster in $data (a fresh one for this run)"
+  rm -rf "$data"
+fi
+
 if [ ! -s "$data/PG_VERSION" ]; then
   log "creating cluster in $data"
   rm -rf "$data"; mkdir -p "$data"

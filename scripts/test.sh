@@ -91,7 +91,7 @@ own_cluster=
 if [ -z "${DATABASE_URL:-}" ]; then
   step "starting the test PostgreSQL cluster"
   installed $system_pid "$installs/system.log" "PostgreSQL, Chromium and the browser test's packages"
-  admin_url=$(scripts/pg.sh test 55433)
+  admin_url=$(POINTSMALL_PG_FRESH=1 scripts/pg.sh test 55433)
   own_cluster=1
   export DATABASE_URL=$("$0" --fresh-db pointsmall_test "$admin_url")
 fi
