@@ -113,14 +113,7 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
     if to.alliance_id != Some(alliance_id) {
         return Err(Error::forbidden("not_in_alliance", "these two malls are not in the same alliance"));
     }
-    let mut tx = db.tenant_tx(&from.cluster, &from.schema_name).await?;
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM members WHERE id = $1")
-        .bind(from_member)
-        .fetch_optional(&mut *tx)
-        .await?;
-    active(status)?;
-    let identity = of_member(&mut tx, from, from_member).await?;
-    tx.commit().await?;
+    let identity = identity_of_active(db, from, from_member).await?;
     if from.id == to.id {
         return Ok(from_member);
     }
@@ -146,6 +139,33 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
         tx.commit().await?;
         return Ok(id);
     }
+    let id = open_account(&mut tx, from, to, identity, (phone, email, nickname)).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The identity of an active member `m` of `from` (made on first need), in its own
+/// transaction.
+async fn identity_of_active(db: &Db, from: &Tenant, m: MemberId) -> Result<IdentityId> {
+    let mut tx = db.tenant_tx(&from.cluster, &from.schema_name).await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM members WHERE id = $1").bind(m).fetch_optional(&mut *tx).await?;
+    active(status)?;
+    let identity = of_member(&mut tx, from, m).await?;
+    tx.commit().await?;
+    Ok(identity)
+}
+
+/// In `to` (selected on `tx`): a new account for `identity`, with its proven phone or
+/// e-mail and nickname, announced as registered; the account a concurrent hand-off of
+/// the same identity made first, if one did.
+async fn open_account(
+    tx: &mut PgConnection,
+    from: &Tenant,
+    to: &Tenant,
+    identity: IdentityId,
+    (phone, email, nickname): (Option<String>, Option<String>, String),
+) -> Result<MemberId> {
     let made: Option<MemberId> = sqlx::query_scalar(
         "INSERT INTO members (phone, email, nickname, invite_code, alliance_member_id, level_id, \
              phone_proven_at, email_proven_at) \
@@ -176,7 +196,7 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
     })?;
     let id = match made {
         Some(id) => {
-            crate::members::announce_registered(&mut tx, id.get(), None, "alliance").await?;
+            crate::members::announce_registered(&mut *tx, id.get(), None, "alliance").await?;
             id
         }
         // A concurrent hand-off of the same identity made it first.
@@ -187,7 +207,6 @@ pub async fn member_in(db: &Db, from: &Tenant, from_member: MemberId, to: &Tenan
                 .await?
         }
     };
-    tx.commit().await?;
     Ok(id)
 }
 

@@ -62,111 +62,124 @@ pub async fn link(db: &Db, a: &Tenant, ma: MemberId, b: &Tenant, mb: MemberId) -
         .bind(i32::try_from(alliance_id % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *tx)
         .await?;
-    // Both accounts, in mall order.
-    let (first, second) = if a.id < b.id { ((a, ma), (b, mb)) } else { ((b, mb), (a, ma)) };
-    let one = lock_account(&mut tx, first.0, first.1).await?;
-    let two = lock_account(&mut tx, second.0, second.1).await?;
-    let (ia, ib) = if a.id < b.id { (one, two) } else { (two, one) };
-
-    let mut merged = None;
-    let kept = match (ia, ib) {
-        (Some(x), Some(y)) if x == y => {
-            return Err(Error::conflict("already_linked", "these two accounts already share one alliance account"));
-        }
-        (Some(x), Some(y)) => {
-            merged = Some(y);
-            repoint(&mut tx, alliance_id, x, y).await?;
-            x
-        }
-        (Some(x), None) => {
-            attach(&mut tx, b, mb, x).await?;
-            x
-        }
-        (None, Some(y)) => {
-            attach(&mut tx, a, ma, y).await?;
-            y
-        }
-        (None, None) => {
-            select_schema(&mut tx, &a.schema_name).await?;
-            match identity::of_member(&mut tx, a, ma).await {
-                Ok(x) => {
-                    attach(&mut tx, b, mb, x).await?;
-                    x
-                }
-                Err(Error::Conflict { code: "identifier_unproven", .. }) => {
-                    select_schema(&mut tx, &b.schema_name).await?;
-                    let x = identity::of_member(&mut tx, b, mb).await?;
-                    attach(&mut tx, a, ma, x).await?;
-                    x
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    };
-
+    let (ia, ib) = lock_both(&mut tx, (a, ma), (b, mb)).await?;
+    let (kept, merged) = join(&mut tx, alliance_id, (a, ma, ia), (b, mb, ib)).await?;
     enter_schema(&mut tx, &super::schema_name(alliance_id)).await?;
-    let now = Utc::now();
-    let mut moved = 0;
-    if let Some(y) = merged {
-        let ids = [kept.get().min(y.get()), kept.get().max(y.get())];
-        let rows: Vec<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT id, merged_into FROM members WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(ids)
-                .fetch_all(&mut *tx)
-                .await?;
-        if rows.iter().any(|(_, into)| into.is_some()) {
-            return Err(Error::conflict("already_linked", "this alliance account was merged already"));
-        }
-        let actor = format!("tenant:{}/member:{}", a.id, ma);
-        moved = move_all(&mut tx, y, kept, &actor, now).await?;
-        sqlx::query("UPDATE members SET merged_into = $1, updated_at = now() WHERE id = $2 OR merged_into = $2")
-            .bind(kept)
-            .bind(y)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let shared_balance: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(a.balance), 0)::bigint FROM accounts a \
-         JOIN control.alliances l ON l.currency_code = a.currency AND l.id = $2 WHERE a.member_id = $1",
-    )
-    .bind(kept)
-    .bind(alliance_id)
-    .fetch_one(&mut *tx)
-    .await?;
-
-    let details = |other: &Tenant, member: MemberId| {
-        serde_json::json!({
-            "linked_mall": other.slug, "linked_member_id": member.get(), "identity_id": kept.get(),
-            "merged_identity_id": merged.map(IdentityId::get), "moved_points": moved,
-        })
+    let moved = match merged {
+        Some(y) => merge(&mut tx, kept, y, &format!("tenant:{}/member:{}", a.id, ma)).await?,
+        None => 0,
     };
-    audit::record(
-        &mut tx,
-        &Actor::member(ma.get()),
-        Some(a.id),
-        "member.alliance_link",
-        &format!("member:{ma}"),
-        details(b, mb),
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        &Actor::member(mb.get()),
-        Some(b.id),
-        "member.alliance_link",
-        &format!("member:{mb}"),
-        details(a, ma),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Link {
+    let shared_balance = shared_balance(&mut tx, kept, alliance_id).await?;
+    let done = Link {
         mall: b.slug.clone(),
         member_id: mb.get(),
         identity_id: kept.get(),
         merged_identity_id: merged.map(IdentityId::get),
         moved_points: moved,
         shared_balance,
-    })
+    };
+    record(&mut tx, (a, ma), (b, mb), &done).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Locks both accounts, in mall order: their identities, (a's, b's).
+async fn lock_both(
+    conn: &mut PgConnection,
+    (a, ma): (&Tenant, MemberId),
+    (b, mb): (&Tenant, MemberId),
+) -> Result<(Option<IdentityId>, Option<IdentityId>)> {
+    if a.id < b.id {
+        let one = lock_account(conn, a, ma).await?;
+        Ok((one, lock_account(conn, b, mb).await?))
+    } else {
+        let two = lock_account(conn, b, mb).await?;
+        Ok((lock_account(conn, a, ma).await?, two))
+    }
+}
+
+/// Joins the two accounts: the identity they share now, and the one merged into it
+/// (both had one), whose accounts in every mall now point to the kept one.
+async fn join(
+    conn: &mut PgConnection,
+    alliance_id: i64,
+    (a, ma, ia): (&Tenant, MemberId, Option<IdentityId>),
+    (b, mb, ib): (&Tenant, MemberId, Option<IdentityId>),
+) -> Result<(IdentityId, Option<IdentityId>)> {
+    match (ia, ib) {
+        (Some(x), Some(y)) if x == y => {
+            Err(Error::conflict("already_linked", "these two accounts already share one alliance account"))
+        }
+        (Some(x), Some(y)) => {
+            repoint(conn, alliance_id, x, y).await?;
+            Ok((x, Some(y)))
+        }
+        (Some(x), None) => attach(conn, b, mb, x).await.map(|()| (x, None)),
+        (None, Some(y)) => attach(conn, a, ma, y).await.map(|()| (y, None)),
+        (None, None) => {
+            select_schema(conn, &a.schema_name).await?;
+            match identity::of_member(conn, a, ma).await {
+                Ok(x) => attach(conn, b, mb, x).await.map(|()| (x, None)),
+                Err(Error::Conflict { code: "identifier_unproven", .. }) => {
+                    select_schema(conn, &b.schema_name).await?;
+                    let x = identity::of_member(conn, b, mb).await?;
+                    attach(conn, a, ma, x).await.map(|()| (x, None))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// In the alliance schema: merges identity `y` into `kept` (both locked; refused when
+/// either was merged already), moving what `y` holds. Returns the points moved.
+async fn merge(conn: &mut PgConnection, kept: IdentityId, y: IdentityId, actor: &str) -> Result<i64> {
+    let ids = [kept.get().min(y.get()), kept.get().max(y.get())];
+    let rows: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, merged_into FROM members WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    if rows.iter().any(|(_, into)| into.is_some()) {
+        return Err(Error::conflict("already_linked", "this alliance account was merged already"));
+    }
+    let moved = move_all(conn, y, kept, actor, Utc::now()).await?;
+    sqlx::query("UPDATE members SET merged_into = $1, updated_at = now() WHERE id = $2 OR merged_into = $2")
+        .bind(kept)
+        .bind(y)
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved)
+}
+
+/// In the alliance schema: the identity's balance of the alliance's shared currency.
+async fn shared_balance(conn: &mut PgConnection, identity: IdentityId, alliance_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(sum(a.balance), 0)::bigint FROM accounts a \
+         JOIN control.alliances l ON l.currency_code = a.currency AND l.id = $2 WHERE a.member_id = $1",
+    )
+    .bind(identity)
+    .bind(alliance_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The link in both malls' audit logs, each member the actor of their own mall's entry.
+async fn record(
+    conn: &mut PgConnection,
+    (a, ma): (&Tenant, MemberId),
+    (b, mb): (&Tenant, MemberId),
+    done: &Link,
+) -> Result<()> {
+    for ((t, m), (other, other_member)) in [((a, ma), (b, mb)), ((b, mb), (a, ma))] {
+        let details = serde_json::json!({
+            "linked_mall": other.slug, "linked_member_id": other_member.get(), "identity_id": done.identity_id,
+            "merged_identity_id": done.merged_identity_id, "moved_points": done.moved_points,
+        });
+        let target = format!("member:{m}");
+        audit::record(conn, &Actor::member(m.get()), Some(t.id), "member.alliance_link", &target, details).await?;
+    }
+    Ok(())
 }
 
 /// Both malls in one alliance, and two malls (the alliance of both).

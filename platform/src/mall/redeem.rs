@@ -78,13 +78,7 @@ pub async fn redeem(
     if p.stock < q {
         return Err(sold_out());
     }
-    let address = match (p.kind, req.address_id) {
-        (ProductKind::Physical, None) => {
-            return Err(Error::invalid_field("address_id", "physical goods need a shipping address"));
-        }
-        (_, Some(id)) => Some(address(conn, member_id, id).await?),
-        _ => None,
-    };
+    let address = shipping_to(conn, member_id, &p, req.address_id).await?;
     check_level(conn, member_id, &p).await?;
     let points = p.price_at(now) * q;
     let cash = p.cash_price_fen * q;
@@ -122,6 +116,22 @@ pub async fn redeem(
         order
     };
     Ok((order, StockTake { tenant_id: tenant.id, product_id: p.id, quantity: q }))
+}
+
+/// Where the goods go: the member's address `address_id`, which physical goods need.
+async fn shipping_to(
+    conn: &mut PgConnection,
+    member_id: i64,
+    p: &Product,
+    address_id: Option<i64>,
+) -> Result<Option<serde_json::Value>> {
+    match (p.kind, address_id) {
+        (ProductKind::Physical, None) => {
+            Err(Error::invalid_field("address_id", "physical goods need a shipping address"))
+        }
+        (_, Some(id)) => Ok(Some(address(conn, member_id, id).await?)),
+        _ => Ok(None),
+    }
 }
 
 /// Products above the member's level are refused.

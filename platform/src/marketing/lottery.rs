@@ -248,6 +248,17 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
     if updated.is_none() {
         return Err(Error::not_found("lottery_not_found", "no such lottery"));
     }
+    replace_prizes(conn, id, &l.prizes).await?;
+    let lottery = get(conn, id).await?;
+    tx.audit("lottery.update", &id.to_string(), serde_json::json!({"name": lottery.name, "status": lottery.status}))
+        .await?;
+    Ok(lottery)
+}
+
+/// Makes `prizes` the lottery's table: new ones (id 0) added, the others updated; a prize
+/// left out is deleted, or retired once it was won. 422 for a prize of another lottery,
+/// or a stock below what was won.
+async fn replace_prizes(conn: &mut PgConnection, id: i64, prizes: &[Prize]) -> Result<()> {
     // The current table, locked against draws taking its stock meanwhile.
     let current: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT id, won FROM lottery_prizes WHERE lottery_id = $1 AND NOT retired ORDER BY id FOR UPDATE",
@@ -256,7 +267,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
     .fetch_all(&mut *conn)
     .await?;
     let mut v = Validator::new();
-    for p in l.prizes.iter().filter(|p| p.id != 0) {
+    for p in prizes.iter().filter(|p| p.id != 0) {
         match current.iter().find(|(cid, _)| *cid == p.id) {
             None => v.check(false, "prizes.id", "a prize of this lottery, or 0 for a new one"),
             Some((_, won)) => {
@@ -266,7 +277,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
     }
     v.finish()?;
     for (cid, won) in &current {
-        if l.prizes.iter().any(|p| p.id == *cid) {
+        if prizes.iter().any(|p| p.id == *cid) {
             continue;
         }
         if *won == 0 {
@@ -275,7 +286,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
             sqlx::query("UPDATE lottery_prizes SET retired = true WHERE id = $1").bind(cid).execute(&mut *conn).await?;
         }
     }
-    for (i, p) in l.prizes.iter().enumerate() {
+    for (i, p) in prizes.iter().enumerate() {
         if p.id == 0 {
             insert_prize(conn, id, i, p).await?;
         } else {
@@ -295,10 +306,7 @@ pub async fn update(tx: &mut crate::tx::TenantTx, id: i64, l: &NewLottery) -> Re
             .await?;
         }
     }
-    let lottery = get(conn, id).await?;
-    tx.audit("lottery.update", &id.to_string(), serde_json::json!({"name": lottery.name, "status": lottery.status}))
-        .await?;
-    Ok(lottery)
+    Ok(())
 }
 
 pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Lottery> {
@@ -425,71 +433,14 @@ pub async fn draw(
         .memo(l.name.clone());
     // The debit locks the member's account, so the daily limit cannot be raced past.
     let (entry, _) = post::debit(conn, member_id, &l.currency, l.cost, Reason::Spend, &source, now).await?;
-    if let Some(limit) = l.daily_limit {
-        let today: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM lottery_draws WHERE lottery_id = $1 AND member_id = $2 \
-             AND created_at >= $3",
-        )
-        .bind(lottery_id)
-        .bind(member_id)
-        .bind(crate::localtime::start_of_day(tenant.settings.tz(), now))
-        .fetch_one(&mut *conn)
-        .await?;
-        if today >= i64::from(limit) {
-            return Err(Error::conflict("draw_limit", format!("at most {limit} draws a day")));
-        }
-    }
-    let roll: i32 = rand::rng().random_range(0..WEIGHT_TOTAL);
-    let mut acc = 0;
-    let mut picked = None;
-    for p in &l.prizes {
-        acc += p.weight;
-        if roll < acc {
-            picked = Some(p.clone());
-            break;
-        }
-    }
-    // Stock is taken with a conditional update: an exhausted prize becomes "no prize".
-    let prize = match picked {
-        Some(p) => {
-            let won: Option<i64> = sqlx::query_scalar(
-                "UPDATE lottery_prizes SET won = won + 1 WHERE id = $1 AND (stock IS NULL OR won < stock) RETURNING won",
-            )
-            .bind(p.id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            won.map(|w| Prize { won: w, ..p })
-        }
-        None => None,
-    };
-    // Goods take one from the product's stock; with none left the prize is "no prize".
-    let prize = match prize {
-        Some(p) if p.product_id.is_some() && !take_one(conn, p.product_id).await? => {
-            sqlx::query("UPDATE lottery_prizes SET won = won - 1 WHERE id = $1").bind(p.id).execute(&mut *conn).await?;
-            None
-        }
-        other => other,
-    };
+    check_daily_limit(conn, tenant, &l, member_id, now).await?;
+    let prize = pick(conn, &l).await?;
     let order = match prize.as_ref().and_then(|p| p.product_id) {
         Some(product) => Some(prize_order(conn, member_id, product, now).await?),
         None => None,
     };
     if let Some(p) = prize.as_ref().filter(|p| p.kind == "points") {
-        let expires = crate::ledger::currencies::get(conn, "points").await?.expires;
-        let expires_at = tenant.settings.default_expiry(expires, now);
-        let win = Source::new(SourceKind::Member, "system:lottery")
-            .reference(format!("lottery:{lottery_id}"))
-            .memo(crate::i18n::Voice::of(tenant).text("memo-prize", &[("name", crate::i18n::Arg::Str(&p.name))]));
-        batch::credit(
-            conn,
-            member_id,
-            &l.currency,
-            &[LotPart { amount: p.points, expires_at }],
-            Reason::Earn,
-            &win,
-            now,
-        )
-        .await?;
+        pay_points(conn, tenant, &l, p, member_id, now).await?;
     }
     let draw_id: i64 = sqlx::query_scalar(
         "INSERT INTO lottery_draws (lottery_id, member_id, prize_id, cost_entry_id, order_id) \
@@ -503,6 +454,80 @@ pub async fn draw(
     .fetch_one(&mut *conn)
     .await?;
     Ok(Draw { draw_id, prize, cost: l.cost, order })
+}
+
+/// 409 `draw_limit` once the member has drawn the lottery's daily limit today (the
+/// mall's day).
+async fn check_daily_limit(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    l: &Lottery,
+    member_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(limit) = l.daily_limit else { return Ok(()) };
+    let today: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM lottery_draws WHERE lottery_id = $1 AND member_id = $2 \
+         AND created_at >= $3",
+    )
+    .bind(l.id)
+    .bind(member_id)
+    .bind(crate::localtime::start_of_day(tenant.settings.tz(), now))
+    .fetch_one(&mut *conn)
+    .await?;
+    if today >= i64::from(limit) {
+        return Err(Error::conflict("draw_limit", format!("at most {limit} draws a day")));
+    }
+    Ok(())
+}
+
+/// Rolls the wheel by the prizes' weights and takes the prize from stock: an exhausted
+/// prize (or goods whose product has none left) is "no prize".
+async fn pick(conn: &mut PgConnection, l: &Lottery) -> Result<Option<Prize>> {
+    let roll: i32 = rand::rng().random_range(0..WEIGHT_TOTAL);
+    let mut acc = 0;
+    let mut picked = None;
+    for p in &l.prizes {
+        acc += p.weight;
+        if roll < acc {
+            picked = Some(p.clone());
+            break;
+        }
+    }
+    // Stock is taken with a conditional update.
+    let Some(p) = picked else { return Ok(None) };
+    let won: Option<i64> = sqlx::query_scalar(
+        "UPDATE lottery_prizes SET won = won + 1 WHERE id = $1 AND (stock IS NULL OR won < stock) RETURNING won",
+    )
+    .bind(p.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(won) = won else { return Ok(None) };
+    // Goods take one from the product's stock; with none left the prize is "no prize".
+    if p.product_id.is_some() && !take_one(conn, p.product_id).await? {
+        sqlx::query("UPDATE lottery_prizes SET won = won - 1 WHERE id = $1").bind(p.id).execute(&mut *conn).await?;
+        return Ok(None);
+    }
+    Ok(Some(Prize { won, ..p }))
+}
+
+/// Credits a points prize, with the mall's default expiry.
+async fn pay_points(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    l: &Lottery,
+    p: &Prize,
+    member_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let expires = crate::ledger::currencies::get(conn, "points").await?.expires;
+    let expires_at = tenant.settings.default_expiry(expires, now);
+    let win = Source::new(SourceKind::Member, "system:lottery")
+        .reference(format!("lottery:{}", l.id))
+        .memo(crate::i18n::Voice::of(tenant).text("memo-prize", &[("name", crate::i18n::Arg::Str(&p.name))]));
+    let part = [LotPart { amount: p.points, expires_at }];
+    batch::credit(conn, member_id, &l.currency, &part, Reason::Earn, &win, now).await?;
+    Ok(())
 }
 
 /// Takes one of `product` from stock (a conditional update: never below zero); false
