@@ -366,8 +366,7 @@ impl Stager {
     fn entries(&self) -> Vec<ArchiveEntry> {
         self.staged.iter().map(|s| s.entry.clone()).collect()
     }
-    /// Writes the `.tar.gz` at `dest`: `manifest` first, then the staged entries; the
-    /// staging folder goes after.
+    /// Writes the `.tar.gz` at `dest` (`manifest` first, then the entries) and removes the staging folder.
     async fn write_archive(self, dest: &Path, manifest: &Manifest) -> Result<()> {
         let json = serde_json::to_vec_pretty(manifest).map_err(io)?;
         let dest = dest.to_path_buf();
@@ -386,8 +385,7 @@ struct TenantRow {
     created_at: DateTime<Utc>,
 }
 
-/// Reads the directory row of the mall `id` and the version of the last migration its
-/// schema `schema` had, in the snapshot of `conn`.
+/// The directory row of the mall `id` and its schema's last migration, in the snapshot of `conn`.
 async fn snapshot_tenant(conn: &mut PgConnection, id: i64, schema: &str) -> Result<(TenantRow, i64)> {
     let (name, status, settings, created_at): (String, String, serde_json::Value, DateTime<Utc>) =
         sqlx::query_as("SELECT name, status, settings, created_at FROM control.tenants WHERE id = $1")
@@ -403,8 +401,7 @@ async fn snapshot_tenant(conn: &mut PgConnection, id: i64, schema: &str) -> Resu
     Ok((TenantRow { name, status, settings, created_at }, version))
 }
 
-/// Stages every table of `schema` as `data/<table>.copy`, in load order; returns the
-/// tables in that order.
+/// Stages every table of `schema` as `data/<table>.copy`; returns the tables in load order.
 async fn stage_tables(
     conn: &mut PgConnection,
     schema: &str,
@@ -442,8 +439,7 @@ async fn sequence_states(conn: &mut PgConnection, schema: &str) -> Result<Vec<Se
     Ok(seqs)
 }
 
-/// Stages the alliance positions of the mall `t` (schema `schema`) when it is in an
-/// alliance; returns the alliance section of the manifest.
+/// Stages `alliance/positions.copy` of a mall in an alliance; returns the manifest's alliance section.
 async fn stage_alliance(
     conn: &mut PgConnection,
     t: &Tenant,
@@ -679,8 +675,7 @@ fn unpack_entries(archive: &Path, staging: &Staging) -> Result<(Option<Manifest>
     Ok((manifest, found))
 }
 
-/// Checks the manifest's format and that `found` holds exactly its entries, with its
-/// sizes and checksums; returns each entry's staged file.
+/// Checks the manifest's format and that `found` is exactly its entries; returns their staged files.
 fn check_entries(m: &Manifest, found: &BTreeMap<String, Found>) -> Result<BTreeMap<String, PathBuf>> {
     if m.format != FORMAT || !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&m.format_version) {
         return Err(invalid_archive(format!(
@@ -742,8 +737,7 @@ async fn copy_in(conn: &mut PgConnection, statement: String, file: &Path) -> Res
     Ok(copy.finish().await?)
 }
 
-/// Unpacks and checks the archive at `archive` into `staging` off the async runtime;
-/// hands the staging folder back with the manifest and each entry's staged file.
+/// [`unpack`] on a blocking thread; hands `staging` back with the manifest and the staged files.
 async fn unpack_in_background(
     archive: &Path,
     staging: Staging,
@@ -759,8 +753,7 @@ async fn unpack_in_background(
     Ok((staging, m, paths))
 }
 
-/// Checks that the manifest `m` can be imported at tenant migration `current` under
-/// `slug` (or its own); returns the slug the mall gets.
+/// Checks that `m` imports at tenant migration `current`; returns the slug the mall gets.
 fn check_importable(m: &Manifest, slug: Option<&str>, current: i64) -> Result<String> {
     if m.tenant_migration != current {
         return Err(Error::conflict(
@@ -782,9 +775,7 @@ fn check_importable(m: &Manifest, slug: Option<&str>, current: i64) -> Result<St
     Ok(slug)
 }
 
-/// Creates the directory row of the imported mall (`slug`, the manifest's name, status,
-/// settings and creation time) and its schema at migration `current`, selected on
-/// `conn`; returns the new id and schema name.
+/// Creates the imported mall's directory row and migrated schema (selected); returns its id and schema.
 async fn create_tenant(conn: &mut PgConnection, slug: &str, m: &Manifest, current: i64) -> Result<(i64, String)> {
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
         .fetch_one(&mut *conn)
@@ -811,8 +802,7 @@ async fn create_tenant(conn: &mut PgConnection, slug: &str, m: &Manifest, curren
     Ok((id, schema))
 }
 
-/// Loads the archive's tables into the new `schema` (after checking they are this
-/// version's tables); returns the rows loaded.
+/// Loads the archive's tables (this version's, checked) into the new `schema`; returns the rows loaded.
 async fn load_tables(
     conn: &mut PgConnection,
     schema: &str,
@@ -891,8 +881,7 @@ async fn verify_loaded(conn: &mut PgConnection) -> Result<crate::ledger::verify:
     Ok(report)
 }
 
-/// Stores the archive's `files` under `t<id>/`, then commits `tx`; the stored files are
-/// removed again when either fails.
+/// Stores `files` under `t<id>/` and commits `tx`; the stored files go again when either fails.
 async fn store_files_and_commit(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     storage: &Storage,
