@@ -328,6 +328,147 @@ fn control_copies(tenant_id: i64) -> [(&'static str, String); 3] {
     ]
 }
 
+/// An export's staging folder and the entries staged in it so far, in archive order.
+struct Stager {
+    staging: Staging,
+    staged: Vec<Staged>,
+}
+
+impl Stager {
+    /// A new, empty stager in a staging folder of its own.
+    fn new(kind: &str) -> Result<Self> {
+        Ok(Self { staging: Staging::new(kind)?, staged: Vec::new() })
+    }
+    /// The file for the next entry, opened for writing.
+    async fn open(&self) -> Result<(PathBuf, HashingFile)> {
+        let path = self.staging.file(self.staged.len());
+        let f = HashingFile::create(&path).await?;
+        Ok((path, f))
+    }
+    /// Closes `f` (opened by [`Stager::open`] at `file`) as the entry `path_in_archive`.
+    async fn push(
+        &mut self,
+        f: HashingFile,
+        path_in_archive: String,
+        file: PathBuf,
+        content_type: Option<String>,
+    ) -> Result<()> {
+        self.staged.push(f.finish(path_in_archive, file, content_type).await?);
+        Ok(())
+    }
+    /// Stages the output of the `COPY … TO STDOUT` `statement` as `path_in_archive`.
+    async fn copy(&mut self, conn: &mut PgConnection, path_in_archive: String, statement: String) -> Result<()> {
+        let (path, mut f) = self.open().await?;
+        copy_out(conn, statement, &mut f).await?;
+        self.push(f, path_in_archive, path, None).await
+    }
+    /// The staged entries, as the manifest lists them.
+    fn entries(&self) -> Vec<ArchiveEntry> {
+        self.staged.iter().map(|s| s.entry.clone()).collect()
+    }
+    /// Writes the `.tar.gz` at `dest` (`manifest` first, then the entries) and removes the staging folder.
+    async fn write_archive(self, dest: &Path, manifest: &Manifest) -> Result<()> {
+        let json = serde_json::to_vec_pretty(manifest).map_err(io)?;
+        let dest = dest.to_path_buf();
+        let files: Vec<(String, PathBuf)> = self.staged.into_iter().map(|s| (s.entry.path, s.file)).collect();
+        tokio::task::spawn_blocking(move || write_tar(&dest, &json, &files)).await.map_err(io)??;
+        drop(self.staging);
+        Ok(())
+    }
+}
+
+/// The directory row of a mall as the export's snapshot reads it.
+struct TenantRow {
+    name: String,
+    status: String,
+    settings: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+/// The directory row of the mall `id` and its schema's last migration, in the snapshot of `conn`.
+async fn snapshot_tenant(conn: &mut PgConnection, id: i64, schema: &str) -> Result<(TenantRow, i64)> {
+    let (name, status, settings, created_at): (String, String, serde_json::Value, DateTime<Utc>) =
+        sqlx::query_as("SELECT name, status, settings, created_at FROM control.tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
+    let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT coalesce(max(version), 0) FROM \"{schema}\".{HISTORY_TABLE}"
+    )))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((TenantRow { name, status, settings, created_at }, version))
+}
+
+/// Stages every table of `schema` as `data/<table>.copy`; returns the tables in load order.
+async fn stage_tables(
+    conn: &mut PgConnection,
+    schema: &str,
+    stage: &mut Stager,
+    progress: Progress<'_>,
+) -> Result<Vec<String>> {
+    let tables = tables_in_load_order(conn, schema).await?;
+    for table in &tables {
+        if !ident_ok(table) {
+            return Err(io(anyhow::anyhow!("table name {table:?} is not a plain identifier")));
+        }
+        progress(&format!("table {table}"));
+        stage.copy(conn, format!("data/{table}.copy"), format!("COPY \"{schema}\".\"{table}\" TO STDOUT")).await?;
+    }
+    Ok(tables)
+}
+
+/// The state of every sequence of `schema` (plain identifiers only).
+async fn sequence_states(conn: &mut PgConnection, schema: &str) -> Result<Vec<SequenceState>> {
+    let sequences: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'S' ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seqs = Vec::new();
+    for name in sequences.into_iter().filter(|s| ident_ok(s)) {
+        let (last_value, is_called): (i64, bool) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT last_value, is_called FROM \"{schema}\".\"{name}\"")))
+                .fetch_one(&mut *conn)
+                .await?;
+        seqs.push(SequenceState { name, last_value, is_called });
+    }
+    Ok(seqs)
+}
+
+/// Stages `alliance/positions.copy` of a mall in an alliance; returns the manifest's alliance section.
+async fn stage_alliance(
+    conn: &mut PgConnection,
+    t: &Tenant,
+    schema: &str,
+    stage: &mut Stager,
+    progress: Progress<'_>,
+) -> Result<Option<ArchiveAlliance>> {
+    let Some(alliance_id) = t.alliance_id else { return Ok(None) };
+    progress(POSITIONS);
+    let (path, mut f) = stage.open().await?;
+    let a = alliance_positions(conn, t.id, schema, alliance_id, &mut f).await?;
+    stage.push(f, POSITIONS.to_string(), path, None).await?;
+    Ok(Some(a))
+}
+
+/// Stages the stored files of the mall `tenant_id` as `files/<name>`.
+async fn stage_files(storage: &Storage, tenant_id: i64, stage: &mut Stager, progress: Progress<'_>) -> Result<()> {
+    let prefix = format!("t{tenant_id}/");
+    for key in storage.list(&prefix).await? {
+        let Some(name) = key.strip_prefix(&prefix) else { continue };
+        progress(&format!("file {name}"));
+        let Some((bytes, content_type)) = storage.get(&key).await? else { continue };
+        let (path, mut f) = stage.open().await?;
+        f.write(&bytes).await?;
+        stage.push(f, format!("files/{name}"), path, Some(content_type)).await?;
+    }
+    Ok(())
+}
+
 /// Writes the archive of the mall `slug` to `dest` (a `.tar.gz`). Returns its manifest.
 pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progress: Progress<'_>) -> Result<Manifest> {
     let t = directory::find_by_slug(db.control(), slug)
@@ -336,99 +477,38 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
     if t.cluster != MAIN_CLUSTER {
         return Err(Error::conflict("tenant_not_exportable", "only malls on the main cluster can be exported today"));
     }
-    let staging = Staging::new("export")?;
-    let mut staged: Vec<Staged> = Vec::new();
+    let mut stage = Stager::new("export")?;
     let mut tx = db.control().begin().await?;
     // One snapshot for the schema and the control rows (both on the main cluster).
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    let (name, status, settings, created_at): (String, String, serde_json::Value, DateTime<Utc>) =
-        sqlx::query_as("SELECT name, status, settings, created_at FROM control.tenants WHERE id = $1")
-            .bind(t.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant_not_found", "no such mall"))?;
     let schema = t.schema_name.clone();
-    let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT coalesce(max(version), 0) FROM \"{schema}\".{HISTORY_TABLE}"
-    )))
-    .fetch_one(&mut *tx)
-    .await?;
-    let tables = tables_in_load_order(&mut tx, &schema).await?;
-    for table in &tables {
-        if !ident_ok(table) {
-            return Err(io(anyhow::anyhow!("table name {table:?} is not a plain identifier")));
-        }
-        progress(&format!("table {table}"));
-        let path = staging.file(staged.len());
-        let mut f = HashingFile::create(&path).await?;
-        copy_out(&mut tx, format!("COPY \"{schema}\".\"{table}\" TO STDOUT"), &mut f).await?;
-        staged.push(f.finish(format!("data/{table}.copy"), path, None).await?);
-    }
-    let sequences: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind = 'S' ORDER BY 1",
-    )
-    .bind(&schema)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut seqs = Vec::new();
-    for name in sequences.into_iter().filter(|s| ident_ok(s)) {
-        let (last_value, is_called): (i64, bool) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT last_value, is_called FROM \"{schema}\".\"{name}\"")))
-                .fetch_one(&mut *tx)
-                .await?;
-        seqs.push(SequenceState { name, last_value, is_called });
-    }
+    let (row, version) = snapshot_tenant(&mut tx, t.id, &schema).await?;
+    let tables = stage_tables(&mut tx, &schema, &mut stage, progress).await?;
+    let seqs = sequence_states(&mut tx, &schema).await?;
     for (path_in_archive, statement) in control_copies(t.id) {
         progress(path_in_archive);
-        let path = staging.file(staged.len());
-        let mut f = HashingFile::create(&path).await?;
-        copy_out(&mut tx, statement, &mut f).await?;
-        staged.push(f.finish(path_in_archive.to_string(), path, None).await?);
+        stage.copy(&mut tx, path_in_archive.to_string(), statement).await?;
     }
-    let alliance = match t.alliance_id {
-        Some(alliance_id) => {
-            progress(POSITIONS);
-            let path = staging.file(staged.len());
-            let mut f = HashingFile::create(&path).await?;
-            let a = alliance_positions(&mut tx, t.id, &schema, alliance_id, &mut f).await?;
-            staged.push(f.finish(POSITIONS.to_string(), path, None).await?);
-            Some(a)
-        }
-        None => None,
-    };
+    let alliance = stage_alliance(&mut tx, &t, &schema, &mut stage, progress).await?;
     tx.commit().await?;
-    let prefix = format!("t{}/", t.id);
-    for key in storage.list(&prefix).await? {
-        let Some(name) = key.strip_prefix(&prefix) else { continue };
-        progress(&format!("file {name}"));
-        let Some((bytes, content_type)) = storage.get(&key).await? else { continue };
-        let path = staging.file(staged.len());
-        let mut f = HashingFile::create(&path).await?;
-        f.write(&bytes).await?;
-        staged.push(f.finish(format!("files/{name}"), path, Some(content_type)).await?);
-    }
+    stage_files(storage, t.id, &mut stage, progress).await?;
     let manifest = Manifest {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         tenant_migration: version,
         exported_at: Utc::now(),
         slug: t.slug.clone(),
-        name,
-        status,
-        settings,
-        created_at,
+        name: row.name,
+        status: row.status,
+        settings: row.settings,
+        created_at: row.created_at,
         tables,
         sequences: seqs,
-        entries: staged.iter().map(|s| s.entry.clone()).collect(),
+        entries: stage.entries(),
         alliance,
     };
     progress("writing the archive");
-    let json = serde_json::to_vec_pretty(&manifest).map_err(io)?;
-    let dest = dest.to_path_buf();
-    let files: Vec<(String, PathBuf)> = staged.into_iter().map(|s| (s.entry.path, s.file)).collect();
-    tokio::task::spawn_blocking(move || write_tar(&dest, &json, &files)).await.map_err(io)??;
-    drop(staging);
+    stage.write_archive(dest, &manifest).await?;
     Ok(manifest)
 }
 
@@ -538,14 +618,39 @@ fn entry_name_ok(name: &str) -> bool {
     matches!(name, "control/staff.copy" | "control/api_keys.copy" | "control/audit.copy" | POSITIONS)
 }
 
-/// Unpacks the archive into `staging`, hashing every entry; reads the manifest and checks
-/// that the entries are exactly the manifest's, with its sizes and checksums.
-fn unpack(archive: &Path, staging: &Staging) -> Result<(Manifest, BTreeMap<String, PathBuf>)> {
+/// The error for an archive the reader cannot read.
+fn unreadable(e: std::io::Error) -> Error {
+    invalid_archive(format!("not a readable .tar.gz archive: {e}"))
+}
+
+/// An unpacked entry: its size, hex SHA-256 and staged file.
+type Found = (u64, String, PathBuf);
+
+/// Copies the bytes of `entry` to `path`, hashing them; returns their size and hex SHA-256.
+fn stage_entry(entry: &mut impl Read, path: &Path) -> Result<(u64, String)> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut hash = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let k = entry.read(&mut buf).map_err(unreadable)?;
+        if k == 0 {
+            break;
+        }
+        hash.update(&buf[..k]);
+        size += k as u64;
+        out.write_all(&buf[..k]).map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    Ok((size, hex::encode(hash.finalize())))
+}
+
+/// Reads the archive into `staging`: its manifest (if any) and every other entry.
+fn unpack_entries(archive: &Path, staging: &Staging) -> Result<(Option<Manifest>, BTreeMap<String, Found>)> {
     let file = std::fs::File::open(archive).map_err(io)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
     let mut manifest: Option<Manifest> = None;
-    let mut found: BTreeMap<String, (u64, String, PathBuf)> = BTreeMap::new();
-    let unreadable = |e: std::io::Error| invalid_archive(format!("not a readable .tar.gz archive: {e}"));
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for (n, entry) in tar.entries().map_err(unreadable)?.enumerate() {
         let mut entry = entry.map_err(unreadable)?;
         if !entry.header().entry_type().is_file() {
@@ -564,23 +669,14 @@ fn unpack(archive: &Path, staging: &Staging) -> Result<(Manifest, BTreeMap<Strin
             return Err(invalid_archive(format!("unexpected entry {name:?}")));
         }
         let path = staging.file(n);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-        let mut hash = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let k = entry.read(&mut buf).map_err(unreadable)?;
-            if k == 0 {
-                break;
-            }
-            hash.update(&buf[..k]);
-            size += k as u64;
-            out.write_all(&buf[..k]).map_err(io)?;
-        }
-        out.flush().map_err(io)?;
-        found.insert(name, (size, hex::encode(hash.finalize()), path));
+        let (size, sha) = stage_entry(&mut entry, &path)?;
+        found.insert(name, (size, sha, path));
     }
-    let m = manifest.ok_or_else(|| invalid_archive("the archive has no manifest.json"))?;
+    Ok((manifest, found))
+}
+
+/// Checks the manifest's format and that `found` is exactly its entries; returns their staged files.
+fn check_entries(m: &Manifest, found: &BTreeMap<String, Found>) -> Result<BTreeMap<String, PathBuf>> {
     if m.format != FORMAT || !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&m.format_version) {
         return Err(invalid_archive(format!(
             "format {} version {} is not {FORMAT} version {FORMAT_VERSION_MIN} to {FORMAT_VERSION}",
@@ -608,6 +704,15 @@ fn unpack(archive: &Path, staging: &Staging) -> Result<(Manifest, BTreeMap<Strin
         }
         paths.insert(e.path.clone(), path.clone());
     }
+    Ok(paths)
+}
+
+/// Unpacks the archive into `staging`, hashing every entry; reads the manifest and checks
+/// that the entries are exactly the manifest's, with its sizes and checksums.
+fn unpack(archive: &Path, staging: &Staging) -> Result<(Manifest, BTreeMap<String, PathBuf>)> {
+    let (manifest, found) = unpack_entries(archive, staging)?;
+    let m = manifest.ok_or_else(|| invalid_archive("the archive has no manifest.json"))?;
+    let paths = check_entries(&m, &found)?;
     Ok((m, paths))
 }
 
@@ -632,17 +737,11 @@ async fn copy_in(conn: &mut PgConnection, statement: String, file: &Path) -> Res
     Ok(copy.finish().await?)
 }
 
-/// Imports the archive at `archive` as a new mall, under `slug` or the archive's own.
-pub async fn import(
-    db: &Db,
-    storage: &Storage,
+/// [`unpack`] on a blocking thread; hands `staging` back with the manifest and the staged files.
+async fn unpack_in_background(
     archive: &Path,
-    slug: Option<&str>,
-    actor: &Actor,
-    progress: Progress<'_>,
-) -> Result<Imported> {
-    let staging = Staging::new("import")?;
-    progress("checking the archive");
+    staging: Staging,
+) -> Result<(Staging, Manifest, BTreeMap<String, PathBuf>)> {
     let archive = archive.to_path_buf();
     let (staging, unpacked) = tokio::task::spawn_blocking(move || {
         let r = unpack(&archive, &staging);
@@ -651,7 +750,11 @@ pub async fn import(
     .await
     .map_err(io)?;
     let (m, paths) = unpacked?;
-    let current = current_tenant_migration();
+    Ok((staging, m, paths))
+}
+
+/// Checks that `m` imports at tenant migration `current`; returns the slug the mall gets.
+fn check_importable(m: &Manifest, slug: Option<&str>, current: i64) -> Result<String> {
     if m.tenant_migration != current {
         return Err(Error::conflict(
             "archive_version_unsupported",
@@ -669,9 +772,13 @@ pub async fn import(
     if !crate::tenancy::name_is_valid(&m.name) || !matches!(m.status.as_str(), "active" | "suspended") {
         return Err(invalid_archive("the manifest's name or status is not valid"));
     }
-    let mut tx = db.control().begin().await?;
+    Ok(slug)
+}
+
+/// Creates the imported mall's directory row and migrated schema (selected); returns its id and schema.
+async fn create_tenant(conn: &mut PgConnection, slug: &str, m: &Manifest, current: i64) -> Result<(i64, String)> {
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
     let schema = format!("t_{id}");
     sqlx::query(
@@ -679,20 +786,31 @@ pub async fn import(
          OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, 'main', $5, $6, $7, $8)",
     )
     .bind(id)
-    .bind(&slug)
+    .bind(slug)
     .bind(&m.name)
     .bind(&schema)
     .bind(&m.status)
     .bind(&m.settings)
     .bind(current)
     .bind(m.created_at)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(crate::tenancy::slug_refused)?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&mut *tx).await?;
-    select_schema(&mut tx, &schema).await?;
-    apply_pending(&mut tx, migrations::TENANT).await?;
-    let tables = tables_in_load_order(&mut tx, &schema).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&mut *conn).await?;
+    select_schema(conn, &schema).await?;
+    apply_pending(conn, migrations::TENANT).await?;
+    Ok((id, schema))
+}
+
+/// Loads the archive's tables (this version's, checked) into the new `schema`; returns the rows loaded.
+async fn load_tables(
+    conn: &mut PgConnection,
+    schema: &str,
+    m: &Manifest,
+    paths: &BTreeMap<String, PathBuf>,
+    progress: Progress<'_>,
+) -> Result<u64> {
+    let tables = tables_in_load_order(conn, schema).await?;
     let ours: BTreeSet<&String> = tables.iter().collect();
     if ours != m.tables.iter().collect::<BTreeSet<_>>() {
         return Err(invalid_archive("the archive's tables are not this version's tables"));
@@ -701,7 +819,7 @@ pub async fn import(
     // figures (rollups, costs) stay off while loading: the archive has their results.
     let list = tables.iter().map(|t| format!("\"{schema}\".\"{t}\"")).collect::<Vec<_>>().join(", ");
     if !tables.is_empty() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {list}"))).execute(&mut *tx).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {list}"))).execute(&mut *conn).await?;
     }
     let mut rows = 0;
     for t in &m.tables {
@@ -710,62 +828,71 @@ pub async fn import(
         };
         progress(&format!("table {t}"));
         let q = format!("\"{schema}\".\"{t}\"");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {q} DISABLE TRIGGER USER"))).execute(&mut *tx).await?;
-        rows += copy_in(&mut tx, format!("COPY {q} FROM STDIN"), file).await.map_err(|e| load_failed(t, e))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {q} ENABLE TRIGGER USER"))).execute(&mut *tx).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {q} DISABLE TRIGGER USER"))).execute(&mut *conn).await?;
+        rows += copy_in(conn, format!("COPY {q} FROM STDIN"), file).await.map_err(|e| load_failed(t, e))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {q} ENABLE TRIGGER USER"))).execute(&mut *conn).await?;
     }
+    Ok(rows)
+}
+
+/// Sets the sequences of `schema` to the manifest's states.
+async fn restore_sequences(conn: &mut PgConnection, schema: &str, m: &Manifest) -> Result<()> {
     for s in &m.sequences {
         if !ident_ok(&s.name) {
             return Err(invalid_archive(format!("sequence name {:?}", s.name)));
         }
         sqlx::query("SELECT setval(format('%I.%I', $1::text, $2::text)::regclass, $3, $4)")
-            .bind(&schema)
+            .bind(schema)
             .bind(&s.name)
             .bind(s.last_value)
             .bind(s.is_called)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(|e| load_failed(&s.name, e.into()))?;
     }
-    if slug != m.slug {
-        // Stored file URLs name the mall.
-        let (from, to) = (format!("/v1/tenants/{}/files/", m.slug), format!("/v1/tenants/{slug}/files/"));
-        sqlx::query("UPDATE products SET images = array(SELECT replace(i, $1, $2) FROM unnest(images) i)")
-            .bind(&from)
-            .bind(&to)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE content_items SET image_url = replace(image_url, $1, $2) WHERE image_url IS NOT NULL")
-            .bind(&from)
-            .bind(&to)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let alliance = standalone(&mut tx, &m, &paths).await?;
-    progress("verifying the ledger");
-    let report = crate::ledger::verify::verify(&mut tx).await?;
+    Ok(())
+}
+
+/// Rewrites the stored file URLs of the loaded mall from the slug `old` to `new`.
+async fn rewrite_file_urls(conn: &mut PgConnection, old: &str, new: &str) -> Result<()> {
+    let (from, to) = (format!("/v1/tenants/{old}/files/"), format!("/v1/tenants/{new}/files/"));
+    sqlx::query("UPDATE products SET images = array(SELECT replace(i, $1, $2) FROM unnest(images) i)")
+        .bind(&from)
+        .bind(&to)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE content_items SET image_url = replace(image_url, $1, $2) WHERE image_url IS NOT NULL")
+        .bind(&from)
+        .bind(&to)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs `ledger verify` on the loaded schema; refuses the import when it finds problems.
+async fn verify_loaded(conn: &mut PgConnection) -> Result<crate::ledger::verify::Report> {
+    let report = crate::ledger::verify::verify(conn).await?;
     if !report.problems.is_empty() {
         return Err(Error::conflict(
             "archive_ledger_invalid",
             format!("ledger verify failed on the imported data: {}", report.problems.join("; ")),
         ));
     }
-    select_schema(&mut tx, "control").await?;
-    let (staff, api_keys, api_keys_skipped) = load_control(&mut tx, id, &paths).await?;
-    let files: Vec<&ArchiveEntry> = m.entries.iter().filter(|e| e.path.starts_with("files/")).collect();
-    audit::record(
-        &mut tx,
-        actor,
-        Some(id),
-        "tenant.import",
-        &slug,
-        serde_json::json!({"from": m.slug, "exported_at": m.exported_at, "rows": rows, "files": files.len(),
-            "alliance": alliance}),
-    )
-    .await?;
+    Ok(report)
+}
+
+/// Stores `files` under `t<id>/` and commits `tx`; the stored files go again when either fails.
+async fn store_files_and_commit(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    storage: &Storage,
+    id: i64,
+    files: &[&ArchiveEntry],
+    paths: &BTreeMap<String, PathBuf>,
+    progress: Progress<'_>,
+) -> Result<()> {
     let mut stored: Vec<String> = Vec::new();
     let outcome = async {
-        for e in &files {
+        for e in files {
             let name = &e.path["files/".len()..];
             progress(&format!("file {name}"));
             let key = format!("t{id}/{name}");
@@ -784,6 +911,48 @@ pub async fn import(
         }
         return Err(e);
     }
+    Ok(())
+}
+
+/// Imports the archive at `archive` as a new mall, under `slug` or the archive's own.
+pub async fn import(
+    db: &Db,
+    storage: &Storage,
+    archive: &Path,
+    slug: Option<&str>,
+    actor: &Actor,
+    progress: Progress<'_>,
+) -> Result<Imported> {
+    let staging = Staging::new("import")?;
+    progress("checking the archive");
+    let (staging, m, paths) = unpack_in_background(archive, staging).await?;
+    let current = current_tenant_migration();
+    let slug = check_importable(&m, slug, current)?;
+    let mut tx = db.control().begin().await?;
+    let (id, schema) = create_tenant(&mut tx, &slug, &m, current).await?;
+    let rows = load_tables(&mut tx, &schema, &m, &paths, progress).await?;
+    restore_sequences(&mut tx, &schema, &m).await?;
+    if slug != m.slug {
+        // Stored file URLs name the mall.
+        rewrite_file_urls(&mut tx, &m.slug, &slug).await?;
+    }
+    let alliance = standalone(&mut tx, &m, &paths).await?;
+    progress("verifying the ledger");
+    let report = verify_loaded(&mut tx).await?;
+    select_schema(&mut tx, "control").await?;
+    let (staff, api_keys, api_keys_skipped) = load_control(&mut tx, id, &paths).await?;
+    let files: Vec<&ArchiveEntry> = m.entries.iter().filter(|e| e.path.starts_with("files/")).collect();
+    audit::record(
+        &mut tx,
+        actor,
+        Some(id),
+        "tenant.import",
+        &slug,
+        serde_json::json!({"from": m.slug, "exported_at": m.exported_at, "rows": rows, "files": files.len(),
+            "alliance": alliance}),
+    )
+    .await?;
+    store_files_and_commit(tx, storage, id, &files, &paths, progress).await?;
     drop(staging);
     let tenant = directory::find_by_slug(db.control(), &slug)
         .await?

@@ -2,6 +2,7 @@
 //! and jobs, provider secrets. Long work shows progress; every command exits non-zero
 //! when something failed.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use platform::directory::{self, TenantStatus};
 use platform::tenancy::{self, NewTenant};
 use platform::{fleet, migrate, tenant_archive};
 
-use super::args::{LedgerCommand, SecretsCommand, TenantCommand};
+use super::args::{LedgerCommand, SecretsCommand, StorageArgs, TenantCommand};
 
 fn bar(len: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -87,83 +88,9 @@ pub async fn tenant(url: &str, command: TenantCommand) -> anyhow::Result<()> {
             let t = tenancy::set_status(&db, &slug, TenantStatus::Active, &Actor::cli()).await?;
             println!("resumed {}", t.slug);
         }
-        TenantCommand::Export { slug, file, storage } => {
-            let spinner = bar(0, "{spinner} exporting {msg}");
-            spinner.enable_steady_tick(Duration::from_millis(200));
-            let s = spinner.clone();
-            let progress = move |m: &str| s.set_message(m.to_string());
-            let m = tenant_archive::export(&db, &storage.storage(), &slug, &file, &progress).await?;
-            spinner.finish_and_clear();
-            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            let files = m.entries.iter().filter(|e| e.path.starts_with("files/")).count();
-            println!(
-                "exported {} to {} ({size} bytes): {} table(s), {files} file(s), tenant migration {}",
-                m.slug,
-                file.display(),
-                m.tables.len(),
-                m.tenant_migration
-            );
-            if let Some(a) = &m.alliance {
-                println!(
-                    "alliance {} ({}): {} linked member(s), {} with shared points ({} {} balance, {} locked), \
-                     {} unsettled alliance entr(ies); the shared points stay in the alliance's ledger",
-                    a.slug,
-                    a.id,
-                    a.linked_members,
-                    a.members_with_shared_points,
-                    a.shared_balance,
-                    a.currency_code,
-                    a.shared_locked,
-                    a.unsettled_entries
-                );
-            }
-        }
-        TenantCommand::Import { file, slug, storage } => {
-            let spinner = bar(0, "{spinner} importing {msg}");
-            spinner.enable_steady_tick(Duration::from_millis(200));
-            let s = spinner.clone();
-            let progress = move |m: &str| s.set_message(m.to_string());
-            let r = tenant_archive::import(&db, &storage.storage(), &file, slug.as_deref(), &Actor::cli(), &progress)
-                .await?;
-            spinner.finish_and_clear();
-            println!(
-                "imported {} (id {}, schema {}): {} row(s) in {} table(s), {} file(s), {} staff, {} API key(s) \
-                 ({} left out: held by another mall); ledger verified: {} account(s), {} entr(ies)",
-                r.tenant.slug,
-                r.tenant.id,
-                r.tenant.schema_name,
-                r.rows,
-                r.tables,
-                r.files,
-                r.staff,
-                r.api_keys,
-                r.api_keys_skipped,
-                r.accounts,
-                r.entries
-            );
-            if let Some(a) = &r.alliance {
-                println!(
-                    "standalone mall (was in alliance {}): {} link(s) to alliance identities cleared; {} member(s) \
-                     had shared points ({} balance, {} locked in {}) that stay with the alliance; {} product(s) \
-                     priced in shared points delisted, {} open shared hold(s) closed",
-                    a.alliance.as_deref().unwrap_or("none"),
-                    a.links_cleared,
-                    a.members_with_shared_points,
-                    a.shared_balance,
-                    a.shared_locked,
-                    a.shared_currencies.join(", "),
-                    a.delisted_products,
-                    a.shared_holds_closed
-                );
-            }
-        }
-        TenantCommand::Delete { slug, confirm, storage } => {
-            let d = tenant_archive::delete(&db, &storage.storage(), &slug, &confirm, &Actor::cli()).await?;
-            println!(
-                "deleted {} (schema {} dropped, {} file(s) deleted); the slug is kept as a tombstone",
-                d.slug, d.schema_name, d.files_deleted
-            );
-        }
+        TenantCommand::Export { slug, file, storage } => tenant_export(&db, &slug, &file, &storage).await?,
+        TenantCommand::Import { file, slug, storage } => tenant_import(&db, &file, slug.as_deref(), &storage).await?,
+        TenantCommand::Delete { slug, confirm, storage } => tenant_delete(&db, &slug, &confirm, &storage).await?,
         TenantCommand::Tombstones => {
             for t in tenant_archive::tombstones(&db).await? {
                 println!(
@@ -173,6 +100,91 @@ pub async fn tenant(url: &str, command: TenantCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `tenant export`: writes the archive of the mall `slug` to `file` and prints what it holds.
+async fn tenant_export(db: &Db, slug: &str, file: &Path, storage: &StorageArgs) -> anyhow::Result<()> {
+    let spinner = bar(0, "{spinner} exporting {msg}");
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let s = spinner.clone();
+    let progress = move |m: &str| s.set_message(m.to_string());
+    let m = tenant_archive::export(db, &storage.storage(), slug, file, &progress).await?;
+    spinner.finish_and_clear();
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let files = m.entries.iter().filter(|e| e.path.starts_with("files/")).count();
+    println!(
+        "exported {} to {} ({size} bytes): {} table(s), {files} file(s), tenant migration {}",
+        m.slug,
+        file.display(),
+        m.tables.len(),
+        m.tenant_migration
+    );
+    if let Some(a) = &m.alliance {
+        println!(
+            "alliance {} ({}): {} linked member(s), {} with shared points ({} {} balance, {} locked), \
+             {} unsettled alliance entr(ies); the shared points stay in the alliance's ledger",
+            a.slug,
+            a.id,
+            a.linked_members,
+            a.members_with_shared_points,
+            a.shared_balance,
+            a.currency_code,
+            a.shared_locked,
+            a.unsettled_entries
+        );
+    }
+    Ok(())
+}
+
+/// `tenant import`: imports the archive at `file` as a new mall and prints what it made.
+async fn tenant_import(db: &Db, file: &Path, slug: Option<&str>, storage: &StorageArgs) -> anyhow::Result<()> {
+    let spinner = bar(0, "{spinner} importing {msg}");
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let s = spinner.clone();
+    let progress = move |m: &str| s.set_message(m.to_string());
+    let r = tenant_archive::import(db, &storage.storage(), file, slug, &Actor::cli(), &progress).await?;
+    spinner.finish_and_clear();
+    println!(
+        "imported {} (id {}, schema {}): {} row(s) in {} table(s), {} file(s), {} staff, {} API key(s) \
+         ({} left out: held by another mall); ledger verified: {} account(s), {} entr(ies)",
+        r.tenant.slug,
+        r.tenant.id,
+        r.tenant.schema_name,
+        r.rows,
+        r.tables,
+        r.files,
+        r.staff,
+        r.api_keys,
+        r.api_keys_skipped,
+        r.accounts,
+        r.entries
+    );
+    if let Some(a) = &r.alliance {
+        println!(
+            "standalone mall (was in alliance {}): {} link(s) to alliance identities cleared; {} member(s) \
+             had shared points ({} balance, {} locked in {}) that stay with the alliance; {} product(s) \
+             priced in shared points delisted, {} open shared hold(s) closed",
+            a.alliance.as_deref().unwrap_or("none"),
+            a.links_cleared,
+            a.members_with_shared_points,
+            a.shared_balance,
+            a.shared_locked,
+            a.shared_currencies.join(", "),
+            a.delisted_products,
+            a.shared_holds_closed
+        );
+    }
+    Ok(())
+}
+
+/// `tenant delete`: deletes the mall `slug` (`confirm` is the slug again) and prints what went.
+async fn tenant_delete(db: &Db, slug: &str, confirm: &str, storage: &StorageArgs) -> anyhow::Result<()> {
+    let d = tenant_archive::delete(db, &storage.storage(), slug, confirm, &Actor::cli()).await?;
+    println!(
+        "deleted {} (schema {} dropped, {} file(s) deleted); the slug is kept as a tombstone",
+        d.slug, d.schema_name, d.files_deleted
+    );
     Ok(())
 }
 
