@@ -117,6 +117,23 @@ pub async fn credit_many(
     reason: Reason,
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>> {
+    let (local, shared) = by_ledger(conn, tenant, items).await?;
+    let mut entries = batch::credit_many(conn, &local, reason, now).await?;
+    if shared.is_empty() {
+        return Ok(entries);
+    }
+    entries.extend(credit_shared(conn, tenant, &shared, reason, now).await?);
+    Ok(entries)
+}
+
+/// Splits a batch by the ledger its currencies are kept in: (the merchant's own, the
+/// alliance's). Shared points in a mall that left its alliance are refused
+/// (`alliance_left`).
+async fn by_ledger(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    items: Vec<CreditItem>,
+) -> Result<(Vec<CreditItem>, Vec<CreditItem>)> {
     let mut shared_codes: HashMap<String, bool> = HashMap::new();
     let (mut local, mut shared) = (Vec::new(), Vec::new());
     for item in items {
@@ -136,12 +153,21 @@ pub async fn credit_many(
         };
         if is { shared.push(item) } else { local.push(item) }
     }
-    let mut entries = batch::credit_many(conn, &local, reason, now).await?;
-    if shared.is_empty() {
-        return Ok(entries);
-    }
+    Ok((local, shared))
+}
+
+/// Credits the shared items (non-empty) in the alliance ledger under the members'
+/// identities, charged to the mall's budget (`issue`); returns the entries named by the
+/// merchant's member ids again, announced in the mall's schema.
+async fn credit_shared(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    shared: &[CreditItem],
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>> {
     let mut books = Vec::with_capacity(shared.len());
-    for item in &shared {
+    for item in shared {
         let book = for_member(conn, tenant, item.member_id, &item.currency)
             .await?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("currency {} stopped being shared", item.currency)))?;
@@ -176,8 +202,7 @@ pub async fn credit_many(
     }
     // Back in the mall's schema: its endpoints hear of the shared entries too.
     crate::ledger::announce(conn, &written).await?;
-    entries.extend(written);
-    Ok(entries)
+    Ok(written)
 }
 
 /// Credits shared points in the alliance schema (selected) and charges the issuing

@@ -79,22 +79,7 @@ pub async fn apply(
                 }
             }
             Effect::Deduct { currency, amount, memo } => {
-                if !currencies::get(conn, currency).await?.spendable {
-                    return Err(Error::invalid_field("currency", format!("{currency} cannot be spent")));
-                }
-                // The alliance's shared points are taken from its ledger (`book::debit`
-                // refuses with `insufficient_points` like the mall's own).
-                crate::alliance::book::debit(
-                    conn,
-                    tenant,
-                    member.id,
-                    currency,
-                    *amount,
-                    Reason::Spend,
-                    &source(producer, memo),
-                    now,
-                )
-                .await?;
+                deduct(conn, tenant, member.id, currency, *amount, &source(producer, memo), now).await?;
             }
             Effect::Lock { currency, total, per_day, memo } => {
                 let g = NewLockGrant {
@@ -105,17 +90,7 @@ pub async fn apply(
                     memo: memo.clone(),
                 };
                 let src = source(producer, memo);
-                if shared(currency) {
-                    // Locked in the alliance's ledger and charged to this mall's issuing
-                    // budget; left out, like a shared award, for a member with nothing
-                    // proven.
-                    let grant = async |c: &mut PgConnection| {
-                        crate::alliance::locks::grant(c, tenant, &g, &src, now).await.map(|_| ())
-                    };
-                    skipped.extend(unless_unproven(conn, tenant, i, grant).await?);
-                } else {
-                    locks::grant(conn, tenant, &g, &src, now).await?;
-                }
+                skipped.extend(lock(conn, tenant, i, &g, shared(currency), &src, now).await?);
             }
             Effect::Accelerate { depth, amount, memo } => {
                 if let Some(who) = target(member, *depth)
@@ -124,28 +99,76 @@ pub async fn apply(
                     locks::accelerate(conn, tenant, grant, *amount, &source(producer, memo), now).await?;
                 }
             }
-            Effect::SetCounter { name, value } => {
-                sqlx::query(
-                    "INSERT INTO member_counters (member_id, name, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (member_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                )
-                .bind(member.id)
-                .bind(name)
-                .bind(value)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Effect::Tag { name } => {
-                sqlx::query("INSERT INTO member_tags (member_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(member.id)
-                    .bind(name)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            Effect::SetCounter { name, value } => set_counter(conn, member.id, name, *value).await?,
+            Effect::Tag { name } => tag(conn, member.id, name).await?,
             Effect::Deny { .. } => {}
         }
     }
     Ok(skipped)
+}
+
+/// A rule's deduction (effect `Deduct`): refused for a currency that cannot be spent;
+/// the alliance's shared points are taken from its ledger (`book::debit` refuses with
+/// `insufficient_points` like the mall's own).
+async fn deduct(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    member_id: i64,
+    currency: &str,
+    amount: i64,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !currencies::get(conn, currency).await?.spendable {
+        return Err(Error::invalid_field("currency", format!("{currency} cannot be spent")));
+    }
+    crate::alliance::book::debit(conn, tenant, member_id, currency, amount, Reason::Spend, source, now).await?;
+    Ok(())
+}
+
+/// A rule's lock grant (effect `i`): the mall's own currencies in its ledger; shared
+/// points locked in the alliance's ledger and charged to this mall's issuing budget,
+/// left out (and named), like a shared award, for a member with nothing proven.
+async fn lock(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    i: usize,
+    g: &NewLockGrant,
+    shared: bool,
+    src: &Source,
+    now: DateTime<Utc>,
+) -> Result<Option<SkippedEffect>> {
+    if shared {
+        let grant =
+            async |c: &mut PgConnection| crate::alliance::locks::grant(c, tenant, g, src, now).await.map(|_| ());
+        return unless_unproven(conn, tenant, i, grant).await;
+    }
+    locks::grant(conn, tenant, g, src, now).await?;
+    Ok(None)
+}
+
+/// A rule's `SetCounter`: sets the member's counter `name` to `value`.
+async fn set_counter(conn: &mut PgConnection, member_id: i64, name: &str, value: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO member_counters (member_id, name, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (member_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+    )
+    .bind(member_id)
+    .bind(name)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A rule's `Tag`: tags the member with `name` (once).
+async fn tag(conn: &mut PgConnection, member_id: i64, name: &str) -> Result<()> {
+    sqlx::query("INSERT INTO member_tags (member_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(member_id)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A merchant rule's award of the alliance's shared points (effect `i`), in a savepoint

@@ -9,13 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use scripting::MemberInput;
 use sqlx::{Acquire, PgConnection};
 
 use super::apply;
 use super::batch::{Batch, EventStatus, IncomingEvent, Outcome, Plan};
 use super::bulk::{self, Applying};
 use super::context;
-use super::evaluate::{Evaluated, Verdict};
+use super::evaluate::{Evaluated, RuleRun, SkippedEffect, Verdict};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::ledger::currencies::Currency;
@@ -199,46 +200,7 @@ async fn apply_all(
         if end == evaluated.len() {
             break;
         }
-        let (failure, skipped) = {
-            let Verdict::Apply(runs) = &evaluated[end].verdict else { unreachable!("found as Apply above") };
-            let key = &keys[fresh[end].0];
-            let mut sp = tx.begin().await?;
-            let mut result = Ok(());
-            let mut skipped = Vec::new();
-            for (n, r) in runs.iter().enumerate() {
-                let producer = apply::Producer {
-                    rule_id: r.rule_id,
-                    alliance: r.alliance,
-                    version: r.version,
-                    params_version: r.params_version,
-                    event_key: key,
-                };
-                let member = &evaluated[end].member;
-                let applied = if r.alliance {
-                    apply::apply_alliance(&mut sp, tenant, currencies, member, &producer, &r.effects, now).await
-                } else {
-                    apply::apply(&mut sp, tenant, currencies, member, &producer, &r.effects, now).await
-                };
-                match applied {
-                    Ok(left_out) => skipped.extend(left_out.into_iter().map(|s| (n, s))),
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            match result.map_err(Fail::from) {
-                Ok(()) => {
-                    sp.commit().await?;
-                    (None, skipped)
-                }
-                Err(Fail::Batch(e)) => return Err(e),
-                Err(Fail::Event(message)) => {
-                    sp.rollback().await?;
-                    (Some(message), Vec::new())
-                }
-            }
-        };
+        let (failure, skipped) = apply_alone(tx, tenant, currencies, &keys[fresh[end].0], &evaluated[end], now).await?;
         if !skipped.is_empty()
             && let Verdict::Apply(runs) = &mut evaluated[end].verdict
         {
@@ -255,6 +217,69 @@ async fn apply_all(
         start = end + 1;
     }
     Ok(failed)
+}
+
+/// Applies one event's rule runs (its verdict is `Apply`) alone in a savepoint. Returns
+/// the message of an effect that failed there (the savepoint is rolled back: the event
+/// fails, the batch goes on), else the effects left out, with the index of their run.
+/// Database trouble fails the batch.
+async fn apply_alone(
+    tx: &mut PgConnection,
+    tenant: &Tenant,
+    currencies: &HashMap<String, Currency>,
+    key: &str,
+    event: &Evaluated,
+    now: DateTime<Utc>,
+) -> Result<(Option<String>, Vec<(usize, SkippedEffect)>)> {
+    let Verdict::Apply(runs) = &event.verdict else { unreachable!("found as Apply above") };
+    let mut sp = tx.begin().await?;
+    let mut result = Ok(());
+    let mut skipped = Vec::new();
+    for (n, r) in runs.iter().enumerate() {
+        match apply_rule(&mut sp, tenant, currencies, key, &event.member, r, now).await {
+            Ok(left_out) => skipped.extend(left_out.into_iter().map(|s| (n, s))),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    match result.map_err(Fail::from) {
+        Ok(()) => {
+            sp.commit().await?;
+            Ok((None, skipped))
+        }
+        Err(Fail::Batch(e)) => Err(e),
+        Err(Fail::Event(message)) => {
+            sp.rollback().await?;
+            Ok((Some(message), Vec::new()))
+        }
+    }
+}
+
+/// Applies one rule run's effects for the event `key`: a mall's own rule (`apply`) or an
+/// alliance-wide one (`apply_alliance`). Returns the effects left out.
+async fn apply_rule(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    currencies: &HashMap<String, Currency>,
+    key: &str,
+    member: &MemberInput,
+    r: &RuleRun,
+    now: DateTime<Utc>,
+) -> Result<Vec<SkippedEffect>> {
+    let producer = apply::Producer {
+        rule_id: r.rule_id,
+        alliance: r.alliance,
+        version: r.version,
+        params_version: r.params_version,
+        event_key: key,
+    };
+    if r.alliance {
+        apply::apply_alliance(conn, tenant, currencies, member, &producer, &r.effects, now).await
+    } else {
+        apply::apply(conn, tenant, currencies, member, &producer, &r.effects, now).await
+    }
 }
 
 /// Records the candidates as applied (their final state comes at the end of the batch);
