@@ -358,17 +358,35 @@ async fn the_hand_offs_dead_end_names_the_link_route_and_linking_opens_it() {
     assert_alliance_ledger_sound(&app, &al).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn links_racing_each_other_merge_once() {
-    let app = Arc::new(TestApp::spawn().await);
-    let al = alliance(&app).await;
-    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
+/// Two malls of a new alliance, each with a proven member (a phone at A, an e-mail at
+/// B) holding shared points: the two accounts a link joins.
+struct Pair {
+    al: crate::alliance::Alliance,
+    a: Tenant,
+    b: Tenant,
+    pa: String,
+    pb: String,
+    mb: Value,
+    ta: String,
+    tb: String,
+}
+
+async fn pair_with_shared_points(app: &TestApp, at_a: i64, at_b: i64) -> Pair {
+    let al = alliance(app).await;
+    let (a, b) = (mall_in(app, &al.slug).await, mall_in(app, &al.slug).await);
     let (pa, pb) = (phone(), format!("{}@link.test", unique("m")));
     let (ma, pair_a) = app.proven_member(&a, &pa).await;
     let (mb, pair_b) = app.proven_member(&b, &pb).await;
-    credit(&app, &a, &ma["id"], 700).await;
-    credit(&app, &b, &mb["id"], 300).await;
+    credit(app, &a, &ma["id"], at_a).await;
+    credit(app, &b, &mb["id"], at_b).await;
     let (ta, tb) = (token(&pair_a), token(&pair_b));
+    Pair { al, a, b, pa, pb, mb, ta, tb }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_racing_each_other_merge_once() {
+    let app = Arc::new(TestApp::spawn().await);
+    let Pair { al, a, b, pa, pb, ta, tb, .. } = pair_with_shared_points(&app, 700, 300).await;
 
     // Eight links at once, from both ends, each proven by the other account's password.
     let mut tasks = Vec::new();
@@ -406,14 +424,7 @@ async fn links_racing_each_other_merge_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn credits_in_flight_during_a_merge_all_reach_the_one_balance() {
     let app = Arc::new(TestApp::spawn().await);
-    let al = alliance(&app).await;
-    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
-    let (pa, pb) = (phone(), format!("{}@link.test", unique("m")));
-    let (ma, pair_a) = app.proven_member(&a, &pa).await;
-    let (mb, pair_b) = app.proven_member(&b, &pb).await;
-    credit(&app, &a, &ma["id"], 100).await;
-    credit(&app, &b, &mb["id"], 100).await;
-    let (ta, tb) = (token(&pair_a), token(&pair_b));
+    let Pair { al, a, b, pb, mb, ta, tb, .. } = pair_with_shared_points(&app, 100, 100).await;
 
     // Twenty partner credits of 10 to B's account race the link that merges B's identity
     // into A's: each lands before the merge (and moves with it) or after (on the kept
@@ -446,14 +457,7 @@ async fn credits_in_flight_during_a_merge_all_reach_the_one_balance() {
 #[tokio::test]
 async fn a_checkout_captured_before_a_merge_refunds_to_the_one_balance() {
     let app = TestApp::spawn().await;
-    let al = alliance(&app).await;
-    let (a, b) = (mall_in(&app, &al.slug).await, mall_in(&app, &al.slug).await);
-    let (pa, pb) = (phone(), format!("{}@link.test", unique("m")));
-    let (ma, pair_a) = app.proven_member(&a, &pa).await;
-    let (mb, pair_b) = app.proven_member(&b, &pb).await;
-    credit(&app, &a, &ma["id"], 100).await;
-    credit(&app, &b, &mb["id"], 500).await;
-    let (ta, tb) = (token(&pair_a), token(&pair_b));
+    let Pair { al, a, b, pb, mb, ta, tb, .. } = pair_with_shared_points(&app, 100, 500).await;
     // B's partner holds 300 of B's shared points and captures them: B's checkout is paid.
     let key = app.partner_key(&b).await;
     let body = json!({"member_id": mb["id"], "amount": 300, "currency": SHARED});
