@@ -22,20 +22,12 @@ use crate::members::{Identifier, on_phone_or_email_taken};
 /// on `conn` (and stays selected). Made on first need.
 pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: MemberId) -> Result<IdentityId> {
     let alliance_id = alliance_of(tenant)?;
-    // KEY SHARE: a link (which locks the row FOR UPDATE while it re-points the account)
-    // either waits for this write, or this read waits for the link and sees its result —
-    // never a write to an identity the link has just merged away.
-    let linked: Option<Option<IdentityId>> =
-        sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")
-            .bind(member_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match linked {
-        None => return Err(Error::not_found("member_not_found", "no such member")),
-        Some(Some(id)) => return Ok(id),
-        Some(None) => {}
+    if let Some(id) = linked_identity(conn, member_id).await? {
+        return Ok(id);
     }
-    // The member row's lock makes two first uses agree on one identity.
+    // The member row's lock makes two first uses agree on one identity. It is taken
+    // FOR UPDATE at once: a KEY SHARE taken first and raised later deadlocks two first
+    // uses of one member.
     let (linked, phone, email, nickname): (Option<IdentityId>, Option<String>, Option<String>, String) =
         sqlx::query_as(
             "SELECT alliance_member_id, CASE WHEN phone_proven_at IS NOT NULL THEN phone END, \
@@ -59,6 +51,26 @@ pub async fn of_member(conn: &mut PgConnection, tenant: &Tenant, member_id: Memb
         .execute(&mut *conn)
         .await?;
     Ok(id)
+}
+
+/// The identity `member_id` is already linked to, read under KEY SHARE: a link (which
+/// locks the row FOR UPDATE while it re-points the account) either waits for this
+/// write, or this read waits for the link and sees its result — never a write to an
+/// identity the link has just merged away. `None` for a member without one yet; the
+/// unlocked first look keeps such a member's row free for the FOR UPDATE that follows.
+async fn linked_identity(conn: &mut PgConnection, member_id: MemberId) -> Result<Option<IdentityId>> {
+    let first: Option<Option<IdentityId>> = sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1")
+        .bind(member_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match first {
+        None => Err(Error::not_found("member_not_found", "no such member")),
+        Some(None) => Ok(None),
+        Some(Some(_)) => Ok(sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")
+            .bind(member_id)
+            .fetch_one(&mut *conn)
+            .await?),
+    }
 }
 
 /// In the alliance schema: the identity holding this proven phone or e-mail (a member of
