@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::error::Result;
+use crate::ids::{AllianceId, TenantId};
 
 /// Who did something.
 #[derive(Debug, Clone)]
@@ -66,7 +67,7 @@ impl Actor {
 pub async fn record(
     conn: &mut PgConnection,
     actor: &Actor,
-    tenant_id: Option<i64>,
+    tenant_id: Option<TenantId>,
     action: &str,
     target: &str,
     details: serde_json::Value,
@@ -77,7 +78,7 @@ pub async fn record(
 pub async fn record_alliance(
     conn: &mut PgConnection,
     actor: &Actor,
-    alliance_id: i64,
+    alliance_id: AllianceId,
     action: &str,
     target: &str,
     details: serde_json::Value,
@@ -89,8 +90,8 @@ pub async fn record_alliance(
 pub async fn record_both(
     conn: &mut PgConnection,
     actor: &Actor,
-    tenant_id: i64,
-    alliance_id: i64,
+    tenant_id: TenantId,
+    alliance_id: AllianceId,
     action: &str,
     target: &str,
     details: serde_json::Value,
@@ -101,8 +102,8 @@ pub async fn record_both(
 async fn insert(
     conn: &mut PgConnection,
     actor: &Actor,
-    tenant_id: Option<i64>,
-    alliance_id: Option<i64>,
+    tenant_id: Option<TenantId>,
+    alliance_id: Option<AllianceId>,
     action: &str,
     target: &str,
     details: serde_json::Value,
@@ -142,7 +143,7 @@ pub struct AuditEntry {
 /// A tenant's audit entries, newest first, before `before_id` (cursor).
 pub async fn list_for_tenant(
     pool: &sqlx::PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>> {

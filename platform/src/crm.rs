@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use crate::db::{Db, enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::AllianceId;
 use crate::members::{self, Member};
 
 /// Members per bulk call.
@@ -166,7 +167,7 @@ pub async fn balances(db: &Db, tenant: &Tenant, external_ids: &[String]) -> Resu
 async fn shared_into(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    alliance_id: i64,
+    alliance_id: AllianceId,
     found: &mut [(MemberBalances, Option<i64>)],
 ) -> Result<()> {
     let identities: Vec<i64> = found.iter().filter_map(|(_, i)| *i).collect();

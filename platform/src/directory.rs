@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::error::{Error, Result};
+use crate::ids::{AllianceId, TenantId};
 use crate::limits;
 use crate::settings::TenantSettings;
 
@@ -40,7 +41,7 @@ impl TenantStatus {
 /// One row of the directory.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
-    pub id: i64,
+    pub id: TenantId,
     pub slug: String,
     pub name: String,
     /// Schema holding this merchant's data (`t_<id>`).
@@ -48,7 +49,7 @@ pub struct Tenant {
     /// PostgreSQL cluster holding that schema.
     pub cluster: String,
     pub status: TenantStatus,
-    pub alliance_id: Option<i64>,
+    pub alliance_id: Option<AllianceId>,
     pub schema_version: i64,
     pub created_at: DateTime<Utc>,
     /// The mall's settings (T6); refreshed with the directory entry.
@@ -58,13 +59,13 @@ pub struct Tenant {
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
-    id: i64,
+    id: TenantId,
     slug: String,
     name: String,
     schema_name: String,
     cluster: String,
     status: String,
-    alliance_id: Option<i64>,
+    alliance_id: Option<AllianceId>,
     schema_version: i64,
     created_at: DateTime<Utc>,
     settings: serde_json::Value,
@@ -94,11 +95,11 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
 }
 
 /// Looks a tenant up by id, bypassing the cache.
-pub async fn find_by_id(pool: &PgPool, id: i64) -> Result<Option<Tenant>> {
+pub async fn find_by_id(pool: &PgPool, id: TenantId) -> Result<Option<Tenant>> {
     find(pool, None, Some(id)).await
 }
 
-async fn find(pool: &PgPool, slug: Option<&str>, id: Option<i64>) -> Result<Option<Tenant>> {
+async fn find(pool: &PgPool, slug: Option<&str>, id: Option<TenantId>) -> Result<Option<Tenant>> {
     let row: Option<TenantRow> = sqlx::query_as(
         "SELECT id, slug, name, schema_name, cluster, status, alliance_id, schema_version, created_at, settings \
          FROM control.tenants WHERE slug = $1 OR id = $2",
@@ -238,7 +239,7 @@ impl utoipa::ToSchema for Slug {}
 /// One alliance of merchants (SPEC A1).
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Alliance {
-    pub id: i64,
+    pub id: AllianceId,
     pub slug: String,
     pub name: String,
     pub cluster: String,

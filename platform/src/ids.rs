@@ -2,12 +2,14 @@
 //! is an `i64` on the wire and in PostgreSQL (`bigint`), and nothing else: `new` wraps
 //! one read from outside, `get` hands it to code that still takes plain ids.
 //!
-//! Where ids of two kinds meet, the types keep them apart: a merchant's member
+//! Where ids of two kinds meet, the types keep them apart: a merchant (`TenantId`) and
+//! an alliance (`AllianceId`) in the directory, audit and tokens; a merchant's member
 //! (`MemberId`, a row of the mall's `members`) and the alliance identity behind it
 //! (`IdentityId`, a row of the alliance schema's `members`, linked from each mall's
-//! `members.alliance_member_id`). `alliance::identity` and `alliance::book` speak these
-//! types, and the mall speaks `ProductId` and `OrderId`, rules `RuleId`, holds `HoldId`, staff accounts `StaffId`; other code still passes plain
-//! `i64` ids (issue 11 continues there).
+//! `members.alliance_member_id`); a ledger's entries (`EntryId`) and lots (`LotId`). The
+//! mall speaks `ProductId` and `OrderId`, rules `RuleId`, holds `HoldId`, staff accounts
+//! `StaffId`. The ledger's own member column stays a plain `i64`: one ledger code serves
+//! a mall (members) and an alliance (identities), and `ledger::keeper` picks which.
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -66,6 +68,23 @@ id!(
     /// A staff account in the control schema: a merchant's staff, an alliance admin or
     /// the platform operator.
     StaffId
+);
+
+id!(
+    /// A merchant (tenant) in the control schema's directory; its schema is `t_<id>`.
+    TenantId
+);
+id!(
+    /// An alliance in the control schema; its schema is `a_<id>`.
+    AllianceId
+);
+id!(
+    /// A lot of points in one ledger (a mall's or an alliance's): what one credit left to spend.
+    LotId
+);
+id!(
+    /// An entry of one ledger (a mall's or an alliance's).
+    EntryId
 );
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub async fn run(
         }
         let pool = db.cluster(&t.cluster)?;
         let mut lock_conn = pool.acquire().await?;
-        let key = i32::try_from(t.id % i64::from(i32::MAX)).unwrap_or(0);
+        let key = i32::try_from(t.id.get() % i64::from(i32::MAX)).unwrap_or(0);
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LOCK_NS_JOBS)
             .bind(key)

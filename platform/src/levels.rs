@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::{Result, Validator};
+use crate::ids::EntryId;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Level {
@@ -125,7 +126,7 @@ pub async fn recompute(
     conn: &mut PgConnection,
     member_id: i64,
     balance: i64,
-    entry_id: Option<i64>,
+    entry_id: Option<EntryId>,
 ) -> Result<Option<i64>> {
     let target: Option<(i64, String)> = sqlx::query_as(
         "SELECT id, name FROM levels WHERE NOT retired AND threshold <= $1 ORDER BY threshold DESC LIMIT 1",
@@ -166,7 +167,7 @@ pub async fn recompute(
 
 /// `recompute` for many members at once (member, balance, entry): one statement finds
 /// whose level changes (rare), then each of those is recomputed, in member order.
-pub async fn recompute_many(conn: &mut PgConnection, moved: &[(i64, i64, Option<i64>)]) -> Result<()> {
+pub async fn recompute_many(conn: &mut PgConnection, moved: &[(i64, i64, Option<EntryId>)]) -> Result<()> {
     if moved.is_empty() {
         return Ok(());
     }
@@ -216,7 +217,7 @@ pub struct LevelChange {
     pub id: i64,
     pub from_level: Option<String>,
     pub to_level: Option<String>,
-    pub entry_id: Option<i64>,
+    pub entry_id: Option<EntryId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 

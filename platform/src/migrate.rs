@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use crate::db::{Db, select_schema};
 use crate::directory::{self, Tenant};
 use crate::error::Result;
+use crate::ids::AllianceId;
 use crate::limits;
 use crate::schema::apply_pending;
 
@@ -37,7 +38,7 @@ pub async fn migrate_control(pool: &PgPool) -> Result<usize> {
 /// Migrates one tenant schema in one transaction under the tenant's advisory lock.
 pub async fn migrate_tenant(pool: &PgPool, control: &PgPool, tenant: &Tenant, list: &[Migration]) -> Result<usize> {
     let mut tx = pool.begin().await?;
-    let tenant_key = i32::try_from(tenant.id % i64::from(i32::MAX)).unwrap_or(0);
+    let tenant_key = i32::try_from(tenant.id.get() % i64::from(i32::MAX)).unwrap_or(0);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(LOCK_NS_TENANT_MIGRATE)
         .bind(tenant_key)
@@ -83,7 +84,7 @@ pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>
     let concurrency = concurrency.clamp(1, limits::MIGRATE_CONCURRENCY_MAX);
     let mut summary = Summary { control_applied: migrate_control(db.control()).await?, ..Summary::default() };
     let tenants = directory::list(db.control()).await?;
-    let in_alliances: Vec<(String, i64)> =
+    let in_alliances: Vec<(String, AllianceId)> =
         tenants.iter().filter_map(|t| Some((t.schema_name.clone(), t.alliance_id?))).collect();
     summary.tenants_total = tenants.len();
     let done = Arc::new(AtomicUsize::new(0));
@@ -126,7 +127,7 @@ pub async fn migrate_all(db: &Db, concurrency: usize, progress: Option<Progress>
 
 /// Creates or migrates every alliance schema and lists each alliance's currency in its
 /// merchants' schemas (alliances are few; their merchants all live on the main cluster).
-async fn migrate_alliances(control: &PgPool, members: &[(String, i64)]) -> Result<()> {
+async fn migrate_alliances(control: &PgPool, members: &[(String, AllianceId)]) -> Result<()> {
     for a in directory::list_alliances(control).await? {
         let mut tx = control.begin().await?;
         crate::alliance::schema::ensure(&mut tx, &a).await?;

@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 
 use crate::error::Result;
+use crate::ids::{AllianceId, TenantId};
 
 pub const CHANNEL: &str = "pointsmall_control";
 
@@ -21,13 +22,13 @@ pub enum Change {
     /// A tenant's directory row changed (status, settings).
     Tenant { slug: String },
     /// A tenant's rules changed (a new version, parameters, order, enabled).
-    Rules { tenant_id: i64 },
+    Rules { tenant_id: TenantId },
     /// An alliance's rules changed: every mall of it runs them.
-    AllianceRules { alliance_id: i64 },
+    AllianceRules { alliance_id: AllianceId },
     /// A tenant's catalog changed (products, categories, prices, stock set by staff).
-    Catalog { tenant_id: i64 },
+    Catalog { tenant_id: TenantId },
     /// A tenant's content changed (banners, announcements, zones, rule pages).
-    Content { tenant_id: i64 },
+    Content { tenant_id: TenantId },
     /// Sign-ins ended (logout, reset, disabling, role change, refresh reuse); an empty
     /// list means "forget every cached sign-in".
     Sessions { families: Vec<uuid::Uuid> },

@@ -4,6 +4,7 @@
 use sqlx::PgConnection;
 
 use crate::error::Result;
+use crate::ids::TenantId;
 use crate::vault::Vault;
 
 /// The payment callback's HMAC key.
@@ -11,12 +12,18 @@ pub const PAYMENT_CALLBACK: &str = "payment_callback";
 /// The webview hand-off's HS256 key.
 pub const WEBVIEW: &str = "webview";
 
-fn context(tenant_id: i64, name: &str) -> String {
+fn context(tenant_id: TenantId, name: &str) -> String {
     format!("{tenant_id}:{name}")
 }
 
 /// Stores (or replaces) a secret of the tenant whose schema is selected on `conn`.
-pub async fn store(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, name: &str, secret: &str) -> Result<()> {
+pub async fn store(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    tenant_id: TenantId,
+    name: &str,
+    secret: &str,
+) -> Result<()> {
     let sealed = vault.seal(secret, &context(tenant_id, name))?;
     sqlx::query(
         "INSERT INTO provider_secrets (name, secret) VALUES ($1, $2) \
@@ -30,7 +37,7 @@ pub async fn store(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, name:
 }
 
 /// A secret of the tenant whose schema is selected on `conn`, opened.
-pub async fn load(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, name: &str) -> Result<Option<String>> {
+pub async fn load(conn: &mut PgConnection, vault: &Vault, tenant_id: TenantId, name: &str) -> Result<Option<String>> {
     let stored: Option<String> = sqlx::query_scalar("SELECT secret FROM provider_secrets WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
@@ -41,7 +48,7 @@ pub async fn load(conn: &mut PgConnection, vault: &Vault, tenant_id: i64, name: 
 /// Seals again, under the vault's current key, every secret of the tenant whose schema
 /// is selected on `conn` that is not sealed under it (older keys, or stored before
 /// sealing existed). Returns how many were sealed again.
-pub async fn reseal(conn: &mut PgConnection, vault: &Vault, tenant_id: i64) -> Result<u64> {
+pub async fn reseal(conn: &mut PgConnection, vault: &Vault, tenant_id: TenantId) -> Result<u64> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT name, secret FROM provider_secrets ORDER BY name FOR UPDATE")
             .fetch_all(&mut *conn)

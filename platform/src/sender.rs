@@ -7,10 +7,11 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 use crate::error::Result;
+use crate::ids::TenantId;
 
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     /// "sms" or "email".
     pub channel: &'static str,
     pub destination: String,
@@ -55,7 +56,7 @@ impl Sender for RecordingSender {
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Recorded {
     pub id: i64,
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     /// "sms" or "email".
     pub channel: String,
     pub destination: String,

@@ -8,15 +8,15 @@ use sqlx::{PgConnection, PgPool};
 use crate::audit::{self, Actor};
 use crate::auth::passwords;
 use crate::error::{Error, Result, Validator};
-use crate::ids::StaffId;
+use crate::ids::{AllianceId, StaffId, TenantId};
 use crate::rbac::Role;
 
 /// Which level an account belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Platform,
-    Alliance(i64),
-    Tenant(i64),
+    Alliance(AllianceId),
+    Tenant(TenantId),
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -28,9 +28,9 @@ pub struct StaffUser {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     #[serde(skip)]
-    pub alliance_id: Option<i64>,
+    pub alliance_id: Option<AllianceId>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -41,8 +41,8 @@ struct Row {
     role: String,
     disabled: bool,
     created_at: DateTime<Utc>,
-    tenant_id: Option<i64>,
-    alliance_id: Option<i64>,
+    tenant_id: Option<TenantId>,
+    alliance_id: Option<AllianceId>,
     password_hash: String,
 }
 
@@ -216,7 +216,7 @@ pub async fn find(pool: &PgPool, id: StaffId) -> Result<StaffUser> {
 }
 
 /// A merchant's staff, in id order.
-pub async fn list_for_tenant(pool: &PgPool, tenant_id: i64) -> Result<Vec<StaffUser>> {
+pub async fn list_for_tenant(pool: &PgPool, tenant_id: TenantId) -> Result<Vec<StaffUser>> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM control.staff_users WHERE scope = 'tenant' AND tenant_id = $1 ORDER BY id"
     )))
@@ -229,7 +229,7 @@ pub async fn list_for_tenant(pool: &PgPool, tenant_id: i64) -> Result<Vec<StaffU
 /// Changes a merchant staff member's role or disables the account; audited.
 pub async fn update_in_tenant(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     staff_id: StaffId,
     role: Option<Role>,
     disabled: Option<bool>,

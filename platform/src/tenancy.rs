@@ -11,6 +11,7 @@ use crate::db::{Db, MAIN_CLUSTER, select_schema};
 use crate::directory::{ALLIANCE_COLUMNS, Tenant, TenantStatus, find_by_slug};
 pub use crate::directory::{Alliance, find_alliance, list_alliances, slug_is_valid};
 use crate::error::{Error, Result, Validator, on_unique};
+use crate::ids::{AllianceId, TenantId};
 use crate::notify;
 use crate::schema::apply_pending;
 use crate::settings::{TenantLimits, TenantSettings};
@@ -71,7 +72,7 @@ pub async fn create_tenant_with(db: &Db, new: &NewTenant, actor: &Actor, list: &
     let alliance_id = alliance.as_ref().map(|a| a.id);
     let settings = serde_json::to_value(TenantSettings::default()).map_err(anyhow::Error::from)?;
     // The schema name derives from the generated id, never from input.
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
+    let id: TenantId = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
         .fetch_one(&mut *tx)
         .await?;
     let schema = format!("t_{id}");
@@ -176,7 +177,7 @@ pub async fn join_alliance(db: &Db, slug: &str, alliance_slug: &str, actor: &Act
 /// Suspends or resumes a tenant; its data is kept either way (SPEC T2).
 pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor) -> Result<Tenant> {
     let mut tx = db.control().begin().await?;
-    let id: Option<i64> =
+    let id: Option<TenantId> =
         sqlx::query_scalar("UPDATE control.tenants SET status = $2, updated_at = now() WHERE slug = $1 RETURNING id")
             .bind(slug)
             .bind(status.as_str())
@@ -194,7 +195,7 @@ pub async fn set_status(db: &Db, slug: &str, status: TenantStatus, actor: &Actor
 }
 
 /// Reads a tenant's settings.
-pub async fn settings(pool: &PgPool, tenant_id: i64) -> Result<TenantSettings> {
+pub async fn settings(pool: &PgPool, tenant_id: TenantId) -> Result<TenantSettings> {
     let v: serde_json::Value = sqlx::query_scalar("SELECT settings FROM control.tenants WHERE id = $1")
         .bind(tenant_id)
         .fetch_one(pool)
@@ -357,7 +358,7 @@ pub async fn create_alliance(pool: &PgPool, new: &NewAlliance, actor: &Actor) ->
         .check(!currency_name.is_empty() && currency_name.chars().count() <= 32, "currency_name", "1 to 32 characters")
         .finish()?;
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.alliances', 'id'))")
+    let id: AllianceId = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.alliances', 'id'))")
         .fetch_one(&mut *tx)
         .await?;
     let a: Alliance = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -31,6 +31,7 @@ use crate::audit::{self, Actor};
 use crate::db::{Db, MAIN_CLUSTER, select_schema};
 use crate::directory::{self, Tenant, slug_is_valid};
 use crate::error::{Error, Result};
+use crate::ids::{AllianceId, TenantId};
 use crate::notify;
 use crate::schema::apply_pending;
 use crate::storage::Storage;
@@ -99,7 +100,7 @@ pub struct Manifest {
 /// member id, the alliance identity id, the shared balance and the locked shared points.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveAlliance {
-    pub id: i64,
+    pub id: AllianceId,
     pub slug: String,
     pub name: String,
     pub currency_code: String,
@@ -172,7 +173,7 @@ pub struct Deleted {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tombstone {
     pub slug: String,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub name: String,
     pub deleted_at: DateTime<Utc>,
     pub deleted_by: String,
@@ -302,7 +303,7 @@ fn current_tenant_migration() -> i64 {
 
 /// The control rows of a mall, as `COPY` statements (column lists fixed here, read back
 /// by `load_control`).
-fn control_copies(tenant_id: i64) -> [(&'static str, String); 3] {
+fn control_copies(tenant_id: TenantId) -> [(&'static str, String); 3] {
     [
         (
             "control/staff.copy",
@@ -386,7 +387,7 @@ struct TenantRow {
 }
 
 /// The directory row of the mall `id` and its schema's last migration, in the snapshot of `conn`.
-async fn snapshot_tenant(conn: &mut PgConnection, id: i64, schema: &str) -> Result<(TenantRow, i64)> {
+async fn snapshot_tenant(conn: &mut PgConnection, id: TenantId, schema: &str) -> Result<(TenantRow, i64)> {
     let (name, status, settings, created_at): (String, String, serde_json::Value, DateTime<Utc>) =
         sqlx::query_as("SELECT name, status, settings, created_at FROM control.tenants WHERE id = $1")
             .bind(id)
@@ -456,7 +457,7 @@ async fn stage_alliance(
 }
 
 /// Stages the stored files of the mall `tenant_id` as `files/<name>`.
-async fn stage_files(storage: &Storage, tenant_id: i64, stage: &mut Stager, progress: Progress<'_>) -> Result<()> {
+async fn stage_files(storage: &Storage, tenant_id: TenantId, stage: &mut Stager, progress: Progress<'_>) -> Result<()> {
     let prefix = format!("t{tenant_id}/");
     for key in storage.list(&prefix).await? {
         let Some(name) = key.strip_prefix(&prefix) else { continue };
@@ -517,9 +518,9 @@ pub async fn export(db: &Db, storage: &Storage, slug: &str, dest: &Path, progres
 /// shared balance, locked shared points), read in the snapshot of `conn`.
 async fn alliance_positions(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     schema: &str,
-    alliance_id: i64,
+    alliance_id: AllianceId,
     to: &mut HashingFile,
 ) -> Result<ArchiveAlliance> {
     let (slug, name, cluster, a_schema, currency_code, currency_name): (
@@ -776,8 +777,8 @@ fn check_importable(m: &Manifest, slug: Option<&str>, current: i64) -> Result<St
 }
 
 /// Creates the imported mall's directory row and migrated schema (selected); returns its id and schema.
-async fn create_tenant(conn: &mut PgConnection, slug: &str, m: &Manifest, current: i64) -> Result<(i64, String)> {
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
+async fn create_tenant(conn: &mut PgConnection, slug: &str, m: &Manifest, current: i64) -> Result<(TenantId, String)> {
+    let id: TenantId = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
         .fetch_one(&mut *conn)
         .await?;
     let schema = format!("t_{id}");
@@ -885,7 +886,7 @@ async fn verify_loaded(conn: &mut PgConnection) -> Result<crate::ledger::verify:
 async fn store_files_and_commit(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     storage: &Storage,
-    id: i64,
+    id: TenantId,
     files: &[&ArchiveEntry],
     paths: &BTreeMap<String, PathBuf>,
     progress: Progress<'_>,
@@ -1046,7 +1047,11 @@ fn load_failed(what: &str, e: Error) -> Error {
 
 /// Loads the mall's staff, API keys and audit rows under its new id; staff get new ids
 /// (keys' creators and audit actors follow them).
-async fn load_control(conn: &mut PgConnection, id: i64, paths: &BTreeMap<String, PathBuf>) -> Result<(u64, u64, u64)> {
+async fn load_control(
+    conn: &mut PgConnection,
+    id: TenantId,
+    paths: &BTreeMap<String, PathBuf>,
+) -> Result<(u64, u64, u64)> {
     sqlx::raw_sql(
         "CREATE TEMP TABLE import_staff (old_id bigint, email text, display_name text, password_hash text, \
              role text, disabled boolean, created_at timestamptz) ON COMMIT DROP; \
@@ -1139,7 +1144,7 @@ pub async fn delete(db: &Db, storage: &Storage, slug: &str, confirm: &str, actor
         return Err(Error::invalid_field("confirm", "type the mall's slug again to delete it"));
     }
     let mut tx = db.control().begin().await?;
-    let row: Option<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
+    let row: Option<(TenantId, String, String, String, Option<AllianceId>)> = sqlx::query_as(
         "SELECT id, name, schema_name, cluster, alliance_id FROM control.tenants WHERE slug = $1 FOR UPDATE",
     )
     .bind(slug)

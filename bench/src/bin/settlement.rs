@@ -129,7 +129,7 @@ async fn seed(
     db: &Db,
     a: &platform::directory::Alliance,
     args: &Args,
-    malls: &[i64],
+    malls: &[platform::ids::TenantId],
     starts: chrono::DateTime<Utc>,
     ends: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {

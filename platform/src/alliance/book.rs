@@ -12,7 +12,7 @@ use super::identity;
 use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{IdentityId, MemberId};
+use crate::ids::{AllianceId, EntryId, IdentityId, MemberId, TenantId};
 use crate::ledger::history::{self, EntryFilter, OpenLot, PointsSummary};
 use crate::ledger::post::{self, CreditItem};
 use crate::ledger::{Entry, Reason, Source, batch};
@@ -22,7 +22,7 @@ use crate::ledger::{Entry, Reason, Source, batch};
 pub struct AllianceBook {
     alliance_schema: String,
     tenant_schema: String,
-    tenant_id: i64,
+    tenant_id: TenantId,
     /// The member's id in the alliance schema (its ledger is keyed by identities).
     pub identity: IdentityId,
 }
@@ -62,7 +62,7 @@ pub async fn for_member(
 /// `conn` (for refunds, where only the order is at hand). Reads the directory, which
 /// lives on the same cluster as every merchant of an alliance.
 pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<AllianceBook> {
-    let row: Option<(i64, String, Option<i64>)> =
+    let row: Option<(TenantId, String, Option<AllianceId>)> =
         sqlx::query_as("SELECT id, schema_name, alliance_id FROM control.tenants WHERE schema_name = current_schema()")
             .fetch_optional(&mut *conn)
             .await?;
@@ -210,14 +210,14 @@ async fn credit_shared(
 /// are issued; a refund gives back what was spent and costs nothing.
 async fn issue(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     items: &[CreditItem],
     reason: Reason,
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>> {
     let written = batch::credit_many(conn, items, reason, now).await?;
     if matches!(reason, Reason::Earn | Reason::Adjust) {
-        let issued: Vec<(i64, i64)> = written.iter().filter(|e| e.amount > 0).map(|e| (e.amount, e.id)).collect();
+        let issued: Vec<(i64, EntryId)> = written.iter().filter(|e| e.amount > 0).map(|e| (e.amount, e.id)).collect();
         let actor = items.first().map(|i| i.source.actor.as_str()).unwrap_or("unknown");
         super::budget::charge(conn, tenant_id, &issued, actor).await?;
     }
@@ -356,7 +356,7 @@ pub async fn entries(
 pub async fn return_to_lots(
     conn: &mut PgConnection,
     member_id: i64,
-    alliance_entry_id: i64,
+    alliance_entry_id: EntryId,
     amount: i64,
     source: &Source,
     now: DateTime<Utc>,

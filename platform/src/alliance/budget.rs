@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result, Validator};
+use crate::ids::{EntryId, TenantId};
 
 /// Largest single top-up: ¥100,000,000.
 pub const TOP_UP_FEN_MAX: i64 = 10_000_000_000;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Budget {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub balance_fen: i64,
     /// Share of the issued points' clearing value the mall bears (1500 = 15%).
     pub rate_bp: i32,
@@ -34,7 +35,7 @@ pub struct Budget {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BudgetEntry {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Positive for a top-up, negative for an issue.
     pub amount_fen: i64,
     /// `top_up` or `issue`.
@@ -42,7 +43,7 @@ pub struct BudgetEntry {
     /// Shared points issued (issues only).
     pub points: Option<i64>,
     /// The alliance ledger entry of the issue.
-    pub ledger_entry_id: Option<i64>,
+    pub ledger_entry_id: Option<EntryId>,
     pub balance_after_fen: i64,
     pub actor: String,
     pub memo: String,
@@ -117,7 +118,7 @@ pub async fn set_points_per_yuan(conn: &mut PgConnection, points_per_yuan: i32) 
 }
 
 /// The mall's budget (a zero budget at the default rate if it was never funded).
-pub async fn get(conn: &mut PgConnection, tenant_id: i64) -> Result<Budget> {
+pub async fn get(conn: &mut PgConnection, tenant_id: TenantId) -> Result<Budget> {
     ensure(conn, tenant_id).await?;
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM budgets WHERE tenant_id = $1")))
         .bind(tenant_id)
@@ -125,7 +126,7 @@ pub async fn get(conn: &mut PgConnection, tenant_id: i64) -> Result<Budget> {
         .await?)
 }
 
-async fn ensure(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
+async fn ensure(conn: &mut PgConnection, tenant_id: TenantId) -> Result<()> {
     sqlx::query("INSERT INTO budgets (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING")
         .bind(tenant_id)
         .execute(conn)
@@ -136,7 +137,7 @@ async fn ensure(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
 /// The budget's entries, newest first, before an id.
 pub async fn entries(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<BudgetEntry>> {
@@ -152,7 +153,7 @@ pub async fn entries(
 }
 
 /// Adds `t.amount_fen` to the mall's budget.
-pub async fn top_up(conn: &mut PgConnection, tenant_id: i64, t: &TopUp, actor: &str) -> Result<BudgetEntry> {
+pub async fn top_up(conn: &mut PgConnection, tenant_id: TenantId, t: &TopUp, actor: &str) -> Result<BudgetEntry> {
     let mut v = Validator::new();
     v.check((1..=TOP_UP_FEN_MAX).contains(&t.amount_fen), "amount_fen", "between 1 and 10000000000");
     v.check(t.memo.chars().count() <= 500, "memo", "at most 500 characters");
@@ -171,7 +172,7 @@ pub async fn top_up(conn: &mut PgConnection, tenant_id: i64, t: &TopUp, actor: &
 }
 
 /// Sets the mall's issuing rate and alert threshold.
-pub async fn set_terms(conn: &mut PgConnection, tenant_id: i64, t: &BudgetTerms) -> Result<Budget> {
+pub async fn set_terms(conn: &mut PgConnection, tenant_id: TenantId, t: &BudgetTerms) -> Result<Budget> {
     let mut v = Validator::new();
     v.check((0..=100_000).contains(&t.rate_bp), "rate_bp", "between 0 and 100000");
     v.check((0..=TOP_UP_FEN_MAX).contains(&t.low_threshold_fen), "low_threshold_fen", "between 0 and 10000000000");
@@ -191,7 +192,12 @@ pub async fn set_terms(conn: &mut PgConnection, tenant_id: i64, t: &BudgetTerms)
 /// Draws the total on its budget under the budget's row lock, or refuses with 409
 /// `budget_exhausted` when the budget does not cover it (the caller's transaction then
 /// writes nothing). Returns the balance left.
-pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64)], actor: &str) -> Result<i64> {
+pub async fn charge(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    issued: &[(i64, EntryId)],
+    actor: &str,
+) -> Result<i64> {
     let ppy = points_per_yuan(conn).await?;
     ensure(conn, tenant_id).await?;
     let (balance, rate_bp, threshold, is_closed): (i64, i32, i64, bool) = sqlx::query_as(
@@ -227,7 +233,12 @@ pub async fn charge(conn: &mut PgConnection, tenant_id: i64, issued: &[(i64, i64
         .execute(&mut *conn)
         .await?;
     if threshold > 0 && left < threshold && balance >= threshold {
-        tracing::warn!(tenant_id, left, threshold, "an alliance issuing budget fell below its alert threshold");
+        tracing::warn!(
+            tenant_id = tenant_id.get(),
+            left,
+            threshold,
+            "an alliance issuing budget fell below its alert threshold"
+        );
         alert_low(conn, tenant_id, left, threshold).await?;
     }
     Ok(left)
@@ -242,7 +253,7 @@ fn closed() -> Error {
 /// selected) and to the mall's, written into the mall's schema, in the same transaction;
 /// and a notice for the mall's staff in its audit log (`alliance.budget.low`, labelled in
 /// the portal in zh-CN and en).
-async fn alert_low(conn: &mut PgConnection, tenant_id: i64, left: i64, threshold: i64) -> Result<()> {
+async fn alert_low(conn: &mut PgConnection, tenant_id: TenantId, left: i64, threshold: i64) -> Result<()> {
     let details = serde_json::json!({"balance_fen": left, "low_threshold_fen": threshold});
     let system = crate::audit::Actor::system("system:budget");
     crate::audit::record(conn, &system, Some(tenant_id), "alliance.budget.low", "alliance-budget", details).await?;
@@ -265,10 +276,10 @@ async fn alert_low(conn: &mut PgConnection, tenant_id: i64, left: i64, threshold
 #[allow(clippy::too_many_arguments)]
 async fn insert_entry(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     amount_fen: i64,
     kind: &str,
-    issue: Option<(i64, i64)>,
+    issue: Option<(i64, EntryId)>,
     balance_after: i64,
     actor: &str,
     memo: &str,
@@ -291,7 +302,7 @@ async fn insert_entry(
 
 /// The mall's budget without creating it (for read-only transactions): a mall that never
 /// funded one shows an empty budget at the default rate.
-pub async fn peek(conn: &mut PgConnection, tenant_id: i64) -> Result<Budget> {
+pub async fn peek(conn: &mut PgConnection, tenant_id: TenantId) -> Result<Budget> {
     let found: Option<Budget> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM budgets WHERE tenant_id = $1")))
             .bind(tenant_id)

@@ -15,7 +15,7 @@ use crate::auth::secrets;
 use crate::db::{Db, enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{IdentityId, MemberId};
+use crate::ids::{AllianceId, IdentityId, MemberId};
 use crate::members::{Identifier, on_phone_or_email_taken};
 
 /// The alliance identity of `member_id`, a member of `tenant`, whose schema is selected
@@ -297,6 +297,6 @@ fn active(status: Option<String>) -> Result<()> {
     }
 }
 
-fn alliance_of(tenant: &Tenant) -> Result<i64> {
+fn alliance_of(tenant: &Tenant) -> Result<AllianceId> {
     tenant.alliance_id.ok_or_else(|| Error::forbidden("not_in_alliance", "this mall is not in an alliance"))
 }

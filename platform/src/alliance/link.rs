@@ -29,7 +29,7 @@ use crate::audit::{self, Actor};
 use crate::db::{Db, enter_schema, select_schema};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{IdentityId, MemberId};
+use crate::ids::{AllianceId, IdentityId, MemberId};
 use crate::ledger::merged::move_all;
 
 /// Advisory-lock namespace of links (one alliance's links run one at a time).
@@ -59,7 +59,7 @@ pub async fn link(db: &Db, a: &Tenant, ma: MemberId, b: &Tenant, mb: MemberId) -
     let mut tx = db.tenant_tx(&a.cluster, &a.schema_name).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(LOCK_NS_LINK)
-        .bind(i32::try_from(alliance_id % i64::from(i32::MAX)).unwrap_or(0))
+        .bind(i32::try_from(alliance_id.get() % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *tx)
         .await?;
     let (ia, ib) = lock_both(&mut tx, (a, ma), (b, mb)).await?;
@@ -102,7 +102,7 @@ async fn lock_both(
 /// (both had one), whose accounts in every mall now point to the kept one.
 async fn join(
     conn: &mut PgConnection,
-    alliance_id: i64,
+    alliance_id: AllianceId,
     (a, ma, ia): (&Tenant, MemberId, Option<IdentityId>),
     (b, mb, ib): (&Tenant, MemberId, Option<IdentityId>),
 ) -> Result<(IdentityId, Option<IdentityId>)> {
@@ -153,7 +153,7 @@ async fn merge(conn: &mut PgConnection, kept: IdentityId, y: IdentityId, actor: 
 }
 
 /// In the alliance schema: the identity's balance of the alliance's shared currency.
-async fn shared_balance(conn: &mut PgConnection, identity: IdentityId, alliance_id: i64) -> Result<i64> {
+async fn shared_balance(conn: &mut PgConnection, identity: IdentityId, alliance_id: AllianceId) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT coalesce(sum(a.balance), 0)::bigint FROM accounts a \
          JOIN control.alliances l ON l.currency_code = a.currency AND l.id = $2 WHERE a.member_id = $1",
@@ -183,7 +183,7 @@ async fn record(
 }
 
 /// Both malls in one alliance, and two malls (the alliance of both).
-pub fn check_malls(a: &Tenant, b: &Tenant) -> Result<i64> {
+pub fn check_malls(a: &Tenant, b: &Tenant) -> Result<AllianceId> {
     let alliance_id =
         a.alliance_id.ok_or_else(|| Error::forbidden("not_in_alliance", "this mall is not in an alliance"))?;
     if b.alliance_id != Some(alliance_id) {
@@ -250,7 +250,7 @@ fn identity_has_account(t: &Tenant) -> Error {
 
 /// Every mall's account of identity `y` is linked to `x` instead: the alliance's malls
 /// and those that left it (their old orders still refund there).
-async fn repoint(conn: &mut PgConnection, alliance_id: i64, x: IdentityId, y: IdentityId) -> Result<()> {
+async fn repoint(conn: &mut PgConnection, alliance_id: AllianceId, x: IdentityId, y: IdentityId) -> Result<()> {
     let malls: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT t.id, t.slug, t.schema_name FROM control.tenants t \
          WHERE (t.alliance_id = $1 OR EXISTS (SELECT 1 FROM control.alliance_departures d \

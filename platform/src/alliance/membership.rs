@@ -25,6 +25,7 @@ use crate::audit::{self, Actor};
 use crate::db::{Db, MAIN_CLUSTER, select_schema};
 use crate::directory::{Alliance, Tenant, find_by_slug};
 use crate::error::{Error, Result};
+use crate::ids::{AllianceId, TenantId};
 use crate::notify;
 
 /// What a leave did.
@@ -103,7 +104,7 @@ pub async fn leave(db: &Db, a: &Alliance, t: &Tenant, actor: &Actor) -> Result<D
 
 /// Reopens mall `tenant_id`'s budget in the alliance schema selected on `conn`, when it
 /// joins (again).
-pub async fn reopen_budget(conn: &mut PgConnection, tenant_id: i64) -> Result<()> {
+pub async fn reopen_budget(conn: &mut PgConnection, tenant_id: TenantId) -> Result<()> {
     sqlx::query(
         "UPDATE budgets SET closed_at = NULL, updated_at = now() WHERE tenant_id = $1 AND closed_at IS NOT NULL",
     )
@@ -115,7 +116,7 @@ pub async fn reopen_budget(conn: &mut PgConnection, tenant_id: i64) -> Result<()
 
 /// The malls that left alliance `alliance_id` and are not members again: (tenant, when
 /// it last left).
-pub async fn departed(pool: &PgPool, alliance_id: i64) -> Result<Vec<(Tenant, DateTime<Utc>)>> {
+pub async fn departed(pool: &PgPool, alliance_id: AllianceId) -> Result<Vec<(Tenant, DateTime<Utc>)>> {
     let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT t.slug, max(d.left_at) FROM control.alliance_departures d JOIN control.tenants t ON t.id = d.tenant_id \
          WHERE d.alliance_id = $1 AND t.alliance_id IS DISTINCT FROM $1 GROUP BY t.slug ORDER BY t.slug",
@@ -134,7 +135,7 @@ pub async fn departed(pool: &PgPool, alliance_id: i64) -> Result<Vec<(Tenant, Da
 
 /// The alliance a mall last left, when it is in none now (its old orders' refunds and
 /// its closed budget are kept there).
-pub async fn last_left(conn: &mut PgConnection, tenant_id: i64) -> Result<Option<i64>> {
+pub async fn last_left(conn: &mut PgConnection, tenant_id: TenantId) -> Result<Option<AllianceId>> {
     Ok(sqlx::query_scalar(
         "SELECT d.alliance_id FROM control.alliance_departures d JOIN control.tenants t ON t.id = d.tenant_id \
          WHERE d.tenant_id = $1 AND t.alliance_id IS NULL ORDER BY d.id DESC LIMIT 1",

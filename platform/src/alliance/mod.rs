@@ -15,6 +15,7 @@
 //! - `membership`: a mall leaving its alliance, and what stays of it there.
 //! - `locks`: lock grants of the shared currency, charged to the issuing budget.
 
+use crate::ids::AllianceId;
 pub mod book;
 pub mod budget;
 pub mod budgets;
@@ -28,6 +29,6 @@ pub mod settlement;
 pub mod transfers;
 
 /// The schema of alliance `id` (the directory makes it the same way).
-pub fn schema_name(id: i64) -> String {
+pub fn schema_name(id: AllianceId) -> String {
     format!("a_{id}")
 }

@@ -19,7 +19,7 @@ pub async fn ensure(conn: &mut PgConnection, a: &Alliance) -> Result<usize> {
     }
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(LOCK_NS_ALLIANCE_MIGRATE)
-        .bind(i32::try_from(a.id % i64::from(i32::MAX)).unwrap_or(0))
+        .bind(i32::try_from(a.id.get() % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *conn)
         .await?;
     // "a_" and digits from the directory's sequence (checked above): no input reaches this SQL.

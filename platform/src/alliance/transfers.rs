@@ -8,7 +8,7 @@ use super::identity;
 use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::MemberId;
+use crate::ids::{AllianceId, MemberId};
 use crate::ledger::keeper::{self, Keeper};
 use crate::ledger::transfers::Parties;
 use crate::members::Identifier;
@@ -38,7 +38,7 @@ pub async fn parties(
                 Identifier::Phone(p) => (Some(p.as_str()), None),
                 Identifier::Email(e) => (None, Some(e.as_str())),
             };
-            let schema = keeper::alliance_schema(tenant.alliance_id.unwrap_or_default());
+            let schema = keeper::alliance_schema(tenant.alliance_id.unwrap_or(AllianceId::new(0)));
             enter_schema(conn, &schema).await?;
             let found: Result<Option<i64>> = sqlx::query_scalar(
                 "SELECT coalesce(merged_into, id) FROM members WHERE (phone = $1 AND phone_proven_at IS NOT NULL) \

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use super::secrets;
 use crate::audit::{self, Actor};
 use crate::error::{Error, Result, Validator};
+use crate::ids::TenantId;
 use crate::limits;
 
 /// What a key may do.
@@ -60,7 +61,7 @@ pub struct CreatedApiKey {
 #[derive(Debug, Clone)]
 pub struct PartnerKey {
     pub key_id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub scopes: Vec<String>,
 }
 
@@ -74,7 +75,7 @@ impl PartnerKey {
     }
 }
 
-pub async fn create(pool: &PgPool, tenant_id: i64, new: &NewApiKey, actor: &Actor) -> Result<CreatedApiKey> {
+pub async fn create(pool: &PgPool, tenant_id: TenantId, new: &NewApiKey, actor: &Actor) -> Result<CreatedApiKey> {
     let mut v = Validator::new();
     v.check(!new.name.trim().is_empty() && new.name.chars().count() <= 100, "name", "1 to 100 characters");
     v.check(!new.scopes.is_empty() && new.scopes.len() <= limits::API_KEY_SCOPES_MAX, "scopes", "at least one scope");
@@ -123,7 +124,7 @@ pub async fn create(pool: &PgPool, tenant_id: i64, new: &NewApiKey, actor: &Acto
     Ok(CreatedApiKey { key, secret: full })
 }
 
-pub async fn list(pool: &PgPool, tenant_id: i64) -> Result<Vec<ApiKey>> {
+pub async fn list(pool: &PgPool, tenant_id: TenantId) -> Result<Vec<ApiKey>> {
     Ok(sqlx::query_as(
         "SELECT id, prefix, name, scopes, created_at, revoked_at, last_used_at \
          FROM control.api_keys WHERE tenant_id = $1 ORDER BY id",
@@ -133,7 +134,7 @@ pub async fn list(pool: &PgPool, tenant_id: i64) -> Result<Vec<ApiKey>> {
     .await?)
 }
 
-pub async fn revoke(pool: &PgPool, tenant_id: i64, key_id: i64, actor: &Actor) -> Result<ApiKey> {
+pub async fn revoke(pool: &PgPool, tenant_id: TenantId, key_id: i64, actor: &Actor) -> Result<ApiKey> {
     let mut tx = pool.begin().await?;
     let key: ApiKey = sqlx::query_as(
         "UPDATE control.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2 \
@@ -151,7 +152,7 @@ pub async fn revoke(pool: &PgPool, tenant_id: i64, key_id: i64, actor: &Actor) -
 
 /// Checks a presented key for the addressed tenant. Keys are checked against the
 /// database on every request, so a revocation takes effect at once.
-pub async fn authenticate(pool: &PgPool, tenant_id: i64, presented: &str) -> Result<PartnerKey> {
+pub async fn authenticate(pool: &PgPool, tenant_id: TenantId, presented: &str) -> Result<PartnerKey> {
     let invalid = || Error::unauthenticated("api_key_invalid", "the API key is unknown or revoked");
     let rest = presented.strip_prefix("pmk_").ok_or_else(invalid)?;
     let (prefix, secret) = rest.split_once('_').ok_or_else(invalid)?;
@@ -161,7 +162,7 @@ pub async fn authenticate(pool: &PgPool, tenant_id: i64, presented: &str) -> Res
     #[derive(sqlx::FromRow)]
     struct Stored {
         id: i64,
-        tenant_id: i64,
+        tenant_id: TenantId,
         secret_hash: Vec<u8>,
         scopes: Vec<String>,
         revoked: bool,

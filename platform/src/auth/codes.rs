@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 use crate::limits;
 use crate::sender::{Message, Sender};
 
@@ -51,7 +52,7 @@ impl Purpose {
     }
 }
 
-fn code_hash(tenant_id: i64, destination: &str, purpose: Purpose, code: &str) -> Vec<u8> {
+fn code_hash(tenant_id: TenantId, destination: &str, purpose: Purpose, code: &str) -> Vec<u8> {
     crate::auth::secrets::digest(&format!("{tenant_id}\n{destination}\n{}\n{code}", purpose.as_str()))
 }
 

@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ids::{AllianceId, TenantId};
 use crate::limits;
 
 pub const ISSUER: &str = "pointsmall";
@@ -49,10 +50,10 @@ pub struct Claims {
     pub jti: String,
     /// Tenant id (member and staff tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tid: Option<i64>,
+    pub tid: Option<TenantId>,
     /// Alliance id (alliance tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aid: Option<i64>,
+    pub aid: Option<AllianceId>,
     /// Staff role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -83,8 +84,8 @@ impl TokenKeys {
         &self,
         aud: Audience,
         sub: i64,
-        tid: Option<i64>,
-        aid: Option<i64>,
+        tid: Option<TenantId>,
+        aid: Option<AllianceId>,
         role: Option<&str>,
         sid: uuid::Uuid,
     ) -> Result<(String, i64)> {
@@ -159,16 +160,18 @@ mod tests {
     #[test]
     fn round_trip_and_audience_is_enforced() {
         let k = keys();
-        let (t, ttl) = k.issue(Audience::Staff, 5, Some(9), None, Some("owner"), uuid::Uuid::new_v4()).unwrap();
+        let (t, ttl) =
+            k.issue(Audience::Staff, 5, Some(TenantId::new(9)), None, Some("owner"), uuid::Uuid::new_v4()).unwrap();
         assert_eq!(ttl, limits::ACCESS_TOKEN_TTL_SECS);
         let c = k.verify(&t, Audience::Staff).unwrap();
-        assert_eq!((c.sub.as_str(), c.tid, c.role.as_deref()), ("5", Some(9), Some("owner")));
+        assert_eq!((c.sub.as_str(), c.tid, c.role.as_deref()), ("5", Some(TenantId::new(9)), Some("owner")));
         assert_eq!(k.verify(&t, Audience::Member).unwrap_err().code(), "token_wrong_audience");
     }
 
     #[test]
     fn another_key_is_refused() {
-        let (t, _) = keys().issue(Audience::Member, 1, Some(1), None, None, uuid::Uuid::new_v4()).unwrap();
+        let (t, _) =
+            keys().issue(Audience::Member, 1, Some(TenantId::new(1)), None, None, uuid::Uuid::new_v4()).unwrap();
         let other = TokenKeys::new(&[8u8; 32]).unwrap();
         assert_eq!(other.verify(&t, Audience::Member).unwrap_err().code(), "token_invalid");
     }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{COLUMNS, ContentItem, ContentKind, ContentLocale};
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 use crate::limits::content as bounds;
 use crate::mall::browse::{self, CatalogCache, ProductCard};
 use crate::tx::TenantTx;
@@ -186,8 +187,8 @@ pub async fn page(tx: &mut TenantTx, langs: Langs, key: &str, now: DateTime<Utc>
 /// catalog's (a zone shows products).
 #[derive(Clone)]
 pub struct ContentCache {
-    entries: Cache<(i64, u64, u64, String), bytes::Bytes>,
-    generations: Arc<Mutex<HashMap<i64, u64>>>,
+    entries: Cache<(TenantId, u64, u64, String), bytes::Bytes>,
+    generations: Arc<Mutex<HashMap<TenantId, u64>>>,
     catalog: CatalogCache,
 }
 
@@ -203,24 +204,24 @@ impl ContentCache {
         }
     }
 
-    fn key(&self, tenant_id: i64, key: &str) -> (i64, u64, u64, String) {
+    fn key(&self, tenant_id: TenantId, key: &str) -> (TenantId, u64, u64, String) {
         let own = self.generations.lock().map(|g| g.get(&tenant_id).copied().unwrap_or(0)).unwrap_or(0);
         (tenant_id, own, self.catalog.generation(tenant_id), key.to_string())
     }
 
-    pub async fn get(&self, tenant_id: i64, key: &str) -> Option<bytes::Bytes> {
+    pub async fn get(&self, tenant_id: TenantId, key: &str) -> Option<bytes::Bytes> {
         self.entries.get(&self.key(tenant_id, key)).await
     }
 
     /// Serializes and keeps an answer; returns the bytes to send.
-    pub async fn put<T: Serialize>(&self, tenant_id: i64, key: &str, value: &T) -> Result<bytes::Bytes> {
+    pub async fn put<T: Serialize>(&self, tenant_id: TenantId, key: &str, value: &T) -> Result<bytes::Bytes> {
         let body = bytes::Bytes::from(serde_json::to_vec(value).map_err(|e| Error::Internal(e.into()))?);
         self.entries.insert(self.key(tenant_id, key), body.clone()).await;
         Ok(body)
     }
 
     /// Makes every cached answer of the tenant unreachable.
-    pub fn evict(&self, tenant_id: i64) {
+    pub fn evict(&self, tenant_id: TenantId) {
         if let Ok(mut g) = self.generations.lock() {
             *g.entry(tenant_id).or_insert(0) += 1;
         }

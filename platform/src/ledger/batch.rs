@@ -17,6 +17,7 @@ use super::chain::Link;
 use super::post::{CreditItem, LotPart, account_error, check_amount, entry_error};
 use super::{ENTRY_COLUMNS, Entry, Reason, Source};
 use crate::error::{Error, Result};
+use crate::ids::EntryId;
 
 /// An account of the batch, as locked and then as moved by the batch's entries.
 struct Account {
@@ -81,7 +82,7 @@ pub async fn credit_many(
     move_heads(conn, &accounts).await?;
     insert_lots(conn, items, &entries, now).await?;
     super::announce(conn, &entries).await?;
-    let moved: Vec<(i64, i64, Option<i64>)> = accounts
+    let moved: Vec<(i64, i64, Option<EntryId>)> = accounts
         .iter()
         .filter(|(_, a)| a.drives_level)
         .map(|((member_id, currency), a)| {

@@ -13,7 +13,7 @@ use super::{Reason, Source, SourceKind, bounds};
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::HoldId;
+use crate::ids::{EntryId, HoldId};
 
 /// Where a hold is: points held for a checkout, then captured, voided or expired (text
 /// under the CHECK of tenant migration 0002; an unknown stored value fails the read).
@@ -115,7 +115,7 @@ pub async fn create(
 
 /// Locks a hold row (after its account, the order every ledger write uses); with the
 /// ledger its points are kept in.
-async fn lock(conn: &mut PgConnection, tenant: &Tenant, id: HoldId) -> Result<(Hold, i64, Keeper)> {
+async fn lock(conn: &mut PgConnection, tenant: &Tenant, id: HoldId) -> Result<(Hold, EntryId, Keeper)> {
     let (member_id, currency): (i64, String) = sqlx::query_as("SELECT member_id, currency FROM holds WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -132,7 +132,7 @@ async fn lock(conn: &mut PgConnection, tenant: &Tenant, id: HoldId) -> Result<(H
         Ok(())
     })
     .await?;
-    let row: (i64,) =
+    let row: (EntryId,) =
         sqlx::query_as("SELECT coalesce(entry_id, alliance_entry_id) FROM holds WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -147,7 +147,7 @@ async fn give_back(
     conn: &mut PgConnection,
     k: &Keeper,
     h: &Hold,
-    entry_id: i64,
+    entry_id: EntryId,
     amount: i64,
     reason: Reason,
     source: &Source,

@@ -15,6 +15,7 @@ use super::{Entry, Source};
 use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::{AllianceId, TenantId};
 
 /// Where a (member, currency) is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum Keeper {
     /// The mall's own ledger.
     Mall,
     /// The alliance's ledger (`schema`), where the member is `identity`.
-    Alliance { schema: String, home: String, tenant_id: i64, identity: i64 },
+    Alliance { schema: String, home: String, tenant_id: TenantId, identity: i64 },
 }
 
 /// Whether `currency` is the alliance's shared currency in the mall selected on `conn`.
@@ -36,7 +37,7 @@ pub async fn is_shared(conn: &mut PgConnection, tenant: &Tenant, currency: &str)
 }
 
 /// The schema of alliance `id` (as the directory makes it).
-pub fn alliance_schema(id: i64) -> String {
+pub fn alliance_schema(id: AllianceId) -> String {
     format!("a_{id}")
 }
 
@@ -63,7 +64,7 @@ impl Keeper {
     /// The alliance ledger of `identity`, for a mall of the alliance.
     pub fn in_alliance(tenant: &Tenant, identity: i64) -> Self {
         Self::Alliance {
-            schema: alliance_schema(tenant.alliance_id.unwrap_or_default()),
+            schema: alliance_schema(tenant.alliance_id.unwrap_or(AllianceId::new(0))),
             home: tenant.schema_name.clone(),
             tenant_id: tenant.id,
             identity,

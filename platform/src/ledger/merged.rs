@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::post::{self, LotPart};
 use super::{Reason, Source, SourceKind, batch};
 use crate::error::{Error, Result};
-use crate::ids::IdentityId;
+use crate::ids::{IdentityId, LotId};
 
 /// Lots moved per debit when a merged identity's balance moves (below the ledger's
 /// per-debit bound).
@@ -46,7 +46,7 @@ pub async fn move_all(
 }
 
 /// A lot being moved: id, what is left, its expiry, the mall that issued it.
-type OpenLot = (i64, i64, Option<DateTime<Utc>>, Option<i64>);
+type OpenLot = (LotId, i64, Option<DateTime<Utc>>, Option<i64>);
 
 async fn move_currency(
     conn: &mut PgConnection,
@@ -80,7 +80,7 @@ async fn move_currency(
         }
         let sum: i64 = lots.iter().map(|l| l.1).sum();
         let (entry, allocations) = post::debit(conn, from, currency, sum, Reason::TransferOut, &out, now).await?;
-        let of = |lot: i64| lots.iter().find(|l| l.0 == lot).copied();
+        let of = |lot: LotId| lots.iter().find(|l| l.0 == lot).copied();
         let parts: Vec<LotPart> = allocations
             .iter()
             .map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.2) })

@@ -21,6 +21,7 @@ pub mod post;
 pub mod transfers;
 pub mod verify;
 
+use crate::ids::EntryId;
 use serde::{Deserialize, Serialize};
 
 /// Why an entry was written.
@@ -138,7 +139,7 @@ impl Source {
 /// One ledger entry as shown to people.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Entry {
-    pub id: i64,
+    pub id: EntryId,
     pub member_id: i64,
     pub currency: String,
     /// Position in the account's chain.

@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use super::chain::Link;
 use super::{Entry, Reason, Source, bounds};
 use crate::error::{Error, Result};
+use crate::ids::{EntryId, LotId};
 
 /// One part of a credit: an amount and when it expires.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +28,7 @@ struct Head {
 /// A debit's draw on one lot.
 #[derive(Debug, Clone, Copy)]
 pub struct Allocation {
-    pub lot_id: i64,
+    pub lot_id: LotId,
     pub amount: i64,
 }
 
@@ -177,7 +178,7 @@ async fn insert_lots(
     conn: &mut PgConnection,
     member_id: i64,
     currency: &str,
-    entry_id: i64,
+    entry_id: EntryId,
     parts: &[LotPart],
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -260,7 +261,7 @@ async fn draw_lots(
                 ),
             ));
         }
-        let page: Vec<(i64, i64)> = sqlx::query_as(
+        let page: Vec<(LotId, i64)> = sqlx::query_as(
             "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
              ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 OFFSET $4 FOR UPDATE",
         )
@@ -298,8 +299,8 @@ async fn has_due_lots(conn: &mut PgConnection, member_id: i64, currency: &str, n
     .await?)
 }
 
-async fn record_allocations(conn: &mut PgConnection, entry_id: i64, allocations: &[Allocation]) -> Result<()> {
-    let ids: Vec<i64> = allocations.iter().map(|a| a.lot_id).collect();
+async fn record_allocations(conn: &mut PgConnection, entry_id: EntryId, allocations: &[Allocation]) -> Result<()> {
+    let ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let amounts: Vec<i64> = allocations.iter().map(|a| a.amount).collect();
     sqlx::query(
         "UPDATE lots l SET remaining = l.remaining - t.a FROM unnest($1::bigint[], $2::bigint[]) AS t(id, a) WHERE l.id = t.id",
@@ -322,7 +323,7 @@ async fn record_allocations(conn: &mut PgConnection, entry_id: i64, allocations:
 /// Returns the entry written (None when everything was forfeited) and the forfeited sum.
 pub async fn return_to_lots(
     conn: &mut PgConnection,
-    debit_entry_id: i64,
+    debit_entry_id: EntryId,
     amount: i64,
     reason: Reason,
     source: &Source,
@@ -386,7 +387,7 @@ pub async fn return_to_lots(
 /// allocations.
 async fn open_allocations(
     conn: &mut PgConnection,
-    debit_entry_id: i64,
+    debit_entry_id: EntryId,
 ) -> Result<Vec<(i64, i64, i64, Option<DateTime<Utc>>)>> {
     Ok(sqlx::query_as(
         "SELECT a.lot_id, a.amount - a.returned, l.remaining, l.expires_at FROM allocations a JOIN lots l ON l.id = a.lot_id \
@@ -432,8 +433,8 @@ impl ReturnPlan {
 /// lot had expired), for settlement (tenant migration 0010).
 async fn record_returns(
     conn: &mut PgConnection,
-    debit_entry_id: i64,
-    entry_id: Option<i64>,
+    debit_entry_id: EntryId,
+    entry_id: Option<EntryId>,
     lots: &[i64],
     takes: &[i64],
     credited: &[i64],
@@ -505,7 +506,7 @@ pub async fn expire_due_lots(
         .bind(currency)
         .execute(&mut *conn)
         .await?;
-    let due: Vec<(i64, i64)> = sqlx::query_as(
+    let due: Vec<(LotId, i64)> = sqlx::query_as(
         "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
          AND expires_at <= $3 ORDER BY expires_at, id FOR UPDATE",
     )
@@ -525,7 +526,7 @@ pub async fn expire_due_lots(
     let entry = append(conn, &head, member_id, currency, -total, 0, Reason::Expire, &source, now).await?;
     let allocations: Vec<Allocation> = due.iter().map(|&(lot_id, amount)| Allocation { lot_id, amount }).collect();
     record_allocations(conn, entry.id, &allocations).await?;
-    let ids: Vec<i64> = due.iter().map(|d| d.0).collect();
+    let ids: Vec<LotId> = due.iter().map(|d| d.0).collect();
     sqlx::query(
         "UPDATE lots l SET expired_amount = l.expired_amount + a.amount FROM allocations a \
          WHERE a.entry_id = $1 AND a.lot_id = l.id AND l.id = ANY($2)",

@@ -12,6 +12,7 @@ use super::post::{self, LotPart};
 use super::{Entry, Reason, Source, SourceKind};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::LotId;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,15 +154,15 @@ async fn move_points(
     }
     let (from_entry, allocations) =
         post::debit(conn, from, &req.currency, req.amount, Reason::TransferOut, out, now).await?;
-    let ids: Vec<i64> = allocations.iter().map(|a| a.lot_id).collect();
-    let lots: Vec<(i64, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
+    let ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
+    let lots: Vec<(LotId, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
         "SELECT l.id, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
          JOIN entries i ON i.id = l.entry_id WHERE l.id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
-    let of = |lot: i64| lots.iter().find(|(id, _, _)| *id == lot).copied();
+    let of = |lot: LotId| lots.iter().find(|(id, _, _)| *id == lot).copied();
     let parts: Vec<LotPart> =
         allocations.iter().map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.1) }).collect();
     let issuers: Vec<Option<i64>> = allocations.iter().map(|a| of(a.lot_id).and_then(|l| l.2)).collect();

@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use super::catalog::{COLUMNS, Product};
 use super::kinds::ProductKind;
 use crate::error::{Error, Result};
-use crate::ids::ProductId;
+use crate::ids::{ProductId, TenantId};
 pub use crate::limits::mall::CATALOG_CACHE_TTL_SECS as CACHE_TTL_SECS;
 pub use crate::limits::mall::QUERY_MAX_CHARS;
 pub use crate::limits::mall::SOLD_OUT_MEMO_SECS;
@@ -241,12 +241,12 @@ pub async fn cards_in_order(conn: &mut PgConnection, ids: &[i64], now: DateTime<
 /// serialization), per tenant and generation.
 #[derive(Clone)]
 pub struct CatalogCache {
-    entries: Cache<(i64, u64, String), bytes::Bytes>,
-    generations: Arc<Mutex<HashMap<i64, u64>>>,
+    entries: Cache<(TenantId, u64, String), bytes::Bytes>,
+    generations: Arc<Mutex<HashMap<TenantId, u64>>>,
     /// Products seen with no stock left, per tenant and generation, for a second: in a
     /// sold-out flash sale the attempts that follow end without reading the product
     /// row every winner is updating.
-    sold_out: moka::sync::Cache<(i64, u64, ProductId), ()>,
+    sold_out: moka::sync::Cache<(TenantId, u64, ProductId), ()>,
 }
 
 impl Default for CatalogCache {
@@ -264,21 +264,21 @@ impl Default for CatalogCache {
 
 impl CatalogCache {
     /// The tenant's cache generation: it moves whenever staff change its catalog.
-    pub fn generation(&self, tenant_id: i64) -> u64 {
+    pub fn generation(&self, tenant_id: TenantId) -> u64 {
         self.generations.lock().map(|g| g.get(&tenant_id).copied().unwrap_or(0)).unwrap_or(0)
     }
 
     /// The cache key of a page.
-    pub fn page_key(tenant_id: i64, q: &BrowseQuery, offset: i64, limit: i64) -> (i64, String) {
+    pub fn page_key(tenant_id: TenantId, q: &BrowseQuery, offset: i64, limit: i64) -> (TenantId, String) {
         (tenant_id, q.key(offset, limit))
     }
 
-    pub async fn get(&self, tenant_id: i64, key: &str) -> Option<bytes::Bytes> {
+    pub async fn get(&self, tenant_id: TenantId, key: &str) -> Option<bytes::Bytes> {
         self.entries.get(&(tenant_id, self.generation(tenant_id), key.to_string())).await
     }
 
     /// Serializes and keeps an answer; returns the bytes to send.
-    pub async fn put<T: Serialize>(&self, tenant_id: i64, key: String, value: &T) -> Result<bytes::Bytes> {
+    pub async fn put<T: Serialize>(&self, tenant_id: TenantId, key: String, value: &T) -> Result<bytes::Bytes> {
         let body = bytes::Bytes::from(serde_json::to_vec(value).map_err(|e| Error::Internal(e.into()))?);
         self.entries.insert((tenant_id, self.generation(tenant_id), key), body.clone()).await;
         Ok(body)
@@ -286,16 +286,16 @@ impl CatalogCache {
 
     /// Whether the product was seen sold out in the last second (and the tenant's catalog
     /// has not changed since: a restock or an edit forgets it on every instance).
-    pub fn seen_sold_out(&self, tenant_id: i64, product_id: ProductId) -> bool {
+    pub fn seen_sold_out(&self, tenant_id: TenantId, product_id: ProductId) -> bool {
         self.sold_out.contains_key(&(tenant_id, self.generation(tenant_id), product_id))
     }
 
-    pub fn mark_sold_out(&self, tenant_id: i64, product_id: ProductId) {
+    pub fn mark_sold_out(&self, tenant_id: TenantId, product_id: ProductId) {
         self.sold_out.insert((tenant_id, self.generation(tenant_id), product_id), ());
     }
 
     /// Makes every cached answer of the tenant unreachable.
-    pub fn evict(&self, tenant_id: i64) {
+    pub fn evict(&self, tenant_id: TenantId) {
         if let Ok(mut g) = self.generations.lock() {
             *g.entry(tenant_id).or_insert(0) += 1;
         }

@@ -14,7 +14,7 @@ use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
 use crate::i18n::{Arg, Voice};
-use crate::ids::{HoldId, OrderId, ProductId};
+use crate::ids::{EntryId, HoldId, OrderId, ProductId};
 use crate::ledger::holds::{self, HoldStatus};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::tx::TenantTx;
@@ -61,9 +61,9 @@ pub struct NewOrder<'a> {
     pub points: i64,
     pub cash: i64,
     pub status: Status,
-    pub debit_entry_id: Option<i64>,
+    pub debit_entry_id: Option<EntryId>,
     /// The debit in the alliance ledger, for a product priced in shared points.
-    pub alliance_entry_id: Option<i64>,
+    pub alliance_entry_id: Option<EntryId>,
     pub hold_id: Option<HoldId>,
     pub pay_deadline: Option<DateTime<Utc>>,
     pub address: Option<serde_json::Value>,
@@ -196,9 +196,9 @@ pub struct Details {
 struct Payment {
     status: Status,
     kind: ProductKind,
-    debit_entry_id: Option<i64>,
+    debit_entry_id: Option<EntryId>,
     hold_id: Option<HoldId>,
-    alliance_entry_id: Option<i64>,
+    alliance_entry_id: Option<EntryId>,
 }
 
 /// A member's own move of their order (receive, cancel before shipment): 404 for an
@@ -315,8 +315,8 @@ async fn set_status(conn: &mut PgConnection, id: OrderId, to: Status, details: &
 async fn give_back(
     conn: &mut PgConnection,
     order: &Order,
-    debit_entry_id: Option<i64>,
-    alliance_entry_id: Option<i64>,
+    debit_entry_id: Option<EntryId>,
+    alliance_entry_id: Option<EntryId>,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<()> {

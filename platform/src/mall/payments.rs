@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use super::order_state::Action;
 use super::orders::{self, Details, Order};
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 pub use crate::limits::mall::CALLBACK_SKEW_SECS;
 use crate::provider_secrets::{self, PAYMENT_CALLBACK};
 use crate::vault::Vault;
@@ -38,7 +39,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// The tenant's callback key and the time a callback is checked against.
 pub struct Verifier<'a> {
     pub vault: &'a Vault,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub now: DateTime<Utc>,
 }
 

@@ -15,7 +15,7 @@ use super::orders::{self, Order};
 use crate::alliance::book;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{HoldId, ProductId};
+use crate::ids::{EntryId, HoldId, ProductId, TenantId};
 use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::limits::mall::HOLD_MARGIN_SECS;
@@ -194,8 +194,8 @@ struct Price {
 /// How an order was paid, or is to be.
 struct Paid {
     status: Status,
-    debit_entry_id: Option<i64>,
-    alliance_entry_id: Option<i64>,
+    debit_entry_id: Option<EntryId>,
+    alliance_entry_id: Option<EntryId>,
     hold_id: Option<HoldId>,
     pay_deadline: Option<DateTime<Utc>>,
 }
@@ -249,7 +249,7 @@ async fn pay(
 /// The stock a redemption still has to take, as the last statement of its transaction.
 #[must_use = "a redemption is not complete until its stock is taken in the same transaction"]
 pub struct StockTake {
-    tenant_id: i64,
+    tenant_id: TenantId,
     product_id: ProductId,
     quantity: i64,
 }
@@ -277,7 +277,7 @@ impl StockTake {
         )
         .bind(self.product_id)
         .bind(self.quantity)
-        .bind(self.tenant_id as i32)
+        .bind(self.tenant_id.get() as i32)
         .bind(self.product_id.get() as i32)
         .fetch_optional(&mut *conn)
         .await?;

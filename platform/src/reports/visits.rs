@@ -20,6 +20,7 @@ use super::bounds;
 use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::Result;
+use crate::ids::TenantId;
 
 #[derive(Default)]
 struct Pending {
@@ -38,7 +39,7 @@ struct Pending {
 /// The views counted since the last write, per mall. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Visits {
-    pending: Arc<Mutex<(usize, HashMap<i64, Pending>)>>,
+    pending: Arc<Mutex<(usize, HashMap<TenantId, Pending>)>>,
 }
 
 /// What was seen.

@@ -32,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::bounds;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 use crate::settings::TenantLimits;
 
 /// Idle tenants' gates are forgotten after this (far longer than any batch lives).
@@ -41,7 +42,7 @@ const GATE_IDLE_SECS: u64 = 600;
 pub struct Admission {
     /// `[light, heavy]`.
     lanes: [Lane; 2],
-    gates: moka::sync::Cache<i64, Arc<Gate>>,
+    gates: moka::sync::Cache<TenantId, Arc<Gate>>,
 }
 
 /// Evaluation threads of one priority.
@@ -309,7 +310,7 @@ mod tests {
     fn tenant(limits: TenantLimits) -> Tenant {
         let settings = crate::settings::TenantSettings { limits, ..Default::default() };
         Tenant {
-            id: 7,
+            id: TenantId::new(7),
             slug: "t".into(),
             name: "t".into(),
             schema_name: "t_7".into(),
@@ -333,7 +334,7 @@ mod tests {
         assert_eq!((e.code(), e.retry_after_secs()), ("tenant_busy", Some(1)));
         // Another tenant is not affected.
         let mut other = tenant(TenantLimits::default());
-        other.id = 8;
+        other.id = TenantId::new(8);
         a.batch(&other, short).await.unwrap();
         drop(s1);
         a.batch(&t, short).await.unwrap();
@@ -348,7 +349,7 @@ mod tests {
         let waiting = tokio::time::timeout(Duration::from_millis(30), a.evaluation(&t)).await;
         assert!(waiting.is_err());
         let mut u = tenant(TenantLimits::default());
-        u.id = 8;
+        u.id = TenantId::new(8);
         let _q = a.evaluation(&u).await.unwrap();
         drop(p);
         a.evaluation(&t).await.unwrap();
@@ -359,7 +360,7 @@ mod tests {
         let a = Admission::new(1);
         let t = tenant(TenantLimits::default());
         let mut quiet = tenant(TenantLimits::default());
-        quiet.id = 8;
+        quiet.id = TenantId::new(8);
         let p = a.evaluation(&t).await.unwrap();
         assert_eq!(p.lane(), LaneKind::Light);
         let spin = Duration::from_secs_f64(bounds::HEAVY_BUSY_SECS * 1.5);

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use crate::db::{enter_schema, switch_back};
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 
 /// One enabled rule, ready to run.
 #[derive(Clone)]
@@ -44,7 +45,7 @@ impl RuleSet {
 
 #[derive(Clone)]
 pub struct RuleCache {
-    sets: Cache<i64, Arc<RuleSet>>,
+    sets: Cache<TenantId, Arc<RuleSet>>,
     asts: Cache<(i64, i64, i32), Arc<AST>>,
     /// Bumped by every eviction; a set loaded across an eviction is not kept.
     generation: Arc<AtomicU64>,
@@ -72,12 +73,12 @@ impl RuleCache {
             return Ok(set);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let mut rules = self.load(conn, tenant_id, false).await?;
+        let mut rules = self.load(conn, tenant_id.get(), false).await?;
         // Without a rule of its own for check-ins, a mall gets the built-in one (K1), with
         // the mall's reward table.
         if !rules.iter().any(|r| r.event_type == "checked_in") {
             let params = crate::marketing::checkin::rewards(conn).await?.0.params();
-            let key = (tenant_id, 0, 1);
+            let key = (tenant_id.get(), 0, 1);
             let ast = match self.asts.get(&key).await {
                 Some(a) => a,
                 None => {
@@ -101,7 +102,7 @@ impl RuleCache {
         }
         if let Some(alliance_id) = tenant.alliance_id {
             enter_schema(conn, &crate::alliance::schema_name(alliance_id)).await?;
-            let loaded = self.load(conn, -alliance_id, true).await;
+            let loaded = self.load(conn, -alliance_id.get(), true).await;
             rules.extend(switch_back(conn, &tenant.schema_name, loaded).await?);
         }
         let set = Arc::new(RuleSet { rules });
@@ -142,7 +143,7 @@ impl RuleCache {
         Ok(rules)
     }
 
-    pub async fn evict(&self, tenant_id: i64) {
+    pub async fn evict(&self, tenant_id: TenantId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.sets.invalidate(&tenant_id).await;
     }

@@ -15,6 +15,7 @@ use scripting::{Effect, LevelInput, LockInput, MemberInput, ProfileInput};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 
 /// Days of counts kept for today/week/streak (the lifetime count covers every day).
 const DAYS_LOADED: i64 = 400;
@@ -416,9 +417,11 @@ const LOCK_NS_MEMBERS: i64 = 0x504d << 48;
 /// member, so what a batch's rules read of its members' events (day counts, counters,
 /// tags) cannot change between its check and its commit. Other writers (partner
 /// credits, redemptions) never wait for them.
-pub async fn lock_members(conn: &mut PgConnection, tenant_id: i64, members: &[i64]) -> Result<()> {
-    let mut keys: Vec<i64> =
-        members.iter().map(|m| LOCK_NS_MEMBERS ^ ((tenant_id & 0xff_ffff) << 40) ^ (m & 0xff_ffff_ffff)).collect();
+pub async fn lock_members(conn: &mut PgConnection, tenant_id: TenantId, members: &[i64]) -> Result<()> {
+    let mut keys: Vec<i64> = members
+        .iter()
+        .map(|m| LOCK_NS_MEMBERS ^ ((tenant_id.get() & 0xff_ffff) << 40) ^ (m & 0xff_ffff_ffff))
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {

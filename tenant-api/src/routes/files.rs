@@ -71,7 +71,7 @@ async fn get_file(
 /// (`<32 hex>.<png|jpg|gif|webp>`) are looked up.
 pub(crate) async fn serve_image(
     state: &AppState,
-    tenant: i64,
+    tenant: platform::ids::TenantId,
     folder: &str,
     id: i64,
     name: &str,

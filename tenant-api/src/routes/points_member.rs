@@ -61,7 +61,7 @@ async fn entries(
             book::entries(tx, &auth.tenant, auth.member_id, &filter, before, limit).await
         })
         .await?;
-    Ok(Json(Page::new(items, limit, |e| e.id)))
+    Ok(Json(Page::new(items, limit, |e| e.id.get())))
 }
 
 /// Sends points to another member of this mall (L6), within the mall's limits; the

@@ -66,7 +66,7 @@ async fn member_entries(
             book::entries(tx, tenant, id, &filter, before, limit).await
         })
         .await?;
-    Ok(Json(Page::new(items, limit, |e| e.id)))
+    Ok(Json(Page::new(items, limit, |e| e.id.get())))
 }
 
 /// Adjusts a member's balance by hand with a reason (L7); audited. Needs

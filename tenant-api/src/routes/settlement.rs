@@ -111,7 +111,7 @@ async fn figure_entries(
     let (before, limit) = PageQuery { limit: q.limit, cursor: q.cursor.clone() }.bounds()?;
     let drill = DrillQuery { mall: &q.mall, figure: q.figure, issuer: q.issuer.as_deref(), before, limit };
     let items = settlement::entries(&state.db, &auth.alliance, &period, &drill).await?;
-    Ok(Json(Page::new(items, limit, |e| e.entry_id)))
+    Ok(Json(Page::new(items, limit, |e| e.entry_id.get())))
 }
 
 /// A period's statement as CSV: a row per mall, then a row per pair of malls.

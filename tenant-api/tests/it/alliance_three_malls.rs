@@ -67,7 +67,7 @@ async fn an_alliance_of_three_malls_from_nothing_through_the_api() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let (a, b, c) = (fetch(&app, &a.slug).await, fetch(&app, &b.slug).await, fetch(&app, &c_slug).await);
-    assert!([&a, &b, &c].iter().all(|t| t.alliance_id == Some(al.id)));
+    assert!([&a, &b, &c].iter().all(|t| t.alliance_id.map(|x| x.get()) == Some(al.id)));
     let (s, list) = app.call(Method::GET, &format!("/v1/alliances/{}/malls", al.slug), None, None).await;
     assert_eq!((s, list["malls"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{list}");
 

@@ -155,7 +155,7 @@ async fn a_mall_leaves_its_alliance_and_joins_again() {
     assert_eq!((&line["issued"], &line["redeemed"], &line["returned"]), (&json!(1000), &json!(200), &json!(200)));
 
     verify_all(&app, &[&a, &b]).await;
-    let leaves = audited(&app, a.id, "tenant.alliance.leave").await;
+    let leaves = audited(&app, a.id.get(), "tenant.alliance.leave").await;
     assert_eq!(leaves.len(), 1);
     assert_eq!(leaves[0].0, Some(al.id), "the alliance's log shows it too");
 
@@ -178,7 +178,7 @@ async fn a_mall_leaves_its_alliance_and_joins_again() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, body) = app.call(Method::DELETE, &path, Some(&app.platform_token), None).await;
     assert_eq!((s, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_in_alliance")), "{body}");
-    assert_eq!(audited(&app, a.id, "tenant.alliance.leave").await.len(), 2);
+    assert_eq!(audited(&app, a.id.get(), "tenant.alliance.leave").await.len(), 2);
 
     // Its members' identities and old orders are in this alliance: it joins no other.
     let join = format!("/v1/platform/tenants/{}/alliance", a.slug);

@@ -56,7 +56,7 @@ async fn a_new_migration_reaches_a_tenant_once_and_an_edited_one_is_refused() {
     // never meet the probe migration below.
     let mut t = app.tenant_direct(&unique("m")).await;
     t.schema_name = unique("probe").replace('-', "_");
-    t.id = -1;
+    t.id = platform::ids::TenantId::new(-1);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {}", t.schema_name)))
         .execute(app.db.control())
         .await

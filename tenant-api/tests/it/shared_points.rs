@@ -272,7 +272,7 @@ async fn lock_grants_take_shared_points_charged_to_the_budget_and_released_in_th
     assert_alliance_ledger_sound(&app, &al).await;
     let mut tx = app.db.cluster("main").unwrap().begin().await.unwrap();
     platform::db::select_schema(&mut tx, &format!("a_{}", al.id)).await.unwrap();
-    let (mall_id, left): (Option<i64>, i64) =
+    let (mall_id, left): (Option<platform::ids::TenantId>, i64) =
         sqlx::query_as("SELECT mall_id, total - released FROM lock_grants").fetch_one(&mut *tx).await.unwrap();
     assert_eq!((mall_id, left), (Some(t.id), 150), "the alliance's grant names the granting mall");
     tx.rollback().await.unwrap();

@@ -235,7 +235,7 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     let file = archive_path();
     let manifest = tenant_archive::export(&app.db, &storage, &m.slug, &file, &quiet).await.unwrap();
     let al = manifest.alliance.clone().expect("the archive names its alliance");
-    assert_eq!((al.id, al.slug.as_str(), al.currency_code.as_str()), (a.id, a.slug.as_str(), SHARED));
+    assert_eq!((al.id.get(), al.slug.as_str(), al.currency_code.as_str()), (a.id, a.slug.as_str(), SHARED));
     // The member with no shared points was never linked to an identity.
     assert_eq!((al.linked_members, al.members_with_shared_points, al.shared_balance), (1, 1, 150));
     assert!(al.unsettled_entries >= 3, "the credit, the redemption and the hold: {al:?}");
@@ -288,11 +288,11 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     assert_eq!(app.balance(&m, &key, rich, SHARED).await, 150, "the original's hold still holds");
     crate::alliance::assert_alliance_ledger_sound(&app, &a).await;
     let still_in = platform::directory::find_by_slug(app.db.control(), &m.slug).await.unwrap().unwrap();
-    assert_eq!(still_in.alliance_id, Some(a.id));
+    assert_eq!(still_in.alliance_id.map(|x| x.get()), Some(a.id));
     // The standalone copy can join the alliance the usual way.
     let joined =
         platform::tenancy::join_alliance(&app.db, &r.tenant.slug, &a.slug, &Actor::system("test")).await.unwrap();
-    assert_eq!(joined.alliance_id, Some(a.id));
+    assert_eq!(joined.alliance_id.map(|x| x.get()), Some(a.id));
     app.assert_ledger_sound(&joined).await;
 }
 

@@ -3904,8 +3904,7 @@ export interface components {
             /** @description The shared currency (SPEC A1): its code in every merchant of the alliance, and its name. */
             currency_code: string;
             currency_name: string;
-            /** Format: int64 */
-            id: number;
+            id: components["schemas"]["AllianceId"];
             name: string;
             schema_name: string;
             slug: string;
@@ -3941,6 +3940,11 @@ export interface components {
         AllianceDryRunResult: components["schemas"]["DryRunResult"] & {
             budget: components["schemas"]["BudgetCharge"];
         };
+        /**
+         * Format: int64
+         * @description An alliance in the control schema; its schema is `a_<id>`.
+         */
+        AllianceId: number;
         /** @description What an import did with the alliance side of a mall: the imported mall is standalone. */
         AllianceLeftBehind: {
             /**
@@ -4239,8 +4243,7 @@ export interface components {
              * @description Share of the issued points' clearing value the mall bears (1500 = 15%).
              */
             rate_bp: number;
-            /** Format: int64 */
-            tenant_id: number;
+            tenant_id: components["schemas"]["TenantId"];
             /** Format: date-time */
             updated_at: string;
         };
@@ -4298,19 +4301,14 @@ export interface components {
             id: number;
             /** @description `top_up` or `issue`. */
             kind: string;
-            /**
-             * Format: int64
-             * @description The alliance ledger entry of the issue.
-             */
-            ledger_entry_id?: number | null;
+            ledger_entry_id?: components["schemas"]["EntryId"] | null;
             memo: string;
             /**
              * Format: int64
              * @description Shared points issued (issues only).
              */
             points?: number | null;
-            /** Format: int64 */
-            tenant_id: number;
+            tenant_id: components["schemas"]["TenantId"];
         };
         BudgetTerms: {
             /**
@@ -5147,8 +5145,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             currency: string;
-            /** Format: int64 */
-            id: number;
+            id: components["schemas"]["EntryId"];
             /**
              * Format: int64
              * @description Change of the locked balance.
@@ -5176,6 +5173,11 @@ export interface components {
             source_kind: string;
             source_ref: string;
         };
+        /**
+         * Format: int64
+         * @description An entry of one ledger (a mall's or an alliance's).
+         */
+        EntryId: number;
         /** @description The error body (documented in the OpenAPI document). */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -5269,11 +5271,10 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             /**
-             * Format: int64
              * @description The alliance ledger's entry (for a return whose points had all expired: the
              *     refunded spend).
              */
-            entry_id: number;
+            entry_id: components["schemas"]["EntryId"];
             /**
              * Format: int64
              * @description What the entry adds to the figure.
@@ -5483,8 +5484,7 @@ export interface components {
         LevelChange: {
             /** Format: date-time */
             created_at: string;
-            /** Format: int64 */
-            entry_id?: number | null;
+            entry_id?: components["schemas"]["EntryId"] | null;
             from_level?: string | null;
             /** Format: int64 */
             id: number;
@@ -6276,19 +6276,14 @@ export interface components {
                 id: number;
                 /** @description `top_up` or `issue`. */
                 kind: string;
-                /**
-                 * Format: int64
-                 * @description The alliance ledger entry of the issue.
-                 */
-                ledger_entry_id?: number | null;
+                ledger_entry_id?: components["schemas"]["EntryId"] | null;
                 memo: string;
                 /**
                  * Format: int64
                  * @description Shared points issued (issues only).
                  */
                 points?: number | null;
-                /** Format: int64 */
-                tenant_id: number;
+                tenant_id: components["schemas"]["TenantId"];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -6408,8 +6403,7 @@ export interface components {
                 /** Format: date-time */
                 created_at: string;
                 currency: string;
-                /** Format: int64 */
-                id: number;
+                id: components["schemas"]["EntryId"];
                 /**
                  * Format: int64
                  * @description Change of the locked balance.
@@ -6468,11 +6462,10 @@ export interface components {
                 /** Format: date-time */
                 created_at: string;
                 /**
-                 * Format: int64
                  * @description The alliance ledger's entry (for a return whose points had all expired: the
                  *     refunded spend).
                  */
-                entry_id: number;
+                entry_id: components["schemas"]["EntryId"];
                 /**
                  * Format: int64
                  * @description What the entry adds to the figure.
@@ -6707,8 +6700,7 @@ export interface components {
                 destination: string;
                 /** Format: int64 */
                 id: number;
-                /** Format: int64 */
-                tenant_id?: number | null;
+                tenant_id?: components["schemas"]["TenantId"] | null;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -7106,8 +7098,7 @@ export interface components {
             destination: string;
             /** Format: int64 */
             id: number;
-            /** Format: int64 */
-            tenant_id?: number | null;
+            tenant_id?: components["schemas"]["TenantId"] | null;
         };
         RedeemRequest: {
             /**
@@ -7623,14 +7614,12 @@ export interface components {
         TaskStatus: "active" | "paused" | "archived";
         /** @description One row of the directory. */
         Tenant: {
-            /** Format: int64 */
-            alliance_id?: number | null;
+            alliance_id?: components["schemas"]["AllianceId"] | null;
             /** @description PostgreSQL cluster holding that schema. */
             cluster: string;
             /** Format: date-time */
             created_at: string;
-            /** Format: int64 */
-            id: number;
+            id: components["schemas"]["TenantId"];
             name: string;
             /** @description Schema holding this merchant's data (`t_<id>`). */
             schema_name: string;
@@ -7639,6 +7628,11 @@ export interface components {
             slug: string;
             status: components["schemas"]["TenantStatus"];
         };
+        /**
+         * Format: int64
+         * @description A merchant (tenant) in the control schema's directory; its schema is `t_<id>`.
+         */
+        TenantId: number;
         /**
          * @description Per-tenant bounds on the rules engine, per server instance (issue 10: one mall's
          *     flood must not starve the others). Beyond them a batch waits a bounded time, then is
@@ -7761,8 +7755,7 @@ export interface components {
             deleted_by: string;
             name: string;
             slug: string;
-            /** Format: int64 */
-            tenant_id: number;
+            tenant_id: components["schemas"]["TenantId"];
         };
         TopUp: {
             /**

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::Result;
+use crate::ids::{EntryId, TenantId};
 
 /// A figure of a statement's line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -24,7 +25,7 @@ pub enum Figure {
 pub struct FigureEntry {
     /// The alliance ledger's entry (for a return whose points had all expired: the
     /// refunded spend).
-    pub entry_id: i64,
+    pub entry_id: EntryId,
     /// `earn`, `adjust`, `spend`, `refund`, `forfeited` (a return whose lot had expired)
     /// or `expire`.
     pub reason: String,
@@ -37,9 +38,9 @@ pub struct FigureEntry {
 /// the points of one issuing mall (a cell of the pairwise matrix).
 pub struct Drill {
     pub statement_id: i64,
-    pub mall_id: i64,
+    pub mall_id: TenantId,
     pub figure: Figure,
-    pub issuer: Option<i64>,
+    pub issuer: Option<TenantId>,
     pub before: Option<i64>,
     pub limit: i64,
 }

@@ -17,11 +17,12 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::error::Result;
+use crate::ids::TenantId;
 
 /// One mall's figures (`mall_id` None: entries no mall wrote).
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct LineRow {
-    pub mall_id: Option<i64>,
+    pub mall_id: Option<TenantId>,
     pub issued: i64,
     pub revoked: i64,
     pub redeemed: i64,
@@ -35,8 +36,8 @@ pub struct LineRow {
 /// Points of `issuer` redeemed at `redeemer`, and what the issuer owes for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PairRow {
-    pub issuer: Option<i64>,
-    pub redeemer: i64,
+    pub issuer: Option<TenantId>,
+    pub redeemer: TenantId,
     pub points: i64,
     pub value_fen: i64,
 }
@@ -54,12 +55,12 @@ pub async fn compute_and_store(
     conn: &mut PgConnection,
     id: i64,
     points_per_yuan: i32,
-    malls: &[i64],
+    malls: &[TenantId],
 ) -> Result<(Vec<LineRow>, Vec<PairRow>)> {
-    let mut lines: BTreeMap<Option<i64>, LineRow> =
+    let mut lines: BTreeMap<Option<TenantId>, LineRow> =
         malls.iter().map(|&m| (Some(m), LineRow { mall_id: Some(m), ..Default::default() })).collect();
 
-    let flows: Vec<(Option<i64>, i64, i64, i64)> = sqlx::query_as(
+    let flows: Vec<(Option<TenantId>, i64, i64, i64)> = sqlx::query_as(
         "SELECT e.mall_id, \
                 coalesce(sum(e.amount) FILTER (WHERE e.reason IN ('earn', 'adjust', 'release') AND e.amount > 0), 0)::bigint, \
                 coalesce(sum(-e.amount) FILTER (WHERE e.reason = 'adjust' AND e.amount < 0), 0)::bigint, \
@@ -73,7 +74,7 @@ pub async fn compute_and_store(
         let l = entry(&mut lines, m);
         (l.issued, l.revoked, l.redeemed) = (issued, revoked, redeemed);
     }
-    let returned: Vec<(Option<i64>, i64)> = sqlx::query_as(
+    let returned: Vec<(Option<TenantId>, i64)> = sqlx::query_as(
         "SELECT d.mall_id, sum(r.amount)::bigint FROM lot_returns r \
          JOIN entries d ON d.id = r.debit_entry_id AND d.reason = 'spend' \
          WHERE r.statement_id = $1 GROUP BY d.mall_id",
@@ -84,7 +85,7 @@ pub async fn compute_and_store(
     for (m, n) in returned {
         entry(&mut lines, m).returned = n;
     }
-    let expired: Vec<(Option<i64>, i64)> = sqlx::query_as(
+    let expired: Vec<(Option<TenantId>, i64)> = sqlx::query_as(
         "SELECT issuer, sum(points)::bigint FROM ( \
              SELECT coalesce(l.issuer_mall_id, i.mall_id) AS issuer, a.amount AS points \
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id AND e.reason = 'expire' \
@@ -121,14 +122,14 @@ pub async fn compute_and_store(
     Ok((lines, pairs))
 }
 
-fn entry(lines: &mut BTreeMap<Option<i64>, LineRow>, m: Option<i64>) -> &mut LineRow {
+fn entry(lines: &mut BTreeMap<Option<TenantId>, LineRow>, m: Option<TenantId>) -> &mut LineRow {
     lines.entry(m).or_insert_with(|| LineRow { mall_id: m, ..Default::default() })
 }
 
 /// Points drawn by spends at each redeemer from each issuer's lots, less what refunds
 /// gave back (or forfeited) of such spends.
 async fn pairs(conn: &mut PgConnection, id: i64, points_per_yuan: i32) -> Result<Vec<PairRow>> {
-    let rows: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Option<TenantId>, TenantId, i64)> = sqlx::query_as(
         "SELECT issuer, redeemer, sum(points)::bigint FROM ( \
              SELECT coalesce(l.issuer_mall_id, i.mall_id) AS issuer, e.mall_id AS redeemer, a.amount AS points \
              FROM settlement_marks m JOIN entries e ON e.id = m.entry_id AND e.reason = 'spend' \

@@ -26,6 +26,7 @@ use crate::audit::{self, Actor};
 use crate::db::{Db, select_schema};
 use crate::directory::{self, Alliance, Tenant};
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 use crate::localtime;
 
 /// Closes and previews of one alliance take turns.
@@ -105,8 +106,8 @@ struct Terms {
 
 /// The malls of `a` by id: its members, and the malls that left it (a statement names
 /// them where they have figures, e.g. refunds of their old orders).
-async fn malls(db: &Db, a: &Alliance) -> Result<HashMap<i64, Tenant>> {
-    let mut malls: HashMap<i64, Tenant> = directory::list(db.control())
+async fn malls(db: &Db, a: &Alliance) -> Result<HashMap<TenantId, Tenant>> {
+    let mut malls: HashMap<TenantId, Tenant> = directory::list(db.control())
         .await?
         .into_iter()
         .filter(|t| t.alliance_id == Some(a.id))
@@ -123,7 +124,7 @@ async fn begin(db: &Db, a: &Alliance) -> Result<sqlx::Transaction<'static, sqlx:
     select_schema(&mut tx, &a.schema_name).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(LOCK_NS_SETTLEMENT)
-        .bind(i32::try_from(a.id % i64::from(i32::MAX)).unwrap_or_default())
+        .bind(i32::try_from(a.id.get() % i64::from(i32::MAX)).unwrap_or_default())
         .execute(&mut *tx)
         .await?;
     Ok(tx)
@@ -173,7 +174,7 @@ async fn settle(
     conn: &mut PgConnection,
     p: &Period,
     t: &Terms,
-    malls: &[i64],
+    malls: &[TenantId],
     by: &str,
 ) -> Result<(i64, Vec<LineRow>, Vec<PairRow>)> {
     let id: i64 = sqlx::query_scalar(
@@ -205,7 +206,7 @@ async fn settle(
     Ok((id, lines, pairs))
 }
 
-fn named(malls: &HashMap<i64, Tenant>, id: Option<i64>) -> (Option<String>, Option<String>) {
+fn named(malls: &HashMap<TenantId, Tenant>, id: Option<TenantId>) -> (Option<String>, Option<String>) {
     match id.and_then(|id| malls.get(&id)) {
         Some(t) => (Some(t.slug.clone()), Some(t.name.clone())),
         None => (id.map(|id| format!("#{id}")), None),
@@ -216,7 +217,7 @@ fn statement(
     p: &Period,
     t: &Terms,
     done: Option<&Closed>,
-    malls: &HashMap<i64, Tenant>,
+    malls: &HashMap<TenantId, Tenant>,
     lines: Vec<LineRow>,
     pairs: Vec<PairRow>,
 ) -> Statement {
@@ -263,8 +264,8 @@ fn statement(
 
 /// The malls that get a line whatever their figures: the members (a mall that left gets
 /// one only where it has figures).
-fn mall_ids(malls: &HashMap<i64, Tenant>, a: &Alliance) -> Vec<i64> {
-    let mut ids: Vec<i64> = malls.values().filter(|t| t.alliance_id == Some(a.id)).map(|t| t.id).collect();
+fn mall_ids(malls: &HashMap<TenantId, Tenant>, a: &Alliance) -> Vec<TenantId> {
+    let mut ids: Vec<TenantId> = malls.values().filter(|t| t.alliance_id == Some(a.id)).map(|t| t.id).collect();
     ids.sort_unstable();
     ids
 }
@@ -305,7 +306,7 @@ pub async fn close(db: &Db, a: &Alliance, label: &str, now: DateTime<Utc>, actor
     }
     check_order(&mut tx, &p).await?;
     let (_, lines, pairs) = settle(&mut tx, &p, &t, &mall_ids(&malls, a), &actor.label).await?;
-    let net: Vec<(Option<i64>, i64)> = lines.iter().map(|l| (l.mall_id, l.net_fen)).collect();
+    let net: Vec<(Option<TenantId>, i64)> = lines.iter().map(|l| (l.mall_id, l.net_fen)).collect();
     audit::record_alliance(
         &mut tx,
         actor,
@@ -328,7 +329,7 @@ pub async fn close(db: &Db, a: &Alliance, label: &str, now: DateTime<Utc>, actor
 async fn announce(
     conn: &mut PgConnection,
     s: &Statement,
-    malls: &HashMap<i64, Tenant>,
+    malls: &HashMap<TenantId, Tenant>,
     alliance_schema: &str,
 ) -> Result<()> {
     let whole = serde_json::json!({"period": s.period, "time_zone": s.time_zone, "starts_at": s.starts_at,
