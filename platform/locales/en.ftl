@@ -129,6 +129,7 @@ error-archive-checksum-mismatch = The archive is damaged: an entry does not matc
 error-archive-version-unsupported = The archive was made by another version; import it with the same version, then migrate.
 error-archive-ledger-invalid = The archive's ledger does not verify; nothing was imported.
 error-alliance-positions-unsettled = The mall has alliance points not yet settled; close the alliance's settlement periods first.
+error-alliance-ledger-elsewhere = This order was paid in an alliance’s shared points, whose ledger is not in this database (the mall was imported as a standalone mall): its points cannot be returned here.
 error-tenant-not-exportable = Only malls on the main cluster can be exported today.
 error-tenant-not-deletable = Only malls on the main cluster can be deleted today.
 error-sold-out = Sold out.

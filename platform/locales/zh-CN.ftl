@@ -128,6 +128,7 @@ error-archive-checksum-mismatch = 归档已损坏：有条目与清单不符。
 error-archive-version-unsupported = 归档由其他版本生成；请用相同版本导入后再迁移。
 error-archive-ledger-invalid = 归档中的账本校验未通过，未导入任何内容。
 error-alliance-positions-unsettled = 该商城仍有未结算的联盟积分，请先完成联盟结算周期。
+error-alliance-ledger-elsewhere = 该订单以联盟共享积分支付，而联盟账本不在本数据库中（本商城是作为独立商城导入的）：无法在此退还这些积分。
 error-tenant-not-exportable = 目前只能导出主集群上的商城。
 error-tenant-not-deletable = 目前只能删除主集群上的商城。
 error-sold-out = 已售罄。

@@ -74,8 +74,14 @@ pub async fn for_order(conn: &mut PgConnection, member_id: i64) -> Result<Allian
         Some(id) => Some(id),
         None => super::membership::last_left(conn, tenant_id).await?,
     };
+    // A mall imported from an archive is standalone: the alliance's ledger, where these
+    // points were taken, stayed in the database the mall was exported from.
     let Some(alliance_id) = alliance_id else {
-        return Err(Error::Internal(anyhow::anyhow!("an order paid in shared points outside an alliance")));
+        return Err(Error::conflict(
+            "alliance_ledger_elsewhere",
+            "this order was paid in an alliance's shared points, whose ledger is not in this database (the mall \
+             was imported as a standalone mall): its points cannot be returned here",
+        ));
     };
     let identity: Option<IdentityId> =
         sqlx::query_scalar("SELECT alliance_member_id FROM members WHERE id = $1 FOR KEY SHARE")

@@ -275,6 +275,15 @@ async fn an_alliance_mall_exported_and_imported_into_a_fresh_database_is_standal
     // It goes on as a mall of its own.
     app2.credit(&t2, &key, poor, 5, None).await;
     assert_eq!(app2.balance(&t2, &key, poor, "points").await, 205);
+    // The order paid in shared points cannot be refunded here (the alliance's ledger
+    // stayed behind): a clear refusal, and the order stays as it was.
+    let (_, owner2) = app2.staff(&t2, "owner").await;
+    let refund = format!("/v1/tenants/{}/staff/orders/{}/refund", t2.slug, o["id"]);
+    let (s, b) = app2.call(Method::POST, &refund, Some(&owner2), Some(json!({"note": "after the move"}))).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("alliance_ledger_elsewhere")), "{b}");
+    let order = format!("/v1/tenants/{}/staff/orders/{}", t2.slug, o["id"]);
+    let (s, b) = app2.call(Method::GET, &order, Some(&owner2), None).await;
+    assert_eq!((s, &b["status"]), (StatusCode::OK, &o["status"]), "{b}");
     app2.assert_ledger_sound(&t2).await;
 
     // Beside the original, under a new slug: standalone too; the alliance's ledger and the
