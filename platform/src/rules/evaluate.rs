@@ -89,13 +89,13 @@ pub async fn evaluate(
     let mut out: Vec<Evaluated> = Vec::with_capacity(jobs.len());
     while out.len() < jobs.len() {
         let permit = admission.evaluation(tenant).await?;
-        let (sandbox, set, currencies, jobs, from) =
-            (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len());
+        // The slice adds to `out` in place (moved there and back: no copies of the verdicts).
+        let (sandbox, set, currencies, jobs, from, mut done) =
+            (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len(), std::mem::take(&mut out));
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Instant>();
         let slice_done = admission.run(permit, move || {
             let began = Instant::now();
             let _ = started_tx.send(began);
-            let mut done = Vec::new();
             for job in &jobs[from..] {
                 done.push(one(&sandbox, &set, &mut ctx, &currencies, job));
                 if began.elapsed() >= slice {
@@ -110,7 +110,7 @@ pub async fn evaluate(
         match tokio::time::timeout(net.saturating_sub(began.elapsed()), slice_done).await {
             Ok(Ok((back, done))) => {
                 ctx = back;
-                out.extend(done);
+                out = done;
             }
             Ok(Err(_)) => return Err(crashed()),
             // The sandbox stops every rule at its own deadline, so a slice running past the
