@@ -416,8 +416,8 @@ struct Recorded {
     member_id: i64,
     data: serde_json::Value,
     occurred_at: DateTime<Utc>,
-    status: String,
-    effects: serde_json::Value,
+    /// What the rules recorded, for an event that was applied (else `None`).
+    effects: Option<serde_json::Value>,
 }
 
 /// What a replay runs: the backtest, its one-rule set, the mall's currencies and, in an
@@ -473,7 +473,8 @@ async fn next_page(
 ) -> Result<Vec<Recorded>> {
     db.read(tenant, actor, async |tx| {
         Ok(sqlx::query_as(
-            "SELECT id, event_key, type, member_id, data, occurred_at, status, effects FROM events \
+            "SELECT id, event_key, type, member_id, data, occurred_at, \
+                    CASE WHEN status = 'applied' THEN effects END AS effects FROM events \
              WHERE (occurred_at, id) > ($1, $2) AND occurred_at < $3 AND status <> 'failed' \
                AND ($4 = '*' OR type = $4) \
              ORDER BY occurred_at, id LIMIT $5",
@@ -560,10 +561,8 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
         ctx = Some(c);
         for ((e, day), ev) in page.iter().zip(days).zip(&evaluated) {
             tally.take(e, day, ev);
-            if let Some(rule_id) = bt.rule_id
-                && e.status == "applied"
-            {
-                tally.take_actual(rule_id, &e.effects);
+            if let (Some(rule_id), Some(recorded)) = (bt.rule_id, &e.effects) {
+                tally.take_actual(rule_id, recorded);
             }
         }
         record_progress(db, tenant, actor, id, tally.events.replayed).await?;
