@@ -503,3 +503,58 @@ pub async fn store_counts(conn: &mut PgConnection, counted: &[(i64, &str, NaiveD
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member() -> Member {
+        Member {
+            joined_at: String::new(),
+            profile: ProfileInput::default(),
+            locks: Vec::new(),
+            level: LevelInput::default(),
+            tags: BTreeSet::new(),
+            balances: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            referrers: Vec::new(),
+        }
+    }
+
+    /// Today, the week and the streak as the day counts say, counted the plain way.
+    fn plain(days: &BTreeMap<NaiveDate, i64>, today: NaiveDate) -> (i64, i64, i64) {
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let mut streak = 0;
+        let mut expected = today;
+        for (day, count) in days.range(..=today).rev() {
+            if *count <= 0 {
+                continue;
+            }
+            if *day != expected {
+                break;
+            }
+            streak += 1;
+            expected -= Duration::days(1);
+        }
+        (days.get(&today).copied().unwrap_or(0), days.range(monday..=today).map(|(_, n)| n).sum(), streak)
+    }
+
+    #[test]
+    fn day_counts_in_any_order_give_today_the_week_and_the_streak() {
+        let d = |n: i64| NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + Duration::days(n);
+        let mut ctx = Contexts { members: HashMap::from([(1, member())]), counts: HashMap::new() };
+        let mut plain_days = BTreeMap::new();
+        // Out of order, repeated, and a day taken back to 0 (a failed event).
+        for (day, delta) in [(5, 1), (3, 1), (4, 2), (9, 1), (8, 1), (7, 1), (9, 1), (6, 1), (6, -1), (1, 1), (10, 1)] {
+            ctx.count(1, "visited", d(day), delta);
+            *plain_days.entry(d(day)).or_insert(0) += delta;
+        }
+        for today in 0..14 {
+            let input = ctx.input(1, "visited", d(today)).unwrap();
+            assert_eq!((input.today, input.week, input.streak), plain(&plain_days, d(today)), "day {today}");
+            assert_eq!(input.lifetime, 10);
+        }
+        assert_eq!(ctx.input(1, "other", d(9)).unwrap().streak, 0);
+        assert!(ctx.input(2, "visited", d(9)).is_none());
+    }
+}
