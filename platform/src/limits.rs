@@ -334,7 +334,7 @@ pub mod backtests {
     /// Recorded events one backtest replays at most.
     pub const EVENTS_MAX: i64 = 2_000_000;
     /// Events read and evaluated per page (progress is recorded after each).
-    pub const PAGE: i64 = 1_000;
+    pub const PAGE: i64 = 5_000;
     /// Failures quoted in the result.
     pub const ERRORS_KEPT: usize = 5;
     /// Backtests listed.

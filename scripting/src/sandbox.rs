@@ -9,7 +9,7 @@ use rhai::{AST, Dynamic, Engine, Map, OptimizationLevel, Scope};
 
 use crate::effects::{self, Effect};
 use crate::error::{CompileError, RunError};
-use crate::input::{Input, json_to_dynamic};
+use crate::input::{EventInput, Input, MemberInput, json_to_dynamic};
 use crate::limits;
 
 thread_local! {
@@ -90,11 +90,22 @@ impl Sandbox {
     /// Runs a compiled rule against one input; returns its effects. Pure: nothing
     /// outside the sandbox is touched. Call it on a blocking thread.
     pub fn run(&self, ast: &AST, input: &Input) -> Result<Vec<Effect>, RunError> {
+        self.run_on(ast, &input.event, &input.member, &input.params)
+    }
+
+    /// `run` on an input's parts, borrowed (nothing is copied to build an `Input`).
+    pub fn run_on(
+        &self,
+        ast: &AST,
+        event: &EventInput,
+        member: &MemberInput,
+        params: &serde_json::Value,
+    ) -> Result<Vec<Effect>, RunError> {
         // Built by hand: the same values as `rhai::serde::to_dynamic`, much faster.
-        let mut scope = Scope::new();
-        scope.push_constant_dynamic("event", input.event.to_dynamic());
-        scope.push_constant_dynamic("member", input.member.to_dynamic());
-        scope.push_constant_dynamic("params", json_to_dynamic(&input.params));
+        let mut scope = Scope::with_capacity(3);
+        scope.push_constant_dynamic("event", event.to_dynamic());
+        scope.push_constant_dynamic("member", member.to_dynamic());
+        scope.push_constant_dynamic("params", json_to_dynamic(params));
         DEADLINE.with(|d| d.set(Some(Instant::now() + Duration::from_millis(limits::MAX_WALL_MS))));
         let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
         DEADLINE.with(|d| d.set(None));

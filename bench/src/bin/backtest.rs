@@ -29,6 +29,10 @@ use platform::rules::cache::RuleCache;
 use platform::rules::store::{self, NewRule};
 use scripting::{EventInput, Input, LevelInput, MemberInput, Sandbox};
 
+/// The server's allocator (`tenant-api/src/main.rs`): backtests run in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Events per second on one core the issue asks of a backtest.
 const TARGET_EVENTS_PER_SEC: f64 = 50_000.0;
 

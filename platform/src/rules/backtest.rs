@@ -416,8 +416,8 @@ struct Recorded {
     member_id: i64,
     data: serde_json::Value,
     occurred_at: DateTime<Utc>,
-    status: String,
-    effects: serde_json::Value,
+    /// What the rules recorded, for an event that was applied (else `None`).
+    effects: Option<serde_json::Value>,
 }
 
 /// What a replay runs: the backtest, its one-rule set, the mall's currencies and, in an
@@ -473,7 +473,8 @@ async fn next_page(
 ) -> Result<Vec<Recorded>> {
     db.read(tenant, actor, async |tx| {
         Ok(sqlx::query_as(
-            "SELECT id, event_key, type, member_id, data, occurred_at, status, effects FROM events \
+            "SELECT id, event_key, type, member_id, data, occurred_at, \
+                    CASE WHEN status = 'applied' THEN effects END AS effects FROM events \
              WHERE (occurred_at, id) > ($1, $2) AND occurred_at < $3 AND status <> 'failed' \
                AND ($4 = '*' OR type = $4) \
              ORDER BY occurred_at, id LIMIT $5",
@@ -489,19 +490,23 @@ async fn next_page(
     .await
 }
 
-/// A page of recorded events as evaluation jobs, in the mall's zone.
-fn jobs(page: &[Recorded], tz: chrono_tz::Tz) -> Vec<Job> {
-    page.iter()
-        .map(|e| Job {
-            member_id: e.member_id,
-            day: localtime::day(tz, e.occurred_at),
-            event: EventInput {
-                kind: e.kind.clone(),
-                id: e.event_key.clone(),
-                occurred_at: localtime::rfc3339(tz, e.occurred_at),
-                day: localtime::day(tz, e.occurred_at).to_string(),
-                data: e.data.clone(),
-            },
+/// A page of recorded events as evaluation jobs, in the mall's zone (taking the events'
+/// data, which the tally does not read).
+fn jobs(page: &mut [Recorded], tz: chrono_tz::Tz) -> Vec<Job> {
+    page.iter_mut()
+        .map(|e| {
+            let day = localtime::day(tz, e.occurred_at);
+            Job {
+                member_id: e.member_id,
+                day,
+                event: EventInput {
+                    kind: e.kind.clone(),
+                    id: e.event_key.clone(),
+                    occurred_at: localtime::rfc3339(tz, e.occurred_at),
+                    day: day.to_string(),
+                    data: std::mem::take(&mut e.data),
+                },
+            }
         })
         .collect()
 }
@@ -525,37 +530,39 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
     let (from, to) =
         (localtime::start_of(tz, bt.from_day), localtime::start_of(tz, bt.to_day + chrono::Duration::days(1)));
     let mut ctx: Option<Contexts> = None;
-    let mut loaded: HashSet<(i64, String)> = HashSet::new();
+    // The members met so far, per event type.
+    let mut loaded: HashMap<String, HashSet<i64>> = HashMap::new();
     let mut tally = Tally::default();
     let mut after: (DateTime<Utc>, i64) = (from - chrono::Duration::microseconds(1), 0);
     loop {
-        let page = next_page(db, tenant, actor, &bt.event_type, after, to).await?;
+        let mut page = next_page(db, tenant, actor, &bt.event_type, after, to).await?;
         let Some(last) = page.last() else { break };
         after = (last.occurred_at, last.id);
         // Members (and event types) not met before start as they were when the period began.
-        let new: Vec<(i64, String)> =
-            page.iter().map(|e| (e.member_id, e.kind.clone())).filter(|p| !loaded.contains(p)).collect();
+        let new: Vec<(i64, &str)> = page
+            .iter()
+            .filter(|e| !loaded.get(&e.kind).is_some_and(|met| met.contains(&e.member_id)))
+            .map(|e| (e.member_id, e.kind.as_str()))
+            .collect();
         if !new.is_empty() {
-            let pairs: Vec<(i64, &str)> = new.iter().map(|(m, k)| (*m, k.as_str())).collect();
-            let more = db.read(tenant, actor, async |tx| Contexts::load_as_of(tx, &pairs, tz, from).await).await?;
+            let more = db.read(tenant, actor, async |tx| Contexts::load_as_of(tx, &new, tz, from).await).await?;
             match ctx.as_mut() {
                 Some(c) => c.merge(more),
                 None => ctx = Some(more),
             }
-            loaded.extend(new);
+            meet(&mut loaded, &new);
         }
-        let jobs = jobs(&page, tz);
+        let jobs = jobs(&mut page, tz);
+        let days: Vec<NaiveDate> = jobs.iter().map(|j| j.day).collect();
         let Some(c) = ctx.take() else { break };
         let (c, evaluated) =
             evaluate::evaluate(&cache.admission, tenant, sandbox.clone(), set.clone(), c, currencies.clone(), jobs)
                 .await?;
         ctx = Some(c);
-        for (e, ev) in page.iter().zip(&evaluated) {
-            tally.take(e, localtime::day(tz, e.occurred_at), ev);
-            if let Some(rule_id) = bt.rule_id
-                && e.status == "applied"
-            {
-                tally.take_actual(rule_id, &e.effects);
+        for ((e, day), ev) in page.iter().zip(days).zip(&evaluated) {
+            tally.take(e, day, ev);
+            if let (Some(rule_id), Some(recorded)) = (bt.rule_id, &e.effects) {
+                tally.take_actual(rule_id, recorded);
             }
         }
         record_progress(db, tenant, actor, id, tally.events.replayed).await?;
@@ -564,6 +571,28 @@ async fn replay(db: &Db, cache: &RuleCache, tenant: &Tenant, actor: &Actor, id: 
         }
     }
     Ok(tally.finish(&currencies, tenant.settings.points_per_yuan, shared_terms, bt.rule_id.is_some()))
+}
+
+/// Records the (member, event type) pairs met.
+fn meet(loaded: &mut HashMap<String, HashSet<i64>>, pairs: &[(i64, &str)]) {
+    for &(member, kind) in pairs {
+        match loaded.get_mut(kind) {
+            Some(met) => {
+                met.insert(member);
+            }
+            None => {
+                loaded.insert(kind.to_owned(), HashSet::from([member]));
+            }
+        }
+    }
+}
+
+/// The entry of `key` in a map keyed by strings (the key is copied only when new).
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("present")
 }
 
 /// The alliance's clearing value and this mall's issuing rate: (points per yuan, rate in bp).
@@ -588,8 +617,10 @@ struct Tally {
     events: EventTally,
     moved: BTreeMap<String, Moved>,
     actual: BTreeMap<String, Moved>,
-    per_day: BTreeMap<(NaiveDate, String), i64>,
-    per_level: BTreeMap<(String, String), (i64, HashSet<i64>)>,
+    /// Per local day, per currency.
+    per_day: BTreeMap<NaiveDate, BTreeMap<String, i64>>,
+    /// Per level, per currency: points and members.
+    per_level: BTreeMap<String, BTreeMap<String, (i64, HashSet<i64>)>>,
     reached: HashSet<i64>,
 }
 
@@ -610,36 +641,35 @@ impl Tally {
                 return;
             }
         };
-        let effects: Vec<&Effect> = runs.iter().flat_map(|r| &r.effects).collect();
-        if !effects.is_empty() {
+        if runs.iter().any(|r| !r.effects.is_empty()) {
             self.events.with_effects += 1;
         }
         let level_name = &ev.member.level.name;
-        for effect in effects {
+        for effect in runs.iter().flat_map(|r| &r.effects) {
             let (currency, to) = match effect {
                 Effect::Award { currency, amount, .. } => {
-                    self.moved.entry(currency.clone()).or_default().awarded += amount;
+                    slot(&mut self.moved, currency).awarded += amount;
                     (currency, Some((e.member_id, *amount)))
                 }
                 Effect::AwardReferrer { currency, amount, depth, .. } => {
-                    self.moved.entry(currency.clone()).or_default().awarded += amount;
+                    slot(&mut self.moved, currency).awarded += amount;
                     let referrer = usize::try_from(depth - 1).ok().and_then(|d| ev.member.referrers.get(d)).copied();
                     (currency, referrer.map(|r| (r, *amount)))
                 }
                 Effect::Deduct { currency, amount, .. } => {
-                    self.moved.entry(currency.clone()).or_default().deducted += amount;
+                    slot(&mut self.moved, currency).deducted += amount;
                     (currency, None)
                 }
                 Effect::Lock { currency, total, .. } => {
-                    self.moved.entry(currency.clone()).or_default().locked += total;
+                    slot(&mut self.moved, currency).locked += total;
                     (currency, None)
                 }
                 _ => continue,
             };
             if let Some((member, amount)) = to {
                 self.reached.insert(member);
-                *self.per_day.entry((local_day, currency.clone())).or_default() += amount;
-                let level = self.per_level.entry((level_name.clone(), currency.clone())).or_default();
+                *slot(self.per_day.entry(local_day).or_default(), currency) += amount;
+                let level = slot(slot(&mut self.per_level, level_name), currency);
                 level.0 += amount;
                 level.1.insert(member);
             }
@@ -650,7 +680,7 @@ impl Tally {
     fn take_actual(&mut self, rule_id: i64, recorded: &serde_json::Value) {
         let runs = recorded.as_array().map(Vec::as_slice).unwrap_or_default();
         for run in runs.iter().filter(|r| r["rule_id"].as_i64() == Some(rule_id)) {
-            let effects: Vec<Effect> = serde_json::from_value(run["effects"].clone()).unwrap_or_default();
+            let effects = Vec::<Effect>::deserialize(&run["effects"]).unwrap_or_default();
             for effect in effects {
                 match effect {
                     Effect::Award { currency, amount, .. } | Effect::AwardReferrer { currency, amount, .. } => {
@@ -705,16 +735,20 @@ impl Tally {
             per_day: self
                 .per_day
                 .into_iter()
-                .map(|((day, currency), awarded)| DayFigure { day, currency, awarded })
+                .flat_map(|(day, by)| {
+                    by.into_iter().map(move |(currency, awarded)| DayFigure { day, currency, awarded })
+                })
                 .collect(),
             per_level: self
                 .per_level
                 .into_iter()
-                .map(|((level, currency), (awarded, members))| LevelFigure {
-                    level,
-                    currency,
-                    awarded,
-                    members: i64::try_from(members.len()).unwrap_or(i64::MAX),
+                .flat_map(|(level, by)| {
+                    by.into_iter().map(move |(currency, (awarded, members))| LevelFigure {
+                        level: level.clone(),
+                        currency,
+                        awarded,
+                        members: i64::try_from(members.len()).unwrap_or(i64::MAX),
+                    })
                 })
                 .collect(),
             compared,

@@ -37,8 +37,27 @@ struct Member {
 /// Counts of one event type for one member, per local day of the mall.
 #[derive(Clone, Default, PartialEq)]
 struct Counts {
-    days: BTreeMap<NaiveDate, i64>,
+    /// (day, count), one per day, in day order: a short contiguous list, read from its
+    /// end (today, this week, the streak), where events are usually counted.
+    days: Vec<(NaiveDate, i64)>,
     lifetime: i64,
+}
+
+impl Counts {
+    /// The count of `day`, made if missing.
+    fn day_mut(&mut self, day: NaiveDate) -> &mut i64 {
+        let at = match self.days.last() {
+            Some(last) if last.0 == day => self.days.len() - 1,
+            _ => match self.days.binary_search_by(|d| d.0.cmp(&day)) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.days.insert(at, (day, 0));
+                    at
+                }
+            },
+        };
+        &mut self.days[at].1
+    }
 }
 
 /// The context of every member of a batch, as of now. Two loads compare equal when
@@ -46,7 +65,8 @@ struct Counts {
 #[derive(Clone, PartialEq)]
 pub struct Contexts {
     members: HashMap<i64, Member>,
-    counts: HashMap<(i64, String), Counts>,
+    /// Per member, per event type (looked up by `&str`, with no key to build).
+    counts: HashMap<i64, HashMap<String, Counts>>,
 }
 
 impl Contexts {
@@ -101,8 +121,11 @@ impl Contexts {
         for (id, m) in other.members {
             self.members.entry(id).or_insert(m);
         }
-        for (key, c) in other.counts {
-            self.counts.entry(key).or_insert(c);
+        for (id, kinds) in other.counts {
+            let mine = self.counts.entry(id).or_default();
+            for (kind, c) in kinds {
+                mine.entry(kind).or_insert(c);
+            }
         }
     }
 
@@ -118,8 +141,12 @@ impl Contexts {
     /// Counts an event of `kind` on its local `day` (before its rules run), or takes a
     /// count back (`delta` -1) when the event failed.
     pub fn count(&mut self, member_id: i64, kind: &str, day: NaiveDate, delta: i64) {
-        let c = self.counts.entry((member_id, kind.to_string())).or_default();
-        *c.days.entry(day).or_default() += delta;
+        let kinds = self.counts.entry(member_id).or_default();
+        if !kinds.contains_key(kind) {
+            kinds.insert(kind.to_string(), Counts::default());
+        }
+        let Some(c) = kinds.get_mut(kind) else { return };
+        *c.day_mut(day) += delta;
         c.lifetime += delta;
     }
 
@@ -129,12 +156,14 @@ impl Contexts {
     pub fn input(&self, member_id: i64, kind: &str, day: NaiveDate) -> Option<MemberInput> {
         let m = self.members.get(&member_id)?;
         let empty = Counts::default();
-        let c = self.counts.get(&(member_id, kind.to_string())).unwrap_or(&empty);
+        let c = self.counts.get(&member_id).and_then(|kinds| kinds.get(kind)).unwrap_or(&empty);
         let today = day;
         let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        // The days up to today, in order.
+        let upto = &c.days[..c.days.partition_point(|d| d.0 <= today)];
         let mut streak = 0;
         let mut expected = today;
-        for (day, count) in c.days.range(..=today).rev() {
+        for (day, count) in upto.iter().rev() {
             if *count <= 0 {
                 continue;
             }
@@ -150,8 +179,8 @@ impl Contexts {
             tags: m.tags.iter().cloned().collect(),
             balances: m.balances.clone(),
             counters: m.counters.clone(),
-            today: c.days.get(&today).copied().unwrap_or(0),
-            week: c.days.range(monday..=today).map(|(_, n)| n).sum(),
+            today: upto.last().filter(|d| d.0 == today).map_or(0, |d| d.1),
+            week: upto.iter().rev().take_while(|d| d.0 >= monday).map(|d| d.1).sum(),
             lifetime: c.lifetime,
             streak,
             referrers: m.referrers.clone(),
@@ -194,8 +223,12 @@ impl Contexts {
 
     fn add(&mut self, member_id: i64, currency: &str, amount: i64) {
         if let Some(m) = self.members.get_mut(&member_id) {
-            let b = m.balances.entry(currency.to_string()).or_default();
-            *b = b.saturating_add(amount);
+            match m.balances.get_mut(currency) {
+                Some(b) => *b = b.saturating_add(amount),
+                None => {
+                    m.balances.insert(currency.to_string(), amount);
+                }
+            }
         }
     }
 }
@@ -372,12 +405,12 @@ async fn load_counts(
     pairs: &[(i64, &str)],
     today: NaiveDate,
     before: Option<NaiveDate>,
-) -> Result<HashMap<(i64, String), Counts>> {
+) -> Result<HashMap<i64, HashMap<String, Counts>>> {
     let mut unique: Vec<(i64, &str)> = pairs.to_vec();
     unique.sort_unstable();
     unique.dedup();
     let (pair_members, pair_types): (Vec<i64>, Vec<&str>) = unique.iter().copied().unzip();
-    let mut counts: HashMap<(i64, String), Counts> = HashMap::new();
+    let mut counts: HashMap<i64, HashMap<String, Counts>> = HashMap::new();
     let days: Vec<(i64, String, NaiveDate, i32)> = sqlx::query_as(
         "SELECT e.member_id, e.type, e.day, e.count FROM event_days e \
          JOIN unnest($1::bigint[], $2::text[]) AS t(m, k) ON e.member_id = t.m AND e.type = t.k \
@@ -390,7 +423,7 @@ async fn load_counts(
     .fetch_all(&mut *conn)
     .await?;
     for (id, kind, day, count) in days {
-        counts.entry((id, kind)).or_default().days.insert(day, i64::from(count));
+        *counts.entry(id).or_default().entry(kind).or_default().day_mut(day) = i64::from(count);
     }
     let lifetimes: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT e.member_id, e.type, sum(e.count)::bigint FROM event_days e \
@@ -403,7 +436,7 @@ async fn load_counts(
     .fetch_all(&mut *conn)
     .await?;
     for (id, kind, lifetime) in lifetimes {
-        counts.entry((id, kind)).or_default().lifetime = lifetime;
+        counts.entry(id).or_default().entry(kind).or_default().lifetime = lifetime;
     }
     Ok(counts)
 }
@@ -472,4 +505,59 @@ pub async fn store_counts(conn: &mut PgConnection, counted: &[(i64, &str, NaiveD
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member() -> Member {
+        Member {
+            joined_at: String::new(),
+            profile: ProfileInput::default(),
+            locks: Vec::new(),
+            level: LevelInput::default(),
+            tags: BTreeSet::new(),
+            balances: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            referrers: Vec::new(),
+        }
+    }
+
+    /// Today, the week and the streak as the day counts say, counted the plain way.
+    fn plain(days: &BTreeMap<NaiveDate, i64>, today: NaiveDate) -> (i64, i64, i64) {
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let mut streak = 0;
+        let mut expected = today;
+        for (day, count) in days.range(..=today).rev() {
+            if *count <= 0 {
+                continue;
+            }
+            if *day != expected {
+                break;
+            }
+            streak += 1;
+            expected -= Duration::days(1);
+        }
+        (days.get(&today).copied().unwrap_or(0), days.range(monday..=today).map(|(_, n)| n).sum(), streak)
+    }
+
+    #[test]
+    fn day_counts_in_any_order_give_today_the_week_and_the_streak() {
+        let d = |n: i64| NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + Duration::days(n);
+        let mut ctx = Contexts { members: HashMap::from([(1, member())]), counts: HashMap::new() };
+        let mut plain_days = BTreeMap::new();
+        // Out of order, repeated, and a day taken back to 0 (a failed event).
+        for (day, delta) in [(5, 1), (3, 1), (4, 2), (9, 1), (8, 1), (7, 1), (9, 1), (6, 1), (6, -1), (1, 1), (10, 1)] {
+            ctx.count(1, "visited", d(day), delta);
+            *plain_days.entry(d(day)).or_insert(0) += delta;
+        }
+        for today in 0..14 {
+            let input = ctx.input(1, "visited", d(today)).unwrap();
+            assert_eq!((input.today, input.week, input.streak), plain(&plain_days, d(today)), "day {today}");
+            assert_eq!(input.lifetime, 10);
+        }
+        assert_eq!(ctx.input(1, "other", d(9)).unwrap().streak, 0);
+        assert!(ctx.input(2, "visited", d(9)).is_none());
+    }
 }

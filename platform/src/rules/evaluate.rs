@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scripting::{Effect, EventInput, Input, MemberInput, Sandbox};
+use scripting::{Effect, EventInput, MemberInput, Sandbox};
 
 use super::admission::Admission;
 use super::bounds;
@@ -89,13 +89,13 @@ pub async fn evaluate(
     let mut out: Vec<Evaluated> = Vec::with_capacity(jobs.len());
     while out.len() < jobs.len() {
         let permit = admission.evaluation(tenant).await?;
-        let (sandbox, set, currencies, jobs, from) =
-            (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len());
+        // The slice adds to `out` in place (moved there and back: no copies of the verdicts).
+        let (sandbox, set, currencies, jobs, from, mut done) =
+            (sandbox.clone(), set.clone(), currencies.clone(), jobs.clone(), out.len(), std::mem::take(&mut out));
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Instant>();
         let slice_done = admission.run(permit, move || {
             let began = Instant::now();
             let _ = started_tx.send(began);
-            let mut done = Vec::new();
             for job in &jobs[from..] {
                 done.push(one(&sandbox, &set, &mut ctx, &currencies, job));
                 if began.elapsed() >= slice {
@@ -110,7 +110,7 @@ pub async fn evaluate(
         match tokio::time::timeout(net.saturating_sub(began.elapsed()), slice_done).await {
             Ok(Ok((back, done))) => {
                 ctx = back;
-                out.extend(done);
+                out = done;
             }
             Ok(Err(_)) => return Err(crashed()),
             // The sandbox stops every rule at its own deadline, so a slice running past the
@@ -146,8 +146,7 @@ fn one(
     let mut runs = Vec::new();
     let mut failure = None;
     for rule in set.for_event(kind) {
-        let input = Input { event: job.event.clone(), member: member.clone(), params: rule.params.clone() };
-        match sandbox.run(&rule.ast, &input) {
+        match sandbox.run_on(&rule.ast, &job.event, &member, &rule.params) {
             Ok(effects) => runs.push(RuleRun {
                 rule_id: rule.id,
                 alliance: rule.alliance,
@@ -188,22 +187,23 @@ fn one(
 }
 
 /// Refuses effects that cannot be applied: unknown currencies, spending what cannot be
-/// spent or more than the member has.
+/// spent or more than the member has. Balances are the member's plus what the effects
+/// before moved (kept as changes, so the member's balances are not copied).
 fn check(runs: &[RuleRun], member: &MemberInput, currencies: &HashMap<String, Currency>) -> Result<(), String> {
-    let mut balances = member.balances.clone();
+    let mut moved: Vec<(&str, i64)> = Vec::new();
     for effect in runs.iter().flat_map(|r| &r.effects) {
         let currency = match effect {
             Effect::Award { currency, .. }
             | Effect::AwardReferrer { currency, .. }
             | Effect::Deduct { currency, .. }
-            | Effect::Lock { currency, .. } => currency,
+            | Effect::Lock { currency, .. } => currency.as_str(),
             _ => continue,
         };
         let Some(c) = currencies.get(currency) else {
             return Err(format!("currency {currency:?}: no such currency in this mall"));
         };
         match effect {
-            Effect::Award { amount, .. } => *balances.entry(currency.clone()).or_default() += amount,
+            Effect::Award { amount, .. } => change(&mut moved, currency, *amount),
             Effect::Deduct { amount, .. } => {
                 if !c.spendable {
                     return Err(format!("currency {currency:?} cannot be spent"));
@@ -213,14 +213,22 @@ fn check(runs: &[RuleRun], member: &MemberInput, currencies: &HashMap<String, Cu
                     // an overdraft when the event is written (`insufficient_points`).
                     continue;
                 }
-                let balance = balances.entry(currency.clone()).or_default();
-                if *balance < *amount {
+                let earlier = moved.iter().find(|m| m.0 == currency).map_or(0, |m| m.1);
+                let balance = member.balances.get(currency).copied().unwrap_or(0) + earlier;
+                if balance < *amount {
                     return Err(format!("insufficient points: the balance is {balance}; {amount} needed"));
                 }
-                *balance -= amount;
+                change(&mut moved, currency, -amount);
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+fn change<'a>(moved: &mut Vec<(&'a str, i64)>, currency: &'a str, amount: i64) {
+    match moved.iter_mut().find(|m| m.0 == currency) {
+        Some(m) => m.1 += amount,
+        None => moved.push((currency, amount)),
+    }
 }
