@@ -5,7 +5,7 @@
 //   PORTAL_BASE_URL=http://127.0.0.1:18080 node --test admin-portal/e2e/
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { BASE_URL, COFFEE, BOOKS, OWNER, MEMBER, PLATFORM, launch, open, signIn, signInAs, eventually, settled, memberApi, shot } from "./helpers.mjs";
+import { BASE_URL, COFFEE, BOOKS, OWNER, MEMBER, PLATFORM, launch, open, signIn, signInAs, eventually, settled, memberApi, pick, shot } from "./helpers.mjs";
 
 let browser;
 let ctx;
@@ -89,6 +89,18 @@ test("the owner builds a lucky wheel, a member draws from it, the winner shows; 
   await page.fill('[data-test="prize-points-0"] input', "15");
   await page.fill('[data-test="prize-odds-0"] input', "100");
   await page.locator('[data-test="prize-odds-0"] input').blur();
+  // A goods prize names the product whose order a win makes (at 0%, so every draw below
+  // still wins the points).
+  const products = await asPortal(page, "GET", `/v1/tenants/${COFFEE.slug}/staff/products?limit=1`);
+  const goods = products.body.items[0];
+  assert.ok(goods, JSON.stringify(products.body));
+  await page.click('[data-test="prize-add"]');
+  await page.fill('[data-test="prize-name-1"]', "e2e 马克杯");
+  await page.locator('[data-test="prizes-table"] .el-table__body-wrapper tbody tr').nth(1).locator(".el-select").first().click();
+  await page.locator(".el-select-dropdown__item:visible", { hasText: "实物" }).first().click();
+  await pick(page, '[data-test="prize-product-1"]', goods.name);
+  await page.fill('[data-test="prize-odds-1"] input', "0");
+  await page.locator('[data-test="prize-odds-1"] input').blur();
   await eventually(async () => (await page.locator('[data-test="prize-none"]').innerText()).includes("0%"), "no chance left without a prize");
   await page.click('[data-test="lottery-save"]');
   await page.locator('[data-test="lottery-dialog"]').waitFor({ state: "hidden" });
@@ -100,7 +112,9 @@ test("the owner builds a lucky wheel, a member draws from it, the winner shows; 
   const wheel = listed.body.items.find((l) => l.name === name);
   assert.ok(wheel, JSON.stringify(listed.body));
   assert.equal(wheel.cost, 30);
-  assert.deepEqual(wheel.prizes.map((p) => [p.name, p.kind, p.points, p.weight]), [["15 积分", "points", 15, 10000]]);
+  assert.deepEqual(wheel.prizes.map((p) => [p.name, p.kind, p.weight]), [["15 积分", "points", 10000], ["e2e 马克杯", "item", 0]]);
+  assert.equal(wheel.prizes[0].points, 15);
+  assert.equal(wheel.prizes[1].product_id, goods.id, "the goods prize names the picked product");
 
   // A member draws (every draw wins at 100%).
   const member = await memberApi(page.request, COFFEE.slug);
@@ -135,6 +149,7 @@ test("the owner builds a lucky wheel, a member draws from it, the winner shows; 
   assert.equal(after.body.cost, 40);
   assert.equal(after.body.status, "inactive");
   assert.equal(after.body.prizes[0].won, 1, "the prize keeps what it won");
+  assert.equal(after.body.prizes[1].product_id, goods.id, "editing the wheel keeps the goods prize's product");
   const running = await member("GET", "/lotteries");
   assert.ok(!running.body.some((l) => l.id === wheel.id), "an inactive wheel is not listed for members");
 });
