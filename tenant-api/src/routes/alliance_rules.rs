@@ -10,6 +10,7 @@ use platform::directory;
 use platform::ids::RuleId;
 use platform::rules::dry_run::{self, AllianceDryRun, AllianceDryRunRequest, AllianceDryRunResult};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RulePatch};
+use platform::tx::AllianceTx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,6 +31,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alliance_rule_restore))
         .routes(routes!(alliance_rule_compile))
         .routes(routes!(alliance_rule_dry_run))
+}
+
+/// A write to one of the alliance's rules; every server instance then drops the
+/// compiled alliance rules.
+async fn write_rule(
+    state: &AppState,
+    auth: &AllianceAuth,
+    work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<Rule>,
+) -> ApiResult<Json<Rule>> {
+    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), work).await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
 }
 
 /// The alliance's active rules in evaluation order, or its archived ones.
@@ -56,12 +69,7 @@ async fn alliance_rule_create(
     Json(body): Json<NewRule>,
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await)
-        .await?;
-    state.rules.evict_all();
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 /// One rule with every version of its script and of its parameters.
@@ -95,10 +103,7 @@ async fn alliance_rule_patch(
     Path((_a, id)): Path<(String, RuleId)>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    let rule =
-        state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::patch(tx, id, &body).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
@@ -115,14 +120,7 @@ async fn alliance_rule_new_version(
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| {
-            store::new_version(tx, &sandbox, id, &body.script).await
-        })
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
@@ -139,12 +137,7 @@ async fn alliance_rule_set_params(
     Path((_a, id)): Path<(String, RuleId)>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::set_params(tx, id, &body.params).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 /// Makes an earlier version of the script current again.
@@ -160,12 +153,7 @@ async fn alliance_rule_rollback(
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<Json<Rule>> {
     let version = body.version;
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback(tx, id, version).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::rollback(tx, id, version).await).await
 }
 
 /// Makes an earlier version of the parameters current again (the script stays).
@@ -181,12 +169,7 @@ async fn alliance_rule_rollback_params(
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<Json<Rule>> {
     let version = body.version;
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::rollback_params(tx, id, version).await).await
 }
 
 /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
@@ -200,9 +183,7 @@ async fn alliance_rule_archive(
     auth: AllianceAuth,
     Path((_a, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<Rule>> {
-    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::archive(tx, id).await).await
 }
 
 /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
@@ -216,9 +197,7 @@ async fn alliance_rule_restore(
     auth: AllianceAuth,
     Path((_a, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<Rule>> {
-    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::restore(tx, id).await).await
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,

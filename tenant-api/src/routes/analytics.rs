@@ -4,13 +4,14 @@
 //! bounded (a longer one is a 422 `period_too_long`).
 
 use axum::extract::State;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use platform::analytics::browsing::{self, BrowseRecord};
 use platform::analytics::conversion::{self, Conversion};
 use platform::analytics::retention::{self, Retention};
 use platform::analytics::searches::{self, SearchReport};
 use platform::analytics::velocity::{self, Velocity};
 use platform::rbac::Permission;
+use platform::tx::TenantTx;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -83,6 +84,19 @@ struct SearchParams {
     limit: Option<i64>,
 }
 
+/// One report of a period ending `to` (a local day, checked here; none: today). Needs
+/// `reports_read`.
+async fn report<T>(
+    state: &AppState,
+    auth: &StaffAuth,
+    to: Option<&str>,
+    read: impl AsyncFnOnce(&mut TenantTx, Option<NaiveDate>) -> platform::Result<T>,
+) -> ApiResult<Json<T>> {
+    auth.require(Permission::ReportsRead)?;
+    let to = to.map(parse_day).transpose()?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| read(tx, to).await).await?))
+}
+
 /// Retention of new members: per registration week of the mall's zone, the members who
 /// registered and how many of them were active on the 1st, 7th and 30th local day
 /// after registering (counted once that day has ended). Needs `reports_read`.
@@ -95,13 +109,7 @@ async fn get_retention(
     auth: StaffAuth,
     Query(q): Query<RetentionParams>,
 ) -> ApiResult<Json<Retention>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let r = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| retention::get(tx, to, q.weeks, Utc::now()).await)
-        .await?;
-    Ok(Json(r))
+    report(&state, &auth, q.to.as_deref(), async |tx, to| retention::get(tx, to, q.weeks, Utc::now()).await).await
 }
 
 /// Redemption conversion per product over a period: views, signed-in viewers, viewers
@@ -115,13 +123,8 @@ async fn get_conversion(
     auth: StaffAuth,
     Query(q): Query<ConversionParams>,
 ) -> ApiResult<Json<Conversion>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let c = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| conversion::get(tx, to, q.days, q.limit, Utc::now()).await)
-        .await?;
-    Ok(Json(c))
+    report(&state, &auth, q.to.as_deref(), async |tx, to| conversion::get(tx, to, q.days, q.limit, Utc::now()).await)
+        .await
 }
 
 /// Points velocity of the points spent in a period: the points-weighted median,
@@ -136,11 +139,7 @@ async fn get_velocity(
     auth: StaffAuth,
     Query(q): Query<PeriodParams>,
 ) -> ApiResult<Json<Velocity>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let v =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| velocity::get(tx, to, q.days, Utc::now()).await).await?;
-    Ok(Json(v))
+    report(&state, &auth, q.to.as_deref(), async |tx, to| velocity::get(tx, to, q.days, Utc::now()).await).await
 }
 
 /// Search terms of a period: the most searched (normalised) terms and those that most
@@ -154,13 +153,8 @@ async fn get_searches(
     auth: StaffAuth,
     Query(q): Query<SearchParams>,
 ) -> ApiResult<Json<SearchReport>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let s = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| searches::get(tx, to, q.days, q.limit, Utc::now()).await)
-        .await?;
-    Ok(Json(s))
+    report(&state, &auth, q.to.as_deref(), async |tx, to| searches::get(tx, to, q.days, q.limit, Utc::now()).await)
+        .await
 }
 
 /// A member's browse record: the products they viewed while signed in, most recent

@@ -6,19 +6,21 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
+use platform::directory::Tenant;
 use platform::ids::HoldId;
 use platform::ledger::history::PointsSummary;
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
 use platform::ledger::{Entry, Source, SourceKind};
 use platform::points::{self, Credit, Debit};
+use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, PartnerAuth, Path};
-use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty, IdempotentJson};
+use crate::idempotent::{self, Idem, IdempotencyKey, IdempotentEmpty, IdempotentJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -134,6 +136,21 @@ struct AmountBody {
     amount: i64,
 }
 
+/// A move of a hold under its `Idempotency-Key`, by the key's holder, answered 200.
+async fn hold_move(
+    state: &AppState,
+    auth: &PartnerAuth,
+    idem: Idem,
+    op: impl AsyncFnOnce(&mut TenantTx, &Tenant, &str) -> platform::Result<Hold>,
+) -> ApiResult<Response> {
+    let who = auth.actor().label;
+    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+        let tenant = tx.tenant().clone();
+        op(tx, &tenant, &who).await
+    })
+    .await
+}
+
 /// Captures a hold, fully or partly; the uncaptured rest returns to the member.
 /// Needs scope `points:write` and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/capture", tag = "partner",
@@ -149,10 +166,8 @@ async fn capture(
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, a) = req.open::<AmountBody>()?;
-    let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        let tenant = tx.tenant().clone();
-        holds::capture(tx, &tenant, id, a.amount, &who, Utc::now()).await
+    hold_move(&state, &auth, idem, async |tx, tenant, who| {
+        holds::capture(tx, tenant, id, a.amount, who, Utc::now()).await
     })
     .await
 }
@@ -171,12 +186,7 @@ async fn void(
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let idem = req.open()?;
-    let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        let tenant = tx.tenant().clone();
-        holds::void(tx, &tenant, id, &who, Utc::now()).await
-    })
-    .await
+    hold_move(&state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await).await
 }
 
 /// Refunds part or all of a captured hold to the original lots (those not expired).
@@ -194,10 +204,8 @@ async fn refund(
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, a) = req.open::<AmountBody>()?;
-    let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        let tenant = tx.tenant().clone();
-        holds::refund(tx, &tenant, id, a.amount, &who, Utc::now()).await
+    hold_move(&state, &auth, idem, async |tx, tenant, who| {
+        holds::refund(tx, tenant, id, a.amount, who, Utc::now()).await
     })
     .await
 }

@@ -10,6 +10,7 @@ use platform::rules::backtest::{self, Backtest, BacktestRequest};
 use platform::rules::dry_run::{self, DryRun, DryRunRequest, DryRunResult};
 use platform::rules::log::{self, EventRow};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RuleParamsVersion, RulePatch, RuleVersion};
+use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,6 +44,19 @@ pub(crate) struct RuleListQuery {
     pub(crate) archived: bool,
 }
 
+/// A write to one of the mall's rules, by staff with `rules_write`; every server
+/// instance then drops the mall's compiled rules.
+async fn write_rule(
+    state: &AppState,
+    auth: &StaffAuth,
+    work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<Rule>,
+) -> ApiResult<Json<Rule>> {
+    auth.require(Permission::RulesWrite)?;
+    let rule = state.db.write(&auth.tenant, &auth.actor(), work).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(rule))
+}
+
 /// The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), RuleListQuery),
@@ -67,11 +81,8 @@ async fn create(
     auth: StaffAuth,
     Json(body): Json<NewRule>,
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
-    auth.require(Permission::RulesWrite)?;
     let sandbox = state.rules.sandbox.clone();
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -116,10 +127,7 @@ async fn patch(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::patch(tx, id, &body).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -142,14 +150,8 @@ async fn new_version(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .write(&auth.tenant, &auth.actor(), async |tx| store::new_version(tx, &sandbox, id, &body.script).await)
-        .await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -174,11 +176,7 @@ async fn set_params(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| store::set_params(tx, id, &body.params).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -201,11 +199,8 @@ async fn rollback(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
     let version = body.version;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::rollback(tx, id, version).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::rollback(tx, id, version).await).await
 }
 
 /// Makes an earlier version of the parameters current again (the script stays). Needs
@@ -221,12 +216,8 @@ async fn rollback_params(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
     let version = body.version;
-    let rule =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::rollback_params(tx, id, version).await).await
 }
 
 /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
@@ -240,10 +231,7 @@ async fn archive(
     auth: StaffAuth,
     Path((_t, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::archive(tx, id).await).await
 }
 
 /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
@@ -257,10 +245,7 @@ async fn restore(
     auth: StaffAuth,
     Path((_t, id)): Path<(String, RuleId)>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::restore(tx, id).await).await
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
