@@ -14,7 +14,7 @@ use platform::tx::AllianceTx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody};
+use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody, rule_move_route};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AllianceAuth, Json, Path, Query};
 use crate::state::AppState;
@@ -140,64 +140,30 @@ async fn alliance_rule_set_params(
     write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
-/// Makes an earlier version of the script current again.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/rollback", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn alliance_rule_rollback(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    write_rule(&state, &auth, async |tx| store::rollback(tx, id, version).await).await
+rule_move_route! {
+    alliance
+    /// Makes an earlier version of the script current again.
+    alliance_rule_rollback, "/v1/alliances/{alliance}/rules/{id}/rollback", store::rollback(version)
 }
 
-/// Makes an earlier version of the parameters current again (the script stays).
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/params/rollback", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn alliance_rule_rollback_params(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    write_rule(&state, &auth, async |tx| store::rollback_params(tx, id, version).await).await
+rule_move_route! {
+    alliance
+    /// Makes an earlier version of the parameters current again (the script stays).
+    alliance_rule_rollback_params, "/v1/alliances/{alliance}/rules/{id}/params/rollback", store::rollback_params(version)
 }
 
-/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
-/// not); its versions and the entries naming it stay. Audited.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/archive", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn alliance_rule_archive(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::archive(tx, id).await).await
+rule_move_route! {
+    alliance
+    /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+    /// not); its versions and the entries naming it stay. Audited.
+    alliance_rule_archive, "/v1/alliances/{alliance}/rules/{id}/archive", store::archive
 }
 
-/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
-///
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/restore", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn alliance_rule_restore(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::restore(tx, id).await).await
+rule_move_route! {
+    alliance
+    /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+    ///
+    alliance_rule_restore, "/v1/alliances/{alliance}/rules/{id}/restore", store::restore
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,

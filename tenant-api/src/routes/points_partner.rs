@@ -151,25 +151,36 @@ async fn hold_move(
     .await
 }
 
-/// Captures a hold, fully or partly; the uncaptured rest returns to the member.
+/// A route that moves an amount of a hold with `holds::$name`: `POST $path`, answered 200.
 /// Needs scope `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/capture", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-    request_body = AmountBody,
-    responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn capture(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
-    req: IdempotentJson,
-) -> ApiResult<Response> {
-    auth.key.require("points:write")?;
-    let (idem, a) = req.open::<AmountBody>()?;
-    hold_move(&state, &auth, idem, async |tx, tenant, who| {
-        holds::capture(tx, tenant, id, a.amount, who, Utc::now()).await
-    })
-    .await
+macro_rules! hold_amount_route {
+    ($(#[doc = $doc:tt])* $name:ident, $path:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "partner",
+            security(("api_key" = [])),
+            params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
+            request_body = AmountBody,
+            responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: PartnerAuth,
+            Path((_t, id)): Path<(String, HoldId)>,
+            req: IdempotentJson,
+        ) -> ApiResult<Response> {
+            auth.key.require("points:write")?;
+            let (idem, a) = req.open::<AmountBody>()?;
+            hold_move(&state, &auth, idem, async |tx, tenant, who| {
+                holds::$name(tx, tenant, id, a.amount, who, Utc::now()).await
+            })
+            .await
+        }
+    };
+}
+
+hold_amount_route! {
+    /// Captures a hold, fully or partly; the uncaptured rest returns to the member.
+    /// Needs scope `points:write` and an `Idempotency-Key` header.
+    capture, "/v1/tenants/{tenant}/partner/holds/{id}/capture"
 }
 
 /// Voids a hold: its points return to the member's original lots. Needs scope
@@ -189,25 +200,10 @@ async fn void(
     hold_move(&state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await).await
 }
 
-/// Refunds part or all of a captured hold to the original lots (those not expired).
-/// Needs scope `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/refund", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-    request_body = AmountBody,
-    responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn refund(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
-    req: IdempotentJson,
-) -> ApiResult<Response> {
-    auth.key.require("points:write")?;
-    let (idem, a) = req.open::<AmountBody>()?;
-    hold_move(&state, &auth, idem, async |tx, tenant, who| {
-        holds::refund(tx, tenant, id, a.amount, who, Utc::now()).await
-    })
-    .await
+hold_amount_route! {
+    /// Refunds part or all of a captured hold to the original lots (those not expired).
+    /// Needs scope `points:write` and an `Idempotency-Key` header.
+    refund, "/v1/tenants/{tenant}/partner/holds/{id}/refund"
 }
 
 /// Locks points for release `per_day` at each of the mall's local midnights (L5). Needs scope `points:write`

@@ -187,65 +187,77 @@ pub(crate) struct RollbackBody {
     pub(crate) version: i32,
 }
 
-/// Makes an earlier version of the script current again. Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/rollback", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn rollback(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    write_rule(&state, &auth, async |tx| store::rollback(tx, id, version).await).await
+/// A route that moves one rule with `store::$op`: `POST $path`, with a version to go
+/// back to (`version`) or none, answering the rule (`write_rule` of the caller's module:
+/// staff need `rules_write`). `staff` routes are a mall's, `alliance` ones an alliance's.
+macro_rules! rule_move_route {
+    (staff $($route:tt)*) => {
+        $crate::routes::rules_staff::rule_move_route!(@ "rules", "staff_jwt", "tenant", "tenant slug", StaffAuth; $($route)*);
+    };
+    (alliance $($route:tt)*) => {
+        $crate::routes::rules_staff::rule_move_route!(@ "alliance", "alliance_jwt", "alliance", "alliance slug", AllianceAuth; $($route)*);
+    };
+    (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
+        $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident(version)) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag,
+            security(($sec = [])),
+            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+            request_body = RollbackBody,
+            responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: $auth,
+            Path((_scope, id)): Path<(String, RuleId)>,
+            Json(body): Json<RollbackBody>,
+        ) -> ApiResult<Json<Rule>> {
+            let version = body.version;
+            write_rule(&state, &auth, async |tx| store::$op(tx, id, version).await).await
+        }
+    };
+    (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
+        $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag,
+            security(($sec = [])),
+            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+            responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: $auth,
+            Path((_scope, id)): Path<(String, RuleId)>,
+        ) -> ApiResult<Json<Rule>> {
+            write_rule(&state, &auth, async |tx| store::$op(tx, id).await).await
+        }
+    };
+}
+pub(crate) use rule_move_route;
+
+rule_move_route! {
+    staff
+    /// Makes an earlier version of the script current again. Needs `rules_write`.
+    rollback, "/v1/tenants/{tenant}/staff/rules/{id}/rollback", store::rollback(version)
 }
 
-/// Makes an earlier version of the parameters current again (the script stays). Needs
-/// `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn rollback_params(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    write_rule(&state, &auth, async |tx| store::rollback_params(tx, id, version).await).await
+rule_move_route! {
+    staff
+    /// Makes an earlier version of the parameters current again (the script stays). Needs
+    /// `rules_write`.
+    rollback_params, "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback", store::rollback_params(version)
 }
 
-/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
-/// not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/archive", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn archive(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::archive(tx, id).await).await
+rule_move_route! {
+    staff
+    /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+    /// not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
+    archive, "/v1/tenants/{tenant}/staff/rules/{id}/archive", store::archive
 }
 
-/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
-/// Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/restore", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn restore(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::restore(tx, id).await).await
+rule_move_route! {
+    staff
+    /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+    /// Needs `rules_write`.
+    restore, "/v1/tenants/{tenant}/staff/rules/{id}/restore", store::restore
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
