@@ -543,3 +543,23 @@ fn charge(
         balance_after_fen: left,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dry_run_requests_refuse_unknown_fields() {
+        let event = serde_json::json!({"type": "checked_in"});
+        let run = serde_json::json!({"script": "1", "event": event});
+        assert!(serde_json::from_value::<DryRun>(run.clone()).is_ok());
+        let mut extra = run.clone();
+        extra["mall"] = "m".into();
+        assert!(serde_json::from_value::<DryRun>(extra).is_err());
+        let mut alliance = run;
+        alliance["mall"] = "m".into();
+        assert!(serde_json::from_value::<AllianceDryRun>(alliance.clone()).is_ok());
+        alliance["tenant"] = "t".into();
+        assert!(serde_json::from_value::<AllianceDryRun>(alliance).is_err());
+    }
+}
