@@ -7,10 +7,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::post::{self, LotPart};
-use super::{Reason, Source, SourceKind, batch};
+use super::{Source, SourceKind, post, transfers};
 use crate::error::{Error, Result};
-use crate::ids::{IdentityId, LotId};
+use crate::ids::IdentityId;
 
 /// Lots moved per debit when a merged identity's balance moves (below the ledger's
 /// per-debit bound).
@@ -45,9 +44,6 @@ pub async fn move_all(
     Ok(moved)
 }
 
-/// A lot being moved: id, what is left, its expiry, the mall that issued it.
-type OpenLot = (LotId, i64, Option<DateTime<Utc>>, Option<i64>);
-
 async fn move_currency(
     conn: &mut PgConnection,
     from: IdentityId,
@@ -64,43 +60,22 @@ async fn move_currency(
         .memo("accounts linked: moved to the kept alliance account");
     let mut moved = 0;
     loop {
-        // The lots a debit of their sum draws on, in its order: soonest-expiring first.
-        let lots: Vec<OpenLot> = sqlx::query_as(
-            "SELECT l.id, l.remaining, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
-             JOIN entries i ON i.id = l.entry_id WHERE l.member_id = $1 AND l.currency = $2 AND l.remaining > 0 \
-             ORDER BY l.expires_at ASC NULLS LAST, l.id ASC LIMIT $3",
+        // What a debit of the next lots draws on, in its order: soonest-expiring first.
+        let sum: Option<i64> = sqlx::query_scalar(
+            "SELECT sum(remaining)::bigint FROM (SELECT remaining FROM lots \
+             WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+             ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3) n",
         )
         .bind(from)
         .bind(currency)
         .bind(LOTS_PER_MOVE)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        if lots.is_empty() {
-            break;
-        }
-        let sum: i64 = lots.iter().map(|l| l.1).sum();
-        let (entry, allocations) = post::debit(conn, from, currency, sum, Reason::TransferOut, &out, now).await?;
-        let of = |lot: LotId| lots.iter().find(|l| l.0 == lot).copied();
-        let parts: Vec<LotPart> = allocations
-            .iter()
-            .map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.2) })
-            .collect();
-        let issuers: Vec<Option<i64>> = allocations.iter().map(|a| of(a.lot_id).and_then(|l| l.3)).collect();
+        let Some(sum) = sum else { break };
         let inn = Source::new(SourceKind::Transfer, actor)
-            .reference(format!("link:from:{from};entry:{}", entry.id))
+            .reference(format!("link:from:{from};"))
             .memo("accounts linked: moved from the merged alliance account");
-        let to_entry = batch::credit(conn, to, currency, &parts, Reason::TransferIn, &inn, now).await?;
-        // The lots are made in the order of the parts.
-        sqlx::query(
-            "UPDATE lots l SET issuer_mall_id = t.issuer \
-             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM lots WHERE entry_id = $1) o \
-             JOIN unnest($2::bigint[]) WITH ORDINALITY AS t(issuer, n) ON t.n = o.n \
-             WHERE l.id = o.id AND t.issuer IS NOT NULL",
-        )
-        .bind(to_entry.id)
-        .bind(&issuers)
-        .execute(&mut *conn)
-        .await?;
+        transfers::move_lots(conn, from, to, currency, sum, &out, inn, now).await?;
         moved += sum;
     }
     Ok(moved)

@@ -111,8 +111,7 @@ pub async fn transfer(
 }
 
 /// Both sides of a transfer in the ledger selected on `conn` (`from`, `to` as it knows
-/// them). The receiver's lots keep the expiry of the sender's, and the mall that issued
-/// them (settlement charges their redemption to it).
+/// them), within the sender's daily limit (`move_lots`).
 #[allow(clippy::too_many_arguments)]
 async fn move_points(
     conn: &mut PgConnection,
@@ -152,8 +151,26 @@ async fn move_points(
             ),
         });
     }
-    let (from_entry, allocations) =
-        post::debit(conn, from, &req.currency, req.amount, Reason::TransferOut, out, now).await?;
+    inn.reference = format!("from:{from};");
+    move_lots(conn, from, to, &req.currency, req.amount, out, inn, now).await
+}
+
+/// Debits `amount` of `currency` from `from` (its lots in the debit's order) and credits
+/// it to `to`, in the ledger selected on `conn`, in lots that keep each drawn lot's
+/// expiry and the mall that issued it (settlement charges their redemption to it).
+/// `inn`'s reference gets `entry:<the debit's id>` appended. Returns the debit.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn move_lots(
+    conn: &mut PgConnection,
+    from: i64,
+    to: i64,
+    currency: &str,
+    amount: i64,
+    out: &Source,
+    mut inn: Source,
+    now: DateTime<Utc>,
+) -> Result<Entry> {
+    let (from_entry, allocations) = post::debit(conn, from, currency, amount, Reason::TransferOut, out, now).await?;
     let ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let lots: Vec<(LotId, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
         "SELECT l.id, l.expires_at, coalesce(l.issuer_mall_id, i.mall_id) FROM lots l \
@@ -166,8 +183,8 @@ async fn move_points(
     let parts: Vec<LotPart> =
         allocations.iter().map(|a| LotPart { amount: a.amount, expires_at: of(a.lot_id).and_then(|l| l.1) }).collect();
     let issuers: Vec<Option<i64>> = allocations.iter().map(|a| of(a.lot_id).and_then(|l| l.2)).collect();
-    inn.reference = format!("from:{from};entry:{}", from_entry.id);
-    let to_entry = batch::credit(conn, to, &req.currency, &parts, Reason::TransferIn, &inn, now).await?;
+    inn.reference = format!("{}entry:{}", inn.reference, from_entry.id);
+    let to_entry = batch::credit(conn, to, currency, &parts, Reason::TransferIn, &inn, now).await?;
     // The lots are made in the order of the parts.
     sqlx::query(
         "UPDATE lots l SET issuer_mall_id = t.issuer \

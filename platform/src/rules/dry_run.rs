@@ -19,28 +19,45 @@ use crate::directory::{Alliance, Tenant};
 use crate::error::{Error, Result, Validator};
 use crate::ids::RuleId;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DryRun {
-    /// A script to try, or …
-    #[serde(default)]
-    pub script: Option<String>,
-    /// … a saved rule (its current version and parameters).
-    #[serde(default)]
-    pub rule_id: Option<RuleId>,
-    /// Sample event: {"type": "checked_in", "data": {…}}.
-    #[schema(value_type = SampleEvent)]
-    pub event: EventInput,
-    /// Sample member (any field may be left out), or …
-    #[serde(default)]
-    #[schema(value_type = Option<SampleMember>)]
-    pub member: Option<MemberInput>,
-    /// … a real member whose context is read (nothing is written).
-    #[serde(default)]
-    pub member_id: Option<i64>,
-    /// Parameters (default: the saved rule's).
-    #[serde(default)]
-    pub params: Option<serde_json::Value>,
+/// Declares a dry-run request: its own leading fields, then the fields every dry run
+/// takes, with the texts that differ given (`serde(flatten)` would lose
+/// `deny_unknown_fields`, so each request states them all and stays strict).
+macro_rules! dry_run_request {
+    ($(#[doc = $doc:tt])* $name:ident { $($lead:tt)* }
+        rule_id: $rule_doc:tt, event: $event_doc:tt, member_id: $member_doc:tt) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Deserialize, utoipa::ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($lead)*
+            /// A script to try, or …
+            #[serde(default)]
+            pub script: Option<String>,
+            #[doc = $rule_doc]
+            #[serde(default)]
+            pub rule_id: Option<RuleId>,
+            #[doc = $event_doc]
+            #[schema(value_type = SampleEvent)]
+            pub event: EventInput,
+            /// Sample member (any field may be left out), or …
+            #[serde(default)]
+            #[schema(value_type = Option<SampleMember>)]
+            pub member: Option<MemberInput>,
+            #[doc = $member_doc]
+            #[serde(default)]
+            pub member_id: Option<i64>,
+            /// Parameters (default: the saved rule's).
+            #[serde(default)]
+            pub params: Option<serde_json::Value>,
+        }
+    };
+}
+
+dry_run_request! {
+    DryRun {}
+    rule_id: " … a saved rule (its current version and parameters).",
+    event: " Sample event: {\"type\": \"checked_in\", \"data\": {…}}.",
+    member_id: " … a real member whose context is read (nothing is written)."
 }
 
 /// A dry run in the OpenAPI document: a `DryRun` with a script or a rule id, not both.
@@ -349,33 +366,17 @@ async fn note_left_out(
     Ok(())
 }
 
-/// A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
-/// its members, its issuing budget).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AllianceDryRun {
-    /// The mall of the alliance the event happens in (its slug).
-    #[schema(min_length = 1, max_length = 63)]
-    pub mall: String,
-    /// A script to try, or …
-    #[serde(default)]
-    pub script: Option<String>,
-    /// … a saved alliance rule (its current version and parameters).
-    #[serde(default)]
-    pub rule_id: Option<RuleId>,
-    /// Sample event: {"type": "registered", "data": {…}}.
-    #[schema(value_type = SampleEvent)]
-    pub event: EventInput,
-    /// Sample member (any field may be left out), or …
-    #[serde(default)]
-    #[schema(value_type = Option<SampleMember>)]
-    pub member: Option<MemberInput>,
-    /// … a real member of that mall whose context is read (nothing is written).
-    #[serde(default)]
-    pub member_id: Option<i64>,
-    /// Parameters (default: the saved rule's).
-    #[serde(default)]
-    pub params: Option<serde_json::Value>,
+dry_run_request! {
+    /// A dry run of an alliance rule: a `DryRun` in one mall of the alliance (its time zone,
+    /// its members, its issuing budget).
+    AllianceDryRun {
+        /// The mall of the alliance the event happens in (its slug).
+        #[schema(min_length = 1, max_length = 63)]
+        pub mall: String,
+    }
+    rule_id: " … a saved alliance rule (its current version and parameters).",
+    event: " Sample event: {\"type\": \"registered\", \"data\": {…}}.",
+    member_id: " … a real member of that mall whose context is read (nothing is written)."
 }
 
 /// An alliance dry run in the OpenAPI document: a script or a rule id, not both.
@@ -540,5 +541,25 @@ fn charge(
         points,
         cost_fen: cost,
         balance_after_fen: left,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dry_run_requests_refuse_unknown_fields() {
+        let event = serde_json::json!({"type": "checked_in"});
+        let run = serde_json::json!({"script": "1", "event": event});
+        assert!(serde_json::from_value::<DryRun>(run.clone()).is_ok());
+        let mut extra = run.clone();
+        extra["mall"] = "m".into();
+        assert!(serde_json::from_value::<DryRun>(extra).is_err());
+        let mut alliance = run;
+        alliance["mall"] = "m".into();
+        assert!(serde_json::from_value::<AllianceDryRun>(alliance.clone()).is_ok());
+        alliance["tenant"] = "t".into();
+        assert!(serde_json::from_value::<AllianceDryRun>(alliance).is_err());
     }
 }

@@ -10,10 +10,11 @@ use platform::directory;
 use platform::ids::RuleId;
 use platform::rules::dry_run::{self, AllianceDryRun, AllianceDryRunRequest, AllianceDryRunResult};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RulePatch};
+use platform::tx::AllianceTx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody};
+use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody, rule_move_route};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AllianceAuth, Json, Path, Query};
 use crate::state::AppState;
@@ -30,6 +31,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alliance_rule_restore))
         .routes(routes!(alliance_rule_compile))
         .routes(routes!(alliance_rule_dry_run))
+}
+
+/// A write to one of the alliance's rules; every server instance then drops the
+/// compiled alliance rules.
+async fn write_rule(
+    state: &AppState,
+    auth: &AllianceAuth,
+    work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<Rule>,
+) -> ApiResult<Json<Rule>> {
+    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), work).await?;
+    state.rules.evict_all();
+    Ok(Json(rule))
 }
 
 /// The alliance's active rules in evaluation order, or its archived ones.
@@ -56,12 +69,7 @@ async fn alliance_rule_create(
     Json(body): Json<NewRule>,
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await)
-        .await?;
-    state.rules.evict_all();
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 /// One rule with every version of its script and of its parameters.
@@ -95,10 +103,7 @@ async fn alliance_rule_patch(
     Path((_a, id)): Path<(String, RuleId)>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    let rule =
-        state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::patch(tx, id, &body).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
@@ -115,14 +120,7 @@ async fn alliance_rule_new_version(
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| {
-            store::new_version(tx, &sandbox, id, &body.script).await
-        })
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
@@ -139,86 +137,33 @@ async fn alliance_rule_set_params(
     Path((_a, id)): Path<(String, RuleId)>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::set_params(tx, id, &body.params).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
-/// Makes an earlier version of the script current again.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/rollback", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn alliance_rule_rollback(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback(tx, id, version).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+rule_move_route! {
+    alliance
+    /// Makes an earlier version of the script current again.
+    alliance_rule_rollback, "/v1/alliances/{alliance}/rules/{id}/rollback", store::rollback(version)
 }
 
-/// Makes an earlier version of the parameters current again (the script stays).
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/params/rollback", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn alliance_rule_rollback_params(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    let version = body.version;
-    let rule = state
-        .db
-        .alliance_write(&auth.alliance, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await)
-        .await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+rule_move_route! {
+    alliance
+    /// Makes an earlier version of the parameters current again (the script stays).
+    alliance_rule_rollback_params, "/v1/alliances/{alliance}/rules/{id}/params/rollback", store::rollback_params(version)
 }
 
-/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
-/// not); its versions and the entries naming it stay. Audited.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/archive", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn alliance_rule_archive(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+rule_move_route! {
+    alliance
+    /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+    /// not); its versions and the entries naming it stay. Audited.
+    alliance_rule_archive, "/v1/alliances/{alliance}/rules/{id}/archive", store::archive
 }
 
-/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
-///
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/{id}/restore", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn alliance_rule_restore(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
-    state.rules.evict_all();
-    Ok(Json(rule))
+rule_move_route! {
+    alliance
+    /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+    ///
+    alliance_rule_restore, "/v1/alliances/{alliance}/rules/{id}/restore", store::restore
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,

@@ -4,13 +4,14 @@
 //! bounded (a longer one is a 422 `period_too_long`).
 
 use axum::extract::State;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use platform::analytics::browsing::{self, BrowseRecord};
 use platform::analytics::conversion::{self, Conversion};
 use platform::analytics::retention::{self, Retention};
 use platform::analytics::searches::{self, SearchReport};
 use platform::analytics::velocity::{self, Velocity};
 use platform::rbac::Permission;
+use platform::tx::TenantTx;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -83,84 +84,66 @@ struct SearchParams {
     limit: Option<i64>,
 }
 
-/// Retention of new members: per registration week of the mall's zone, the members who
-/// registered and how many of them were active on the 1st, 7th and 30th local day
-/// after registering (counted once that day has ended). Needs `reports_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/analytics/retention", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), RetentionParams),
-    responses((status = 200, body = Retention), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn get_retention(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<RetentionParams>,
-) -> ApiResult<Json<Retention>> {
+/// One report of a period ending `to` (a local day, checked here; none: today). Needs
+/// `reports_read`.
+async fn report<T>(
+    state: &AppState,
+    auth: &StaffAuth,
+    to: Option<&str>,
+    read: impl AsyncFnOnce(&mut TenantTx, Option<NaiveDate>) -> platform::Result<T>,
+) -> ApiResult<Json<T>> {
     auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let r = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| retention::get(tx, to, q.weeks, Utc::now()).await)
-        .await?;
-    Ok(Json(r))
+    let to = to.map(parse_day).transpose()?;
+    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| read(tx, to).await).await?))
 }
 
-/// Redemption conversion per product over a period: views, signed-in viewers, viewers
-/// who then redeemed it, orders and units. Needs `reports_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/analytics/conversion", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ConversionParams),
-    responses((status = 200, body = Conversion), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn get_conversion(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<ConversionParams>,
-) -> ApiResult<Json<Conversion>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let c = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| conversion::get(tx, to, q.days, q.limit, Utc::now()).await)
-        .await?;
-    Ok(Json(c))
+/// A report route of `report`: `GET $path` with query `$params`, answering `$out` from
+/// `|tx, to, q| read`. Needs `reports_read`.
+macro_rules! report_route {
+    ($(#[doc = $doc:tt])* $name:ident, $path:tt, $params:ident, $out:ident, |$tx:ident, $to:ident, $q:ident| $read:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = "reports",
+            security(("staff_jwt" = [])),
+            params(("tenant" = String, Path, description = "tenant slug"), $params),
+            responses((status = 200, body = $out), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: StaffAuth,
+            Query($q): Query<$params>,
+        ) -> ApiResult<Json<$out>> {
+            report(&state, &auth, $q.to.as_deref(), async |$tx, $to| $read).await
+        }
+    };
 }
 
-/// Points velocity of the points spent in a period: the points-weighted median,
-/// quartiles and mean of the local days between earning and spending, per currency,
-/// with the points per age band. Needs `reports_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/analytics/velocity", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), PeriodParams),
-    responses((status = 200, body = Velocity), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn get_velocity(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<PeriodParams>,
-) -> ApiResult<Json<Velocity>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let v =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| velocity::get(tx, to, q.days, Utc::now()).await).await?;
-    Ok(Json(v))
+report_route! {
+    /// Retention of new members: per registration week of the mall's zone, the members who
+    /// registered and how many of them were active on the 1st, 7th and 30th local day
+    /// after registering (counted once that day has ended). Needs `reports_read`.
+    get_retention, "/v1/tenants/{tenant}/staff/analytics/retention", RetentionParams, Retention,
+    |tx, to, q| retention::get(tx, to, q.weeks, Utc::now()).await
 }
 
-/// Search terms of a period: the most searched (normalised) terms and those that most
-/// often found nothing. Needs `reports_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/analytics/searches", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), SearchParams),
-    responses((status = 200, body = SearchReport), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn get_searches(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<SearchParams>,
-) -> ApiResult<Json<SearchReport>> {
-    auth.require(Permission::ReportsRead)?;
-    let to = q.to.as_deref().map(parse_day).transpose()?;
-    let s = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| searches::get(tx, to, q.days, q.limit, Utc::now()).await)
-        .await?;
-    Ok(Json(s))
+report_route! {
+    /// Redemption conversion per product over a period: views, signed-in viewers, viewers
+    /// who then redeemed it, orders and units. Needs `reports_read`.
+    get_conversion, "/v1/tenants/{tenant}/staff/analytics/conversion", ConversionParams, Conversion,
+    |tx, to, q| conversion::get(tx, to, q.days, q.limit, Utc::now()).await
+}
+
+report_route! {
+    /// Points velocity of the points spent in a period: the points-weighted median,
+    /// quartiles and mean of the local days between earning and spending, per currency,
+    /// with the points per age band. Needs `reports_read`.
+    get_velocity, "/v1/tenants/{tenant}/staff/analytics/velocity", PeriodParams, Velocity,
+    |tx, to, q| velocity::get(tx, to, q.days, Utc::now()).await
+}
+
+report_route! {
+    /// Search terms of a period: the most searched (normalised) terms and those that most
+    /// often found nothing. Needs `reports_read`.
+    get_searches, "/v1/tenants/{tenant}/staff/analytics/searches", SearchParams, SearchReport,
+    |tx, to, q| searches::get(tx, to, q.days, q.limit, Utc::now()).await
 }
 
 /// A member's browse record: the products they viewed while signed in, most recent

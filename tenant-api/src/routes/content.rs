@@ -19,9 +19,7 @@ use platform::content::{
 };
 use platform::directory::Tenant;
 use platform::i18n::{Lang, RequestLang};
-use platform::images;
 use platform::rbac::Permission;
-use platform::storage::MAX_FILE_BYTES;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -161,12 +159,7 @@ async fn upload_content_image(
     body: Bytes,
 ) -> ApiResult<Json<ContentItem>> {
     auth.require(Permission::ContentWrite)?;
-    if body.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid_field("file", "at most 2 MiB").into());
-    }
-    let bytes = body.clone();
-    let image =
-        tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??;
+    let image = super::files::checked_image(&body).await?;
     let storage = &state.storage;
     let item = state
         .db
@@ -237,6 +230,23 @@ async fn cached<T: serde::Serialize>(
     Ok(json_bytes(state.content.put(tenant.id, &key, &value).await?))
 }
 
+/// One published item by its key (`what:key` in the cache): an unknown-looking key is a
+/// 404 without a read.
+async fn cached_item<T: serde::Serialize>(
+    state: &AppState,
+    tenant: &Tenant,
+    what: &str,
+    key: &str,
+    p: LangParams,
+    read: impl AsyncFnOnce(&mut platform::tx::TenantTx, Langs, &str) -> platform::error::Result<T>,
+) -> ApiResult<Response> {
+    if !content::key_ok(key) {
+        return Err(Error::not_found("content_not_found", "no such content item").into());
+    }
+    let langs = p.langs(tenant);
+    cached(state, tenant, &format!("{what}:{key}"), langs, async |tx| read(tx, langs, key).await).await
+}
+
 /// The mall's banners now, in order. No credential needed.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/content/banners", tag = "mall",
     params(("tenant" = String, Path, description = "tenant slug"), LangParams),
@@ -289,12 +299,8 @@ async fn zone(
     Path((_t, key)): Path<(String, String)>,
     Query(p): Query<LangParams>,
 ) -> ApiResult<Response> {
-    if !content::key_ok(&key) {
-        return Err(Error::not_found("content_not_found", "no such content item").into());
-    }
-    let langs = p.langs(&tenant);
-    cached(&state, &tenant, &format!("zone:{key}"), langs, async |tx| {
-        published::zone(tx, langs, &key, Utc::now()).await
+    cached_item(&state, &tenant, "zone", &key, p, async |tx, langs, key| {
+        published::zone(tx, langs, key, Utc::now()).await
     })
     .await
 }
@@ -323,12 +329,8 @@ async fn page(
     Path((_t, key)): Path<(String, String)>,
     Query(p): Query<LangParams>,
 ) -> ApiResult<Response> {
-    if !content::key_ok(&key) {
-        return Err(Error::not_found("content_not_found", "no such content item").into());
-    }
-    let langs = p.langs(&tenant);
-    cached(&state, &tenant, &format!("page:{key}"), langs, async |tx| {
-        published::page(tx, langs, &key, Utc::now()).await
+    cached_item(&state, &tenant, "page", &key, p, async |tx, langs, key| {
+        published::page(tx, langs, key, Utc::now()).await
     })
     .await
 }

@@ -37,13 +37,7 @@ async fn upload_image(
     body: Bytes,
 ) -> ApiResult<Response> {
     auth.require(Permission::CatalogWrite)?;
-    if body.len() > MAX_FILE_BYTES {
-        return Err(Error::invalid_field("file", "at most 2 MiB").into());
-    }
-    // Decoded in full (off the async runtime), not only sniffed.
-    let bytes = body.clone();
-    let image =
-        tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??;
+    let image = checked_image(&body).await?;
     let storage = &state.storage;
     let p = state
         .db
@@ -64,6 +58,16 @@ async fn get_file(
     Path((_t, id, name)): Path<(String, i64, String)>,
 ) -> ApiResult<Response> {
     serve_image(&state, tenant.id, "products", id, &name).await
+}
+
+/// An uploaded image's checks: at most 2 MiB, and decoded in full (off the async
+/// runtime), not only sniffed.
+pub(crate) async fn checked_image(body: &Bytes) -> ApiResult<images::CheckedImage> {
+    if body.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid_field("file", "at most 2 MiB").into());
+    }
+    let bytes = body.clone();
+    Ok(tokio::task::spawn_blocking(move || images::check(&bytes)).await.map_err(|e| Error::Internal(e.into()))??)
 }
 
 /// Serves a stored image `t<tenant>/<folder>/<id>/<name>` to anyone, cached for a day

@@ -6,19 +6,21 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use platform::alliance::book;
+use platform::directory::Tenant;
 use platform::ids::HoldId;
 use platform::ledger::history::PointsSummary;
 use platform::ledger::holds::{self, Hold, NewHold};
 use platform::ledger::locks::{self, LockGrant, NewLockGrant};
 use platform::ledger::{Entry, Source, SourceKind};
 use platform::points::{self, Credit, Debit};
+use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, PartnerAuth, Path};
-use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty, IdempotentJson};
+use crate::idempotent::{self, Idem, IdempotencyKey, IdempotentEmpty, IdempotentJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -134,27 +136,51 @@ struct AmountBody {
     amount: i64,
 }
 
-/// Captures a hold, fully or partly; the uncaptured rest returns to the member.
-/// Needs scope `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/capture", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-    request_body = AmountBody,
-    responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn capture(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
-    req: IdempotentJson,
+/// A move of a hold under its `Idempotency-Key`, by the key's holder, answered 200.
+async fn hold_move(
+    state: &AppState,
+    auth: &PartnerAuth,
+    idem: Idem,
+    op: impl AsyncFnOnce(&mut TenantTx, &Tenant, &str) -> platform::Result<Hold>,
 ) -> ApiResult<Response> {
-    auth.key.require("points:write")?;
-    let (idem, a) = req.open::<AmountBody>()?;
     let who = auth.actor().label;
     idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
         let tenant = tx.tenant().clone();
-        holds::capture(tx, &tenant, id, a.amount, &who, Utc::now()).await
+        op(tx, &tenant, &who).await
     })
     .await
+}
+
+/// A route that moves an amount of a hold with `holds::$name`: `POST $path`, answered 200.
+/// Needs scope `points:write` and an `Idempotency-Key` header.
+macro_rules! hold_amount_route {
+    ($(#[doc = $doc:tt])* $name:ident, $path:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "partner",
+            security(("api_key" = [])),
+            params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
+            request_body = AmountBody,
+            responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: PartnerAuth,
+            Path((_t, id)): Path<(String, HoldId)>,
+            req: IdempotentJson,
+        ) -> ApiResult<Response> {
+            auth.key.require("points:write")?;
+            let (idem, a) = req.open::<AmountBody>()?;
+            hold_move(&state, &auth, idem, async |tx, tenant, who| {
+                holds::$name(tx, tenant, id, a.amount, who, Utc::now()).await
+            })
+            .await
+        }
+    };
+}
+
+hold_amount_route! {
+    /// Captures a hold, fully or partly; the uncaptured rest returns to the member.
+    /// Needs scope `points:write` and an `Idempotency-Key` header.
+    capture, "/v1/tenants/{tenant}/partner/holds/{id}/capture"
 }
 
 /// Voids a hold: its points return to the member's original lots. Needs scope
@@ -171,35 +197,13 @@ async fn void(
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let idem = req.open()?;
-    let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        let tenant = tx.tenant().clone();
-        holds::void(tx, &tenant, id, &who, Utc::now()).await
-    })
-    .await
+    hold_move(&state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await).await
 }
 
-/// Refunds part or all of a captured hold to the original lots (those not expired).
-/// Needs scope `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/refund", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-    request_body = AmountBody,
-    responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn refund(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
-    req: IdempotentJson,
-) -> ApiResult<Response> {
-    auth.key.require("points:write")?;
-    let (idem, a) = req.open::<AmountBody>()?;
-    let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
-        let tenant = tx.tenant().clone();
-        holds::refund(tx, &tenant, id, a.amount, &who, Utc::now()).await
-    })
-    .await
+hold_amount_route! {
+    /// Refunds part or all of a captured hold to the original lots (those not expired).
+    /// Needs scope `points:write` and an `Idempotency-Key` header.
+    refund, "/v1/tenants/{tenant}/partner/holds/{id}/refund"
 }
 
 /// Locks points for release `per_day` at each of the mall's local midnights (L5). Needs scope `points:write`

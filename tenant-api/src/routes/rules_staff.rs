@@ -10,6 +10,7 @@ use platform::rules::backtest::{self, Backtest, BacktestRequest};
 use platform::rules::dry_run::{self, DryRun, DryRunRequest, DryRunResult};
 use platform::rules::log::{self, EventRow};
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RuleParamsVersion, RulePatch, RuleVersion};
+use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,6 +44,19 @@ pub(crate) struct RuleListQuery {
     pub(crate) archived: bool,
 }
 
+/// A write to one of the mall's rules, by staff with `rules_write`; every server
+/// instance then drops the mall's compiled rules.
+async fn write_rule(
+    state: &AppState,
+    auth: &StaffAuth,
+    work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<Rule>,
+) -> ApiResult<Json<Rule>> {
+    auth.require(Permission::RulesWrite)?;
+    let rule = state.db.write(&auth.tenant, &auth.actor(), work).await?;
+    state.rules.evict(auth.tenant.id).await;
+    Ok(Json(rule))
+}
+
 /// The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules",
     security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), RuleListQuery),
@@ -67,11 +81,8 @@ async fn create(
     auth: StaffAuth,
     Json(body): Json<NewRule>,
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
-    auth.require(Permission::RulesWrite)?;
     let sandbox = state.rules.sandbox.clone();
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::create(tx, &sandbox, &body).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -116,10 +127,7 @@ async fn patch(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::patch(tx, id, &body).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -142,14 +150,8 @@ async fn new_version(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
     let sandbox = state.rules.sandbox.clone();
-    let rule = state
-        .db
-        .write(&auth.tenant, &auth.actor(), async |tx| store::new_version(tx, &sandbox, id, &body.script).await)
-        .await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -174,11 +176,7 @@ async fn set_params(
     Path((_t, id)): Path<(String, RuleId)>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| store::set_params(tx, id, &body.params).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -189,78 +187,77 @@ pub(crate) struct RollbackBody {
     pub(crate) version: i32,
 }
 
-/// Makes an earlier version of the script current again. Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/rollback", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn rollback(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let version = body.version;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::rollback(tx, id, version).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+/// A route that moves one rule with `store::$op`: `POST $path`, with a version to go
+/// back to (`version`) or none, answering the rule (`write_rule` of the caller's module:
+/// staff need `rules_write`). `staff` routes are a mall's, `alliance` ones an alliance's.
+macro_rules! rule_move_route {
+    (staff $($route:tt)*) => {
+        $crate::routes::rules_staff::rule_move_route!(@ "rules", "staff_jwt", "tenant", "tenant slug", StaffAuth; $($route)*);
+    };
+    (alliance $($route:tt)*) => {
+        $crate::routes::rules_staff::rule_move_route!(@ "alliance", "alliance_jwt", "alliance", "alliance slug", AllianceAuth; $($route)*);
+    };
+    (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
+        $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident(version)) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag,
+            security(($sec = [])),
+            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+            request_body = RollbackBody,
+            responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: $auth,
+            Path((_scope, id)): Path<(String, RuleId)>,
+            Json(body): Json<RollbackBody>,
+        ) -> ApiResult<Json<Rule>> {
+            let version = body.version;
+            write_rule(&state, &auth, async |tx| store::$op(tx, id, version).await).await
+        }
+    };
+    (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
+        $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag,
+            security(($sec = [])),
+            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+            responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+        async fn $name(
+            State(state): State<AppState>,
+            auth: $auth,
+            Path((_scope, id)): Path<(String, RuleId)>,
+        ) -> ApiResult<Json<Rule>> {
+            write_rule(&state, &auth, async |tx| store::$op(tx, id).await).await
+        }
+    };
+}
+pub(crate) use rule_move_route;
+
+rule_move_route! {
+    staff
+    /// Makes an earlier version of the script current again. Needs `rules_write`.
+    rollback, "/v1/tenants/{tenant}/staff/rules/{id}/rollback", store::rollback(version)
 }
 
-/// Makes an earlier version of the parameters current again (the script stays). Needs
-/// `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RollbackBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn rollback_params(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-    Json(body): Json<RollbackBody>,
-) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let version = body.version;
-    let rule =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| store::rollback_params(tx, id, version).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+rule_move_route! {
+    staff
+    /// Makes an earlier version of the parameters current again (the script stays). Needs
+    /// `rules_write`.
+    rollback_params, "/v1/tenants/{tenant}/staff/rules/{id}/params/rollback", store::rollback_params(version)
 }
 
-/// Archives a rule: it leaves the active list and is never evaluated again (enabled or
-/// not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/archive", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn archive(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::archive(tx, id).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+rule_move_route! {
+    staff
+    /// Archives a rule: it leaves the active list and is never evaluated again (enabled or
+    /// not); its versions and the entries naming it stay. Audited. Needs `rules_write`.
+    archive, "/v1/tenants/{tenant}/staff/rules/{id}/archive", store::archive
 }
 
-/// Brings an archived rule back to the active list, enabled or not as it was. Audited.
-/// Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/{id}/restore", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
-async fn restore(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), async |tx| store::restore(tx, id).await).await?;
-    state.rules.evict(auth.tenant.id).await;
-    Ok(Json(rule))
+rule_move_route! {
+    staff
+    /// Brings an archived rule back to the active list, enabled or not as it was. Audited.
+    /// Needs `rules_write`.
+    restore, "/v1/tenants/{tenant}/staff/rules/{id}/restore", store::restore
 }
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,

@@ -442,8 +442,14 @@ impl TestApp {
     /// The payment provider's signed notice that order `order_no` of `tenant` was paid
     /// `amount_fen` (the secret from `POST /staff/payment-secret`); returns the answer.
     pub async fn pay(&self, tenant: &Tenant, secret: &str, order_no: &Value, amount_fen: i64) -> (StatusCode, Value) {
-        let raw = json!({"order_no": order_no, "amount_fen": amount_fen, "payment_ref": unique("PAY")}).to_string();
-        let ts = chrono::Utc::now().timestamp();
+        let notice = json!({"order_no": order_no, "amount_fen": amount_fen, "payment_ref": unique("PAY")});
+        self.payment_notice(tenant, secret, &notice, chrono::Utc::now().timestamp()).await
+    }
+
+    /// Posts payment notice `notice` of `tenant`, signed with `secret` at unix time `ts`,
+    /// to the payment callback; returns the answer.
+    pub async fn payment_notice(&self, tenant: &Tenant, secret: &str, notice: &Value, ts: i64) -> (StatusCode, Value) {
+        let raw = notice.to_string();
         let sig = platform::mall::payments::sign(secret, ts, raw.as_bytes());
         let r = self
             .client

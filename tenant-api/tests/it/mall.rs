@@ -293,23 +293,8 @@ async fn points_plus_cash_waits_for_a_signed_payment_and_times_out_unpaid() {
         app.call(Method::POST, &format!("/v1/tenants/{}/staff/payment-secret", t.slug), Some(&owner), None).await;
     let secret = sec["secret"].as_str().unwrap().to_string();
     let callback = |body: Value, secret: &str, ts: i64| {
-        let raw = body.to_string();
-        let sig = platform::mall::payments::sign(secret, ts, raw.as_bytes());
-        let app = &app;
-        let url = format!("{}/v1/tenants/{}/payments/callback", app.base, t.slug);
-        async move {
-            let r = app
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-timestamp", ts.to_string())
-                .header("x-signature", format!("sha256={sig}"))
-                .body(raw)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        }
+        let (app, t, secret) = (&app, &t, secret.to_string());
+        async move { app.payment_notice(t, &secret, &body, ts).await }
     };
     let notice = json!({"order_no": order["order_no"], "amount_fen": 1990, "payment_ref": "PAY-1"});
     let now = Utc::now().timestamp();

@@ -88,20 +88,8 @@ async fn holds_and_points_plus_cash_take_shared_points() {
     let (_, sec) =
         app.call(Method::POST, &format!("/v1/tenants/{}/staff/payment-secret", t.slug), Some(&owner), None).await;
     let secret = sec["secret"].as_str().unwrap().to_string();
-    let raw = json!({"order_no": order["order_no"], "amount_fen": 990, "payment_ref": "PAY-S"}).to_string();
-    let ts = Utc::now().timestamp();
-    let sig = platform::mall::payments::sign(&secret, ts, raw.as_bytes());
-    let r = app
-        .client
-        .post(format!("{}/v1/tenants/{}/payments/callback", app.base, t.slug))
-        .header("content-type", "application/json")
-        .header("x-timestamp", ts.to_string())
-        .header("x-signature", format!("sha256={sig}"))
-        .body(raw)
-        .send()
-        .await
-        .unwrap();
-    let (s, paid) = (r.status(), r.json::<Value>().await.unwrap());
+    let notice = json!({"order_no": order["order_no"], "amount_fen": 990, "payment_ref": "PAY-S"});
+    let (s, paid) = app.payment_notice(&t, &secret, &notice, Utc::now().timestamp()).await;
     assert_eq!((s, paid["status"].as_str()), (StatusCode::OK, Some("completed")), "{paid}");
     assert_eq!(my_balance(&app, &t, &token, SHARED).await, 650, "the held points were captured");
     // Staff refund the order: the points come back to the member.

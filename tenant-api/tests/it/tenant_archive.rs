@@ -16,13 +16,26 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenant_api::server::StorageConfig;
 
-use crate::alliance::{SHARED, alliance, mall_in};
+use crate::alliance::{Alliance, SHARED, alliance, mall_in};
 use crate::common::{TestApp, database_url, phone, unique};
 
 /// A 1×1 PNG.
 const PNG: &str = "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082";
 
 fn quiet(_: &str) {}
+
+/// A mall of a new alliance whose member was credited 100 shared points (alliance entries
+/// not settled yet).
+async fn mall_with_unsettled_shared_points(app: &TestApp) -> (Alliance, platform::directory::Tenant) {
+    let a = alliance(app).await;
+    let m = mall_in(app, &a.slug).await;
+    let key = app.partner_key(&m).await;
+    let (member, _) = app.proven_member(&m, &phone()).await;
+    let items = json!({"items": [{"member_id": member["id"], "amount": 100, "currency": SHARED}]});
+    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    (a, m)
+}
 
 /// A test server with its files in a folder the test knows.
 async fn app_on(url: &str) -> (TestApp, Storage) {
@@ -427,13 +440,7 @@ async fn delete_drops_the_schema_and_files_and_tombstones_the_slug() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mall_with_unsettled_alliance_entries_is_not_deleted() {
     let (app, storage) = app_on(&database_url()).await;
-    let a = alliance(&app).await;
-    let m = mall_in(&app, &a.slug).await;
-    let key = app.partner_key(&m).await;
-    let (member, _) = app.proven_member(&m, &phone()).await;
-    let items = json!({"items": [{"member_id": member["id"], "amount": 100, "currency": SHARED}]});
-    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (a, m) = mall_with_unsettled_shared_points(&app).await;
     let e = tenant_archive::delete(&app.db, &storage, &m.slug, &m.slug, &Actor::cli()).await.unwrap_err();
     assert_eq!(e.code(), "alliance_positions_unsettled");
     let schema = format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{}'", m.schema_name);
@@ -546,13 +553,7 @@ async fn the_operator_deletes_a_mall_by_typing_its_slug_and_sees_the_tombstone()
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("tenant_not_found")), "{b}");
 
     // Unsettled alliance entries: 409, the mall stays.
-    let a = alliance(&app).await;
-    let m = mall_in(&app, &a.slug).await;
-    let key = app.partner_key(&m).await;
-    let (member, _) = app.proven_member(&m, &phone()).await;
-    let items = json!({"items": [{"member_id": member["id"], "amount": 100, "currency": SHARED}]});
-    let (s, b) = app.partner_post(&m, &key, "/points/credits", &unique("c"), items).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, m) = mall_with_unsettled_shared_points(&app).await;
     let (s, b) = app
         .call(Method::DELETE, &format!("/v1/platform/tenants/{}", m.slug), token, Some(json!({"confirm": m.slug})))
         .await;

@@ -1,1 +1,0 @@
-import{cn as a}from"./index-BKT-YOsl.js";const p=(e="")=>e.replace(/[|\\{}()[\]^$+*?.]/g,"\\$&").replace(/-/g,"\\x2d"),t=e=>a(e);export{t as c,p as e};
