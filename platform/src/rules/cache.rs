@@ -52,6 +52,8 @@ pub struct RuleCache {
     pub sandbox: Arc<Sandbox>,
     /// Who may run rules now (per-tenant slots and the shared evaluation threads).
     pub admission: super::admission::Admission,
+    /// One outbox drain per mall at a time.
+    pub drains: super::admission::Drains,
 }
 
 impl RuleCache {
@@ -62,6 +64,7 @@ impl RuleCache {
             generation: Arc::new(AtomicU64::new(0)),
             sandbox,
             admission: super::admission::Admission::default(),
+            drains: super::admission::Drains::default(),
         }
     }
 

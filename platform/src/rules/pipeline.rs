@@ -216,8 +216,10 @@ fn is_deadlock(e: &Error) -> bool {
 /// events (`outbox::MALL_EVENTS`) through the rules,
 /// in passes, each pass one level deeper, up to the cascade bound. The rows are read
 /// without a lock; their events are idempotent by outbox id, so two instances draining
-/// at once apply each one once.
+/// at once apply each one once. On one instance, a mall's drains run one after another
+/// (`admission::Drains`).
 pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result<u64> {
+    let _turn = cache.drains.turn(tenant.id).await;
     let mut handled = 0;
     for depth in 1..=bounds::CASCADE_DEPTH_MAX {
         let rows: Vec<(i64, String, Option<i64>, serde_json::Value)> = {
