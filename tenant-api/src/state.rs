@@ -50,7 +50,7 @@ impl AppState {
     pub fn drain_soon(&self, tenant: &Arc<platform::directory::Tenant>) {
         let (state, tenant) = (self.clone(), tenant.clone());
         tokio::spawn(async move {
-            if let Err(e) = platform::rules::pipeline::drain_outbox(&state.db, &state.rules, &tenant).await {
+            if let Err(e) = platform::rules::pipeline::drain_outbox_soon(&state.db, &state.rules, &tenant).await {
                 tracing::warn!(error = %e, tenant = %tenant.slug, "the mall's events wait for the jobs");
             }
         });

@@ -309,16 +309,41 @@ fn tenant_busy(message: String) -> Error {
 /// flash sale's redemptions went from 2,000 to 66 a second). A drain waits for the one
 /// before it, whose pass took the rows it read and left the later ones to the next.
 #[derive(Clone, Default)]
-pub struct Drains(Arc<Mutex<std::collections::HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>>);
+pub struct Drains(Arc<Mutex<std::collections::HashMap<TenantId, Arc<DrainGate>>>>);
+
+#[derive(Default)]
+struct DrainGate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// A drain waits for its turn: a background drain asked for now adds nothing (the
+    /// waiting one reads the outbox after its turn comes).
+    waiting: std::sync::atomic::AtomicBool,
+}
 
 impl Drains {
+    fn gate(&self, tenant: TenantId) -> Arc<DrainGate> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(tenant).or_default().clone()
+    }
+
     /// The mall's turn to drain: hold the guard while draining.
     pub async fn turn(&self, tenant: TenantId) -> tokio::sync::OwnedMutexGuard<()> {
-        let gate = {
-            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(tenant).or_default().clone()
-        };
-        gate.lock_owned().await
+        let gate = self.gate(tenant);
+        gate.waiting.store(true, Ordering::Release);
+        let guard = gate.turn.clone().lock_owned().await;
+        gate.waiting.store(false, Ordering::Release);
+        guard
+    }
+
+    /// As `turn`, or `None` when a drain is already waiting for its turn (it will read
+    /// what the caller wrote): for drains in the background, which nobody waits for.
+    pub async fn turn_unless_waiting(&self, tenant: TenantId) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let gate = self.gate(tenant);
+        if gate.waiting.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let guard = gate.turn.clone().lock_owned().await;
+        gate.waiting.store(false, Ordering::Release);
+        Some(guard)
     }
 }
 

@@ -220,6 +220,20 @@ fn is_deadlock(e: &Error) -> bool {
 /// (`admission::Drains`).
 pub async fn drain_outbox(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result<u64> {
     let _turn = cache.drains.turn(tenant.id).await;
+    drain_passes(db, cache, tenant).await
+}
+
+/// `drain_outbox` for a drain nobody waits for (after a request that emitted a mall
+/// event): none when another drain is already waiting for its turn, which will read
+/// this request's events.
+pub async fn drain_outbox_soon(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result<u64> {
+    match cache.drains.turn_unless_waiting(tenant.id).await {
+        Some(_turn) => drain_passes(db, cache, tenant).await,
+        None => Ok(0),
+    }
+}
+
+async fn drain_passes(db: &Db, cache: &RuleCache, tenant: &Tenant) -> Result<u64> {
     let mut handled = 0;
     for depth in 1..=bounds::CASCADE_DEPTH_MAX {
         let rows: Vec<(i64, String, Option<i64>, serde_json::Value)> = {
