@@ -181,3 +181,18 @@ pub async fn verify(bin: &Path, url: &str, slug: &str) -> anyhow::Result<String>
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
+
+/// Prints whether the reports' rollup trigger on the bench mall's entries is on, and
+/// turns it off when `off` (to measure what the rollups cost the earn path against a run
+/// with them).
+pub async fn rollups(db: &Db, slug: &str, off: bool) -> anyhow::Result<()> {
+    if !off {
+        println!("rollups: on");
+        return Ok(());
+    }
+    let t = platform::directory::find_by_slug(db.control(), slug).await?.context("the bench mall")?;
+    let sql = format!("ALTER TABLE \"{}\".entries DISABLE TRIGGER entries_rollup", t.schema_name);
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(db.control()).await?;
+    println!("rollups: off (the entries' rollup trigger is disabled in {})", t.schema_name);
+    Ok(())
+}

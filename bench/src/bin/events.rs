@@ -161,14 +161,7 @@ async fn run(args: &Args, db: &platform::db::Db, runid: &str, slug: &str, report
     let (admin, fixture) = harness::set_up(db, &api, runid, slug, args.members).await?;
     let batches = args.event_batches.unwrap_or(args.clients as u32);
     api::set_limits(&api, &admin, slug, batches, args.rule_evaluations).await?;
-    if args.no_rollups {
-        let t = platform::directory::find_by_slug(db.control(), slug).await?.context("the bench mall")?;
-        let sql = format!("ALTER TABLE \"{}\".entries DISABLE TRIGGER entries_rollup", t.schema_name);
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(db.control()).await?;
-        println!("rollups: off (the entries' rollup trigger is disabled in {})", t.schema_name);
-    } else {
-        println!("rollups: on");
-    }
+    harness::rollups(db, slug, args.no_rollups).await?;
     println!("tenant limits: {batches} event batches, {} rule evaluations at once", args.rule_evaluations);
     for (name, event_type, script, params) in &rules {
         let rule = api::create_rule(&api, &fixture, name, event_type, script, params).await?;

@@ -54,6 +54,10 @@ struct Args {
     /// a batch's accounts in one order whatever the items' order; this checks it).
     #[arg(long)]
     unsorted: bool,
+    /// Turn the reports' rollup trigger on the bench mall's entries off, to measure what
+    /// the rollups cost the earn path against a run with them.
+    #[arg(long)]
+    no_rollups: bool,
 }
 
 #[tokio::main]
@@ -110,6 +114,7 @@ async fn run(args: &Args, db: &platform::db::Db, runid: &str, slug: &str, report
     let postmaster = cpu::postmaster(db.control()).await;
     let api = Api::new(client, srv.base_url.clone());
     let (_admin, fixture) = harness::set_up(db, &api, runid, slug, args.members).await?;
+    harness::rollups(db, slug, args.no_rollups).await?;
     harness::settle().await;
 
     if args.warmup > 0 {
