@@ -13,13 +13,15 @@ use axum::response::{IntoResponse, Response};
 use platform::Error;
 use platform::auth::api_keys::{self, PartnerKey};
 use platform::auth::tokens::{Audience, Claims, subject_id};
+use platform::db::Db;
 use platform::directory::Tenant;
 use platform::ids::StaffId;
 use platform::rbac::{Permission, Role};
 use platform::rules::admission::BatchSlot;
+use platform::tx::{AllianceTx, TenantTx};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, json_error, json_error_with_cause};
+use crate::error::{ApiError, ApiResult, json_error, json_error_with_cause};
 use crate::input;
 use crate::state::AppState;
 
@@ -110,6 +112,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
             .await
             .map(|p| Self(p.0))
             .map_err(|e: PathRejection| not_found(e.body_text()))
+    }
+}
+
+/// The `{id}` of a `/…/{tenant}/…/{id}` or `/…/{alliance}/…/{id}` path, with `Path`'s
+/// 404 when it does not parse. The slug before it is the credential extractor's.
+pub struct PathId<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path((_slug, id)) = Path::<(String, T)>::from_request_parts(parts, state).await?;
+        Ok(Self(id))
     }
 }
 
@@ -208,12 +222,24 @@ fn check_tenant(claims: &Claims, tenant: &Tenant) -> Result<(), Error> {
 pub struct MemberAuth {
     pub tenant: Arc<Tenant>,
     pub member_id: i64,
+    /// For the member's own transactions (`read`, `write`).
+    db: Db,
 }
 
 impl MemberAuth {
     /// The member, as the actor of their own reads and writes.
     pub fn actor(&self) -> platform::audit::Actor {
         platform::audit::Actor::member(self.member_id)
+    }
+
+    /// Runs `work` in a read-only transaction of the mall, as this member.
+    pub async fn read<T>(&self, work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>) -> ApiResult<T> {
+        Ok(self.db.read(&self.tenant, &self.actor(), work).await?)
+    }
+
+    /// Runs `work` in a transaction of the mall, as this member.
+    pub async fn write<T>(&self, work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>) -> ApiResult<T> {
+        Ok(self.db.write(&self.tenant, &self.actor(), work).await?)
     }
 }
 
@@ -225,7 +251,7 @@ impl FromRequestParts<AppState> for MemberAuth {
         check_tenant(&claims, &tenant)?;
         let member_id = subject_id(&claims)?;
         member_session(state, &tenant, member_id, &claims).await?;
-        Ok(Self { member_id, tenant })
+        Ok(Self { member_id, tenant, db: state.db.clone() })
     }
 }
 
@@ -255,6 +281,8 @@ pub struct StaffAuth {
     pub staff_id: StaffId,
     pub role: Role,
     pub request_id: Option<String>,
+    /// For the staff member's transactions (`read`, `write`).
+    db: Db,
 }
 
 impl StaffAuth {
@@ -278,6 +306,28 @@ impl StaffAuth {
             request_id: self.request_id.clone(),
         }
     }
+
+    /// Refuses with 403 unless the role grants `p`, then runs `work` in a read-only
+    /// transaction of the mall, as this staff member.
+    pub async fn read<T>(
+        &self,
+        p: Permission,
+        work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
+    ) -> ApiResult<T> {
+        self.require(p)?;
+        Ok(self.db.read(&self.tenant, &self.actor(), work).await?)
+    }
+
+    /// Refuses with 403 unless the role grants `p`, then runs `work` in a transaction of
+    /// the mall, as this staff member.
+    pub async fn write<T>(
+        &self,
+        p: Permission,
+        work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
+    ) -> ApiResult<T> {
+        self.require(p)?;
+        Ok(self.db.write(&self.tenant, &self.actor(), work).await?)
+    }
 }
 
 impl FromRequestParts<AppState> for StaffAuth {
@@ -294,7 +344,7 @@ impl FromRequestParts<AppState> for StaffAuth {
             .ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
         let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
-        Ok(Self { staff_id, role, tenant, request_id: request_id(parts) })
+        Ok(Self { staff_id, role, tenant, request_id: request_id(parts), db: state.db.clone() })
     }
 }
 
@@ -332,6 +382,8 @@ impl FromRequestParts<AppState> for PlatformAuth {
 pub struct AllianceAuth {
     pub alliance: platform::tenancy::Alliance,
     pub staff_id: StaffId,
+    /// For the admin's transactions (`read`, `write`).
+    db: Db,
 }
 
 impl AllianceAuth {
@@ -342,6 +394,16 @@ impl AllianceAuth {
             label: format!("alliance:{}", self.staff_id),
             request_id: None,
         }
+    }
+
+    /// Runs `work` in a read-only transaction of the alliance's schema, as this admin.
+    pub async fn read<T>(&self, work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<T>) -> ApiResult<T> {
+        Ok(self.db.alliance_read(&self.alliance, &self.actor(), work).await?)
+    }
+
+    /// Runs `work` in a transaction of the alliance's schema, as this admin.
+    pub async fn write<T>(&self, work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<T>) -> ApiResult<T> {
+        Ok(self.db.alliance_write(&self.alliance, &self.actor(), work).await?)
     }
 }
 
@@ -361,7 +423,7 @@ impl FromRequestParts<AppState> for AllianceAuth {
         }
         let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
-        Ok(Self { staff_id, alliance })
+        Ok(Self { staff_id, alliance, db: state.db.clone() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod doc;
 pub mod error;
 pub mod extract;
 pub mod idempotent;

@@ -14,8 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{StaffLogin, tokens};
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AllianceAuth, ClientAddr, Json, Path};
+use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound, TooMany, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{AllianceAuth, ClientAddr, Json, Path, PathId};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Alliance admin login.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/auth/login", tag = "alliance",
     params(("alliance" = String, Path, description = "alliance slug")), request_body = StaffLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), Unauthorized, NotFound, TooMany))]
 async fn login(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -46,10 +47,9 @@ async fn login(
 }
 
 /// An alliance admin invites another admin of the same alliance (role `alliance_admin`).
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/admins", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = NewAllianceAdmin,
-    responses((status = 201, body = StaffUser), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/admins", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), request_body = NewAllianceAdmin,
+    responses((status = 201, body = StaffUser), Unauthorized, Forbidden, Conflict, Invalid))]
 async fn invite_admin(
     State(state): State<AppState>,
     auth: AllianceAuth,
@@ -64,13 +64,12 @@ async fn invite_admin(
 /// its issuing budget is closed (what is left stays visible), its members keep their
 /// shared balance in the other malls. The mall can join again later.
 #[utoipa::path(delete, path = "/v1/alliances/{alliance}/malls/{tenant}", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
-    responses((status = 200, body = Departure), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
+    responses((status = 200, body = Departure), Unauthorized, Forbidden, NotFound))]
 async fn remove_mall(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, slug)): Path<(String, String)>,
+    PathId(slug): PathId<String>,
 ) -> ApiResult<Json<Departure>> {
     let t = directory::find_by_slug(state.db.control(), &slug)
         .await?
@@ -97,9 +96,8 @@ struct Overview {
 }
 
 /// The alliance and its merchants.
-#[utoipa::path(get, path = "/v1/alliances/{alliance}", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    responses((status = 200, body = Overview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/alliances/{alliance}", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), responses((status = 200, body = Overview), Unauthorized, Forbidden))]
 async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Overview>> {
     let merchants = directory::list(state.db.control())
         .await?
@@ -137,7 +135,7 @@ struct Malls {
 /// `POST /v1/tenants/{tenant}/auth/alliance-handoff`). Public.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/malls", tag = "alliance",
     params(("alliance" = String, Path, description = "alliance slug")),
-    responses((status = 200, body = Malls), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Malls), NotFound))]
 async fn malls(State(state): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<Malls>> {
     let a = tenancy::find_alliance(state.db.control(), &slug).await?;
     let malls = directory::list(state.db.control())
@@ -157,9 +155,8 @@ async fn malls(State(state): State<AppState>, Path(slug): Path<String>) -> ApiRe
 
 /// How many members each mall shares with the alliance: members linked to an alliance
 /// identity and those holding shared points, with the alliance's totals. Counts only.
-#[utoipa::path(get, path = "/v1/alliances/{alliance}/member-counts", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    responses((status = 200, body = AllianceMemberCounts), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/member-counts", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), responses((status = 200, body = AllianceMemberCounts), Unauthorized, Forbidden))]
 async fn member_counts(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<AllianceMemberCounts>> {
     Ok(Json(counts::of_alliance(&state.db, &auth.alliance).await?))
 }

@@ -15,8 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody, rule_move_route};
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AllianceAuth, Json, Path, Query};
+use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound};
+use crate::error::ApiResult;
+use crate::extract::{AllianceAuth, Json, Path, PathId, Query};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,29 +41,22 @@ async fn write_rule(
     auth: &AllianceAuth,
     work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<Rule>,
 ) -> ApiResult<Json<Rule>> {
-    let rule = state.db.alliance_write(&auth.alliance, &auth.actor(), work).await?;
+    let rule = auth.write(work).await?;
     state.rules.evict_all();
     Ok(Json(rule))
 }
 
 /// The alliance's active rules in evaluation order, or its archived ones.
-#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug"), RuleListQuery),
-    responses((status = 200, body = Vec<Rule>), (status = 403, body = ErrorBody)))]
-async fn alliance_rule_list(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Query(q): Query<RuleListQuery>,
-) -> ApiResult<Json<Vec<Rule>>> {
-    Ok(Json(state.db.alliance_read(&auth.alliance, &auth.actor(), async |tx| store::list(tx, q.archived).await).await?))
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug, RuleListQuery), responses((status = 200, body = Vec<Rule>), Forbidden))]
+async fn alliance_rule_list(auth: AllianceAuth, Query(q): Query<RuleListQuery>) -> ApiResult<Json<Vec<Rule>>> {
+    Ok(Json(auth.read(async |tx| store::list(tx, q.archived).await).await?))
 }
 
 /// Creates a rule (its script is compiled first: a 422 names line and column). Takes
 /// effect on every server instance for the next event.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = NewRule,
-    responses((status = 201, body = Rule), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
 async fn alliance_rule_create(
     State(state): State<AppState>,
     auth: AllianceAuth,
@@ -73,18 +67,12 @@ async fn alliance_rule_create(
 }
 
 /// One rule with every version of its script and of its parameters.
-#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = RuleDetail), (status = 404, body = ErrorBody)))]
-async fn alliance_rule_get(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<RuleDetail>> {
-    let (rule, versions, param_versions) = state
-        .db
-        .alliance_read(&auth.alliance, &auth.actor(), async |tx| {
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug, ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = RuleDetail), NotFound))]
+async fn alliance_rule_get(auth: AllianceAuth, PathId(id): PathId<RuleId>) -> ApiResult<Json<RuleDetail>> {
+    let (rule, versions, param_versions) = auth
+        .read(async |tx| {
             Ok((store::get(tx, id).await?, store::versions(tx, id).await?, store::param_versions(tx, id).await?))
         })
         .await?;
@@ -92,15 +80,13 @@ async fn alliance_rule_get(
 }
 
 /// Enables, disables or reorders a rule (409 `rule_archived` for an archived one).
-#[utoipa::path(patch, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RulePatch,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/alliances/{alliance}/rules/{id}", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug, ("id" = i64, Path, description = "rule id")), request_body = RulePatch,
+    responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_patch(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
     write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
@@ -109,14 +95,12 @@ async fn alliance_rule_patch(
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
 /// line and column; 409 `rule_archived` for an archived rule).
 #[utoipa::path(put, path = "/v1/alliances/{alliance}/rules/{id}/script", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = ScriptBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "rule id")),
+    request_body = ScriptBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_new_version(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = state.rules.sandbox.clone();
@@ -127,14 +111,12 @@ async fn alliance_rule_new_version(
 /// version, made current (every version is kept; parameters equal to the current ones
 /// change nothing).
 #[utoipa::path(put, path = "/v1/alliances/{alliance}/rules/{id}/params", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = ParamsBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "rule id")),
+    request_body = ParamsBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_set_params(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
     write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
@@ -170,10 +152,9 @@ rule_move_route! {
 /// or the first error's line and column; a script that compiles but awards another
 /// currency than the shared one (or deducts, locks, accelerates) is not `ok` either,
 /// with line and column 0 (the whole script), as saving it would answer 422.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/compile", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = ScriptBody,
-    responses((status = 200, body = CompileCheck), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/compile", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), request_body = ScriptBody,
+    responses((status = 200, body = CompileCheck), Forbidden, Invalid))]
 async fn alliance_rule_compile(
     State(state): State<AppState>,
     auth: AllianceAuth,
@@ -193,11 +174,9 @@ async fn alliance_rule_compile(
 /// shared award's cost in order, left out as the live event would leave it out when the
 /// budget no longer covers it or is closed). 404 `not_in_alliance` for a mall outside
 /// the alliance.
-#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/dry-run", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = AllianceDryRunRequest,
-    responses((status = 200, body = AllianceDryRunResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/dry-run", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), request_body = AllianceDryRunRequest,
+    responses((status = 200, body = AllianceDryRunResult), Forbidden, NotFound, Invalid))]
 async fn alliance_rule_dry_run(
     State(state): State<AppState>,
     auth: AllianceAuth,

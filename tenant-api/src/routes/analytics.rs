@@ -17,8 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::reports::{DayLabel, parse_day};
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,10 +103,8 @@ async fn report<T>(
 macro_rules! report_route {
     ($(#[doc = $doc:tt])* $name:ident, $path:tt, $params:ident, $out:ident, |$tx:ident, $to:ident, $q:ident| $read:expr) => {
         $(#[doc = $doc])*
-        #[utoipa::path(get, path = $path, tag = "reports",
-            security(("staff_jwt" = [])),
-            params(("tenant" = String, Path, description = "tenant slug"), $params),
-            responses((status = 200, body = $out), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        #[utoipa::path(get, path = $path, tag = "reports", security(("staff_jwt" = [])), params(TenantSlug, $params),
+    responses((status = 200, body = $out), Forbidden, Invalid))]
         async fn $name(
             State(state): State<AppState>,
             auth: StaffAuth,
@@ -149,15 +148,9 @@ report_route! {
 /// A member's browse record: the products they viewed while signed in, most recent
 /// first (the last 200 products, views of the last 90 days). Needs `reports_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/browse-record", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = BrowseRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_browse_record(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<BrowseRecord>> {
-    auth.require(Permission::ReportsRead)?;
-    let r = state.db.read(&auth.tenant, &auth.actor(), async |tx| browsing::get(tx, id, Utc::now()).await).await?;
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = BrowseRecord), Forbidden, NotFound))]
+async fn get_browse_record(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<BrowseRecord>> {
+    let r = auth.read(Permission::ReportsRead, async |tx| browsing::get(tx, id, Utc::now()).await).await?;
     Ok(Json(r))
 }

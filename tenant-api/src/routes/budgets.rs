@@ -11,8 +11,9 @@ use platform::rbac::Permission;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AllianceAuth, Json, Path, Query, StaffAuth};
+use crate::doc::{AllianceSlug, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{AllianceAuth, Json, PathId, Query, StaffAuth};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -28,18 +29,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every mall's issuing budget and the clearing value (alliance admins).
-#[utoipa::path(get, path = "/v1/alliances/{alliance}/budgets", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    responses((status = 200, body = Budgets), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/budgets", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), responses((status = 200, body = Budgets), Unauthorized, Forbidden))]
 async fn list(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Budgets>> {
     Ok(Json(budgets::overview(&state.db, &auth.alliance).await?))
 }
 
 /// Sets the clearing value of the shared currency: how many points are worth one yuan.
-#[utoipa::path(put, path = "/v1/alliances/{alliance}/clearing", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = Clearing,
-    responses((status = 200, body = Clearing), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/alliances/{alliance}/clearing", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug), request_body = Clearing, responses((status = 200, body = Clearing), Unauthorized, Invalid))]
 async fn set_clearing(
     State(state): State<AppState>,
     auth: AllianceAuth,
@@ -51,14 +49,12 @@ async fn set_clearing(
 /// Sets a mall's issuing rate (basis points of the clearing value it bears) and the
 /// balance below which it is alerted.
 #[utoipa::path(put, path = "/v1/alliances/{alliance}/malls/{tenant}/budget", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
-    request_body = BudgetTerms,
-    responses((status = 200, body = Budget), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
+    request_body = BudgetTerms, responses((status = 200, body = Budget), NotFound, Invalid))]
 async fn set_terms(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, slug)): Path<(String, String)>,
+    PathId(slug): PathId<String>,
     Json(body): Json<BudgetTerms>,
 ) -> ApiResult<Json<Budget>> {
     let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
@@ -68,14 +64,12 @@ async fn set_terms(
 /// Tops up a mall's issuing budget (alliance admins). An optional `Idempotency-Key`
 /// header makes a repeated request answer the first top-up and add nothing.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/malls/{tenant}/budget/top-ups", tag = "alliance",
-    security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug")),
-    request_body = TopUp,
-    responses((status = 201, body = BudgetEntry), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
+    request_body = TopUp, responses((status = 201, body = BudgetEntry), NotFound, Invalid))]
 async fn top_up(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, slug)): Path<(String, String)>,
+    PathId(slug): PathId<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     Json(body): Json<serde_json::Value>,
@@ -115,12 +109,12 @@ async fn top_up_answer(
 /// A mall's budget entries (top-ups and issues), newest first.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/malls/{tenant}/budget/entries", tag = "alliance",
     security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"), ("tenant" = String, Path, description = "mall slug"), PageQuery),
-    responses((status = 200, body = Page<BudgetEntry>), (status = 404, body = ErrorBody)))]
+    params(AllianceSlug, ("tenant" = String, Path, description = "mall slug"), PageQuery),
+    responses((status = 200, body = Page<BudgetEntry>), NotFound))]
 async fn mall_entries(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, slug)): Path<(String, String)>,
+    PathId(slug): PathId<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<BudgetEntry>>> {
     let (before, limit) = q.bounds()?;
@@ -130,9 +124,8 @@ async fn mall_entries(
 }
 
 /// The mall's own issuing budget in its alliance. Needs `settings_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/alliance-budget", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Budget), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/alliance-budget", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Budget), Forbidden, NotFound))]
 async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Budget>> {
     auth.require(Permission::SettingsRead)?;
     let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
@@ -142,9 +135,8 @@ async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<B
 /// The mall's owner tops up its issuing budget. Needs `settings_write`. An optional
 /// `Idempotency-Key` header makes a repeated request answer the first top-up.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/alliance-budget/top-ups", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = TopUp,
-    responses((status = 201, body = BudgetEntry), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug), request_body = TopUp,
+    responses((status = 201, body = BudgetEntry), Forbidden, NotFound, Invalid))]
 async fn own_top_up(
     State(state): State<AppState>,
     auth: StaffAuth,

@@ -24,8 +24,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth, TenantPath};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooLarge};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, PathId, Query, StaffAuth, TenantPath};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,16 +47,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The mall's content items, newest first (at most 1000; archived ones only with
 /// `state=archived`). Needs `content_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), ContentFilter),
-    responses((status = 200, body = Vec<ContentItem>), (status = 403, body = ErrorBody)))]
-async fn list_content(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(f): Query<ContentFilter>,
-) -> ApiResult<Json<Vec<ContentItem>>> {
-    auth.require(Permission::ContentRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| content::list(tx, &f).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ContentFilter), responses((status = 200, body = Vec<ContentItem>), Forbidden))]
+async fn list_content(auth: StaffAuth, Query(f): Query<ContentFilter>) -> ApiResult<Json<Vec<ContentItem>>> {
+    Ok(Json(auth.read(Permission::ContentRead, async |tx| content::list(tx, &f).await).await?))
 }
 
 /// Writes a draft: a banner, an announcement, a zone or a rule page in one language.
@@ -65,53 +60,40 @@ async fn list_content(
 /// (`content_product_unknown`); a key already used by a live item of the same kind and
 /// language (409 `content_key_taken`); more than 1000 items that are not archived (409).
 /// Needs `content_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ContentInput,
-    responses((status = 201, body = ContentItem), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = ContentInput,
+    responses((status = 201, body = ContentItem), Forbidden, Conflict, Invalid))]
 async fn create_content(
     State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<ContentInput>,
 ) -> ApiResult<(StatusCode, Json<ContentItem>)> {
-    auth.require(Permission::ContentWrite)?;
-    let item = state.db.write(&auth.tenant, &auth.actor(), async |tx| content::create(tx, &body).await).await?;
+    let item = auth.write(Permission::ContentWrite, async |tx| content::create(tx, &body).await).await?;
     state.content.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(item)))
 }
 
 /// One content item. Needs `content_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
-    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_content(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<ContentItem>> {
-    auth.require(Permission::ContentRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| content::get(tx, id).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "content item id")),
+    responses((status = 200, body = ContentItem), Forbidden, NotFound))]
+async fn get_content(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<ContentItem>> {
+    Ok(Json(auth.read(Permission::ContentRead, async |tx| content::get(tx, id).await).await?))
 }
 
 /// Replaces an item's fields (its kind stays). A submitted or published item becomes a
 /// draft again: members stop seeing it until a reviewer approves the change. Archived
 /// items are refused (409). Needs `content_write`.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
-    request_body = ContentInput,
-    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/content/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "content item id")), request_body = ContentInput,
+    responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, Invalid))]
 async fn update_content(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(body): Json<ContentInput>,
 ) -> ApiResult<Json<ContentItem>> {
-    auth.require(Permission::ContentWrite)?;
-    let item = state.db.write(&auth.tenant, &auth.actor(), async |tx| content::update(tx, id, &body).await).await?;
+    let item = auth.write(Permission::ContentWrite, async |tx| content::update(tx, id, &body).await).await?;
     state.content.evict(auth.tenant.id);
     Ok(Json(item))
 }
@@ -122,15 +104,13 @@ async fn update_content(
 /// archive (`archived`, `content_write`). Other moves: 409 `content_state_invalid`.
 /// Needs `content_write` or `content_publish`, as each move says.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/{id}/state", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "content item id")),
     request_body = ContentTransition,
-    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, Invalid))]
 async fn move_content(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(body): Json<ContentTransition>,
 ) -> ApiResult<Json<ContentItem>> {
     if !auth.role.allows(Permission::ContentWrite) {
@@ -147,15 +127,13 @@ async fn move_content(
 /// 4096 pixels a side; the file must decode) and makes it the item's image; the item
 /// becomes a draft again. Send the file as the raw body. Needs `content_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/{id}/image", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id")),
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "content item id")),
     request_body(content = Vec<u8>, content_type = "image/png"),
-    responses((status = 200, body = ContentItem), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, TooLarge, Invalid))]
 async fn upload_content_image(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     body: Bytes,
 ) -> ApiResult<Json<ContentItem>> {
     auth.require(Permission::ContentWrite)?;
@@ -171,10 +149,9 @@ async fn upload_content_image(
 
 /// Renders Markdown as members would see a rule page (sanitised HTML). Needs
 /// `content_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/preview", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = MarkdownPreview,
-    responses((status = 200, body = RenderedHtml), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content/preview", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = MarkdownPreview,
+    responses((status = 200, body = RenderedHtml), Forbidden, Invalid))]
 async fn preview_markdown(auth: StaffAuth, Json(body): Json<MarkdownPreview>) -> ApiResult<Json<RenderedHtml>> {
     auth.require(Permission::ContentWrite)?;
     Ok(Json(content::preview(&body)?))
@@ -184,7 +161,7 @@ async fn preview_markdown(auth: StaffAuth, Json(body): Json<MarkdownPreview>) ->
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/files/content/{id}/{name}", tag = "mall",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "content item id"),
         ("name" = String, Path, description = "file name")),
-    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "image/png"), NotFound))]
 async fn content_file(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -248,9 +225,8 @@ async fn cached_item<T: serde::Serialize>(
 }
 
 /// The mall's banners now, in order. No credential needed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/banners", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
-    responses((status = 200, body = Vec<MemberBanner>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/banners", tag = "mall", params(TenantSlug, LangParams),
+    responses((status = 200, body = Vec<MemberBanner>), NotFound))]
 async fn banners(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -261,9 +237,8 @@ async fn banners(
 }
 
 /// The mall's announcements now, pinned ones first. No credential needed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/announcements", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
-    responses((status = 200, body = Vec<MemberAnnouncement>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/announcements", tag = "mall", params(TenantSlug, LangParams),
+    responses((status = 200, body = Vec<MemberAnnouncement>), NotFound))]
 async fn announcements(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -276,9 +251,8 @@ async fn announcements(
 
 /// The mall's themed zones now, each with its products on sale, in the zone's order.
 /// No credential needed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/zones", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
-    responses((status = 200, body = Vec<MemberZone>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/zones", tag = "mall", params(TenantSlug, LangParams),
+    responses((status = 200, body = Vec<MemberZone>), NotFound))]
 async fn zones(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -290,13 +264,12 @@ async fn zones(
 
 /// One themed zone by its key, with its products on sale. No credential needed.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/content/zones/{key}", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), ("key" = String, Path, description = "zone key"),
-        LangParams),
-    responses((status = 200, body = MemberZone), (status = 404, body = ErrorBody)))]
+    params(TenantSlug, ("key" = String, Path, description = "zone key"), LangParams),
+    responses((status = 200, body = MemberZone), NotFound))]
 async fn zone(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
-    Path((_t, key)): Path<(String, String)>,
+    PathId(key): PathId<String>,
     Query(p): Query<LangParams>,
 ) -> ApiResult<Response> {
     cached_item(&state, &tenant, "zone", &key, p, async |tx, langs, key| {
@@ -306,9 +279,8 @@ async fn zone(
 }
 
 /// The mall's rule pages (keys and titles). No credential needed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/pages", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), LangParams),
-    responses((status = 200, body = Vec<MemberPageLink>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/content/pages", tag = "mall", params(TenantSlug, LangParams),
+    responses((status = 200, body = Vec<MemberPageLink>), NotFound))]
 async fn pages(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -320,13 +292,12 @@ async fn pages(
 
 /// One rule page by its key ("points-rules"), as sanitised HTML. No credential needed.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/content/pages/{key}", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), ("key" = String, Path, description = "page key"),
-        LangParams),
-    responses((status = 200, body = MemberPage), (status = 404, body = ErrorBody)))]
+    params(TenantSlug, ("key" = String, Path, description = "page key"), LangParams),
+    responses((status = 200, body = MemberPage), NotFound))]
 async fn page(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
-    Path((_t, key)): Path<(String, String)>,
+    PathId(key): PathId<String>,
     Query(p): Query<LangParams>,
 ) -> ApiResult<Response> {
     cached_item(&state, &tenant, "page", &key, p, async |tx, langs, key| {

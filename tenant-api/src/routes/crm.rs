@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody, ErrorDetail, detail_of};
+use crate::doc::{Invalid, TenantSlug};
+use crate::error::{ApiResult, ErrorDetail, detail_of};
 use crate::extract::{Json, PartnerAuth};
 use crate::state::AppState;
 
@@ -46,10 +47,8 @@ struct BulkSynced {
 /// Creates or updates up to 1000 members by the partner's ids (P4), each on its own: one
 /// refused (e.g. a phone another member holds) does not stop the others. Fields not
 /// sent are left alone. Needs scope `members:write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/members/bulk", tag = "partner",
-    security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = BulkMembers,
-    responses((status = 200, body = BulkSynced), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/members/bulk", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug), request_body = BulkMembers, responses((status = 200, body = BulkSynced), Invalid))]
 async fn bulk_upsert(
     State(state): State<AppState>,
     auth: PartnerAuth,
@@ -85,9 +84,8 @@ struct ExternalIds {
 /// Balances (every currency, the alliance's shared one included; lapsed points excluded)
 /// and levels of up to 1000 members by the partner's ids. Needs scope `points:read`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/members/balances", tag = "partner",
-    security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ExternalIds,
-    responses((status = 200, body = BulkBalances), (status = 422, body = ErrorBody)))]
+    security(("api_key" = [])), params(TenantSlug), request_body = ExternalIds,
+    responses((status = 200, body = BulkBalances), Invalid))]
 async fn bulk_balances(
     State(state): State<AppState>,
     auth: PartnerAuth,

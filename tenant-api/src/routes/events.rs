@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::doc::{Forbidden, Invalid, TenantSlug, TooMany, Unauthorized, Unavailable};
+use crate::error::ApiResult;
 use crate::extract::{EventSlot, Json, MemberAuth, PartnerAuth};
 use crate::state::AppState;
 
@@ -34,11 +35,9 @@ struct Results {
 /// `events:write`. A mall runs a bounded number of batches at once (its `limits`);
 /// beyond them a batch waits up to a second, then is answered 429 `tenant_busy` with
 /// `Retry-After`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/events", tag = "partner",
-    security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = EventBatch,
-    responses((status = 200, body = Results), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/events", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug), request_body = EventBatch,
+    responses((status = 200, body = Results), Forbidden, Invalid, TooMany, Unavailable))]
 async fn partner_events(
     State(state): State<AppState>,
     EventSlot(slot): EventSlot,
@@ -71,11 +70,9 @@ struct MemberEvent {
 }
 
 /// Posts an event from the member's own app (check-in, read, share…).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/events", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = MemberEvent,
-    responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/events", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), request_body = MemberEvent,
+    responses((status = 200, body = Outcome), Unauthorized, Invalid, TooMany, Unavailable))]
 async fn member_event(
     State(state): State<AppState>,
     auth: MemberAuth,

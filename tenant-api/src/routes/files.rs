@@ -14,8 +14,9 @@ use platform::storage::MAX_FILE_BYTES;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, StaffAuth, TenantPath};
+use crate::doc::{Invalid, NotFound, TenantSlug, TooLarge};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, PathId, StaffAuth, TenantPath};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,14 +27,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// pixels a side; the type is read from the file itself, which must decode) and appends
 /// it to the product's images. Send the file as the raw body. Needs `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products/{id}/images", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "product id")),
     request_body(content = Vec<u8>, content_type = "image/png"),
-    responses((status = 201, body = Product), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Product), TooLarge, Invalid))]
 async fn upload_image(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, ProductId)>,
+    PathId(id): PathId<ProductId>,
     body: Bytes,
 ) -> ApiResult<Response> {
     auth.require(Permission::CatalogWrite)?;
@@ -51,7 +51,7 @@ async fn upload_image(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/files/products/{id}/{name}", tag = "mall",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id"),
         ("name" = String, Path, description = "file name")),
-    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "image/png"), NotFound))]
 async fn get_file(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,

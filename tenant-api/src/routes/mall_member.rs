@@ -16,8 +16,9 @@ use platform::reports::visits::Visit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MaybeMember, MemberAuth, Path, Query, TenantPath};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, MaybeMember, MemberAuth, PathId, Query, TenantPath};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{OffsetPageQuery, Page, PageQuery};
 use crate::state::AppState;
@@ -41,8 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// short-lived cache. No credential needed; a search (`q`) is counted for the dashboard,
 /// by the member when a member token is sent.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/products", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), BrowseQuery, OffsetPageQuery),
-    responses((status = 200, body = Page<ProductCard>), (status = 422, body = ErrorBody)))]
+    params(TenantSlug, BrowseQuery, OffsetPageQuery), responses((status = 200, body = Page<ProductCard>), Invalid))]
 async fn products(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -77,13 +77,13 @@ fn page_is_empty(body: &[u8]) -> bool {
 /// One product (cached briefly). No credential needed; the view is counted for the
 /// dashboard, by the member when a member token is sent.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/products/{id}", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    responses((status = 200, body = Product), (status = 404, body = ErrorBody)))]
+    params(TenantSlug, ("id" = i64, Path, description = "product id")),
+    responses((status = 200, body = Product), NotFound))]
 async fn product(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
     MaybeMember(member): MaybeMember,
-    Path((_t, id)): Path<(String, ProductId)>,
+    PathId(id): PathId<ProductId>,
 ) -> ApiResult<Response> {
     let key = format!("product:{id}");
     if let Some(hit) = state.catalog.get(tenant.id, &key).await {
@@ -101,8 +101,7 @@ fn json_bytes(body: axum::body::Bytes) -> Response {
 }
 
 /// The mall's categories. No credential needed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/categories", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug")),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/categories", tag = "mall", params(TenantSlug),
     responses((status = 200, body = Vec<Category>)))]
 async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Category>>> {
     let c = state.db.read(&tenant, &Actor::public(), async |tx| catalog::categories(tx).await).await?;
@@ -111,11 +110,9 @@ async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPat
 
 /// Redeems a product (O1): points (and stock) are taken in one transaction; for points
 /// + cash the points are held until the cash part is paid. Needs an `Idempotency-Key`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/redemptions", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = RedeemRequest,
-    responses((status = 201, body = Order), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/redemptions", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = RedeemRequest,
+    responses((status = 201, body = Order), Forbidden, Conflict, Invalid))]
 async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<RedeemRequest>()?;
     let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
@@ -133,107 +130,80 @@ async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: Id
 }
 
 /// The member's orders, newest first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders", tag = "mall",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
-    responses((status = 200, body = Page<Order>)))]
-async fn my_orders(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Query(page): Query<PageQuery>,
-) -> ApiResult<Json<Page<Order>>> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, PageQuery), responses((status = 200, body = Page<Order>)))]
+async fn my_orders(auth: MemberAuth, Query(page): Query<PageQuery>) -> ApiResult<Json<Page<Order>>> {
     let (before, limit) = page.bounds()?;
     let f = orders::OrderFilter { member_id: Some(auth.member_id), ..Default::default() };
-    let items =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
+    let items = auth.read(async |tx| orders::list(tx, &f, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |o| o.id.get())))
 }
 
 /// One of the member's orders, with shipping and tracking.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders/{id}", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
-async fn my_order(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Path((_t, id)): Path<(String, OrderId)>,
-) -> ApiResult<Json<Order>> {
-    let o = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| orders::get_for_member(tx, id, auth.member_id).await)
-        .await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/orders/{id}", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), NotFound))]
+async fn my_order(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
+    let o = auth.read(async |tx| orders::get_for_member(tx, id, auth.member_id).await).await?;
     Ok(Json(o))
 }
 
 async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, action: Action) -> ApiResult<Json<Order>> {
     let member = auth.member_id;
-    let order = state
-        .db
-        .write(&auth.tenant, &auth.actor(), async |tx| orders::member_act(tx, id, member, action).await)
-        .await?;
+    let order = auth.write(async |tx| orders::member_act(tx, id, member, action).await).await?;
     state.drain_soon(&auth.tenant);
     Ok(Json(order))
 }
 
 /// Cancels an order before shipment (O6): points go back to their lots, stock returns.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/cancel", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/cancel", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), NotFound, Conflict))]
 async fn cancel(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, OrderId)>,
+    PathId(id): PathId<OrderId>,
 ) -> ApiResult<Json<Order>> {
     member_transition(&state, &auth, id, Action::Cancel).await
 }
 
 /// Confirms receipt of a shipped order.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/receive", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/receive", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), NotFound, Conflict))]
 async fn receive(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, OrderId)>,
+    PathId(id): PathId<OrderId>,
 ) -> ApiResult<Json<Order>> {
     member_transition(&state, &auth, id, Action::Receive).await
 }
 
 /// Reviews a completed order (O8); once per order.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/review", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
-    request_body = NewReview,
-    responses((status = 201, body = Review), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/review", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "order id")), request_body = NewReview,
+    responses((status = 201, body = Review), Conflict, Invalid))]
 async fn review(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, OrderId)>,
+    PathId(id): PathId<OrderId>,
     Json(body): Json<NewReview>,
 ) -> ApiResult<(StatusCode, Json<Review>)> {
-    let r = state
-        .db
-        .write(&auth.tenant, &auth.actor(), async |tx| orders::review(tx, id, auth.member_id, &body).await)
-        .await?;
+    let r = auth.write(async |tx| orders::review(tx, id, auth.member_id, &body).await).await?;
     state.drain_soon(&auth.tenant);
     Ok((StatusCode::CREATED, Json(r)))
 }
 
 /// The member's shipping addresses (M3).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Address>)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/addresses", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Address>)))]
 async fn list_addresses(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Address>>> {
     Ok(Json(addresses::list(&state.db, &auth.tenant, auth.member_id).await?))
 }
 
 /// Adds a shipping address (at most 20; the first, or one marked default, is the default).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/addresses", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = Address,
-    responses((status = 201, body = Address), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/addresses", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), request_body = Address, responses((status = 201, body = Address), Conflict, Invalid))]
 async fn add_address(
     State(state): State<AppState>,
     auth: MemberAuth,
@@ -244,29 +214,25 @@ async fn add_address(
 
 /// Changes one of the member's addresses (M3): every field as sent; `is_default: true`
 /// makes it the default (the default stays so until another one is marked).
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "address id")),
-    request_body = Address,
-    responses((status = 200, body = Address), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "address id")), request_body = Address,
+    responses((status = 200, body = Address), NotFound, Conflict, Invalid))]
 async fn update_address(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(a): Json<Address>,
 ) -> ApiResult<Json<Address>> {
     Ok(Json(addresses::update(&state.db, &auth.tenant, auth.member_id, id, &a).await?))
 }
 
 /// Deletes one of the member's addresses.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "address id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "address id")), responses((status = 204), NotFound))]
 async fn delete_address(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<StatusCode> {
     addresses::delete(&state.db, &auth.tenant, auth.member_id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, PartnerAuth, Path, TenantPath};
+use crate::doc::{Conflict, Invalid, NotFound, TenantSlug, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{Json, PartnerAuth, PathId, TenantPath};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,11 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// seconds) and `X-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">` with the
 /// mall's payment secret. Repeats are answered the same.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/payments/callback", tag = "partner",
-    params(("tenant" = String, Path, description = "tenant slug"),
-        ("X-Timestamp" = String, Header, description = "Unix seconds"),
-        ("X-Signature" = String, Header, description = "sha256=<hex>")),
-    request_body = PaymentNotice,
-    responses((status = 200, body = Order), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(TenantSlug, ("X-Timestamp" = String, Header, description = "Unix seconds"),
+        ("X-Signature" = String, Header, description = "sha256=<hex>")), request_body = PaymentNotice,
+    responses((status = 200, body = Order), Unauthorized, Conflict, Invalid))]
 async fn payment_callback(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -65,14 +64,12 @@ struct Tracking {
 /// The merchant's logistics system pushes a tracking update of a shipped order (O5);
 /// the member sees it on the order. Needs scope `orders:write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/orders/{order_no}/tracking", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("order_no" = String, Path, description = "order number")),
-    request_body = Tracking,
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    security(("api_key" = [])), params(TenantSlug, ("order_no" = String, Path, description = "order number")),
+    request_body = Tracking, responses((status = 200, body = Order), NotFound, Conflict))]
 async fn tracking(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, order_no)): Path<(String, String)>,
+    PathId(order_no): PathId<String>,
     Json(body): Json<Tracking>,
 ) -> ApiResult<Json<Order>> {
     auth.key.require("orders:write")?;

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, PathId, Query, StaffAuth};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -47,9 +48,8 @@ struct ProductFilter {
 
 /// Every product, newest first (or those with a special price window). Needs
 /// `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), ProductFilter, PageQuery),
-    responses((status = 200, body = Page<Product>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ProductFilter, PageQuery), responses((status = 200, body = Page<Product>), Forbidden))]
 async fn list_products(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -68,50 +68,38 @@ async fn list_products(
 
 /// Creates a product (delisted and pending review until staff say otherwise). Needs
 /// `catalog_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewProduct,
-    responses((status = 201, body = Product), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewProduct, responses((status = 201, body = Product), Forbidden, Invalid))]
 async fn create_product(
     State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<ProductInput>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
-    auth.require(Permission::CatalogWrite)?;
-    let p = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::create(tx, &body).await).await?;
+    let p = auth.write(Permission::CatalogWrite, async |tx| catalog::create(tx, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(p)))
 }
 
 /// One product. Needs `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products/{id}", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    responses((status = 200, body = Product), (status = 404, body = ErrorBody)))]
-async fn get_product(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, ProductId)>,
-) -> ApiResult<Json<Product>> {
-    auth.require(Permission::CatalogRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::get(tx, id).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products/{id}", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "product id")),
+    responses((status = 200, body = Product), NotFound))]
+async fn get_product(auth: StaffAuth, PathId(id): PathId<ProductId>) -> ApiResult<Json<Product>> {
+    Ok(Json(auth.read(Permission::CatalogRead, async |tx| catalog::get(tx, id).await).await?))
 }
 
 /// Changes any fields of a product: list/delist, approve, prices, stock (reset), window,
 /// limits. Needs `catalog_write`.
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/products/{id}", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    request_body = ProductInput,
-    responses((status = 200, body = Product), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/products/{id}", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "product id")), request_body = ProductInput,
+    responses((status = 200, body = Product), NotFound, Invalid))]
 async fn update_product(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, ProductId)>,
+    PathId(id): PathId<ProductId>,
     Json(body): Json<ProductInput>,
 ) -> ApiResult<Json<Product>> {
-    auth.require(Permission::CatalogWrite)?;
-    let p = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::update(tx, id, &body).await).await?;
+    let p = auth.write(Permission::CatalogWrite, async |tx| catalog::update(tx, id, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
@@ -127,61 +115,49 @@ struct Codes {
 /// Adds codes to a virtual product's pool (its stock grows by the new codes). Needs
 /// `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products/{id}/codes", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    request_body = Codes,
-    responses((status = 200, body = Product), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "product id")),
+    request_body = Codes, responses((status = 200, body = Product), Invalid))]
 async fn add_codes(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, ProductId)>,
+    PathId(id): PathId<ProductId>,
     Json(body): Json<Codes>,
 ) -> ApiResult<Json<Product>> {
-    auth.require(Permission::CatalogWrite)?;
-    let p =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::add_codes(tx, id, &body.codes).await).await?;
+    let p = auth.write(Permission::CatalogWrite, async |tx| catalog::add_codes(tx, id, &body.codes).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
 
 /// The mall's categories. Needs `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/categories", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Category>)))]
-async fn list_categories(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Category>>> {
-    auth.require(Permission::CatalogRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::categories(tx).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/categories", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Category>)))]
+async fn list_categories(auth: StaffAuth) -> ApiResult<Json<Vec<Category>>> {
+    Ok(Json(auth.read(Permission::CatalogRead, async |tx| catalog::categories(tx).await).await?))
 }
 
 /// Adds a category. Needs `catalog_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/categories", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = Category,
-    responses((status = 201, body = Category), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/categories", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = Category, responses((status = 201, body = Category), Conflict, Invalid))]
 async fn create_category(
     State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<Category>,
 ) -> ApiResult<(StatusCode, Json<Category>)> {
-    auth.require(Permission::CatalogWrite)?;
-    let c = state.db.write(&auth.tenant, &auth.actor(), async |tx| catalog::create_category(tx, &body).await).await?;
+    let c = auth.write(Permission::CatalogWrite, async |tx| catalog::create_category(tx, &body).await).await?;
     state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(c)))
 }
 
 /// Low-stock alerts, newest first (C4). Needs `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/stock-alerts", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<StockAlert>)))]
-async fn stock_alerts(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<StockAlert>>> {
-    auth.require(Permission::CatalogRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| catalog::stock_alerts(tx, 200).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/stock-alerts", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<StockAlert>)))]
+async fn stock_alerts(auth: StaffAuth) -> ApiResult<Json<Vec<StockAlert>>> {
+    Ok(Json(auth.read(Permission::CatalogRead, async |tx| catalog::stock_alerts(tx, 200).await).await?))
 }
 
 /// Orders, newest first, filtered. Needs `orders_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), OrderFilter, PageQuery),
-    responses((status = 200, body = Page<Order>), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, OrderFilter, PageQuery), responses((status = 200, body = Page<Order>), Invalid))]
 async fn list_orders(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -196,17 +172,10 @@ async fn list_orders(
 }
 
 /// Orders matching the filter as CSV (at most 50,000 rows). Needs `orders_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders/export", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), OrderFilter),
-    responses((status = 200, content_type = "text/csv"), (status = 422, body = ErrorBody)))]
-async fn export_orders(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(f): Query<OrderFilter>,
-) -> ApiResult<Response> {
-    auth.require(Permission::OrdersRead)?;
-    let csv =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| order_csv::export_orders(tx, &f, 50_000).await).await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders/export", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, OrderFilter), responses((status = 200, content_type = "text/csv"), Invalid))]
+async fn export_orders(auth: StaffAuth, Query(f): Query<OrderFilter>) -> ApiResult<Response> {
+    let csv = auth.read(Permission::OrdersRead, async |tx| order_csv::export_orders(tx, &f, 50_000).await).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -246,9 +215,8 @@ fn shipping_csv() -> utoipa::openapi::schema::Object {
 /// Ships many orders from a CSV (O7): each line is applied on its own; lines that
 /// cannot be applied are reported. Needs `orders_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/orders/shipping-import", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ShippingImport,
-    responses((status = 200, body = ImportReport), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug), request_body = ShippingImport,
+    responses((status = 200, body = ImportReport), Invalid))]
 async fn import_shipping(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -259,17 +227,11 @@ async fn import_shipping(
 }
 
 /// One order. Needs `orders_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders/{id}", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id")),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
-async fn get_order(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, OrderId)>,
-) -> ApiResult<Json<Order>> {
-    auth.require(Permission::OrdersRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::get(tx, id).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders/{id}", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "order id")),
+    responses((status = 200, body = Order), NotFound))]
+async fn get_order(auth: StaffAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
+    Ok(Json(auth.read(Permission::OrdersRead, async |tx| orders::get(tx, id).await).await?))
 }
 
 /// Moves an order: `approve` (pending review), `ship` (needs carrier and tracking_no),
@@ -279,8 +241,7 @@ async fn get_order(
     security(("staff_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "order id"),
         ("action" = String, Path, description = "approve, ship, cancel or refund", pattern = "^(?:approve|ship|cancel|refund)$")),
-    request_body = ActionBody,
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    request_body = ActionBody, responses((status = 200, body = Order), NotFound, Conflict, Invalid))]
 async fn order_action(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -306,13 +267,10 @@ struct Secret {
 
 /// Creates (or replaces) the secret the merchant's checkout signs payment callbacks
 /// with. Needs `settings_write` (owner); audited.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/payment-secret", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 201, body = Secret), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/payment-secret", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 201, body = Secret), Forbidden))]
 async fn payment_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
-    auth.require(Permission::SettingsWrite)?;
     let vault = &state.vault;
-    let secret =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| payments::rotate_secret(tx, vault).await).await?;
+    let secret = auth.write(Permission::SettingsWrite, async |tx| payments::rotate_secret(tx, vault).await).await?;
     Ok((StatusCode::CREATED, Json(Secret { secret })))
 }

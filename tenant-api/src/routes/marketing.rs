@@ -21,8 +21,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::tokens;
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MemberAuth, PartnerAuth, Path, Query, StaffAuth, TenantPath};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{Json, MemberAuth, PartnerAuth, PathId, Query, StaffAuth, TenantPath};
 use crate::idempotent::{self, IdempotencyKey, IdempotentEmpty};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -46,8 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Running lotteries with their prize tables (chances in basis points, stock, won).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/lotteries", tag = "mall",
-    params(("tenant" = String, Path, description = "tenant slug")),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/lotteries", tag = "mall", params(TenantSlug),
     responses((status = 200, body = Vec<Lottery>)))]
 async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath) -> ApiResult<Json<Vec<Lottery>>> {
     let l = state.db.read(&tenant, &Actor::public(), async |tx| lottery::list_active(tx).await).await?;
@@ -55,14 +55,13 @@ async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath
 }
 
 /// Spends the cost and draws a prize, on the server. Needs an `Idempotency-Key`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/lotteries/{id}/draws", tag = "mall",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"), IdempotencyKey),
-    responses((status = 201, body = Draw), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/lotteries/{id}/draws", tag = "mall", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "lottery id"), IdempotencyKey),
+    responses((status = 201, body = Draw), Conflict))]
 async fn draw(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     req: IdempotentEmpty,
 ) -> ApiResult<Response> {
     let idem = req.open()?;
@@ -74,39 +73,25 @@ async fn draw(
 }
 
 /// Creates a lottery with its prize table. Needs `catalog_write`; audited.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewLottery,
-    responses((status = 201, body = Lottery), (status = 422, body = ErrorBody)))]
-async fn create_lottery(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<NewLottery>,
-) -> ApiResult<(StatusCode, Json<Lottery>)> {
-    auth.require(Permission::CatalogWrite)?;
-    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| lottery::create(tx, &body).await).await?;
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewLottery, responses((status = 201, body = Lottery), Invalid))]
+async fn create_lottery(auth: StaffAuth, Json(body): Json<NewLottery>) -> ApiResult<(StatusCode, Json<Lottery>)> {
+    let l = auth.write(Permission::CatalogWrite, async |tx| lottery::create(tx, &body).await).await?;
     Ok((StatusCode::CREATED, Json(l)))
 }
 
 /// A lottery with how many of each prize were won. Needs `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id")),
-    responses((status = 200, body = Lottery), (status = 404, body = ErrorBody)))]
-async fn get_lottery(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Lottery>> {
-    auth.require(Permission::CatalogRead)?;
-    let l = state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::get(tx, id).await).await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "lottery id")),
+    responses((status = 200, body = Lottery), NotFound))]
+async fn get_lottery(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Lottery>> {
+    let l = auth.read(Permission::CatalogRead, async |tx| lottery::get(tx, id).await).await?;
     Ok(Json(l))
 }
 
 /// Every lottery, running or not, newest first. Needs `catalog_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
-    responses((status = 200, body = Page<Lottery>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, PageQuery), responses((status = 200, body = Page<Lottery>), Forbidden))]
 async fn staff_lotteries(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -121,19 +106,15 @@ async fn staff_lotteries(
 /// Changes a lottery: name, cost, daily limit, status, window and its whole prize table
 /// (a prize named by `id` keeps what it has won; one left out is removed, or retired if
 /// it was won). Needs `catalog_write`; audited.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id")),
-    request_body = NewLottery,
-    responses((status = 200, body = Lottery), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/lotteries/{id}", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "lottery id")), request_body = NewLottery,
+    responses((status = 200, body = Lottery), NotFound, Invalid))]
 async fn update_lottery(
-    State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(body): Json<NewLottery>,
 ) -> ApiResult<Json<Lottery>> {
-    auth.require(Permission::CatalogWrite)?;
-    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| lottery::update(tx, id, &body).await).await?;
+    let l = auth.write(Permission::CatalogWrite, async |tx| lottery::update(tx, id, &body).await).await?;
     Ok(Json(l))
 }
 
@@ -147,12 +128,12 @@ struct DrawFilter {
 /// A lottery's draws (or only its winners), newest first. Needs `catalog_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries/{id}/draws", tag = "mall",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "lottery id"), DrawFilter, PageQuery),
-    responses((status = 200, body = Page<DrawRecord>), (status = 404, body = ErrorBody)))]
+    params(TenantSlug, ("id" = i64, Path, description = "lottery id"), DrawFilter, PageQuery),
+    responses((status = 200, body = Page<DrawRecord>), NotFound))]
 async fn lottery_draws(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Query(filter): Query<DrawFilter>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DrawRecord>>> {
@@ -168,27 +149,23 @@ async fn lottery_draws(
 /// Check-ins as staff see them (K1): the reward table of the built-in check-in rule,
 /// the mall's own check-in rules (an enabled one decides instead of the table), and the
 /// members who checked in on each of the last 14 local days. Needs `rules_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = CheckinOverview), (status = 403, body = ErrorBody)))]
-async fn checkin_overview(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<CheckinOverview>> {
-    auth.require(Permission::RulesRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| checkin::overview(tx).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = CheckinOverview), Forbidden))]
+async fn checkin_overview(auth: StaffAuth) -> ApiResult<Json<CheckinOverview>> {
+    Ok(Json(auth.read(Permission::RulesRead, async |tx| checkin::overview(tx).await).await?))
 }
 
 /// Sets the check-in reward table (points per streak day, the 7th-day bonus); the next
 /// check-in on every server instance uses it. Needs `rules_write`; audited.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = CheckinRewards,
-    responses((status = 200, body = CheckinOverview), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = CheckinRewards,
+    responses((status = 200, body = CheckinOverview), Forbidden, Invalid))]
 async fn set_checkin_rewards(
     State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<CheckinRewards>,
 ) -> ApiResult<Json<CheckinOverview>> {
-    auth.require(Permission::RulesWrite)?;
-    let o = state.db.write(&auth.tenant, &auth.actor(), async |tx| checkin::set_rewards(tx, &body).await).await?;
+    let o = auth.write(Permission::RulesWrite, async |tx| checkin::set_rewards(tx, &body).await).await?;
     state.rules.evict(auth.tenant.id).await;
     Ok(Json(o))
 }
@@ -201,67 +178,49 @@ struct MonthQuery {
 }
 
 /// The member's check-in calendar for a month, with the streak.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/checkins", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), MonthQuery),
-    responses((status = 200, body = Calendar), (status = 422, body = ErrorBody)))]
-async fn calendar(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Query(q): Query<MonthQuery>,
-) -> ApiResult<Json<Calendar>> {
-    let c = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| checkin::calendar(tx, auth.member_id, q.month.as_deref()).await)
-        .await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/checkins", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, MonthQuery), responses((status = 200, body = Calendar), Invalid))]
+async fn calendar(auth: MemberAuth, Query(q): Query<MonthQuery>) -> ApiResult<Json<Calendar>> {
+    let c = auth.read(async |tx| checkin::calendar(tx, auth.member_id, q.month.as_deref()).await).await?;
     Ok(Json(c))
 }
 
 /// Checks in for today (once a day: a second check-in returns the first result). The
 /// reward comes from the mall's check-in rule, or the built-in streak table.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/checkins", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Outcome)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/checkins", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Outcome)))]
 async fn check_in(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Outcome>> {
     Ok(Json(checkin::check_in(&state.db, &state.rules, &auth.tenant, auth.member_id).await?))
 }
 
 /// The member's favorite products.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/favorites", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Favorite>)))]
-async fn favorites(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Favorite>>> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/favorites", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Favorite>)))]
+async fn favorites(auth: MemberAuth) -> ApiResult<Json<Vec<Favorite>>> {
     let member = auth.member_id;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| favorites::list(tx, member).await).await?))
+    Ok(Json(auth.read(async |tx| favorites::list(tx, member).await).await?))
 }
 
 /// Adds a product to the member's favorites.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "product id")), responses((status = 204), NotFound))]
 async fn add_favorite(
     State(state): State<AppState>,
     auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<StatusCode> {
     let member = auth.member_id;
-    state.db.write(&auth.tenant, &auth.actor(), async |tx| favorites::add(tx, member, id).await).await?;
+    auth.write(async |tx| favorites::add(tx, member, id).await).await?;
     state.drain_soon(&auth.tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Removes a product from the member's favorites (404 for a product not in this mall).
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "product id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn remove_favorite(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<StatusCode> {
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "product id")), responses((status = 204), NotFound))]
+async fn remove_favorite(auth: MemberAuth, PathId(id): PathId<i64>) -> ApiResult<StatusCode> {
     let member = auth.member_id;
-    state.db.write(&auth.tenant, &auth.actor(), async |tx| favorites::remove(tx, member, id).await).await?;
+    auth.write(async |tx| favorites::remove(tx, member, id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,57 +232,38 @@ struct TagBody {
 }
 
 /// Tags a member by hand (M5). Needs `members_write`; audited.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/tags", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    request_body = TagBody,
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn tag_member(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-    Json(body): Json<TagBody>,
-) -> ApiResult<StatusCode> {
-    set_tag(&state, &auth, id, &body.tag, true).await
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/tags", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "member id")), request_body = TagBody,
+    responses((status = 204), NotFound, Invalid))]
+async fn tag_member(auth: StaffAuth, PathId(id): PathId<i64>, Json(body): Json<TagBody>) -> ApiResult<StatusCode> {
+    set_tag(&auth, id, &body.tag, true).await
 }
 
 /// Removes a tag from a member. Needs `members_write`; audited.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/members/{id}/tags", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    request_body = TagBody,
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn untag_member(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-    Json(body): Json<TagBody>,
-) -> ApiResult<StatusCode> {
-    set_tag(&state, &auth, id, &body.tag, false).await
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    request_body = TagBody, responses((status = 204), NotFound))]
+async fn untag_member(auth: StaffAuth, PathId(id): PathId<i64>, Json(body): Json<TagBody>) -> ApiResult<StatusCode> {
+    set_tag(&auth, id, &body.tag, false).await
 }
 
 /// Sets a member's birthday, gender or city (each left out is kept). Needs
 /// `members_write`; audited.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/members/{id}/profile", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    request_body = members::ProfileFields,
-    responses((status = 200, body = Member), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    request_body = members::ProfileFields, responses((status = 200, body = Member), NotFound, Invalid))]
 async fn set_member_profile(
-    State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(body): Json<members::ProfileFields>,
 ) -> ApiResult<Json<Member>> {
-    auth.require(Permission::MembersWrite)?;
-    let m = state.db.write(&auth.tenant, &auth.actor(), async |tx| members::set_profile(tx, id, &body).await).await?;
+    let m = auth.write(Permission::MembersWrite, async |tx| members::set_profile(tx, id, &body).await).await?;
     Ok(Json(m))
 }
 
 /// Tags (`on`) or untags a member; audited.
-async fn set_tag(state: &AppState, auth: &StaffAuth, id: i64, tag: &str, on: bool) -> ApiResult<StatusCode> {
-    auth.require(Permission::MembersWrite)?;
-    state.db.write(&auth.tenant, &auth.actor(), async |tx| members::set_tag(tx, id, tag, on).await).await?;
+async fn set_tag(auth: &StaffAuth, id: i64, tag: &str, on: bool) -> ApiResult<StatusCode> {
+    auth.write(Permission::MembersWrite, async |tx| members::set_tag(tx, id, tag, on).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,9 +274,8 @@ struct Secret {
 }
 
 /// Creates (or replaces) the webview hand-off secret (M4). Needs `settings_write`; audited.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/webview-secret", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 201, body = Secret), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/webview-secret", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 201, body = Secret), Forbidden))]
 async fn webview_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
     auth.require(Permission::SettingsWrite)?;
     let secret = webview::rotate_secret(&state.db, &state.vault, &auth.tenant, &auth.actor()).await?;
@@ -353,9 +292,8 @@ struct WebviewLogin {
 
 /// Signs in the member a partner app names in a short-lived signed token, without a
 /// second login (M4). A token works once.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/webview", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = WebviewLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/webview", tag = "members", params(TenantSlug),
+    request_body = WebviewLogin, responses((status = 200, body = TokenPair), Unauthorized))]
 async fn webview_login(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -383,13 +321,13 @@ struct MemberSync {
 /// Creates or updates a member by the partner's own id (P4). Needs scope `members:write`.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/partner/members/by-external-id/{external_id}", tag = "partner",
     security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("external_id" = String, Path, description = "the partner's member id (1 to 128 characters)", min_length = 1, max_length = 128)),
-    request_body = MemberSync,
-    responses((status = 200, body = Member), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(TenantSlug,
+        ("external_id" = String, Path, description = "the partner's member id (1 to 128 characters)", min_length = 1, max_length = 128)),
+    request_body = MemberSync, responses((status = 200, body = Member), Conflict, Invalid))]
 async fn upsert_member(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, external_id)): Path<(String, String)>,
+    PathId(external_id): PathId<String>,
     Json(body): Json<MemberSync>,
 ) -> ApiResult<Json<Member>> {
     auth.key.require("members:write")?;

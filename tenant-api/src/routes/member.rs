@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{RefreshRequest, tokens};
-use crate::error::{ApiResult, ErrorBody};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooMany, Unauthorized};
+use crate::error::ApiResult;
 use crate::extract::{ClientAddr, Json, MemberAuth, TenantPath, bearer_token};
 use crate::state::AppState;
 
@@ -42,9 +43,8 @@ struct Registered {
 }
 
 /// Registers a member by phone or e-mail, with a password or a `register` code (M1).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/register", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = RegistrationRequest,
-    responses((status = 201, body = Registered), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/register", tag = "members", params(TenantSlug),
+    request_body = RegistrationRequest, responses((status = 201, body = Registered), Unauthorized, Conflict, Invalid))]
 async fn register(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -85,9 +85,8 @@ struct PasswordLogin {
 }
 
 /// Logs a member in with a password (M2). Throttled per account and address.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = PasswordLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login", tag = "members", params(TenantSlug),
+    request_body = PasswordLogin, responses((status = 200, body = TokenPair), Unauthorized, TooMany))]
 async fn login(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -117,9 +116,8 @@ struct CodeRequest {
 
 /// Sends a one-time code by SMS or e-mail (through the configured sender). The answer
 /// is the same whether or not the account exists.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/codes", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = CodeRequest,
-    responses((status = 202), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/codes", tag = "members", params(TenantSlug),
+    request_body = CodeRequest, responses((status = 202), Invalid, TooMany))]
 async fn send_code(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -138,9 +136,8 @@ struct CodeLogin {
 }
 
 /// Logs a member in with a `login` code.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login-with-code", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = CodeLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/login-with-code", tag = "members", params(TenantSlug),
+    request_body = CodeLogin, responses((status = 200, body = TokenPair), Unauthorized))]
 async fn login_with_code(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -164,9 +161,8 @@ struct PasswordReset {
 }
 
 /// Sets a new password with a `reset_password` code; every session of the account ends.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/reset-password", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = PasswordReset,
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/reset-password", tag = "members", params(TenantSlug),
+    request_body = PasswordReset, responses((status = 204), Unauthorized, Invalid))]
 async fn reset_password(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -177,9 +173,8 @@ async fn reset_password(
 }
 
 /// Exchanges a refresh token for a new pair (the old one is used up).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/refresh", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/refresh", tag = "members", params(TenantSlug),
+    request_body = RefreshRequest, responses((status = 200, body = TokenPair), Unauthorized))]
 async fn refresh(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -189,9 +184,8 @@ async fn refresh(
 }
 
 /// Ends the session of a refresh token (idempotent).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/logout", tag = "members",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
-    responses((status = 204)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/logout", tag = "members", params(TenantSlug),
+    request_body = RefreshRequest, responses((status = 204)))]
 async fn logout(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -202,9 +196,8 @@ async fn logout(
 }
 
 /// The signed-in member.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Member), Unauthorized, Forbidden))]
 async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Member>> {
     Ok(Json(members::get(&state.db, &auth.tenant, auth.member_id).await?))
 }
@@ -212,10 +205,8 @@ async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<M
 /// Changes the signed-in member's profile: nickname, avatar, notification settings (M3).
 /// The first time both nickname and avatar are set, `profile_completed` goes to the
 /// rules and tasks.
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ProfileUpdate,
-    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), request_body = ProfileUpdate, responses((status = 200, body = Member), Unauthorized, Invalid))]
 async fn update_me(
     State(state): State<AppState>,
     auth: MemberAuth,
@@ -232,9 +223,8 @@ async fn update_me(
 /// mall's member with the same alliance identity, made on first visit. Shared points are
 /// one balance across the alliance's malls.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/auth/alliance-handoff", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "slug of the mall to sign in to")),
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall to sign in to")),
+    responses((status = 200, body = TokenPair), Unauthorized, Forbidden, Conflict))]
 async fn alliance_handoff(
     State(state): State<AppState>,
     TenantPath(to): TenantPath,
@@ -264,9 +254,8 @@ struct ProofCodeRequest {
 /// An account registered with a password only has its identifier unproven: it cannot
 /// sign in by code, and cannot use shared alliance points, until it is proven.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification-codes", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ProofCodeRequest,
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    security(("member_jwt" = [])), params(TenantSlug), request_body = ProofCodeRequest,
+    responses((status = 202), Unauthorized, Invalid, TooMany))]
 async fn send_proof_code(
     State(state): State<AppState>,
     auth: MemberAuth,
@@ -285,10 +274,8 @@ struct Proof {
 }
 
 /// Proves the signed-in member's own phone or e-mail with the code sent to it.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = Proof,
-    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), request_body = Proof, responses((status = 200, body = Member), Unauthorized, Invalid))]
 async fn prove(State(state): State<AppState>, auth: MemberAuth, Json(body): Json<Proof>) -> ApiResult<Json<Member>> {
     Ok(Json(members::prove(&state.db, &auth.tenant, auth.member_id, body.kind, &body.code).await?))
 }
@@ -311,9 +298,7 @@ struct LinkCodeRequest {
 /// An account with a password can be linked with it instead, without a code.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links/codes", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall signed in at")),
-    request_body = LinkCodeRequest,
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    request_body = LinkCodeRequest, responses((status = 202), Unauthorized, Forbidden, NotFound, Invalid, TooMany))]
 async fn send_link_code(
     State(state): State<AppState>,
     auth: MemberAuth,
@@ -346,12 +331,9 @@ struct LinkRequest {
 /// into this one's: its shared points move here, each keeping its expiry and the mall
 /// that issued it. Refused: a wrong code or password (throttled like a sign-in at that
 /// mall), a mall of another alliance (or of none), accounts already linked.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall signed in at")),
-    request_body = LinkRequest,
-    responses((status = 200, body = link::Link), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links", tag = "members", security(("member_jwt" = [])),
+    params(("tenant" = String, Path, description = "slug of the mall signed in at")), request_body = LinkRequest,
+    responses((status = 200, body = link::Link), Unauthorized, Forbidden, NotFound, Conflict, Invalid, TooMany))]
 async fn link_account(
     State(state): State<AppState>,
     auth: MemberAuth,

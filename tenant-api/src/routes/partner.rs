@@ -6,8 +6,9 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, PartnerAuth, Path};
+use crate::doc::{Forbidden, NotFound, TenantSlug, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{Json, PartnerAuth, PathId};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,22 +23,20 @@ struct KeyInfo {
 }
 
 /// Which tenant and scopes this API key has. Any scope.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/whoami", tag = "partner",
-    security(("api_key" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/whoami", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug), responses((status = 200, body = KeyInfo), Unauthorized, Forbidden))]
 async fn whoami(auth: PartnerAuth) -> Json<KeyInfo> {
     Json(KeyInfo { tenant: auth.tenant.slug.clone(), key_id: auth.key.key_id, scopes: auth.key.scopes.clone() })
 }
 
 /// One member. Needs scope `members:read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = Member), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = Member), Unauthorized, Forbidden, NotFound))]
 async fn get_member(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<Json<Member>> {
     auth.key.require("members:read")?;
     Ok(Json(members::get(&state.db, &auth.tenant, id).await?))

@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{RefreshRequest, StaffLogin, tokens};
-use crate::error::{ApiResult, ErrorBody};
+use crate::doc::{BadRequest, Conflict, Invalid, NotFound, TooLarge, TooMany, Unauthorized};
+use crate::error::ApiResult;
 use crate::extract::{ClientAddr, Json, Path, PlatformAuth, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -44,17 +45,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// version, tenants), the control schema's and each tenant schema's migration version
 /// against the latest this server carries, and what is pending (tenants behind first,
 /// at most 1000 listed). Read-only.
-#[utoipa::path(get, path = "/v1/platform/health", tag = "platform",
-    security(("platform_jwt" = [])),
-    responses((status = 200, body = FleetHealth), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/health", tag = "platform", security(("platform_jwt" = [])),
+    responses((status = 200, body = FleetHealth), Unauthorized))]
 async fn health(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<FleetHealth>> {
     Ok(Json(platform::health::check(&state.db).await?))
 }
 
 /// Platform operator login.
-#[utoipa::path(post, path = "/v1/platform/auth/login", tag = "platform",
-    request_body = StaffLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/auth/login", tag = "platform", request_body = StaffLogin,
+    responses((status = 200, body = TokenPair), Unauthorized, TooMany))]
 async fn login(
     state: axum::extract::State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -67,9 +66,8 @@ async fn login(
 }
 
 /// Exchanges a refresh token for a new pair (the old one is used up).
-#[utoipa::path(post, path = "/v1/platform/auth/refresh", tag = "platform",
-    request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/auth/refresh", tag = "platform", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), Unauthorized))]
 async fn refresh(
     state: axum::extract::State<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -80,8 +78,8 @@ async fn refresh(
 }
 
 /// Ends the session of a refresh token.
-#[utoipa::path(post, path = "/v1/platform/auth/logout", tag = "platform",
-    request_body = RefreshRequest, responses((status = 204)))]
+#[utoipa::path(post, path = "/v1/platform/auth/logout", tag = "platform", request_body = RefreshRequest,
+    responses((status = 204)))]
 async fn logout(state: axum::extract::State<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<StatusCode> {
     tokens::staff_logout(&state, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -97,9 +95,8 @@ struct RecordedQuery {
 
 /// The SMS and e-mail the platform would have sent, newest first: no gateway is wired
 /// here, so the recording sender keeps them (one-time codes, reminders) for testers.
-#[utoipa::path(get, path = "/v1/platform/recorded-messages", tag = "platform",
-    security(("platform_jwt" = [])), params(RecordedQuery, PageQuery),
-    responses((status = 200, body = Page<Recorded>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/recorded-messages", tag = "platform", security(("platform_jwt" = [])),
+    params(RecordedQuery, PageQuery), responses((status = 200, body = Page<Recorded>), Unauthorized, Invalid))]
 async fn recorded_messages(
     state: axum::extract::State<AppState>,
     _auth: PlatformAuth,
@@ -116,17 +113,15 @@ async fn recorded_messages(
 }
 
 /// Every tenant in the directory.
-#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform",
-    security(("platform_jwt" = [])),
-    responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform", security(("platform_jwt" = [])),
+    responses((status = 200, body = Vec<Tenant>), Unauthorized))]
 async fn list_tenants(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tenant>>> {
     Ok(Json(directory::list(state.db.control()).await?))
 }
 
 /// Creates a tenant: its directory row and its migrated schema, in one step (T1).
-#[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform",
-    security(("platform_jwt" = [])), request_body = NewTenant,
-    responses((status = 201, body = Tenant), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform", security(("platform_jwt" = [])),
+    request_body = NewTenant, responses((status = 201, body = Tenant), Conflict, Invalid))]
 async fn create_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -137,9 +132,8 @@ async fn create_tenant(
 }
 
 /// One tenant, whatever its status.
-#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
 async fn get_tenant(
     state: axum::extract::State<AppState>,
     _auth: PlatformAuth,
@@ -153,11 +147,10 @@ async fn get_tenant(
 /// rows and files; see the README's "Tenant export, import and delete"), audited
 /// (`tenant.export`). A mall in an alliance also records its alliance and its members'
 /// shared positions (an import makes a standalone mall).
-#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}/export", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, content_type = "application/gzip", body = Vec<u8>,
-        description = "the archive, as an attachment named `<slug>-<date>.tar.gz`"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/tenants/{tenant}/export", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, content_type = "application/gzip", body = Vec<u8>, description = "the archive, as an attachment named `<slug>-<date>.tar.gz`"),
+        Unauthorized, NotFound, Conflict))]
 async fn export_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -222,11 +215,10 @@ struct ImportQuery {
 /// loaded data (409 `archive_ledger_invalid`). The imported mall is standalone: for the
 /// archive of a mall in an alliance, `alliance` says what stays with the alliance.
 /// Audited (`tenant.import`).
-#[utoipa::path(post, path = "/v1/platform/tenants/import", tag = "platform",
-    security(("platform_jwt" = [])), params(ImportQuery),
+#[utoipa::path(post, path = "/v1/platform/tenants/import", tag = "platform", security(("platform_jwt" = [])),
+    params(ImportQuery),
     request_body(content = Vec<u8>, content_type = "application/gzip", description = "the archive"),
-    responses((status = 201, body = Imported), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Imported), BadRequest, Unauthorized, Conflict, TooLarge, Invalid))]
 async fn import_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -316,11 +308,9 @@ struct DeleteTenant {
 /// entries of it no settlement statement took. Drops its schema, its staff and keys and
 /// its files; the slug stays as a tombstone no new mall can take. Audited
 /// (`tenant.delete`).
-#[utoipa::path(delete, path = "/v1/platform/tenants/{tenant}", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = DeleteTenant,
-    responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/platform/tenants/{tenant}", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = DeleteTenant,
+    responses((status = 200, body = Deleted), Unauthorized, NotFound, Conflict, Invalid))]
 async fn delete_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -334,17 +324,15 @@ async fn delete_tenant(
 
 /// The slugs of deleted malls (no new mall can take them), newest first: when and by
 /// whom each was deleted.
-#[utoipa::path(get, path = "/v1/platform/tombstones", tag = "platform",
-    security(("platform_jwt" = [])),
-    responses((status = 200, body = Vec<Tombstone>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/platform/tombstones", tag = "platform", security(("platform_jwt" = [])),
+    responses((status = 200, body = Vec<Tombstone>), Unauthorized))]
 async fn tombstones(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tombstone>>> {
     Ok(Json(tenant_archive::tombstones(&state.db).await?))
 }
 
 /// Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2).
-#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/suspend", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/suspend", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
 async fn suspend_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -356,9 +344,8 @@ async fn suspend_tenant(
 }
 
 /// Resumes a suspended tenant.
-#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/resume", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/resume", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
 async fn resume_tenant(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -372,10 +359,9 @@ async fn resume_tenant(
 /// Sets a tenant's concurrency limits on the rules engine, per server instance: event
 /// batches at once and rule evaluations at once (see the README's limits). Answers the
 /// tenant's settings.
-#[utoipa::path(put, path = "/v1/platform/tenants/{tenant}/limits", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = TenantLimits,
-    responses((status = 200, body = TenantSettings), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/platform/tenants/{tenant}/limits", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = TenantLimits,
+    responses((status = 200, body = TenantSettings), NotFound, Invalid))]
 async fn set_tenant_limits(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -389,10 +375,9 @@ async fn set_tenant_limits(
 }
 
 /// Creates a staff account in a tenant (typically its first owner).
-#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/staff", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewStaff,
-    responses((status = 201, body = StaffUser), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/staff", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = NewStaff,
+    responses((status = 201, body = StaffUser), NotFound, Conflict))]
 async fn create_tenant_staff(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -406,16 +391,15 @@ async fn create_tenant_staff(
 }
 
 /// Every alliance.
-#[utoipa::path(get, path = "/v1/platform/alliances", tag = "platform",
-    security(("platform_jwt" = [])), responses((status = 200, body = Vec<Alliance>)))]
+#[utoipa::path(get, path = "/v1/platform/alliances", tag = "platform", security(("platform_jwt" = [])),
+    responses((status = 200, body = Vec<Alliance>)))]
 async fn list_alliances(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Alliance>>> {
     Ok(Json(tenancy::list_alliances(state.db.control()).await?))
 }
 
 /// Creates an alliance (SPEC A1); merchants join it when they are created.
-#[utoipa::path(post, path = "/v1/platform/alliances", tag = "platform",
-    security(("platform_jwt" = [])), request_body = NewAlliance,
-    responses((status = 201, body = Alliance), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/alliances", tag = "platform", security(("platform_jwt" = [])),
+    request_body = NewAlliance, responses((status = 201, body = Alliance), Conflict, Invalid))]
 async fn create_alliance(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -428,8 +412,7 @@ async fn create_alliance(
 /// Creates an admin of an alliance (its first one, typically; role `alliance_admin`).
 #[utoipa::path(post, path = "/v1/platform/alliances/{alliance}/admins", tag = "platform",
     security(("platform_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
-    request_body = NewAllianceAdmin,
-    responses((status = 201, body = StaffUser), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    request_body = NewAllianceAdmin, responses((status = 201, body = StaffUser), NotFound, Conflict, Invalid))]
 async fn create_alliance_admin(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -451,10 +434,9 @@ struct JoinAlliance {
 
 /// An existing mall joins an alliance: the shared currency appears in it and its members
 /// get alliance identities on first need.
-#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/alliance", tag = "platform",
-    security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = JoinAlliance,
-    responses((status = 200, body = platform::directory::Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/alliance", tag = "platform", security(("platform_jwt" = [])),
+    params(("tenant" = String, Path, description = "tenant slug")), request_body = JoinAlliance,
+    responses((status = 200, body = platform::directory::Tenant), NotFound, Conflict, Invalid))]
 async fn join_alliance(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,
@@ -470,7 +452,7 @@ async fn join_alliance(
 /// issuing budget is closed, its members keep their shared balance in the other malls.
 #[utoipa::path(delete, path = "/v1/platform/tenants/{tenant}/alliance", tag = "platform",
     security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = platform::alliance::membership::Departure), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = platform::alliance::membership::Departure), Unauthorized, NotFound))]
 async fn leave_alliance(
     state: axum::extract::State<AppState>,
     auth: PlatformAuth,

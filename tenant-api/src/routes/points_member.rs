@@ -14,8 +14,9 @@ use platform::messages::{self, Message};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, MemberAuth, Path, Query};
+use crate::doc::{Conflict, Invalid, NotFound, TenantSlug, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{Json, MemberAuth, PathId, Query};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -33,45 +34,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Balances per currency, open lots with their expiry, lock grants and level (L11, V1).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = PointsSummary), (status = 401, body = ErrorBody)))]
-async fn summary(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<PointsSummary>> {
-    let s = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &auth.tenant, auth.member_id).await)
-        .await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = PointsSummary), Unauthorized))]
+async fn summary(auth: MemberAuth) -> ApiResult<Json<PointsSummary>> {
+    let s = auth.read(async |tx| book::summary(tx, &auth.tenant, auth.member_id).await).await?;
     Ok(Json(s))
 }
 
 /// The member's ledger entries, newest first, filtered and paged (L11).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points/entries", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), EntryFilter, PageQuery),
-    responses((status = 200, body = Page<Entry>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/points/entries", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, EntryFilter, PageQuery), responses((status = 200, body = Page<Entry>), Unauthorized, Invalid))]
 async fn entries(
-    State(state): State<AppState>,
     auth: MemberAuth,
     Query(filter): Query<EntryFilter>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Entry>>> {
     let (before, limit) = page.bounds()?;
-    let items = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| {
-            book::entries(tx, &auth.tenant, auth.member_id, &filter, before, limit).await
-        })
-        .await?;
+    let items =
+        auth.read(async |tx| book::entries(tx, &auth.tenant, auth.member_id, &filter, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |e| e.id.get())))
 }
 
 /// Sends points to another member of this mall (L6), within the mall's limits; the
 /// alliance's shared points to a member of any mall of the alliance.
 /// Needs an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = TransferRequest,
-    responses((status = 201, body = Transfer), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = TransferRequest,
+    responses((status = 201, body = Transfer), Conflict, Invalid))]
 async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<TransferRequest>()?;
     transfers::check_request(&auth.tenant, &req)?;
@@ -91,28 +80,21 @@ async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: Idempote
 
 /// The member's level history (V3): each change with the levels' names, newest first
 /// (the latest 50).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/level-changes", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<LevelChange>), (status = 401, body = ErrorBody)))]
-async fn level_changes(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<LevelChange>>> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/level-changes", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<LevelChange>), Unauthorized))]
+async fn level_changes(auth: MemberAuth) -> ApiResult<Json<Vec<LevelChange>>> {
     let member = auth.member_id;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| levels::changes(tx, member, 50).await).await?))
+    Ok(Json(auth.read(async |tx| levels::changes(tx, member, 50).await).await?))
 }
 
 /// In-app messages (expiry reminders, order updates, level changes, the merchant's
 /// messages), newest first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
-    responses((status = 200, body = Page<Message>), (status = 401, body = ErrorBody)))]
-async fn messages(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Query(page): Query<PageQuery>,
-) -> ApiResult<Json<Page<Message>>> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug, PageQuery), responses((status = 200, body = Page<Message>), Unauthorized))]
+async fn messages(auth: MemberAuth, Query(page): Query<PageQuery>) -> ApiResult<Json<Page<Message>>> {
     let (before, limit) = page.bounds()?;
     let member = auth.member_id;
-    let items =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| messages::page(tx, member, before, limit).await).await?;
+    let items = auth.read(async |tx| messages::page(tx, member, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
 }
 
@@ -123,27 +105,21 @@ struct Unread {
 }
 
 /// The member's unread message count.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages/unread", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Unread), (status = 401, body = ErrorBody)))]
-async fn unread_messages(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Unread>> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/me/messages/unread", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Unread), Unauthorized))]
+async fn unread_messages(auth: MemberAuth) -> ApiResult<Json<Unread>> {
     let member = auth.member_id;
-    let unread = state.db.read(&auth.tenant, &auth.actor(), async |tx| messages::unread(tx, member).await).await?;
+    let unread = auth.read(async |tx| messages::unread(tx, member).await).await?;
     Ok(Json(Unread { unread }))
 }
 
 /// Marks one message read (again is fine).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/messages/{id}/read", tag = "members",
-    security(("member_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "message id")),
-    responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn read_message(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Message>> {
+    security(("member_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "message id")),
+    responses((status = 200, body = Message), Unauthorized, NotFound))]
+async fn read_message(auth: MemberAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Message>> {
     let member = auth.member_id;
-    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| messages::mark_read(tx, member, id).await).await?))
+    Ok(Json(auth.write(async |tx| messages::mark_read(tx, member, id).await).await?))
 }
 
 /// How many messages marking all read changed.
@@ -153,12 +129,10 @@ struct MarkedRead {
 }
 
 /// Marks every message read.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/messages/read-all", tag = "members",
-    security(("member_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = MarkedRead), (status = 401, body = ErrorBody)))]
-async fn read_all_messages(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<MarkedRead>> {
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/me/messages/read-all", tag = "members", security(("member_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = MarkedRead), Unauthorized))]
+async fn read_all_messages(auth: MemberAuth) -> ApiResult<Json<MarkedRead>> {
     let member = auth.member_id;
-    let marked =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| messages::mark_all_read(tx, member).await).await?;
+    let marked = auth.write(async |tx| messages::mark_all_read(tx, member).await).await?;
     Ok(Json(MarkedRead { marked }))
 }

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, PartnerAuth, Path};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, PartnerAuth, PathId};
 use crate::idempotent::{self, Idem, IdempotencyKey, IdempotentEmpty, IdempotentJson};
 use crate::state::AppState;
 
@@ -39,13 +40,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A member's balances, lots, grants and level. Needs scope `points:read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}/points", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = PointsSummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("api_key" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = PointsSummary), Forbidden, NotFound))]
 async fn member_points(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<Json<PointsSummary>> {
     auth.key.require("points:read")?;
     let tenant = auth.tenant.clone();
@@ -67,11 +67,9 @@ struct Credited {
 
 /// Credits points or experience to members, in a batch of up to 500 applied
 /// atomically (P2), in member order. Needs scope `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/credits", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = CreditBatch,
-    responses((status = 201, body = Credited), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/credits", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = CreditBatch,
+    responses((status = 201, body = Credited), Forbidden, NotFound, Invalid))]
 async fn credits(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, batch) = req.open::<CreditBatch>()?;
@@ -83,11 +81,9 @@ async fn credits(State(state): State<AppState>, auth: PartnerAuth, req: Idempote
 
 /// Spends a member's points at once, soonest-expiring first. Needs scope
 /// `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/debits", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = Debit,
-    responses((status = 201, body = Entry), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/debits", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = Debit,
+    responses((status = 201, body = Entry), Conflict, Invalid))]
 async fn debit(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, d) = req.open::<Debit>()?;
@@ -100,11 +96,9 @@ async fn debit(State(state): State<AppState>, auth: PartnerAuth, req: Idempotent
 /// Holds points for the partner's checkout (L9); they are taken from the member at
 /// once and come back if the hold is voided or expires. Needs scope `points:write`
 /// and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = NewHold,
-    responses((status = 201, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = NewHold,
+    responses((status = 201, body = Hold), Conflict, Invalid))]
 async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, h) = req.open::<NewHold>()?;
@@ -116,14 +110,12 @@ async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: Idem
 }
 
 /// One hold. Needs scope `points:read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/holds/{id}", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id")),
-    responses((status = 200, body = Hold), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/holds/{id}", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "hold id")), responses((status = 200, body = Hold), NotFound))]
 async fn get_hold(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
+    PathId(id): PathId<HoldId>,
 ) -> ApiResult<Json<Hold>> {
     auth.key.require("points:read")?;
     Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
@@ -156,15 +148,13 @@ async fn hold_move(
 macro_rules! hold_amount_route {
     ($(#[doc = $doc:tt])* $name:ident, $path:tt) => {
         $(#[doc = $doc])*
-        #[utoipa::path(post, path = $path, tag = "partner",
-            security(("api_key" = [])),
-            params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-            request_body = AmountBody,
-            responses((status = 200, body = Hold), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        #[utoipa::path(post, path = $path, tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "hold id"), IdempotencyKey), request_body = AmountBody,
+    responses((status = 200, body = Hold), Conflict, Invalid))]
         async fn $name(
             State(state): State<AppState>,
             auth: PartnerAuth,
-            Path((_t, id)): Path<(String, HoldId)>,
+            PathId(id): PathId<HoldId>,
             req: IdempotentJson,
         ) -> ApiResult<Response> {
             auth.key.require("points:write")?;
@@ -185,14 +175,13 @@ hold_amount_route! {
 
 /// Voids a hold: its points return to the member's original lots. Needs scope
 /// `points:write` and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/void", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "hold id"), IdempotencyKey),
-    responses((status = 200, body = Hold), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/void", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "hold id"), IdempotencyKey),
+    responses((status = 200, body = Hold), Conflict))]
 async fn void(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, HoldId)>,
+    PathId(id): PathId<HoldId>,
     req: IdempotentEmpty,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;
@@ -208,11 +197,9 @@ hold_amount_route! {
 
 /// Locks points for release `per_day` at each of the mall's local midnights (L5). Needs scope `points:write`
 /// and an `Idempotency-Key` header.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), IdempotencyKey),
-    request_body = NewLockGrant,
-    responses((status = 201, body = LockGrant), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants", tag = "partner", security(("api_key" = [])),
+    params(TenantSlug, IdempotencyKey), request_body = NewLockGrant,
+    responses((status = 201, body = LockGrant), NotFound, Invalid))]
 async fn create_grant(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, g) = req.open::<NewLockGrant>()?;
@@ -234,14 +221,12 @@ struct Accelerated {
 /// Releases part of a lock grant now, ahead of schedule. Needs scope `points:write`
 /// and an `Idempotency-Key` header.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants/{id}/accelerate", tag = "partner",
-    security(("api_key" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "grant id"), IdempotencyKey),
-    request_body = AmountBody,
-    responses((status = 200, body = Accelerated), (status = 404, body = ErrorBody)))]
+    security(("api_key" = [])), params(TenantSlug, ("id" = i64, Path, description = "grant id"), IdempotencyKey),
+    request_body = AmountBody, responses((status = 200, body = Accelerated), NotFound))]
 async fn accelerate(
     State(state): State<AppState>,
     auth: PartnerAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.key.require("points:write")?;

@@ -14,8 +14,9 @@ use platform::rbac::Permission;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::idempotent::{self, IdempotencyKey, IdempotentJson};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -31,28 +32,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A member's balances, lots, grants and level. Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/points", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = PointsSummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn member_points(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<PointsSummary>> {
-    auth.require(Permission::MembersRead)?;
-    let s = state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &auth.tenant, id).await).await?;
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = PointsSummary), Forbidden, NotFound))]
+async fn member_points(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<PointsSummary>> {
+    let s = auth.read(Permission::MembersRead, async |tx| book::summary(tx, &auth.tenant, id).await).await?;
     Ok(Json(s))
 }
 
 /// A member's ledger entries, newest first. Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}/points/entries", tag = "staff",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"), EntryFilter, PageQuery),
-    responses((status = 200, body = Page<Entry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(TenantSlug, ("id" = i64, Path, description = "member id"), EntryFilter, PageQuery),
+    responses((status = 200, body = Page<Entry>), Forbidden, NotFound))]
 async fn member_entries(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Query(filter): Query<EntryFilter>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Entry>>> {
@@ -73,14 +68,12 @@ async fn member_entries(
 /// `points_adjust` and an `Idempotency-Key` header. The amount is bounded per role by
 /// the setting `adjustment_limits` (customer service: 1,000 by default).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id"), IdempotencyKey),
-    request_body = Adjustment,
-    responses((status = 201, body = Entry), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id"), IdempotencyKey),
+    request_body = Adjustment, responses((status = 201, body = Entry), Forbidden, Conflict, Invalid))]
 async fn adjust(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     req: IdempotentJson,
 ) -> ApiResult<Response> {
     auth.require(Permission::PointsAdjust)?;
@@ -93,52 +86,35 @@ async fn adjust(
 }
 
 /// The level table (V1). Needs `settings_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody)))]
-async fn get_levels(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Level>>> {
-    auth.require(Permission::SettingsRead)?;
-    let l = state.db.read(&auth.tenant, &auth.actor(), async |tx| levels::list(tx).await).await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Level>), Forbidden))]
+async fn get_levels(auth: StaffAuth) -> ApiResult<Json<Vec<Level>>> {
+    let l = auth.read(Permission::SettingsRead, async |tx| levels::list(tx).await).await?;
     Ok(Json(l))
 }
 
 /// Replaces the level table; members are re-levelled at once (changes recorded).
 /// Needs `settings_write`.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = LevelTable,
-    responses((status = 200, body = Vec<Level>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn put_levels(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<Vec<Level>>,
-) -> ApiResult<Json<Vec<Level>>> {
-    auth.require(Permission::SettingsWrite)?;
-    let l = state.db.write(&auth.tenant, &auth.actor(), async |tx| levels::replace(tx, &body).await).await?;
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/levels", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = LevelTable, responses((status = 200, body = Vec<Level>), Forbidden, Invalid))]
+async fn put_levels(auth: StaffAuth, Json(body): Json<Vec<Level>>) -> ApiResult<Json<Vec<Level>>> {
+    let l = auth.write(Permission::SettingsWrite, async |tx| levels::replace(tx, &body).await).await?;
     Ok(Json(l))
 }
 
 /// The mall's currencies (L1). Needs `settings_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Currency>), (status = 403, body = ErrorBody)))]
-async fn list_currencies(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Currency>>> {
-    auth.require(Permission::SettingsRead)?;
-    let c = state.db.read(&auth.tenant, &auth.actor(), async |tx| currencies::list(tx).await).await?;
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Currency>), Forbidden))]
+async fn list_currencies(auth: StaffAuth) -> ApiResult<Json<Vec<Currency>>> {
+    let c = auth.read(Permission::SettingsRead, async |tx| currencies::list(tx).await).await?;
     Ok(Json(c))
 }
 
 /// Adds a merchant-defined currency. Needs `settings_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewCurrency,
-    responses((status = 201, body = Currency), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_currency(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<Currency>,
-) -> ApiResult<(StatusCode, Json<Currency>)> {
-    auth.require(Permission::SettingsWrite)?;
-    let c = state.db.write(&auth.tenant, &auth.actor(), async |tx| currencies::create(tx, &body).await).await?;
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/currencies", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewCurrency,
+    responses((status = 201, body = Currency), Forbidden, Conflict, Invalid))]
+async fn create_currency(auth: StaffAuth, Json(body): Json<Currency>) -> ApiResult<(StatusCode, Json<Currency>)> {
+    let c = auth.write(Permission::SettingsWrite, async |tx| currencies::create(tx, &body).await).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }

@@ -14,8 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::settlement::PeriodLabel;
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Forbidden, Invalid, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -62,9 +63,8 @@ pub(crate) fn parse_day(s: &str) -> Result<NaiveDate, Error> {
 /// expired per currency, orders and units, page views, searches and unique visitors;
 /// the hot products. Needs `reports_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/reports/dashboard", tag = "reports",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), DashboardParams),
-    responses((status = 200, body = Dashboard), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug, DashboardParams),
+    responses((status = 200, body = Dashboard), Forbidden, Invalid))]
 async fn get_dashboard(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -84,32 +84,22 @@ async fn get_dashboard(
 /// the value of the points taken. Needs `finance_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/reports/finance/{period}", tag = "reports",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"),
+    params(TenantSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the mall's time zone")),
-    responses((status = 200, body = FinanceReport), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn get_finance(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, period)): Path<(String, String)>,
-) -> ApiResult<Json<FinanceReport>> {
-    auth.require(Permission::FinanceRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| finance::report(tx, &period).await).await?))
+    responses((status = 200, body = FinanceReport), Forbidden, Invalid))]
+async fn get_finance(auth: StaffAuth, PathId(period): PathId<String>) -> ApiResult<Json<FinanceReport>> {
+    Ok(Json(auth.read(Permission::FinanceRead, async |tx| finance::report(tx, &period).await).await?))
 }
 
 /// The finance report of a period as CSV (UTF-8 with a byte order mark): a row per
 /// currency, then a row per product. Needs `finance_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/reports/finance/{period}/csv", tag = "reports",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"),
+    params(TenantSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the mall's time zone")),
-    responses((status = 200, content_type = "text/csv"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn finance_csv(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, period)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    auth.require(Permission::FinanceRead)?;
-    let r = state.db.read(&auth.tenant, &auth.actor(), async |tx| finance::report(tx, &period).await).await?;
+    responses((status = 200, content_type = "text/csv"), Forbidden, Invalid))]
+async fn finance_csv(auth: StaffAuth, PathId(period): PathId<String>) -> ApiResult<Response> {
+    let r = auth.read(Permission::FinanceRead, async |tx| finance::report(tx, &period).await).await?;
     let name = format!("attachment; filename=\"finance-{}.csv\"", r.period);
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, PathId, Query, StaffAuth};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -51,31 +52,22 @@ async fn write_rule(
     auth: &StaffAuth,
     work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<Rule>,
 ) -> ApiResult<Json<Rule>> {
-    auth.require(Permission::RulesWrite)?;
-    let rule = state.db.write(&auth.tenant, &auth.actor(), work).await?;
+    let rule = auth.write(Permission::RulesWrite, work).await?;
     state.rules.evict(auth.tenant.id).await;
     Ok(Json(rule))
 }
 
 /// The mall's active rules in evaluation order, or its archived ones. Needs `rules_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), RuleListQuery),
-    responses((status = 200, body = Vec<Rule>), (status = 403, body = ErrorBody)))]
-async fn list(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<RuleListQuery>,
-) -> ApiResult<Json<Vec<Rule>>> {
-    auth.require(Permission::RulesRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| store::list(tx, q.archived).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, RuleListQuery), responses((status = 200, body = Vec<Rule>), Forbidden))]
+async fn list(auth: StaffAuth, Query(q): Query<RuleListQuery>) -> ApiResult<Json<Vec<Rule>>> {
+    Ok(Json(auth.read(Permission::RulesRead, async |tx| store::list(tx, q.archived).await).await?))
 }
 
 /// Creates a rule (its script is compiled first: a 422 names line and column). Takes
 /// effect on every server instance for the next event. Needs `rules_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewRule,
-    responses((status = 201, body = Rule), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
 async fn create(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -95,19 +87,12 @@ pub(crate) struct RuleDetail {
 }
 
 /// One rule with every version of its script and of its parameters. Needs `rules_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    responses((status = 200, body = RuleDetail), (status = 404, body = ErrorBody)))]
-async fn get(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
-) -> ApiResult<Json<RuleDetail>> {
-    auth.require(Permission::RulesRead)?;
-    let (rule, versions, param_versions) = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = RuleDetail), NotFound))]
+async fn get(auth: StaffAuth, PathId(id): PathId<RuleId>) -> ApiResult<Json<RuleDetail>> {
+    let (rule, versions, param_versions) = auth
+        .read(Permission::RulesRead, async |tx| {
             Ok((store::get(tx, id).await?, store::versions(tx, id).await?, store::param_versions(tx, id).await?))
         })
         .await?;
@@ -116,15 +101,13 @@ async fn get(
 
 /// Enables, disables or reorders a rule (409 `rule_archived` for an archived one). Needs
 /// `rules_write`.
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = RulePatch,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = RulePatch,
+    responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn patch(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
     write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
@@ -139,15 +122,13 @@ pub(crate) struct ScriptBody {
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
 /// line and column; 409 `rule_archived` for an archived rule). Needs `rules_write`.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/script", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = ScriptBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/script", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = ScriptBody,
+    responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn new_version(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = state.rules.sandbox.clone();
@@ -165,15 +146,13 @@ pub(crate) struct ParamsBody {
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
 /// version, made current (every version is kept; parameters equal to the current ones
 /// change nothing). Needs `rules_write`.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/params", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "rule id")),
-    request_body = ParamsBody,
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/rules/{id}/params", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = ParamsBody,
+    responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn set_params(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, RuleId)>,
+    PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
     write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
@@ -200,11 +179,9 @@ macro_rules! rule_move_route {
     (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
         $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident(version)) => {
         $(#[doc = $doc])*
-        #[utoipa::path(post, path = $path, tag = $tag,
-            security(($sec = [])),
-            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
-            request_body = RollbackBody,
-            responses((status = 200, body = Rule), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        #[utoipa::path(post, path = $path, tag = $tag, security(($sec = [])),
+    params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+    request_body = RollbackBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
         async fn $name(
             State(state): State<AppState>,
             auth: $auth,
@@ -218,10 +195,9 @@ macro_rules! rule_move_route {
     (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
         $(#[doc = $doc:tt])* $name:ident, $path:tt, store::$op:ident) => {
         $(#[doc = $doc])*
-        #[utoipa::path(post, path = $path, tag = $tag,
-            security(($sec = [])),
-            params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
-            responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+        #[utoipa::path(post, path = $path, tag = $tag, security(($sec = [])),
+    params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
+    responses((status = 200, body = Rule), NotFound))]
         async fn $name(
             State(state): State<AppState>,
             auth: $auth,
@@ -262,10 +238,8 @@ rule_move_route! {
 
 /// Compiles a script without saving it (the editor's check as you type): 200 with `ok`,
 /// or the first error's line and column. Needs `rules_read`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/compile", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = ScriptBody,
-    responses((status = 200, body = CompileCheck), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/compile", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = ScriptBody, responses((status = 200, body = CompileCheck), Forbidden, Invalid))]
 async fn compile(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -283,10 +257,8 @@ async fn compile(
 /// nothing (R7). The event is filled in as a live one is (`occurred_at` now in the mall's
 /// time zone by default, its local `day`); a real member's context is read as a live
 /// event of that day would see it. Needs `rules_read`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/dry-run", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = DryRunRequest,
-    responses((status = 200, body = DryRunResult), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/dry-run", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = DryRunRequest, responses((status = 200, body = DryRunResult), Invalid))]
 async fn dry_run(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -302,11 +274,9 @@ async fn dry_run(
 /// script, writing nothing to the ledger. Answers 202 at once; the run goes on in the
 /// background (`GET …/backtests/{id}` shows its progress, then its result). One runs at
 /// a time per mall (409 `backtest_running`). Needs `rules_read`; audited.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = BacktestRequest,
-    responses((status = 202, body = Backtest), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = BacktestRequest,
+    responses((status = 202, body = Backtest), NotFound, Conflict, Invalid))]
 async fn start_backtest(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -325,9 +295,8 @@ struct BacktestFilter {
 }
 
 /// The newest 20 backtests (of one rule, when given). Needs `rules_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), BacktestFilter),
-    responses((status = 200, body = Vec<Backtest>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, BacktestFilter), responses((status = 200, body = Vec<Backtest>), Forbidden))]
 async fn backtests(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -340,13 +309,12 @@ async fn backtests(
 /// One backtest: its progress while it runs (`events_done` of `events_total`), its
 /// result when done. Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests/{id}", tag = "rules",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "backtest id")),
-    responses((status = 200, body = Backtest), (status = 404, body = ErrorBody)))]
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "backtest id")),
+    responses((status = 200, body = Backtest), NotFound))]
 async fn get_backtest(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<Json<Backtest>> {
     auth.require(Permission::RulesRead)?;
     Ok(Json(backtest::get(&state.db, &auth.tenant, &auth.actor(), id).await?))
@@ -360,9 +328,8 @@ struct EventFilter {
 }
 
 /// Events received and what the rules made of them, newest first. Needs `rules_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/events", tag = "rules",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), EventFilter, PageQuery),
-    responses((status = 200, body = Page<EventRow>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/events", tag = "rules", security(("staff_jwt" = [])),
+    params(TenantSlug, EventFilter, PageQuery), responses((status = 200, body = Page<EventRow>), Forbidden))]
 async fn events(
     State(state): State<AppState>,
     auth: StaffAuth,

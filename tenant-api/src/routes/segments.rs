@@ -16,8 +16,9 @@ use platform::segments::{self, MemberFilter, Segment, SegmentCount, SegmentInput
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query, StaffAuth};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
+use crate::error::ApiResult;
+use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -33,107 +34,75 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The mall's saved segments, by name. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<Segment>), (status = 403, body = ErrorBody)))]
-async fn list_segments(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<Segment>>> {
-    auth.require(Permission::MembersRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| segments::list(tx).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<Segment>), Forbidden))]
+async fn list_segments(auth: StaffAuth) -> ApiResult<Json<Vec<Segment>>> {
+    Ok(Json(auth.read(Permission::MembersRead, async |tx| segments::list(tx).await).await?))
 }
 
 /// Saves a segment: a name and a member filter (at most 200 per mall, names unique:
 /// 409). Needs `members_write`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = SegmentInput,
-    responses((status = 201, body = Segment), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
-async fn create_segment(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<SegmentInput>,
-) -> ApiResult<(StatusCode, Json<Segment>)> {
-    auth.require(Permission::MembersWrite)?;
-    let saved = state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::create(tx, &body).await).await?;
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/segments", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = SegmentInput,
+    responses((status = 201, body = Segment), Forbidden, Conflict, Invalid))]
+async fn create_segment(auth: StaffAuth, Json(body): Json<SegmentInput>) -> ApiResult<(StatusCode, Json<Segment>)> {
+    let saved = auth.write(Permission::MembersWrite, async |tx| segments::create(tx, &body).await).await?;
     Ok((StatusCode::CREATED, Json(saved)))
 }
 
 /// Replaces a segment's name and filter. Needs `members_write`.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "segment id")),
-    request_body = SegmentInput,
-    responses((status = 200, body = Segment), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "segment id")), request_body = SegmentInput,
+    responses((status = 200, body = Segment), Forbidden, NotFound, Conflict, Invalid))]
 async fn update_segment(
-    State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
     Json(body): Json<SegmentInput>,
 ) -> ApiResult<Json<Segment>> {
-    auth.require(Permission::MembersWrite)?;
-    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::update(tx, id, &body).await).await?))
+    Ok(Json(auth.write(Permission::MembersWrite, async |tx| segments::update(tx, id, &body).await).await?))
 }
 
 /// Deletes a segment; messages already written for it keep their recipients. Needs
 /// `members_write`.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "segment id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_segment(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<StatusCode> {
-    auth.require(Permission::MembersWrite)?;
-    state.db.write(&auth.tenant, &auth.actor(), async |tx| segments::delete(tx, id).await).await?;
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/segments/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "segment id")), responses((status = 204), Forbidden, NotFound))]
+async fn delete_segment(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<StatusCode> {
+    auth.write(Permission::MembersWrite, async |tx| segments::delete(tx, id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// How many members a filter (or a saved segment, narrowed by any filter given) reaches
 /// now, counted up to 1,000,000. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/count", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter),
-    responses((status = 200, body = SegmentCount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/count", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, SegmentParam, MemberFilter),
+    responses((status = 200, body = SegmentCount), Forbidden, NotFound, Invalid))]
 async fn count_members(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(seg): Query<SegmentParam>,
     Query(f): Query<MemberFilter>,
 ) -> ApiResult<Json<SegmentCount>> {
-    auth.require(Permission::MembersRead)?;
     Ok(Json(
-        state
-            .db
-            .read(&auth.tenant, &auth.actor(), async |tx| {
-                let filter = segments::resolve(tx, &seg, &f).await?;
-                segments::count(tx, &filter).await
-            })
-            .await?,
+        auth.read(Permission::MembersRead, async |tx| {
+            let filter = segments::resolve(tx, &seg, &f).await?;
+            segments::count(tx, &filter).await
+        })
+        .await?,
     ))
 }
 
 /// The members of a filter or saved segment as CSV (UTF-8 with a byte order mark for
 /// Excel), oldest first, at most 100,000; the header `X-Truncated: true` says more
 /// matched. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/export", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter),
-    responses((status = 200, content_type = "text/csv"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/export", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, SegmentParam, MemberFilter),
+    responses((status = 200, content_type = "text/csv"), Forbidden, NotFound, Invalid))]
 async fn export_members(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(seg): Query<SegmentParam>,
     Query(f): Query<MemberFilter>,
 ) -> ApiResult<Response> {
-    auth.require(Permission::MembersRead)?;
-    let (csv, more) = state
-        .db
-        .read(&auth.tenant, &auth.actor(), async |tx| {
+    let (csv, more) = auth
+        .read(Permission::MembersRead, async |tx| {
             let filter = segments::resolve(tx, &seg, &f).await?;
             member_csv::export(tx, &filter, EXPORT_ROWS_MAX).await
         })
@@ -148,9 +117,8 @@ async fn export_members(
 
 /// The mall's messages to members, newest first, with recipients and read counts.
 /// Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
-    responses((status = 200, body = Page<Broadcast>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, PageQuery), responses((status = 200, body = Page<Broadcast>), Forbidden))]
 async fn list_broadcasts(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -166,47 +134,30 @@ async fn list_broadcasts(
 /// Writes a message to every member or a saved segment: sent now (the response has
 /// its recipients), or at `send_at` up to a year ahead. It goes to active members'
 /// in-app inbox only (no SMS or push). Needs `messages_send`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = BroadcastInput,
-    responses((status = 201, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = BroadcastInput,
+    responses((status = 201, body = Broadcast), Forbidden, NotFound, Invalid))]
 async fn create_broadcast(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<BroadcastInput>,
 ) -> ApiResult<(StatusCode, Json<Broadcast>)> {
-    auth.require(Permission::MessagesSend)?;
     let now = Utc::now();
-    let b = state.db.write(&auth.tenant, &auth.actor(), async |tx| broadcasts::create(tx, &body, now).await).await?;
+    let b = auth.write(Permission::MessagesSend, async |tx| broadcasts::create(tx, &body, now).await).await?;
     Ok((StatusCode::CREATED, Json(b)))
 }
 
 /// One message to members with its reach. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "broadcast id")),
-    responses((status = 200, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_broadcast(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Broadcast>> {
-    auth.require(Permission::MembersRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| broadcasts::get(tx, id).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Broadcast), Forbidden, NotFound))]
+async fn get_broadcast(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Broadcast>> {
+    Ok(Json(auth.read(Permission::MembersRead, async |tx| broadcasts::get(tx, id).await).await?))
 }
 
 /// Cancels a scheduled message (409 once sent or cancelled). Needs `messages_send`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/broadcasts/{id}/cancel", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "broadcast id")),
-    responses((status = 200, body = Broadcast), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
-async fn cancel_broadcast(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Broadcast>> {
-    auth.require(Permission::MessagesSend)?;
-    Ok(Json(state.db.write(&auth.tenant, &auth.actor(), async |tx| broadcasts::cancel(tx, id).await).await?))
+    security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Broadcast), Forbidden, NotFound, Conflict))]
+async fn cancel_broadcast(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Broadcast>> {
+    Ok(Json(auth.write(Permission::MessagesSend, async |tx| broadcasts::cancel(tx, id).await).await?))
 }

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AllianceAuth, Json, Path, Query, StaffAuth};
+use crate::extract::{AllianceAuth, Json, PathId, Query, StaffAuth};
 use crate::pagination::{Cursor, Page, PageQuery};
 use crate::state::AppState;
 
@@ -65,14 +66,13 @@ struct DrillParams {
 /// A period's statement: the frozen one once closed, else a preview of closing it now.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement/{period}", tag = "alliance",
     security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"),
+    params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
-    responses((status = 200, body = Statement), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Statement), Unauthorized, Conflict, Invalid))]
 async fn statement(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, period)): Path<(String, String)>,
+    PathId(period): PathId<String>,
 ) -> ApiResult<Json<Statement>> {
     Ok(Json(settlement::get(&state.db, &auth.alliance, &period).await?))
 }
@@ -81,15 +81,14 @@ async fn statement(
 /// next period. Periods close in order.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/settlement/{period}/close", tag = "alliance",
     security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"),
+    params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
-    responses((status = 201, body = Statement), (status = 401, body = ErrorBody),
-        (status = 409, description = "`period_not_over`, `period_closed` or `period_order`", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Statement), Unauthorized,
+        (status = 409, description = "`period_not_over`, `period_closed` or `period_order`", body = ErrorBody), Invalid))]
 async fn close(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, period)): Path<(String, String)>,
+    PathId(period): PathId<String>,
 ) -> ApiResult<(StatusCode, Json<Statement>)> {
     let s = settlement::close(&state.db, &auth.alliance, &period, chrono::Utc::now(), &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(s)))
@@ -98,14 +97,13 @@ async fn close(
 /// The ledger entries behind one figure of a period's statement, newest first.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement/{period}/entries", tag = "alliance",
     security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"),
+    params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD)"), DrillParams),
-    responses((status = 200, body = Page<FigureEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Page<FigureEntry>), Unauthorized, NotFound, Invalid))]
 async fn figure_entries(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, period)): Path<(String, String)>,
+    PathId(period): PathId<String>,
     Query(q): Query<DrillParams>,
 ) -> ApiResult<Json<Page<FigureEntry>>> {
     let (before, limit) = PageQuery { limit: q.limit, cursor: q.cursor.clone() }.bounds()?;
@@ -117,13 +115,13 @@ async fn figure_entries(
 /// A period's statement as CSV: a row per mall, then a row per pair of malls.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement/{period}/csv", tag = "alliance",
     security(("alliance_jwt" = [])),
-    params(("alliance" = String, Path, description = "alliance slug"),
+    params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD)")),
-    responses((status = 200, content_type = "text/csv"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/csv"), Unauthorized, Invalid))]
 async fn export(
     State(state): State<AppState>,
     auth: AllianceAuth,
-    Path((_a, period)): Path<(String, String)>,
+    PathId(period): PathId<String>,
 ) -> ApiResult<Response> {
     let s = settlement::get(&state.db, &auth.alliance, &period).await?;
     let name = format!("attachment; filename=\"settlement-{}.csv\"", s.period);
@@ -135,9 +133,8 @@ async fn export(
 }
 
 /// The closed statements, newest first.
-#[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement", tag = "alliance",
-    security(("alliance_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug"), PageQuery),
-    responses((status = 200, body = Page<Closed>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement", tag = "alliance", security(("alliance_jwt" = [])),
+    params(AllianceSlug, PageQuery), responses((status = 200, body = Page<Closed>), Unauthorized))]
 async fn closed(
     State(state): State<AppState>,
     auth: AllianceAuth,
@@ -152,14 +149,13 @@ async fn closed(
 /// it is part of. Needs `settings_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/alliance-settlement/{period}", tag = "staff",
     security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"),
+    params(TenantSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
-    responses((status = 200, body = Statement), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Statement), Forbidden, NotFound, Conflict, Invalid))]
 async fn own_statement(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, period)): Path<(String, String)>,
+    PathId(period): PathId<String>,
 ) -> ApiResult<Json<Statement>> {
     auth.require(Permission::SettingsRead)?;
     let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;

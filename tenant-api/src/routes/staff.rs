@@ -17,8 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{RefreshRequest, StaffLogin, tokens};
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ClientAddr, Json, Path, Query, StaffAuth, TenantPath};
+use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooMany, Unauthorized};
+use crate::error::ApiResult;
+use crate::extract::{ClientAddr, Json, PathId, Query, StaffAuth, TenantPath};
 use crate::input;
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -40,9 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Merchant staff login.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/login", tag = "staff",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = StaffLogin,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/login", tag = "staff", params(TenantSlug),
+    request_body = StaffLogin, responses((status = 200, body = TokenPair), Unauthorized, Forbidden, TooMany))]
 async fn login(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -56,9 +56,8 @@ async fn login(
 }
 
 /// Exchanges a refresh token for a new pair.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/refresh", tag = "staff",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/refresh", tag = "staff", params(TenantSlug),
+    request_body = RefreshRequest, responses((status = 200, body = TokenPair), Unauthorized))]
 async fn refresh(
     State(state): State<AppState>,
     TenantPath(tenant): TenantPath,
@@ -69,9 +68,8 @@ async fn refresh(
 }
 
 /// Ends the session of a refresh token.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/logout", tag = "staff",
-    params(("tenant" = String, Path, description = "tenant slug")), request_body = RefreshRequest,
-    responses((status = 204)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/auth/logout", tag = "staff", params(TenantSlug),
+    request_body = RefreshRequest, responses((status = 204)))]
 async fn logout(
     State(state): State<AppState>,
     TenantPath(_t): TenantPath,
@@ -90,9 +88,8 @@ struct Me {
 }
 
 /// The signed-in staff member, their tenant and permissions. Any role.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/me", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/me", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Me), Unauthorized, Forbidden))]
 async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me>> {
     let user = staff::find(state.db.control(), auth.staff_id).await?;
     let permissions = Permission::ALL.into_iter().filter(|p| auth.role.allows(*p)).collect();
@@ -100,19 +97,17 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
 }
 
 /// The merchant's staff. Needs `staff_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/users", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<StaffUser>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/users", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<StaffUser>), Forbidden))]
 async fn list_staff(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<StaffUser>>> {
     auth.require(Permission::StaffRead)?;
     Ok(Json(staff::list_for_tenant(state.db.control(), auth.tenant.id).await?))
 }
 
 /// Adds a staff account. Needs `staff_manage` (owner).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/users", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewStaff,
-    responses((status = 201, body = StaffUser), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/users", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewStaff,
+    responses((status = 201, body = StaffUser), Forbidden, Conflict, Invalid))]
 async fn create_staff(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -135,15 +130,13 @@ struct StaffUpdate {
 
 /// Changes a staff member's role or disables the account (ending its sessions).
 /// Needs `staff_manage`.
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/users/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "staff id")),
-    request_body = StaffUpdate,
-    responses((status = 200, body = StaffUser), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/users/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "staff id")), request_body = StaffUpdate,
+    responses((status = 200, body = StaffUser), Forbidden, NotFound, Conflict))]
 async fn update_staff(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, platform::ids::StaffId)>,
+    PathId(id): PathId<platform::ids::StaffId>,
     Json(body): Json<StaffUpdate>,
 ) -> ApiResult<Json<StaffUser>> {
     auth.require(Permission::StaffManage)?;
@@ -153,9 +146,8 @@ async fn update_staff(
 }
 
 /// The merchant's partner API keys (never their secrets). Needs `api_keys_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = Vec<ApiKey>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = Vec<ApiKey>), Forbidden))]
 async fn list_keys(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<ApiKey>>> {
     auth.require(Permission::ApiKeysRead)?;
     Ok(Json(api_keys::list(state.db.control(), auth.tenant.id).await?))
@@ -163,10 +155,8 @@ async fn list_keys(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<
 
 /// Creates a partner API key; the response is the only time its secret is shown.
 /// Needs `api_keys_manage`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = NewApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = NewApiKey, responses((status = 201, body = CreatedApiKey), Forbidden, Invalid))]
 async fn create_key(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -178,23 +168,21 @@ async fn create_key(
 }
 
 /// Revokes an API key at once. Needs `api_keys_manage`.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/api-keys/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "key id")),
-    responses((status = 200, body = ApiKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/api-keys/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "key id")),
+    responses((status = 200, body = ApiKey), Forbidden, NotFound))]
 async fn revoke_key(
     State(state): State<AppState>,
     auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
+    PathId(id): PathId<i64>,
 ) -> ApiResult<Json<ApiKey>> {
     auth.require(Permission::ApiKeysManage)?;
     Ok(Json(api_keys::revoke(state.db.control(), auth.tenant.id, id, &auth.actor()).await?))
 }
 
 /// The merchant's audit log, newest first. Needs `audit_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/audit-log", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug"), PageQuery),
-    responses((status = 200, body = Page<AuditEntry>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/audit-log", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, PageQuery), responses((status = 200, body = Page<AuditEntry>), Forbidden))]
 async fn audit_log(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -251,9 +239,8 @@ impl utoipa::ToSchema for MallSettings {
 }
 
 /// The mall's name and settings (T6). Needs `settings_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), responses((status = 200, body = MallSettings), Forbidden))]
 async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsRead)?;
     let settings = tenancy::settings(state.db.control(), auth.tenant.id).await?;
@@ -294,10 +281,10 @@ async fn write_settings(
 /// Changes some of the mall's settings: send only the fields to change, e.g.
 /// `{"name": "茶香商城", "points_name": "茶豆", "time_zone": "Asia/Shanghai"}` (a nested
 /// object such as `expiry` is replaced whole). Needs `settings_write` (owner).
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug),
     request_body(content = SettingsChange, description = "`name` and any fields of TenantSettings except `limits`"),
-    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MallSettings), Forbidden, Invalid))]
 async fn patch_settings(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -310,10 +297,9 @@ async fn patch_settings(
 /// too (kept when absent), so what GET answers can be sent back. Needs `settings_write`
 /// (owner). `limits` are set by the platform operator: the stored ones are kept and
 /// answered.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff",
-    security(("staff_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = TenantSettings,
-    responses((status = 200, body = MallSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug), request_body = TenantSettings,
+    responses((status = 200, body = MallSettings), Forbidden, Invalid))]
 async fn put_settings(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -324,11 +310,9 @@ async fn put_settings(
 
 /// The mall's members, newest first, filtered (M5): a saved segment, and/or tag, level,
 /// inactivity, balance range, registration days or a search. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), SegmentParam, MemberFilter, PageQuery),
-    responses((status = 200, body = Page<Member>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, SegmentParam, MemberFilter, PageQuery),
+    responses((status = 200, body = Page<Member>), Forbidden, NotFound, Invalid))]
 async fn list_members(
     State(state): State<AppState>,
     auth: StaffAuth,
@@ -349,15 +333,9 @@ async fn list_members(
 }
 
 /// One member with tags and level. Needs `members_read`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}", tag = "staff",
-    security(("staff_jwt" = [])),
-    params(("tenant" = String, Path, description = "tenant slug"), ("id" = i64, Path, description = "member id")),
-    responses((status = 200, body = MemberRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_member(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Path((_t, id)): Path<(String, i64)>,
-) -> ApiResult<Json<MemberRecord>> {
-    auth.require(Permission::MembersRead)?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| members::record(tx, id).await).await?))
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/members/{id}", tag = "staff", security(("staff_jwt" = [])),
+    params(TenantSlug, ("id" = i64, Path, description = "member id")),
+    responses((status = 200, body = MemberRecord), Forbidden, NotFound))]
+async fn get_member(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<MemberRecord>> {
+    Ok(Json(auth.read(Permission::MembersRead, async |tx| members::record(tx, id).await).await?))
 }
