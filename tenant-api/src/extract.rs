@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use platform::Error;
 use platform::auth::api_keys::{self, PartnerKey};
 use platform::auth::tokens::{Audience, Claims, subject_id};
-use platform::db::Db;
 use platform::directory::Tenant;
 use platform::ids::StaffId;
 use platform::rbac::{Permission, Role};
@@ -222,8 +221,8 @@ fn check_tenant(claims: &Claims, tenant: &Tenant) -> Result<(), Error> {
 pub struct MemberAuth {
     pub tenant: Arc<Tenant>,
     pub member_id: i64,
-    /// For the member's own transactions (`read`, `write`).
-    db: Db,
+    /// The app state: a handler that takes a credential needs no `State` extractor.
+    pub state: AppState,
 }
 
 impl MemberAuth {
@@ -234,12 +233,12 @@ impl MemberAuth {
 
     /// Runs `work` in a read-only transaction of the mall, as this member.
     pub async fn read<T>(&self, work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>) -> ApiResult<T> {
-        Ok(self.db.read(&self.tenant, &self.actor(), work).await?)
+        Ok(self.state.db.read(&self.tenant, &self.actor(), work).await?)
     }
 
     /// Runs `work` in a transaction of the mall, as this member.
     pub async fn write<T>(&self, work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>) -> ApiResult<T> {
-        Ok(self.db.write(&self.tenant, &self.actor(), work).await?)
+        Ok(self.state.db.write(&self.tenant, &self.actor(), work).await?)
     }
 }
 
@@ -251,7 +250,7 @@ impl FromRequestParts<AppState> for MemberAuth {
         check_tenant(&claims, &tenant)?;
         let member_id = subject_id(&claims)?;
         member_session(state, &tenant, member_id, &claims).await?;
-        Ok(Self { member_id, tenant, db: state.db.clone() })
+        Ok(Self { member_id, tenant, state: state.clone() })
     }
 }
 
@@ -281,8 +280,8 @@ pub struct StaffAuth {
     pub staff_id: StaffId,
     pub role: Role,
     pub request_id: Option<String>,
-    /// For the staff member's transactions (`read`, `write`).
-    db: Db,
+    /// The app state: a handler that takes a credential needs no `State` extractor.
+    pub state: AppState,
 }
 
 impl StaffAuth {
@@ -315,7 +314,7 @@ impl StaffAuth {
         work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
     ) -> ApiResult<T> {
         self.require(p)?;
-        Ok(self.db.read(&self.tenant, &self.actor(), work).await?)
+        Ok(self.state.db.read(&self.tenant, &self.actor(), work).await?)
     }
 
     /// Refuses with 403 unless the role grants `p`, then runs `work` in a transaction of
@@ -326,7 +325,7 @@ impl StaffAuth {
         work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
     ) -> ApiResult<T> {
         self.require(p)?;
-        Ok(self.db.write(&self.tenant, &self.actor(), work).await?)
+        Ok(self.state.db.write(&self.tenant, &self.actor(), work).await?)
     }
 }
 
@@ -344,7 +343,7 @@ impl FromRequestParts<AppState> for StaffAuth {
             .ok_or_else(|| Error::unauthenticated("token_invalid", "the access token is not valid"))?;
         let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
-        Ok(Self { staff_id, role, tenant, request_id: request_id(parts), db: state.db.clone() })
+        Ok(Self { staff_id, role, tenant, request_id: request_id(parts), state: state.clone() })
     }
 }
 
@@ -352,6 +351,8 @@ impl FromRequestParts<AppState> for StaffAuth {
 pub struct PlatformAuth {
     pub staff_id: StaffId,
     pub request_id: Option<String>,
+    /// The app state: a handler that takes a credential needs no `State` extractor.
+    pub state: AppState,
 }
 
 impl PlatformAuth {
@@ -374,7 +375,7 @@ impl FromRequestParts<AppState> for PlatformAuth {
         }
         let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
-        Ok(Self { staff_id, request_id: request_id(parts) })
+        Ok(Self { staff_id, request_id: request_id(parts), state: state.clone() })
     }
 }
 
@@ -382,8 +383,8 @@ impl FromRequestParts<AppState> for PlatformAuth {
 pub struct AllianceAuth {
     pub alliance: platform::tenancy::Alliance,
     pub staff_id: StaffId,
-    /// For the admin's transactions (`read`, `write`).
-    db: Db,
+    /// The app state: a handler that takes a credential needs no `State` extractor.
+    pub state: AppState,
 }
 
 impl AllianceAuth {
@@ -398,12 +399,12 @@ impl AllianceAuth {
 
     /// Runs `work` in a read-only transaction of the alliance's schema, as this admin.
     pub async fn read<T>(&self, work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<T>) -> ApiResult<T> {
-        Ok(self.db.alliance_read(&self.alliance, &self.actor(), work).await?)
+        Ok(self.state.db.alliance_read(&self.alliance, &self.actor(), work).await?)
     }
 
     /// Runs `work` in a transaction of the alliance's schema, as this admin.
     pub async fn write<T>(&self, work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<T>) -> ApiResult<T> {
-        Ok(self.db.alliance_write(&self.alliance, &self.actor(), work).await?)
+        Ok(self.state.db.alliance_write(&self.alliance, &self.actor(), work).await?)
     }
 }
 
@@ -423,7 +424,7 @@ impl FromRequestParts<AppState> for AllianceAuth {
         }
         let staff_id = StaffId::new(subject_id(&claims)?);
         staff_session(state, staff_id, &claims).await?;
-        Ok(Self { staff_id, alliance, db: state.db.clone() })
+        Ok(Self { staff_id, alliance, state: state.clone() })
     }
 }
 
@@ -431,6 +432,8 @@ impl FromRequestParts<AppState> for AllianceAuth {
 pub struct PartnerAuth {
     pub tenant: Arc<Tenant>,
     pub key: PartnerKey,
+    /// The app state: a handler that takes a credential needs no `State` extractor.
+    pub state: AppState,
 }
 
 impl PartnerAuth {
@@ -450,7 +453,7 @@ impl FromRequestParts<AppState> for PartnerAuth {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Error::unauthenticated("missing_credentials", "send X-Api-Key: <key>"))?;
         let key = api_keys::authenticate(state.db.control(), tenant.id, presented).await?;
-        Ok(Self { tenant, key })
+        Ok(Self { tenant, key, state: state.clone() })
     }
 }
 

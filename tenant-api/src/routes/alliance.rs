@@ -51,12 +51,11 @@ async fn login(
     params(AllianceSlug), request_body = NewAllianceAdmin,
     responses((status = 201, body = StaffUser), Unauthorized, Forbidden, Conflict, Invalid))]
 async fn invite_admin(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     Json(body): Json<NewAllianceAdmin>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
     let (scope, actor, new) = (Scope::Alliance(auth.alliance.id), auth.actor(), body.staff());
-    let user = state.db.control_write(async |tx| staff::create(tx, scope, &new, &actor).await).await?;
+    let user = auth.state.db.control_write(async |tx| staff::create(tx, scope, &new, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -66,17 +65,13 @@ async fn invite_admin(
 #[utoipa::path(delete, path = "/v1/alliances/{alliance}/malls/{tenant}", tag = "alliance",
     security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
     responses((status = 200, body = Departure), Unauthorized, Forbidden, NotFound))]
-async fn remove_mall(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    PathId(slug): PathId<String>,
-) -> ApiResult<Json<Departure>> {
-    let t = directory::find_by_slug(state.db.control(), &slug)
+async fn remove_mall(auth: AllianceAuth, PathId(slug): PathId<String>) -> ApiResult<Json<Departure>> {
+    let t = directory::find_by_slug(auth.state.db.control(), &slug)
         .await?
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .ok_or_else(|| platform::Error::not_found("not_in_alliance", "this mall is not in this alliance"))?;
-    let d = membership::leave(&state.db, &auth.alliance, &t, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+    let d = membership::leave(&auth.state.db, &auth.alliance, &t, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(d))
 }
 
@@ -98,13 +93,13 @@ struct Overview {
 /// The alliance and its merchants.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), responses((status = 200, body = Overview), Unauthorized, Forbidden))]
-async fn overview(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Overview>> {
-    let merchants = directory::list(state.db.control())
+async fn overview(auth: AllianceAuth) -> ApiResult<Json<Overview>> {
+    let merchants = directory::list(auth.state.db.control())
         .await?
         .into_iter()
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .collect();
-    let departed = membership::departed(state.db.control(), auth.alliance.id)
+    let departed = membership::departed(auth.state.db.control(), auth.alliance.id)
         .await?
         .into_iter()
         .map(|(t, left_at)| LeftMall { slug: t.slug, name: t.name, left_at })
@@ -157,6 +152,6 @@ async fn malls(State(state): State<AppState>, Path(slug): Path<String>) -> ApiRe
 /// identity and those holding shared points, with the alliance's totals. Counts only.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/member-counts", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), responses((status = 200, body = AllianceMemberCounts), Unauthorized, Forbidden))]
-async fn member_counts(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<AllianceMemberCounts>> {
-    Ok(Json(counts::of_alliance(&state.db, &auth.alliance).await?))
+async fn member_counts(auth: AllianceAuth) -> ApiResult<Json<AllianceMemberCounts>> {
+    Ok(Json(counts::of_alliance(&auth.state.db, &auth.alliance).await?))
 }

@@ -57,13 +57,12 @@ async fn alliance_rule_list(auth: AllianceAuth, Query(q): Query<RuleListQuery>) 
 /// effect on every server instance for the next event.
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/rules", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
-async fn alliance_rule_create(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Json(body): Json<NewRule>,
-) -> ApiResult<(StatusCode, Json<Rule>)> {
-    let sandbox = state.rules.sandbox.clone();
-    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
+async fn alliance_rule_create(auth: AllianceAuth, Json(body): Json<NewRule>) -> ApiResult<(StatusCode, Json<Rule>)> {
+    let sandbox = auth.state.rules.sandbox.clone();
+    Ok((
+        StatusCode::CREATED,
+        write_rule(&auth.state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?,
+    ))
 }
 
 /// One rule with every version of its script and of its parameters.
@@ -84,12 +83,11 @@ async fn alliance_rule_get(auth: AllianceAuth, PathId(id): PathId<RuleId>) -> Ap
     params(AllianceSlug, ("id" = i64, Path, description = "rule id")), request_body = RulePatch,
     responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_patch(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(id): PathId<RuleId>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
+    write_rule(&auth.state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
@@ -98,13 +96,12 @@ async fn alliance_rule_patch(
     security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "rule id")),
     request_body = ScriptBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_new_version(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(id): PathId<RuleId>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
-    let sandbox = state.rules.sandbox.clone();
-    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
+    let sandbox = auth.state.rules.sandbox.clone();
+    write_rule(&auth.state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
@@ -114,12 +111,11 @@ async fn alliance_rule_new_version(
     security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "rule id")),
     request_body = ParamsBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn alliance_rule_set_params(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
+    write_rule(&auth.state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 rule_move_route! {
@@ -155,12 +151,8 @@ rule_move_route! {
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/rules/compile", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), request_body = ScriptBody,
     responses((status = 200, body = CompileCheck), Forbidden, Invalid))]
-async fn alliance_rule_compile(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Json(body): Json<ScriptBody>,
-) -> ApiResult<Json<CompileCheck>> {
-    let sandbox = state.rules.sandbox.clone();
+async fn alliance_rule_compile(auth: AllianceAuth, Json(body): Json<ScriptBody>) -> ApiResult<Json<CompileCheck>> {
+    let sandbox = auth.state.rules.sandbox.clone();
     let only = auth.alliance.currency_code.clone();
     let check = tokio::task::spawn_blocking(move || store::compile_check_only(&sandbox, Some(&only), &body.script))
         .await
@@ -178,14 +170,13 @@ async fn alliance_rule_compile(
     params(AllianceSlug), request_body = AllianceDryRunRequest,
     responses((status = 200, body = AllianceDryRunResult), Forbidden, NotFound, Invalid))]
 async fn alliance_rule_dry_run(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     Json(body): Json<AllianceDryRun>,
 ) -> ApiResult<Json<AllianceDryRunResult>> {
-    let mall = directory::find_by_slug(state.db.control(), &body.mall)
+    let mall = directory::find_by_slug(auth.state.db.control(), &body.mall)
         .await?
         .filter(|t| t.alliance_id == Some(auth.alliance.id))
         .ok_or_else(|| platform::Error::not_found("not_in_alliance", "this mall is not in this alliance"))?;
-    let sandbox = state.rules.sandbox.clone();
-    Ok(Json(dry_run::run_alliance(&state.db, &auth.alliance, &mall, &auth.actor(), sandbox, body).await?))
+    let sandbox = auth.state.rules.sandbox.clone();
+    Ok(Json(dry_run::run_alliance(&auth.state.db, &auth.alliance, &mall, &auth.actor(), sandbox, body).await?))
 }

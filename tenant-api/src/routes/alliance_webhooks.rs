@@ -3,7 +3,6 @@
 //! `settlement.closed` with the whole statement), kept in the alliance schema and sent by
 //! the same worker.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use platform::webhooks::deliveries::{self, Delivery};
 use platform::webhooks::endpoints::{self, CreatedEndpoint, Endpoint, EndpointPatch, NewEndpoint, RotatedSecret};
@@ -41,11 +40,10 @@ async fn list_alliance_webhooks(auth: AllianceAuth) -> ApiResult<Json<Vec<Endpoi
     params(AllianceSlug), request_body = NewEndpoint,
     responses((status = 201, body = CreatedEndpoint), Forbidden, Conflict, Invalid))]
 async fn create_alliance_webhook(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     Json(body): Json<NewEndpoint>,
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
-    let (vault, policy) = (&state.vault, state.webhook_addresses);
+    let (vault, policy) = (&auth.state.vault, auth.state.webhook_addresses);
     let created = auth.write(async |tx| endpoints::create(tx, vault, policy, &body).await).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -65,12 +63,11 @@ async fn get_alliance_webhook(auth: AllianceAuth, PathId(id): PathId<i64>) -> Ap
     security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "endpoint id")),
     request_body = EndpointPatch, responses((status = 200, body = Endpoint), Forbidden, NotFound, Invalid))]
 async fn update_alliance_webhook(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(id): PathId<i64>,
     Json(body): Json<EndpointPatch>,
 ) -> ApiResult<Json<Endpoint>> {
-    let policy = state.webhook_addresses;
+    let policy = auth.state.webhook_addresses;
     Ok(Json(auth.write(async |tx| endpoints::update(tx, policy, id, &body).await).await?))
 }
 
@@ -87,12 +84,8 @@ async fn delete_alliance_webhook(auth: AllianceAuth, PathId(id): PathId<i64>) ->
 #[utoipa::path(post, path = "/v1/alliances/{alliance}/webhooks/{id}/rotate-secret", tag = "alliance",
     security(("alliance_jwt" = [])), params(AllianceSlug, ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = RotatedSecret), Forbidden, NotFound))]
-async fn rotate_alliance_webhook_secret(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<RotatedSecret>> {
-    let vault = &state.vault;
+async fn rotate_alliance_webhook_secret(auth: AllianceAuth, PathId(id): PathId<i64>) -> ApiResult<Json<RotatedSecret>> {
+    let vault = &auth.state.vault;
     Ok(Json(auth.write(async |tx| endpoints::rotate(tx, vault, id).await).await?))
 }
 

@@ -2,7 +2,7 @@
 //! mall's budget, top them up, set each mall's issuing rate and the clearing value; a
 //! mall's staff see their own budget and its owner tops it up.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use platform::alliance::budget::{Budget, BudgetEntry, BudgetTerms, TopUp};
@@ -31,19 +31,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Every mall's issuing budget and the clearing value (alliance admins).
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/budgets", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), responses((status = 200, body = Budgets), Unauthorized, Forbidden))]
-async fn list(State(state): State<AppState>, auth: AllianceAuth) -> ApiResult<Json<Budgets>> {
-    Ok(Json(budgets::overview(&state.db, &auth.alliance).await?))
+async fn list(auth: AllianceAuth) -> ApiResult<Json<Budgets>> {
+    Ok(Json(budgets::overview(&auth.state.db, &auth.alliance).await?))
 }
 
 /// Sets the clearing value of the shared currency: how many points are worth one yuan.
 #[utoipa::path(put, path = "/v1/alliances/{alliance}/clearing", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug), request_body = Clearing, responses((status = 200, body = Clearing), Unauthorized, Invalid))]
-async fn set_clearing(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Json(body): Json<Clearing>,
-) -> ApiResult<Json<Clearing>> {
-    Ok(Json(budgets::set_clearing(&state.db, &auth.alliance, body, &auth.actor()).await?))
+async fn set_clearing(auth: AllianceAuth, Json(body): Json<Clearing>) -> ApiResult<Json<Clearing>> {
+    Ok(Json(budgets::set_clearing(&auth.state.db, &auth.alliance, body, &auth.actor()).await?))
 }
 
 /// Sets a mall's issuing rate (basis points of the clearing value it bears) and the
@@ -52,13 +48,12 @@ async fn set_clearing(
     security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
     request_body = BudgetTerms, responses((status = 200, body = Budget), NotFound, Invalid))]
 async fn set_terms(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(slug): PathId<String>,
     Json(body): Json<BudgetTerms>,
 ) -> ApiResult<Json<Budget>> {
-    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
-    Ok(Json(budgets::set_terms(&state.db, &auth.alliance, &mall, &body, &auth.actor()).await?))
+    let mall = budgets::mall_of(&auth.state.db, &auth.alliance, &slug).await?;
+    Ok(Json(budgets::set_terms(&auth.state.db, &auth.alliance, &mall, &body, &auth.actor()).await?))
 }
 
 /// Tops up a mall's issuing budget (alliance admins). An optional `Idempotency-Key`
@@ -67,15 +62,14 @@ async fn set_terms(
     security(("alliance_jwt" = [])), params(AllianceSlug, ("tenant" = String, Path, description = "mall slug")),
     request_body = TopUp, responses((status = 201, body = BudgetEntry), NotFound, Invalid))]
 async fn top_up(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(slug): PathId<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
-    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
-    top_up_answer(&state, &auth.alliance, &mall, &headers, &uri, body, &auth.actor()).await
+    let mall = budgets::mall_of(&auth.state.db, &auth.alliance, &slug).await?;
+    top_up_answer(&auth.state, &auth.alliance, &mall, &headers, &uri, body, &auth.actor()).await
 }
 
 /// A top-up, once per `Idempotency-Key` when the request carries one (L8): the same key
@@ -112,24 +106,23 @@ async fn top_up_answer(
     params(AllianceSlug, ("tenant" = String, Path, description = "mall slug"), PageQuery),
     responses((status = 200, body = Page<BudgetEntry>), NotFound))]
 async fn mall_entries(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(slug): PathId<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<BudgetEntry>>> {
     let (before, limit) = q.bounds()?;
-    let mall = budgets::mall_of(&state.db, &auth.alliance, &slug).await?;
-    let items = budgets::entries(&state.db, &auth.alliance, &mall, before, limit).await?;
+    let mall = budgets::mall_of(&auth.state.db, &auth.alliance, &slug).await?;
+    let items = budgets::entries(&auth.state.db, &auth.alliance, &mall, before, limit).await?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
 /// The mall's own issuing budget in its alliance. Needs `settings_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/alliance-budget", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Budget), Forbidden, NotFound))]
-async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Budget>> {
+async fn own(auth: StaffAuth) -> ApiResult<Json<Budget>> {
     auth.require(Permission::SettingsRead)?;
-    let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
-    Ok(Json(budgets::of_mall(&state.db, &alliance, &auth.tenant).await?))
+    let alliance = budgets::alliance_of(&auth.state.db, &auth.tenant).await?;
+    Ok(Json(budgets::of_mall(&auth.state.db, &alliance, &auth.tenant).await?))
 }
 
 /// The mall's owner tops up its issuing budget. Needs `settings_write`. An optional
@@ -138,13 +131,12 @@ async fn own(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<B
     security(("staff_jwt" = [])), params(TenantSlug), request_body = TopUp,
     responses((status = 201, body = BudgetEntry), Forbidden, NotFound, Invalid))]
 async fn own_top_up(
-    State(state): State<AppState>,
     auth: StaffAuth,
     headers: HeaderMap,
     uri: OriginalUri,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     auth.require(Permission::SettingsWrite)?;
-    let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
-    top_up_answer(&state, &alliance, &auth.tenant, &headers, &uri, body, &auth.actor()).await
+    let alliance = budgets::alliance_of(&auth.state.db, &auth.tenant).await?;
+    top_up_answer(&auth.state, &alliance, &auth.tenant, &headers, &uri, body, &auth.actor()).await
 }

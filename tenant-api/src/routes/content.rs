@@ -63,13 +63,9 @@ async fn list_content(auth: StaffAuth, Query(f): Query<ContentFilter>) -> ApiRes
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/content", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = ContentInput,
     responses((status = 201, body = ContentItem), Forbidden, Conflict, Invalid))]
-async fn create_content(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<ContentInput>,
-) -> ApiResult<(StatusCode, Json<ContentItem>)> {
+async fn create_content(auth: StaffAuth, Json(body): Json<ContentInput>) -> ApiResult<(StatusCode, Json<ContentItem>)> {
     let item = auth.write(Permission::ContentWrite, async |tx| content::create(tx, &body).await).await?;
-    state.content.evict(auth.tenant.id);
+    auth.state.content.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -88,13 +84,12 @@ async fn get_content(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json
     params(TenantSlug, ("id" = i64, Path, description = "content item id")), request_body = ContentInput,
     responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, Invalid))]
 async fn update_content(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Json(body): Json<ContentInput>,
 ) -> ApiResult<Json<ContentItem>> {
     let item = auth.write(Permission::ContentWrite, async |tx| content::update(tx, id, &body).await).await?;
-    state.content.evict(auth.tenant.id);
+    auth.state.content.evict(auth.tenant.id);
     Ok(Json(item))
 }
 
@@ -108,7 +103,6 @@ async fn update_content(
     request_body = ContentTransition,
     responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, Invalid))]
 async fn move_content(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Json(body): Json<ContentTransition>,
@@ -117,9 +111,12 @@ async fn move_content(
         auth.require(Permission::ContentPublish)?;
     }
     let role = auth.role;
-    let item =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| content::transition(tx, id, &body, role).await).await?;
-    state.content.evict(auth.tenant.id);
+    let item = auth
+        .state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| content::transition(tx, id, &body, role).await)
+        .await?;
+    auth.state.content.evict(auth.tenant.id);
     Ok(Json(item))
 }
 
@@ -130,20 +127,16 @@ async fn move_content(
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "content item id")),
     request_body(content = Vec<u8>, content_type = "image/png"),
     responses((status = 200, body = ContentItem), Forbidden, NotFound, Conflict, TooLarge, Invalid))]
-async fn upload_content_image(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<i64>,
-    body: Bytes,
-) -> ApiResult<Json<ContentItem>> {
+async fn upload_content_image(auth: StaffAuth, PathId(id): PathId<i64>, body: Bytes) -> ApiResult<Json<ContentItem>> {
     auth.require(Permission::ContentWrite)?;
     let image = super::files::checked_image(&body).await?;
-    let storage = &state.storage;
-    let item = state
+    let storage = &auth.state.storage;
+    let item = auth
+        .state
         .db
         .write(&auth.tenant, &auth.actor(), async |tx| content::set_image(tx, storage, id, body, &image).await)
         .await?;
-    state.content.evict(auth.tenant.id);
+    auth.state.content.evict(auth.tenant.id);
     Ok(Json(item))
 }
 

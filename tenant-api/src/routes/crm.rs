@@ -1,7 +1,6 @@
 //! CRM sync for partner servers (SPEC P4): members upserted in bulk by the partner's own
 //! ids (a field not sent is left alone), and their balances and levels read in bulk.
 
-use axum::extract::State;
 use platform::crm::{self, BulkBalances, MemberPatch};
 use platform::members::Member;
 use serde::{Deserialize, Serialize};
@@ -49,13 +48,9 @@ struct BulkSynced {
 /// sent are left alone. Needs scope `members:write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/members/bulk", tag = "partner", security(("api_key" = [])),
     params(TenantSlug), request_body = BulkMembers, responses((status = 200, body = BulkSynced), Invalid))]
-async fn bulk_upsert(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Json(body): Json<BulkMembers>,
-) -> ApiResult<Json<BulkSynced>> {
+async fn bulk_upsert(auth: PartnerAuth, Json(body): Json<BulkMembers>) -> ApiResult<Json<BulkSynced>> {
     auth.key.require("members:write")?;
-    let done = crm::upsert_many(&state.db, &auth.tenant, &body.members).await?;
+    let done = crm::upsert_many(&auth.state.db, &auth.tenant, &body.members).await?;
     let results = body
         .members
         .into_iter()
@@ -86,11 +81,7 @@ struct ExternalIds {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/members/balances", tag = "partner",
     security(("api_key" = [])), params(TenantSlug), request_body = ExternalIds,
     responses((status = 200, body = BulkBalances), Invalid))]
-async fn bulk_balances(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    Json(body): Json<ExternalIds>,
-) -> ApiResult<Json<BulkBalances>> {
+async fn bulk_balances(auth: PartnerAuth, Json(body): Json<ExternalIds>) -> ApiResult<Json<BulkBalances>> {
     auth.key.require("points:read")?;
-    Ok(Json(crm::balances(&state.db, &auth.tenant, &body.external_ids).await?))
+    Ok(Json(crm::balances(&auth.state.db, &auth.tenant, &body.external_ids).await?))
 }

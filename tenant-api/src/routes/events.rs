@@ -1,7 +1,6 @@
 //! Posting events (R1, P2): partners post any event type in batches; a member's app posts
 //! the member-side types. The event id makes each event idempotent.
 
-use axum::extract::State;
 use platform::rules::pipeline::{self, IncomingEvent, Outcome};
 use platform::rules::{MEMBER_EVENTS, MemberEventType, bounds};
 use serde::{Deserialize, Serialize};
@@ -39,7 +38,6 @@ struct Results {
     params(TenantSlug), request_body = EventBatch,
     responses((status = 200, body = Results), Forbidden, Invalid, TooMany, Unavailable))]
 async fn partner_events(
-    State(state): State<AppState>,
     EventSlot(slot): EventSlot,
     auth: PartnerAuth,
     Json(body): Json<EventBatch>,
@@ -49,7 +47,8 @@ async fn partner_events(
         return Err(platform::Error::invalid_field("events", format!("at most {}", bounds::BATCH_EVENTS_MAX)).into());
     }
     let results =
-        pipeline::process_admitted(&state.db, &state.rules, &auth.tenant, "partner", &body.events, slot).await?;
+        pipeline::process_admitted(&auth.state.db, &auth.state.rules, &auth.tenant, "partner", &body.events, slot)
+            .await?;
     Ok(Json(Results { results }))
 }
 
@@ -73,11 +72,7 @@ struct MemberEvent {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/events", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), request_body = MemberEvent,
     responses((status = 200, body = Outcome), Unauthorized, Invalid, TooMany, Unavailable))]
-async fn member_event(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Json(body): Json<MemberEvent>,
-) -> ApiResult<Json<Outcome>> {
+async fn member_event(auth: MemberAuth, Json(body): Json<MemberEvent>) -> ApiResult<Json<Outcome>> {
     if !MEMBER_EVENTS.contains(&body.kind.as_str()) {
         return Err(platform::Error::invalid_field(
             "type",
@@ -88,6 +83,6 @@ async fn member_event(
     let ev =
         IncomingEvent { id: body.id, kind: body.kind, member_id: auth.member_id, occurred_at: None, data: body.data };
     let source = format!("member:{}", auth.member_id);
-    let mut results = pipeline::process(&state.db, &state.rules, &auth.tenant, &source, &[ev]).await?;
+    let mut results = pipeline::process(&auth.state.db, &auth.state.rules, &auth.tenant, &source, &[ev]).await?;
     Ok(Json(results.remove(0)))
 }

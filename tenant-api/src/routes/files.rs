@@ -30,20 +30,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "product id")),
     request_body(content = Vec<u8>, content_type = "image/png"),
     responses((status = 201, body = Product), TooLarge, Invalid))]
-async fn upload_image(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<ProductId>,
-    body: Bytes,
-) -> ApiResult<Response> {
+async fn upload_image(auth: StaffAuth, PathId(id): PathId<ProductId>, body: Bytes) -> ApiResult<Response> {
     auth.require(Permission::CatalogWrite)?;
     let image = checked_image(&body).await?;
-    let storage = &state.storage;
-    let p = state
+    let storage = &auth.state.storage;
+    let p = auth
+        .state
         .db
         .write(&auth.tenant, &auth.actor(), async |tx| catalog::add_image(tx, storage, id, body, &image).await)
         .await?;
-    state.catalog.evict(auth.tenant.id);
+    auth.state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }
 

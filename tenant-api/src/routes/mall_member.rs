@@ -113,11 +113,11 @@ async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPat
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/redemptions", tag = "mall", security(("member_jwt" = [])),
     params(TenantSlug, IdempotencyKey), request_body = RedeemRequest,
     responses((status = 201, body = Order), Forbidden, Conflict, Invalid))]
-async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn redeem_product(auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<RedeemRequest>()?;
-    let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, state.catalog.clone());
+    let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, auth.state.catalog.clone());
     let answer = idempotent::write_then_last(
-        &state.db,
+        &auth.state.db,
         &auth.tenant,
         &auth.actor(),
         idem,
@@ -125,7 +125,7 @@ async fn redeem_product(State(state): State<AppState>, auth: MemberAuth, req: Id
         async move |tx| redeem::redeem(tx, &catalog, &tenant, member, &req, Utc::now()).await,
     )
     .await;
-    state.drain_soon(&auth.tenant);
+    auth.state.drain_soon(&auth.tenant);
     answer
 }
 
@@ -159,24 +159,16 @@ async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, act
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/cancel", tag = "mall", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "order id")),
     responses((status = 200, body = Order), NotFound, Conflict))]
-async fn cancel(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<OrderId>,
-) -> ApiResult<Json<Order>> {
-    member_transition(&state, &auth, id, Action::Cancel).await
+async fn cancel(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
+    member_transition(&auth.state, &auth, id, Action::Cancel).await
 }
 
 /// Confirms receipt of a shipped order.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/orders/{id}/receive", tag = "mall", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "order id")),
     responses((status = 200, body = Order), NotFound, Conflict))]
-async fn receive(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<OrderId>,
-) -> ApiResult<Json<Order>> {
-    member_transition(&state, &auth, id, Action::Receive).await
+async fn receive(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
+    member_transition(&auth.state, &auth, id, Action::Receive).await
 }
 
 /// Reviews a completed order (O8); once per order.
@@ -184,32 +176,27 @@ async fn receive(
     params(TenantSlug, ("id" = i64, Path, description = "order id")), request_body = NewReview,
     responses((status = 201, body = Review), Conflict, Invalid))]
 async fn review(
-    State(state): State<AppState>,
     auth: MemberAuth,
     PathId(id): PathId<OrderId>,
     Json(body): Json<NewReview>,
 ) -> ApiResult<(StatusCode, Json<Review>)> {
     let r = auth.write(async |tx| orders::review(tx, id, auth.member_id, &body).await).await?;
-    state.drain_soon(&auth.tenant);
+    auth.state.drain_soon(&auth.tenant);
     Ok((StatusCode::CREATED, Json(r)))
 }
 
 /// The member's shipping addresses (M3).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me/addresses", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Vec<Address>)))]
-async fn list_addresses(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Vec<Address>>> {
-    Ok(Json(addresses::list(&state.db, &auth.tenant, auth.member_id).await?))
+async fn list_addresses(auth: MemberAuth) -> ApiResult<Json<Vec<Address>>> {
+    Ok(Json(addresses::list(&auth.state.db, &auth.tenant, auth.member_id).await?))
 }
 
 /// Adds a shipping address (at most 20; the first, or one marked default, is the default).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/addresses", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), request_body = Address, responses((status = 201, body = Address), Conflict, Invalid))]
-async fn add_address(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Json(a): Json<Address>,
-) -> ApiResult<(StatusCode, Json<Address>)> {
-    Ok((StatusCode::CREATED, Json(addresses::add(&state.db, &auth.tenant, auth.member_id, &a).await?)))
+async fn add_address(auth: MemberAuth, Json(a): Json<Address>) -> ApiResult<(StatusCode, Json<Address>)> {
+    Ok((StatusCode::CREATED, Json(addresses::add(&auth.state.db, &auth.tenant, auth.member_id, &a).await?)))
 }
 
 /// Changes one of the member's addresses (M3): every field as sent; `is_default: true`
@@ -217,24 +204,15 @@ async fn add_address(
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "address id")), request_body = Address,
     responses((status = 200, body = Address), NotFound, Conflict, Invalid))]
-async fn update_address(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<i64>,
-    Json(a): Json<Address>,
-) -> ApiResult<Json<Address>> {
-    Ok(Json(addresses::update(&state.db, &auth.tenant, auth.member_id, id, &a).await?))
+async fn update_address(auth: MemberAuth, PathId(id): PathId<i64>, Json(a): Json<Address>) -> ApiResult<Json<Address>> {
+    Ok(Json(addresses::update(&auth.state.db, &auth.tenant, auth.member_id, id, &a).await?))
 }
 
 /// Deletes one of the member's addresses.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/me/addresses/{id}", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "address id")), responses((status = 204), NotFound))]
-async fn delete_address(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<StatusCode> {
-    addresses::delete(&state.db, &auth.tenant, auth.member_id, id).await?;
+async fn delete_address(auth: MemberAuth, PathId(id): PathId<i64>) -> ApiResult<StatusCode> {
+    addresses::delete(&auth.state.db, &auth.tenant, auth.member_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

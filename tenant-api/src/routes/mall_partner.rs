@@ -67,13 +67,13 @@ struct Tracking {
     security(("api_key" = [])), params(TenantSlug, ("order_no" = String, Path, description = "order number")),
     request_body = Tracking, responses((status = 200, body = Order), NotFound, Conflict))]
 async fn tracking(
-    State(state): State<AppState>,
     auth: PartnerAuth,
     PathId(order_no): PathId<String>,
     Json(body): Json<Tracking>,
 ) -> ApiResult<Json<Order>> {
     auth.key.require("orders:write")?;
-    let o = state
+    let o = auth
+        .state
         .db
         .write(&auth.tenant, &auth.actor(), async |tx| {
             orders::push_tracking(tx, &order_no, &body.status, &body.description, Utc::now()).await

@@ -1,7 +1,6 @@
 //! Staff side of the mall: products, categories, code pools, stock alerts, orders
 //! (review, ship, cancel, refund), CSV export and shipping import, the payment secret.
 
-use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ids::{OrderId, ProductId};
@@ -51,7 +50,6 @@ struct ProductFilter {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/products", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug, ProductFilter, PageQuery), responses((status = 200, body = Page<Product>), Forbidden))]
 async fn list_products(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(filter): Query<ProductFilter>,
     Query(page): Query<PageQuery>,
@@ -59,7 +57,8 @@ async fn list_products(
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
     let now = chrono::Utc::now();
-    let items = state
+    let items = auth
+        .state
         .db
         .read(&auth.tenant, &auth.actor(), async |tx| catalog::list(tx, filter.special, now, before, limit).await)
         .await?;
@@ -70,13 +69,9 @@ async fn list_products(
 /// `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/products", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = NewProduct, responses((status = 201, body = Product), Forbidden, Invalid))]
-async fn create_product(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<ProductInput>,
-) -> ApiResult<(StatusCode, Json<Product>)> {
+async fn create_product(auth: StaffAuth, Json(body): Json<ProductInput>) -> ApiResult<(StatusCode, Json<Product>)> {
     let p = auth.write(Permission::CatalogWrite, async |tx| catalog::create(tx, &body).await).await?;
-    state.catalog.evict(auth.tenant.id);
+    auth.state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -94,13 +89,12 @@ async fn get_product(auth: StaffAuth, PathId(id): PathId<ProductId>) -> ApiResul
     params(TenantSlug, ("id" = i64, Path, description = "product id")), request_body = ProductInput,
     responses((status = 200, body = Product), NotFound, Invalid))]
 async fn update_product(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<ProductId>,
     Json(body): Json<ProductInput>,
 ) -> ApiResult<Json<Product>> {
     let p = auth.write(Permission::CatalogWrite, async |tx| catalog::update(tx, id, &body).await).await?;
-    state.catalog.evict(auth.tenant.id);
+    auth.state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
 
@@ -118,13 +112,12 @@ struct Codes {
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "product id")),
     request_body = Codes, responses((status = 200, body = Product), Invalid))]
 async fn add_codes(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<ProductId>,
     Json(body): Json<Codes>,
 ) -> ApiResult<Json<Product>> {
     let p = auth.write(Permission::CatalogWrite, async |tx| catalog::add_codes(tx, id, &body.codes).await).await?;
-    state.catalog.evict(auth.tenant.id);
+    auth.state.catalog.evict(auth.tenant.id);
     Ok(Json(p))
 }
 
@@ -138,13 +131,9 @@ async fn list_categories(auth: StaffAuth) -> ApiResult<Json<Vec<Category>>> {
 /// Adds a category. Needs `catalog_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/categories", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = Category, responses((status = 201, body = Category), Conflict, Invalid))]
-async fn create_category(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<Category>,
-) -> ApiResult<(StatusCode, Json<Category>)> {
+async fn create_category(auth: StaffAuth, Json(body): Json<Category>) -> ApiResult<(StatusCode, Json<Category>)> {
     let c = auth.write(Permission::CatalogWrite, async |tx| catalog::create_category(tx, &body).await).await?;
-    state.catalog.evict(auth.tenant.id);
+    auth.state.catalog.evict(auth.tenant.id);
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -159,7 +148,6 @@ async fn stock_alerts(auth: StaffAuth) -> ApiResult<Json<Vec<StockAlert>>> {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/orders", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug, OrderFilter, PageQuery), responses((status = 200, body = Page<Order>), Invalid))]
 async fn list_orders(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(f): Query<OrderFilter>,
     Query(page): Query<PageQuery>,
@@ -167,7 +155,7 @@ async fn list_orders(
     auth.require(Permission::OrdersRead)?;
     let (before, limit) = page.bounds()?;
     let items =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
+        auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| orders::list(tx, &f, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |o| o.id.get())))
 }
 
@@ -217,13 +205,9 @@ fn shipping_csv() -> utoipa::openapi::schema::Object {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/orders/shipping-import", tag = "mall",
     security(("staff_jwt" = [])), params(TenantSlug), request_body = ShippingImport,
     responses((status = 200, body = ImportReport), Invalid))]
-async fn import_shipping(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<ShippingImport>,
-) -> ApiResult<Json<ImportReport>> {
+async fn import_shipping(auth: StaffAuth, Json(body): Json<ShippingImport>) -> ApiResult<Json<ImportReport>> {
     auth.require(Permission::OrdersWrite)?;
-    Ok(Json(staff_orders::import_shipping(&state.db, &auth.tenant, &auth.actor(), &body.csv).await?))
+    Ok(Json(staff_orders::import_shipping(&auth.state.db, &auth.tenant, &auth.actor(), &body.csv).await?))
 }
 
 /// One order. Needs `orders_read`.
@@ -243,7 +227,6 @@ async fn get_order(auth: StaffAuth, PathId(id): PathId<OrderId>) -> ApiResult<Js
         ("action" = String, Path, description = "approve, ship, cancel or refund", pattern = "^(?:approve|ship|cancel|refund)$")),
     request_body = ActionBody, responses((status = 200, body = Order), NotFound, Conflict, Invalid))]
 async fn order_action(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Path((_t, id, action)): Path<(String, OrderId, String)>,
     raw: axum::body::Bytes,
@@ -253,9 +236,12 @@ async fn order_action(
     let body: ActionBody =
         if raw.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { crate::input::parse_bytes(&raw)? };
     let action = staff_orders::action(&action)?;
-    let order =
-        state.db.write(&auth.tenant, &auth.actor(), async |tx| staff_orders::act(tx, id, action, body).await).await?;
-    state.drain_soon(&auth.tenant);
+    let order = auth
+        .state
+        .db
+        .write(&auth.tenant, &auth.actor(), async |tx| staff_orders::act(tx, id, action, body).await)
+        .await?;
+    auth.state.drain_soon(&auth.tenant);
     Ok(Json(order))
 }
 
@@ -269,8 +255,8 @@ struct Secret {
 /// with. Needs `settings_write` (owner); audited.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/payment-secret", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 201, body = Secret), Forbidden))]
-async fn payment_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
-    let vault = &state.vault;
+async fn payment_secret(auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
+    let vault = &auth.state.vault;
     let secret = auth.write(Permission::SettingsWrite, async |tx| payments::rotate_secret(tx, vault).await).await?;
     Ok((StatusCode::CREATED, Json(Secret { secret })))
 }

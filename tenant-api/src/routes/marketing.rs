@@ -58,15 +58,10 @@ async fn lotteries(State(state): State<AppState>, TenantPath(tenant): TenantPath
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/lotteries/{id}/draws", tag = "mall", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "lottery id"), IdempotencyKey),
     responses((status = 201, body = Draw), Conflict))]
-async fn draw(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<i64>,
-    req: IdempotentEmpty,
-) -> ApiResult<Response> {
+async fn draw(auth: MemberAuth, PathId(id): PathId<i64>, req: IdempotentEmpty) -> ApiResult<Response> {
     let idem = req.open()?;
     let (tenant, member) = (auth.tenant.clone(), auth.member_id);
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         lottery::draw(tx, &tenant, id, member, Utc::now()).await
     })
     .await
@@ -92,14 +87,11 @@ async fn get_lottery(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json
 /// Every lottery, running or not, newest first. Needs `catalog_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/lotteries", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug, PageQuery), responses((status = 200, body = Page<Lottery>), Forbidden))]
-async fn staff_lotteries(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(page): Query<PageQuery>,
-) -> ApiResult<Json<Page<Lottery>>> {
+async fn staff_lotteries(auth: StaffAuth, Query(page): Query<PageQuery>) -> ApiResult<Json<Page<Lottery>>> {
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
-    let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::list(tx, before, limit).await).await?;
+    let items =
+        auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| lottery::list(tx, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |l| l.id)))
 }
 
@@ -131,7 +123,6 @@ struct DrawFilter {
     params(TenantSlug, ("id" = i64, Path, description = "lottery id"), DrawFilter, PageQuery),
     responses((status = 200, body = Page<DrawRecord>), NotFound))]
 async fn lottery_draws(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Query(filter): Query<DrawFilter>,
@@ -139,7 +130,8 @@ async fn lottery_draws(
 ) -> ApiResult<Json<Page<DrawRecord>>> {
     auth.require(Permission::CatalogRead)?;
     let (before, limit) = page.bounds()?;
-    let items = state
+    let items = auth
+        .state
         .db
         .read(&auth.tenant, &auth.actor(), async |tx| lottery::draws(tx, id, filter.winners, before, limit).await)
         .await?;
@@ -160,13 +152,9 @@ async fn checkin_overview(auth: StaffAuth) -> ApiResult<Json<CheckinOverview>> {
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/checkin", tag = "mall", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = CheckinRewards,
     responses((status = 200, body = CheckinOverview), Forbidden, Invalid))]
-async fn set_checkin_rewards(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<CheckinRewards>,
-) -> ApiResult<Json<CheckinOverview>> {
+async fn set_checkin_rewards(auth: StaffAuth, Json(body): Json<CheckinRewards>) -> ApiResult<Json<CheckinOverview>> {
     let o = auth.write(Permission::RulesWrite, async |tx| checkin::set_rewards(tx, &body).await).await?;
-    state.rules.evict(auth.tenant.id).await;
+    auth.state.rules.evict(auth.tenant.id).await;
     Ok(Json(o))
 }
 
@@ -189,8 +177,8 @@ async fn calendar(auth: MemberAuth, Query(q): Query<MonthQuery>) -> ApiResult<Js
 /// reward comes from the mall's check-in rule, or the built-in streak table.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/checkins", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Outcome)))]
-async fn check_in(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Outcome>> {
-    Ok(Json(checkin::check_in(&state.db, &state.rules, &auth.tenant, auth.member_id).await?))
+async fn check_in(auth: MemberAuth) -> ApiResult<Json<Outcome>> {
+    Ok(Json(checkin::check_in(&auth.state.db, &auth.state.rules, &auth.tenant, auth.member_id).await?))
 }
 
 /// The member's favorite products.
@@ -204,14 +192,10 @@ async fn favorites(auth: MemberAuth) -> ApiResult<Json<Vec<Favorite>>> {
 /// Adds a product to the member's favorites.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/me/favorites/{id}", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "product id")), responses((status = 204), NotFound))]
-async fn add_favorite(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<StatusCode> {
+async fn add_favorite(auth: MemberAuth, PathId(id): PathId<i64>) -> ApiResult<StatusCode> {
     let member = auth.member_id;
     auth.write(async |tx| favorites::add(tx, member, id).await).await?;
-    state.drain_soon(&auth.tenant);
+    auth.state.drain_soon(&auth.tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,9 +260,9 @@ struct Secret {
 /// Creates (or replaces) the webview hand-off secret (M4). Needs `settings_write`; audited.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/webview-secret", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 201, body = Secret), Forbidden))]
-async fn webview_secret(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
+async fn webview_secret(auth: StaffAuth) -> ApiResult<(StatusCode, Json<Secret>)> {
     auth.require(Permission::SettingsWrite)?;
-    let secret = webview::rotate_secret(&state.db, &state.vault, &auth.tenant, &auth.actor()).await?;
+    let secret = webview::rotate_secret(&auth.state.db, &auth.state.vault, &auth.tenant, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(Secret { secret })))
 }
 
@@ -325,14 +309,13 @@ struct MemberSync {
         ("external_id" = String, Path, description = "the partner's member id (1 to 128 characters)", min_length = 1, max_length = 128)),
     request_body = MemberSync, responses((status = 200, body = Member), Conflict, Invalid))]
 async fn upsert_member(
-    State(state): State<AppState>,
     auth: PartnerAuth,
     PathId(external_id): PathId<String>,
     Json(body): Json<MemberSync>,
 ) -> ApiResult<Json<Member>> {
     auth.key.require("members:write")?;
     let m = members::upsert_external(
-        &state.db,
+        &auth.state.db,
         &auth.tenant,
         &external_id,
         body.phone.as_deref(),

@@ -198,8 +198,8 @@ async fn logout(
 /// The signed-in member.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/me", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Member), Unauthorized, Forbidden))]
-async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<Member>> {
-    Ok(Json(members::get(&state.db, &auth.tenant, auth.member_id).await?))
+async fn me(auth: MemberAuth) -> ApiResult<Json<Member>> {
+    Ok(Json(members::get(&auth.state.db, &auth.tenant, auth.member_id).await?))
 }
 
 /// Changes the signed-in member's profile: nickname, avatar, notification settings (M3).
@@ -207,13 +207,9 @@ async fn me(State(state): State<AppState>, auth: MemberAuth) -> ApiResult<Json<M
 /// rules and tasks.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/me", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), request_body = ProfileUpdate, responses((status = 200, body = Member), Unauthorized, Invalid))]
-async fn update_me(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Json(body): Json<ProfileUpdate>,
-) -> ApiResult<Json<Member>> {
-    let member = members::update_profile(&state.db, &auth.tenant, auth.member_id, &body).await?;
-    state.drain_soon(&auth.tenant);
+async fn update_me(auth: MemberAuth, Json(body): Json<ProfileUpdate>) -> ApiResult<Json<Member>> {
+    let member = members::update_profile(&auth.state.db, &auth.tenant, auth.member_id, &body).await?;
+    auth.state.drain_soon(&auth.tenant);
     Ok(Json(member))
 }
 
@@ -256,12 +252,9 @@ struct ProofCodeRequest {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification-codes", tag = "members",
     security(("member_jwt" = [])), params(TenantSlug), request_body = ProofCodeRequest,
     responses((status = 202), Unauthorized, Invalid, TooMany))]
-async fn send_proof_code(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Json(body): Json<ProofCodeRequest>,
-) -> ApiResult<StatusCode> {
-    members::send_proof_code(&state.db, state.sender.as_ref(), &auth.tenant, auth.member_id, body.kind).await?;
+async fn send_proof_code(auth: MemberAuth, Json(body): Json<ProofCodeRequest>) -> ApiResult<StatusCode> {
+    members::send_proof_code(&auth.state.db, auth.state.sender.as_ref(), &auth.tenant, auth.member_id, body.kind)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -276,8 +269,8 @@ struct Proof {
 /// Proves the signed-in member's own phone or e-mail with the code sent to it.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/verification", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug), request_body = Proof, responses((status = 200, body = Member), Unauthorized, Invalid))]
-async fn prove(State(state): State<AppState>, auth: MemberAuth, Json(body): Json<Proof>) -> ApiResult<Json<Member>> {
-    Ok(Json(members::prove(&state.db, &auth.tenant, auth.member_id, body.kind, &body.code).await?))
+async fn prove(auth: MemberAuth, Json(body): Json<Proof>) -> ApiResult<Json<Member>> {
+    Ok(Json(members::prove(&auth.state.db, &auth.tenant, auth.member_id, body.kind, &body.code).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -299,14 +292,10 @@ struct LinkCodeRequest {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/alliance-links/codes", tag = "members",
     security(("member_jwt" = [])), params(("tenant" = String, Path, description = "slug of the mall signed in at")),
     request_body = LinkCodeRequest, responses((status = 202), Unauthorized, Forbidden, NotFound, Invalid, TooMany))]
-async fn send_link_code(
-    State(state): State<AppState>,
-    auth: MemberAuth,
-    Json(body): Json<LinkCodeRequest>,
-) -> ApiResult<StatusCode> {
-    let other = state.directory.resolve_active(&body.mall).await?;
+async fn send_link_code(auth: MemberAuth, Json(body): Json<LinkCodeRequest>) -> ApiResult<StatusCode> {
+    let other = auth.state.directory.resolve_active(&body.mall).await?;
     link::check_malls(&auth.tenant, &other)?;
-    members::send_link_code(&state.db, state.sender.as_ref(), &other, &body.identifier).await?;
+    members::send_link_code(&auth.state.db, auth.state.sender.as_ref(), &other, &body.identifier).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -335,23 +324,22 @@ struct LinkRequest {
     params(("tenant" = String, Path, description = "slug of the mall signed in at")), request_body = LinkRequest,
     responses((status = 200, body = link::Link), Unauthorized, Forbidden, NotFound, Conflict, Invalid, TooMany))]
 async fn link_account(
-    State(state): State<AppState>,
     auth: MemberAuth,
     ClientAddr(addr): ClientAddr,
     Json(body): Json<LinkRequest>,
 ) -> ApiResult<Json<link::Link>> {
-    let other = state.directory.resolve_active(&body.mall).await?;
+    let other = auth.state.directory.resolve_active(&body.mall).await?;
     link::check_malls(&auth.tenant, &other)?;
     let member = match (&body.code, &body.password) {
-        (Some(code), None) => members::authenticate_link_code(&state.db, &other, &body.identifier, code).await?,
+        (Some(code), None) => members::authenticate_link_code(&auth.state.db, &other, &body.identifier, code).await?,
         (None, Some(password)) => {
             // The same counters as a password sign-in at that mall.
             let normalized = members::Identifier::parse(&body.identifier)
                 .map(|i| i.as_str().to_string())
                 .unwrap_or_else(|_| body.identifier.trim().to_lowercase());
             let account = format!("{}:member:{normalized}", other.id);
-            let login = members::authenticate_password(&state.db, &other, &body.identifier, password);
-            tokens::throttled(&state, &account, &addr, login).await?
+            let login = members::authenticate_password(&auth.state.db, &other, &body.identifier, password);
+            tokens::throttled(&auth.state, &account, &addr, login).await?
         }
         _ => {
             return Err(
@@ -360,6 +348,6 @@ async fn link_account(
         }
     };
     let me = platform::ids::MemberId::new(auth.member_id);
-    let done = link::link(&state.db, &auth.tenant, me, &other, platform::ids::MemberId::new(member.id)).await?;
+    let done = link::link(&auth.state.db, &auth.tenant, me, &other, platform::ids::MemberId::new(member.id)).await?;
     Ok(Json(done))
 }

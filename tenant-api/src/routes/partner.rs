@@ -1,6 +1,5 @@
 //! Partner (server-to-server) routes, authenticated by an API key of the tenant.
 
-use axum::extract::State;
 use platform::members::{self, Member};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,11 +32,7 @@ async fn whoami(auth: PartnerAuth) -> Json<KeyInfo> {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "member id")),
     responses((status = 200, body = Member), Unauthorized, Forbidden, NotFound))]
-async fn get_member(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<Member>> {
+async fn get_member(auth: PartnerAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Member>> {
     auth.key.require("members:read")?;
-    Ok(Json(members::get(&state.db, &auth.tenant, id).await?))
+    Ok(Json(members::get(&auth.state.db, &auth.tenant, id).await?))
 }

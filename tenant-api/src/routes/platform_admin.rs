@@ -122,12 +122,8 @@ async fn list_tenants(state: axum::extract::State<AppState>, _auth: PlatformAuth
 /// Creates a tenant: its directory row and its migrated schema, in one step (T1).
 #[utoipa::path(post, path = "/v1/platform/tenants", tag = "platform", security(("platform_jwt" = [])),
     request_body = NewTenant, responses((status = 201, body = Tenant), Conflict, Invalid))]
-async fn create_tenant(
-    state: axum::extract::State<AppState>,
-    auth: PlatformAuth,
-    Json(body): Json<NewTenant>,
-) -> ApiResult<(StatusCode, Json<Tenant>)> {
-    let t = tenancy::create_tenant(&state.db, &body, &auth.actor()).await?;
+async fn create_tenant(auth: PlatformAuth, Json(body): Json<NewTenant>) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    let t = tenancy::create_tenant(&auth.state.db, &body, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
 
@@ -151,17 +147,14 @@ async fn get_tenant(
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, content_type = "application/gzip", body = Vec<u8>, description = "the archive, as an attachment named `<slug>-<date>.tar.gz`"),
         Unauthorized, NotFound, Conflict))]
-async fn export_tenant(
-    state: axum::extract::State<AppState>,
-    auth: PlatformAuth,
-    Path(slug): Path<String>,
-) -> ApiResult<axum::response::Response> {
+async fn export_tenant(auth: PlatformAuth, Path(slug): Path<String>) -> ApiResult<axum::response::Response> {
     use axum::http::header;
     use axum::response::IntoResponse;
     use tokio::io::AsyncReadExt;
 
     let file = std::env::temp_dir().join(format!("pointsmall-export-{}.tar.gz", uuid::Uuid::new_v4()));
-    let exported = tenant_archive::export_audited(&state.db, &state.storage, &slug, &file, &auth.actor()).await;
+    let exported =
+        tenant_archive::export_audited(&auth.state.db, &auth.state.storage, &slug, &file, &auth.actor()).await;
     // Opened, then unlinked: the download reads the open file and nothing is left behind.
     let opened = match exported {
         Ok(m) => tokio::fs::File::open(&file).await.map(|f| (m, f)),
@@ -220,7 +213,6 @@ struct ImportQuery {
     request_body(content = Vec<u8>, content_type = "application/gzip", description = "the archive"),
     responses((status = 201, body = Imported), BadRequest, Unauthorized, Conflict, TooLarge, Invalid))]
 async fn import_tenant(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Query(q): Query<ImportQuery>,
     body: axum::body::Body,
@@ -270,7 +262,7 @@ async fn import_tenant(
     }
     // Run to its end even when the client goes away or the request times out: an import
     // cut in the middle would leave its stored files behind.
-    let (db, storage, actor, file) = (state.db.clone(), state.storage.clone(), auth.actor(), path.clone());
+    let (db, storage, actor, file) = (auth.state.db.clone(), auth.state.storage.clone(), auth.actor(), path.clone());
     let imported = tokio::spawn(async move {
         let r = tenant_archive::import(&db, &storage, &file, q.slug.as_deref(), &actor, &|_| {}).await;
         let _ = tokio::fs::remove_file(&file).await;
@@ -278,7 +270,7 @@ async fn import_tenant(
     })
     .await
     .map_err(|e| Error::Internal(e.into()))??;
-    state.directory.evict(&imported.tenant.slug).await;
+    auth.state.directory.evict(&imported.tenant.slug).await;
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -312,13 +304,12 @@ struct DeleteTenant {
     params(("tenant" = String, Path, description = "tenant slug")), request_body = DeleteTenant,
     responses((status = 200, body = Deleted), Unauthorized, NotFound, Conflict, Invalid))]
 async fn delete_tenant(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
     Json(body): Json<DeleteTenant>,
 ) -> ApiResult<Json<Deleted>> {
-    let d = tenant_archive::delete(&state.db, &state.storage, &slug, &body.confirm, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+    let d = tenant_archive::delete(&auth.state.db, &auth.state.storage, &slug, &body.confirm, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(d))
 }
 
@@ -333,26 +324,18 @@ async fn tombstones(state: axum::extract::State<AppState>, _auth: PlatformAuth) 
 /// Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2).
 #[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/suspend", tag = "platform", security(("platform_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
-async fn suspend_tenant(
-    state: axum::extract::State<AppState>,
-    auth: PlatformAuth,
-    Path(slug): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    let t = tenancy::set_status(&state.db, &slug, TenantStatus::Suspended, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+async fn suspend_tenant(auth: PlatformAuth, Path(slug): Path<String>) -> ApiResult<Json<Tenant>> {
+    let t = tenancy::set_status(&auth.state.db, &slug, TenantStatus::Suspended, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(t))
 }
 
 /// Resumes a suspended tenant.
 #[utoipa::path(post, path = "/v1/platform/tenants/{tenant}/resume", tag = "platform", security(("platform_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
-async fn resume_tenant(
-    state: axum::extract::State<AppState>,
-    auth: PlatformAuth,
-    Path(slug): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    let t = tenancy::set_status(&state.db, &slug, TenantStatus::Active, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+async fn resume_tenant(auth: PlatformAuth, Path(slug): Path<String>) -> ApiResult<Json<Tenant>> {
+    let t = tenancy::set_status(&auth.state.db, &slug, TenantStatus::Active, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(t))
 }
 
@@ -363,14 +346,13 @@ async fn resume_tenant(
     params(("tenant" = String, Path, description = "tenant slug")), request_body = TenantLimits,
     responses((status = 200, body = TenantSettings), NotFound, Invalid))]
 async fn set_tenant_limits(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
     Json(body): Json<TenantLimits>,
 ) -> ApiResult<Json<TenantSettings>> {
-    let t = tenant_by_slug(&state, &slug).await?;
-    let settings = tenancy::set_limits(state.db.control(), &t, body, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+    let t = tenant_by_slug(&auth.state, &slug).await?;
+    let settings = tenancy::set_limits(auth.state.db.control(), &t, body, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(settings))
 }
 
@@ -379,14 +361,14 @@ async fn set_tenant_limits(
     params(("tenant" = String, Path, description = "tenant slug")), request_body = NewStaff,
     responses((status = 201, body = StaffUser), NotFound, Conflict))]
 async fn create_tenant_staff(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
     Json(body): Json<NewStaff>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
-    let t = tenant_by_slug(&state, &slug).await?;
+    let t = tenant_by_slug(&auth.state, &slug).await?;
     let actor = auth.actor();
-    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Tenant(t.id), &body, &actor).await).await?;
+    let user =
+        auth.state.db.control_write(async |tx| staff::create(tx, Scope::Tenant(t.id), &body, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -400,12 +382,8 @@ async fn list_alliances(state: axum::extract::State<AppState>, _auth: PlatformAu
 /// Creates an alliance (SPEC A1); merchants join it when they are created.
 #[utoipa::path(post, path = "/v1/platform/alliances", tag = "platform", security(("platform_jwt" = [])),
     request_body = NewAlliance, responses((status = 201, body = Alliance), Conflict, Invalid))]
-async fn create_alliance(
-    state: axum::extract::State<AppState>,
-    auth: PlatformAuth,
-    Json(body): Json<NewAlliance>,
-) -> ApiResult<(StatusCode, Json<Alliance>)> {
-    let a = tenancy::create_alliance(state.db.control(), &body, &auth.actor()).await?;
+async fn create_alliance(auth: PlatformAuth, Json(body): Json<NewAlliance>) -> ApiResult<(StatusCode, Json<Alliance>)> {
+    let a = tenancy::create_alliance(auth.state.db.control(), &body, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -414,14 +392,14 @@ async fn create_alliance(
     security(("platform_jwt" = [])), params(("alliance" = String, Path, description = "alliance slug")),
     request_body = NewAllianceAdmin, responses((status = 201, body = StaffUser), NotFound, Conflict, Invalid))]
 async fn create_alliance_admin(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
     Json(body): Json<NewAllianceAdmin>,
 ) -> ApiResult<(StatusCode, Json<StaffUser>)> {
-    let a = tenancy::find_alliance(state.db.control(), &slug).await?;
+    let a = tenancy::find_alliance(auth.state.db.control(), &slug).await?;
     let (actor, new) = (auth.actor(), body.staff());
-    let user = state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &new, &actor).await).await?;
+    let user =
+        auth.state.db.control_write(async |tx| staff::create(tx, Scope::Alliance(a.id), &new, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -438,13 +416,12 @@ struct JoinAlliance {
     params(("tenant" = String, Path, description = "tenant slug")), request_body = JoinAlliance,
     responses((status = 200, body = platform::directory::Tenant), NotFound, Conflict, Invalid))]
 async fn join_alliance(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
     Json(body): Json<JoinAlliance>,
 ) -> ApiResult<Json<platform::directory::Tenant>> {
-    let t = tenancy::join_alliance(&state.db, &slug, &body.alliance, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+    let t = tenancy::join_alliance(&auth.state.db, &slug, &body.alliance, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(t))
 }
 
@@ -454,19 +431,18 @@ async fn join_alliance(
     security(("platform_jwt" = [])), params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = platform::alliance::membership::Departure), Unauthorized, NotFound))]
 async fn leave_alliance(
-    state: axum::extract::State<AppState>,
     auth: PlatformAuth,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<platform::alliance::membership::Departure>> {
-    let t = tenant_by_slug(&state, &slug).await?;
+    let t = tenant_by_slug(&auth.state, &slug).await?;
     let id = t.alliance_id.ok_or_else(|| Error::not_found("not_in_alliance", "this mall is in no alliance"))?;
-    let a = tenancy::list_alliances(state.db.control())
+    let a = tenancy::list_alliances(auth.state.db.control())
         .await?
         .into_iter()
         .find(|a| a.id == id)
         .ok_or_else(|| Error::not_found("alliance_not_found", "no such alliance"))?;
-    let d = platform::alliance::membership::leave(&state.db, &a, &t, &auth.actor()).await?;
-    state.directory.evict(&slug).await;
+    let d = platform::alliance::membership::leave(&auth.state.db, &a, &t, &auth.actor()).await?;
+    auth.state.directory.evict(&slug).await;
     Ok(Json(d))
 }
 

@@ -1,6 +1,5 @@
 //! A member's points: summary, history, transfers, messages.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -61,17 +60,17 @@ async fn entries(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/me/points/transfers", tag = "members", security(("member_jwt" = [])),
     params(TenantSlug, IdempotencyKey), request_body = TransferRequest,
     responses((status = 201, body = Transfer), Conflict, Invalid))]
-async fn transfer(State(state): State<AppState>, auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn transfer(auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<TransferRequest>()?;
     transfers::check_request(&auth.tenant, &req)?;
     let to = Identifier::parse(&req.to).ok();
     let to_local = match &to {
-        Some(id) => members::find_id(&state.db, &auth.tenant, id).await?,
+        Some(id) => members::find_id(&auth.state.db, &auth.tenant, id).await?,
         None => None,
     };
     let tenant = auth.tenant.clone();
     let from = auth.member_id;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         let parties = alliance::transfers::parties(tx, &tenant, from, to_local, to.as_ref(), &req.currency).await?;
         transfers::transfer(tx, &tenant, &parties, &req, Utc::now()).await
     })

@@ -42,14 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/members/{id}/points", tag = "partner",
     security(("api_key" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
     responses((status = 200, body = PointsSummary), Forbidden, NotFound))]
-async fn member_points(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<PointsSummary>> {
+async fn member_points(auth: PartnerAuth, PathId(id): PathId<i64>) -> ApiResult<Json<PointsSummary>> {
     auth.key.require("points:read")?;
     let tenant = auth.tenant.clone();
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &tenant, id).await).await?))
+    Ok(Json(auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &tenant, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -70,10 +66,10 @@ struct Credited {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/credits", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, IdempotencyKey), request_body = CreditBatch,
     responses((status = 201, body = Credited), Forbidden, NotFound, Invalid))]
-async fn credits(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn credits(auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, batch) = req.open::<CreditBatch>()?;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         Ok(Credited { entries: points::credit_batch(tx, batch.items, Utc::now()).await? })
     })
     .await
@@ -84,10 +80,10 @@ async fn credits(State(state): State<AppState>, auth: PartnerAuth, req: Idempote
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/points/debits", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, IdempotencyKey), request_body = Debit,
     responses((status = 201, body = Entry), Conflict, Invalid))]
-async fn debit(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn debit(auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, d) = req.open::<Debit>()?;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         points::debit(tx, d, Utc::now()).await
     })
     .await
@@ -99,11 +95,11 @@ async fn debit(State(state): State<AppState>, auth: PartnerAuth, req: Idempotent
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, IdempotencyKey), request_body = NewHold,
     responses((status = 201, body = Hold), Conflict, Invalid))]
-async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn create_hold(auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, h) = req.open::<NewHold>()?;
     let (tenant, who) = (auth.tenant.clone(), auth.actor().label);
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         holds::create(tx, &tenant, &h, &who, Utc::now()).await
     })
     .await
@@ -112,13 +108,9 @@ async fn create_hold(State(state): State<AppState>, auth: PartnerAuth, req: Idem
 /// One hold. Needs scope `points:read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/holds/{id}", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "hold id")), responses((status = 200, body = Hold), NotFound))]
-async fn get_hold(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    PathId(id): PathId<HoldId>,
-) -> ApiResult<Json<Hold>> {
+async fn get_hold(auth: PartnerAuth, PathId(id): PathId<HoldId>) -> ApiResult<Json<Hold>> {
     auth.key.require("points:read")?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
+    Ok(Json(auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -178,15 +170,11 @@ hold_amount_route! {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/holds/{id}/void", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "hold id"), IdempotencyKey),
     responses((status = 200, body = Hold), Conflict))]
-async fn void(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    PathId(id): PathId<HoldId>,
-    req: IdempotentEmpty,
-) -> ApiResult<Response> {
+async fn void(auth: PartnerAuth, PathId(id): PathId<HoldId>, req: IdempotentEmpty) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let idem = req.open()?;
-    hold_move(&state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await).await
+    hold_move(&auth.state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await)
+        .await
 }
 
 hold_amount_route! {
@@ -200,11 +188,11 @@ hold_amount_route! {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, IdempotencyKey), request_body = NewLockGrant,
     responses((status = 201, body = LockGrant), NotFound, Invalid))]
-async fn create_grant(State(state): State<AppState>, auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
+async fn create_grant(auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, g) = req.open::<NewLockGrant>()?;
     let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         let source = Source::new(SourceKind::Partner, who).memo(g.memo.clone());
         let tenant = tx.tenant().clone();
         platform::alliance::locks::grant(tx, &tenant, &g, &source, Utc::now()).await
@@ -223,16 +211,11 @@ struct Accelerated {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/partner/lock-grants/{id}/accelerate", tag = "partner",
     security(("api_key" = [])), params(TenantSlug, ("id" = i64, Path, description = "grant id"), IdempotencyKey),
     request_body = AmountBody, responses((status = 200, body = Accelerated), NotFound))]
-async fn accelerate(
-    State(state): State<AppState>,
-    auth: PartnerAuth,
-    PathId(id): PathId<i64>,
-    req: IdempotentJson,
-) -> ApiResult<Response> {
+async fn accelerate(auth: PartnerAuth, PathId(id): PathId<i64>, req: IdempotentJson) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let (idem, a) = req.open::<AmountBody>()?;
     let (tenant, who) = (auth.tenant.clone(), auth.actor().label);
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
         let source = Source::new(SourceKind::Partner, who).reference(format!("grant:{id}")).memo("accelerated release");
         let (grant, released) = locks::accelerate(tx, &tenant, id, a.amount, &source, Utc::now()).await?;
         Ok(Accelerated { grant, released })

@@ -1,6 +1,5 @@
 //! Staff views and changes of members' points, levels and currencies.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -45,7 +44,6 @@ async fn member_points(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Js
     params(TenantSlug, ("id" = i64, Path, description = "member id"), EntryFilter, PageQuery),
     responses((status = 200, body = Page<Entry>), Forbidden, NotFound))]
 async fn member_entries(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Query(filter): Query<EntryFilter>,
@@ -54,7 +52,8 @@ async fn member_entries(
     auth.require(Permission::MembersRead)?;
     let (before, limit) = page.bounds()?;
     let tenant = &auth.tenant;
-    let items = state
+    let items = auth
+        .state
         .db
         .read(tenant, &auth.actor(), async |tx| {
             platform::found::member(tx, id).await?;
@@ -70,16 +69,11 @@ async fn member_entries(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/members/{id}/points/adjustments", tag = "staff",
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id"), IdempotencyKey),
     request_body = Adjustment, responses((status = 201, body = Entry), Forbidden, Conflict, Invalid))]
-async fn adjust(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<i64>,
-    req: IdempotentJson,
-) -> ApiResult<Response> {
+async fn adjust(auth: StaffAuth, PathId(id): PathId<i64>, req: IdempotentJson) -> ApiResult<Response> {
     auth.require(Permission::PointsAdjust)?;
     let (idem, adj) = req.open::<Adjustment>()?;
     let role = auth.role;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::CREATED, async move |tx| {
         points::adjust(tx, role, id, adj, Utc::now()).await
     })
     .await

@@ -1,7 +1,6 @@
 //! The mall's reports for its staff (issue 13 points 6-7): the dashboard (SPEC B1) and
 //! finance (B4), both read from rollups the writes keep up to date.
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, NaiveDate, Utc};
@@ -65,16 +64,15 @@ pub(crate) fn parse_day(s: &str) -> Result<NaiveDate, Error> {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/reports/dashboard", tag = "reports",
     security(("staff_jwt" = [])), params(TenantSlug, DashboardParams),
     responses((status = 200, body = Dashboard), Forbidden, Invalid))]
-async fn get_dashboard(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<DashboardParams>,
-) -> ApiResult<Json<Dashboard>> {
+async fn get_dashboard(auth: StaffAuth, Query(q): Query<DashboardParams>) -> ApiResult<Json<Dashboard>> {
     auth.require(Permission::ReportsRead)?;
     let to = q.to.as_deref().map(parse_day).transpose()?;
     let days = q.days.unwrap_or(platform::reports::bounds::DASHBOARD_DAYS_DEFAULT);
-    let d =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| dashboard::get(tx, to, days, Utc::now()).await).await?;
+    let d = auth
+        .state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| dashboard::get(tx, to, days, Utc::now()).await)
+        .await?;
     Ok(Json(d))
 }
 

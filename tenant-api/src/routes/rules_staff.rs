@@ -68,13 +68,12 @@ async fn list(auth: StaffAuth, Query(q): Query<RuleListQuery>) -> ApiResult<Json
 /// effect on every server instance for the next event. Needs `rules_write`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
-async fn create(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<NewRule>,
-) -> ApiResult<(StatusCode, Json<Rule>)> {
-    let sandbox = state.rules.sandbox.clone();
-    Ok((StatusCode::CREATED, write_rule(&state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
+async fn create(auth: StaffAuth, Json(body): Json<NewRule>) -> ApiResult<(StatusCode, Json<Rule>)> {
+    let sandbox = auth.state.rules.sandbox.clone();
+    Ok((
+        StatusCode::CREATED,
+        write_rule(&auth.state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -104,13 +103,8 @@ async fn get(auth: StaffAuth, PathId(id): PathId<RuleId>) -> ApiResult<Json<Rule
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/staff/rules/{id}", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = RulePatch,
     responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
-async fn patch(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<RuleId>,
-    Json(body): Json<RulePatch>,
-) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::patch(tx, id, &body).await).await
+async fn patch(auth: StaffAuth, PathId(id): PathId<RuleId>, Json(body): Json<RulePatch>) -> ApiResult<Json<Rule>> {
+    write_rule(&auth.state, &auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -126,13 +120,12 @@ pub(crate) struct ScriptBody {
     params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = ScriptBody,
     responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn new_version(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<RuleId>,
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
-    let sandbox = state.rules.sandbox.clone();
-    write_rule(&state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
+    let sandbox = auth.state.rules.sandbox.clone();
+    write_rule(&auth.state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -150,12 +143,11 @@ pub(crate) struct ParamsBody {
     params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = ParamsBody,
     responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn set_params(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
+    write_rule(&auth.state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -240,13 +232,9 @@ rule_move_route! {
 /// or the first error's line and column. Needs `rules_read`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/compile", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = ScriptBody, responses((status = 200, body = CompileCheck), Forbidden, Invalid))]
-async fn compile(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<ScriptBody>,
-) -> ApiResult<Json<CompileCheck>> {
+async fn compile(auth: StaffAuth, Json(body): Json<ScriptBody>) -> ApiResult<Json<CompileCheck>> {
     auth.require(Permission::RulesRead)?;
-    let sandbox = state.rules.sandbox.clone();
+    let sandbox = auth.state.rules.sandbox.clone();
     let check = tokio::task::spawn_blocking(move || store::compile_check(&sandbox, &body.script))
         .await
         .map_err(|e| platform::error::Error::Internal(e.into()))?;
@@ -259,14 +247,10 @@ async fn compile(
 /// event of that day would see it. Needs `rules_read`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/dry-run", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = DryRunRequest, responses((status = 200, body = DryRunResult), Invalid))]
-async fn dry_run(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<DryRun>,
-) -> ApiResult<Json<DryRunResult>> {
+async fn dry_run(auth: StaffAuth, Json(body): Json<DryRun>) -> ApiResult<Json<DryRunResult>> {
     auth.require(Permission::RulesRead)?;
-    let sandbox = state.rules.sandbox.clone();
-    Ok(Json(dry_run::run(&state.db, &auth.tenant, &auth.actor(), sandbox, body).await?))
+    let sandbox = auth.state.rules.sandbox.clone();
+    Ok(Json(dry_run::run(&auth.state.db, &auth.tenant, &auth.actor(), sandbox, body).await?))
 }
 
 /// Starts a backtest: the mall's recorded events of a period (at most 92 local days)
@@ -277,14 +261,10 @@ async fn dry_run(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = BacktestRequest,
     responses((status = 202, body = Backtest), NotFound, Conflict, Invalid))]
-async fn start_backtest(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<BacktestRequest>,
-) -> ApiResult<(StatusCode, Json<Backtest>)> {
+async fn start_backtest(auth: StaffAuth, Json(body): Json<BacktestRequest>) -> ApiResult<(StatusCode, Json<Backtest>)> {
     auth.require(Permission::RulesRead)?;
-    let bt = backtest::start(&state.db, &state.rules.sandbox, &auth.tenant, &auth.actor(), &body).await?;
-    tokio::spawn(backtest::run(state.db.clone(), state.rules.clone(), auth.tenant.clone(), bt.id));
+    let bt = backtest::start(&auth.state.db, &auth.state.rules.sandbox, &auth.tenant, &auth.actor(), &body).await?;
+    tokio::spawn(backtest::run(auth.state.db.clone(), auth.state.rules.clone(), auth.tenant.clone(), bt.id));
     Ok((StatusCode::ACCEPTED, Json(bt)))
 }
 
@@ -297,13 +277,9 @@ struct BacktestFilter {
 /// The newest 20 backtests (of one rule, when given). Needs `rules_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug, BacktestFilter), responses((status = 200, body = Vec<Backtest>), Forbidden))]
-async fn backtests(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<BacktestFilter>,
-) -> ApiResult<Json<Vec<Backtest>>> {
+async fn backtests(auth: StaffAuth, Query(q): Query<BacktestFilter>) -> ApiResult<Json<Vec<Backtest>>> {
     auth.require(Permission::RulesRead)?;
-    Ok(Json(backtest::list(&state.db, &auth.tenant, &auth.actor(), q.rule_id).await?))
+    Ok(Json(backtest::list(&auth.state.db, &auth.tenant, &auth.actor(), q.rule_id).await?))
 }
 
 /// One backtest: its progress while it runs (`events_done` of `events_total`), its
@@ -311,13 +287,9 @@ async fn backtests(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/rules/backtests/{id}", tag = "rules",
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "backtest id")),
     responses((status = 200, body = Backtest), NotFound))]
-async fn get_backtest(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<Backtest>> {
+async fn get_backtest(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<Backtest>> {
     auth.require(Permission::RulesRead)?;
-    Ok(Json(backtest::get(&state.db, &auth.tenant, &auth.actor(), id).await?))
+    Ok(Json(backtest::get(&auth.state.db, &auth.tenant, &auth.actor(), id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -331,7 +303,6 @@ struct EventFilter {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/events", tag = "rules", security(("staff_jwt" = [])),
     params(TenantSlug, EventFilter, PageQuery), responses((status = 200, body = Page<EventRow>), Forbidden))]
 async fn events(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(f): Query<EventFilter>,
     Query(page): Query<PageQuery>,
@@ -339,6 +310,6 @@ async fn events(
     auth.require(Permission::RulesRead)?;
     let (before, limit) = page.bounds()?;
     let filter = log::Filter { status: f.status, member_id: f.member_id, before, limit };
-    let items = state.db.read(&auth.tenant, &auth.actor(), async |tx| log::page(tx, &filter).await).await?;
+    let items = auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| log::page(tx, &filter).await).await?;
     Ok(Json(Page::new(items, limit, |e: &EventRow| e.id)))
 }

@@ -4,7 +4,6 @@
 //! scheduled, with their read counts. Reading needs `members_read`; saving segments
 //! `members_write`; writing or cancelling messages `messages_send` (owner, operator).
 
-use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -119,15 +118,11 @@ async fn export_members(
 /// Needs `members_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/broadcasts", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug, PageQuery), responses((status = 200, body = Page<Broadcast>), Forbidden))]
-async fn list_broadcasts(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Page<Broadcast>>> {
+async fn list_broadcasts(auth: StaffAuth, Query(q): Query<PageQuery>) -> ApiResult<Json<Page<Broadcast>>> {
     auth.require(Permission::MembersRead)?;
     let (before, limit) = q.bounds()?;
     let items =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| broadcasts::page(tx, before, limit).await).await?;
+        auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| broadcasts::page(tx, before, limit).await).await?;
     Ok(Json(Page::new(items, limit, |b| b.id)))
 }
 

@@ -2,7 +2,6 @@
 //! read a period's statement (a preview until it is closed), close it, drill any figure
 //! down to its ledger entries and export it as CSV; a mall's staff read its statements.
 
-use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::alliance::budgets;
@@ -69,12 +68,8 @@ struct DrillParams {
     params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
     responses((status = 200, body = Statement), Unauthorized, Conflict, Invalid))]
-async fn statement(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    PathId(period): PathId<String>,
-) -> ApiResult<Json<Statement>> {
-    Ok(Json(settlement::get(&state.db, &auth.alliance, &period).await?))
+async fn statement(auth: AllianceAuth, PathId(period): PathId<String>) -> ApiResult<Json<Statement>> {
+    Ok(Json(settlement::get(&auth.state.db, &auth.alliance, &period).await?))
 }
 
 /// Closes a period that is over: its statement is frozen; entries written later go to the
@@ -85,12 +80,8 @@ async fn statement(
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
     responses((status = 201, body = Statement), Unauthorized,
         (status = 409, description = "`period_not_over`, `period_closed` or `period_order`", body = ErrorBody), Invalid))]
-async fn close(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    PathId(period): PathId<String>,
-) -> ApiResult<(StatusCode, Json<Statement>)> {
-    let s = settlement::close(&state.db, &auth.alliance, &period, chrono::Utc::now(), &auth.actor()).await?;
+async fn close(auth: AllianceAuth, PathId(period): PathId<String>) -> ApiResult<(StatusCode, Json<Statement>)> {
+    let s = settlement::close(&auth.state.db, &auth.alliance, &period, chrono::Utc::now(), &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(s)))
 }
 
@@ -101,14 +92,13 @@ async fn close(
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD)"), DrillParams),
     responses((status = 200, body = Page<FigureEntry>), Unauthorized, NotFound, Invalid))]
 async fn figure_entries(
-    State(state): State<AppState>,
     auth: AllianceAuth,
     PathId(period): PathId<String>,
     Query(q): Query<DrillParams>,
 ) -> ApiResult<Json<Page<FigureEntry>>> {
     let (before, limit) = PageQuery { limit: q.limit, cursor: q.cursor.clone() }.bounds()?;
     let drill = DrillQuery { mall: &q.mall, figure: q.figure, issuer: q.issuer.as_deref(), before, limit };
-    let items = settlement::entries(&state.db, &auth.alliance, &period, &drill).await?;
+    let items = settlement::entries(&auth.state.db, &auth.alliance, &period, &drill).await?;
     Ok(Json(Page::new(items, limit, |e| e.entry_id.get())))
 }
 
@@ -118,12 +108,8 @@ async fn figure_entries(
     params(AllianceSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD)")),
     responses((status = 200, content_type = "text/csv"), Unauthorized, Invalid))]
-async fn export(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    PathId(period): PathId<String>,
-) -> ApiResult<Response> {
-    let s = settlement::get(&state.db, &auth.alliance, &period).await?;
+async fn export(auth: AllianceAuth, PathId(period): PathId<String>) -> ApiResult<Response> {
+    let s = settlement::get(&auth.state.db, &auth.alliance, &period).await?;
     let name = format!("attachment; filename=\"settlement-{}.csv\"", s.period);
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],
@@ -135,13 +121,9 @@ async fn export(
 /// The closed statements, newest first.
 #[utoipa::path(get, path = "/v1/alliances/{alliance}/settlement", tag = "alliance", security(("alliance_jwt" = [])),
     params(AllianceSlug, PageQuery), responses((status = 200, body = Page<Closed>), Unauthorized))]
-async fn closed(
-    State(state): State<AppState>,
-    auth: AllianceAuth,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Page<Closed>>> {
+async fn closed(auth: AllianceAuth, Query(q): Query<PageQuery>) -> ApiResult<Json<Page<Closed>>> {
     let (before, limit) = q.bounds()?;
-    let items = settlement::list(&state.db, &auth.alliance, before, limit).await?;
+    let items = settlement::list(&auth.state.db, &auth.alliance, before, limit).await?;
     Ok(Json(Page::new(items, limit, |c| c.id)))
 }
 
@@ -152,14 +134,10 @@ async fn closed(
     params(TenantSlug,
         ("period" = inline(PeriodLabel), Path, description = "a month (YYYY-MM) or a day (YYYY-MM-DD) of the alliance's time zone")),
     responses((status = 200, body = Statement), Forbidden, NotFound, Conflict, Invalid))]
-async fn own_statement(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(period): PathId<String>,
-) -> ApiResult<Json<Statement>> {
+async fn own_statement(auth: StaffAuth, PathId(period): PathId<String>) -> ApiResult<Json<Statement>> {
     auth.require(Permission::SettingsRead)?;
-    let alliance = budgets::alliance_of(&state.db, &auth.tenant).await?;
-    let mut s = settlement::get(&state.db, &alliance, &period).await?;
+    let alliance = budgets::alliance_of(&auth.state.db, &auth.tenant).await?;
+    let mut s = settlement::get(&auth.state.db, &alliance, &period).await?;
     let me = Some(auth.tenant.slug.clone());
     s.lines.retain(|l| l.mall == me);
     s.pairs.retain(|p| p.issuer == me || Some(&p.redeemer) == me.as_ref());

@@ -90,8 +90,8 @@ struct Me {
 /// The signed-in staff member, their tenant and permissions. Any role.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/me", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Me), Unauthorized, Forbidden))]
-async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me>> {
-    let user = staff::find(state.db.control(), auth.staff_id).await?;
+async fn me(auth: StaffAuth) -> ApiResult<Json<Me>> {
+    let user = staff::find(auth.state.db.control(), auth.staff_id).await?;
     let permissions = Permission::ALL.into_iter().filter(|p| auth.role.allows(*p)).collect();
     Ok(Json(Me { staff: user, tenant: (*auth.tenant).clone(), permissions }))
 }
@@ -99,23 +99,19 @@ async fn me(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Me
 /// The merchant's staff. Needs `staff_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/users", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Vec<StaffUser>), Forbidden))]
-async fn list_staff(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<StaffUser>>> {
+async fn list_staff(auth: StaffAuth) -> ApiResult<Json<Vec<StaffUser>>> {
     auth.require(Permission::StaffRead)?;
-    Ok(Json(staff::list_for_tenant(state.db.control(), auth.tenant.id).await?))
+    Ok(Json(staff::list_for_tenant(auth.state.db.control(), auth.tenant.id).await?))
 }
 
 /// Adds a staff account. Needs `staff_manage` (owner).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/users", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = NewStaff,
     responses((status = 201, body = StaffUser), Forbidden, Conflict, Invalid))]
-async fn create_staff(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<NewStaff>,
-) -> ApiResult<(StatusCode, Json<StaffUser>)> {
+async fn create_staff(auth: StaffAuth, Json(body): Json<NewStaff>) -> ApiResult<(StatusCode, Json<StaffUser>)> {
     auth.require(Permission::StaffManage)?;
     let (scope, actor) = (Scope::Tenant(auth.tenant.id), auth.actor());
-    let user = state.db.control_write(async |tx| staff::create(tx, scope, &body, &actor).await).await?;
+    let user = auth.state.db.control_write(async |tx| staff::create(tx, scope, &body, &actor).await).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -134,36 +130,32 @@ struct StaffUpdate {
     params(TenantSlug, ("id" = i64, Path, description = "staff id")), request_body = StaffUpdate,
     responses((status = 200, body = StaffUser), Forbidden, NotFound, Conflict))]
 async fn update_staff(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<platform::ids::StaffId>,
     Json(body): Json<StaffUpdate>,
 ) -> ApiResult<Json<StaffUser>> {
     auth.require(Permission::StaffManage)?;
-    let user = staff::update_in_tenant(state.db.control(), auth.tenant.id, id, body.role, body.disabled, &auth.actor())
-        .await?;
+    let user =
+        staff::update_in_tenant(auth.state.db.control(), auth.tenant.id, id, body.role, body.disabled, &auth.actor())
+            .await?;
     Ok(Json(user))
 }
 
 /// The merchant's partner API keys (never their secrets). Needs `api_keys_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = Vec<ApiKey>), Forbidden))]
-async fn list_keys(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<Vec<ApiKey>>> {
+async fn list_keys(auth: StaffAuth) -> ApiResult<Json<Vec<ApiKey>>> {
     auth.require(Permission::ApiKeysRead)?;
-    Ok(Json(api_keys::list(state.db.control(), auth.tenant.id).await?))
+    Ok(Json(api_keys::list(auth.state.db.control(), auth.tenant.id).await?))
 }
 
 /// Creates a partner API key; the response is the only time its secret is shown.
 /// Needs `api_keys_manage`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/api-keys", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = NewApiKey, responses((status = 201, body = CreatedApiKey), Forbidden, Invalid))]
-async fn create_key(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<NewApiKey>,
-) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+async fn create_key(auth: StaffAuth, Json(body): Json<NewApiKey>) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     auth.require(Permission::ApiKeysManage)?;
-    let key = api_keys::create(state.db.control(), auth.tenant.id, &body, &auth.actor()).await?;
+    let key = api_keys::create(auth.state.db.control(), auth.tenant.id, &body, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -171,26 +163,18 @@ async fn create_key(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/staff/api-keys/{id}", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "key id")),
     responses((status = 200, body = ApiKey), Forbidden, NotFound))]
-async fn revoke_key(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<ApiKey>> {
+async fn revoke_key(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<ApiKey>> {
     auth.require(Permission::ApiKeysManage)?;
-    Ok(Json(api_keys::revoke(state.db.control(), auth.tenant.id, id, &auth.actor()).await?))
+    Ok(Json(api_keys::revoke(auth.state.db.control(), auth.tenant.id, id, &auth.actor()).await?))
 }
 
 /// The merchant's audit log, newest first. Needs `audit_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/audit-log", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug, PageQuery), responses((status = 200, body = Page<AuditEntry>), Forbidden))]
-async fn audit_log(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Page<AuditEntry>>> {
+async fn audit_log(auth: StaffAuth, Query(q): Query<PageQuery>) -> ApiResult<Json<Page<AuditEntry>>> {
     auth.require(Permission::AuditRead)?;
     let (before, limit) = q.bounds()?;
-    let items = audit::list_for_tenant(state.db.control(), auth.tenant.id, before, limit).await?;
+    let items = audit::list_for_tenant(auth.state.db.control(), auth.tenant.id, before, limit).await?;
     Ok(Json(Page::new(items, limit, |e| e.id)))
 }
 
@@ -241,9 +225,9 @@ impl utoipa::ToSchema for MallSettings {
 /// The mall's name and settings (T6). Needs `settings_read`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), responses((status = 200, body = MallSettings), Forbidden))]
-async fn get_settings(State(state): State<AppState>, auth: StaffAuth) -> ApiResult<Json<MallSettings>> {
+async fn get_settings(auth: StaffAuth) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsRead)?;
-    let settings = tenancy::settings(state.db.control(), auth.tenant.id).await?;
+    let settings = tenancy::settings(auth.state.db.control(), auth.tenant.id).await?;
     Ok(Json(MallSettings { name: auth.tenant.name.clone(), settings }))
 }
 
@@ -285,12 +269,8 @@ async fn write_settings(
     params(TenantSlug),
     request_body(content = SettingsChange, description = "`name` and any fields of TenantSettings except `limits`"),
     responses((status = 200, body = MallSettings), Forbidden, Invalid))]
-async fn patch_settings(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Json<MallSettings>> {
-    write_settings(&state, &auth, &body, SettingsWrite::Merge).await
+async fn patch_settings(auth: StaffAuth, Json(body): Json<serde_json::Value>) -> ApiResult<Json<MallSettings>> {
+    write_settings(&auth.state, &auth, &body, SettingsWrite::Merge).await
 }
 
 /// Replaces the mall's settings (a field not sent takes its default); `name` may be sent
@@ -300,12 +280,8 @@ async fn patch_settings(
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/staff/settings", tag = "staff", security(("staff_jwt" = [])),
     params(TenantSlug), request_body = TenantSettings,
     responses((status = 200, body = MallSettings), Forbidden, Invalid))]
-async fn put_settings(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    Json(body): Json<serde_json::Value>,
-) -> ApiResult<Json<MallSettings>> {
-    write_settings(&state, &auth, &body, SettingsWrite::Replace).await
+async fn put_settings(auth: StaffAuth, Json(body): Json<serde_json::Value>) -> ApiResult<Json<MallSettings>> {
+    write_settings(&auth.state, &auth, &body, SettingsWrite::Replace).await
 }
 
 /// The mall's members, newest first, filtered (M5): a saved segment, and/or tag, level,
@@ -314,7 +290,6 @@ async fn put_settings(
     params(TenantSlug, SegmentParam, MemberFilter, PageQuery),
     responses((status = 200, body = Page<Member>), Forbidden, NotFound, Invalid))]
 async fn list_members(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Query(seg): Query<SegmentParam>,
     Query(f): Query<MemberFilter>,
@@ -322,7 +297,8 @@ async fn list_members(
 ) -> ApiResult<Json<Page<Member>>> {
     auth.require(Permission::MembersRead)?;
     let (before, limit) = q.bounds()?;
-    let items = state
+    let items = auth
+        .state
         .db
         .read(&auth.tenant, &auth.actor(), async |tx| {
             let filter = segments::resolve(tx, &seg, &f).await?;

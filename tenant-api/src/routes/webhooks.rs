@@ -2,7 +2,6 @@
 //! change, delete, rotate the secret, the delivery log, replay, and a test event. Every
 //! route needs `webhooks_manage` (the owner).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use platform::rbac::Permission;
 use platform::webhooks::deliveries::{self, Delivery};
@@ -41,11 +40,10 @@ async fn list_webhooks(auth: StaffAuth) -> ApiResult<Json<Vec<Endpoint>>> {
     params(TenantSlug), request_body = NewEndpoint,
     responses((status = 201, body = CreatedEndpoint), Forbidden, Conflict, Invalid))]
 async fn create_webhook(
-    State(state): State<AppState>,
     auth: StaffAuth,
     Json(body): Json<NewEndpoint>,
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
-    let (vault, policy) = (&state.vault, state.webhook_addresses);
+    let (vault, policy) = (&auth.state.vault, auth.state.webhook_addresses);
     let created =
         auth.write(Permission::WebhooksManage, async |tx| endpoints::create(tx, vault, policy, &body).await).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -66,12 +64,11 @@ async fn get_webhook(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json
     params(TenantSlug, ("id" = i64, Path, description = "endpoint id")), request_body = EndpointPatch,
     responses((status = 200, body = Endpoint), Forbidden, NotFound, Invalid))]
 async fn update_webhook(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Json(body): Json<EndpointPatch>,
 ) -> ApiResult<Json<Endpoint>> {
-    let policy = state.webhook_addresses;
+    let policy = auth.state.webhook_addresses;
     Ok(Json(auth.write(Permission::WebhooksManage, async |tx| endpoints::update(tx, policy, id, &body).await).await?))
 }
 
@@ -88,12 +85,8 @@ async fn delete_webhook(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<J
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/staff/webhooks/{id}/rotate-secret", tag = "staff",
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "endpoint id")),
     responses((status = 200, body = RotatedSecret), Forbidden, NotFound))]
-async fn rotate_webhook_secret(
-    State(state): State<AppState>,
-    auth: StaffAuth,
-    PathId(id): PathId<i64>,
-) -> ApiResult<Json<RotatedSecret>> {
-    let vault = &state.vault;
+async fn rotate_webhook_secret(auth: StaffAuth, PathId(id): PathId<i64>) -> ApiResult<Json<RotatedSecret>> {
+    let vault = &auth.state.vault;
     Ok(Json(auth.write(Permission::WebhooksManage, async |tx| endpoints::rotate(tx, vault, id).await).await?))
 }
 
@@ -103,15 +96,17 @@ async fn rotate_webhook_secret(
     security(("staff_jwt" = [])), params(TenantSlug, ("id" = i64, Path, description = "endpoint id"), PageQuery),
     responses((status = 200, body = Page<Delivery>), Forbidden, NotFound))]
 async fn list_webhook_deliveries(
-    State(state): State<AppState>,
     auth: StaffAuth,
     PathId(id): PathId<i64>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Delivery>>> {
     auth.require(Permission::WebhooksManage)?;
     let (before, limit) = q.bounds()?;
-    let items =
-        state.db.read(&auth.tenant, &auth.actor(), async |tx| deliveries::list(tx, id, before, limit).await).await?;
+    let items = auth
+        .state
+        .db
+        .read(&auth.tenant, &auth.actor(), async |tx| deliveries::list(tx, id, before, limit).await)
+        .await?;
     Ok(Json(Page::new(items, limit, |d| d.id)))
 }
 
