@@ -11,7 +11,6 @@ use platform::staff::{self, NewAllianceAdmin, Scope, StaffUser};
 use platform::tenancy::{self, Alliance};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{StaffLogin, tokens};
 use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound, TooMany, Unauthorized};
@@ -20,13 +19,14 @@ use crate::extract::{AllianceAuth, ClientAddr, Json, Path, PathId};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(overview))
-        .routes(routes!(malls))
-        .routes(routes!(invite_admin))
-        .routes(routes!(remove_mall))
-        .routes(routes!(member_counts))
+    paths![
+        login;
+        overview;
+        malls;
+        invite_admin;
+        remove_mall;
+        member_counts;
+    ]
 }
 
 /// Alliance admin login.

@@ -12,7 +12,6 @@ use platform::rules::dry_run::{self, AllianceDryRun, AllianceDryRunRequest, Alli
 use platform::rules::store::{self, CompileCheck, NewRule, Rule, RulePatch};
 use platform::tx::AllianceTx;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody, rule_move_route};
 use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound};
@@ -21,17 +20,18 @@ use crate::extract::{AllianceAuth, Json, Path, PathId, Query};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(alliance_rule_list, alliance_rule_create))
-        .routes(routes!(alliance_rule_get, alliance_rule_patch))
-        .routes(routes!(alliance_rule_new_version))
-        .routes(routes!(alliance_rule_set_params))
-        .routes(routes!(alliance_rule_rollback))
-        .routes(routes!(alliance_rule_rollback_params))
-        .routes(routes!(alliance_rule_archive))
-        .routes(routes!(alliance_rule_restore))
-        .routes(routes!(alliance_rule_compile))
-        .routes(routes!(alliance_rule_dry_run))
+    paths![
+        alliance_rule_list, alliance_rule_create;
+        alliance_rule_get, alliance_rule_patch;
+        alliance_rule_new_version;
+        alliance_rule_set_params;
+        alliance_rule_rollback;
+        alliance_rule_rollback_params;
+        alliance_rule_archive;
+        alliance_rule_restore;
+        alliance_rule_compile;
+        alliance_rule_dry_run;
+    ]
 }
 
 /// A write to one of the alliance's rules; every server instance then drops the

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use platform::webhooks::deliveries::{self, Delivery};
 use platform::webhooks::endpoints::{self, CreatedEndpoint, Endpoint, EndpointPatch, NewEndpoint, RotatedSecret};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound};
 use crate::error::ApiResult;
@@ -16,13 +15,14 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_alliance_webhooks, create_alliance_webhook))
-        .routes(routes!(get_alliance_webhook, update_alliance_webhook, delete_alliance_webhook))
-        .routes(routes!(rotate_alliance_webhook_secret))
-        .routes(routes!(list_alliance_webhook_deliveries))
-        .routes(routes!(send_alliance_webhook_test))
-        .routes(routes!(replay_alliance_webhook_delivery))
+    paths![
+        list_alliance_webhooks, create_alliance_webhook;
+        get_alliance_webhook, update_alliance_webhook, delete_alliance_webhook;
+        rotate_alliance_webhook_secret;
+        list_alliance_webhook_deliveries;
+        send_alliance_webhook_test;
+        replay_alliance_webhook_delivery;
+    ]
 }
 
 /// The alliance's webhook endpoints (never their secrets).

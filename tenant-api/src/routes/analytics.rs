@@ -14,7 +14,6 @@ use platform::rbac::Permission;
 use platform::tx::TenantTx;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::reports::{DayLabel, parse_day};
 use crate::doc::{Forbidden, Invalid, NotFound, TenantSlug};
@@ -23,12 +22,13 @@ use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_retention))
-        .routes(routes!(get_conversion))
-        .routes(routes!(get_velocity))
-        .routes(routes!(get_searches))
-        .routes(routes!(get_browse_record))
+    paths![
+        get_retention;
+        get_conversion;
+        get_velocity;
+        get_searches;
+        get_browse_record;
+    ]
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

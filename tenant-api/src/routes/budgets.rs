@@ -9,7 +9,6 @@ use platform::alliance::budget::{Budget, BudgetEntry, BudgetTerms, TopUp};
 use platform::alliance::budgets::{self, Budgets, Clearing};
 use platform::rbac::Permission;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{AllianceSlug, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
 use crate::error::ApiResult;
@@ -18,14 +17,15 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(set_clearing))
-        .routes(routes!(set_terms))
-        .routes(routes!(top_up))
-        .routes(routes!(mall_entries))
-        .routes(routes!(own))
-        .routes(routes!(own_top_up))
+    paths![
+        list;
+        set_clearing;
+        set_terms;
+        top_up;
+        mall_entries;
+        own;
+        own_top_up;
+    ]
 }
 
 /// Every mall's issuing budget and the clearing value (alliance admins).

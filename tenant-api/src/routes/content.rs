@@ -22,7 +22,6 @@ use platform::i18n::{Lang, RequestLang};
 use platform::rbac::Permission;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooLarge};
 use crate::error::ApiResult;
@@ -30,19 +29,20 @@ use crate::extract::{Json, Path, PathId, Query, StaffAuth, TenantPath};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_content, create_content))
-        .routes(routes!(get_content, update_content))
-        .routes(routes!(move_content))
-        .routes(routes!(upload_content_image))
-        .routes(routes!(preview_markdown))
-        .routes(routes!(content_file))
-        .routes(routes!(banners))
-        .routes(routes!(announcements))
-        .routes(routes!(zones))
-        .routes(routes!(zone))
-        .routes(routes!(pages))
-        .routes(routes!(page))
+    paths![
+        list_content, create_content;
+        get_content, update_content;
+        move_content;
+        upload_content_image;
+        preview_markdown;
+        content_file;
+        banners;
+        announcements;
+        zones;
+        zone;
+        pages;
+        page;
+    ]
 }
 
 /// The mall's content items, newest first (at most 1000; archived ones only with

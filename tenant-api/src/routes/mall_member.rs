@@ -14,7 +14,6 @@ use platform::mall::orders::{self, NewReview, Order, Review};
 use platform::mall::redeem::{self, RedeemRequest};
 use platform::reports::visits::Visit;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -24,18 +23,19 @@ use crate::pagination::{OffsetPageQuery, Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(products))
-        .routes(routes!(product))
-        .routes(routes!(categories))
-        .routes(routes!(redeem_product))
-        .routes(routes!(my_orders))
-        .routes(routes!(my_order))
-        .routes(routes!(cancel))
-        .routes(routes!(receive))
-        .routes(routes!(review))
-        .routes(routes!(list_addresses, add_address))
-        .routes(routes!(update_address, delete_address))
+    paths![
+        products;
+        product;
+        categories;
+        redeem_product;
+        my_orders;
+        my_order;
+        cancel;
+        receive;
+        review;
+        list_addresses, add_address;
+        update_address, delete_address;
+    ]
 }
 
 /// Products members can redeem now, filtered, sorted and paged (C3). Served from a

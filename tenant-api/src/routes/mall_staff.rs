@@ -14,7 +14,6 @@ use platform::mall::staff_orders::{self, ActionBody};
 use platform::rbac::Permission;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -23,18 +22,19 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_products, create_product))
-        .routes(routes!(get_product, update_product))
-        .routes(routes!(add_codes))
-        .routes(routes!(list_categories, create_category))
-        .routes(routes!(stock_alerts))
-        .routes(routes!(list_orders))
-        .routes(routes!(export_orders))
-        .routes(routes!(import_shipping))
-        .routes(routes!(get_order))
-        .routes(routes!(order_action))
-        .routes(routes!(payment_secret))
+    paths![
+        list_products, create_product;
+        get_product, update_product;
+        add_codes;
+        list_categories, create_category;
+        stock_alerts;
+        list_orders;
+        export_orders;
+        import_shipping;
+        get_order;
+        order_action;
+        payment_secret;
+    ]
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -18,7 +18,6 @@ use platform::rbac::Permission;
 use platform::rules::pipeline::Outcome;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::tokens;
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
@@ -29,21 +28,22 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(lotteries))
-        .routes(routes!(draw))
-        .routes(routes!(staff_lotteries, create_lottery))
-        .routes(routes!(get_lottery, update_lottery))
-        .routes(routes!(lottery_draws))
-        .routes(routes!(checkin_overview, set_checkin_rewards))
-        .routes(routes!(calendar, check_in))
-        .routes(routes!(favorites))
-        .routes(routes!(add_favorite, remove_favorite))
-        .routes(routes!(set_member_profile))
-        .routes(routes!(tag_member, untag_member))
-        .routes(routes!(webview_secret))
-        .routes(routes!(webview_login))
-        .routes(routes!(upsert_member))
+    paths![
+        lotteries;
+        draw;
+        staff_lotteries, create_lottery;
+        get_lottery, update_lottery;
+        lottery_draws;
+        checkin_overview, set_checkin_rewards;
+        calendar, check_in;
+        favorites;
+        add_favorite, remove_favorite;
+        set_member_profile;
+        tag_member, untag_member;
+        webview_secret;
+        webview_login;
+        upsert_member;
+    ]
 }
 
 /// Running lotteries with their prize tables (chances in basis points, stock, won).

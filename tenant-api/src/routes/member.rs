@@ -11,7 +11,6 @@ use platform::members::{self, IdentifierKind, Member, ProfileUpdate, Registratio
 use platform::rules::pipeline::{self, IncomingEvent};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{RefreshRequest, tokens};
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooMany, Unauthorized};
@@ -20,20 +19,21 @@ use crate::extract::{ClientAddr, Json, MemberAuth, TenantPath, bearer_token};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
-        .routes(routes!(send_code))
-        .routes(routes!(login_with_code))
-        .routes(routes!(reset_password))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(me, update_me))
-        .routes(routes!(alliance_handoff))
-        .routes(routes!(send_link_code))
-        .routes(routes!(link_account))
-        .routes(routes!(send_proof_code))
-        .routes(routes!(prove))
+    paths![
+        register;
+        login;
+        send_code;
+        login_with_code;
+        reset_password;
+        refresh;
+        logout;
+        me, update_me;
+        alliance_handoff;
+        send_link_code;
+        link_account;
+        send_proof_code;
+        prove;
+    ]
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,5 +1,14 @@
 //! The HTTP surface, one module per audience.
 
+/// A router of the listed paths: each `;`-ended group is the handlers of one path (what
+/// one `utoipa_axum::routes!` takes), e.g. `paths![list_products, create_product; get_product;]`.
+/// Defined before the modules below, so each of their `router()`s can use it.
+macro_rules! paths {
+    ($($($handler:ident),+;)+) => {
+        utoipa_axum::router::OpenApiRouter::new()$(.routes(utoipa_axum::routes!($($handler),+)))+
+    };
+}
+
 pub mod alliance;
 pub mod alliance_rules;
 pub mod alliance_webhooks;

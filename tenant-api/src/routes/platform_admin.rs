@@ -11,7 +11,6 @@ use platform::staff::{self, NewAllianceAdmin, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, Alliance, NewAlliance, NewTenant};
 use platform::tenant_archive::{self, Deleted, Imported, Tombstone};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{RefreshRequest, StaffLogin, tokens};
 use crate::doc::{BadRequest, Conflict, Invalid, NotFound, TooLarge, TooMany, Unauthorized};
@@ -21,24 +20,25 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(list_tenants, create_tenant))
-        .routes(routes!(get_tenant, delete_tenant))
-        .routes(routes!(export_tenant))
-        .routes(routes!(import_tenant))
-        .routes(routes!(tombstones))
-        .routes(routes!(suspend_tenant))
-        .routes(routes!(resume_tenant))
-        .routes(routes!(set_tenant_limits))
-        .routes(routes!(create_tenant_staff))
-        .routes(routes!(list_alliances, create_alliance))
-        .routes(routes!(create_alliance_admin))
-        .routes(routes!(join_alliance, leave_alliance))
-        .routes(routes!(recorded_messages))
-        .routes(routes!(health))
+    paths![
+        login;
+        refresh;
+        logout;
+        list_tenants, create_tenant;
+        get_tenant, delete_tenant;
+        export_tenant;
+        import_tenant;
+        tombstones;
+        suspend_tenant;
+        resume_tenant;
+        set_tenant_limits;
+        create_tenant_staff;
+        list_alliances, create_alliance;
+        create_alliance_admin;
+        join_alliance, leave_alliance;
+        recorded_messages;
+        health;
+    ]
 }
 
 /// The fleet's health: each configured PostgreSQL cluster (reachable, round trip,

@@ -11,7 +11,6 @@ use platform::levels::{self, LevelChange};
 use platform::members::{self, Identifier};
 use platform::messages::{self, Message};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Invalid, NotFound, TenantSlug, Unauthorized};
 use crate::error::ApiResult;
@@ -21,15 +20,16 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(summary))
-        .routes(routes!(entries))
-        .routes(routes!(transfer))
-        .routes(routes!(messages))
-        .routes(routes!(unread_messages))
-        .routes(routes!(read_message))
-        .routes(routes!(read_all_messages))
-        .routes(routes!(level_changes))
+    paths![
+        summary;
+        entries;
+        transfer;
+        messages;
+        unread_messages;
+        read_message;
+        read_all_messages;
+        level_changes;
+    ]
 }
 
 /// Balances per currency, open lots with their expiry, lock grants and level (L11, V1).

@@ -16,7 +16,6 @@ use platform::points::{self, Credit, Debit};
 use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -25,17 +24,18 @@ use crate::idempotent::{self, Idem, IdempotencyKey, IdempotentEmpty, IdempotentJ
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(member_points))
-        .routes(routes!(credits))
-        .routes(routes!(debit))
-        .routes(routes!(create_hold))
-        .routes(routes!(get_hold))
-        .routes(routes!(capture))
-        .routes(routes!(void))
-        .routes(routes!(refund))
-        .routes(routes!(create_grant))
-        .routes(routes!(accelerate))
+    paths![
+        member_points;
+        credits;
+        debit;
+        create_hold;
+        get_hold;
+        capture;
+        void;
+        refund;
+        create_grant;
+        accelerate;
+    ]
 }
 
 /// A member's balances, lots, grants and level. Needs scope `points:read`.

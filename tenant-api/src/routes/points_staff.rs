@@ -11,7 +11,6 @@ use platform::levels::{self, Level, LevelTable};
 use platform::points::{self, Adjustment};
 use platform::rbac::Permission;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -21,12 +20,13 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(member_points))
-        .routes(routes!(member_entries))
-        .routes(routes!(adjust))
-        .routes(routes!(get_levels, put_levels))
-        .routes(routes!(list_currencies, create_currency))
+    paths![
+        member_points;
+        member_entries;
+        adjust;
+        get_levels, put_levels;
+        list_currencies, create_currency;
+    ]
 }
 
 /// A member's balances, lots, grants and level. Needs `members_read`.

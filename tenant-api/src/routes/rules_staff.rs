@@ -13,7 +13,6 @@ use platform::rules::store::{self, CompileCheck, NewRule, Rule, RuleParamsVersio
 use platform::tx::TenantTx;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -22,20 +21,21 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(get, patch))
-        .routes(routes!(new_version))
-        .routes(routes!(set_params))
-        .routes(routes!(rollback))
-        .routes(routes!(rollback_params))
-        .routes(routes!(archive))
-        .routes(routes!(restore))
-        .routes(routes!(compile))
-        .routes(routes!(dry_run))
-        .routes(routes!(backtests, start_backtest))
-        .routes(routes!(get_backtest))
-        .routes(routes!(events))
+    paths![
+        list, create;
+        get, patch;
+        new_version;
+        set_params;
+        rollback;
+        rollback_params;
+        archive;
+        restore;
+        compile;
+        dry_run;
+        backtests, start_backtest;
+        get_backtest;
+        events;
+    ]
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -13,7 +13,6 @@ use platform::member_csv;
 use platform::rbac::Permission;
 use platform::segments::{self, MemberFilter, Segment, SegmentCount, SegmentInput, SegmentParam};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -22,14 +21,15 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_segments, create_segment))
-        .routes(routes!(update_segment, delete_segment))
-        .routes(routes!(count_members))
-        .routes(routes!(export_members))
-        .routes(routes!(list_broadcasts, create_broadcast))
-        .routes(routes!(get_broadcast))
-        .routes(routes!(cancel_broadcast))
+    paths![
+        list_segments, create_segment;
+        update_segment, delete_segment;
+        count_members;
+        export_members;
+        list_broadcasts, create_broadcast;
+        get_broadcast;
+        cancel_broadcast;
+    ]
 }
 
 /// The mall's saved segments, by name. Needs `members_read`.

@@ -10,7 +10,6 @@ use platform::alliance::settlement::{self, Closed, DrillQuery, Statement, period
 use platform::rbac::Permission;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
 use crate::error::{ApiResult, ErrorBody};
@@ -19,13 +18,14 @@ use crate::pagination::{Cursor, Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(statement))
-        .routes(routes!(close))
-        .routes(routes!(figure_entries))
-        .routes(routes!(export))
-        .routes(routes!(closed))
-        .routes(routes!(own_statement))
+    paths![
+        statement;
+        close;
+        figure_entries;
+        export;
+        closed;
+        own_statement;
+    ]
 }
 
 /// A settlement period in the OpenAPI document: a month or a day from the year 2000 on

@@ -14,7 +14,6 @@ use platform::staff::{self, NewStaff, Scope, StaffUser};
 use platform::tenancy::{self, SettingsWrite};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{RefreshRequest, StaffLogin, tokens};
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, TooMany, Unauthorized};
@@ -25,19 +24,20 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(me))
-        .routes(routes!(list_staff, create_staff))
-        .routes(routes!(update_staff))
-        .routes(routes!(list_keys, create_key))
-        .routes(routes!(revoke_key))
-        .routes(routes!(audit_log))
-        .routes(routes!(get_settings, put_settings, patch_settings))
-        .routes(routes!(list_members))
-        .routes(routes!(get_member))
+    paths![
+        login;
+        refresh;
+        logout;
+        me;
+        list_staff, create_staff;
+        update_staff;
+        list_keys, create_key;
+        revoke_key;
+        audit_log;
+        get_settings, put_settings, patch_settings;
+        list_members;
+        get_member;
+    ]
 }
 
 /// Merchant staff login.

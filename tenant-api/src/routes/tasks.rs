@@ -8,7 +8,6 @@ use platform::tasks::view::{self, MemberTask};
 use platform::tasks::{self, Task, TaskInput};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug, Unauthorized};
 use crate::error::ApiResult;
@@ -16,10 +15,11 @@ use crate::extract::{Json, MemberAuth, PathId, Query, StaffAuth};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_tasks, create_task))
-        .routes(routes!(get_task, update_task))
-        .routes(routes!(my_tasks))
+    paths![
+        list_tasks, create_task;
+        get_task, update_task;
+        my_tasks;
+    ]
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -7,7 +7,6 @@ use platform::rbac::Permission;
 use platform::webhooks::deliveries::{self, Delivery};
 use platform::webhooks::endpoints::{self, CreatedEndpoint, Endpoint, EndpointPatch, NewEndpoint, RotatedSecret};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
@@ -16,13 +15,14 @@ use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_webhooks, create_webhook))
-        .routes(routes!(get_webhook, update_webhook, delete_webhook))
-        .routes(routes!(rotate_webhook_secret))
-        .routes(routes!(list_webhook_deliveries))
-        .routes(routes!(send_webhook_test))
-        .routes(routes!(replay_webhook_delivery))
+    paths![
+        list_webhooks, create_webhook;
+        get_webhook, update_webhook, delete_webhook;
+        rotate_webhook_secret;
+        list_webhook_deliveries;
+        send_webhook_test;
+        replay_webhook_delivery;
+    ]
 }
 
 /// The mall's webhook endpoints (never their secrets). Needs `webhooks_manage`.
