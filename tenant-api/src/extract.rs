@@ -441,6 +441,28 @@ impl PartnerAuth {
     pub fn actor(&self) -> platform::audit::Actor {
         platform::audit::Actor::partner(self.key.key_id)
     }
+
+    /// Refuses with 403 unless the key has `scope`, then runs `work` in a read-only
+    /// transaction of the mall, as this key.
+    pub async fn read<T>(
+        &self,
+        scope: &str,
+        work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
+    ) -> ApiResult<T> {
+        self.key.require(scope)?;
+        Ok(self.state.db.read(&self.tenant, &self.actor(), work).await?)
+    }
+
+    /// Refuses with 403 unless the key has `scope`, then runs `work` in a transaction of
+    /// the mall, as this key.
+    pub async fn write<T>(
+        &self,
+        scope: &str,
+        work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<T>,
+    ) -> ApiResult<T> {
+        self.key.require(scope)?;
+        Ok(self.state.db.write(&self.tenant, &self.actor(), work).await?)
+    }
 }
 
 impl FromRequestParts<AppState> for PartnerAuth {

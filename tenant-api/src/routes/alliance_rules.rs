@@ -4,7 +4,6 @@
 //! only the shared currency (422 at save otherwise), charged to the issuing budget of
 //! the mall where the event happened. A change reaches every instance (`AllianceRules`).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use platform::directory;
 use platform::ids::RuleId;
@@ -16,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::rules_staff::{ParamsBody, RollbackBody, RuleDetail, RuleListQuery, ScriptBody, rule_move_route};
 use crate::doc::{AllianceSlug, Conflict, Forbidden, Invalid, NotFound};
 use crate::error::ApiResult;
-use crate::extract::{AllianceAuth, Json, Path, PathId, Query};
+use crate::extract::{AllianceAuth, Json, PathId, Query};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,12 +36,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A write to one of the alliance's rules; every server instance then drops the
 /// compiled alliance rules.
 async fn write_rule(
-    state: &AppState,
     auth: &AllianceAuth,
     work: impl AsyncFnOnce(&mut AllianceTx) -> platform::Result<Rule>,
 ) -> ApiResult<Json<Rule>> {
     let rule = auth.write(work).await?;
-    state.rules.evict_all();
+    auth.state.rules.evict_all();
     Ok(Json(rule))
 }
 
@@ -59,10 +57,7 @@ async fn alliance_rule_list(auth: AllianceAuth, Query(q): Query<RuleListQuery>) 
     params(AllianceSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
 async fn alliance_rule_create(auth: AllianceAuth, Json(body): Json<NewRule>) -> ApiResult<(StatusCode, Json<Rule>)> {
     let sandbox = auth.state.rules.sandbox.clone();
-    Ok((
-        StatusCode::CREATED,
-        write_rule(&auth.state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?,
-    ))
+    Ok((StatusCode::CREATED, write_rule(&auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 /// One rule with every version of its script and of its parameters.
@@ -87,7 +82,7 @@ async fn alliance_rule_patch(
     PathId(id): PathId<RuleId>,
     Json(body): Json<RulePatch>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&auth.state, &auth, async |tx| store::patch(tx, id, &body).await).await
+    write_rule(&auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 /// Saves a new version of the script and makes it current (compiled first; a 422 names
@@ -101,7 +96,7 @@ async fn alliance_rule_new_version(
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = auth.state.rules.sandbox.clone();
-    write_rule(&auth.state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
+    write_rule(&auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 /// Replaces the rule's parameters (R4) without touching its script: a new parameter
@@ -115,7 +110,7 @@ async fn alliance_rule_set_params(
     PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&auth.state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
+    write_rule(&auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 rule_move_route! {

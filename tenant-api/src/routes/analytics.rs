@@ -3,7 +3,6 @@
 //! search terms, and a member's browse record. All need `reports_read`; every period is
 //! bounded (a longer one is a 422 `period_too_long`).
 
-use axum::extract::State;
 use chrono::{NaiveDate, Utc};
 use platform::analytics::browsing::{self, BrowseRecord};
 use platform::analytics::conversion::{self, Conversion};
@@ -88,14 +87,13 @@ struct SearchParams {
 /// One report of a period ending `to` (a local day, checked here; none: today). Needs
 /// `reports_read`.
 async fn report<T>(
-    state: &AppState,
     auth: &StaffAuth,
     to: Option<&str>,
     read: impl AsyncFnOnce(&mut TenantTx, Option<NaiveDate>) -> platform::Result<T>,
 ) -> ApiResult<Json<T>> {
     auth.require(Permission::ReportsRead)?;
     let to = to.map(parse_day).transpose()?;
-    Ok(Json(state.db.read(&auth.tenant, &auth.actor(), async |tx| read(tx, to).await).await?))
+    Ok(Json(auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| read(tx, to).await).await?))
 }
 
 /// A report route of `report`: `GET $path` with query `$params`, answering `$out` from
@@ -106,11 +104,10 @@ macro_rules! report_route {
         #[utoipa::path(get, path = $path, tag = "reports", security(("staff_jwt" = [])), params(TenantSlug, $params),
     responses((status = 200, body = $out), Forbidden, Invalid))]
         async fn $name(
-            State(state): State<AppState>,
             auth: StaffAuth,
             Query($q): Query<$params>,
         ) -> ApiResult<Json<$out>> {
-            report(&state, &auth, $q.to.as_deref(), async |$tx, $to| $read).await
+            report(&auth, $q.to.as_deref(), async |$tx, $to| $read).await
         }
     };
 }

@@ -148,10 +148,10 @@ async fn my_order(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Js
     Ok(Json(o))
 }
 
-async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, action: Action) -> ApiResult<Json<Order>> {
+async fn member_transition(auth: &MemberAuth, id: OrderId, action: Action) -> ApiResult<Json<Order>> {
     let member = auth.member_id;
     let order = auth.write(async |tx| orders::member_act(tx, id, member, action).await).await?;
-    state.drain_soon(&auth.tenant);
+    auth.state.drain_soon(&auth.tenant);
     Ok(Json(order))
 }
 
@@ -160,7 +160,7 @@ async fn member_transition(state: &AppState, auth: &MemberAuth, id: OrderId, act
     params(TenantSlug, ("id" = i64, Path, description = "order id")),
     responses((status = 200, body = Order), NotFound, Conflict))]
 async fn cancel(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
-    member_transition(&auth.state, &auth, id, Action::Cancel).await
+    member_transition(&auth, id, Action::Cancel).await
 }
 
 /// Confirms receipt of a shipped order.
@@ -168,7 +168,7 @@ async fn cancel(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json
     params(TenantSlug, ("id" = i64, Path, description = "order id")),
     responses((status = 200, body = Order), NotFound, Conflict))]
 async fn receive(auth: MemberAuth, PathId(id): PathId<OrderId>) -> ApiResult<Json<Order>> {
-    member_transition(&auth.state, &auth, id, Action::Receive).await
+    member_transition(&auth, id, Action::Receive).await
 }
 
 /// Reviews a completed order (O8); once per order.

@@ -71,11 +71,8 @@ async fn tracking(
     PathId(order_no): PathId<String>,
     Json(body): Json<Tracking>,
 ) -> ApiResult<Json<Order>> {
-    auth.key.require("orders:write")?;
     let o = auth
-        .state
-        .db
-        .write(&auth.tenant, &auth.actor(), async |tx| {
+        .write("orders:write", async |tx| {
             orders::push_tracking(tx, &order_no, &body.status, &body.description, Utc::now()).await
         })
         .await?;

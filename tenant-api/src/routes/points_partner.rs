@@ -1,7 +1,6 @@
 //! Partner points API (P2, L8, L9): credits in batches, debits, holds for checkout,
 //! lock grants. Every write takes an `Idempotency-Key`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -43,9 +42,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("api_key" = [])), params(TenantSlug, ("id" = i64, Path, description = "member id")),
     responses((status = 200, body = PointsSummary), Forbidden, NotFound))]
 async fn member_points(auth: PartnerAuth, PathId(id): PathId<i64>) -> ApiResult<Json<PointsSummary>> {
-    auth.key.require("points:read")?;
     let tenant = auth.tenant.clone();
-    Ok(Json(auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| book::summary(tx, &tenant, id).await).await?))
+    Ok(Json(auth.read("points:read", async |tx| book::summary(tx, &tenant, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -109,8 +107,7 @@ async fn create_hold(auth: PartnerAuth, req: IdempotentJson) -> ApiResult<Respon
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/partner/holds/{id}", tag = "partner", security(("api_key" = [])),
     params(TenantSlug, ("id" = i64, Path, description = "hold id")), responses((status = 200, body = Hold), NotFound))]
 async fn get_hold(auth: PartnerAuth, PathId(id): PathId<HoldId>) -> ApiResult<Json<Hold>> {
-    auth.key.require("points:read")?;
-    Ok(Json(auth.state.db.read(&auth.tenant, &auth.actor(), async |tx| holds::get(tx, id).await).await?))
+    Ok(Json(auth.read("points:read", async |tx| holds::get(tx, id).await).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,13 +119,12 @@ struct AmountBody {
 
 /// A move of a hold under its `Idempotency-Key`, by the key's holder, answered 200.
 async fn hold_move(
-    state: &AppState,
     auth: &PartnerAuth,
     idem: Idem,
     op: impl AsyncFnOnce(&mut TenantTx, &Tenant, &str) -> platform::Result<Hold>,
 ) -> ApiResult<Response> {
     let who = auth.actor().label;
-    idempotent::write(&state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
+    idempotent::write(&auth.state.db, &auth.tenant, &auth.actor(), idem, StatusCode::OK, async move |tx| {
         let tenant = tx.tenant().clone();
         op(tx, &tenant, &who).await
     })
@@ -144,14 +140,13 @@ macro_rules! hold_amount_route {
     params(TenantSlug, ("id" = i64, Path, description = "hold id"), IdempotencyKey), request_body = AmountBody,
     responses((status = 200, body = Hold), Conflict, Invalid))]
         async fn $name(
-            State(state): State<AppState>,
             auth: PartnerAuth,
             PathId(id): PathId<HoldId>,
             req: IdempotentJson,
         ) -> ApiResult<Response> {
             auth.key.require("points:write")?;
             let (idem, a) = req.open::<AmountBody>()?;
-            hold_move(&state, &auth, idem, async |tx, tenant, who| {
+            hold_move(&auth, idem, async |tx, tenant, who| {
                 holds::$name(tx, tenant, id, a.amount, who, Utc::now()).await
             })
             .await
@@ -173,8 +168,7 @@ hold_amount_route! {
 async fn void(auth: PartnerAuth, PathId(id): PathId<HoldId>, req: IdempotentEmpty) -> ApiResult<Response> {
     auth.key.require("points:write")?;
     let idem = req.open()?;
-    hold_move(&auth.state, &auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await)
-        .await
+    hold_move(&auth, idem, async |tx, tenant, who| holds::void(tx, tenant, id, who, Utc::now()).await).await
 }
 
 hold_amount_route! {

@@ -2,7 +2,6 @@
 //! (versioned, with their own rollback), enable/disable and order, archive and restore,
 //! compile as you type, dry run, backtests over recorded events, and the event log.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use platform::ids::RuleId;
 use platform::rbac::Permission;
@@ -16,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::doc::{Conflict, Forbidden, Invalid, NotFound, TenantSlug};
 use crate::error::ApiResult;
-use crate::extract::{Json, Path, PathId, Query, StaffAuth};
+use crate::extract::{Json, PathId, Query, StaffAuth};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -48,12 +47,11 @@ pub(crate) struct RuleListQuery {
 /// A write to one of the mall's rules, by staff with `rules_write`; every server
 /// instance then drops the mall's compiled rules.
 async fn write_rule(
-    state: &AppState,
     auth: &StaffAuth,
     work: impl AsyncFnOnce(&mut TenantTx) -> platform::Result<Rule>,
 ) -> ApiResult<Json<Rule>> {
     let rule = auth.write(Permission::RulesWrite, work).await?;
-    state.rules.evict(auth.tenant.id).await;
+    auth.state.rules.evict(auth.tenant.id).await;
     Ok(Json(rule))
 }
 
@@ -70,10 +68,7 @@ async fn list(auth: StaffAuth, Query(q): Query<RuleListQuery>) -> ApiResult<Json
     params(TenantSlug), request_body = NewRule, responses((status = 201, body = Rule), Forbidden, Conflict, Invalid))]
 async fn create(auth: StaffAuth, Json(body): Json<NewRule>) -> ApiResult<(StatusCode, Json<Rule>)> {
     let sandbox = auth.state.rules.sandbox.clone();
-    Ok((
-        StatusCode::CREATED,
-        write_rule(&auth.state, &auth, async |tx| store::create(tx, &sandbox, &body).await).await?,
-    ))
+    Ok((StatusCode::CREATED, write_rule(&auth, async |tx| store::create(tx, &sandbox, &body).await).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -104,7 +99,7 @@ async fn get(auth: StaffAuth, PathId(id): PathId<RuleId>) -> ApiResult<Json<Rule
     params(TenantSlug, ("id" = i64, Path, description = "rule id")), request_body = RulePatch,
     responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
 async fn patch(auth: StaffAuth, PathId(id): PathId<RuleId>, Json(body): Json<RulePatch>) -> ApiResult<Json<Rule>> {
-    write_rule(&auth.state, &auth, async |tx| store::patch(tx, id, &body).await).await
+    write_rule(&auth, async |tx| store::patch(tx, id, &body).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,7 +120,7 @@ async fn new_version(
     Json(body): Json<ScriptBody>,
 ) -> ApiResult<Json<Rule>> {
     let sandbox = auth.state.rules.sandbox.clone();
-    write_rule(&auth.state, &auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
+    write_rule(&auth, async |tx| store::new_version(tx, &sandbox, id, &body.script).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -147,7 +142,7 @@ async fn set_params(
     PathId(id): PathId<RuleId>,
     Json(body): Json<ParamsBody>,
 ) -> ApiResult<Json<Rule>> {
-    write_rule(&auth.state, &auth, async |tx| store::set_params(tx, id, &body.params).await).await
+    write_rule(&auth, async |tx| store::set_params(tx, id, &body.params).await).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -175,13 +170,12 @@ macro_rules! rule_move_route {
     params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
     request_body = RollbackBody, responses((status = 200, body = Rule), NotFound, Conflict, Invalid))]
         async fn $name(
-            State(state): State<AppState>,
             auth: $auth,
-            Path((_scope, id)): Path<(String, RuleId)>,
+            PathId(id): PathId<RuleId>,
             Json(body): Json<RollbackBody>,
         ) -> ApiResult<Json<Rule>> {
             let version = body.version;
-            write_rule(&state, &auth, async |tx| store::$op(tx, id, version).await).await
+            write_rule(&auth, async |tx| store::$op(tx, id, version).await).await
         }
     };
     (@ $tag:tt, $sec:tt, $scope:tt, $scope_doc:tt, $auth:ident;
@@ -191,11 +185,10 @@ macro_rules! rule_move_route {
     params(($scope = String, Path, description = $scope_doc), ("id" = i64, Path, description = "rule id")),
     responses((status = 200, body = Rule), NotFound))]
         async fn $name(
-            State(state): State<AppState>,
             auth: $auth,
-            Path((_scope, id)): Path<(String, RuleId)>,
+            PathId(id): PathId<RuleId>,
         ) -> ApiResult<Json<Rule>> {
-            write_rule(&state, &auth, async |tx| store::$op(tx, id).await).await
+            write_rule(&auth, async |tx| store::$op(tx, id).await).await
         }
     };
 }

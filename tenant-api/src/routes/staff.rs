@@ -249,16 +249,21 @@ impl utoipa::ToSchema for SettingsChange {
 /// A staff write of the mall's settings (PUT or PATCH): stored, then evicted from every
 /// instance's directory cache.
 async fn write_settings(
-    state: &AppState,
     auth: &StaffAuth,
     body: &serde_json::Value,
     mode: SettingsWrite,
 ) -> ApiResult<Json<MallSettings>> {
     auth.require(Permission::SettingsWrite)?;
-    let (name, settings) =
-        tenancy::write_mall_settings(state.db.control(), &auth.tenant, body, mode, &auth.actor(), input::from_value)
-            .await?;
-    state.directory.evict(&auth.tenant.slug).await;
+    let (name, settings) = tenancy::write_mall_settings(
+        auth.state.db.control(),
+        &auth.tenant,
+        body,
+        mode,
+        &auth.actor(),
+        input::from_value,
+    )
+    .await?;
+    auth.state.directory.evict(&auth.tenant.slug).await;
     Ok(Json(MallSettings { name, settings }))
 }
 
@@ -270,7 +275,7 @@ async fn write_settings(
     request_body(content = SettingsChange, description = "`name` and any fields of TenantSettings except `limits`"),
     responses((status = 200, body = MallSettings), Forbidden, Invalid))]
 async fn patch_settings(auth: StaffAuth, Json(body): Json<serde_json::Value>) -> ApiResult<Json<MallSettings>> {
-    write_settings(&auth.state, &auth, &body, SettingsWrite::Merge).await
+    write_settings(&auth, &body, SettingsWrite::Merge).await
 }
 
 /// Replaces the mall's settings (a field not sent takes its default); `name` may be sent
@@ -281,7 +286,7 @@ async fn patch_settings(auth: StaffAuth, Json(body): Json<serde_json::Value>) ->
     params(TenantSlug), request_body = TenantSettings,
     responses((status = 200, body = MallSettings), Forbidden, Invalid))]
 async fn put_settings(auth: StaffAuth, Json(body): Json<serde_json::Value>) -> ApiResult<Json<MallSettings>> {
-    write_settings(&auth.state, &auth, &body, SettingsWrite::Replace).await
+    write_settings(&auth, &body, SettingsWrite::Replace).await
 }
 
 /// The mall's members, newest first, filtered (M5): a saved segment, and/or tag, level,
