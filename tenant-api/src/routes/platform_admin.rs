@@ -47,8 +47,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// at most 1000 listed). Read-only.
 #[utoipa::path(get, path = "/v1/platform/health", tag = "platform", security(("platform_jwt" = [])),
     responses((status = 200, body = FleetHealth), Unauthorized))]
-async fn health(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<FleetHealth>> {
-    Ok(Json(platform::health::check(&state.db).await?))
+async fn health(auth: PlatformAuth) -> ApiResult<Json<FleetHealth>> {
+    Ok(Json(platform::health::check(&auth.state.db).await?))
 }
 
 /// Platform operator login.
@@ -98,8 +98,7 @@ struct RecordedQuery {
 #[utoipa::path(get, path = "/v1/platform/recorded-messages", tag = "platform", security(("platform_jwt" = [])),
     params(RecordedQuery, PageQuery), responses((status = 200, body = Page<Recorded>), Unauthorized, Invalid))]
 async fn recorded_messages(
-    state: axum::extract::State<AppState>,
-    _auth: PlatformAuth,
+    auth: PlatformAuth,
     Query(q): Query<RecordedQuery>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Recorded>>> {
@@ -108,15 +107,15 @@ async fn recorded_messages(
         Ok(i) => i.as_str().to_string(),
         Err(_) => d.trim().to_string(),
     });
-    let items = sender::recorded(state.db.control(), destination.as_deref(), before, limit).await?;
+    let items = sender::recorded(auth.state.db.control(), destination.as_deref(), before, limit).await?;
     Ok(Json(Page::new(items, limit, |m| m.id)))
 }
 
 /// Every tenant in the directory.
 #[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform", security(("platform_jwt" = [])),
     responses((status = 200, body = Vec<Tenant>), Unauthorized))]
-async fn list_tenants(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tenant>>> {
-    Ok(Json(directory::list(state.db.control()).await?))
+async fn list_tenants(auth: PlatformAuth) -> ApiResult<Json<Vec<Tenant>>> {
+    Ok(Json(directory::list(auth.state.db.control()).await?))
 }
 
 /// Creates a tenant: its directory row and its migrated schema, in one step (T1).
@@ -130,12 +129,8 @@ async fn create_tenant(auth: PlatformAuth, Json(body): Json<NewTenant>) -> ApiRe
 /// One tenant, whatever its status.
 #[utoipa::path(get, path = "/v1/platform/tenants/{tenant}", tag = "platform", security(("platform_jwt" = [])),
     params(("tenant" = String, Path, description = "tenant slug")), responses((status = 200, body = Tenant), NotFound))]
-async fn get_tenant(
-    state: axum::extract::State<AppState>,
-    _auth: PlatformAuth,
-    Path(slug): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    let t = tenant_by_slug(&state, &slug).await?;
+async fn get_tenant(auth: PlatformAuth, Path(slug): Path<String>) -> ApiResult<Json<Tenant>> {
+    let t = tenant_by_slug(&auth.state, &slug).await?;
     Ok(Json(t))
 }
 
@@ -317,8 +312,8 @@ async fn delete_tenant(
 /// whom each was deleted.
 #[utoipa::path(get, path = "/v1/platform/tombstones", tag = "platform", security(("platform_jwt" = [])),
     responses((status = 200, body = Vec<Tombstone>), Unauthorized))]
-async fn tombstones(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Tombstone>>> {
-    Ok(Json(tenant_archive::tombstones(&state.db).await?))
+async fn tombstones(auth: PlatformAuth) -> ApiResult<Json<Vec<Tombstone>>> {
+    Ok(Json(tenant_archive::tombstones(&auth.state.db).await?))
 }
 
 /// Suspends a tenant: its APIs answer `tenant_suspended`; data is kept (T2).
@@ -375,8 +370,8 @@ async fn create_tenant_staff(
 /// Every alliance.
 #[utoipa::path(get, path = "/v1/platform/alliances", tag = "platform", security(("platform_jwt" = [])),
     responses((status = 200, body = Vec<Alliance>)))]
-async fn list_alliances(state: axum::extract::State<AppState>, _auth: PlatformAuth) -> ApiResult<Json<Vec<Alliance>>> {
-    Ok(Json(tenancy::list_alliances(state.db.control()).await?))
+async fn list_alliances(auth: PlatformAuth) -> ApiResult<Json<Vec<Alliance>>> {
+    Ok(Json(tenancy::list_alliances(auth.state.db.control()).await?))
 }
 
 /// Creates an alliance (SPEC A1); merchants join it when they are created.
