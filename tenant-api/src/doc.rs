@@ -3,6 +3,12 @@
 //! to its own success answer, e.g.
 //! `params(TenantSlug), responses((status = 200, body = Product), Forbidden, NotFound)`.
 //!
+//! A handler whose arguments take the slug through `Path<…>` keeps the tuple form
+//! (`("tenant" = String, Path, description = "tenant slug")`): utoipa reads path
+//! parameters off a `Path` argument and pairs them with the tuples by name, but would list
+//! a `TenantSlug` as a second `tenant`. `PathId` and the credential extractors are not
+//! read that way.
+//!
 //! The error types only describe the document (each is an `ErrorBody`); handlers answer
 //! with `ApiError`. They carry no doc comment on purpose: utoipa would make it the
 //! response's description, and `openapi::CommonErrors` leaves a listed answer's own
