@@ -1,6 +1,8 @@
 //! Extractors: JSON/query/path with JSON errors, and one credential extractor per
 //! audience. Every tenant-addressed extractor resolves the tenant from the `{tenant}`
-//! path segment and refuses a credential issued for another tenant.
+//! path segment and refuses a credential issued for another tenant. Each credential
+//! carries the app state (`auth.state`) and runs its holder's transactions (`auth.read`,
+//! `auth.write`; staff and partner keys check their permission or scope first).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
