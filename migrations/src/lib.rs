@@ -56,6 +56,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 23, "0023_alliance_links"),
     migration!("tenant", 24, "0024_shared_lock_grants"),
     migration!("tenant", 25, "0025_events_by_time"),
+    migration!("tenant", 26, "0026_stock_reservations"),
 ];
 
 #[cfg(test)]

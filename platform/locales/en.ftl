@@ -133,6 +133,7 @@ error-alliance-ledger-elsewhere = This order was paid in an alliance’s shared 
 error-tenant-not-exportable = Only malls on the main cluster can be exported today.
 error-tenant-not-deletable = Only malls on the main cluster can be deleted today.
 error-sold-out = Sold out.
+error-stock-reservation-expired = The stock held for this order was released; please try again.
 error-staff-not-found = No such staff member.
 error-task-not-found = No such task.
 error-tenant-busy = This mall is busy; retry shortly.

@@ -132,6 +132,7 @@ error-alliance-ledger-elsewhere = 该订单以联盟共享积分支付，而联�
 error-tenant-not-exportable = 目前只能导出主集群上的商城。
 error-tenant-not-deletable = 目前只能删除主集群上的商城。
 error-sold-out = 已售罄。
+error-stock-reservation-expired = 为该订单保留的库存已释放，请重试。
 error-staff-not-found = 员工不存在。
 error-task-not-found = 没有这个任务。
 error-tenant-busy = 商城繁忙，请稍后重试。

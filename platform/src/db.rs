@@ -18,17 +18,27 @@ pub const MAIN_CLUSTER: &str = "main";
 #[derive(Clone)]
 pub struct Db {
     clusters: Arc<HashMap<String, PgPool>>,
+    /// Each cluster's side pool (`limits::SIDE_POOL_MAX_CONNS`), opened on first use.
+    side: Arc<HashMap<String, PgPool>>,
 }
 
 impl Db {
     /// Connects to the main cluster (and any others given as `name=url`).
     pub async fn connect(main_url: &str, extra: &[(String, String)], max_conns: u32) -> anyhow::Result<Self> {
-        let mut clusters = HashMap::new();
-        clusters.insert(MAIN_CLUSTER.to_string(), pool(main_url, max_conns).await?);
-        for (name, url) in extra {
-            clusters.insert(name.clone(), pool(url, max_conns).await?);
+        let (mut clusters, mut side) = (HashMap::new(), HashMap::new());
+        let named =
+            std::iter::once((MAIN_CLUSTER, main_url)).chain(extra.iter().map(|(n, u)| (n.as_str(), u.as_str())));
+        for (name, url) in named {
+            clusters.insert(name.to_string(), pool(url, max_conns).await?);
+            side.insert(name.to_string(), side_pool(url)?);
         }
-        Ok(Self { clusters: Arc::new(clusters) })
+        Ok(Self { clusters: Arc::new(clusters), side: Arc::new(side) })
+    }
+
+    /// The side pool of a named cluster: for a short statement run while holding a
+    /// connection of `cluster(name)`.
+    pub fn side(&self, name: &str) -> Result<&PgPool> {
+        self.side.get(name).ok_or_else(|| Error::Internal(anyhow::anyhow!("cluster {name:?} is not configured")))
     }
 
     /// The pool of the cluster that holds the control schema.
@@ -113,6 +123,15 @@ pub async fn switch_back<T>(conn: &mut sqlx::PgConnection, schema: &str, work: R
     let value = work?;
     back?;
     Ok(value)
+}
+
+fn side_pool(url: &str) -> anyhow::Result<PgPool> {
+    let opts: PgConnectOptions = url.parse()?;
+    Ok(PgPoolOptions::new()
+        .max_connections(crate::limits::SIDE_POOL_MAX_CONNS)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_millis(crate::limits::DB_ACQUIRE_TIMEOUT_MS))
+        .connect_lazy_with(opts.application_name("pointsmall-side")))
 }
 
 async fn pool(url: &str, max_conns: u32) -> anyhow::Result<PgPool> {

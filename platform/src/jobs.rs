@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::directory::{self, Tenant, TenantStatus};
 use crate::error::Result;
 use crate::ledger::{expiry, holds, locks};
-use crate::mall::orders;
+use crate::mall::{orders, stock};
 use crate::rules::cache::RuleCache;
 use crate::rules::pipeline;
 
@@ -69,15 +69,20 @@ pub struct JobReport {
     pub reminders: u64,
     /// The merchant's scheduled messages to members that were sent.
     pub broadcasts: u64,
+    /// Stock reservations given back because their request never released them.
+    pub stale_reservations: u64,
 }
 
-/// Runs every job of one tenant at `now`, in a fixed order: unpaid orders (the mall's
-/// job) → release locked points → expire lots → expire holds → reminders → the
+/// Runs every job of one tenant at `now`, in a fixed order: unpaid orders and stale
+/// stock reservations (the mall's jobs) → release locked points → expire lots → expire holds → reminders → the
 /// merchant's scheduled messages → fold the reports' rollups → the analytics' upkeep.
 pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
     // Unpaid orders first: they release their holds themselves.
-    let mut report =
-        JobReport { timed_out_orders: orders::timeout_due(db, tenant, now).await?, ..JobReport::default() };
+    let mut report = JobReport {
+        timed_out_orders: orders::timeout_due(db, tenant, now).await?,
+        stale_reservations: stock::release_stale(db, tenant, now).await?,
+        ..JobReport::default()
+    };
     let (n, amount) = locks::release_due(db, tenant, now).await?;
     report.released_grants = n;
     report.released_amount = amount;

@@ -52,6 +52,11 @@ pub const SESSION_CACHE_TTL_SECS: u64 = 60;
 /// Longest a request waits for a database connection before it is answered 503.
 pub const DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 
+/// Connections of a cluster's side pool: short statements that a request runs while it
+/// holds a connection of the main pool (a redemption's stock take). Never waiting on the
+/// main pool, they cannot deadlock on it however busy it is.
+pub const SIDE_POOL_MAX_CONNS: u32 = 4;
+
 /// Password hashes (argon2id, 19 MiB each) computed at the same time, per instance: one
 /// per core. More wait for a slot, at most this long, then are answered 429.
 pub const PASSWORD_HASH_WAIT_MS: u64 = 10_000;
@@ -289,6 +294,10 @@ pub mod mall {
     /// How long a product seen sold out is answered `sold_out` without reading it again. Stock
     /// given back by a cancellation or refund can take this long to be redeemable.
     pub const SOLD_OUT_MEMO_SECS: u64 = 1;
+
+    /// Age at which the mall's jobs give back a stock reservation whose request never
+    /// released it (the server died between taking the stock and the order's commit).
+    pub const STALE_RESERVATION_SECS: i64 = 600;
 
     /// Longest search keyword.
     pub const QUERY_MAX_CHARS: usize = 50;

@@ -39,6 +39,21 @@ impl TenantTx {
         Ok(self.conn.commit().await?)
     }
 
+    /// Commits when `out` is a success, else rolls back at once (a dropped transaction
+    /// is rolled back only when its connection is next used, keeping its row locks
+    /// until then), and passes `out` on.
+    pub async fn finish<T>(self, out: Result<T>) -> Result<T> {
+        match out {
+            Ok(v) => self.commit().await.map(|()| v),
+            Err(e) => {
+                // The error that undid the work is the one to report; a failed rollback
+                // only leaves the connection to be reset by the pool.
+                let _ = self.conn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Records a staff action on this tenant in the audit log (SPEC B6), in this
     /// transaction.
     pub async fn audit(&mut self, action: &str, target: &str, details: serde_json::Value) -> Result<()> {
@@ -107,9 +122,8 @@ impl Db {
     ) -> Result<T> {
         let conn = self.begin_in(&tenant.cluster, &tenant.schema_name, read_only).await?;
         let mut tx = TenantTx { conn, tenant: tenant.clone(), actor: actor.clone() };
-        let out = work(&mut tx).await?;
-        tx.commit().await?;
-        Ok(out)
+        let out = work(&mut tx).await;
+        tx.finish(out).await
     }
 }
 

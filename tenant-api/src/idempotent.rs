@@ -143,28 +143,47 @@ pub async fn write_then_last<T: Serialize, L: LastStep>(
         tx.commit().await?;
         return Ok(replayed(replay));
     }
-    let (out, last) = work(&mut tx).await?;
-    let body = serde_json::to_value(&out).map_err(|e| Error::Internal(e.into()))?;
-    idempotency::finish(&mut tx, &scope, &idem.key, status.as_u16(), &body).await?;
-    last.run(&mut tx).await?;
-    tx.commit().await?;
+    let out = work(&mut tx).await;
+    let recorded = record(out, (db, tenant), &mut tx, (&scope, &idem.key), status).await;
+    let body = tx.finish(recorded).await?;
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// Records the work's answer under the key, then runs its last step: the answer's body.
+async fn record<T: Serialize, L: LastStep>(
+    out: platform::Result<(T, L)>,
+    (db, tenant): (&Db, &Tenant),
+    tx: &mut TenantTx,
+    (scope, key): (&str, &str),
+    status: StatusCode,
+) -> platform::Result<serde_json::Value> {
+    let (out, last) = out?;
+    let body = serde_json::to_value(&out).map_err(|e| Error::Internal(e.into()))?;
+    idempotency::finish(tx, scope, key, status.as_u16(), &body).await?;
+    last.run(db, tenant, tx).await?;
+    Ok(body)
 }
 
 /// The step `write_then_last` runs after recording the answer.
 pub trait LastStep {
-    fn run(self, conn: &mut PgConnection) -> BoxFuture<'_, platform::Result<()>>;
+    fn run<'a>(self, db: &'a Db, tenant: &'a Tenant, conn: &'a mut PgConnection)
+    -> BoxFuture<'a, platform::Result<()>>;
 }
 
 impl LastStep for () {
-    fn run(self, _: &mut PgConnection) -> BoxFuture<'_, platform::Result<()>> {
+    fn run<'a>(self, _: &'a Db, _: &'a Tenant, _: &'a mut PgConnection) -> BoxFuture<'a, platform::Result<()>> {
         Box::pin(async { Ok(()) })
     }
 }
 
 impl LastStep for platform::mall::redeem::StockTake {
-    fn run(self, conn: &mut PgConnection) -> BoxFuture<'_, platform::Result<()>> {
-        Box::pin(self.apply(conn))
+    fn run<'a>(
+        self,
+        db: &'a Db,
+        tenant: &'a Tenant,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, platform::Result<()>> {
+        Box::pin(self.apply(db, tenant, conn))
     }
 }
 

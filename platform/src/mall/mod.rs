@@ -11,3 +11,4 @@ pub mod orders;
 pub mod payments;
 pub mod redeem;
 pub mod staff_orders;
+pub mod stock;

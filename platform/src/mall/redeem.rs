@@ -1,7 +1,7 @@
 //! Redemption (SPEC O1, O2): one transaction — check the window, level and per-member
-//! limit, take the points (or hold them until the cash part is paid), take stock with a
-//! conditional update, create the order, issue a code for virtual goods. Never oversell,
-//! never double-spend.
+//! limit, take the points (or hold them until the cash part is paid), create the order,
+//! issue a code for virtual goods, and last take the stock (`stock::take`). Never
+//! oversell, never double-spend.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -12,10 +12,12 @@ use super::catalog::{self, Product};
 use super::kinds::{Listing, ProductKind, ReviewState};
 use super::order_state::Status;
 use super::orders::{self, Order};
+use super::stock;
 use crate::alliance::book;
+use crate::db::Db;
 use crate::directory::Tenant;
 use crate::error::{Error, Result};
-use crate::ids::{EntryId, HoldId, ProductId, TenantId};
+use crate::ids::{EntryId, HoldId, ProductId};
 use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::limits::mall::HOLD_MARGIN_SECS;
@@ -115,7 +117,7 @@ pub async fn redeem(
     } else {
         order
     };
-    Ok((order, StockTake { tenant_id: tenant.id, product_id: p.id, quantity: q }))
+    Ok((order, StockTake { product_id: p.id, quantity: q }))
 }
 
 /// Where the goods go: the member's address `address_id`, which physical goods need.
@@ -246,48 +248,19 @@ async fn pay(
     Ok(Paid { status: Status::PendingPayment, debit_entry_id: None, alliance_entry_id: None, hold_id, pay_deadline })
 }
 
-/// The stock a redemption still has to take, as the last statement of its transaction.
+/// The stock a redemption still has to take, as the last step of its transaction.
 #[must_use = "a redemption is not complete until its stock is taken in the same transaction"]
 pub struct StockTake {
-    tenant_id: TenantId,
     product_id: ProductId,
     quantity: i64,
 }
 
 impl StockTake {
-    /// The only place stock is taken: a conditional update, so it cannot go below zero
-    /// (`sold_out` then, and the caller's transaction must roll back). It comes last, so
-    /// the product row — which every winner of a flash sale queues on — is held only
-    /// from here to the commit.
-    ///
-    /// Buyers queue for the row on a transaction-scoped advisory lock keyed by (tenant,
-    /// product), taken inside the statement while the row is checked, before its row lock
-    /// is asked for; it is granted in turn, one buyer per commit. Without it every buyer
-    /// waits on the holder's transaction id, and each commit wakes the whole queue to
-    /// re-read the row and queue again: with 30 waiters that cost more than the commit
-    /// itself (`bench-flash`: 1,570 → about 2,500 attempts/s). The lock only orders the
-    /// queue; the `stock >= $2` re-check on the newest row version is what keeps stock
-    /// exact, so two products sharing a key (ids beyond 2³¹) would only queue together.
-    pub async fn apply(self, conn: &mut PgConnection) -> Result<()> {
-        let left: Option<(i64, i64, bool)> = sqlx::query_as(
-            "UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 \
-             WHERE id = $1 AND stock >= $2 AND status = 'listed' AND review_state = 'approved' \
-             AND (SELECT true FROM pg_advisory_xact_lock($3, $4)) \
-             RETURNING stock, low_stock_threshold, low_stock_alerted",
-        )
-        .bind(self.product_id)
-        .bind(self.quantity)
-        .bind(self.tenant_id.get() as i32)
-        .bind(self.product_id.get() as i32)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some((stock, threshold, alerted)) = left else {
-            return Err(sold_out());
-        };
-        if threshold > 0 && stock <= threshold && !alerted {
-            catalog::check_low_stock(conn, self.product_id).await?;
-        }
-        Ok(())
+    /// Takes the stock (`stock::take`: reserved on the side, consumed in `conn`); it
+    /// comes last, just before the commit. `sold_out` when too little is left: the
+    /// caller's transaction must then roll back.
+    pub async fn apply(self, db: &Db, tenant: &Tenant, conn: &mut PgConnection) -> Result<()> {
+        stock::take(db, tenant, conn, self.product_id, self.quantity).await
     }
 }
 

@@ -375,7 +375,7 @@ async fn seed_orders(db: &Db, tenant: &platform::directory::Tenant, product: pla
     for member_id in members {
         let req = RedeemRequest { product_id: product, quantity: 1, address_id: None };
         let (_, take) = redeem::redeem(&mut tx, &cache, tenant, member_id, &req, chrono::Utc::now()).await?;
-        take.apply(&mut tx).await?;
+        take.apply(db, tenant, &mut tx).await?;
     }
     tx.commit().await?;
     Ok(())

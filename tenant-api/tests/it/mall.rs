@@ -119,9 +119,12 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
+    let reservations: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stock_reservations").fetch_one(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(orders, 100);
     assert_eq!(alerts, 1, "one low-stock alert when stock fell to the threshold");
+    assert_eq!(reservations, 0, "every sale consumed the stock it reserved");
     for (id, balance) in balances {
         let want = if won.contains_key(&id) { 500 } else { 1000 };
         assert_eq!(balance, want, "member {id}");
@@ -152,6 +155,59 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = redeem(&app, &t, &member_token(&app, &t, loser).await, json!({"product_id": p["id"]})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
+}
+
+/// A server that dies between reserving a sale's stock and committing its order leaves
+/// a reservation behind: the mall's jobs give it back once it is stale, and only then.
+#[tokio::test]
+async fn stock_reserved_by_an_order_that_never_committed_comes_back_when_stale() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let p = product(
+        &app,
+        &t,
+        &owner,
+        json!({"name": "Mug", "kind": "coupon", "points_price": 10, "stock": 5,
+        "status": "listed", "review_state": "approved"}),
+    )
+    .await;
+    // Two reservations as `stock::take` leaves them (stock taken, no order): one made
+    // 11 minutes ago, one just now.
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    for (quantity, age_secs) in [(2, 660), (1, 0)] {
+        sqlx::query("UPDATE products SET stock = stock - $2, redeemed_count = redeemed_count + $2 WHERE id = $1")
+            .bind(p["id"].as_i64())
+            .bind(quantity)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO stock_reservations (product_id, quantity, created_at) \
+             VALUES ($1, $2, now() - make_interval(secs => $3))",
+        )
+        .bind(p["id"].as_i64())
+        .bind(quantity)
+        .bind(f64::from(age_secs))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let stock = async || {
+        let path = format!("/v1/tenants/{}/staff/products/{}", t.slug, p["id"]);
+        let (_, prod) = app.call(Method::GET, &path, Some(&owner), None).await;
+        (prod["stock"].as_i64().unwrap(), prod["redeemed_count"].as_i64().unwrap())
+    };
+    assert_eq!(stock().await, (2, 3));
+    let report = app.jobs(&t, Utc::now()).await;
+    assert_eq!(report.stale_reservations, 1, "only the stale one");
+    assert_eq!(stock().await, (4, 1));
+    let report = app.jobs(&t, Utc::now() + Duration::seconds(601)).await;
+    assert_eq!(report.stale_reservations, 1);
+    assert_eq!(stock().await, (5, 0), "all of the stock is back");
+    let report = app.jobs(&t, Utc::now() + Duration::seconds(601)).await;
+    assert_eq!(report.stale_reservations, 0, "given back once");
 }
 
 #[tokio::test]
