@@ -102,10 +102,13 @@ async fn lock_accounts(conn: &mut PgConnection, items: &[CreditItem]) -> Result<
     // Two statements, each in (member, currency) order: create the missing accounts (a
     // new row stays locked until commit), then lock them all. Locking the existing ones
     // first and creating the rest after could deadlock with a batch doing the reverse.
+    // Existing accounts are skipped before the insert: an attempted row costs its BEFORE
+    // INSERT trigger and a speculative insertion even when it then conflicts.
     let (members, currencies): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
     sqlx::query(
         "INSERT INTO accounts (member_id, currency) \
-         SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) ORDER BY i \
+         SELECT m, c FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS t(m, c, i) \
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.member_id = t.m AND a.currency = t.c) ORDER BY i \
          ON CONFLICT DO NOTHING",
     )
     .bind(&members)

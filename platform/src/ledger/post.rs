@@ -41,12 +41,17 @@ pub fn check_amount(field: &str, amount: i64) -> Result<()> {
 
 /// Creates the account if needed. An unknown member or currency is a 404/422.
 pub async fn ensure_account(conn: &mut PgConnection, member_id: i64, currency: &str) -> Result<()> {
-    sqlx::query("INSERT INTO accounts (member_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(member_id)
-        .bind(currency)
-        .execute(conn)
-        .await
-        .map_err(account_error)?;
+    // Looked for first: an attempted insert costs its BEFORE INSERT trigger and a
+    // speculative insertion even when it then conflicts; ON CONFLICT covers a race.
+    sqlx::query(
+        "INSERT INTO accounts (member_id, currency) SELECT $1, $2 \
+         WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(member_id)
+    .bind(currency)
+    .execute(conn)
+    .await
+    .map_err(account_error)?;
     Ok(())
 }
 
