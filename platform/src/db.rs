@@ -74,13 +74,7 @@ impl Db {
         schema: &str,
         read_only: bool,
     ) -> Result<Transaction<'static, Postgres>> {
-        if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
-            return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
-        }
-        // Only the tenant's schema: `public` (writable by default) is not on the path, so
-        // nothing there can shadow a tenant table or function.
-        let mode = if read_only { " READ ONLY" } else { "" };
-        let begin = format!("BEGIN{mode}; SET LOCAL search_path TO \"{schema}\"");
+        let begin = begin_sql(schema, if read_only { " READ ONLY" } else { "" })?;
         Ok(self.cluster(cluster)?.begin_with(sqlx::AssertSqlSafe(begin)).await?)
     }
 
@@ -123,6 +117,18 @@ pub async fn switch_back<T>(conn: &mut sqlx::PgConnection, schema: &str, work: R
     let value = work?;
     back?;
     Ok(value)
+}
+
+/// `BEGIN{mode}; SET LOCAL search_path TO "{schema}"`: the start of a tenant transaction
+/// as one simple query. The name is formatted into it, so only directory-made names
+/// (`[a-z][a-z0-9_]*`, at most 63 bytes) are accepted; anything else is refused before
+/// reaching SQL. Only the tenant's schema is on the path: `public` (writable by default)
+/// is not, so nothing there can shadow a tenant table or function.
+pub(crate) fn begin_sql(schema: &str, mode: &str) -> Result<String> {
+    if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
+        return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
+    }
+    Ok(format!("BEGIN{mode}; SET LOCAL search_path TO \"{schema}\""))
 }
 
 fn side_pool(url: &str) -> anyhow::Result<PgPool> {

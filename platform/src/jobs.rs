@@ -69,13 +69,14 @@ pub struct JobReport {
     pub reminders: u64,
     /// The merchant's scheduled messages to members that were sent.
     pub broadcasts: u64,
-    /// Stock reservations given back because their request never released them.
+    /// Stock reservations given back because their order never committed.
     pub stale_reservations: u64,
 }
 
 /// Runs every job of one tenant at `now`, in a fixed order: unpaid orders and stale
-/// stock reservations (the mall's jobs) → release locked points → expire lots → expire holds → reminders → the
-/// merchant's scheduled messages → fold the reports' rollups → the analytics' upkeep.
+/// stock reservations (the mall's jobs) → release locked points → expire lots → expire
+/// holds → reminders → the merchant's scheduled messages → fold the reports' rollups →
+/// the analytics' upkeep.
 pub async fn run_tenant(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<JobReport> {
     // Unpaid orders first: they release their holds themselves.
     let mut report = JobReport {

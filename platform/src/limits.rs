@@ -295,8 +295,8 @@ pub mod mall {
     /// given back by a cancellation or refund can take this long to be redeemable.
     pub const SOLD_OUT_MEMO_SECS: u64 = 1;
 
-    /// Age at which the mall's jobs give back a stock reservation whose request never
-    /// released it (the server died between taking the stock and the order's commit).
+    /// Age at which the mall's jobs give back a stock reservation whose order never
+    /// committed (its commit failed, or the server died between the two).
     pub const STALE_RESERVATION_SECS: i64 = 600;
 
     /// Longest search keyword.

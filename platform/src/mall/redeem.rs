@@ -68,7 +68,7 @@ pub async fn redeem(
     let q = i64::from(req.quantity);
     // Cheap checks first, without locks: most attempts in a sold-out flash sale end here.
     if catalog.seen_sold_out(tenant.id, req.product_id) {
-        return Err(sold_out());
+        return Err(stock::sold_out());
     }
     let p = catalog::get(conn, req.product_id).await?;
     if let Some(e) = unavailable(&p, now) {
@@ -78,7 +78,7 @@ pub async fn redeem(
         catalog.mark_sold_out(tenant.id, p.id);
     }
     if p.stock < q {
-        return Err(sold_out());
+        return Err(stock::sold_out());
     }
     let address = shipping_to(conn, member_id, &p, req.address_id).await?;
     check_level(conn, member_id, &p).await?;
@@ -262,10 +262,6 @@ impl StockTake {
     pub async fn apply(self, db: &Db, tenant: &Tenant, conn: &mut PgConnection) -> Result<()> {
         stock::take(db, tenant, conn, self.product_id, self.quantity).await
     }
-}
-
-fn sold_out() -> Error {
-    Error::conflict("sold_out", "this product is sold out")
 }
 
 async fn address(conn: &mut PgConnection, member_id: i64, id: i64) -> Result<serde_json::Value> {

@@ -42,7 +42,7 @@ pub async fn take(
     quantity: i64,
 ) -> Result<()> {
     let Some((id, low)) = reserve(db, tenant, product_id, quantity).await? else {
-        return Err(Error::conflict("sold_out", "this product is sold out"));
+        return Err(sold_out());
     };
     let gone = sqlx::query("DELETE FROM stock_reservations WHERE id = $1").bind(id).execute(&mut *conn).await?;
     if gone.rows_affected() != 1 {
@@ -68,15 +68,13 @@ pub async fn take(
 /// again. The lock only orders the queue; the `stock >= quantity` re-check on the newest
 /// row version is what keeps stock exact.
 async fn reserve(db: &Db, tenant: &Tenant, product_id: ProductId, q: i64) -> Result<Option<(i64, bool)>> {
-    if !crate::ident::is_lowercase_ident(&tenant.schema_name, 1..=63, b'_') {
-        return Err(Error::Internal(anyhow::anyhow!("schema name {:?} is not a plain identifier", tenant.schema_name)));
-    }
     // One message, so the row is never held while a round trip to this process waits on
     // a busy machine. Only integers and the directory-made schema name are formatted in.
     let p = product_id.get();
     let (k1, k2) = (tenant.id.get() as i32, p as i32);
+    let begin = crate::db::begin_sql(&tenant.schema_name, "")?;
     let sql = format!(
-        "BEGIN; SET LOCAL search_path TO \"{schema}\"; SET LOCAL synchronous_commit TO off; \
+        "{begin}; SET LOCAL synchronous_commit TO off; \
          WITH taken AS (UPDATE products SET stock = stock - {q}, redeemed_count = redeemed_count + {q} \
              WHERE id = {p} AND stock >= {q} AND status = 'listed' AND review_state = 'approved' \
              AND (SELECT true FROM pg_advisory_xact_lock({k1}, {k2})) \
@@ -85,8 +83,7 @@ async fn reserve(db: &Db, tenant: &Tenant, product_id: ProductId, q: i64) -> Res
          SELECT kept.id, taken.low_stock_threshold > 0 \
              AND taken.stock <= taken.low_stock_threshold AND NOT taken.low_stock_alerted AS low \
          FROM kept, taken; \
-         COMMIT",
-        schema = tenant.schema_name
+         COMMIT"
     );
     let mut conn = db.side(&tenant.cluster)?.acquire().await?;
     let rows = match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
@@ -104,8 +101,8 @@ async fn reserve(db: &Db, tenant: &Tenant, product_id: ProductId, q: i64) -> Res
 }
 
 /// Returns to the stock every reservation made before `now - STALE_RESERVATION_SECS`
-/// (its request died before releasing it); reservations whose order is committing are
-/// skipped. Returns how many were returned.
+/// (its order never committed); reservations whose order is committing are skipped.
+/// Returns how many were returned.
 pub async fn release_stale(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<u64> {
     let before = now - chrono::Duration::seconds(STALE_RESERVATION_SECS);
     db.write(tenant, &Actor::system("system:stock"), async |tx| {
@@ -124,4 +121,9 @@ pub async fn release_stale(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Resu
         Ok(n as u64)
     })
     .await
+}
+
+/// The answer when a product has too little stock left.
+pub(super) fn sold_out() -> Error {
+    Error::conflict("sold_out", "this product is sold out")
 }
