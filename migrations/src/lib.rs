@@ -57,6 +57,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 24, "0024_shared_lock_grants"),
     migration!("tenant", 25, "0025_events_by_time"),
     migration!("tenant", 26, "0026_stock_reservations"),
+    migration!("tenant", 27, "0027_orders_without_product_lock"),
 ];
 
 #[cfg(test)]

@@ -131,11 +131,14 @@ async fn append(
     let created_at = now.trunc_subsecs(6);
     let link = Link { member_id, currency, seq: head.entry_count, amount, locked_delta, balance_after: head.balance };
     let hash = link.hash(&head.head_hash, reason, source, created_at);
+    // The account's new head hash is set in the same statement (the account is locked).
     let entry: Entry = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, source_kind, \
-             source_ref, rule_id, rule_version, params_version, memo, actor, created_at, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {}",
-        super::ENTRY_COLUMNS
+        "WITH e AS (INSERT INTO entries (member_id, currency, seq, amount, locked_delta, balance_after, reason, \
+             source_kind, source_ref, rule_id, rule_version, params_version, memo, actor, created_at, prev_hash, hash) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {cols}), \
+         h AS (UPDATE accounts SET head_hash = $17 WHERE member_id = $1 AND currency = $2) \
+         SELECT {cols} FROM e",
+        cols = super::ENTRY_COLUMNS
     )))
     .bind(member_id)
     .bind(currency)
@@ -157,12 +160,6 @@ async fn append(
     .fetch_one(&mut *conn)
     .await
     .map_err(entry_error)?;
-    sqlx::query("UPDATE accounts SET head_hash = $3 WHERE member_id = $1 AND currency = $2")
-        .bind(member_id)
-        .bind(currency)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
     super::announce(conn, std::slice::from_ref(&entry)).await?;
     if head.drives_level {
         crate::levels::recompute(conn, member_id, head.balance, Some(entry.id)).await?;
@@ -308,18 +305,15 @@ async fn record_allocations(conn: &mut PgConnection, entry_id: EntryId, allocati
     let ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let amounts: Vec<i64> = allocations.iter().map(|a| a.amount).collect();
     sqlx::query(
-        "UPDATE lots l SET remaining = l.remaining - t.a FROM unnest($1::bigint[], $2::bigint[]) AS t(id, a) WHERE l.id = t.id",
+        "WITH t AS (SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS t(id, a)), \
+         drawn AS (UPDATE lots l SET remaining = l.remaining - t.a FROM t WHERE l.id = t.id) \
+         INSERT INTO allocations (entry_id, lot_id, amount) SELECT $1, id, a FROM t",
     )
+    .bind(entry_id)
     .bind(&ids)
     .bind(&amounts)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO allocations (entry_id, lot_id, amount) SELECT $1, id, a FROM unnest($2::bigint[], $3::bigint[]) AS t(id, a)")
-        .bind(entry_id)
-        .bind(&ids)
-        .bind(&amounts)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

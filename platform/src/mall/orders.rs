@@ -72,10 +72,15 @@ pub struct NewOrder<'a> {
 }
 
 pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> {
+    let actor = format!("member:{}", o.member_id);
+    // The order and its first history line in one statement.
     let order: Order = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, points_amount, cash_fen, \
-             status, debit_entry_id, hold_id, pay_deadline, address, alliance_entry_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
+        "WITH o AS (INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, \
+             points_amount, cash_fen, status, debit_entry_id, hold_id, pay_deadline, address, alliance_entry_id) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}), \
+         h AS (INSERT INTO order_history (order_id, from_status, to_status, actor, note) \
+           SELECT id, NULL, status, $16, $17 FROM o) \
+         SELECT {COLUMNS} FROM o"
     )))
     .bind(o.order_no)
     .bind(o.member_id)
@@ -92,16 +97,20 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOrder<'_>) -> Result<Order> 
     .bind(o.pay_deadline)
     .bind(&o.address)
     .bind(o.alliance_entry_id)
+    .bind(&actor)
+    .bind(o.note)
     .fetch_one(&mut *conn)
     .await?;
-    history(conn, order.id, None, o.status, &format!("member:{}", o.member_id), o.note).await?;
+    state_changed(conn, &order, None, o.status, &actor).await?;
     Ok(order)
 }
 
+/// Records a status change of `order` (already set): its history line and the
+/// `order.state_changed` webhook.
 async fn history(
     conn: &mut PgConnection,
-    order_id: OrderId,
-    from: Option<Status>,
+    order: &Order,
+    from: Status,
     to: Status,
     actor: &str,
     note: &str,
@@ -109,15 +118,25 @@ async fn history(
     sqlx::query(
         "INSERT INTO order_history (order_id, from_status, to_status, actor, note) VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(order_id)
-    .bind(from.map(Status::as_str))
+    .bind(order.id)
+    .bind(from.as_str())
     .bind(to.as_str())
     .bind(actor)
     .bind(note)
     .execute(&mut *conn)
     .await?;
-    let order: Order = get(conn, order_id).await?;
-    let data = serde_json::json!({"order_id": order_id, "order_no": order.order_no, "member_id": order.member_id,
+    state_changed(conn, order, Some(from), to, actor).await
+}
+
+/// The `order.state_changed` webhook of a new order or a status change.
+async fn state_changed(
+    conn: &mut PgConnection,
+    order: &Order,
+    from: Option<Status>,
+    to: Status,
+    actor: &str,
+) -> Result<()> {
+    let data = serde_json::json!({"order_id": order.id, "order_no": order.order_no, "member_id": order.member_id,
         "from_status": from.map(Status::as_str), "to_status": to.as_str(), "actor": actor});
     crate::webhooks::enqueue::event(conn, "order.state_changed", data).await
 }
@@ -254,7 +273,7 @@ pub async fn transition(
         Action::Ship | Action::Receive | Action::Approve => {}
     }
     let order = set_status(conn, id, to, details).await?;
-    history(conn, id, Some(from), to, actor, &details.note).await?;
+    history(conn, &order, from, to, actor, &details.note).await?;
     let status = voice.text(&format!("order-status-{}", to.as_str().replace('_', "-")), &[]);
     let body =
         voice.text("order-update-body", &[("order_no", Arg::Str(&order.order_no)), ("status", Arg::Str(&status))]);

@@ -81,13 +81,13 @@ pub async fn redeem(
         return Err(stock::sold_out());
     }
     let address = shipping_to(conn, member_id, &p, req.address_id).await?;
-    check_level(conn, member_id, &p).await?;
     let points = p.price_at(now) * q;
     let cash = p.cash_price_fen * q;
     // Priced in the alliance's shared points (C6): paid from the alliance ledger.
     let shared = tenant.alliance_id.is_some() && book::is_shared(conn, &p.currency).await?;
     lock_spending(conn, member_id, &p, shared).await?;
-    check_member_limit(conn, member_id, &p, q).await?;
+    let standing = Standing::read(conn, member_id, &p).await?;
+    standing.check(&p, q)?;
     let order_no = orders::new_order_no(now);
     let price = Price { points, cash, shared };
     let Paid { status, debit_entry_id, alliance_entry_id, hold_id, pay_deadline } =
@@ -111,7 +111,7 @@ pub async fn redeem(
         },
     )
     .await?;
-    emit_events(conn, &order).await?;
+    emit_events(conn, &order, standing.first_order).await?;
     let order = if status == Status::Completed && p.kind == ProductKind::Virtual {
         orders::issue_code(conn, order.id).await?
     } else {
@@ -136,21 +136,6 @@ async fn shipping_to(
     }
 }
 
-/// Products above the member's level are refused.
-async fn check_level(conn: &mut PgConnection, member_id: i64, p: &Product) -> Result<()> {
-    let level: i64 = sqlx::query_scalar(
-        "SELECT coalesce(l.threshold, 0) FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
-    )
-    .bind(member_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
-    if level < p.min_level_threshold {
-        return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
-    }
-    Ok(())
-}
-
 /// The member's account row (the member row for shared points, whose account is in the
 /// alliance schema) serializes this member's redemptions, so the per-member limit cannot
 /// be passed by racing.
@@ -168,21 +153,47 @@ async fn lock_spending(conn: &mut PgConnection, member_id: i64, p: &Product, sha
     Ok(())
 }
 
-/// The product's per-member limit, counting the member's live orders of it.
-async fn check_member_limit(conn: &mut PgConnection, member_id: i64, p: &Product, q: i64) -> Result<()> {
-    let Some(limit) = p.per_member_limit else { return Ok(()) };
-    let had: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_id = $1 AND member_id = $2 \
-         AND status NOT IN ('cancelled', 'refunded')",
-    )
-    .bind(p.id)
-    .bind(member_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if had + q > i64::from(limit) {
-        return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
+/// What the member's past decides about this redemption, read in one statement after
+/// `lock_spending` (so concurrent redemptions of one member see each other's orders).
+struct Standing {
+    /// The threshold of the member's level (0 without one).
+    level: i64,
+    /// The member's live orders of this product (units).
+    had: i64,
+    /// The member has no order yet: this one is the first redemption.
+    first_order: bool,
+}
+
+impl Standing {
+    async fn read(conn: &mut PgConnection, member_id: i64, p: &Product) -> Result<Standing> {
+        let (level, had, first_order): (i64, i64, bool) = sqlx::query_as(
+            "SELECT coalesce(l.threshold, 0), \
+                 (SELECT coalesce(sum(o.quantity), 0)::bigint FROM orders o WHERE o.product_id = $2 \
+                  AND o.member_id = m.id AND o.status NOT IN ('cancelled', 'refunded')), \
+                 NOT EXISTS (SELECT 1 FROM orders o WHERE o.member_id = m.id) \
+             FROM members m LEFT JOIN levels l ON l.id = m.level_id WHERE m.id = $1",
+        )
+        .bind(member_id)
+        .bind(p.id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("member_not_found", "no such member"))?;
+        Ok(Standing { level, had, first_order })
     }
-    Ok(())
+
+    /// Products above the member's level are refused, and so is passing the product's
+    /// per-member limit (counting the member's live orders of it).
+    fn check(&self, p: &Product, q: i64) -> Result<()> {
+        if self.level < p.min_level_threshold {
+            return Err(Error::forbidden("level_required", "this product is for members of a higher level"));
+        }
+        let Some(limit) = p.per_member_limit else { return Ok(()) };
+        if self.had + q > i64::from(limit) {
+            let had = self.had;
+            return Err(Error::conflict("limit_reached", format!("at most {limit} per member; you have {had}")));
+        }
+        Ok(())
+    }
 }
 
 /// What an order costs.
@@ -278,12 +289,8 @@ async fn address(conn: &mut PgConnection, member_id: i64, id: i64) -> Result<ser
 
 /// The mall's own events of a new order: `first_redemption` for the member's first, and
 /// `order_completed` when it is complete at once.
-async fn emit_events(conn: &mut PgConnection, order: &orders::Order) -> Result<()> {
-    let orders_of_member: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE member_id = $1")
-        .bind(order.member_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if orders_of_member == 1 {
+async fn emit_events(conn: &mut PgConnection, order: &orders::Order, first_order: bool) -> Result<()> {
+    if first_order {
         let payload = serde_json::json!({"order_id": order.id, "product_id": order.product_id});
         crate::outbox::emit(conn, "first_redemption", order.member_id, payload).await?;
     }

@@ -211,6 +211,47 @@ async fn stock_reserved_by_an_order_that_never_committed_comes_back_when_stale()
 }
 
 #[tokio::test]
+async fn orders_name_products_that_exist_without_locking_them() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let p = product(
+        &app,
+        &t,
+        &owner,
+        json!({"name": "Mug", "kind": "coupon", "points_price": 10, "stock": 5,
+        "status": "listed", "review_state": "approved"}),
+    )
+    .await;
+    let (m, _) = app.member(&t, "13900000077").await;
+    let member = m["id"].as_i64().unwrap();
+    let insert = "INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, \
+         points_amount, cash_fen, status) VALUES ($1, $2, $3, 'Mug', 'coupon', 1, 'points', 10, 0, 'completed')";
+    // An order in flight (not committed) leaves its product free: a flash sale's orders
+    // do not pile up locks on the one row they all name.
+    let mut order_tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    sqlx::query(insert).bind("PM-T-1").bind(member).bind(p["id"].as_i64()).execute(&mut *order_tx).await.unwrap();
+    let mut other = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(p["id"].as_i64())
+        .execute(&mut *other)
+        .await
+        .expect("the product is not locked by the order in flight");
+    other.rollback().await.unwrap();
+    order_tx.rollback().await.unwrap();
+    // Yet an order must name a product that exists, and a product is never deleted.
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let e = sqlx::query(insert).bind("PM-T-2").bind(member).bind(999_999_i64).execute(&mut *tx).await.unwrap_err();
+    assert_eq!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("23503"), "{e}");
+    tx.rollback().await.unwrap();
+    let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
+    let e =
+        sqlx::query("DELETE FROM products WHERE id = $1").bind(p["id"].as_i64()).execute(&mut *tx).await.unwrap_err();
+    assert_eq!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("23001"), "{e}");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_physical_order_ships_is_tracked_received_reviewed_and_refunded() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
