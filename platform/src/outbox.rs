@@ -36,11 +36,32 @@ pub fn drained_kinds() -> Vec<&'static str> {
 
 /// Emits `kind` for `member_id` in the transaction on `conn`.
 pub async fn emit(conn: &mut PgConnection, kind: &str, member_id: i64, payload: serde_json::Value) -> Result<()> {
-    sqlx::query("INSERT INTO events_outbox (kind, member_id, payload) VALUES ($1, $2, $3)")
-        .bind(kind)
-        .bind(member_id)
-        .bind(payload)
-        .execute(conn)
-        .await?;
+    emit_all(conn, vec![Emitted { kind, member_id, payload }]).await
+}
+
+/// One event to emit.
+pub struct Emitted<'a> {
+    pub kind: &'a str,
+    pub member_id: i64,
+    pub payload: serde_json::Value,
+}
+
+/// Emits `events` in the transaction on `conn`, in one statement and in this order.
+pub async fn emit_all(conn: &mut PgConnection, events: Vec<Emitted<'_>>) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let members: Vec<i64> = events.iter().map(|e| e.member_id).collect();
+    let payloads: Vec<serde_json::Value> = events.into_iter().map(|e| e.payload).collect();
+    sqlx::query(
+        "INSERT INTO events_outbox (kind, member_id, payload) \
+         SELECT k, m, p FROM unnest($1::text[], $2::bigint[], $3::jsonb[]) WITH ORDINALITY AS t(k, m, p, i) ORDER BY i",
+    )
+    .bind(&kinds)
+    .bind(&members)
+    .bind(&payloads)
+    .execute(conn)
+    .await?;
     Ok(())
 }

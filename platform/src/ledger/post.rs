@@ -214,11 +214,13 @@ pub async fn debit(
     now: DateTime<Utc>,
 ) -> Result<(Entry, Vec<Allocation>)> {
     check_amount("amount", amount)?;
-    ensure_account(conn, member_id, currency).await?;
     if has_due_lots(conn, member_id, currency, now).await? {
         expire_due_lots(conn, member_id, currency, now).await?;
     }
     let Some(head) = bump(conn, member_id, currency, -amount, 0, 0).await? else {
+        // No account, or too little on it. An unknown member or currency is named (404 /
+        // 422); a new account has nothing to spend.
+        ensure_account(conn, member_id, currency).await?;
         let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE member_id = $1 AND currency = $2")
             .bind(member_id)
             .bind(currency)

@@ -527,9 +527,14 @@ pub async fn review(conn: &mut PgConnection, order_id: OrderId, member_id: i64, 
 
 /// Emits `order_completed` for a mall order that just reached `completed`.
 pub(crate) async fn completed(conn: &mut PgConnection, o: &Order) -> Result<()> {
+    crate::outbox::emit_all(conn, vec![completed_event(o)]).await
+}
+
+/// The `order_completed` event of a mall order that reached `completed`.
+pub(crate) fn completed_event(o: &Order) -> crate::outbox::Emitted<'static> {
     let payload = serde_json::json!({
         "source": "mall", "order_id": o.id, "order_no": o.order_no, "product_id": o.product_id,
         "currency": o.currency, "points_amount": o.points_amount, "cash_fen": o.cash_fen,
     });
-    crate::outbox::emit(conn, "order_completed", o.member_id, payload).await
+    crate::outbox::Emitted { kind: "order_completed", member_id: o.member_id, payload }
 }

@@ -22,6 +22,7 @@ use crate::ledger::holds::{self, NewHold};
 use crate::ledger::{Reason, Source, SourceKind, post};
 use crate::limits::mall::HOLD_MARGIN_SECS;
 pub use crate::limits::mall::QUANTITY_MAX;
+use crate::outbox::Emitted;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -143,12 +144,18 @@ async fn lock_spending(conn: &mut PgConnection, member_id: i64, p: &Product, sha
     if shared {
         sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR UPDATE").bind(member_id).execute(&mut *conn).await?;
     } else {
-        post::ensure_account(conn, member_id, &p.currency).await?;
-        sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
-            .bind(member_id)
-            .bind(&p.currency)
-            .execute(&mut *conn)
-            .await?;
+        let lock = async |conn: &mut PgConnection| {
+            sqlx::query("SELECT 1 FROM accounts WHERE member_id = $1 AND currency = $2 FOR UPDATE")
+                .bind(member_id)
+                .bind(&p.currency)
+                .execute(conn)
+                .await
+        };
+        // The account exists but for a member's first points of this currency.
+        if lock(&mut *conn).await?.rows_affected() == 0 {
+            post::ensure_account(conn, member_id, &p.currency).await?;
+            lock(&mut *conn).await?;
+        }
     }
     Ok(())
 }
@@ -287,15 +294,16 @@ async fn address(conn: &mut PgConnection, member_id: i64, id: i64) -> Result<ser
     Ok(serde_json::json!({"name": name, "phone": phone, "region": region, "detail": detail}))
 }
 
-/// The mall's own events of a new order: `first_redemption` for the member's first, and
-/// `order_completed` when it is complete at once.
+/// The mall's own events of a new order, in one statement: `first_redemption` for the
+/// member's first, and `order_completed` when it is complete at once.
 async fn emit_events(conn: &mut PgConnection, order: &orders::Order, first_order: bool) -> Result<()> {
+    let mut events = Vec::new();
     if first_order {
         let payload = serde_json::json!({"order_id": order.id, "product_id": order.product_id});
-        crate::outbox::emit(conn, "first_redemption", order.member_id, payload).await?;
+        events.push(Emitted { kind: "first_redemption", member_id: order.member_id, payload });
     }
     if order.status == Status::Completed {
-        orders::completed(conn, order).await?;
+        events.push(orders::completed_event(order));
     }
-    Ok(())
+    crate::outbox::emit_all(conn, events).await
 }
