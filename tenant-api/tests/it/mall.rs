@@ -17,6 +17,17 @@ async fn product(app: &TestApp, t: &platform::directory::Tenant, owner: &str, bo
     p
 }
 
+/// A mall whose owner has one coupon on sale: "Mug", 10 points, stock 5.
+async fn mug_on_sale() -> (TestApp, platform::directory::Tenant, String, Value) {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (_, owner) = app.staff(&t, "owner").await;
+    let body = json!({"name": "Mug", "kind": "coupon", "points_price": 10, "stock": 5,
+        "status": "listed", "review_state": "approved"});
+    let p = product(&app, &t, &owner, body).await;
+    (app, t, owner, p)
+}
+
 /// A member access token minted with the app's key, with a session opened in the
 /// database (what a login would return, without the argon2 work).
 pub(crate) async fn member_token(app: &TestApp, t: &platform::directory::Tenant, member_id: i64) -> String {
@@ -161,17 +172,7 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
 /// a reservation behind: the mall's jobs give it back once it is stale, and only then.
 #[tokio::test]
 async fn stock_reserved_by_an_order_that_never_committed_comes_back_when_stale() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant().await;
-    let (_, owner) = app.staff(&t, "owner").await;
-    let p = product(
-        &app,
-        &t,
-        &owner,
-        json!({"name": "Mug", "kind": "coupon", "points_price": 10, "stock": 5,
-        "status": "listed", "review_state": "approved"}),
-    )
-    .await;
+    let (app, t, owner, p) = mug_on_sale().await;
     // Two reservations as `stock::take` leaves them (stock taken, no order): one made
     // 11 minutes ago, one just now.
     let mut tx = app.db.tenant_tx(&t.cluster, &t.schema_name).await.unwrap();
@@ -210,19 +211,12 @@ async fn stock_reserved_by_an_order_that_never_committed_comes_back_when_stale()
     assert_eq!(report.stale_reservations, 0, "given back once");
 }
 
+/// Orders name their product without a foreign key (whose locks piled up on a flash
+/// sale's product row); the reference still holds: the product must exist and is never
+/// deleted.
 #[tokio::test]
 async fn orders_name_products_that_exist_without_locking_them() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant().await;
-    let (_, owner) = app.staff(&t, "owner").await;
-    let p = product(
-        &app,
-        &t,
-        &owner,
-        json!({"name": "Mug", "kind": "coupon", "points_price": 10, "stock": 5,
-        "status": "listed", "review_state": "approved"}),
-    )
-    .await;
+    let (app, t, _, p) = mug_on_sale().await;
     let (m, _) = app.member(&t, "13900000077").await;
     let member = m["id"].as_i64().unwrap();
     let insert = "INSERT INTO orders (order_no, member_id, product_id, product_name, kind, quantity, currency, \
