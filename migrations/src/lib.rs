@@ -58,6 +58,7 @@ pub const TENANT: &[Migration] = &[
     migration!("tenant", 25, "0025_events_by_time"),
     migration!("tenant", 26, "0026_stock_reservations"),
     migration!("tenant", 27, "0027_orders_without_product_lock"),
+    migration!("tenant", 28, "0028_report_zone_planned_once"),
 ];
 
 #[cfg(test)]

@@ -125,10 +125,16 @@ pub async fn switch_back<T>(conn: &mut sqlx::PgConnection, schema: &str, work: R
 /// reaching SQL. Only the tenant's schema is on the path: `public` (writable by default)
 /// is not, so nothing there can shadow a tenant table or function.
 pub(crate) fn begin_sql(schema: &str, mode: &str) -> Result<String> {
+    Ok(format!("BEGIN{mode}; SET LOCAL search_path TO \"{}\"", plain_schema(schema)?))
+}
+
+/// `schema` when it is a directory-made name (`[a-z][a-z0-9_]*`, at most 63 bytes), safe
+/// to format into SQL between double quotes; anything else is refused before reaching SQL.
+pub(crate) fn plain_schema(schema: &str) -> Result<&str> {
     if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
         return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
     }
-    Ok(format!("BEGIN{mode}; SET LOCAL search_path TO \"{schema}\""))
+    Ok(schema)
 }
 
 fn side_pool(url: &str) -> anyhow::Result<PgPool> {
@@ -137,7 +143,9 @@ fn side_pool(url: &str) -> anyhow::Result<PgPool> {
         .max_connections(crate::limits::SIDE_POOL_MAX_CONNS)
         .min_connections(0)
         .acquire_timeout(Duration::from_millis(crate::limits::DB_ACQUIRE_TIMEOUT_MS))
-        .connect_lazy_with(opts.application_name("pointsmall-side")))
+        // Only stock reservations run here: each is made durable by the flush of its
+        // order's commit, which comes after it in the WAL (see `mall::stock`).
+        .connect_lazy_with(opts.application_name("pointsmall-side").options([("synchronous_commit", "off")])))
 }
 
 async fn pool(url: &str, max_conns: u32) -> anyhow::Result<PgPool> {

@@ -4,7 +4,7 @@
 //! Keys are scoped by credential and route; the same key with another body is refused.
 
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 
@@ -56,12 +56,19 @@ pub async fn begin(conn: &mut PgConnection, scope: &str, key: &str, hash: &[u8])
     if claimed.is_some() {
         return Ok(None);
     }
-    let (stored_hash, status, body): (Vec<u8>, i32, serde_json::Value) =
+    let stored: Stored =
         sqlx::query_as("SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2")
             .bind(scope)
             .bind(key)
             .fetch_one(&mut *conn)
             .await?;
+    replay_of(stored, hash).map(Some)
+}
+
+/// A key's row: the request's digest, the answer's status and body.
+type Stored = (Vec<u8>, i32, serde_json::Value);
+
+fn replay_of((stored_hash, status, body): Stored, hash: &[u8]) -> Result<Replay> {
     if stored_hash != hash {
         return Err(Error::Invalid {
             code: "idempotency_key_reused",
@@ -69,7 +76,23 @@ pub async fn begin(conn: &mut PgConnection, scope: &str, key: &str, hash: &[u8])
             fields: vec![],
         });
     }
-    Ok(Some(Replay { status: status as u16, body }))
+    Ok(Replay { status: status as u16, body })
+}
+
+/// The first answer recorded under `key`, read without claiming it: one statement, no
+/// transaction, in the tenant's schema `schema` (a directory-made name). For a write
+/// refused before it needs a transaction (a product already seen sold out): a replay
+/// still gets its first answer, and a new key is refused without writing anything. A
+/// claim not yet committed is not seen, so a duplicate sent while its first is still
+/// running gets the refusal (nothing recorded); the same key later replays the first.
+pub async fn recorded(pool: &PgPool, schema: &str, scope: &str, key: &str, hash: &[u8]) -> Result<Option<Replay>> {
+    let schema = crate::db::plain_schema(schema)?;
+    let sql = format!(
+        "SELECT request_hash, status, response FROM \"{schema}\".idempotency_keys WHERE scope = $1 AND key = $2"
+    );
+    let stored: Option<Stored> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).fetch_optional(pool).await?;
+    stored.map(|s| replay_of(s, hash)).transpose()
 }
 
 /// Stores the response of the claimed key (same transaction as the effects).

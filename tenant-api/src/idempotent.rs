@@ -149,6 +149,23 @@ pub async fn write_then_last<T: Serialize, L: LastStep>(
     Ok((status, axum::Json(body)).into_response())
 }
 
+/// Answers `refusal` to a write refused before it needed a transaction, unless its key
+/// already has a first answer, which is replayed (`idempotency::recorded`). Nothing is
+/// written: a refusal is never recorded, as in `write`.
+pub async fn refuse_unless_replayed(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &Actor,
+    idem: Idem,
+    refusal: Error,
+) -> ApiResult<Response> {
+    let pool = db.cluster(&tenant.cluster)?;
+    match idempotency::recorded(pool, &tenant.schema_name, &idem.scope(actor), &idem.key, &idem.hash).await? {
+        Some(replay) => Ok(replayed(replay)),
+        None => Err(refusal.into()),
+    }
+}
+
 /// Records the work's answer under the key, then runs its last step: the answer's body.
 async fn record<T: Serialize, L: LastStep>(
     out: platform::Result<(T, L)>,

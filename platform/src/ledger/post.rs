@@ -265,16 +265,20 @@ async fn draw_lots(
                 ),
             ));
         }
-        let page: Vec<(LotId, i64)> = sqlx::query_as(
-            "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
-             ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 OFFSET $4 FOR UPDATE",
-        )
-        .bind(member_id)
-        .bind(currency)
-        .bind(bounds::LOTS_PAGE)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
+        let page: Vec<(LotId, i64)> = if offset == 0 {
+            sqlx::query_as(FIRST_LOTS).bind(member_id).bind(currency).fetch_all(&mut *conn).await?
+        } else {
+            sqlx::query_as(
+                "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+                 ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT $3 OFFSET $4 FOR UPDATE",
+            )
+            .bind(member_id)
+            .bind(currency)
+            .bind(bounds::LOTS_PAGE)
+            .bind(offset)
+            .fetch_all(&mut *conn)
+            .await?
+        };
         let last_page = (page.len() as i64) < bounds::LOTS_PAGE;
         for (lot_id, remaining) in page {
             if left == 0 {
@@ -292,6 +296,13 @@ async fn draw_lots(
     Ok((allocations, left))
 }
 
+/// A debit's first page of lots (most debits need no other), its `LIMIT` written out:
+/// with the limit and the offset as parameters PostgreSQL plans the statement anew on
+/// every call instead of once per connection.
+const FIRST_LOTS: &str = "SELECT id, remaining FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 \
+     ORDER BY expires_at ASC NULLS LAST, id ASC LIMIT 10000 FOR UPDATE";
+const _: () = assert!(bounds::LOTS_PAGE == 10_000, "FIRST_LOTS writes out LOTS_PAGE");
+
 async fn has_due_lots(conn: &mut PgConnection, member_id: i64, currency: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM lots WHERE member_id = $1 AND currency = $2 AND remaining > 0 AND expires_at <= $3)",
@@ -304,6 +315,20 @@ async fn has_due_lots(conn: &mut PgConnection, member_id: i64, currency: &str, n
 }
 
 async fn record_allocations(conn: &mut PgConnection, entry_id: EntryId, allocations: &[Allocation]) -> Result<()> {
+    // One lot, the common case, has its own statement: PostgreSQL plans the general one
+    // anew on every call (it cannot know the arrays' length before it sees them).
+    if let [one] = allocations {
+        sqlx::query(
+            "WITH drawn AS (UPDATE lots SET remaining = remaining - $3 WHERE id = $2) \
+             INSERT INTO allocations (entry_id, lot_id, amount) VALUES ($1, $2, $3)",
+        )
+        .bind(entry_id)
+        .bind(one.lot_id)
+        .bind(one.amount)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
     let ids: Vec<LotId> = allocations.iter().map(|a| a.lot_id).collect();
     let amounts: Vec<i64> = allocations.iter().map(|a| a.amount).collect();
     sqlx::query(

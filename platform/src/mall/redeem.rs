@@ -49,12 +49,21 @@ fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
     (!open).then(|| Error::conflict("product_unavailable", "this product cannot be redeemed now"))
 }
 
+/// The refusal of a redemption of a product this server saw sold out within the last
+/// `browse::SOLD_OUT_MEMO_SECS`, when that is all there is to answer (the quantity is
+/// valid). Most attempts of a sold-out flash sale end here, before any transaction: the
+/// caller answers it unless the idempotency key already has a first answer.
+pub fn known_sold_out(catalog: &CatalogCache, tenant: &Tenant, req: &RedeemRequest) -> Option<Error> {
+    let valid = (1..=QUANTITY_MAX).contains(&req.quantity);
+    (valid && catalog.seen_sold_out(tenant.id, req.product_id)).then(stock::sold_out)
+}
+
 /// Everything but the stock: the caller records its answer, then applies the returned
 /// `StockTake` in the same transaction and commits.
 ///
-/// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). It is
-/// consulted inside the caller's idempotent transaction, after the key is claimed, so a
-/// replayed key still gets its first answer.
+/// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). The
+/// caller asks `known_sold_out` first; it is consulted here again, inside the caller's
+/// idempotent transaction, for a product seen sold out since.
 pub async fn redeem(
     conn: &mut PgConnection,
     catalog: &CatalogCache,
@@ -67,7 +76,7 @@ pub async fn redeem(
         return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
     }
     let q = i64::from(req.quantity);
-    // Cheap checks first, without locks: most attempts in a sold-out flash sale end here.
+    // Cheap checks first, without locks.
     if catalog.seen_sold_out(tenant.id, req.product_id) {
         return Err(stock::sold_out());
     }

@@ -6,9 +6,10 @@
 //! had flushed the WAL: one fsync per sale, one sale after another (`bench-flash`: the
 //! row's holder was in `WALSync` in half of the samples). Now the order's transaction,
 //! as its last step before the commit ([`take`]):
-//! 1. reserves the stock in a short transaction of its own on the cluster's side pool,
-//!    sent as one message and committed **without waiting for the flush**
-//!    (`synchronous_commit = off`): the row is held only while PostgreSQL runs it;
+//! 1. reserves the stock in one statement, a transaction of its own on the cluster's side
+//!    pool, sent as one message and committed **without waiting for the flush** (the side
+//!    pool's connections run with `synchronous_commit = off`): the row is held only
+//!    while PostgreSQL runs it;
 //! 2. consumes the reservation (deletes its row) and commits durably. Its commit record
 //!    comes after the reservation's in the WAL, so flushing it makes the reservation
 //!    durable too: a committed order always has its stock taken.
@@ -21,7 +22,7 @@
 //! main pool while taking one of it cannot deadlock.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::catalog;
 use crate::audit::Actor;
@@ -62,42 +63,35 @@ pub async fn take(
 /// the stock at or below the low-stock threshold, not alerted yet; `None` when there is
 /// not that much left (or the product is no longer listed and approved).
 ///
-/// Buyers queue for the row on a transaction-scoped advisory lock keyed by (tenant,
-/// product), taken inside the statement while the row is checked, before its row lock is
-/// asked for: without it each release wakes the whole queue to re-read the row and queue
-/// again. The lock only orders the queue; the `stock >= quantity` re-check on the newest
-/// row version is what keeps stock exact.
+/// One statement in a transaction of its own (the side pool's connections commit without
+/// waiting for the flush, see `db::side_pool`), prepared once per connection and sent in
+/// one message, so the row is never held while a round trip to this process waits on a
+/// busy machine. Buyers queue for the row on a transaction-scoped advisory lock keyed by
+/// (tenant, product), taken inside the statement while the row is checked, before its
+/// row lock is asked for: without it each release wakes the whole queue to re-read the
+/// row and queue again. The lock only orders the queue; the `stock >= quantity` re-check
+/// on the newest row version is what keeps stock exact.
 async fn reserve(db: &Db, tenant: &Tenant, product_id: ProductId, q: i64) -> Result<Option<(i64, bool)>> {
-    // One message, so the row is never held while a round trip to this process waits on
-    // a busy machine. Only integers and the directory-made schema name are formatted in.
-    let p = product_id.get();
-    let (k1, k2) = (tenant.id.get() as i32, p as i32);
-    let begin = crate::db::begin_sql(&tenant.schema_name, "")?;
+    // Only the directory-made schema name is formatted in (checked by `begin_sql`'s rule).
+    let schema = crate::db::plain_schema(&tenant.schema_name)?;
     let sql = format!(
-        "{begin}; SET LOCAL synchronous_commit TO off; \
-         WITH taken AS (UPDATE products SET stock = stock - {q}, redeemed_count = redeemed_count + {q} \
-             WHERE id = {p} AND stock >= {q} AND status = 'listed' AND review_state = 'approved' \
-             AND (SELECT true FROM pg_advisory_xact_lock({k1}, {k2})) \
+        "WITH taken AS (UPDATE \"{schema}\".products SET stock = stock - $1, redeemed_count = redeemed_count + $1 \
+             WHERE id = $2 AND stock >= $1 AND status = 'listed' AND review_state = 'approved' \
+             AND (SELECT true FROM pg_advisory_xact_lock($3, $4)) \
              RETURNING id, stock, low_stock_threshold, low_stock_alerted), \
-         kept AS (INSERT INTO stock_reservations (product_id, quantity) SELECT id, {q} FROM taken RETURNING id) \
+         kept AS (INSERT INTO \"{schema}\".stock_reservations (product_id, quantity) SELECT id, $1 FROM taken RETURNING id) \
          SELECT kept.id, taken.low_stock_threshold > 0 \
              AND taken.stock <= taken.low_stock_threshold AND NOT taken.low_stock_alerted AS low \
-         FROM kept, taken; \
-         COMMIT"
+         FROM kept, taken"
     );
-    let mut conn = db.side(&tenant.cluster)?.acquire().await?;
-    let rows = match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            // The failed statement left the transaction open and aborted.
-            if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
-                conn.close_on_drop();
-            }
-            return Err(e.into());
-        }
-    };
-    let Some(row) = rows.first() else { return Ok(None) };
-    Ok(Some((row.try_get(0)?, row.try_get(1)?)))
+    let (k1, k2) = (tenant.id.get() as i32, product_id.get() as i32);
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(q)
+        .bind(product_id)
+        .bind(k1)
+        .bind(k2)
+        .fetch_optional(db.side(&tenant.cluster)?)
+        .await?)
 }
 
 /// Returns to the stock every reservation made before `now - STALE_RESERVATION_SECS`

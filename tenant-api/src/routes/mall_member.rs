@@ -115,6 +115,9 @@ async fn categories(State(state): State<AppState>, TenantPath(tenant): TenantPat
     responses((status = 201, body = Order), Forbidden, Conflict, Invalid))]
 async fn redeem_product(auth: MemberAuth, req: IdempotentJson) -> ApiResult<Response> {
     let (idem, req) = req.open::<RedeemRequest>()?;
+    if let Some(refusal) = redeem::known_sold_out(&auth.state.catalog, &auth.tenant, &req) {
+        return idempotent::refuse_unless_replayed(&auth.state.db, &auth.tenant, &auth.actor(), idem, refusal).await;
+    }
     let (tenant, member, catalog) = (auth.tenant.clone(), auth.member_id, auth.state.catalog.clone());
     let answer = idempotent::write_then_last(
         &auth.state.db,

@@ -148,9 +148,12 @@ async fn a_flash_sale_of_2000_attempts_sells_exactly_the_stock() {
     let token = member_token(&app, &t, winner).await;
     let headers = |idem: String| vec![("authorization", format!("Bearer {token}")), ("idempotency-key", idem)];
     let body = json!({"product_id": p["id"]});
-    let (s, h, b) = app.call_full(Method::POST, &path, &headers(idem), Some(body.clone())).await;
+    let (s, h, b) = app.call_full(Method::POST, &path, &headers(idem.clone()), Some(body.clone())).await;
     assert_eq!((s, b["order_no"].as_str()), (StatusCode::CREATED, order["order_no"].as_str()), "{b}");
     assert_eq!(h.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let other = json!({"product_id": p["id"], "quantity": 1});
+    let (s, _, b) = app.call_full(Method::POST, &path, &headers(idem.clone()), Some(other)).await;
+    assert_eq!(b["error"]["code"], "idempotency_key_reused", "{s}: the key's first request was another body");
     let (s, _, b) = app.call_full(Method::POST, &path, &headers(unique("r")), Some(body)).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("sold_out")), "a new key is refused");
     // …and a restock is redeemable at once (the memo of the sell-out is dropped).
