@@ -227,9 +227,7 @@ pub async fn check_member(pool: &sqlx::PgPool, schema: &str, member_id: i64, fam
         return Ok(());
     }
     let seen = EVICTIONS.load(Ordering::SeqCst);
-    if !crate::ident::is_lowercase_ident(schema, 1..=63, b'_') {
-        return Err(Error::Internal(anyhow::anyhow!("schema name {schema:?} is not a plain identifier")));
-    }
+    let schema = crate::db::plain_schema(schema)?;
     // One statement, no transaction: this runs on every member request.
     let sql = format!(
         "SELECT m.status FROM \"{schema}\".member_sessions s JOIN \"{schema}\".members m ON m.id = s.member_id \

@@ -72,7 +72,7 @@ pub async fn take(
 /// row and queue again. The lock only orders the queue; the `stock >= quantity` re-check
 /// on the newest row version is what keeps stock exact.
 async fn reserve(db: &Db, tenant: &Tenant, product_id: ProductId, q: i64) -> Result<Option<(i64, bool)>> {
-    // Only the directory-made schema name is formatted in (checked by `begin_sql`'s rule).
+    // Only the directory-made schema name is formatted in (`db::plain_schema` checks it).
     let schema = crate::db::plain_schema(&tenant.schema_name)?;
     let sql = format!(
         "WITH taken AS (UPDATE \"{schema}\".products SET stock = stock - $1, redeemed_count = redeemed_count + $1 \
