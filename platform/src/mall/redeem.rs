@@ -54,16 +54,22 @@ fn unavailable(p: &Product, now: DateTime<Utc>) -> Option<Error> {
 /// valid). Most attempts of a sold-out flash sale end here, before any transaction: the
 /// caller answers it unless the idempotency key already has a first answer.
 pub fn known_sold_out(catalog: &CatalogCache, tenant: &Tenant, req: &RedeemRequest) -> Option<Error> {
-    let valid = (1..=QUANTITY_MAX).contains(&req.quantity);
-    (valid && catalog.seen_sold_out(tenant.id, req.product_id)).then(stock::sold_out)
+    (quantity(req).is_ok() && catalog.seen_sold_out(tenant.id, req.product_id)).then(stock::sold_out)
+}
+
+/// The quantity asked for, 1 to `QUANTITY_MAX`.
+fn quantity(req: &RedeemRequest) -> Result<i64> {
+    if !(1..=QUANTITY_MAX).contains(&req.quantity) {
+        return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
+    }
+    Ok(i64::from(req.quantity))
 }
 
 /// Everything but the stock: the caller records its answer, then applies the returned
 /// `StockTake` in the same transaction and commits.
 ///
-/// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`). The
-/// caller asks `known_sold_out` first; it is consulted here again, inside the caller's
-/// idempotent transaction, for a product seen sold out since.
+/// `catalog` remembers products seen sold out (for `browse::SOLD_OUT_MEMO_SECS`); the
+/// caller asks `known_sold_out` before it opens the transaction.
 pub async fn redeem(
     conn: &mut PgConnection,
     catalog: &CatalogCache,
@@ -72,14 +78,8 @@ pub async fn redeem(
     req: &RedeemRequest,
     now: DateTime<Utc>,
 ) -> Result<(Order, StockTake)> {
-    if !(1..=QUANTITY_MAX).contains(&req.quantity) {
-        return Err(Error::invalid_field("quantity", format!("1 to {QUANTITY_MAX}")));
-    }
-    let q = i64::from(req.quantity);
+    let q = quantity(req)?;
     // Cheap checks first, without locks.
-    if catalog.seen_sold_out(tenant.id, req.product_id) {
-        return Err(stock::sold_out());
-    }
     let p = catalog::get(conn, req.product_id).await?;
     if let Some(e) = unavailable(&p, now) {
         return Err(e);
